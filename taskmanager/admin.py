@@ -1,0 +1,346 @@
+"""The "Task manager" section of the Django admin.
+
+Extra views (Start, Stop, Run now, the report log) are added through
+``ModelAdmin.get_urls`` and wrapped in ``admin_site.admin_view``, so they need
+the admin login; each checks its own permission. State changes accept POST
+only (with Django's CSRF protection).
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from . import actions, arguments
+from .forms import TaskForm
+from .models import Command, LogLine, Report, Task, TaskCategory
+
+RUN_PERMISSION = "taskmanager.run_task"
+
+
+def _can_run(request) -> bool:
+    return request.user.has_perm(RUN_PERMISSION)
+
+
+def _badge(value: str, label) -> str:
+    if not value:
+        return "–"
+    return format_html('<span class="tm-badge tm-{}">{}</span>', value.lower(), label)
+
+
+@admin.register(Command)
+class CommandAdmin(admin.ModelAdmin):
+    list_display = ["name", "app_name", "active", "task_count"]
+    list_display_links = ["name", "app_name"]
+    list_filter = ["active", "app_name"]
+    search_fields = ["name", "app_name"]
+    list_editable = []
+    readonly_fields = ["syntax"]
+    fields = ["name", "app_name", "active", "syntax"]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(_task_count=Count("tasks"))
+
+    @admin.display(description=_("tasks"), ordering="_task_count")
+    def task_count(self, obj):
+        return obj._task_count
+
+    @admin.display(description=_("syntax"))
+    def syntax(self, obj):
+        if not obj.pk:
+            return "–"
+        return format_html('<pre class="tm-syntax">{}</pre>', arguments.command_usage(obj.app_name, obj.name))
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.tasks.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+class TaskInline(admin.TabularInline):
+    model = Task
+    fields = ["name", "command", "status", "last_result", "last_datetime", "next_datetime"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TaskCategory)
+class TaskCategoryAdmin(admin.ModelAdmin):
+    list_display = ["name"]
+    search_fields = ["name"]
+    inlines = [TaskInline]
+
+
+class ReportInline(admin.TabularInline):
+    model = Report
+    fields = ["result_badge", "invocation_datetime", "end_reason", "log_tail", "log_link"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-invocation_datetime", "-pk"]
+    verbose_name_plural = _("reports")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("result"))
+    def result_badge(self, obj):
+        if obj.is_running:
+            return format_html('<span class="tm-badge tm-started">{}</span>', _("running"))
+        return _badge(obj.result, obj.get_result_display())
+
+    @admin.display(description=_("last lines"))
+    def log_tail(self, obj):
+        return render_tail(obj)
+
+    @admin.display(description=_("log"))
+    def log_link(self, obj):
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:taskmanager_report_log", args=[obj.pk]),
+            _("complete log with filters"),
+        )
+
+
+def render_tail(report) -> str:
+    rows = report.tail()
+    if not rows:
+        return "–"
+    return format_html(
+        '<pre class="tm-tail">{}</pre>',
+        format_html_join("\n", '<span class="tm-level-{}">{}</span>', ((r.level_name.lower(), r.text) for r in rows)),
+    )
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    form = TaskForm
+    change_form_template = "admin/taskmanager/task/change_form.html"
+    list_display = [
+        "name",
+        "command",
+        "category",
+        "status_badge",
+        "last_result_badge",
+        "errors",
+        "warnings",
+        "last_datetime",
+        "next_datetime",
+    ]
+    list_filter = ["category", "status", "last_result", "command__app_name"]
+    search_fields = ["name", "command__name", "note", "category__name"]
+    list_select_related = ["command", "category"]
+    autocomplete_fields = []
+    actions = ["start_tasks", "stop_tasks", "run_tasks_now"]
+    inlines = [ReportInline]
+    fieldsets = [
+        (_("Definition"), {"fields": ["name", "command", "arguments", "category", "note", "timeout"]}),
+        (_("Scheduling"), {"fields": ["scheduling", "repetition_period", "repetition_rate"]}),
+        (
+            _("Last execution"),
+            {
+                "fields": [
+                    "spooler_id",
+                    "status",
+                    "last_datetime",
+                    "last_result",
+                    "next_datetime",
+                    "errors",
+                    "warnings",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
+        "spooler_id",
+        "status",
+        "last_datetime",
+        "last_result",
+        "next_datetime",
+        "errors",
+        "warnings",
+    ]
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj):
+        return _badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=_("last result"), ordering="last_result")
+    def last_result_badge(self, obj):
+        return _badge(obj.last_result, obj.get_last_result_display())
+
+    # -- actions ---------------------------------------------------------------
+    def get_actions(self, request):
+        found = super().get_actions(request)
+        if not _can_run(request):
+            for name in ("start_tasks", "stop_tasks", "run_tasks_now"):
+                found.pop(name, None)
+        return found
+
+    def _bulk(self, request, queryset, action):
+        for task in queryset.select_related("command"):
+            outcome = action(task, request.user)
+            self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
+
+    @admin.action(description=_("Start selected tasks"), permissions=["run"])
+    def start_tasks(self, request, queryset):
+        self._bulk(request, queryset, actions.start)
+
+    @admin.action(description=_("Stop selected tasks"), permissions=["run"])
+    def stop_tasks(self, request, queryset):
+        self._bulk(request, queryset, actions.stop)
+
+    @admin.action(description=_("Run selected tasks now"), permissions=["run"])
+    def run_tasks_now(self, request, queryset):
+        self._bulk(request, queryset, actions.run_now)
+
+    def has_run_permission(self, request, obj=None):
+        return _can_run(request)
+
+    # -- saving ----------------------------------------------------------------
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        watched = {"scheduling", "repetition_period", "repetition_rate", "command", "arguments"}
+        if change and watched & set(form.changed_data):
+            outcome = actions.reschedule(obj)
+            if outcome is not None:
+                self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
+
+    # -- extra views -----------------------------------------------------------
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/start/", wrap(self.start_view), name="taskmanager_task_start"),
+            path("<path:object_id>/stop/", wrap(self.stop_view), name="taskmanager_task_stop"),
+            path("<path:object_id>/run-now/", wrap(self.run_now_view), name="taskmanager_task_run_now"),
+        ] + super().get_urls()
+
+    def _button_view(self, request, object_id, action):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not _can_run(request):
+            raise PermissionDenied
+        task = get_object_or_404(Task.objects.select_related("command"), pk=object_id)
+        outcome = action(task, request.user)
+        self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:taskmanager_task_change", args=[task.pk]))
+
+    def start_view(self, request, object_id):
+        return self._button_view(request, object_id, actions.start)
+
+    def stop_view(self, request, object_id):
+        return self._button_view(request, object_id, actions.stop)
+
+    def run_now_view(self, request, object_id):
+        return self._button_view(request, object_id, actions.run_now)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_run_task"] = _can_run(request)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    list_display = ["task", "result_badge", "invocation_datetime", "finished_datetime", "end_reason", "trigger"]
+    list_filter = ["result", "trigger", "task__category"]
+    search_fields = ["task__name"]
+    list_select_related = ["task"]
+    date_hierarchy = "invocation_datetime"
+    fields = [
+        "task",
+        "result",
+        "invocation_datetime",
+        "finished_datetime",
+        "end_reason",
+        "trigger",
+        "user",
+        "command_line",
+        "host",
+        "pid",
+        "stopped_by",
+        "lines",
+        "warnings",
+        "errors",
+        "skipped_runs",
+        "log_tail",
+        "log_link",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("result"), ordering="result")
+    def result_badge(self, obj):
+        if obj.is_running:
+            return format_html('<span class="tm-badge tm-started">{}</span>', _("running"))
+        return _badge(obj.result, obj.get_result_display())
+
+    @admin.display(description=_("last lines"))
+    def log_tail(self, obj):
+        return render_tail(obj)
+
+    @admin.display(description=_("log"))
+    def log_link(self, obj):
+        return ReportInline.log_link(None, obj)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/log/",
+                self.admin_site.admin_view(self.log_view),
+                name="taskmanager_report_log",
+            ),
+        ] + super().get_urls()
+
+    LEVELS = {"ALL": 0, "WARNING": LogLine.Level.WARNING, "ERROR": LogLine.Level.ERROR}
+    PAGE_SIZE = 500
+
+    def log_view(self, request, object_id):
+        """The complete log of a report, filtered by level, paged by ``seq``."""
+        report = get_object_or_404(Report.objects.select_related("task"), pk=object_id)
+        if not self.has_view_permission(request, report):
+            raise PermissionDenied
+        level = request.GET.get("level", "ALL").upper()
+        if level not in self.LEVELS:
+            level = "ALL"
+        try:
+            after = max(int(request.GET.get("after", 0)), 0)
+        except ValueError:
+            after = 0
+        lines = report.log_lines.filter(seq__gt=after)
+        if self.LEVELS[level]:
+            lines = lines.filter(level__gte=self.LEVELS[level])
+        page = list(lines.order_by("seq")[: self.PAGE_SIZE + 1])
+        more = len(page) > self.PAGE_SIZE
+        page = page[: self.PAGE_SIZE]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Log of %(report)s") % {"report": report},
+            "opts": self.opts,
+            "report": report,
+            "lines": page,
+            "level": level,
+            "levels": list(self.LEVELS),
+            "next_after": page[-1].seq if more and page else None,
+            "after": after,
+        }
+        return TemplateResponse(request, "admin/taskmanager/report/log.html", context)
+

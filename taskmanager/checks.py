@@ -1,0 +1,1 @@
+"""System checks, ids ``taskmanager.E0xx`` (errors) and ``taskmanager.W0xx`` (warnings)."""

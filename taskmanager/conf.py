@@ -1,0 +1,64 @@
+"""The app's settings: one entry point, ``TASKMANAGER_*`` names read lazily.
+
+Each setting is looked up on the project's ``django.conf.settings`` at the
+moment it is used, so ``override_settings`` in tests and per-process settings
+work without any cache to invalidate.
+"""
+
+from django.conf import settings as django_settings
+
+DEFAULTS = {
+    # Dotted path of the spooler backend class (see taskmanager.spooler).
+    "BACKEND": "taskmanager.spooler.uwsgi.UwsgiBackend",
+    # Reports kept per task (older finished ones are deleted after each run).
+    "REPORTS_KEPT": 5,
+    # Lines of the log shown as the tail of a report.
+    "REPORT_TAIL_LINES": 10,
+    # Seconds between SIGTERM and SIGKILL when a run is stopped or times out.
+    "STOP_GRACE_SECONDS": 3.0,
+    # Default maximum duration of a run in seconds; None means no limit.
+    "DEFAULT_TIMEOUT": None,
+    # Bytes of log text stored per run; past it lines are counted, not stored.
+    "MAX_LOG_BYTES": 200 * 1024 * 1024,
+    # Log lines written per database batch, and the batch's byte bound.
+    "LOG_BATCH_LINES": 1000,
+    "LOG_BATCH_BYTES": 512 * 1024,
+    # Seconds between two flushes of pending log lines while a command runs.
+    "LOG_FLUSH_SECONDS": 0.5,
+    # Seconds between two checks of the database for a stop request.
+    "STOP_POLL_SECONDS": 0.5,
+    # Seconds between two heartbeats of a supervising spooler process.
+    "HEARTBEAT_SECONDS": 5.0,
+    # A run whose heartbeat is older than this is taken for interrupted.
+    "HEARTBEAT_TIMEOUT": 60.0,
+    # Commands collect_commands never activates (they give a shell or wipe data).
+    "UNSAFE_COMMANDS": [
+        "changepassword",
+        "createsuperuser",
+        "dbshell",
+        "flush",
+        "shell",
+        "sqlflush",
+        "runserver",
+        "testserver",
+    ],
+    # Set True to let collect_commands activate the commands above.
+    "ALLOW_UNSAFE_COMMANDS": False,
+    # Directory the command runs in; None means settings.BASE_DIR, else the
+    # working directory of the process that loaded the app.
+    "WORKING_DIR": None,
+}
+
+
+class AppSettings:
+    """Attribute access to ``TASKMANAGER_<NAME>`` with a default from DEFAULTS."""
+
+    prefix = "TASKMANAGER_"
+
+    def __getattr__(self, name: str):
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown taskmanager setting {name!r}")
+        return getattr(django_settings, self.prefix + name, DEFAULTS[name])
+
+
+app_settings = AppSettings()

@@ -1,0 +1,303 @@
+"""Models: Command, TaskCategory, Task, Report and the report's LogLine rows.
+
+The task's ``status`` and ``run_token`` are the state machine described in
+``docs/states.rst``: every change to them is one conditional UPDATE checked by
+its row count, never a read-then-write, so concurrent web and spooler
+processes cannot both win.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import schedule
+
+
+def new_token() -> str:
+    """Return a fresh run token (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+class Command(models.Model):
+    """A management command collected from an installed app."""
+
+    name = models.CharField(_("name"), max_length=100)
+    app_name = models.CharField(_("app name"), max_length=200)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("command")
+        verbose_name_plural = _("commands")
+        ordering = ["app_name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["app_name", "name"], name="taskmanager_command_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.app_name})"
+
+
+class TaskCategory(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+
+    class Meta:
+        verbose_name = _("task category")
+        verbose_name_plural = _("task categories")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class TaskQuerySet(models.QuerySet):
+    def pending(self):
+        """Tasks waiting in a spool file for their next run."""
+        return self.filter(status__in=[Task.Status.SCHEDULED, Task.Status.SPOOLED])
+
+    def running(self):
+        return self.filter(status=Task.Status.STARTED)
+
+
+class Task(models.Model):
+    class Status(models.TextChoices):
+        IDLE = "IDLE", _("Idle")
+        STARTED = "STARTED", _("Started")
+        SCHEDULED = "SCHEDULED", _("Scheduled")
+        SPOOLED = "SPOOLED", _("Spooled")
+
+    class Result(models.TextChoices):
+        OK = "OK", _("OK")
+        WARNINGS = "WARNINGS", _("Warnings")
+        ERRORS = "ERRORS", _("Errors")
+        FAILED = "FAILED", _("Failed")
+
+    class Period(models.TextChoices):
+        MINUTE = "minute", _("minute")
+        HOUR = "hour", _("hour")
+        DAY = "day", _("day")
+        MONTH = "month", _("month")
+
+    # Definition
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    command = models.ForeignKey(
+        Command, on_delete=models.PROTECT, related_name="tasks", verbose_name=_("command")
+    )
+    arguments = models.TextField(
+        _("arguments"),
+        blank=True,
+        help_text=_(
+            "Separate arguments with commas and the values of one argument with spaces, "
+            'e.g. <code>-f, --names alice bob, --mode=fast</code>. Quote values that contain '
+            "spaces or commas."
+        ),
+    )
+    category = models.ForeignKey(
+        TaskCategory,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tasks",
+        verbose_name=_("category"),
+    )
+    note = models.TextField(_("note"), blank=True)
+    timeout = models.PositiveIntegerField(
+        _("timeout"),
+        null=True,
+        blank=True,
+        help_text=_("Maximum duration of a run in seconds; empty uses the project default."),
+    )
+
+    # Scheduling
+    scheduling = models.DateTimeField(
+        _("scheduling"),
+        null=True,
+        blank=True,
+        help_text=_("When the task runs first; empty means as soon as it is started."),
+    )
+    repetition_period = models.CharField(
+        _("repetition period"), max_length=10, choices=Period.choices, blank=True
+    )
+    repetition_rate = models.PositiveIntegerField(_("repetition rate"), null=True, blank=True)
+
+    # Last execution (written by the runner only)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.IDLE, editable=False
+    )
+    run_token = models.CharField(max_length=32, blank=True, editable=False)
+    spooler_id = models.CharField(_("spooled at"), max_length=500, blank=True, editable=False)
+    spooler_node = models.CharField(_("spooler node"), max_length=500, blank=True, editable=False)
+    last_datetime = models.DateTimeField(_("last execution"), null=True, blank=True, editable=False)
+    last_result = models.CharField(
+        _("last result"), max_length=10, choices=Result.choices, blank=True, editable=False
+    )
+    errors = models.PositiveIntegerField(_("errors"), default=0, editable=False)
+    warnings = models.PositiveIntegerField(_("warnings"), default=0, editable=False)
+    next_datetime = models.DateTimeField(_("next execution"), null=True, blank=True, editable=False)
+    # Status to return to when a "run now" run ends (the periodic chain goes on).
+    resume_status = models.CharField(max_length=10, blank=True, editable=False)
+    run_now_token = models.CharField(max_length=32, blank=True, editable=False)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("started by"),
+    )
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
+        ordering = ["name"]
+        permissions = [("run_task", _("Can start, stop and run tasks"))]
+        indexes = [models.Index(fields=["status"], name="taskmanager_task_status")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_periodic(self) -> bool:
+        return schedule.is_periodic(self.repetition_period or None, self.repetition_rate)
+
+
+class ReportQuerySet(models.QuerySet):
+    def running(self):
+        return self.filter(finished_datetime__isnull=True)
+
+    def finished(self):
+        return self.filter(finished_datetime__isnull=False)
+
+
+class Report(models.Model):
+    """One run of a task: created when the run is claimed, completed when it ends."""
+
+    class Trigger(models.TextChoices):
+        START = "start", _("start")
+        SCHEDULE = "schedule", _("schedule")
+        RUN_NOW = "run now", _("run now")
+        RECOVERY = "recovery", _("recovery")
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="reports", verbose_name=_("task"))
+    result = models.CharField(
+        _("result"), max_length=10, choices=Task.Result.choices, blank=True
+    )
+    invocation_datetime = models.DateTimeField(_("invocation datetime"), default=timezone.now)
+    finished_datetime = models.DateTimeField(_("finished datetime"), null=True, blank=True)
+    end_reason = models.CharField(_("end reason"), max_length=200, blank=True)
+    trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("started by"),
+    )
+    command_line = models.TextField(_("command line"), blank=True)
+    host = models.CharField(_("host"), max_length=255, blank=True)
+    pid = models.IntegerField(_("pid"), null=True, blank=True)
+    # Supervisor (spooler process) identity, for recovery after a crash.
+    supervisor_pid = models.IntegerField(null=True, blank=True)
+    supervisor_started = models.FloatField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    stop_requested_at = models.DateTimeField(null=True, blank=True)
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("stopped by"),
+    )
+    skipped_runs = models.PositiveIntegerField(_("skipped runs"), default=0)
+    lines = models.PositiveIntegerField(_("lines"), default=0)
+    warnings = models.PositiveIntegerField(_("warnings"), default=0)
+    errors = models.PositiveIntegerField(_("errors"), default=0)
+
+    objects = ReportQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
+        ordering = ["-invocation_datetime", "-pk"]
+        indexes = [models.Index(fields=["task", "-invocation_datetime"], name="taskmanager_report_task")]
+
+    def __str__(self):
+        when = timezone.localtime(self.invocation_datetime).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{self.task} @ {when}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.finished_datetime is None
+
+    @property
+    def duration(self):
+        if self.finished_datetime is None:
+            return None
+        return self.finished_datetime - self.invocation_datetime
+
+    def tail(self, count=None):
+        """Return the last ``count`` LogLine rows in log order (one query)."""
+        from .conf import app_settings
+
+        count = count or app_settings.REPORT_TAIL_LINES
+        rows = list(self.log_lines.order_by("-seq")[:count])
+        rows.reverse()
+        return rows
+
+
+class LogLine(models.Model):
+    """One captured line (or one logging record) of a run's log."""
+
+    class Level(models.IntegerChoices):
+        DEBUG = 10, "DEBUG"
+        INFO = 20, "INFO"
+        NOTICE = 22, "NOTICE"
+        SUCCESS = 25, "SUCCESS"
+        WARNING = 30, "WARNING"
+        ERROR = 40, "ERROR"
+        CRITICAL = 50, "CRITICAL"
+
+    class Stream(models.TextChoices):
+        STDOUT = "stdout", "stdout"
+        STDERR = "stderr", "stderr"
+        LOGGING = "logging", "logging"
+        SYSTEM = "taskmanager", "taskmanager"
+
+    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="log_lines", db_index=False)
+    seq = models.PositiveIntegerField()
+    level = models.PositiveSmallIntegerField(choices=Level.choices, default=Level.INFO)
+    stream = models.CharField(max_length=11, choices=Stream.choices)
+    timestamp = models.DateTimeField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["report", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["report", "seq"], name="taskmanager_logline_seq"),
+        ]
+        indexes = [models.Index(fields=["report", "level", "seq"], name="taskmanager_logline_level")]
+
+    def __str__(self):
+        return self.text
+
+    @property
+    def level_name(self) -> str:
+        return self.Level(self.level).label if self.level in self.Level.values else str(self.level)
+
+
+class SpoolerHeartbeat(models.Model):
+    """The last sign of life of a node's spooler (host and spool directory)."""
+
+    node = models.CharField(max_length=500, unique=True)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("spooler heartbeat")
+        verbose_name_plural = _("spooler heartbeats")

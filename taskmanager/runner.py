@@ -1,0 +1,555 @@
+"""Run one task: claim it, supervise its command in a forked child, store the log.
+
+``execute()`` is what a spooler calls for a spool entry. The steps:
+
+1. **Claim**: one conditional UPDATE of the task, checked by its row count,
+   turns it STARTED only if the entry's token is still the task's current
+   one; the Report row is created in the same transaction. A stale token
+   (the task was stopped, edited or deleted) consumes the entry silently.
+   A periodic task's next run is spooled right after the claim, so a
+   supervisor that dies mid-run does not break the chain.
+2. **Supervise**: the command runs through ``call_command`` in a forked
+   child with its own process group; the supervisor reads its output
+   (see :mod:`taskmanager.logcapture`), writes the log in batches, polls the
+   database for a stop request and enforces the timeout.
+3. **Finish**: the report gets its result and end reason, the task its last
+   result and new status, in one transaction; then old reports are pruned.
+"""
+
+import ctypes
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+
+from django.db import close_old_connections, connections, transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from . import arguments, logcapture, schedule
+from .conf import app_settings
+from .models import LogLine, Report, Task, new_token
+
+logger = logging.getLogger("taskmanager.runner")
+
+# The child's outcome travels on the record pipe under this stream name.
+_OUTCOME = "_outcome"
+# Exit code of a child whose command raised (as sysexits' EX_SOFTWARE).
+_EXIT_EXCEPTION = 70
+
+
+def execute(task_id: int, token: str, trigger: str) -> Report | None:
+    """Run the task for one spool entry, if its token is still current.
+
+    Return the run's Report, or None when the entry was stale and consumed.
+    Database connections are closed before and after (the spooler never
+    closes them itself).
+    """
+    close_old_connections()
+    try:
+        run = claim(task_id, token, trigger)
+        if run is None:
+            return None
+        task, report = run
+        Supervisor(task, report).run()
+        return report
+    finally:
+        close_old_connections()
+
+
+def local_tz():
+    return timezone.get_current_timezone()
+
+
+def _respool(task_id: int, token: str, trigger: str, at: datetime | None) -> str:
+    from .spooler import get_backend
+
+    path = get_backend().spool(task_id, token, trigger, at)
+    Task.objects.filter(pk=task_id, run_token=token).update(spooler_id=path)
+    return path
+
+
+def claim(task_id: int, token: str, trigger: str):
+    """Claim the run for (task_id, token): return (task, report) or None."""
+    now = timezone.now()
+    task = Task.objects.select_related("command").filter(pk=task_id).first()
+    if task is None:
+        logger.info("Task %s no longer exists: spool entry consumed without running.", task_id)
+        return None
+    if trigger == Report.Trigger.RUN_NOW:
+        if not token or token != task.run_now_token:
+            logger.info("Stale 'run now' entry for task %s consumed.", task_id)
+            return None
+        claimed = Task.objects.filter(
+            pk=task.pk,
+            run_now_token=token,
+            status__in=[Task.Status.IDLE, Task.Status.SCHEDULED, Task.Status.SPOOLED],
+        ).update(status=Task.Status.STARTED, resume_status=F("status"), run_now_token="")
+        next_token, next_at = "", None
+    else:
+        if not token or token != task.run_token:
+            logger.info("Stale spool entry for task %s consumed without running.", task_id)
+            return None
+        if task.status == Task.Status.STARTED:
+            _skip_slot(task, token, now)
+            return None
+        if task.next_datetime and now < task.next_datetime:
+            # Never start before the time stored in the DB (uWSGI's 'at' has
+            # whole-second resolution): put the entry back for later.
+            _respool(task.pk, token, trigger, task.next_datetime)
+            return None
+        next_token, next_at = "", None
+        if task.is_periodic and task.scheduling:
+            next_at = schedule.next_slot(
+                task.scheduling,
+                task.repetition_period,
+                task.repetition_rate,
+                max(now, task.next_datetime or now),
+                local_tz(),
+            )
+            next_token = new_token()
+        claimed = Task.objects.filter(
+            pk=task.pk,
+            run_token=token,
+            status__in=[Task.Status.SCHEDULED, Task.Status.SPOOLED],
+        ).update(
+            status=Task.Status.STARTED,
+            resume_status="",
+            run_token=next_token,
+            next_datetime=next_at,
+        )
+    if claimed != 1:
+        logger.info("Task %s was claimed by another process or changed meanwhile.", task_id)
+        return None
+    report = Report.objects.create(
+        task=task,
+        trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
+        user_id=task.started_by_id,
+        invocation_datetime=now,
+        host=socket.gethostname(),
+        supervisor_pid=os.getpid(),
+        supervisor_started=process_start_time(os.getpid()),
+        heartbeat=now,
+    )
+    if next_token:
+        try:
+            _respool(task.pk, next_token, Report.Trigger.SCHEDULE, next_at)
+        except Exception as exc:  # noqa: BLE001 - recorded; recovery re-spools it
+            logger.exception("Could not spool the next run of task %s", task.pk)
+            report.spool_error = str(exc)
+    return task, report
+
+
+def _skip_slot(task: Task, token: str, now: datetime) -> None:
+    """A slot came due while the task is still running: move to the next one."""
+    next_at = None
+    if task.is_periodic and task.scheduling:
+        next_at = schedule.next_slot(
+            task.scheduling,
+            task.repetition_period,
+            task.repetition_rate,
+            max(now, task.next_datetime or now),
+            local_tz(),
+        )
+    next_token = new_token() if next_at else ""
+    moved = Task.objects.filter(pk=task.pk, run_token=token, status=Task.Status.STARTED).update(
+        run_token=next_token, next_datetime=next_at
+    )
+    if moved:
+        Report.objects.filter(task=task, finished_datetime__isnull=True).update(
+            skipped_runs=F("skipped_runs") + 1
+        )
+        if next_token:
+            _respool(task.pk, next_token, Report.Trigger.SCHEDULE, next_at)
+
+
+def process_start_time(pid: int) -> float | None:
+    """Return the start time of ``pid`` in clock ticks since boot (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return float(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _set_pdeathsig() -> None:
+    """Ask Linux to SIGKILL this process when its parent (the supervisor) dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def working_dir() -> str:
+    from django.conf import settings
+
+    configured = app_settings.WORKING_DIR or getattr(settings, "BASE_DIR", None)
+    return str(configured) if configured else _STARTUP_CWD
+
+
+_STARTUP_CWD = os.getcwd()
+
+
+class Supervisor:
+    """Fork the command's child process and follow it until it ends."""
+
+    def __init__(self, task: Task, report: Report):
+        self.task = task
+        self.report = report
+        self.seq = 0
+        self.batch: list[LogLine] = []
+        self.batch_bytes = 0
+        self.stored_bytes = 0
+        self.lines = self.warnings = self.errors = 0
+        self.truncated = False
+        self.outcome: str | None = None
+        self.stop_user: str | None = None
+        self.timed_out = False
+        self.kill_at: float | None = None
+        self.report_changes: dict = {}
+
+    # -- log lines -------------------------------------------------------------
+    def add_line(self, level: int, stream: str, text: str, ts: float | None = None) -> None:
+        text = logcapture.clean_text(text)
+        if stream != logcapture.SYSTEM:
+            self.lines += 1
+            if level >= logcapture.ERROR:
+                self.errors += 1
+            elif level >= logcapture.WARNING:
+                self.warnings += 1
+        size = len(text.encode("utf-8", "replace"))
+        if stream != logcapture.SYSTEM and self.stored_bytes + size > app_settings.MAX_LOG_BYTES:
+            if not self.truncated:
+                self.truncated = True
+                self.add_line(
+                    logcapture.WARNING,
+                    logcapture.SYSTEM,
+                    "The log reached its size limit (TASKMANAGER_MAX_LOG_BYTES = %d bytes): "
+                    "later lines are counted but not stored." % app_settings.MAX_LOG_BYTES,
+                )
+            return
+        self.stored_bytes += size
+        self.seq += 1
+        stamp = datetime.fromtimestamp(ts, UTC) if ts else timezone.now()
+        self.batch.append(
+            LogLine(report_id=self.report.pk, seq=self.seq, level=level, stream=stream, timestamp=stamp, text=text)
+        )
+        self.batch_bytes += size
+        if (
+            len(self.batch) >= app_settings.LOG_BATCH_LINES
+            or self.batch_bytes >= app_settings.LOG_BATCH_BYTES
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write pending lines and counters to the database, in one transaction."""
+        if not self.batch and not self.report_changes:
+            return
+        with transaction.atomic():
+            if self.batch:
+                LogLine.objects.bulk_create(self.batch)
+            Report.objects.filter(pk=self.report.pk).update(
+                lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
+            )
+        self.batch = []
+        self.batch_bytes = 0
+        self.report_changes = {}
+
+    # -- the run ---------------------------------------------------------------
+    def run(self) -> None:
+        task = self.task
+        try:
+            argv = arguments.parse_arguments(task.arguments)
+        except arguments.ArgumentsError as exc:
+            self.add_line(logcapture.ERROR, logcapture.SYSTEM, "Invalid arguments: %s" % exc)
+            return self.finish("invalid arguments", failed=True)
+        if not task.command.active:
+            self.add_line(
+                logcapture.ERROR,
+                logcapture.SYSTEM,
+                "The command %s is no longer active: activate it in Commands to run this task."
+                % task.command.name,
+            )
+            return self.finish("command inactive", failed=True)
+        spool_error = getattr(self.report, "spool_error", None)
+        if spool_error:
+            self.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "The next run could not be spooled (%s); recovery will retry." % spool_error,
+            )
+        self.report.command_line = arguments.command_line(task.command.name, argv)
+        self.report_changes["command_line"] = self.report.command_line
+        self.flush()
+        pid, fds = self.fork(argv)
+        status = self.follow(pid, fds)
+        self.finish_from_status(status)
+
+    def fork(self, argv: list[str]):
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        rec_r, rec_w = os.pipe()
+        # A forked child must not share the parent's database sockets.
+        connections.close_all()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which never returns
+            os.close(out_r)
+            os.close(err_r)
+            os.close(rec_r)
+            _child_main(self.task, argv, out_w, err_w, rec_w)
+        for fd in (out_w, err_w, rec_w):
+            os.close(fd)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child did it first
+        self.report.pid = pid
+        self.report_changes.update(pid=pid)
+        return pid, {out_r: logcapture.STDOUT, err_r: logcapture.STDERR, rec_r: None}
+
+    def follow(self, pid: int, fds: dict) -> int:
+        sel = selectors.DefaultSelector()
+        buffers = {}
+        records = logcapture.LineBuffer()
+        for fd, stream in fds.items():
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ, stream)
+            buffers[fd] = logcapture.LineBuffer()
+        timeout = self.task.timeout or app_settings.DEFAULT_TIMEOUT
+        started = time.monotonic()
+        last_flush = last_poll = last_beat = started
+        status = None
+        while True:
+            for key, _ in sel.select(timeout=0.2):
+                self.read_fd(key.fd, key.data, buffers, records, sel)
+            now = time.monotonic()
+            if status is None:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done == 0:
+                    status = None
+            if status is not None:
+                break
+            if now - last_flush >= app_settings.LOG_FLUSH_SECONDS:
+                if now - last_beat >= app_settings.HEARTBEAT_SECONDS:
+                    self.report_changes["heartbeat"] = timezone.now()
+                    last_beat = now
+                self.flush()
+                last_flush = now
+            if now - last_poll >= app_settings.STOP_POLL_SECONDS and self.stop_user is None:
+                last_poll = now
+                self.poll_stop(pid)
+            if timeout and not self.timed_out and self.stop_user is None and now - started > timeout:
+                self.timed_out = True
+                self.terminate(pid)
+            if self.kill_at is not None and now >= self.kill_at:
+                self.kill_group(pid, signal.SIGKILL)
+                self.kill_at = None
+        # Whatever the command left behind in its process group goes too.
+        self.kill_group(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 1.0
+        while sel.get_map() and time.monotonic() < deadline:
+            events = sel.select(timeout=0.1)
+            if not events:
+                break
+            for key, _ in events:
+                self.read_fd(key.fd, key.data, buffers, records, sel)
+        for fd in list(sel.get_map()):
+            sel.unregister(fd)
+            os.close(fd)
+            self.emit_raw(fds[fd], buffers[fd].close())
+        sel.close()
+        return status
+
+    def read_fd(self, fd, stream, buffers, records, sel) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            sel.unregister(fd)
+            os.close(fd)
+            if stream is None:
+                self.emit_records(buffers[fd].close())
+            else:
+                self.emit_raw(stream, buffers[fd].close())
+            return
+        lines = buffers[fd].feed(data)
+        if stream is None:
+            self.emit_records(lines)
+        else:
+            self.emit_raw(stream, lines)
+
+    def emit_raw(self, stream: str, lines: list[str]) -> None:
+        level = logcapture.INFO if stream == logcapture.STDOUT else logcapture.WARNING
+        for line in lines:
+            lvl, line = logcapture.split_level(line, level)
+            self.add_line(lvl, stream, line)
+
+    def emit_records(self, lines: list[str]) -> None:
+        for line in lines:
+            try:
+                ts, level, stream, text = json.loads(line)
+            except (ValueError, TypeError):
+                continue
+            if stream == _OUTCOME:
+                self.outcome = text
+                continue
+            self.add_line(int(level), stream, text, ts)
+
+    def poll_stop(self, pid: int) -> None:
+        rows = list(
+            Report.objects.filter(pk=self.report.pk, stop_requested_at__isnull=False).values_list(
+                "stopped_by__username", flat=True
+            )[:1]
+        )
+        if rows:
+            self.stop_user = rows[0] or "?"
+            self.add_line(logcapture.WARNING, logcapture.SYSTEM, "Stop requested by %s." % self.stop_user)
+            self.terminate(pid)
+
+    def terminate(self, pid: int) -> None:
+        self.kill_group(pid, signal.SIGTERM)
+        self.kill_at = time.monotonic() + app_settings.STOP_GRACE_SECONDS
+
+    @staticmethod
+    def kill_group(pid: int, sig: int) -> None:
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def finish_from_status(self, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        if self.stop_user is not None:
+            reason, failed = "stopped by user %s" % self.stop_user, True
+        elif self.timed_out:
+            seconds = self.task.timeout or app_settings.DEFAULT_TIMEOUT
+            reason, failed = "timed out after %s seconds" % seconds, True
+        elif self.outcome:
+            reason, failed = self.outcome, True
+        elif code < 0:
+            reason, failed = "signal %s" % signal.Signals(-code).name, True
+        elif code != 0:
+            reason, failed = "exit code %d" % code, True
+        else:
+            reason, failed = "completed", False
+        self.finish(reason, failed)
+
+    def finish(self, reason: str, failed: bool) -> None:
+        close_old_connections()
+        skipped = Report.objects.filter(pk=self.report.pk).values_list("skipped_runs", flat=True).first()
+        if skipped:
+            self.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "%d scheduled run(s) came due while this run was going and were skipped." % skipped,
+            )
+        if failed:
+            result = Task.Result.FAILED
+        elif self.errors:
+            result = Task.Result.ERRORS
+        elif self.warnings:
+            result = Task.Result.WARNINGS
+        else:
+            result = Task.Result.OK
+        now = timezone.now()
+        with transaction.atomic():
+            self.report_changes.update(result=result, finished_datetime=now, end_reason=reason[:200])
+            self.flush()
+            Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).update(
+                status=Case(
+                    When(run_token="", then=Value(Task.Status.IDLE)),
+                    When(resume_status="", then=Value(Task.Status.SPOOLED)),
+                    default=F("resume_status"),
+                ),
+                resume_status="",
+                last_datetime=self.report.invocation_datetime,
+                last_result=result,
+                errors=self.errors,
+                warnings=self.warnings,
+            )
+        self.report.result = result
+        self.report.end_reason = reason
+        self.report.finished_datetime = now
+        from .retention import prune_reports
+
+        try:
+            prune_reports(self.task.pk)
+        except Exception:  # noqa: BLE001 - pruning must never change the run's outcome
+            logger.exception("Could not prune the reports of task %s", self.task.pk)
+
+
+def _child_main(task: Task, argv: list[str], out_w: int, err_w: int, rec_w: int) -> None:
+    """Run the command in the forked child and leave with ``os._exit``; never return."""
+    code = _EXIT_EXCEPTION
+    writer = None
+    try:
+        os.setpgid(0, 0)
+        _set_pdeathsig()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for fd in (devnull, out_w, err_w):
+            os.close(fd)
+        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+        sys.stdin = open(0, closefd=False)
+        os.chdir(working_dir())
+        writer = logcapture.RecordWriter(rec_w)
+        logcapture.install_logging_capture(writer)
+        code = _run_command(task, argv, writer)
+    except BaseException:  # noqa: BLE001 - the child must always leave through os._exit
+        try:
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(code)
+
+
+def _run_command(task: Task, argv: list[str], writer: "logcapture.RecordWriter") -> int:
+    from django.core.management import call_command, load_command_class
+
+    out = logcapture.CommandOutput(writer, logcapture.STDOUT, logcapture.INFO)
+    err = logcapture.CommandOutput(writer, logcapture.STDERR, logcapture.ERROR)
+    try:
+        command = load_command_class(task.command.app_name, task.command.name)
+        command.style = logcapture.level_style()
+        call_command(command, *argv, stdout=out, stderr=err)
+        return 0
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        if isinstance(exc.code, int):
+            return exc.code
+        err.write(str(exc.code) + "\n")
+        return 1
+    except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
+        writer.write(
+            logcapture.ERROR, logcapture.SYSTEM, "".join(traceback.format_exception(exc)).rstrip()
+        )
+        writer.write(0, _OUTCOME, "exception: %s" % type(exc).__name__)
+        return _EXIT_EXCEPTION
+    finally:
+        out.close_line()
+        err.close_line()

@@ -1,0 +1,115 @@
+"""The uWSGI spooler backend.
+
+A spool entry is a uWSGI spool file holding only byte strings: the handler
+name used by ``uwsgidecorators`` (so projects that also use its ``@spool``
+functions keep working), the task id, the run token and the trigger. Nothing
+is pickled. See ``docs/deploy.rst`` for the uWSGI options this relies on.
+
+The handler always returns ``uwsgi.SPOOL_OK``: any other outcome makes uWSGI
+run the same file again at every scan, for ever.
+"""
+
+import logging
+import math
+import os
+import socket
+from datetime import datetime
+
+from . import BaseBackend, SpoolerUnavailable
+
+logger = logging.getLogger("taskmanager.spooler")
+
+HANDLER_NAME = "taskmanager_run"
+
+try:  # Only importable inside a uWSGI process.
+    import uwsgi
+except ImportError:  # pragma: no cover - depends on the process
+    uwsgi = None
+
+
+def _opt(name: str):
+    """Return a uWSGI option's value as str (last one if repeated), or None."""
+    if uwsgi is None:
+        return None
+    value = uwsgi.opt.get(name)
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    if isinstance(value, bytes):
+        value = value.decode()
+    return value
+
+
+def spooler_configured() -> bool:
+    return uwsgi is not None and bool(_opt("spooler"))
+
+
+def spool_dir() -> str:
+    return os.path.abspath(_opt("spooler") or "")
+
+
+class UwsgiBackend(BaseBackend):
+    def spool(self, task_id: int, token: str, trigger: str, at: datetime | None = None) -> str:
+        if uwsgi is None:
+            raise SpoolerUnavailable(
+                "No uWSGI spooler is available: this process is not running under uWSGI, "
+                "so the task cannot be started here. Serve the project with uWSGI and a spooler."
+            )
+        if not spooler_configured():
+            raise SpoolerUnavailable(
+                "This uWSGI instance has no spooler configured (the 'spooler' option)."
+            )
+        entry = {
+            b"ud_spool_func": HANDLER_NAME.encode(),
+            b"task": str(task_id).encode(),
+            b"token": token.encode(),
+            b"trigger": trigger.encode(),
+        }
+        if at is not None:
+            # uWSGI runs a file once time() >= at, with whole seconds: round up
+            # so that a run never starts before the time stored in the DB.
+            entry[b"at"] = str(math.ceil(at.timestamp())).encode()
+        try:
+            path = uwsgi.spool(entry)
+        except Exception as exc:
+            raise SpoolerUnavailable(f"The uWSGI spooler refused the task: {exc}") from exc
+        if isinstance(path, bytes):
+            path = path.decode(errors="replace")
+        return path or ""
+
+    def node(self) -> str:
+        return f"{socket.gethostname()}:{spool_dir()}"
+
+
+def handle_spool_entry(env: dict) -> int:
+    """Run the task named by a spool entry; return ``uwsgi.SPOOL_OK``, always.
+
+    ``env`` is the decoded spool dict (str keys and values, as
+    ``uwsgidecorators`` passes it). Every exception, ``SystemExit`` included,
+    is caught and logged: raising would make uWSGI re-run the file for ever.
+    """
+    ok = getattr(uwsgi, "SPOOL_OK", -2)
+    try:
+        from .. import runner
+
+        task_id = int(env.get("task", 0))
+        runner.execute(task_id, env.get("token", ""), env.get("trigger", "schedule"))
+    except BaseException:  # noqa: BLE001 - see the docstring
+        logger.exception("taskmanager: spool entry %r failed outside the run", env)
+    return ok
+
+
+def register_handler() -> bool:
+    """Register the spool handler with ``uwsgidecorators`` when a spooler is configured.
+
+    Return whether it was registered. Outside uWSGI, or without a spooler,
+    do nothing (``uwsgidecorators`` raises there).
+    """
+    if not spooler_configured():
+        return False
+    import uwsgidecorators
+
+    def taskmanager_run(env):
+        return handle_spool_entry(env)
+
+    uwsgidecorators.spooler_functions[HANDLER_NAME] = taskmanager_run
+    return True

@@ -1,0 +1,73 @@
+"""A small HTTP client for driving the admin of a real server as a browser would."""
+
+import http.cookiejar
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+@dataclass
+class Response:
+    status: int
+    url: str
+    text: str
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class AdminClient:
+    """Cookie-keeping client; ``follow=False`` returns 3xx responses as they are."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url.rstrip("/")
+        self.jar = http.cookiejar.CookieJar()
+        cookies = urllib.request.HTTPCookieProcessor(self.jar)
+        self.opener = urllib.request.build_opener(cookies)
+        self.raw_opener = urllib.request.build_opener(cookies, _NoRedirect())
+
+    def _open(self, request, follow):
+        opener = self.opener if follow else self.raw_opener
+        try:
+            with opener.open(request, timeout=30) as resp:
+                return Response(resp.status, resp.geturl(), resp.read().decode("utf-8", "replace"))
+        except urllib.error.HTTPError as err:
+            body = err.read().decode("utf-8", "replace")
+            return Response(err.code, err.headers.get("Location") or request.full_url, body)
+
+    def get(self, path: str, follow=True) -> Response:
+        return self._open(urllib.request.Request(self.base + path), follow)
+
+    def csrf_token(self) -> str:
+        for cookie in self.jar:
+            if cookie.name == "csrftoken":
+                return cookie.value
+        page = self.get("/admin/login/")
+        match = CSRF_RE.search(page.text)
+        return match.group(1) if match else ""
+
+    def post(self, path: str, data=None, follow=True, csrf=True) -> Response:
+        data = dict(data or {})
+        if csrf:
+            data.setdefault("csrfmiddlewaretoken", self.csrf_token())
+        body = urllib.parse.urlencode(data, doseq=True).encode()
+        request = urllib.request.Request(
+            self.base + path, data=body, headers={"Referer": self.base + path}, method="POST"
+        )
+        return self._open(request, follow)
+
+    def login(self, username: str, password: str) -> Response:
+        page = self.get("/admin/login/")
+        token = CSRF_RE.search(page.text).group(1)
+        resp = self.post(
+            "/admin/login/?next=/admin/",
+            {"username": username, "password": password, "csrfmiddlewaretoken": token},
+        )
+        assert "/admin/login/" not in resp.url, "login failed for %s" % username
+        return resp

@@ -1,0 +1,119 @@
+"""Start a real uWSGI server (HTTP on a loopback port, a spooler) for the tests."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BOUND_RE = re.compile(rb"bound to TCP address 127\.0\.0\.1:(\d+)")
+SPOOLER_RE = re.compile(r"spawned the uWSGI spooler on dir \S+ with pid (\d+)")
+
+
+def uwsgi_binary() -> str:
+    candidate = Path(sys.executable).with_name("uwsgi")
+    return str(candidate) if candidate.exists() else "uwsgi"
+
+
+class UwsgiServer:
+    """A uWSGI instance serving ``tests.wsgi`` with ``spooler_processes`` spoolers.
+
+    ``env`` is added to the environment (e.g. the database name). ``http``
+    False starts a spooler-only node. Stop it with ``stop()``.
+    """
+
+    def __init__(self, env=None, spooler_processes=2, http=True, extra_args=(), spool_dir=None):
+        self.workdir = Path(tempfile.mkdtemp(prefix="tm-uwsgi-"))
+        self.spool_dir = Path(spool_dir) if spool_dir else self.workdir / "spool"
+        self.spool_dir.mkdir(exist_ok=True)
+        self.log_path = self.workdir / "uwsgi.log"
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})}
+        args = [
+            uwsgi_binary(),
+            "--master",
+            "--strict",
+            "--die-on-term",
+            "--need-app",
+            "--module", "tests.wsgi:application",
+            "--pythonpath", str(ROOT),
+            "--chdir", str(ROOT),
+            "--spooler", str(self.spool_dir),
+            "--spooler-processes", str(spooler_processes),
+            "--spooler-frequency", "1",
+            "--spooler-chdir", str(ROOT),
+            "--processes", "2",
+            "--threads", "2",
+            "--logto", str(self.log_path),
+        ]
+        if http:
+            args += ["--http-socket", "127.0.0.1:0"]
+        self.args = args + list(extra_args)
+        self.http = http
+        self.proc = None
+        self.port = None
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.port
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def start(self, timeout=30.0):
+        self.proc = subprocess.Popen(
+            self.args, env=self.env, cwd=str(ROOT), start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("uWSGI exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            data = self.log_path.read_bytes() if self.log_path.exists() else b""
+            if self.http and self.port is None:
+                match = BOUND_RE.search(data)
+                if match:
+                    self.port = int(match.group(1))
+            if b"spawned the uWSGI spooler" in data and (not self.http or self._http_ready()):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("uWSGI did not become ready:\n" + self.log())
+
+    def _http_ready(self) -> bool:
+        if self.port is None:
+            return False
+        try:
+            with urllib.request.urlopen(self.url + "/admin/login/", timeout=2) as resp:
+                return resp.status == 200
+        except Exception:
+            return False
+
+    def spooler_pids(self) -> list[int]:
+        """Return the pids of the spooler processes spawned so far (from the log)."""
+        return [int(p) for p in SPOOLER_RE.findall(self.log())]
+
+    def stop(self):
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            self.proc.wait(timeout=5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc = None
