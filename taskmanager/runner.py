@@ -40,6 +40,19 @@ logger = logging.getLogger("taskmanager.runner")
 
 # The child's outcome travels on the record pipe under this stream name.
 _OUTCOME = "_outcome"
+_RESET_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGPIPE,
+    signal.SIGSEGV,
+    signal.SIGFPE,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+    signal.SIGTSTP,
+    signal.SIGXFSZ,
+)
 # Exit code of a child whose command raised (as sysexits' EX_SOFTWARE).
 _EXIT_EXCEPTION = 70
 
@@ -497,7 +510,9 @@ def _child_main(task: Task, argv: list[str], out_w: int, err_w: int, rec_w: int)
     try:
         os.setpgid(0, 0)
         _set_pdeathsig()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        # uWSGI catches or ignores these in its processes; the command gets
+        # the defaults a shell would give it (SIGSEGV must kill, not hang).
+        for sig in _RESET_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         devnull = os.open(os.devnull, os.O_RDONLY)

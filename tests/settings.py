@@ -62,7 +62,7 @@ if _db == "postgresql":
             "USER": "postgres",
             "HOST": "127.0.0.1",
             "PORT": 5432,
-            "TEST": {"NAME": "test_taskmanager"},
+            "TEST": {"NAME": "test_taskmanager_%d" % os.getpid()},
         }
     }
 elif _db == "mariadb":
@@ -74,7 +74,7 @@ elif _db == "mariadb":
             "HOST": "127.0.0.1",
             "PORT": 3306,
             "OPTIONS": {"charset": "utf8mb4"},
-            "TEST": {"NAME": "test_taskmanager", "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+            "TEST": {"NAME": "test_taskmanager_%d" % os.getpid(), "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
         }
     }
 else:

@@ -112,4 +112,30 @@ def register_handler() -> bool:
         return handle_spool_entry(env)
 
     uwsgidecorators.spooler_functions[HANDLER_NAME] = taskmanager_run
+
+    @uwsgidecorators.postfork
+    def taskmanager_spooler_started():
+        # Runs in every worker and spooler after fork; only spoolers recover.
+        if uwsgi.i_am_the_spooler():
+            from ..recovery import on_spooler_start
+
+            record_heartbeat()
+            on_spooler_start()
+
     return True
+
+
+def record_heartbeat() -> None:
+    """Record that this node's spooler is alive (SpoolerHeartbeat row, UTC now)."""
+    from django.db import close_old_connections
+    from django.utils import timezone
+
+    from ..models import SpoolerHeartbeat
+
+    try:
+        close_old_connections()
+        SpoolerHeartbeat.objects.update_or_create(
+            node=UwsgiBackend().node(), defaults={"last_seen": timezone.now()}
+        )
+    except Exception:  # noqa: BLE001 - a heartbeat must never break the spooler
+        logger.exception("taskmanager: could not record the spooler heartbeat")
