@@ -65,3 +65,14 @@ def commands(transactional_db):
 
     collect(exclude_core=True)
     return {c.name: c for c in Command.objects.all()}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the tail of the uWSGI log to a failing test that used the server."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        server = item.funcargs.get("server") if hasattr(item, "funcargs") else None
+        if server is not None:
+            report.sections.append(("uWSGI log (tail)", server.log()[-8000:]))

@@ -34,6 +34,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "tests.middleware.ClearContentTypeCacheMiddleware",
 ]
 ROOT_URLCONF = "tests.urls"
 TEMPLATES = [

@@ -29,7 +29,7 @@ def add_task(client, commands, name, command, arguments=""):
     )
     assert resp.status == 200, resp.text[:2000]
     task = Task.objects.filter(name=name).first()
-    assert task is not None, re.findall(r'class="errorlist[^"]*">(.*?)</ul>', resp.text, re.S)
+    assert task is not None, re.findall(r'<ul class="errorlist[^>]*>(.*?)</ul>', resp.text, re.S)
     return task
 
 
@@ -64,3 +64,125 @@ def test_start_runs_command_in_spooler_child(server, admin_http, commands):
     page = admin_http.get("/admin/taskmanager/task/%d/change/" % task.pk)
     assert "complete log with filters" in page.text
     assert "/admin/taskmanager/report/%d/log/" % report.pk in page.text
+
+
+def run_to_end(client, commands, name, command, arguments=""):
+    task = add_task(client, commands, name, command, arguments)
+    assert press(client, task, "start").status == 200
+    return task, finished_report(task)
+
+
+def texts(report):
+    return list(report.log_lines.order_by("seq").values_list("text", flat=True))
+
+
+@pytest.mark.parametrize(
+    "command, arguments, result, errors, warnings, reason",
+    [
+        ("tm_ok", "--lines 2, --word a, --word b", "OK", 0, 0, "completed"),
+        ("tm_warn", "", "WARNINGS", 0, 2, "completed"),
+        ("tm_error", "", "ERRORS", 2, 0, "completed"),
+        ("tm_raise", "", "FAILED", 0, 0, "exception: ValueError"),
+        ("tm_exit", "--code 1", "FAILED", 0, 0, "exit code 1"),
+        ("tm_exit", "--code 3, --hard", "FAILED", 0, 0, "exit code 3"),
+        ("tm_exit", "--code 0", "OK", 0, 0, "completed"),
+    ],
+)
+def test_result_from_levels_and_outcome(server, admin_http, commands, command, arguments, result, errors, warnings, reason):
+    task, report = run_to_end(admin_http, commands, "t-" + command + arguments, command, arguments)
+    assert (report.result, report.errors, report.warnings, report.end_reason) == (
+        result,
+        errors,
+        warnings,
+        reason,
+    ), texts(report)
+    task.refresh_from_db()
+    assert (task.status, task.last_result, task.errors, task.warnings) == ("IDLE", result, errors, warnings)
+    assert task.last_datetime == report.invocation_datetime
+    assert Report.objects.filter(task=task).count() == 1
+    # The spooler is still there and serves the next task.
+    _, after = run_to_end(admin_http, commands, "next-" + command + arguments, "tm_ok")
+    assert after.result == "OK"
+    assert Report.objects.filter(task=task).count() == 1
+
+
+def test_output_and_arguments_reach_the_report(server, admin_http, commands):
+    task, report = run_to_end(admin_http, commands, "args", "tm_ok", "--lines 2, --word hello, --word 'big world'")
+    assert texts(report) == ["line 1 hello big world", "line 2 hello big world", "done"]
+    assert report.command_line == "manage.py tm_ok --lines 2 --word hello --word 'big world'"
+    levels = list(report.log_lines.order_by("seq").values_list("level", flat=True))
+    assert levels == [20, 20, 25]
+
+
+def test_raised_exception_is_in_the_log(server, admin_http, commands):
+    task, report = run_to_end(admin_http, commands, "raise", "tm_raise")
+    log = "\n".join(texts(report))
+    assert "about to fail" in log
+    assert "ValueError: boom from tm_raise" in log
+
+
+def test_two_start_presses_give_one_run(server, admin_http, commands):
+    task = add_task(admin_http, commands, "twice", "tm_sleep", "--seconds 1.5, --tick 0.3")
+    first = press(admin_http, task, "start")
+    second = press(admin_http, task, "start")
+    assert "was started" in first.text
+    assert "already" in second.text
+    finished_report(task)
+    task.refresh_from_db()
+    assert task.status == "IDLE"
+    assert Report.objects.filter(task=task).count() == 1
+
+
+def test_stop_kills_a_command_that_ignores_sigterm(server, admin_http, commands):
+    task = add_task(admin_http, commands, "stubborn", "tm_sleep", "--seconds 120, --ignore-term")
+    press(admin_http, task, "start")
+    running = wait_for(
+        lambda: Report.objects.filter(task=task, pid__isnull=False, lines__gte=1).first(),
+        message="the run to start",
+    )
+    resp = press(admin_http, task, "stop")
+    assert "is being stopped" in resp.text
+    report = finished_report(task, timeout=20)
+    assert report.pk == running.pk
+    assert report.result == "FAILED"
+    assert report.end_reason == "stopped by user admin"
+    assert report.stopped_by.username == "admin"
+    with pytest.raises(ProcessLookupError):
+        os.kill(running.pid, 0)
+    task.refresh_from_db()
+    assert task.status == "IDLE"
+
+
+def test_stale_token_spool_file_runs_nothing(server, admin_http, commands):
+    task = add_task(admin_http, commands, "stale", "tm_ok")
+    press(admin_http, task, "start")
+    finished_report(task)
+    # Forge a spool file like ours with an outdated token, as if left over.
+    from taskmanager.spooler.uwsgi import HANDLER_NAME
+
+    body = b""
+    for key, value in {
+        b"ud_spool_func": HANDLER_NAME.encode(),
+        b"task": str(task.pk).encode(),
+        b"token": b"0" * 32,
+        b"trigger": b"start",
+    }.items():
+        body += len(key).to_bytes(2, "little") + key + len(value).to_bytes(2, "little") + value
+    packet = bytes([17]) + len(body).to_bytes(2, "little") + bytes([0]) + body
+    path = server.spool_dir / "uwsgi_spoolfile_on_test_stale"
+    path.write_bytes(packet)
+    wait_for(lambda: not path.exists(), message="the stale spool file to be consumed")
+    assert Report.objects.filter(task=task).count() == 1
+    task.refresh_from_db()
+    assert task.status == "IDLE"
+
+
+def test_inactive_command_refuses_start(server, admin_http, commands):
+    task = add_task(admin_http, commands, "inactive", "tm_ok")
+    commands["tm_ok"].active = False
+    commands["tm_ok"].save()
+    resp = press(admin_http, task, "start")
+    assert "is not active" in resp.text
+    task.refresh_from_db()
+    assert task.status == "IDLE"
+    assert not Report.objects.filter(task=task).exists()
