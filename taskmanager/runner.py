@@ -99,11 +99,12 @@ def claim(task_id: int, token: str, trigger: str):
         if not token or token != task.run_now_token:
             logger.info("Stale 'run now' entry for task %s consumed.", task_id)
             return None
-        claimed = Task.objects.filter(
+        claimable = Task.objects.filter(
             pk=task.pk,
             run_now_token=token,
             status__in=[Task.Status.IDLE, Task.Status.SCHEDULED, Task.Status.SPOOLED],
-        ).update(status=Task.Status.STARTED, resume_status=F("status"), run_now_token="")
+        )
+        changes = {"status": Task.Status.STARTED, "resume_status": F("status"), "run_now_token": ""}
         next_token, next_at = "", None
     else:
         if not token or token != task.run_token:
@@ -127,20 +128,36 @@ def claim(task_id: int, token: str, trigger: str):
                 local_tz(),
             )
             next_token = new_token()
-        claimed = Task.objects.filter(
+        claimable = Task.objects.filter(
             pk=task.pk,
             run_token=token,
             status__in=[Task.Status.SCHEDULED, Task.Status.SPOOLED],
-        ).update(
-            status=Task.Status.STARTED,
-            resume_status="",
-            run_token=next_token,
-            next_datetime=next_at,
         )
-    if claimed != 1:
-        logger.info("Task %s was claimed by another process or changed meanwhile.", task_id)
-        return None
-    report = Report.objects.create(
+        changes = {
+            "status": Task.Status.STARTED,
+            "resume_status": "",
+            "run_token": next_token,
+            "next_datetime": next_at,
+        }
+    # The claim and the Report row commit together (one durable commit); the
+    # next run is spooled only after that commit, or its spooler could read
+    # the old token and consume the entry as stale.
+    with transaction.atomic():
+        if claimable.update(**changes) != 1:
+            logger.info("Task %s was claimed by another process or changed meanwhile.", task_id)
+            return None
+        report = _create_report(task, trigger, now)
+    if next_token:
+        try:
+            _respool(task.pk, next_token, Report.Trigger.SCHEDULE, next_at)
+        except Exception as exc:  # noqa: BLE001 - recorded; recovery re-spools it
+            logger.exception("Could not spool the next run of task %s", task.pk)
+            report.spool_error = str(exc)
+    return task, report
+
+
+def _create_report(task: Task, trigger: str, now: datetime) -> Report:
+    return Report.objects.create(
         task=task,
         trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
         user_id=task.started_by_id,
@@ -150,13 +167,6 @@ def claim(task_id: int, token: str, trigger: str):
         supervisor_started=process_start_time(os.getpid()),
         heartbeat=now,
     )
-    if next_token:
-        try:
-            _respool(task.pk, next_token, Report.Trigger.SCHEDULE, next_at)
-        except Exception as exc:  # noqa: BLE001 - recorded; recovery re-spools it
-            logger.exception("Could not spool the next run of task %s", task.pk)
-            report.spool_error = str(exc)
-    return task, report
 
 
 def _skip_slot(task: Task, token: str, now: datetime) -> None:
