@@ -12,6 +12,10 @@ DEFAULTS = {
     "BACKEND": "taskmanager.spooler.uwsgi.UwsgiBackend",
     # Reports kept per task (older finished ones are deleted after each run).
     "REPORTS_KEPT": 5,
+    # Slim run records (time, duration, result) kept per task for the chart of last runs.
+    "HISTORY_KEPT": 100,
+    # Milliseconds between two refreshes of status and progress in the admin pages.
+    "ADMIN_POLL_MS": 2000,
     # Lines of the log shown as the tail of a report.
     "REPORT_TAIL_LINES": 10,
     # Seconds between SIGTERM and SIGKILL when a run is stopped or times out.

@@ -136,6 +136,8 @@ class Task(models.Model):
     errors = models.PositiveIntegerField(_("errors"), default=0, editable=False)
     warnings = models.PositiveIntegerField(_("warnings"), default=0, editable=False)
     next_datetime = models.DateTimeField(_("next execution"), null=True, blank=True, editable=False)
+    # Copied from the last finished run so that the task list needs no join.
+    last_duration = models.DurationField(_("duration of last run"), null=True, blank=True, editable=False)
     # Status to return to when a "run now" run ends (the periodic chain goes on).
     resume_status = models.CharField(max_length=10, blank=True, editable=False)
     run_now_token = models.CharField(max_length=32, blank=True, editable=False)
@@ -216,6 +218,11 @@ class Report(models.Model):
         verbose_name=_("stopped by"),
     )
     skipped_runs = models.PositiveIntegerField(_("skipped runs"), default=0)
+    # Progress the command reported through taskmanager.progress (None: never reported).
+    progress_done = models.PositiveBigIntegerField(_("progress done"), null=True, blank=True)
+    progress_total = models.PositiveBigIntegerField(_("progress total"), null=True, blank=True)
+    progress_message = models.CharField(_("progress message"), max_length=200, blank=True)
+    progress_at = models.DateTimeField(_("progress reported at"), null=True, blank=True)
     lines = models.PositiveIntegerField(_("lines"), default=0)
     warnings = models.PositiveIntegerField(_("warnings"), default=0)
     errors = models.PositiveIntegerField(_("errors"), default=0)
@@ -250,6 +257,28 @@ class Report(models.Model):
         rows = list(self.log_lines.order_by("-seq")[:count])
         rows.reverse()
         return rows
+
+
+class RunHistory(models.Model):
+    """A slim record of one finished run, kept longer than reports.
+
+    The last ``TASKMANAGER_HISTORY_KEPT`` rows per task feed the chart of the
+    task page; unlike Report rows they carry no log, so keeping many is cheap.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="history", verbose_name=_("task"))
+    started = models.DateTimeField(_("started"))
+    duration = models.DurationField(_("duration"))
+    result = models.CharField(_("result"), max_length=10, choices=Task.Result.choices)
+
+    class Meta:
+        verbose_name = _("run history entry")
+        verbose_name_plural = _("run history")
+        ordering = ["-started", "-pk"]
+        indexes = [models.Index(fields=["task", "-started"], name="taskmanager_history_task")]
+
+    def __str__(self):
+        return f"{self.task_id} @ {self.started.isoformat()}"
 
 
 class LogLine(models.Model):
