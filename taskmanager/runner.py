@@ -32,7 +32,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from . import arguments, logcapture, schedule
+from . import arguments, history, logcapture, progress, schedule
 from .conf import app_settings
 from .models import LogLine, Report, Task, new_token
 
@@ -428,6 +428,13 @@ class Supervisor:
             if stream == _OUTCOME:
                 self.outcome = text
                 continue
+            if stream == progress.PROGRESS_STREAM:
+                # Only the latest update matters; it goes out with the next flush.
+                changes = progress.parse_record(text)
+                if changes:
+                    stamp = datetime.fromtimestamp(ts, UTC) if ts else timezone.now()
+                    self.report_changes.update(changes, progress_at=stamp)
+                continue
             self.add_line(int(level), stream, text, ts)
 
     def poll_stop(self, pid: int) -> None:
@@ -502,6 +509,11 @@ class Supervisor:
                 errors=self.errors,
                 warnings=self.warnings,
             )
+            try:
+                with transaction.atomic():
+                    history.record_run(self.task.pk, self.report.invocation_datetime, now, result)
+            except Exception:  # noqa: BLE001 - the chart's history must never change the run's outcome
+                logger.exception("Could not record the run history of task %s", self.task.pk)
         self.report.result = result
         self.report.end_reason = reason
         self.report.finished_datetime = now
@@ -537,6 +549,7 @@ def _child_main(task: Task, argv: list[str], out_w: int, err_w: int, rec_w: int)
         os.chdir(working_dir())
         writer = logcapture.RecordWriter(rec_w)
         logcapture.install_logging_capture(writer)
+        progress.attach(writer)
         code = _run_command(task, argv, writer)
     except BaseException:  # noqa: BLE001 - the child must always leave through os._exit
         try:

@@ -1,0 +1,45 @@
+"""The slim run history: one small row per finished run, for the chart of last runs.
+
+Reports (with their logs) are pruned to ``TASKMANAGER_REPORTS_KEPT`` per task;
+the history keeps only start time, duration and result, so it can go back
+further (``TASKMANAGER_HISTORY_KEPT`` runs per task, 100 by default).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .conf import app_settings
+from .models import RunHistory, Task
+
+
+def record_run(task_id: int, started: datetime, finished: datetime, result: str) -> None:
+    """Add the history row of a finished run and drop the task's oldest beyond the limit.
+
+    Also copy the duration to ``Task.last_duration`` (for the task list).
+    ``started`` and ``finished`` are aware datetimes; ``result`` is a
+    ``Task.Result`` value. Call it inside the run's closing transaction.
+    """
+    duration = max(finished - started, timedelta(0))
+    RunHistory.objects.create(task_id=task_id, started=started, duration=duration, result=result)
+    Task.objects.filter(pk=task_id).update(last_duration=duration)
+    prune_history(task_id)
+
+
+def prune_history(task_id: int, keep: int | None = None) -> int:
+    """Delete the task's history rows beyond the newest ``keep``; return how many."""
+    keep = app_settings.HISTORY_KEPT if keep is None else keep
+    old = list(
+        RunHistory.objects.filter(task_id=task_id).order_by("-started", "-pk").values_list("pk", flat=True)[keep:]
+    )
+    if old:
+        RunHistory.objects.filter(pk__in=old).delete()
+    return len(old)
+
+
+def last_runs(task_id: int, count: int | None = None) -> list[RunHistory]:
+    """Return the task's last ``count`` runs, oldest first (one query)."""
+    count = app_settings.HISTORY_KEPT if count is None else count
+    rows = list(RunHistory.objects.filter(task_id=task_id).order_by("-started", "-pk")[:count])
+    rows.reverse()
+    return rows
