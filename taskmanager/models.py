@@ -204,9 +204,12 @@ class Report(models.Model):
     command_line = models.TextField(_("command line"), blank=True)
     host = models.CharField(_("host"), max_length=255, blank=True)
     pid = models.IntegerField(_("pid"), null=True, blank=True)
-    # Supervisor (spooler process) identity, for recovery after a crash.
+    # Supervisor (spooler process) identity, for recovery after a crash. Start
+    # times are Linux clock ticks since boot (/proc/<pid>/stat field 22): with
+    # the pid they tell a live process from a later one that reused its pid.
     supervisor_pid = models.IntegerField(null=True, blank=True)
     supervisor_started = models.FloatField(null=True, blank=True)
+    pid_started = models.FloatField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True)
     stop_requested_at = models.DateTimeField(null=True, blank=True)
     stopped_by = models.ForeignKey(

@@ -24,7 +24,9 @@ class UwsgiServer:
     """A uWSGI instance serving ``tests.wsgi`` with ``spooler_processes`` spoolers.
 
     ``env`` is added to the environment (e.g. the database name). ``http``
-    False starts a spooler-only node. Stop it with ``stop()``.
+    False starts a spooler-only node; ``spooler_processes=0`` a web-only node
+    (no ``--spooler``: add ``--spooler-external DIR`` with ``extra_args`` to
+    let it write spool files for another node). Stop it with ``stop()``.
     """
 
     def __init__(self, env=None, spooler_processes=2, http=True, extra_args=(), spool_dir=None):
@@ -42,18 +44,22 @@ class UwsgiServer:
             "--module", "tests.wsgi:application",
             "--pythonpath", str(ROOT),
             "--chdir", str(ROOT),
-            "--spooler", str(self.spool_dir),
-            "--spooler-processes", str(spooler_processes),
-            "--spooler-frequency", "1",
-            "--spooler-chdir", str(ROOT),
             "--processes", "2",
             "--threads", "2",
             "--logto", str(self.log_path),
         ]
+        if spooler_processes:
+            args += [
+                "--spooler", str(self.spool_dir),
+                "--spooler-processes", str(spooler_processes),
+                "--spooler-frequency", "1",
+                "--spooler-chdir", str(ROOT),
+            ]
         if http:
             args += ["--http-socket", "127.0.0.1:0"]
         self.args = args + list(extra_args)
         self.http = http
+        self.has_spooler = bool(spooler_processes)
         self.proc = None
         self.port = None
 
@@ -81,7 +87,8 @@ class UwsgiServer:
                 match = BOUND_RE.search(data)
                 if match:
                     self.port = int(match.group(1))
-            if b"spawned the uWSGI spooler" in data and (not self.http or self._http_ready()):
+            spooler_ready = not self.has_spooler or b"spawned the uWSGI spooler" in data
+            if spooler_ready and (not self.http or self._http_ready()):
                 return self
             time.sleep(0.05)
         self.stop()
