@@ -1,4 +1,4 @@
-"""Pure scheduling arithmetic for periodic tasks (no Django, no I/O).
+"""Pure scheduling arithmetic for periodic tasks (no database, no I/O).
 
 A task is scheduled by three values:
 
@@ -63,24 +63,32 @@ Rules
    :class:`datetime.datetime`.  A slot beyond year 9999 raises
    :class:`ScheduleError`.
 
-All the user-facing messages are plain English strings with ``%``-style
-placeholders, so that they can later be wrapped for translation.
+The user-facing messages (errors, summaries) go through Django's
+``gettext`` with ``%(name)s`` placeholders; nothing else here needs Django.
+The callers pass the project's zone (``TIME_ZONE``) as ``tz``, never the
+zone activated for a web request: the schedule must be the same whichever
+process computes it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from dateutil.relativedelta import relativedelta
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 __all__ = [
     "MAX_RATE",
     "PERIODS",
+    "PreviewRun",
     "ScheduleError",
     "describe",
     "first_run",
     "is_periodic",
     "next_slot",
+    "preview",
     "slot",
     "upcoming",
     "validate",
@@ -104,13 +112,25 @@ _ELAPSED_UNITS = {
     "hour": timedelta(hours=1),
 }
 
-#: English singular/plural names of each period.
-_UNIT_NAMES = {
-    "minute": ("minute", "minutes"),
-    "hour": ("hour", "hours"),
-    "day": ("day", "days"),
-    "month": ("month", "months"),
+#: Plural names of the periods, for messages.
+_PLURAL_NAMES = {
+    "minute": gettext_lazy("minutes"),
+    "hour": gettext_lazy("hours"),
+    "day": gettext_lazy("days"),
+    "month": gettext_lazy("months"),
 }
+
+
+def _every(period: str, rate: int) -> str:
+    """"every hour", "every 2 hours", ... (translated, plural-aware)."""
+    phrases = {
+        "minute": ngettext("every minute", "every %(count)d minutes", rate),
+        "hour": ngettext("every hour", "every %(count)d hours", rate),
+        "day": ngettext("every day", "every %(count)d days", rate),
+        "month": ngettext("every month", "every %(count)d months", rate),
+    }
+    return phrases[period] % {"count": rate}
+
 
 _UTC = timezone.utc
 
@@ -138,14 +158,14 @@ def _normalize_period(period: str | None) -> str | None:
 def _check_aware(value: datetime, name: str) -> datetime:
     """Return ``value`` converted to UTC; raise ScheduleError if not aware."""
     if not isinstance(value, datetime):
-        raise ScheduleError("The %(name)s must be a date and time." % {"name": name})
+        raise ScheduleError(_("The %(name)s must be a date and time.") % {"name": name})
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ScheduleError("The %(name)s must include a time zone." % {"name": name})
+        raise ScheduleError(_("The %(name)s must include a time zone.") % {"name": name})
     try:
         return value.astimezone(_UTC)
     except (OverflowError, ValueError) as exc:
         raise ScheduleError(
-            "The %(name)s is out of the supported date range." % {"name": name}
+            _("The %(name)s is out of the supported date range.") % {"name": name}
         ) from exc
 
 
@@ -161,12 +181,12 @@ def _require_periodic(period: str | None, rate: int | None) -> str:
     validate(period, rate)
     period = _normalize_period(period)
     if period is None:
-        raise ScheduleError("The task has no repetition period.")
+        raise ScheduleError(_("The task has no repetition period."))
     return period
 
 
 def _out_of_range() -> ScheduleError:
-    return ScheduleError("The next run would be after the year 9999.")
+    return ScheduleError(_("The next run would be after the year 9999."))
 
 
 def _slot_utc(
@@ -262,27 +282,29 @@ def validate(period: str | None, rate: int | None) -> None:
     period = _normalize_period(period)
     if period is not None and period not in PERIODS:
         raise ScheduleError(
-            'Unknown repetition period "%(period)s": choose one of %(choices)s.'
+            _('Unknown repetition period "%(period)s": choose one of %(choices)s.')
             % {"period": period, "choices": ", ".join(PERIODS)}
         )
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int)):
-        raise ScheduleError("The repetition rate must be a whole number.")
+        raise ScheduleError(_("The repetition rate must be a whole number."))
     if period is None:
         if rate is not None:
             raise ScheduleError(
-                "A repetition rate was given without a repetition period: "
-                "choose a period, or clear the rate."
+                _(
+                    "A repetition rate was given without a repetition period: "
+                    "choose a period, or clear the rate."
+                )
             )
         return
     if rate is None or rate < 1:
-        raise ScheduleError(
-            "A repetition period needs a repetition rate of at least 1."
-        )
+        raise ScheduleError(_("A repetition period needs a repetition rate of at least 1."))
     if rate > MAX_RATE[period]:
         raise ScheduleError(
-            "The repetition rate is too large: at most %(max)d %(unit)s "
-            "(100 years) between two runs."
-            % {"max": MAX_RATE[period], "unit": _UNIT_NAMES[period][1]}
+            _(
+                "The repetition rate is too large: at most %(max)d %(unit)s "
+                "(100 years) between two runs."
+            )
+            % {"max": MAX_RATE[period], "unit": _PLURAL_NAMES[period]}
         )
 
 
@@ -315,9 +337,9 @@ def slot(anchor: datetime, period: str, rate: int, k: int, tz: tzinfo) -> dateti
     """
     period = _require_periodic(period, rate)
     _check_tz(tz)
-    anchor_utc = _check_aware(anchor, "first run (scheduling)")
+    anchor_utc = _check_aware(anchor, _("first run (scheduling)"))
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ScheduleError("The slot index must be a whole number >= 0.")
+        raise ScheduleError(_("The slot index must be a whole number >= 0."))
     return _slot_utc(anchor_utc, period, rate, k, tz)
 
 
@@ -343,8 +365,8 @@ def next_slot(
     """
     period = _require_periodic(period, rate)
     _check_tz(tz)
-    anchor_utc = _check_aware(anchor, "first run (scheduling)")
-    after_utc = _check_aware(after, "reference time")
+    anchor_utc = _check_aware(anchor, _("first run (scheduling)"))
+    after_utc = _check_aware(after, _("reference time"))
     k = _first_index(anchor_utc, period, rate, after_utc, tz, inclusive=False)
     return _slot_utc(anchor_utc, period, rate, k, tz)
 
@@ -394,9 +416,9 @@ def _first_run(
     """
     periodic = is_periodic(period, rate)
     _check_tz(tz)
-    now_utc = _check_aware(now, "current time")
+    now_utc = _check_aware(now, _("current time"))
     anchor_utc = (
-        None if anchor is None else _check_aware(anchor, "first run (scheduling)")
+        None if anchor is None else _check_aware(anchor, _("first run (scheduling)"))
     )
     if not periodic:
         if anchor_utc is None or anchor_utc <= now_utc:
@@ -433,7 +455,7 @@ def upcoming(
     :raises TypeError: if ``tz`` is not a ``tzinfo``.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise ScheduleError("The number of run times must be a whole number >= 0.")
+        raise ScheduleError(_("The number of run times must be a whole number >= 0."))
     run_at, anchor_utc, k = _first_run(anchor, period, rate, now, tz)
     if count == 0:
         return []
@@ -462,7 +484,7 @@ def _format_local(value: datetime, tz: tzinfo) -> str:
 def describe(
     anchor: datetime | None, period: str | None, rate: int | None, tz: tzinfo
 ) -> str:
-    """A plain-English summary of the schedule, for the admin.
+    """A plain-language summary of the schedule, for the admin (translated).
 
     Times are shown in local time in ``tz`` as ``YYYY-MM-DD HH:MM`` (with
     ``:SS`` added only when the seconds are not zero).  Examples::
@@ -474,31 +496,96 @@ def describe(
         "every 3 months, starting when started"
         "every month from 2026-01-31 09:00 (on the last day of shorter months)"
 
-    :returns: an English ``str``.
+    :returns: a ``str`` in the active language.
     :raises ScheduleError: for an invalid period/rate or a naive anchor.
     :raises TypeError: if ``tz`` is not a ``tzinfo``.
     """
     periodic = is_periodic(period, rate)
     _check_tz(tz)
     if anchor is not None:
-        _check_aware(anchor, "first run (scheduling)")
+        _check_aware(anchor, _("first run (scheduling)"))
     if not periodic:
         if anchor is None:
-            return "once, as soon as started"
-        return "once at %(start)s" % {"start": _format_local(anchor, tz)}
+            return _("once, as soon as started")
+        return _("once at %(start)s") % {"start": _format_local(anchor, tz)}
 
     period = _normalize_period(period)
-    singular, plural = _UNIT_NAMES[period]
-    if rate == 1:
-        every = "every %(unit)s" % {"unit": singular}
-    else:
-        every = "every %(count)d %(unit)s" % {"count": rate, "unit": plural}
+    every = _every(period, rate)
     if anchor is None:
-        return "%(every)s, starting when started" % {"every": every}
-    text = "%(every)s from %(start)s" % {
-        "every": every,
-        "start": _format_local(anchor, tz),
-    }
+        return _("%(every)s, starting when started") % {"every": every}
+    text = _("%(every)s from %(start)s") % {"every": every, "start": _format_local(anchor, tz)}
     if period == "month" and anchor.astimezone(tz).day > 28:
-        text += " (on the last day of shorter months)"
+        text = _("%(schedule)s (on the last day of shorter months)") % {"schedule": text}
     return text
+
+
+@dataclass(frozen=True)
+class PreviewRun:
+    """One upcoming run as the admin preview shows it.
+
+    ``at`` is aware UTC; ``local`` is the same instant in the local zone.
+    ``offset_before`` is the UTC offset in force before this run when it
+    differs from this run's (a daylight saving change happened since the
+    previous run, or since "now" for the first one), else ``None``.
+    ``shifted`` is true when a daily/monthly run is not at the anchor's
+    wall-clock time because that time does not exist on that day (rule 4);
+    ``repeated`` when the local time exists twice on that day (rule 5).
+    """
+
+    at: datetime
+    local: datetime
+    offset_before: timedelta | None
+    shifted: bool
+    repeated: bool
+
+    @property
+    def dst_change(self) -> bool:
+        return self.offset_before is not None
+
+
+def _is_repeated(local: datetime, tz: tzinfo) -> bool:
+    naive = local.replace(tzinfo=None)
+    first = naive.replace(tzinfo=tz, fold=0).utcoffset()
+    second = naive.replace(tzinfo=tz, fold=1).utcoffset()
+    # ``local`` comes from astimezone(), so it exists: differing offsets
+    # for the two folds mean it occurs twice, not that it falls in a gap.
+    return first != second
+
+
+def preview(
+    anchor: datetime | None,
+    period: str | None,
+    rate: int | None,
+    now: datetime,
+    tz: tzinfo,
+    count: int = 5,
+) -> list[PreviewRun]:
+    """The next ``count`` runs (as :func:`upcoming`) with their DST remarks.
+
+    :returns: list of :class:`PreviewRun`, in run order.
+    :raises ScheduleError: as :func:`upcoming`.
+    :raises TypeError: if ``tz`` is not a ``tzinfo``.
+    """
+    runs = upcoming(anchor, period, rate, now, tz, count)
+    if not runs:
+        return []
+    period = _normalize_period(period)
+    _run_at, anchor_utc, _k = _first_run(anchor, period, rate, now, tz)
+    wall_clock = period in ("day", "month") and anchor_utc is not None
+    anchor_time = anchor_utc.astimezone(tz).time() if wall_clock else None
+    previous = _check_aware(now, _("current time")).astimezone(tz).utcoffset()
+    result = []
+    for at in runs:
+        local = at.astimezone(tz)
+        offset = local.utcoffset()
+        result.append(
+            PreviewRun(
+                at=at,
+                local=local,
+                offset_before=previous if offset != previous else None,
+                shifted=wall_clock and local.time() != anchor_time,
+                repeated=_is_repeated(local, tz),
+            )
+        )
+        previous = offset
+    return result

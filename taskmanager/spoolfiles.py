@@ -1,0 +1,140 @@
+"""uWSGI spool files seen from outside uWSGI: their format, liveness, writing one.
+
+A spool file is one uwsgi packet: a 4-byte header (``modifier1`` = 17, the
+body size as a little-endian ``uint16``, ``modifier2`` = 0) followed by
+key/value pairs, each a little-endian ``uint16`` length and the bytes. uWSGI
+names the file ``uwsgi_spoolfile_on_<host>_<pid>_<counter>_<rand>_<sec>_<usec>``
+directly in the spool directory (no temporary name, no later rename: see
+``uwsgi_spool_request()`` in uWSGI's ``core/spooler.c``), sets its mtime to
+``at`` when given, and deletes it once the handler returned ``SPOOL_OK``.
+Its spoolers run every regular file whose name starts with
+``uwsgi_spoolfile_on_`` and whose mtime is not in the future, at each scan of
+the directory (every ``spooler-frequency`` seconds).
+
+So an entry is *live* while its file exists in the node's spool directory,
+and a process that is not part of uWSGI (the ``respool_tasks`` command) can
+add an entry by writing such a file atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import struct
+import tempfile
+from datetime import datetime
+
+#: File name prefix the uWSGI spooler looks for.
+PREFIX = "uwsgi_spoolfile_on_"
+_MODIFIER1 = 17
+_MAX_PACKET = 0xFFFF
+
+
+class SpoolFileError(ValueError):
+    """A spool packet that cannot be built or parsed."""
+
+
+def encode(entry: dict[bytes, bytes]) -> bytes:
+    """Return the spool packet (header included) for a dict of byte strings.
+
+    :raises SpoolFileError: when a key or value is not bytes or the packet
+        would exceed 65,535 bytes (uWSGI truncates or refuses those).
+    """
+    body = bytearray()
+    for key, value in entry.items():
+        if not isinstance(key, bytes) or not isinstance(value, bytes):
+            raise SpoolFileError("spool keys and values must be bytes")
+        for part in (key, value):
+            body += struct.pack("<H", len(part)) + part
+    if len(body) > _MAX_PACKET:
+        raise SpoolFileError("spool packet larger than 64 KiB")
+    return struct.pack("<BHB", _MODIFIER1, len(body), 0) + bytes(body)
+
+
+def decode(data: bytes) -> dict[bytes, bytes]:
+    """Return the key/value pairs of a spool packet (header included).
+
+    :raises SpoolFileError: for a short or malformed packet.
+    """
+    if len(data) < 4:
+        raise SpoolFileError("spool packet shorter than its header")
+    _mod1, size, _mod2 = struct.unpack("<BHB", data[:4])
+    body = data[4 : 4 + size]
+    if len(body) != size:
+        raise SpoolFileError("spool packet shorter than its declared size")
+    result: dict[bytes, bytes] = {}
+    pos = 0
+    while pos < size:
+        parts = []
+        for _ in range(2):
+            if pos + 2 > size:
+                raise SpoolFileError("truncated spool packet")
+            (length,) = struct.unpack("<H", body[pos : pos + 2])
+            pos += 2
+            if pos + length > size:
+                raise SpoolFileError("truncated spool packet")
+            parts.append(bytes(body[pos : pos + length]))
+            pos += length
+        result[parts[0]] = parts[1]
+    return result
+
+
+def read(path: str) -> dict[str, str]:
+    """Return a spool file's entry as a dict of str (as the handler gets it).
+
+    :raises OSError: when the file cannot be read (e.g. it was consumed).
+    :raises SpoolFileError: when it is not a spool packet.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read(_MAX_PACKET + 4)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in decode(data).items()}
+
+
+def is_live(path: str, spool_dir: str) -> bool:
+    """Tell whether ``path`` is an entry still waiting in ``spool_dir``.
+
+    True when ``path`` is a regular file directly inside ``spool_dir``
+    (compared after resolving symbolic links) whose name uWSGI runs.
+    """
+    if not path or not spool_dir:
+        return False
+    directory, name = os.path.split(os.path.realpath(path))
+    if directory != os.path.realpath(spool_dir) or not name.startswith(PREFIX):
+        return False
+    return os.path.isfile(path)
+
+
+def write(spool_dir: str, entry: dict[bytes, bytes], at: datetime | None = None) -> str:
+    """Add a spool entry to ``spool_dir`` from outside uWSGI; return its path.
+
+    The packet is written under a temporary name the spooler ignores, its
+    mtime set to ``at`` rounded up to a whole second (or left at "now"), then
+    renamed into place, so a spooler never reads a half-written file. The
+    spoolers find it at their next directory scan (no wake-up signal).
+
+    :param at: aware datetime before which the entry must not run, or None.
+    :raises OSError: when the directory is not writable.
+    :raises SpoolFileError: for an entry too large or not made of bytes.
+    """
+    packet = encode(entry)
+    host = socket.gethostname().replace("/", "_")
+    fd, tmp = tempfile.mkstemp(prefix=".taskmanager-", dir=spool_dir)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(packet)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if at is not None:
+            stamp = math.ceil(at.timestamp())
+            os.utime(tmp, (stamp, stamp))
+        name = "%s%s_%d_taskmanager_%s" % (PREFIX, host, os.getpid(), os.path.basename(tmp)[13:])
+        final = os.path.join(os.path.realpath(spool_dir), name)
+        os.rename(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return final
