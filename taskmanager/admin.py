@@ -6,16 +6,21 @@ the admin login; each checks its own permission. State changes accept POST
 only (with Django's CSRF protection).
 """
 
+from types import SimpleNamespace
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.db.models import Count, OuterRef, Subquery
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from . import actions, arguments
+from . import actions, arguments, display, history
+from .conf import app_settings
 from .forms import TaskForm
 from .models import Command, LogLine, Report, Task, TaskCategory
 
@@ -26,14 +31,17 @@ def _can_run(request) -> bool:
     return request.user.has_perm(RUN_PERMISSION)
 
 
-def _badge(value: str, label) -> str:
-    if not value:
-        return "–"
-    return format_html('<span class="tm-badge tm-{}">{}</span>', value.lower(), label)
+_badge = display.badge
+
+
+class TaskManagerMedia:
+    css = {"all": ["taskmanager/taskmanager.css"]}
+    js = ["taskmanager/taskmanager.js"]
 
 
 @admin.register(Command)
 class CommandAdmin(admin.ModelAdmin):
+    Media = TaskManagerMedia
     list_display = ["name", "app_name", "active", "task_count"]
     list_display_links = ["name", "app_name"]
     list_filter = ["active", "app_name"]
@@ -43,8 +51,6 @@ class CommandAdmin(admin.ModelAdmin):
     fields = ["name", "app_name", "active", "syntax"]
 
     def get_queryset(self, request):
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(_task_count=Count("tasks"))
 
     @admin.display(description=_("tasks"), ordering="_task_count")
@@ -64,22 +70,52 @@ class CommandAdmin(admin.ModelAdmin):
 
 
 class TaskInline(admin.TabularInline):
+    """The tasks of a category, read-only, with their status (category page)."""
+
     model = Task
-    fields = ["name", "command", "status", "last_result", "last_datetime", "next_datetime"]
+    fields = ["name", "command", "status_badge", "last_result_badge", "last_datetime", "next_datetime"]
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True
+    verbose_name_plural = _("tasks in this category")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("command")
 
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("status"))
+    def status_badge(self, obj):
+        return display.badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=_("last result"))
+    def last_result_badge(self, obj):
+        return display.badge(obj.last_result, obj.get_last_result_display())
+
 
 @admin.register(TaskCategory)
 class TaskCategoryAdmin(admin.ModelAdmin):
-    list_display = ["name"]
+    Media = TaskManagerMedia
+    list_display = ["name", "task_count", "tasks_link"]
     search_fields = ["name"]
     inlines = [TaskInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_task_count=Count("tasks"))
+
+    @admin.display(description=_("tasks"), ordering="_task_count")
+    def task_count(self, obj):
+        return obj._task_count
+
+    @admin.display(description=_("task list"))
+    def tasks_link(self, obj):
+        url = reverse("admin:taskmanager_task_changelist") + "?" + urlencode({"category__id__exact": obj.pk})
+        return format_html('<a href="{}">{}</a>', url, _("show in the task list"))
 
 
 class ReportInline(admin.TabularInline):
@@ -126,8 +162,30 @@ def render_tail(report) -> str:
     )
 
 
+def _running_report(field):
+    """Subquery: ``field`` of the task's running report (None when not running)."""
+    running = Report.objects.filter(task=OuterRef("pk"), finished_datetime__isnull=True).order_by(
+        "-invocation_datetime", "-pk"
+    )
+    return Subquery(running.values(field)[:1])
+
+
+def _annotated_run(task):
+    """The running report's progress, as annotated by TaskAdmin.get_queryset (or None)."""
+    if getattr(task, "run_started", None) is None:
+        return None
+    return SimpleNamespace(
+        invocation_datetime=task.run_started,
+        progress_done=task.run_done,
+        progress_total=task.run_total,
+        progress_message=task.run_message,
+        progress_at=task.run_progress_at,
+    )
+
+
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
+    Media = TaskManagerMedia
     form = TaskForm
     change_form_template = "admin/taskmanager/task/change_form.html"
     list_display = [
@@ -139,49 +197,132 @@ class TaskAdmin(admin.ModelAdmin):
         "errors",
         "warnings",
         "last_datetime",
+        "last_duration_display",
         "next_datetime",
     ]
     list_filter = ["category", "status", "last_result", "command__app_name"]
     search_fields = ["name", "command__name", "note", "category__name"]
     list_select_related = ["command", "category"]
-    autocomplete_fields = []
+    ordering = ["name"]
     actions = ["start_tasks", "stop_tasks", "run_tasks_now"]
     inlines = [ReportInline]
     fieldsets = [
-        (_("Definition"), {"fields": ["name", "command", "arguments", "category", "note", "timeout"]}),
+        (
+            _("Definition"),
+            {"fields": ["name", "command", "arguments", "command_line_preview", "category", "note", "timeout"]},
+        ),
         (_("Scheduling"), {"fields": ["scheduling", "repetition_period", "repetition_rate"]}),
         (
             _("Last execution"),
             {
                 "fields": [
                     "spooler_id",
-                    "status",
+                    "live_status",
                     "last_datetime",
                     "last_result",
+                    "last_duration_display",
                     "next_datetime",
                     "errors",
                     "warnings",
                 ]
             },
         ),
+        (_("Last runs"), {"fields": ["runs_chart"]}),
     ]
     readonly_fields = [
+        "command_line_preview",
         "spooler_id",
-        "status",
+        "live_status",
         "last_datetime",
         "last_result",
+        "last_duration_display",
         "next_datetime",
         "errors",
         "warnings",
+        "runs_chart",
     ]
+    # Sections that only mean something once the task exists.
+    ADD_HIDDEN_SECTIONS = 2
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            fieldsets = fieldsets[: -self.ADD_HIDDEN_SECTIONS]
+        return fieldsets
+
+    def get_queryset(self, request):
+        # The running report's progress rides along as annotations, so the
+        # task list needs no query per row (see tests/test_admin.py).
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                run_started=_running_report("invocation_datetime"),
+                run_done=_running_report("progress_done"),
+                run_total=_running_report("progress_total"),
+                run_message=_running_report("progress_message"),
+                run_progress_at=_running_report("progress_at"),
+            )
+        )
+
+    # -- columns and read-only fields --------------------------------------------
+    def _live(self, obj, with_url=True):
+        return format_html(
+            '<span class="tm-live" data-task="{}" data-status="{}" data-url="{}" data-poll="{}">{}</span>',
+            obj.pk,
+            obj.status,
+            reverse("admin:taskmanager_task_status"),
+            app_settings.ADMIN_POLL_MS,
+            display.live_status(obj, _annotated_run(obj)),
+        )
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
-        return _badge(obj.status, obj.get_status_display())
+        return self._live(obj)
 
     @admin.display(description=_("last result"), ordering="last_result")
     def last_result_badge(self, obj):
-        return _badge(obj.last_result, obj.get_last_result_display())
+        return format_html(
+            '<span class="tm-live-result" data-task="{}">{}</span>',
+            obj.pk,
+            display.badge(obj.last_result, obj.get_last_result_display()),
+        )
+
+    @admin.display(description=_("duration"), ordering="last_duration")
+    def last_duration_display(self, obj):
+        return display.format_duration(obj.last_duration)
+
+    @admin.display(description=_("status"))
+    def live_status(self, obj):
+        if obj is None or obj.pk is None:
+            return display.EMPTY
+        return format_html(
+            '{}<span class="tm-live-notice" hidden>{} <a href="">{}</a></span>',
+            self._live(obj),
+            _("The run has ended."),
+            _("Reload the page to see its report."),
+        )
+
+    @admin.display(description=_("command line"))
+    def command_line_preview(self, obj):
+        if obj is None or obj.command_id is None:
+            return display.EMPTY
+        try:
+            argv = arguments.parse_arguments(obj.arguments)
+        except arguments.ArgumentsError as exc:
+            return format_html('<span class="errornote">{}</span>', exc)
+        return format_html(
+            '<code class="tm-command-line">{}</code><div class="help">{}</div>',
+            arguments.command_line(obj.command.name, argv),
+            _("The exact command line the task runs (updated when the task is saved)."),
+        )
+
+    @admin.display(description=_("durations and results"))
+    def runs_chart(self, obj):
+        if obj is None or obj.pk is None:
+            return display.EMPTY
+        runs = history.last_runs(obj.pk)
+        return format_html("{}{}", display.runs_chart(runs), display.chart_legend() if runs else "")
 
     # -- actions ---------------------------------------------------------------
     def get_actions(self, request):
@@ -224,6 +365,7 @@ class TaskAdmin(admin.ModelAdmin):
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
+            path("status/", wrap(self.status_view), name="taskmanager_task_status"),
             path("<path:object_id>/start/", wrap(self.start_view), name="taskmanager_task_start"),
             path("<path:object_id>/stop/", wrap(self.stop_view), name="taskmanager_task_stop"),
             path("<path:object_id>/run-now/", wrap(self.run_now_view), name="taskmanager_task_run_now"),
@@ -247,6 +389,35 @@ class TaskAdmin(admin.ModelAdmin):
 
     def run_now_view(self, request, object_id):
         return self._button_view(request, object_id, actions.run_now)
+
+    #: Most tasks one status request may ask about.
+    STATUS_MAX_IDS = 500
+
+    def status_view(self, request):
+        """Return JSON with the live status (badge + progress bar HTML) of the tasks in ``?ids=1,2``.
+
+        The shape: ``{"tasks": {"<id>": {"status": "STARTED", "running": true,
+        "percent": 40.0 | null, "status_html": "...", "result_html": "..."}}}``.
+        Needs the view permission on tasks; polled by taskmanager.js.
+        """
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        ids = [int(x) for x in request.GET.get("ids", "").split(",") if x.strip().isdigit()]
+        tasks = self.get_queryset(request).filter(pk__in=ids[: self.STATUS_MAX_IDS])
+        data = {}
+        for task in tasks:
+            run = _annotated_run(task)
+            running = task.status == Task.Status.STARTED
+            data[str(task.pk)] = {
+                "status": task.status,
+                "running": running,
+                "percent": display.progress.percent(run.progress_done, run.progress_total) if run else None,
+                "status_html": display.live_status(task, run),
+                "result_html": display.badge(task.last_result, task.get_last_result_display()),
+            }
+        response = JsonResponse({"tasks": data})
+        response["Cache-Control"] = "no-store"
+        return response
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["can_run_task"] = _can_run(request)

@@ -1,0 +1,170 @@
+"""HTML pieces of the admin pages: badges, durations, progress bars, the chart of last runs.
+
+Every function returns safe HTML built with ``format_html`` /
+``format_html_join``, so text a user or a command controls (task names,
+progress messages) is always escaped.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django.utils.formats import localize
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from . import progress
+
+EMPTY = "–"
+
+
+def badge(value: str, label) -> str:
+    """Return a coloured badge for a status or result value (``"–"`` when empty)."""
+    if not value:
+        return EMPTY
+    return format_html('<span class="tm-badge tm-{}">{}</span>', value.lower(), label)
+
+
+def format_duration(value: timedelta | float | None) -> str:
+    """Return a short human duration: ``"0.4 s"``, ``"12 s"``, ``"3 min 5 s"``, ``"2 h 4 min"``."""
+    if value is None:
+        return EMPTY
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    seconds = max(seconds, 0.0)
+    if seconds < 10:
+        return _("%(seconds)s s") % {"seconds": localize(round(seconds, 1))}
+    seconds = round(seconds)
+    if seconds < 60:
+        return _("%(seconds)d s") % {"seconds": seconds}
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return _("%(minutes)d min %(seconds)d s") % {"minutes": minutes, "seconds": seconds}
+    hours, minutes = divmod(minutes, 60)
+    return _("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
+
+
+def progress_bar(done, total, message, started, reported_at, now=None) -> str:
+    """Return the progress bar of a running run (empty string if it reported nothing).
+
+    ``done``/``total``/``message``/``reported_at`` are the Report's progress
+    fields, ``started`` its invocation time.
+    """
+    if done is None:
+        return ""
+    now = now or timezone.now()
+    pct = progress.percent(done, total)
+    if pct is None:
+        text = ngettext("%(done)s done", "%(done)s done", done) % {"done": localize(done)}
+        bar = format_html('<span class="tm-bar tm-bar-unknown"><span style="width:100%"></span></span>')
+    else:
+        eta = progress.eta_seconds(done, total, started, reported_at, now)
+        text = _("%(percent)s%% (%(done)s of %(total)s)") % {
+            "percent": localize(int(pct)),
+            "done": localize(done),
+            "total": localize(total),
+        }
+        if eta is not None and pct < 100:
+            text += " · " + _("about %(duration)s left") % {"duration": format_duration(eta)}
+        bar = format_html(
+            '<span class="tm-bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
+            'aria-valuenow="{}"><span style="width:{}%"></span></span>',
+            int(pct),
+            "%.1f" % pct,
+        )
+    return format_html(
+        '<span class="tm-progress">{}<span class="tm-progress-text">{}</span>{}</span>',
+        bar,
+        text,
+        format_html('<span class="tm-progress-message">{}</span>', message) if message else "",
+    )
+
+
+def live_status(task, run=None) -> str:
+    """Return the status badge of ``task`` and, while it runs, its progress bar.
+
+    ``run`` is the running Report (or an object with the same progress
+    attributes), or None.
+    """
+    parts = [badge(task.status, task.get_status_display())]
+    if run is not None and task.status == task.Status.STARTED:
+        parts.append(
+            progress_bar(
+                run.progress_done, run.progress_total, run.progress_message, run.invocation_datetime, run.progress_at
+            )
+        )
+    return format_html_join("", "{}", ((part,) for part in parts if part))
+
+
+# -- the chart of last runs ----------------------------------------------------
+
+CHART_WIDTH = 600
+CHART_HEIGHT = 120
+CHART_LEFT = 48
+CHART_BOTTOM = 18
+
+
+def runs_chart(runs) -> str:
+    """Return an inline SVG bar chart of ``runs`` (RunHistory rows, oldest first).
+
+    Bar height is the run's duration, on a linear scale up to the longest
+    run; the colour is its result. Each bar has a tooltip with the time,
+    duration and result.
+    """
+    if not runs:
+        return format_html('<p class="tm-chart-empty">{}</p>', _("No finished run yet."))
+    longest = max(run.duration.total_seconds() for run in runs) or 1.0
+    plot_w = CHART_WIDTH - CHART_LEFT - 4
+    plot_h = CHART_HEIGHT - CHART_BOTTOM - 6
+    step = plot_w / max(len(runs), 10)
+    bar_w = max(step * 0.8, 1.0)
+    bars = []
+    for index, run in enumerate(runs):
+        height = max(plot_h * run.duration.total_seconds() / longest, 1.5)
+        x = CHART_LEFT + index * step + (step - bar_w) / 2
+        y = 6 + plot_h - height
+        tooltip = "%s · %s · %s" % (
+            localize(timezone.localtime(run.started)),
+            format_duration(run.duration),
+            run.get_result_display(),
+        )
+        bars.append(("%.1f" % x, "%.1f" % y, "%.1f" % bar_w, "%.1f" % height, run.result.lower(), tooltip))
+    return format_html(
+        '<svg class="tm-chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{label}">'
+        '<line class="tm-axis" x1="{left}" y1="6" x2="{left}" y2="{base}"></line>'
+        '<line class="tm-axis" x1="{left}" y1="{base}" x2="{right}" y2="{base}"></line>'
+        '<text class="tm-axis-label" x="{lx}" y="12" text-anchor="end">{top}</text>'
+        '<text class="tm-axis-label" x="{lx}" y="{base}" text-anchor="end">0</text>'
+        '<text class="tm-axis-label" x="{left}" y="{h}">{older}</text>'
+        '<text class="tm-axis-label" x="{right}" y="{h}" text-anchor="end">{newer}</text>'
+        "{bars}</svg>",
+        w=CHART_WIDTH,
+        h=CHART_HEIGHT,
+        label=ngettext("Durations of the last %(count)d run", "Durations of the last %(count)d runs", len(runs))
+        % {"count": len(runs)},
+        left=CHART_LEFT,
+        right=CHART_WIDTH - 4,
+        base=6 + plot_h,
+        lx=CHART_LEFT - 4,
+        top=format_duration(longest),
+        older=_("older"),
+        newer=_("newer"),
+        bars=format_html_join(
+            "",
+            '<rect class="tm-run tm-run-{4}" x="{0}" y="{1}" width="{2}" height="{3}"><title>{5}</title></rect>',
+            bars,
+        ),
+    )
+
+
+def chart_legend() -> str:
+    """Return the legend of the chart's colours."""
+    from .models import Task
+
+    return format_html(
+        '<span class="tm-chart-legend">{}</span>',
+        format_html_join(
+            " ", '<span class="tm-badge tm-{}">{}</span>', ((value.lower(), label) for value, label in Task.Result.choices)
+        ),
+    )
