@@ -64,6 +64,8 @@ import contextlib
 import io
 import shlex
 
+from django.utils.translation import gettext as _
+
 __all__ = [
     "ArgumentsError",
     "command_line",
@@ -114,16 +116,21 @@ def parse_arguments(text: str | None) -> list[str]:
     except ValueError as error:
         quote = lexer.state if lexer.state in QUOTES else None
         if quote is None:  # pragma: no cover - shlex only raises for quotes here
-            raise ArgumentsError(f"The arguments cannot be split: {error}.") from error
-        quote_name = "double" if quote == '"' else "single"
+            raise ArgumentsError(_("The arguments cannot be split: %(error)s.") % {"error": error}) from error
         excerpt = lexer.token
         if len(excerpt) > 40:
             excerpt = excerpt[:37] + "..."
-        raise ArgumentsError(
-            f"Unbalanced quotes: a {quote_name} quote ({quote}) is opened before "
-            f"{excerpt!r} but never closed. Close it, or wrap the value containing "
-            f"it in the other kind of quote."
-        ) from error
+        if quote == '"':
+            message = _(
+                "Unbalanced quotes: a double quote (%(quote)s) is opened before %(excerpt)s but never "
+                "closed. Close it, or wrap the value containing it in the other kind of quote."
+            )
+        else:
+            message = _(
+                "Unbalanced quotes: a single quote (%(quote)s) is opened before %(excerpt)s but never "
+                "closed. Close it, or wrap the value containing it in the other kind of quote."
+            )
+        raise ArgumentsError(message % {"quote": quote, "excerpt": repr(excerpt)}) from error
 
 
 def _quote(value: str) -> str:
@@ -207,7 +214,8 @@ def _load_parser(app_name: str, command_name: str) -> argparse.ArgumentParser:
         parser = command.create_parser("manage.py", command_name)
     except Exception as error:
         raise _CommandLoadError(
-            f"its arguments parser cannot be built: {type(error).__name__}: {error}"
+            _("its arguments parser cannot be built: %(error)s")
+            % {"error": "%s: %s" % (type(error).__name__, error)}
         ) from error
     if hasattr(parser, "color"):  # Python >= 3.14: never emit ANSI colour codes
         parser.color = False
@@ -284,8 +292,11 @@ def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> Non
             parser = _load_parser(app_name, command_name)
         except _CommandLoadError as error:
             raise ArgumentsError(
-                f"The command {command_name!r} of {app_name!r} can no longer be loaded, "
-                f"so its arguments cannot be checked: {error}"
+                _(
+                    "The command %(command)s of %(app)s can no longer be loaded, "
+                    "so its arguments cannot be checked: %(error)s"
+                )
+                % {"command": repr(command_name), "app": repr(app_name), "error": error}
             ) from error
         loading_output = len(output.getvalue())
         try:
@@ -293,32 +304,46 @@ def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> Non
         except CommandError as error:
             message = str(error).removeprefix("Error: ")
             raise ArgumentsError(
-                f"Invalid arguments for {command_name!r}: {message}"
+                _("Invalid arguments for %(command)s: %(error)s")
+                % {"command": repr(command_name), "error": message}
             ) from error
         except argparse.ArgumentError as error:
             raise ArgumentsError(
-                f"Invalid arguments for {command_name!r}: {error}"
+                _("Invalid arguments for %(command)s: %(error)s")
+                % {"command": repr(command_name), "error": error}
             ) from error
         except SystemExit as error:
             exiting = _exiting_option(parser, argv)
             if exiting is not None:
                 token, kind = exiting
-                what = "the command's help" if kind == "help" else "the version number"
-                raise ArgumentsError(
-                    f"{token} is not allowed as a task argument: it only prints {what} and exits "
-                    f"instead of running the command."
-                ) from None
+                if kind == "help":
+                    message = _(
+                        "%(option)s is not allowed as a task argument: it only prints the command's "
+                        "help and exits instead of running the command."
+                    )
+                else:
+                    message = _(
+                        "%(option)s is not allowed as a task argument: it only prints the version "
+                        "number and exits instead of running the command."
+                    )
+                raise ArgumentsError(message % {"option": token}) from None
             printed = output.getvalue()[loading_output:].strip()
             if len(printed) > _MAX_OUTPUT_IN_MESSAGE:
                 printed = printed[: _MAX_OUTPUT_IN_MESSAGE - 3] + "..."
-            detail = f": {printed}" if printed else "."
+            if printed:
+                message = _(
+                    "These arguments make %(command)s exit (status %(status)s) instead of running: "
+                    "%(output)s"
+                )
+            else:
+                message = _("These arguments make %(command)s exit (status %(status)s) instead of running.")
             raise ArgumentsError(
-                f"These arguments make {command_name!r} exit (status {error.code!r}) "
-                f"instead of running{detail}"
+                message % {"command": repr(command_name), "status": repr(error.code), "output": printed}
             ) from None
         except Exception as error:
             raise ArgumentsError(
-                f"Invalid arguments for {command_name!r}: {type(error).__name__}: {error}"
+                _("Invalid arguments for %(command)s: %(error)s")
+                % {"command": repr(command_name), "error": "%s: %s" % (type(error).__name__, error)}
             ) from error
 
 
@@ -334,8 +359,8 @@ def command_usage(app_name: str, command_name: str) -> str:
             parser = _load_parser(app_name, command_name)
             return parser.format_help()
         except _CommandLoadError as error:
-            return f"This command can no longer be loaded: {error}"
+            return _("This command can no longer be loaded: %(error)s") % {"error": error}
         except Exception as error:  # noqa: BLE001 - a broken custom parser's format_help()
-            return (
-                f"This command can no longer be loaded: {type(error).__name__}: {error}"
-            )
+            return _("This command can no longer be loaded: %(error)s") % {
+                "error": "%s: %s" % (type(error).__name__, error)
+            }
