@@ -308,20 +308,27 @@ class LogLine(models.Model):
     stream = models.CharField(max_length=11, choices=Stream.choices)
     timestamp = models.DateTimeField()
     text = models.TextField()
+    # What the log viewer's level filters select on (logcapture.severity):
+    # 0 below WARNING, 1 WARNING up to ERROR, 2 ERROR and above. With the
+    # index below, each filter value is one index range already in seq order,
+    # so a page costs the same at line 10 or line 1,000,000 (issue 5).
+    severity = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["report", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["report", "seq"], name="taskmanager_logline_seq"),
         ]
-        indexes = [models.Index(fields=["report", "level", "seq"], name="taskmanager_logline_level")]
+        indexes = [models.Index(fields=["report", "severity", "seq"], name="taskmanager_logline_sev")]
 
     def __str__(self):
         return self.text
 
     @property
     def level_name(self) -> str:
-        return self.Level(self.level).label if self.level in self.Level.values else str(self.level)
+        from .logcapture import level_name
+
+        return level_name(self.level)
 
 
 class SpoolerHeartbeat(models.Model):
