@@ -18,7 +18,10 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
     lists of (app_name, name). New commands listed in
     TASKMANAGER_UNSAFE_COMMANDS are added inactive unless
     TASKMANAGER_ALLOW_UNSAFE_COMMANDS is True. A command that disappeared is
-    deactivated, never deleted (tasks may still use it).
+    deactivated, never deleted (tasks may still use it). "unsafe_active"
+    lists the unsafe commands that are active although the setting does not
+    allow them (someone activated them by hand): they are reported, not
+    changed, since that was a person's explicit choice.
     """
     found = {
         (app, name)
@@ -27,7 +30,7 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
     }
     unsafe = set(app_settings.UNSAFE_COMMANDS)
     allow_unsafe = app_settings.ALLOW_UNSAFE_COMMANDS
-    result = {"added": [], "deactivated": [], "unchanged": []}
+    result = {"added": [], "deactivated": [], "unchanged": [], "unsafe_active": []}
     existing = {(c.app_name, c.name): c for c in CommandModel.objects.all()}
     with transaction.atomic():
         for key in sorted(found - existing.keys()):
@@ -38,6 +41,8 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
         for key, command in sorted(existing.items()):
             if key in found:
                 result["unchanged"].append(key)
+                if command.active and not allow_unsafe and key[1] in unsafe:
+                    result["unsafe_active"].append(key)
             elif command.active:
                 result["deactivated"].append(key)
                 if not dry_run:
@@ -72,6 +77,13 @@ class Command(BaseCommand):
             for app, name in result["unchanged"]:
                 self.stdout.write("Unchanged %s (%s)" % (name, app))
         if verbosity >= 1:
+            for app, name in result["unsafe_active"]:
+                self.stdout.write(
+                    self.style.WARNING(
+                        "%s (%s) is active although it is listed as unsafe (TASKMANAGER_UNSAFE_COMMANDS): "
+                        "deactivate it in the admin unless tasks really need it." % (name, app)
+                    )
+                )
             self.stdout.write(
                 self.style.SUCCESS(
                     "%d command(s) added, %d deactivated, %d unchanged."

@@ -1,0 +1,214 @@
+"""Permissions and safety of the "Task manager" admin, through the real uWSGI server.
+
+The URL lists are not written by hand: they are the patterns that each
+ModelAdmin of the app registers (``admin.site._registry`` ->
+``ModelAdmin.get_urls()``), with every path converter filled with the pk of a
+real object, so a view added later is covered at once.
+"""
+
+import re
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
+from django.urls import URLPattern, URLResolver
+
+from taskmanager.models import Command, LogLine, Report, Task, TaskCategory
+
+from .adminclient import AdminClient
+from .conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CONVERTER_RE = re.compile(r"<(?:\w+:)?(\w+)>")
+BUTTONS = ("start", "stop", "run-now")
+
+
+def registered_models():
+    return [model for model in admin.site._registry if model._meta.app_label == "taskmanager"]
+
+
+def _routes(patterns, prefix=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.name
+
+
+def app_urls(objects) -> list[str]:
+    """Every URL the app's ModelAdmins register, converters filled with a real object's pk."""
+    urls = []
+    for model in registered_models():
+        model_admin = admin.site._registry[model]
+        pk = objects[model].pk
+        for route, _name in _routes(model_admin.get_urls()):
+            route = CONVERTER_RE.sub(str(pk), route.lstrip("^").rstrip("$"))
+            urls.append("/admin/%s/%s/%s" % (model._meta.app_label, model._meta.model_name, route))
+    assert len(urls) >= 4 * len(registered_models())
+    return sorted(set(urls))
+
+
+@pytest.fixture
+def objects(commands):
+    category = TaskCategory.objects.create(name="perm-cat")
+    task = Task.objects.create(name="perm-task", command=commands["tm_ok"], category=category)
+    report = Report.objects.create(task=task, trigger="start", result="OK")
+    LogLine.objects.create(report=report, seq=1, stream="stdout", timestamp=report.invocation_datetime, text="hi")
+    found = {Command: commands["tm_ok"], TaskCategory: category, Task: task, Report: report}
+    missing = set(registered_models()) - set(found)
+    assert not missing, "add an object of %s to this fixture" % missing
+    return found
+
+
+def staff(username, *codenames):
+    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="taskmanager", codename__in=codenames))
+    return user
+
+
+def client_for(server, username):
+    client = AdminClient(server.url)
+    client.login(username, PASSWORD)
+    return client
+
+
+def test_every_url_of_the_app_needs_the_login(server, objects):
+    urls = app_urls(objects)
+    # The enumeration sees the extra views too, not only Django's.
+    for expected in ("/task/status/", "/task/%d/start/" % objects[Task].pk, "/report/%d/log/" % objects[Report].pk):
+        assert any(url.endswith(expected) for url in urls), expected
+    anonymous = AdminClient(server.url)
+    for url in urls:
+        resp = anonymous.get(url, follow=False)
+        assert resp.status == 302, (url, resp.status)
+        assert "/admin/login/?next=" in resp.url, (url, resp.url)
+        resp = anonymous.post(url, {}, follow=False)
+        assert resp.status == 302 and "/admin/login/" in resp.url, (url, resp.status)
+    task = objects[Task]
+    task.refresh_from_db()
+    assert task.status == "IDLE" and Report.objects.filter(task=task).count() == 1
+
+
+def test_staff_without_permissions_gets_403_everywhere(server, objects):
+    staff("nobody")
+    client = client_for(server, "nobody")
+    for url in app_urls(objects):
+        resp = client.get(url)  # follows the admin's "<pk>/" redirect to the change page
+        is_button = url.rstrip("/").rsplit("/", 1)[-1] in BUTTONS
+        assert resp.status == (405 if is_button else 403), (url, resp.status)
+        resp = client.post(url, {})
+        assert resp.status == 403, (url, resp.status)
+    for button in BUTTONS:
+        assert client.post("/admin/taskmanager/task/%d/%s/" % (objects[Task].pk, button)).status == 403
+    objects[Task].refresh_from_db()
+    assert objects[Task].status == "IDLE"
+
+
+def test_view_only_staff_sees_but_cannot_run(server, objects):
+    staff("viewer", "view_task", "view_report", "view_command", "view_taskcategory")
+    client = client_for(server, "viewer")
+    task = objects[Task]
+    listing = client.get("/admin/taskmanager/task/")
+    assert listing.status == 200 and "perm-task" in listing.text
+    assert 'name="action"' not in listing.text  # no bulk actions at all
+    page = client.get("/admin/taskmanager/task/%d/change/" % task.pk)
+    assert page.status == 200 and "perm-task" in page.text
+    for button in BUTTONS:
+        assert "/%s/" % button not in page.text, button
+    assert "complete log with filters" in page.text
+    assert client.get("/admin/taskmanager/report/%d/log/" % objects[Report].pk).status == 200
+    assert client.get("/admin/taskmanager/task/status/?ids=%d" % task.pk).status == 200
+    for button in BUTTONS:
+        assert client.post("/admin/taskmanager/task/%d/%s/" % (task.pk, button)).status == 403
+    resp = client.post(
+        "/admin/taskmanager/task/",
+        {"action": "start_tasks", "_selected_action": [task.pk], "index": "0"},
+    )
+    assert resp.status in (200, 403)
+    task.refresh_from_db()
+    assert (task.status, task.run_token) == ("IDLE", "")
+    assert Report.objects.filter(task=task).count() == 1
+
+
+def test_logs_need_view_report(server, objects):
+    staff("tasks-only", "view_task")
+    client = client_for(server, "tasks-only")
+    page = client.get("/admin/taskmanager/task/%d/change/" % objects[Task].pk)
+    assert page.status == 200
+    assert "complete log with filters" not in page.text  # the reports inline is hidden
+    assert client.get("/admin/taskmanager/report/%d/log/" % objects[Report].pk).status == 403
+
+
+def test_run_permission_shows_buttons_and_actions(server, objects):
+    staff("runner", "view_task", "run_task")
+    client = client_for(server, "runner")
+    task = objects[Task]
+    page = client.get("/admin/taskmanager/task/%d/change/" % task.pk).text
+    for button in BUTTONS:
+        assert "/admin/taskmanager/task/%d/%s/" % (task.pk, button) in page
+    listing = client.get("/admin/taskmanager/task/").text
+    assert 'value="start_tasks"' in listing and 'value="stop_tasks"' in listing
+    assert 'value="delete_selected"' not in listing
+    resp = client.post("/admin/taskmanager/task/%d/start/" % task.pk)
+    assert resp.status == 200 and "was started" in resp.text
+
+
+def test_csrf_is_required_for_buttons(server, objects, superuser):
+    client = client_for(server, "admin")
+    resp = client.post("/admin/taskmanager/task/%d/start/" % objects[Task].pk, {}, csrf=False)
+    assert resp.status == 403
+    objects[Task].refresh_from_db()
+    assert objects[Task].status == "IDLE"
+
+
+# -- collect_commands and unsafe commands ------------------------------------------
+
+UNSAFE = {"shell", "dbshell", "flush", "sqlflush", "createsuperuser", "changepassword", "runserver", "testserver"}
+
+
+def collected():
+    return {c.name: c.active for c in Command.objects.all()}
+
+
+def test_collect_never_activates_unsafe_commands(transactional_db):
+    call_command("collect_commands", verbosity=0)
+    found = collected()
+    present = UNSAFE & found.keys()
+    assert {"shell", "flush", "dbshell", "createsuperuser", "changepassword"} <= present
+    assert not any(found[name] for name in present)
+    assert found["check"] and found["tm_ok"]
+
+
+def test_unsafe_commands_allowed_by_the_setting(transactional_db, settings):
+    settings.TASKMANAGER_ALLOW_UNSAFE_COMMANDS = True
+    call_command("collect_commands", verbosity=0)
+    assert collected()["shell"] is True
+
+
+def test_unsafe_list_is_configurable(transactional_db, settings):
+    settings.TASKMANAGER_UNSAFE_COMMANDS = ["tm_raise"]
+    call_command("collect_commands", verbosity=0)
+    found = collected()
+    assert found["tm_raise"] is False
+    assert found["shell"] is True  # no longer listed
+
+
+def test_active_unsafe_command_is_reported(transactional_db):
+    from io import StringIO
+
+    call_command("collect_commands", verbosity=0)
+    Command.objects.filter(name="shell").update(active=True)
+    out = StringIO()
+    call_command("collect_commands", verbosity=1, stdout=out)
+    assert "shell" in out.getvalue() and "unsafe" in out.getvalue()
+    # Collecting again does not deactivate it behind the admin's back: it only warns.
+    assert collected()["shell"] is True
+
+
+def test_excludecore_leaves_out_django_commands(transactional_db):
+    call_command("collect_commands", "--excludecore", verbosity=0)
+    found = collected()
+    assert "tm_ok" in found and "collect_commands" in found
+    assert "shell" not in found and "migrate" not in found
