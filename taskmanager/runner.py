@@ -37,6 +37,9 @@ from .conf import app_settings
 from .models import LogLine, Report, Task, new_token
 
 logger = logging.getLogger("taskmanager.runner")
+# Phase times of each run (perf_counter marks) at DEBUG, for bench/; off by
+# default, and the marks themselves cost well under a microsecond each.
+timing_logger = logging.getLogger("taskmanager.runner.timing")
 
 # The child's outcome travels on the record pipe under this stream name.
 _OUTCOME = "_outcome"
@@ -64,16 +67,39 @@ def execute(task_id: int, token: str, trigger: str) -> Report | None:
     Database connections are closed before and after (the spooler never
     closes them itself).
     """
+    entered, entered_wall = time.perf_counter(), time.time()
     close_old_connections()
     try:
         run = claim(task_id, token, trigger)
         if run is None:
             return None
         task, report = run
-        Supervisor(task, report).run()
+        supervisor = Supervisor(task, report)
+        supervisor.marks["claimed"] = time.perf_counter()
+        supervisor.run()
+        if timing_logger.isEnabledFor(logging.DEBUG):
+            _log_timing(report, entered, entered_wall, supervisor.marks)
         return report
     finally:
         close_old_connections()
+
+
+def _log_timing(report: Report, entered: float, entered_wall: float, marks: dict) -> None:
+    """Log the run's phase marks as JSON: milliseconds since the spool entry was handled."""
+    committed = getattr(report, "claim_committed", None)
+    if committed is not None:
+        marks["claim_committed"] = committed
+    timing_logger.debug(
+        "%s",
+        json.dumps(
+            {
+                "task": report.task_id,
+                "report": report.pk,
+                "entered": entered_wall,
+                "ms": {name: round((at - entered) * 1000, 3) for name, at in marks.items()},
+            }
+        ),
+    )
 
 
 def local_tz():
@@ -147,6 +173,7 @@ def claim(task_id: int, token: str, trigger: str):
             logger.info("Task %s was claimed by another process or changed meanwhile.", task_id)
             return None
         report = _create_report(task, trigger, now)
+    report.claim_committed = time.perf_counter()
     if next_token:
         try:
             _respool(task.pk, next_token, Report.Trigger.SCHEDULE, next_at)
@@ -239,6 +266,8 @@ class Supervisor:
         self.timed_out = False
         self.kill_at: float | None = None
         self.report_changes: dict = {}
+        # perf_counter() at the end of each phase (see _log_timing).
+        self.marks: dict[str, float] = {}
 
     # -- log lines -------------------------------------------------------------
     def add_line(self, level: int, stream: str, text: str, ts: float | None = None) -> None:
@@ -313,8 +342,11 @@ class Supervisor:
         self.report.command_line = arguments.command_line(task.command.name, argv)
         self.report_changes["command_line"] = self.report.command_line
         self.flush()
+        self.marks["prepared"] = time.perf_counter()
         pid, fds = self.fork(argv)
+        self.marks["forked"] = time.perf_counter()
         status = self.follow(pid, fds)
+        self.marks["exited"] = time.perf_counter()
         self.finish_from_status(status)
 
     def fork(self, argv: list[str]):
@@ -517,12 +549,14 @@ class Supervisor:
         self.report.result = result
         self.report.end_reason = reason
         self.report.finished_datetime = now
+        self.marks["saved"] = time.perf_counter()
         from .retention import prune_reports
 
         try:
             prune_reports(self.task.pk)
         except Exception:  # noqa: BLE001 - pruning must never change the run's outcome
             logger.exception("Could not prune the reports of task %s", self.task.pk)
+        self.marks["pruned"] = time.perf_counter()
 
 
 def _child_main(task: Task, argv: list[str], out_w: int, err_w: int, rec_w: int) -> None:

@@ -1,0 +1,1 @@
+"""Benchmark scripts (``python bench/run.py``); see bench/README.md."""

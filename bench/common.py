@@ -1,0 +1,240 @@
+"""Helpers shared by the bench scripts: the common command line, a fresh database,
+a real uWSGI serving the bench project, statistics and output.
+
+The interface every ``bench/bench_*.py`` follows (``bench/run.py`` relies on it):
+
+* ``main(argv=None)``; run as ``python bench/bench_x.py [--quick] [--db sqlite|postgresql]``;
+* print a human-readable table, then exactly one JSON object on the last line
+  of stdout (``emit()`` does both);
+* nothing asserts: numbers only (targets are printed beside them).
+
+The uWSGI server is the one the tests start (``tests.uwsgi_server.UwsgiServer``),
+loading ``bench.settings`` instead of ``tests.settings``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+BENCH_DIR = Path(__file__).resolve().parent
+if str(BENCH_DIR) not in sys.path:
+    sys.path.insert(1, str(BENCH_DIR))
+
+from tests.adminclient import AdminClient  # noqa: E402
+from tests.uwsgi_server import UwsgiServer  # noqa: E402
+
+SETTINGS = "bench.settings"
+PASSWORD = "bench-password"
+#: Used when no shipped configuration names a spooler-frequency (the tests' value).
+DEFAULT_SPOOLER_FREQUENCY = 1
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """Return an ArgumentParser with the options every bench script accepts."""
+    result = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    result.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    result.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"], help="database (default sqlite)")
+    result.add_argument("--keep", action="store_true", help="keep the database and the work directory")
+    return result
+
+
+def shipped_spooler_frequency() -> tuple[int, str]:
+    """Return (seconds, where it came from): the demo's uwsgi ini if it sets one, else the default."""
+    for path in sorted((ROOT / "demo").rglob("*.ini")):
+        for line in path.read_text(errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "spooler-frequency" and value.strip().isdigit():
+                return int(value.strip()), str(path.relative_to(ROOT))
+    return DEFAULT_SPOOLER_FREQUENCY, "default (tests' value; no demo ini sets it)"
+
+
+class BenchEnv:
+    """A fresh database (migrated, commands collected, a superuser) and a work directory.
+
+    Sets the environment that the bench process and the servers it starts share:
+    ``TM_TEST_DB``, ``TM_TEST_SERVER_DB`` (the database), ``TM_BENCH_DIR`` (timing
+    log, floor log, commit counters) and ``DJANGO_SETTINGS_MODULE``.
+    """
+
+    def __init__(self, db: str, keep: bool = False):
+        self.db = db
+        self.keep = keep
+        self.dir = Path(tempfile.mkdtemp(prefix="tm-bench-"))
+        os.environ["TM_BENCH_DIR"] = str(self.dir)
+        import _benchdb
+
+        self.name = _benchdb.setup(db, settings=SETTINGS)
+        from django.contrib.auth.models import User
+
+        from taskmanager.management.commands.collect_commands import collect
+
+        collect(exclude_core=True)
+        User.objects.create_superuser("bench", "bench@example.com", PASSWORD)
+        self.servers: list[UwsgiServer] = []
+
+    def server_env(self) -> dict:
+        return {
+            "DJANGO_SETTINGS_MODULE": SETTINGS,
+            "TM_TEST_DB": self.db,
+            "TM_TEST_SERVER_DB": self.name,
+            "TM_BENCH_DIR": str(self.dir),
+        }
+
+    def start_server(self, spooler_processes: int = 2, spooler_frequency: int | None = None) -> UwsgiServer:
+        """Start a uWSGI (2 workers, ``spooler_processes`` spoolers) on the bench database."""
+        frequency = spooler_frequency or shipped_spooler_frequency()[0]
+        server = UwsgiServer(
+            env=self.server_env(),
+            spooler_processes=spooler_processes,
+            extra_args=["--spooler-frequency", str(frequency)],
+        )
+        self.servers.append(server)
+        server.start()
+        # Let every spooler finish its start-up (recovery, heartbeat) before measuring.
+        wait_for(lambda: len(server.spooler_pids()) >= spooler_processes, 30, "spoolers")
+        time.sleep(0.3)
+        return server
+
+    def stop_server(self, server: UwsgiServer) -> None:
+        server.stop()
+        if server in self.servers:
+            self.servers.remove(server)
+
+    def admin(self, server: UwsgiServer) -> AdminClient:
+        client = AdminClient(server.url)
+        client.login("bench", PASSWORD)
+        return client
+
+    def timing_lines(self) -> list[dict]:
+        """Return the runs logged so far on ``taskmanager.runner.timing``, oldest first."""
+        path = self.dir / "timing.log"
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            if line.startswith("{"):
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    pass
+        return rows
+
+    def timing_count(self) -> int:
+        path = self.dir / "timing.log"
+        if not path.exists():
+            return 0
+        with open(path, "rb") as fh:
+            return fh.read().count(b"\n")
+
+    def counts(self) -> dict:
+        from bench.benchapp.counters import read_counts
+
+        return read_counts(self.dir)
+
+    def close(self) -> None:
+        for server in list(self.servers):
+            server.stop()
+        self.servers.clear()
+        if self.keep:
+            print("kept: database %s, work directory %s" % (self.name, self.dir), file=sys.stderr)
+            return
+        import shutil
+
+        import _benchdb
+
+        _benchdb.teardown(self.db, self.name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.005):
+    """Poll ``predicate`` until truthy; return its value or raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# -- statistics -----------------------------------------------------------------
+def percentile(values, pct: float) -> float | None:
+    """Return the ``pct`` percentile (0-100, nearest rank) of ``values``, or None if empty."""
+    data = sorted(values)
+    if not data:
+        return None
+    rank = max(1, math.ceil(pct / 100 * len(data)))
+    return data[rank - 1]
+
+
+def summary(values) -> dict:
+    """Return {n, median, p95, max, min} of ``values`` (None when empty)."""
+    data = list(values)
+    if not data:
+        return {"n": 0, "median": None, "p95": None, "max": None, "min": None}
+    return {
+        "n": len(data),
+        "median": statistics.median(data),
+        "p95": percentile(data, 95),
+        "max": max(data),
+        "min": min(data),
+    }
+
+
+def rounded(value, digits: int = 2):
+    """Round floats (also inside dicts and lists) for printing and JSON."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+# -- output ---------------------------------------------------------------------
+def verdict(value, target, smaller_is_better: bool = True) -> str:
+    if value is None or target is None:
+        return ""
+    ok = value <= target if smaller_is_better else value >= target
+    return "ok" if ok else "MISSED"
+
+
+def print_table(title: str, header: list[str], rows: list[list]) -> None:
+    """Print ``rows`` under ``header`` as an aligned text table."""
+    cells = [[_cell(c) for c in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    print()
+    print(title)
+    print("  ".join(h.ljust(w) for h, w in zip(cells[0], widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells[1:]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    sys.stdout.flush()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "%.2f" % value
+    return str(value)
+
+
+def emit(result: dict) -> None:
+    """Print the one JSON line of a bench script (the last line of its stdout)."""
+    print()
+    print(json.dumps(rounded(result, 3), sort_keys=True))
+    sys.stdout.flush()

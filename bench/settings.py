@@ -1,0 +1,43 @@
+"""Settings of the bench project: the test project with the SHIPPED taskmanager settings.
+
+On top of ``tests.settings`` (database chosen by ``TM_TEST_DB`` and
+``TM_TEST_SERVER_DB``, as in the tests):
+
+* every ``TASKMANAGER_*`` override of the test project is dropped except the
+  backend, so the run path runs with the app's defaults (forked child,
+  retention, notifications as shipped);
+* the bench-only app ``bench.benchapp`` (floor spool function, commit
+  counters) and its URL;
+* the logger ``taskmanager.runner.timing`` (one JSON line per run with the
+  end time of each phase) goes to ``$TM_BENCH_DIR/timing.log``.
+"""
+
+import os
+
+from tests import settings as _test_settings
+from tests.settings import *  # noqa: F403
+
+for _name in dir(_test_settings):
+    if _name.startswith("TASKMANAGER_") and _name != "TASKMANAGER_BACKEND":
+        del globals()[_name]
+
+INSTALLED_APPS = [*_test_settings.INSTALLED_APPS, "bench.benchapp"]
+ROOT_URLCONF = "bench.urls"
+
+_bench_dir = os.environ.get("TM_BENCH_DIR")
+if _bench_dir:
+    LOGGING = {
+        **_test_settings.LOGGING,
+        "formatters": {"bare": {"format": "%(message)s"}},
+        "handlers": {
+            **_test_settings.LOGGING["handlers"],
+            "timing": {
+                "class": "logging.FileHandler",
+                "filename": os.path.join(_bench_dir, "timing.log"),
+                "formatter": "bare",
+            },
+        },
+        "loggers": {
+            "taskmanager.runner.timing": {"handlers": ["timing"], "level": "DEBUG", "propagate": False},
+        },
+    }
