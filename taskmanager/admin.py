@@ -219,7 +219,7 @@ class TaskAdmin(admin.ModelAdmin):
                     "spooler_id",
                     "live_status",
                     "last_datetime",
-                    "last_result",
+                    "last_result_badge",
                     "last_duration_display",
                     "next_datetime",
                     "errors",
@@ -234,7 +234,7 @@ class TaskAdmin(admin.ModelAdmin):
         "spooler_id",
         "live_status",
         "last_datetime",
-        "last_result",
+        "last_result_badge",
         "last_duration_display",
         "next_datetime",
         "errors",
@@ -299,8 +299,8 @@ class TaskAdmin(admin.ModelAdmin):
         return format_html(
             '{}<span class="tm-live-notice" hidden>{} <a href="">{}</a></span>',
             self._live(obj),
-            _("The run has ended."),
-            _("Reload the page to see its report."),
+            _("The status changed."),
+            _("Reload the page to see the latest report."),
         )
 
     @admin.display(description=_("command line"))
@@ -312,7 +312,7 @@ class TaskAdmin(admin.ModelAdmin):
         except arguments.ArgumentsError as exc:
             return format_html('<span class="errornote">{}</span>', exc)
         return format_html(
-            '<code class="tm-command-line">{}</code><div class="help">{}</div>',
+            '<code class="tm-command-line">{}</code><div class="tm-help">{}</div>',
             arguments.command_line(obj.command.name, argv),
             _("The exact command line the task runs (updated when the task is saved)."),
         )

@@ -17,7 +17,8 @@ from django.utils.translation import ngettext
 
 from . import progress
 
-EMPTY = "–"
+#: What an empty value shows, as Django's admin shows one (``empty_value_display``).
+EMPTY = "-"
 
 
 def badge(value: str, label) -> str:

@@ -395,7 +395,7 @@ def test_progress_record_round_trip_and_eta():
 
 @pytest.mark.parametrize(
     "seconds, text",
-    [(0.42, "0.4 s"), (12.4, "12 s"), (185, "3 min 5 s"), (7440, "2 h 4 min"), (None, "–")],
+    [(0.42, "0.4 s"), (12.4, "12 s"), (185, "3 min 5 s"), (7440, "2 h 4 min"), (None, "-")],
 )
 def test_format_duration(seconds, text):
     value = None if seconds is None else timedelta(seconds=seconds)

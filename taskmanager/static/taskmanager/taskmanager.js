@@ -20,7 +20,7 @@
       var before = el.getAttribute("data-status");
       el.setAttribute("data-status", info.status);
       el.innerHTML = info.status_html;
-      if (before === "STARTED" && info.status !== "STARTED") {
+      if (ACTIVE[before] && !ACTIVE[info.status]) {
         var notice = el.parentNode.querySelector(".tm-live-notice");
         if (notice) { notice.hidden = false; }
       }
