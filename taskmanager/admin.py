@@ -247,7 +247,11 @@ class TaskAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
-            fieldsets = fieldsets[: -self.ADD_HIDDEN_SECTIONS]
+            # No preview before the first save: the arguments are not checked yet.
+            fieldsets = [
+                (title, {**options, "fields": [f for f in options["fields"] if f != "command_line_preview"]})
+                for title, options in fieldsets[: -self.ADD_HIDDEN_SECTIONS]
+            ]
         return fieldsets
 
     def get_queryset(self, request):

@@ -110,7 +110,7 @@ def browser(playwright_api, static_server, transactional_db):
         executable_path=CHROMIUM,
         args=CHROMIUM_ARGS,
         headless=True,
-        viewport={"width": 1280, "height": 860},
+        viewport={"width": 1600, "height": 900},
         locale="en-US",
         timezone_id="Europe/Rome",
     )
