@@ -427,3 +427,47 @@ def test_admin_speaks_italian(server, commands, superuser):
     assert "è stata avviata" in resp.text or "non è stata avviata" in resp.text
     resp = client.post(TASK_URL + "add/", task_form(commands, "bad-it", "tm_ok", "--help"))
     assert "non è ammesso come argomento" in html.unescape(resp.text)
+
+
+def test_every_string_has_an_italian_translation(tmp_path):
+    """makemessages over the app finds no string without an Italian translation, and the .mo is fresh."""
+    import gettext
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import taskmanager
+
+    source = Path(taskmanager.__file__).parent
+    copy = tmp_path / "taskmanager"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    cwd = os.getcwd()
+    os.chdir(copy)
+    try:
+        call_command_quiet("makemessages", locale=["it"], no_location=True, no_obsolete=True)
+    finally:
+        os.chdir(cwd)
+    po = copy / "locale" / "it" / "LC_MESSAGES" / "django.po"
+    untranslated = subprocess.run(
+        ["msgattrib", "--untranslated", "--no-obsolete", str(po)], capture_output=True, text=True, check=True
+    ).stdout
+    missing = re.findall(r'^msgid "(.+)"$', untranslated, re.M)
+    assert not missing, "strings without an Italian translation (run makemessages and translate): %s" % missing
+    fuzzy = subprocess.run(["msgattrib", "--only-fuzzy", str(po)], capture_output=True, text=True, check=True).stdout
+    assert "msgid" not in fuzzy, "fuzzy translations to review:\n" + fuzzy
+    shipped = source / "locale" / "it" / "LC_MESSAGES"
+    compiled = tmp_path / "fresh.mo"
+    subprocess.run(["msgfmt", "-o", str(compiled), str(shipped / "django.po")], check=True)
+    with open(compiled, "rb") as fresh, open(shipped / "django.mo", "rb") as mo:
+        assert gettext.GNUTranslations(fresh)._catalog == gettext.GNUTranslations(mo)._catalog, (
+            "django.mo is older than django.po: run django-admin compilemessages"
+        )
+
+
+def call_command_quiet(name, **options):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command(name, stdout=StringIO(), stderr=StringIO(), verbosity=0, **options)
