@@ -13,16 +13,15 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from . import actions, arguments, display, history
+from . import actions, arguments, display, history, logviews
 from .conf import app_settings
 from .forms import TaskForm
-from .models import Command, LogLine, Report, Task, TaskCategory
+from .models import Command, Report, Task, TaskCategory
 
 RUN_PERMISSION = "taskmanager.run_task"
 
@@ -477,45 +476,6 @@ class ReportAdmin(admin.ModelAdmin):
         return ReportInline.log_link(None, obj)
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/log/",
-                self.admin_site.admin_view(self.log_view),
-                name="taskmanager_report_log",
-            ),
-        ] + super().get_urls()
-
-    LEVELS = {"ALL": 0, "WARNING": LogLine.Level.WARNING, "ERROR": LogLine.Level.ERROR}
-    PAGE_SIZE = 500
-
-    def log_view(self, request, object_id):
-        """The complete log of a report, filtered by level, paged by ``seq``."""
-        report = get_object_or_404(Report.objects.select_related("task"), pk=object_id)
-        if not self.has_view_permission(request, report):
-            raise PermissionDenied
-        level = request.GET.get("level", "ALL").upper()
-        if level not in self.LEVELS:
-            level = "ALL"
-        try:
-            after = max(int(request.GET.get("after", 0)), 0)
-        except ValueError:
-            after = 0
-        lines = report.log_lines.filter(seq__gt=after)
-        if self.LEVELS[level]:
-            lines = lines.filter(level__gte=self.LEVELS[level])
-        page = list(lines.order_by("seq")[: self.PAGE_SIZE + 1])
-        more = len(page) > self.PAGE_SIZE
-        page = page[: self.PAGE_SIZE]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Log of %(report)s") % {"report": report},
-            "opts": self.opts,
-            "report": report,
-            "lines": page,
-            "level": level,
-            "levels": list(self.LEVELS),
-            "next_after": page[-1].seq if more and page else None,
-            "after": after,
-        }
-        return TemplateResponse(request, "admin/taskmanager/report/log.html", context)
+        # The log viewer: page, live follow (JSON) and download (taskmanager.logviews).
+        return logviews.urls(self) + super().get_urls()
 

@@ -1,34 +1,53 @@
 """Level-aware capture of what a management command writes.
 
 The command runs in a forked child. Three pipes lead back to the supervising
-spooler process:
+spooler process (see :mod:`taskmanager.runner`):
 
-* file descriptor 1 and 2 of the child (``print``, ``sys.stdout``,
-  ``sys.stderr``, subprocesses), read as raw bytes and split into lines;
+* file descriptors 1 and 2 of the child (``print``, ``sys.stdout``,
+  ``sys.stderr``, Python warnings, subprocesses), read as raw bytes and split
+  into lines by :class:`LineBuffer`;
 * a *record pipe* carrying one JSON array per line,
-  ``[unix_time, level, stream, text]``, for what has a known level:
-  ``self.stdout`` / ``self.stderr`` of the command and every ``logging``
-  record.
+  ``[unix_time_us, level, stream, text]`` (time in integer microseconds),
+  for what has a known level: the
+  command's ``self.stdout`` / ``self.stderr`` (:class:`CommandOutput`) and
+  every ``logging`` record (:func:`install_logging_capture`). Streams whose
+  name starts with ``_`` are messages to the supervisor (the run's outcome,
+  progress), never log lines.
 
 Levels (numbers as in :mod:`logging`; NOTICE and SUCCESS sit between INFO and
 WARNING, so they never count as warnings):
 
-=====================================  ===========
-what                                    level
-=====================================  ===========
-``logging`` record                      its own level
-``self.style.ERROR`` / ``ERROR_OUTPUT`` ERROR (40)
-``self.style.WARNING``                  WARNING (30)
-``self.style.SUCCESS``                  SUCCESS (25)
-``self.style.NOTICE``                   NOTICE (22)
-plain ``self.stdout``                   INFO (20)
-plain ``self.stderr``                   ERROR (40), as Django styles it
-``print`` / fd 1 / subprocess stdout    INFO (20)
-``sys.stderr`` / fd 2 / subprocess
-stderr / Python warnings                WARNING (30)
-=====================================  ===========
+=========================================  ==============================
+what                                        level
+=========================================  ==============================
+``logging`` record                          its own level
+``self.style.ERROR`` / ``ERROR_OUTPUT``     ERROR (40)
+``self.style.WARNING``                      WARNING (30)
+``self.style.SUCCESS``                      SUCCESS (25)
+``self.style.NOTICE``                       NOTICE (22)
+plain ``self.stdout``                       INFO (20)
+plain ``self.stderr``                       ERROR (40), as Django styles it
+``print`` / fd 1 / subprocess stdout        INFO (20)
+``sys.stderr`` / fd 2 / subprocess stderr   WARNING (30)
+/ Python warnings
+=========================================  ==============================
+
+A line styled with ``self.style.*`` takes the highest level of its styled
+parts, whatever stream it was written to (also ``print(self.style.ERROR(..))``
+on fd 1); a style spanning several lines applies to each of them.
+
+Text is normalised before storage (:func:`clean_text`): invalid UTF-8, lone
+surrogates and NUL become U+FFFD (PostgreSQL rejects NUL), ANSI escape
+sequences (colours, cursor moves) are removed, a carriage return not followed
+by a newline keeps only what was written after it (as a terminal shows
+progress output), and a line longer than :data:`MAX_LINE_CHARS` is stored as
+several consecutive lines.
 """
 
+from __future__ import annotations
+
+import codecs
+import fcntl
 import io
 import json
 import logging
@@ -36,6 +55,7 @@ import os
 import re
 import threading
 import time
+from json.encoder import encode_basestring
 
 from django.core.management.color import Style
 from django.utils import termcolors
@@ -44,14 +64,32 @@ DEBUG, INFO, NOTICE, SUCCESS, WARNING, ERROR, CRITICAL = 10, 20, 22, 25, 30, 40,
 
 STDOUT, STDERR, LOGGING, SYSTEM = "stdout", "stderr", "logging", "taskmanager"
 
-#: Longest line kept whole, in characters; the rest of a longer one is cut.
+#: Longest line stored as one row, in characters; a longer one becomes several rows.
 MAX_LINE_CHARS = 1024 * 1024
+
+#: Longest record-pipe line kept whole, in bytes: a record's text is at most
+#: MAX_LINE_CHARS characters, each at most 6 bytes once JSON-escaped.
+MAX_RECORD_BYTES = 6 * MAX_LINE_CHARS + 1024
+
+#: Bytes asked of the kernel for each capture pipe (Linux caps unprivileged
+#: processes at /proc/sys/fs/pipe-max-size, 1 MiB by default); a larger pipe
+#: lets the child run ahead while the supervisor writes a batch.
+PIPE_SIZE = 1024 * 1024
+#: Bytes read from a pipe at once by the supervisor.
+READ_SIZE = 1024 * 1024
+
+# Error handler turning what UTF-8 cannot encode (lone surrogates, e.g. from
+# undecodable file names) into U+FFFD, like invalid bytes on the way in.
+_FFFD = "taskmanager-fffd"
+# (An encoder's replacement must be bytes when not ASCII.)
+codecs.register_error(_FFFD, lambda exc: ("\ufffd".encode() * (exc.end - exc.start), exc.end))
 
 # An OSC escape sequence with a private number: harmless if it ever reaches
 # a terminal, and unlike colours it survives a non-tty stdout.
-_MARK = "\x1b]7001;%s\x07"
+_MARK_PREFIX = "\x1b]7001;"
+_MARK = _MARK_PREFIX + "%s\x07"
 _MARK_RE = re.compile("\x1b\\]7001;([A-Z_]*)\x07")
-# CSI sequences (colours, cursor moves) and other OSC sequences.
+# CSI sequences (colours, cursor moves), other OSC sequences, two-byte escapes.
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 _STYLE_LEVELS = {
@@ -66,40 +104,118 @@ _STYLE_LEVELS = {
 }
 
 
+def severity(level: int) -> int:
+    """Return the filter class of ``level``: 0 below WARNING, 1 WARNING up to ERROR, 2 ERROR and above."""
+    return 2 if level >= ERROR else 1 if level >= WARNING else 0
+
+
+def level_name(level: int) -> str:
+    """Return the name of ``level`` (``logging``'s names plus NOTICE and SUCCESS)."""
+    if level == NOTICE:
+        return "NOTICE"
+    if level == SUCCESS:
+        return "SUCCESS"
+    return logging.getLevelName(level)
+
+
+# -- styles and their markers ---------------------------------------------------
 def level_style() -> Style:
     """Return a ``Style`` whose roles mark text with their level instead of colours."""
     style = Style()
     for role in termcolors.PALETTES[termcolors.NOCOLOR_PALETTE]:
         if role in _STYLE_LEVELS:
+
             def mark(text, role=role):
                 return _MARK % role + str(text) + _MARK % ""
+
         else:
+
             def mark(text):
                 return text
+
         setattr(style, role, mark)
     return style
 
 
+class LevelMarks:
+    """Read the level markers of one stream's lines, remembering a style left open.
+
+    Django styles a whole message, ending included, so the closing marker of
+    ``self.stdout.write(text, style_func=...)`` lands on the next line; and a
+    styled multi-line message opens on one line and closes lines later.
+    """
+
+    __slots__ = ("open",)
+
+    def __init__(self):
+        self.open: int | None = None  # level of a style still open at the end of the last line
+
+    def split(self, text: str, default: int) -> tuple[int, str]:
+        """Return (level, text without markers) for the next line of the stream.
+
+        The level is the highest level of the styled parts of the line, or
+        ``default`` when no visible text is styled.
+        """
+        if self.open is None and _MARK_PREFIX not in text:
+            return default, text
+        current = self.open
+        found = None
+        pos = 0
+        for match in _MARK_RE.finditer(text):
+            if current is not None and match.start() > pos and (found is None or current > found):
+                found = current
+            role = match.group(1)
+            current = _STYLE_LEVELS.get(role) if role else None
+            pos = match.end()
+        if current is not None and len(text) > pos and (found is None or current > found):
+            found = current
+        self.open = current
+        return (default if found is None else found), _MARK_RE.sub("", text)
+
+
+def split_level(text: str, default: int) -> tuple[int, str]:
+    """Return (level, text without markers) for one line read on its own."""
+    return LevelMarks().split(text, default)
+
+
+def has_marks(text: str) -> bool:
+    return _MARK_PREFIX in text
+
+
+# -- text normalisation ---------------------------------------------------------
 def clean_text(text: str) -> str:
-    """Return ``text`` fit for every database: NUL becomes U+FFFD, ANSI codes go."""
+    """Return ``text`` fit for every database and for reading.
+
+    ANSI escape sequences go; NUL and lone surrogates become U+FFFD. Lengths
+    are left alone (see :func:`split_long`).
+    """
     if "\x1b" in text:
         text = _ANSI_RE.sub("", text)
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
-    if len(text) > MAX_LINE_CHARS:
-        text = text[:MAX_LINE_CHARS] + " [… line cut at %d characters]" % MAX_LINE_CHARS
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", _FFFD).decode("utf-8")
     return text
 
 
-def split_level(text: str, default: int) -> tuple[int, str]:
-    """Return (level, text without markers) for a line that may hold style markers."""
-    if "\x1b]7001;" not in text:
-        return default, text
-    level = default
-    found = [_STYLE_LEVELS.get(role) for role in _MARK_RE.findall(text) if role]
-    if found:
-        level = max(found)
-    return level, _MARK_RE.sub("", text)
+def split_long(text: str, limit: int = MAX_LINE_CHARS) -> list[str]:
+    """Return ``text`` cut in pieces of at most ``limit`` characters (one piece if short)."""
+    if len(text) <= limit:
+        return [text]
+    return [text[i : i + limit] for i in range(0, len(text), limit)]
+
+
+def last_overwrite(line: str) -> str:
+    """Return what a terminal shows of ``line``: the text after its last carriage return.
+
+    A trailing ``\\r`` (as in ``\\r\\n`` line ends) does not count.
+    """
+    line = line.rstrip("\r")
+    cut = line.rfind("\r")
+    return line[cut + 1 :] if cut >= 0 else line
 
 
 def decode(data: bytes) -> str:
@@ -107,70 +223,145 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-class LineBuffer:
-    """Split a byte stream into lines, with terminal-like carriage returns.
+def _utf8_cut(data: bytes | bytearray, limit: int) -> int:
+    """Return a cut position <= ``limit`` that does not split a UTF-8 sequence."""
+    cut = limit
+    # Back off over continuation bytes (10xxxxxx), at most 3 of them.
+    while cut > limit - 3 and cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return cut if cut > 0 else limit
 
-    A ``\\r`` not followed by ``\\n`` drops what came before it on the line (as
-    a terminal overwrites it), so progress bars keep memory flat and show as
-    their last state. A line longer than MAX_LINE_CHARS bytes is emitted in
-    pieces.
+
+class LineBuffer:
+    """Split a byte stream into decoded lines, with terminal-like carriage returns.
+
+    ``feed()`` returns the lines completed by a chunk; ``close()`` the rest.
+    A ``\\r`` not followed by ``\\n`` drops what came before it on the line
+    (as a terminal overwrites it), so progress bars keep memory flat and show
+    as their last state. The pending part of a line longer than
+    ``max_bytes`` is emitted in pieces (cut between UTF-8 sequences), so
+    memory stays bounded whatever the stream holds.
     """
 
-    def __init__(self):
+    def __init__(self, max_bytes: int = MAX_LINE_CHARS):
+        self.max_bytes = max_bytes
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[str]:
-        self._buf += data
-        lines = []
-        while True:
-            nl = self._buf.find(b"\n")
-            if nl < 0:
-                break
-            lines.append(self._line(bytes(self._buf[:nl])))
-            del self._buf[: nl + 1]
-        cr = self._buf.rfind(b"\r")
-        if cr >= 0:
-            del self._buf[: cr + 1]
-        while len(self._buf) > MAX_LINE_CHARS:
-            lines.append(decode(bytes(self._buf[:MAX_LINE_CHARS])))
-            del self._buf[:MAX_LINE_CHARS]
+        nl = data.rfind(b"\n")
+        if nl < 0:
+            self._buf += data
+            return self._bound()
+        if self._buf:
+            self._buf += data[:nl]
+            head = bytes(self._buf)
+        else:
+            head = data[:nl]
+        self._buf = bytearray(data[nl + 1 :])
+        text = decode(head)
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [last_overwrite(line) if "\r" in line else line for line in lines]
+        if self._buf:
+            lines += self._bound()
         return lines
 
     def close(self) -> list[str]:
         rest, self._buf = bytes(self._buf), bytearray()
-        return [self._line(rest)] if rest else []
+        return [last_overwrite(decode(rest))] if rest else []
 
-    @staticmethod
-    def _line(raw: bytes) -> str:
-        raw = raw.rstrip(b"\r")
-        if b"\r" in raw:
-            raw = raw[raw.rfind(b"\r") + 1 :]
-        return decode(raw)
+    def _bound(self) -> list[str]:
+        buf = self._buf
+        # Keep only the text after the last carriage return that has text
+        # after it (a final "\r" may be the first half of "\r\n").
+        cr = buf.rfind(b"\r", 0, len(buf) - 1)
+        if cr >= 0:
+            del buf[: cr + 1]
+        pieces = []
+        while len(buf) > self.max_bytes:
+            cut = _utf8_cut(buf, self.max_bytes)
+            pieces.append(decode(bytes(buf[:cut])))
+            del buf[:cut]
+        return pieces
+
+
+# -- the child's side -----------------------------------------------------------
+def enlarge_pipe(fd: int, size: int = PIPE_SIZE) -> None:
+    """Ask Linux for a pipe buffer of ``size`` bytes; keep the default if refused."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except OSError:
+        pass
 
 
 class RecordWriter:
-    """Write level-tagged records to the record pipe (child side, thread-safe)."""
+    """Write level-tagged records to the record pipe (child side, thread-safe).
+
+    Each record is one ``os.write`` of one line, so it is in the pipe (and
+    survives the child being killed) as soon as ``write()`` returns; a write
+    blocks while the pipe is full, which keeps the child's memory flat.
+    """
 
     def __init__(self, fd: int):
         self.fd = fd
         self._lock = threading.Lock()
 
     def write(self, level: int, stream: str, text: str) -> None:
-        data = (json.dumps([time.time(), level, stream, text]) + "\n").encode("utf-8", "replace")
+        """Send one record; ``text`` is one line (or one logging record) of any length."""
+        # encode_basestring is json's C string encoder: the same JSON as
+        # json.dumps, at a fraction of its cost per call; an integer time
+        # formats several times faster than a float's shortest repr.
+        data = "[%d,%d,%s,%s]\n" % (
+            time.time_ns() // 1000,
+            level,
+            encode_basestring(stream),
+            encode_basestring(text),
+        )
+        data = data.encode("utf-8", _FFFD)
         with self._lock:
-            view = memoryview(data)
-            while view:
-                written = os.write(self.fd, view)
-                view = view[written:]
+            written = os.write(self.fd, data)
+            while written < len(data):
+                data = data[written:]
+                written = os.write(self.fd, data)
+
+
+def decode_records(lines: list[str]) -> list[list]:
+    """Decode record-pipe lines into ``[unix_time_us, level, stream, text]`` lists.
+
+    One ``json.loads`` for the whole list; if any line is malformed they are
+    decoded one by one and a malformed one becomes a WARNING line of stream
+    "stderr" holding the raw text (nothing is dropped silently).
+    """
+    if not lines:
+        return []
+    try:
+        return json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        pass
+    records = []
+    for line in lines:
+        try:
+            ts, level, stream, text = json.loads(line)
+            records.append([int(ts), int(level), str(stream), str(text)])
+        except (ValueError, TypeError):
+            if line:
+                records.append([time.time_ns() // 1000, WARNING, STDERR, line])
+    return records
 
 
 class CommandOutput(io.TextIOBase):
-    """A text stream for a command's ``self.stdout`` / ``self.stderr``."""
+    """A text stream for a command's ``self.stdout`` / ``self.stderr``.
+
+    Lines go to the record pipe with the level of their style (see
+    :class:`LevelMarks`) or ``default_level``. Text not ended by a newline
+    waits for the rest of its line (``close_line()`` sends it at the end).
+    """
 
     def __init__(self, writer: RecordWriter, stream: str, default_level: int):
         self.writer = writer
         self.stream = stream
         self.default_level = default_level
+        self.marks = LevelMarks()
         self._pending = ""
 
     def writable(self):
@@ -180,41 +371,68 @@ class CommandOutput(io.TextIOBase):
         return False
 
     def write(self, text):
-        text = self._pending + str(text)
+        text = str(text)
+        size = len(text)
+        if self._pending:
+            text = self._pending + text
+        if "\n" not in text:
+            self._pending = text
+            if "\r" in text or len(text) > MAX_LINE_CHARS:
+                self._bound()
+            return size
         *lines, self._pending = text.split("\n")
         for line in lines:
             self._emit(line)
-        return len(text)
+        if self._pending and ("\r" in self._pending or len(self._pending) > MAX_LINE_CHARS):
+            self._bound()
+        return size
 
     def flush(self):
         pass
 
-    def close_line(self):
+    def close_line(self) -> None:
+        """Send the text written after the last newline, if any."""
         if self._pending:
             pending, self._pending = self._pending, ""
-            self._emit(pending)
+            self._emit(pending, final=True)
 
-    def _emit(self, line):
-        level, line = split_level(line, self.default_level)
+    def _bound(self) -> None:
+        pending = self._pending
+        cr = pending.rfind("\r", 0, len(pending) - 1)
+        if cr >= 0:
+            pending = pending[cr + 1 :]
+        while len(pending) > MAX_LINE_CHARS:
+            self._emit(pending[:MAX_LINE_CHARS])
+            pending = pending[MAX_LINE_CHARS:]
+        self._pending = pending
+
+    def _emit(self, line: str, final: bool = False) -> None:
+        marked = _MARK_PREFIX in line
+        level, line = self.marks.split(line, self.default_level)
         if "\r" in line:
-            line = line.rstrip("\r").rsplit("\r", 1)[-1]
+            line = last_overwrite(line)
+        if final and marked and not line:
+            return  # only the closing marker of a style that ended with the output
         self.writer.write(level, self.stream, line)
 
 
+# -- logging --------------------------------------------------------------------
 def install_logging_capture(writer: RecordWriter) -> None:
     """Send every logging record to ``writer`` once; silence console handlers.
 
-    ``Logger.handle`` runs once per record, on the logger it was logged to,
-    whatever ``propagate`` says, so wrapping it sees each record exactly once.
-    Handlers writing to the console (fd 1/2) are muted: their text would
-    come back through the captured descriptors as a second copy. Other
-    handlers (files, mail) of the project's LOGGING still run. Only for the
-    forked child, which exits after the command.
+    ``Logger.callHandlers`` runs once per record, on the logger the record
+    was logged to, after that logger's level, ``disabled`` flag and filters
+    let it through and whatever ``propagate`` says; wrapping it sees each
+    record exactly once, with its level. Handlers writing to the console
+    (``StreamHandler`` on fd 1 or 2, including logging's last resort) are
+    muted: their text would come back through the captured descriptors as a
+    second copy. Other handlers of the project's LOGGING (files, mail) still
+    run. Only for the forked child, which exits after the command.
     """
     formatter = logging.Formatter()
-    original_handle = logging.Logger.handle
+    original_call_handlers = logging.Logger.callHandlers
 
-    def handle(self, record):
+    def call_handlers(self, record):
         try:
             text = record.getMessage()
             if record.exc_info:
@@ -223,13 +441,15 @@ def install_logging_capture(writer: RecordWriter) -> None:
                 text += "\n" + record.exc_text
             if record.stack_info:
                 text += "\n" + formatter.formatStack(record.stack_info)
-            _, text = split_level(text, record.levelno)
-            writer.write(record.levelno, LOGGING, text)
-        except Exception:  # noqa: BLE001 - logging must never break the command
+            if _MARK_PREFIX in text:
+                text = _MARK_RE.sub("", text)
+            for piece in split_long(text):
+                writer.write(record.levelno, LOGGING, piece)
+        except Exception:  # noqa: BLE001, S110 - logging must never break the command
             pass
-        return original_handle(self, record)
+        return original_call_handlers(self, record)
 
-    logging.Logger.handle = handle
+    logging.Logger.callHandlers = call_handlers
 
     original_emit = logging.StreamHandler.emit
 

@@ -32,9 +32,9 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from . import arguments, history, logcapture, progress, schedule
+from . import arguments, history, logcapture, logstore, progress, schedule
 from .conf import app_settings
-from .models import LogLine, Report, Task, new_token
+from .models import Report, Task, new_token
 
 logger = logging.getLogger("taskmanager.runner")
 # Phase times of each run (perf_counter marks) at DEBUG, for bench/; off by
@@ -256,8 +256,17 @@ class Supervisor:
         self.task = task
         self.report = report
         self.seq = 0
-        self.batch: list[LogLine] = []
+        # Rows for logstore.insert_rows(), written by flush().
+        self.batch: list[tuple] = []
         self.batch_bytes = 0
+        self.stamps = logstore.Stamps()
+        self.report_id = report.pk
+        # Style markers may span lines: one reader per raw stream.
+        self.raw_marks = {logcapture.STDOUT: logcapture.LevelMarks(), logcapture.STDERR: logcapture.LevelMarks()}
+        # Read once per run: add_line() runs for every line of the log.
+        self.max_log_bytes = app_settings.MAX_LOG_BYTES
+        self.batch_lines_limit = app_settings.LOG_BATCH_LINES
+        self.batch_bytes_limit = app_settings.LOG_BATCH_BYTES
         self.stored_bytes = 0
         self.lines = self.warnings = self.errors = 0
         self.truncated = False
@@ -270,36 +279,60 @@ class Supervisor:
         self.marks: dict[str, float] = {}
 
     # -- log lines -------------------------------------------------------------
-    def add_line(self, level: int, stream: str, text: str, ts: float | None = None) -> None:
+    def add_line(self, level: int, stream: str, text: str, ts: int | None = None) -> None:
+        """Count and store one line of the log; ``ts``: unix time in microseconds (default now).
+
+        Lines of stream SYSTEM (the app's own) are never counted. A line
+        longer than logcapture.MAX_LINE_CHARS is stored, and counted, as
+        several lines.
+        """
         text = logcapture.clean_text(text)
+        if len(text) > logcapture.MAX_LINE_CHARS:
+            for piece in logcapture.split_long(text):
+                self.add_line(level, stream, piece, ts)
+            return
         if stream != logcapture.SYSTEM:
             self.lines += 1
             if level >= logcapture.ERROR:
                 self.errors += 1
             elif level >= logcapture.WARNING:
                 self.warnings += 1
-        size = len(text.encode("utf-8", "replace"))
-        if stream != logcapture.SYSTEM and self.stored_bytes + size > app_settings.MAX_LOG_BYTES:
+        self.store_line(level, stream, text, ts)
+
+    def store_line(self, level: int, stream: str, text: str, ts: int | None) -> None:
+        """Queue one cleaned line (at most MAX_LINE_CHARS) for the next batch."""
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if self.stored_bytes + size > self.max_log_bytes and stream != logcapture.SYSTEM:
             if not self.truncated:
                 self.truncated = True
                 self.add_line(
                     logcapture.WARNING,
                     logcapture.SYSTEM,
                     "The log reached its size limit (TASKMANAGER_MAX_LOG_BYTES = %d bytes): "
-                    "later lines are counted but not stored." % app_settings.MAX_LOG_BYTES,
+                    "later lines are counted but not stored." % self.max_log_bytes,
                 )
             return
         self.stored_bytes += size
+        batch = self.batch
+        if batch and self.batch_bytes + size > self.batch_bytes_limit:
+            # Flush first: a batch stays within its byte bound (one INSERT
+            # must fit MySQL's max_allowed_packet) unless one line exceeds it.
+            self.flush()
+            batch = self.batch
         self.seq += 1
-        stamp = datetime.fromtimestamp(ts, UTC) if ts else timezone.now()
-        self.batch.append(
-            LogLine(report_id=self.report.pk, seq=self.seq, level=level, stream=stream, timestamp=stamp, text=text)
+        batch.append(
+            (
+                self.report_id,
+                self.seq,
+                level,
+                2 if level >= logcapture.ERROR else 1 if level >= logcapture.WARNING else 0,
+                stream,
+                self.stamps(ts or time.time_ns() // 1000),
+                text,
+            )
         )
         self.batch_bytes += size
-        if (
-            len(self.batch) >= app_settings.LOG_BATCH_LINES
-            or self.batch_bytes >= app_settings.LOG_BATCH_BYTES
-        ):
+        if len(batch) >= self.batch_lines_limit or self.batch_bytes >= self.batch_bytes_limit:
             self.flush()
 
     def flush(self) -> None:
@@ -308,7 +341,7 @@ class Supervisor:
             return
         with transaction.atomic():
             if self.batch:
-                LogLine.objects.bulk_create(self.batch)
+                logstore.insert_rows(self.batch)
             Report.objects.filter(pk=self.report.pk).update(
                 lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
             )
@@ -353,6 +386,8 @@ class Supervisor:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         rec_r, rec_w = os.pipe()
+        for fd in (out_w, err_w, rec_w):
+            logcapture.enlarge_pipe(fd)
         # A forked child must not share the parent's database sockets.
         connections.close_all()
         sys.stdout.flush()
@@ -380,7 +415,8 @@ class Supervisor:
         for fd, stream in fds.items():
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ, stream)
-            buffers[fd] = logcapture.LineBuffer()
+            # Records are never cut: their size is bounded by the child.
+            buffers[fd] = logcapture.LineBuffer(logcapture.MAX_RECORD_BYTES if stream is None else logcapture.MAX_LINE_CHARS)
         timeout = self.task.timeout or app_settings.DEFAULT_TIMEOUT
         started = time.monotonic()
         last_flush = last_poll = last_beat = started
@@ -422,52 +458,63 @@ class Supervisor:
         for fd in list(sel.get_map()):
             sel.unregister(fd)
             os.close(fd)
-            self.emit_raw(fds[fd], buffers[fd].close())
+            self.emit(fds[fd], buffers[fd].close())
         sel.close()
         return status
 
     def read_fd(self, fd, stream, buffers, records, sel) -> None:
         try:
-            data = os.read(fd, 65536)
+            data = os.read(fd, logcapture.READ_SIZE)
         except BlockingIOError:
             return
         if not data:
             sel.unregister(fd)
             os.close(fd)
-            if stream is None:
-                self.emit_records(buffers[fd].close())
-            else:
-                self.emit_raw(stream, buffers[fd].close())
+            self.emit(stream, buffers[fd].close())
             return
-        lines = buffers[fd].feed(data)
+        self.emit(stream, buffers[fd].feed(data))
+
+    def emit(self, stream: str | None, lines: list[str]) -> None:
+        """Store lines read from the pipe of ``stream`` (None: the record pipe)."""
         if stream is None:
             self.emit_records(lines)
         else:
             self.emit_raw(stream, lines)
 
     def emit_raw(self, stream: str, lines: list[str]) -> None:
+        """Store lines of fd 1 (INFO) or fd 2 (WARNING), stamped with the time they were read."""
+        if not lines:
+            return
         level = logcapture.INFO if stream == logcapture.STDOUT else logcapture.WARNING
+        marks = self.raw_marks[stream]
+        now = time.time_ns() // 1000
         for line in lines:
-            lvl, line = logcapture.split_level(line, level)
-            self.add_line(lvl, stream, line)
+            if marks.open is None and not logcapture.has_marks(line):
+                self.add_line(level, stream, line, now)
+            else:
+                lvl, line = marks.split(line, level)
+                self.add_line(lvl, stream, line, now)
 
     def emit_records(self, lines: list[str]) -> None:
-        for line in lines:
+        """Store the records of the record pipe; act on the messages to the supervisor."""
+        for record in logcapture.decode_records(lines):
             try:
-                ts, level, stream, text = json.loads(line)
-            except (ValueError, TypeError):
+                ts, level, stream, text = record
+            except (TypeError, ValueError):
                 continue
-            if stream == _OUTCOME:
-                self.outcome = text
+            if type(stream) is not str or type(text) is not str or type(level) is not int or type(ts) is not int:
+                continue  # not written by logcapture.RecordWriter
+            if stream.startswith("_"):
+                if stream == _OUTCOME:
+                    self.outcome = text
+                elif stream == progress.PROGRESS_STREAM:
+                    # Only the latest update matters; it goes out with the next flush.
+                    changes = progress.parse_record(text)
+                    if changes:
+                        stamp = datetime.fromtimestamp(ts / 1e6, UTC) if ts else timezone.now()
+                        self.report_changes.update(changes, progress_at=stamp)
                 continue
-            if stream == progress.PROGRESS_STREAM:
-                # Only the latest update matters; it goes out with the next flush.
-                changes = progress.parse_record(text)
-                if changes:
-                    stamp = datetime.fromtimestamp(ts, UTC) if ts else timezone.now()
-                    self.report_changes.update(changes, progress_at=stamp)
-                continue
-            self.add_line(int(level), stream, text, ts)
+            self.add_line(level, stream, text, ts)
 
     def poll_stop(self, pid: int) -> None:
         rows = list(

@@ -1,0 +1,531 @@
+"""Logs at any size (issue 5): capture, storage, viewer, follow, download, retention.
+
+The runs go through the real uWSGI server (admin Start -> spooler -> forked
+child -> supervisor -> database) and the viewer is read over HTTP. Unit tests
+of the pure parts (line splitting, style markers, link rendering) come last.
+"""
+
+import html
+import json
+import os
+import re
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from taskmanager import logcapture, logstore, logviews, processes, retention
+from taskmanager.models import LogLine, Report, Task
+
+from .adminclient import AdminClient
+from .conftest import PASSWORD, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LOG_URL = "/admin/taskmanager/report/%d/log/"
+ROW_RE = re.compile(r'<tr class="(tm-level-[\w-]+)" id="L(\d+)">(.*?)</tr>', re.S)
+
+
+def add_task(client, commands, name, command, arguments=""):
+    resp = client.post(
+        "/admin/taskmanager/task/add/",
+        {
+            "name": name,
+            "command": commands[command].pk,
+            "arguments": arguments,
+            "note": "",
+            "reports-TOTAL_FORMS": "0",
+            "reports-INITIAL_FORMS": "0",
+            "_save": "Save",
+        },
+    )
+    assert resp.status == 200, resp.text[:2000]
+    task = Task.objects.filter(name=name).first()
+    assert task is not None, re.findall(r'class="errorlist[^"]*">(.*?)</ul>', resp.text, re.S)
+    return task
+
+
+def start(client, task):
+    resp = client.post("/admin/taskmanager/task/%d/start/" % task.pk)
+    assert resp.status == 200, resp.text[:1000]
+
+
+def finished_reports(task, count=1, timeout=60):
+    return wait_for(
+        lambda: list(Report.objects.filter(task=task, finished_datetime__isnull=False).order_by("pk"))
+        if Report.objects.filter(task=task, finished_datetime__isnull=False).count() >= count
+        else None,
+        timeout=timeout,
+        message="%d finished report(s) of %s" % (count, task.name),
+    )
+
+
+def run_to_end(client, commands, name, command, arguments="", timeout=60):
+    task = add_task(client, commands, name, command, arguments)
+    start(client, task)
+    return task, finished_reports(task, timeout=timeout)[-1]
+
+
+def rows(report):
+    return list(report.log_lines.order_by("seq").values("seq", "level", "stream", "text", "severity"))
+
+
+def page_rows(text):
+    """Return [(css class, seq, row html)] of a viewer page."""
+    return [(css, int(seq), body) for css, seq, body in ROW_RE.findall(text)]
+
+
+def get_json(client, url):
+    resp = client.get(url)
+    assert resp.status == 200, resp.text[:1000]
+    return json.loads(resp.text)
+
+
+# -- capture: every channel, its level, its order ------------------------------------
+
+
+@pytest.fixture
+def mixed_run(server, admin_http, commands):
+    task, report = run_to_end(admin_http, commands, "mix", "tm_logmix", "--long %d" % (logcapture.MAX_LINE_CHARS + 10))
+    return task, report
+
+
+def one(lines, text, stream=None):
+    found = [r for r in lines if r["text"] == text and (stream is None or r["stream"] == stream)]
+    assert len(found) == 1, (text, found, [r["text"][:80] for r in lines])
+    return found[0]
+
+
+@pytest.mark.db_sensitive
+def test_every_channel_is_captured_once_with_its_level(mixed_run):
+    task, report = mixed_run
+    lines = rows(report)
+    expected = {
+        # self.stdout / self.stderr, with and without styles
+        ("stdout", "out 1 plain"): 20,
+        ("stdout", "out 2 success"): 25,
+        ("stdout", "out 3 notice"): 22,
+        ("stdout", "out 4 warning"): 30,
+        ("stdout", "out 5 error"): 40,
+        ("stdout", "out 6 first"): 30,
+        ("stdout", "out 6 second"): 30,
+        ("stdout", "out 7 after styles"): 20,
+        ("stderr", "err 1 plain"): 40,
+        ("stderr", "err 2 styled warning"): 30,
+        # logging, also a logger with propagate=False; the test settings give
+        # root a console handler: still one row per record
+        ("logging", "log debug"): 10,
+        ("logging", "log info"): 20,
+        ("logging", "log warning"): 30,
+        ("logging", "log error"): 40,
+        ("logging", "log critical"): 50,
+        ("logging", "private warning"): 30,
+        # fd 1 and 2: print, sys.stderr, a subprocess
+        ("stdout", "print 1"): 20,
+        ("stderr", "print 2 to stderr"): 30,
+        ("stdout", "sub out 1"): 20,
+        ("stderr", "sub err 1"): 30,
+        # invalid UTF-8 and NUL become U+FFFD; \r keeps the last state; ANSI goes
+        ("stdout", "sub bad \ufffd\ufffd utf8 and nul \ufffd here"): 20,
+        ("stdout", "sub progress 100%"): 20,
+        ("stdout", "sub green"): 20,
+        ("stdout", "sub no final newline"): 20,
+        ("stdout", "out nul \ufffd and lone surrogate \ufffd in a record"): 20,
+        ("stdout", "out red"): 20,
+        ("stdout", "out 100%"): 20,
+        ("stdout", "out last without newline"): 20,
+    }
+    for (stream, text), level in expected.items():
+        row = one(lines, text, stream)
+        assert row["level"] == level, (text, row)
+        assert row["severity"] == logcapture.severity(level)
+    exception = [r for r in lines if r["text"].startswith("log exception\n")]
+    assert len(exception) == 1 and exception[0]["level"] == 40
+    assert "ZeroDivisionError: division by zero" in exception[0]["text"]
+    python_warning = [r for r in lines if "UserWarning: python warning" in r["text"]]
+    assert len(python_warning) == 1 and python_warning[0]["stream"] == "stderr" and python_warning[0]["level"] == 30
+    # The 1 MiB + 10 characters line: one row of MAX_LINE_CHARS, then the rest.
+    long_rows = [r for r in lines if r["text"] and set(r["text"]) == {"L"}]
+    assert [len(r["text"]) for r in long_rows] == [logcapture.MAX_LINE_CHARS, 10]
+    # No stray rows: markers, escape codes or NUL never reach the database.
+    assert not any("\x1b" in r["text"] or "\x00" in r["text"] for r in lines)
+
+
+@pytest.mark.db_sensitive
+def test_order_within_each_source_and_counts_from_levels(mixed_run):
+    task, report = mixed_run
+    lines = rows(report)
+    seq = {(r["stream"], r["text"]): r["seq"] for r in lines}
+    sources = [
+        ["out 1 plain", "out 2 success", "out 3 notice", "out 4 warning", "out 5 error", "out 6 first",
+         "out 6 second", "out 7 after styles", "out nul \ufffd and lone surrogate \ufffd in a record", "out red",
+         "out 100%", "out last without newline"],
+        ["print 1", "sub out 1", "sub bad \ufffd\ufffd utf8 and nul \ufffd here", "sub progress 100%", "sub green",
+         "sub no final newline"],
+    ]
+    for source in sources:
+        positions = [seq[("stdout", text)] for text in source]
+        assert positions == sorted(positions), source
+    assert seq[("stderr", "err 1 plain")] < seq[("stderr", "err 2 styled warning")]
+    assert seq[("stderr", "print 2 to stderr")] < seq[("stderr", "sub err 1")]
+    logged = ["log debug", "log info", "log warning", "log error", "log critical"]
+    assert [seq[("logging", t)] for t in logged] == sorted(seq[("logging", t)] for t in logged)
+    # Line numbers are 1..N with no gap.
+    assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1))
+    # Counts come from levels; the app's own lines (stream "taskmanager") never count.
+    counted = [r for r in lines if r["stream"] != "taskmanager"]
+    assert report.lines == len(counted)
+    assert report.warnings == sum(1 for r in counted if 30 <= r["level"] < 40)
+    assert report.errors == sum(1 for r in counted if r["level"] >= 40)
+    # out 5, err 1, log error, log critical, log exception: each record once.
+    assert report.errors == 5
+    assert report.result == "ERRORS"
+    assert report.end_reason == "completed"
+    task.refresh_from_db()
+    assert (task.errors, task.warnings, task.last_result) == (report.errors, report.warnings, "ERRORS")
+
+
+# -- viewer: escaping, links, filters, search, paging -------------------------------------
+
+
+def test_viewer_escapes_and_links_safely(mixed_run, admin_http):
+    task, report = mixed_run
+    page = admin_http.get(LOG_URL % report.pk)
+    assert page.status == 200
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert (
+        '<a href="https://example.com/a?b=1&amp;c=" rel="noopener nofollow noreferrer" target="_blank">'
+        "https://example.com/a?b=1&amp;c=</a>&lt;x&gt;" in page.text
+    )
+    assert 'href="javascript' not in page.text.lower()
+    assert "javascript:alert(2)" in page.text  # shown as text, not a link
+    # The long line is cut on the page, whole in the download.
+    assert "only the first %d characters are shown" % logviews.SHOWN_CHARS in page.text
+    assert "L" * (logviews.SHOWN_CHARS + 1) not in page.text
+    # Report page and the task page's inline link to the viewer.
+    for url in ("/admin/taskmanager/report/%d/change/" % report.pk, "/admin/taskmanager/task/%d/change/" % task.pk):
+        assert LOG_URL % report.pk in admin_http.get(url).text
+
+
+def test_level_filters_and_search(mixed_run, admin_http):
+    task, report = mixed_run
+    lines = rows(report)
+    for level, minimum in (("ALL", 0), ("WARNING", 30), ("ERROR", 40)):
+        page = admin_http.get(LOG_URL % report.pk + "?level=" + level)
+        assert page.status == 200
+        shown = [seq for _css, seq, _body in page_rows(page.text)]
+        assert shown == [r["seq"] for r in lines if r["level"] >= minimum], level
+    page = admin_http.get(LOG_URL % report.pk + "?level=ALL&q=SUB+ERR")
+    assert [seq for _c, seq, _b in page_rows(page.text)] == [r["seq"] for r in lines if "sub err" in r["text"]]
+    page = admin_http.get(LOG_URL % report.pk + "?level=ERROR&q=plain")
+    assert [seq for _c, seq, _b in page_rows(page.text)] == [one(lines, "err 1 plain")["seq"]]
+    page = admin_http.get(LOG_URL % report.pk + "?level=ERROR&q=nothing-like-this")
+    assert page_rows(page.text) == [] and "No line matches this search at this level." in page.text
+    # Bad parameters fall back to defaults instead of failing.
+    assert admin_http.get(LOG_URL % report.pk + "?level=bogus&after=x&before=-3").status == 200
+    assert admin_http.get(LOG_URL % 999999).status == 404
+
+
+def test_keyset_pages_in_constant_queries(transactional_db, commands):
+    """Pages of a long log cost the same queries at its start, middle and end."""
+    task = Task.objects.create(name="paging", command=commands["tm_ok"])
+    report = Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=timezone.now())
+    stamps = logstore.Stamps()
+    now_us = int(timezone.now().timestamp() * 1e6)
+    total = 3000
+    batch = []
+    for seq in range(1, total + 1):
+        level = 40 if seq % 100 == 0 else 30 if seq % 10 == 0 else 20
+        batch.append((report.pk, seq, level, logcapture.severity(level), "stdout", stamps(now_us + seq), "line %d" % seq))
+    logstore.insert_rows(batch)
+    counts = []
+    for level, expected_total in (("ALL", total), ("WARNING", total // 10), ("ERROR", total // 100)):
+        seen = []
+        after = None
+        while True:
+            with CaptureQueriesContext(connection) as queries:
+                page = logstore.read_page(report.pk, level, after=after, size=7)
+            after = page.last_seq
+            counts.append((level, len(queries)))
+            seen += [r["seq"] for r in page.rows]
+            if not page.has_after:
+                break
+        assert len(seen) == expected_total and seen == sorted(seen), level
+        # Backwards from the end gives the same lines.
+        page = logstore.read_page(report.pk, level, last=True, size=7)
+        back = [r["seq"] for r in page.rows]
+        while page.has_before:
+            page = logstore.read_page(report.pk, level, before=page.first_seq, size=7)
+            back = [r["seq"] for r in page.rows] + back
+        assert back == seen, level
+    per_level = {}
+    for level, count in counts:
+        per_level.setdefault(level, set()).add(count)
+    # One query per index range plus one EXISTS, wherever the page is.
+    assert per_level == {"ALL": {2}, "WARNING": {3}, "ERROR": {2}}, counts
+
+
+# -- live follow and download -----------------------------------------------------------
+
+
+def test_live_follow_while_running(server, admin_http, commands):
+    task = add_task(admin_http, commands, "drip", "tm_drip", "--lines 12, --tick 0.25")
+    start(admin_http, task)
+    report = wait_for(lambda: Report.objects.filter(task=task).first(), message="the run to start")
+    page = admin_http.get(LOG_URL % report.pk + "?level=ALL")
+    assert page.status == 200
+    if Report.objects.get(pk=report.pk).is_running:
+        assert 'data-follow="1"' in page.text
+        assert "The run is still going" in page.text
+    follow = "/admin/taskmanager/report/%d/log/follow/?level=ALL" % report.pk
+    cursor, seen, answers = 0, [], []
+    while True:
+        data = get_json(admin_http, follow + "&after=%d" % cursor)
+        answers.append(data)
+        seen += [(line["seq"], line["html"]) for line in data["lines"]]
+        assert data["cursor"] >= cursor
+        cursor = data["cursor"]
+        if not data["running"] and not data["more"]:
+            break
+        time.sleep(0.5)  # the page polls about once a second
+    assert any(a["running"] for a in answers), "never saw the run going"
+    assert "The run has finished" in answers[-1]["status"]
+    stored = list(report.log_lines.order_by("seq").values_list("seq", "text"))
+    assert seen == [(seq, html.escape(text)) for seq, text in stored]
+    assert [t for _s, t in stored] == ["drip %d" % n for n in range(1, 13)]
+    assert answers[-1]["counts"] == {"lines": 12, "warnings": 6, "errors": 0}
+    # Follow with a filter: only warnings, cursor past the last line gives nothing.
+    data = get_json(admin_http, "/admin/taskmanager/report/%d/log/follow/?level=WARNING&after=0" % report.pk)
+    assert [line["seq"] for line in data["lines"]] == [seq for seq, t in stored if int(t.split()[1]) % 2 == 0]
+    data = get_json(admin_http, follow + "&after=%d" % stored[-1][0])
+    assert data["lines"] == [] and data["cursor"] == stored[-1][0] and not data["running"]
+    # A finished run's page does not follow.
+    assert 'data-follow="0"' in admin_http.get(LOG_URL % report.pk).text
+
+
+def test_download_is_the_whole_log(mixed_run, admin_http, server):
+    task, report = mixed_run
+    from urllib.request import Request
+
+    request = Request(admin_http.base + "/admin/taskmanager/report/%d/log/download/" % report.pk)
+    with admin_http.opener.open(request, timeout=60) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert resp.headers["Content-Disposition"] == 'attachment; filename="mix-report-%d.log"' % report.pk
+        assert resp.headers.get("Content-Length") is None  # streamed
+        body = resp.read().decode("utf-8")
+    lines = rows(report)
+    expected = "".join(
+        logstore.format_line(timezone.localtime(r.timestamp), r.level, r.stream, r.text)
+        for r in report.log_lines.order_by("seq")
+    )
+    header, rest = body.split("\n", 1)
+    assert header.startswith("Log of mix @")
+    assert rest == expected
+    assert "L" * logcapture.MAX_LINE_CHARS in rest
+    assert "<script>alert(1)</script>" in rest  # plain text, served as an attachment
+    assert len(lines) > 30
+
+
+# -- permissions -----------------------------------------------------------------------
+
+
+def test_viewer_needs_view_report_permission(server, commands):
+    task = Task.objects.create(name="perm-log", command=commands["tm_ok"])
+    report = Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=timezone.now())
+    LogLine.objects.create(report=report, seq=1, stream="stdout", timestamp=timezone.now(), text="secret line")
+    urls = [
+        LOG_URL % report.pk,
+        "/admin/taskmanager/report/%d/log/follow/?after=0" % report.pk,
+        "/admin/taskmanager/report/%d/log/download/" % report.pk,
+    ]
+    anonymous = AdminClient(server.url)
+    for url in urls:
+        resp = anonymous.get(url, follow=False)
+        assert resp.status == 302 and "/admin/login/" in resp.url, (url, resp.status)
+    User.objects.create_user("nobody", password=PASSWORD, is_staff=True)
+    nobody = AdminClient(server.url)
+    nobody.login("nobody", PASSWORD)
+    for url in urls:
+        resp = nobody.get(url)
+        assert resp.status == 403 and "secret line" not in resp.text, url
+    viewer = User.objects.create_user("viewer", password=PASSWORD, is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_report", content_type__app_label="taskmanager"))
+    client = AdminClient(server.url)
+    client.login("viewer", PASSWORD)
+    for url in urls:
+        resp = client.get(url)
+        assert resp.status == 200 and "secret line" in resp.text, url
+
+
+# -- retention ---------------------------------------------------------------------------
+
+
+@pytest.mark.db_sensitive
+def test_retention_keeps_the_last_reports_of_each_task_only(server, admin_http, commands, settings):
+    keep = 5  # TASKMANAGER_REPORTS_KEPT's default, which the server uses
+    other = add_task(admin_http, commands, "other-task", "tm_ok", "--lines 3")
+    start(admin_http, other)
+    other_report = finished_reports(other)[0]
+    task = add_task(admin_http, commands, "pruned-task", "tm_ok", "--lines 3")
+    # A run in progress (its supervisor "alive": this test process) older
+    # than every finished report must survive pruning.
+    running = Report.objects.create(
+        task=task,
+        trigger="start",
+        invocation_datetime=timezone.now() - timedelta(days=1),
+        host=socket.gethostname(),
+        supervisor_pid=os.getpid(),
+        supervisor_started=processes.start_time(os.getpid()),
+        heartbeat=timezone.now() + timedelta(hours=1),
+    )
+    LogLine.objects.create(report=running, seq=1, stream="stdout", timestamp=timezone.now(), text="still going")
+    runs = keep + 2
+    ids = []
+    for _ in range(runs):
+        start(admin_http, task)
+        done = wait_for(
+            lambda: Report.objects.filter(task=task, finished_datetime__isnull=False)
+            .exclude(pk__in=ids)
+            .values_list("pk", flat=True)
+            .first(),
+            timeout=60,
+            message="the next run of %s" % task.name,
+        )
+        ids.append(done)
+        wait_for(lambda: Task.objects.get(pk=task.pk).status == "IDLE", message="the task to be idle")
+    # Pruning runs after each run's end: wait for the last one's.
+    wait_for(
+        lambda: Report.objects.filter(task=task, finished_datetime__isnull=False).count() == keep,
+        message="pruning to %d reports" % keep,
+    )
+    first_ids = ids[: runs - keep]
+    finished = list(Report.objects.filter(task=task, finished_datetime__isnull=False).order_by("pk"))
+    assert len(finished) == keep
+    assert not Report.objects.filter(pk__in=first_ids).exists()
+    assert not LogLine.objects.filter(report_id__in=first_ids).exists()
+    assert all(r.log_lines.count() == 4 for r in finished)
+    # The running report and the other task's report are untouched.
+    assert Report.objects.filter(pk=running.pk, finished_datetime__isnull=True).exists()
+    assert running.log_lines.count() == 1
+    assert Report.objects.filter(pk=other_report.pk).exists() and other_report.log_lines.count() == 4
+
+
+@pytest.mark.db_sensitive
+def test_log_lines_are_deleted_in_chunks(transactional_db, commands):
+    task = Task.objects.create(name="chunks", command=commands["tm_ok"])
+    reports = [
+        Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=timezone.now())
+        for _ in range(2)
+    ]
+    stamps = logstore.Stamps()
+    now_us = int(timezone.now().timestamp() * 1e6)
+    size = retention.CHUNK * 2 + 17
+    for report in reports:
+        for start_seq in range(1, size + 1, 1000):
+            logstore.insert_rows(
+                [
+                    (report.pk, seq, 20, 0, "stdout", stamps(now_us), "x")
+                    for seq in range(start_seq, min(start_seq + 1000, size + 1))
+                ]
+            )
+    with CaptureQueriesContext(connection) as queries:
+        retention.delete_log(reports[0].pk)
+    deletes = [q["sql"] for q in queries if q["sql"].upper().startswith("DELETE")]
+    assert len(deletes) == 3, deletes
+    assert not LogLine.objects.filter(report=reports[0]).exists()
+    assert LogLine.objects.filter(report=reports[1]).count() == size
+
+
+# -- memory stays flat at 1,000,000 lines --------------------------------------------------
+
+
+def _kib(pid, field):
+    try:
+        with open("/proc/%d/status" % pid) as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak(pid):
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def test_a_million_lines_keep_memory_flat(server, admin_http, commands):
+    """Peak RSS growth of the supervising spooler and of the child stays under a generous 64 MB."""
+    spoolers = [pid for pid in server.spooler_pids() if _kib(pid, "VmRSS")]
+    for pid in spoolers:
+        _reset_peak(pid)
+    before = {pid: _kib(pid, "VmRSS") for pid in spoolers}
+    task, report = run_to_end(
+        admin_http, commands, "million", "tm_spam", "--lines 1000000, --memory", timeout=600
+    )
+    assert report.result == "OK", report.end_reason
+    assert report.lines == 1_000_001
+    last = report.log_lines.order_by("-seq").first()
+    assert last.seq == 1_000_001
+    child = re.search(r"rss_start_kib=(\d+) hwm_kib=(\d+)", last.text)
+    child_growth = int(child.group(2)) - int(child.group(1))
+    assert report.supervisor_pid in before
+    supervisor_growth = _kib(report.supervisor_pid, "VmHWM") - before[report.supervisor_pid]
+    assert child_growth < 64 * 1024, child_growth
+    assert supervisor_growth < 64 * 1024, supervisor_growth
+    # The viewer's last page of the million-line log is there at once.
+    page = admin_http.get(LOG_URL % report.pk + "?last=1")
+    assert page_rows(page.text)[-1][1] == 1_000_001
+
+
+# -- pure parts ----------------------------------------------------------------------------
+
+
+def test_line_buffer_splits_decodes_and_bounds():
+    buf = logcapture.LineBuffer(max_bytes=10)
+    assert buf.feed(b"abc\r") == []
+    assert buf.feed(b"\nprog 1\rprog 2\rpro") == ["abc"]
+    assert buf.feed(b"g 3\n") == ["prog 3"]
+    assert buf.feed("ab\u00e9\u00e9\u00e9\u00e9\u00e9".encode()) == ["ab\u00e9\u00e9\u00e9\u00e9"]
+    assert buf.close() == ["\u00e9"]
+    assert buf.feed(b"bad \xff\x00\n") == ["bad \ufffd\x00"]
+
+
+def test_style_markers_span_lines():
+    style = logcapture.level_style()
+    marks = logcapture.LevelMarks()
+    text = style.ERROR("a\nb") + "\nc " + style.SUCCESS("d")
+    assert [marks.split(line, 20) for line in text.split("\n")] == [(40, "a"), (40, "b"), (25, "c d")]
+    assert logcapture.split_level("plain", 30) == (30, "plain")
+
+
+def test_clean_text():
+    assert logcapture.clean_text("\x1b[1;31mred\x1b[0m \x00 \udcff ok") == "red \ufffd \ufffd ok"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("see https://ex.com/x.", 'see <a href="https://ex.com/x" rel="noopener nofollow noreferrer" '
+         'target="_blank">https://ex.com/x</a>.'),
+        ("(http://ex.com/a_(b))", '(<a href="http://ex.com/a_(b)" rel="noopener nofollow noreferrer" '
+         'target="_blank">http://ex.com/a_(b)</a>)'),
+        ('<img src=x onerror="alert(1)">', "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"),
+        ("javascript:alert(1) ftp://x data:text/html,<b>", "javascript:alert(1) ftp://x data:text/html,&lt;b&gt;"),
+        ('http://ex.com/"onmouseover="x', '<a href="http://ex.com/" rel="noopener nofollow noreferrer" '
+         'target="_blank">http://ex.com/</a>&quot;onmouseover=&quot;x'),
+    ],
+)
+def test_render_text(text, expected):
+    assert str(logviews.render_text(text)) == expected
