@@ -52,7 +52,7 @@ def start(task: Task, user=None) -> Outcome:
     try:
         schedule.validate(period, task.repetition_rate)
         run_at, anchor = schedule.first_run(
-            task.scheduling, period, task.repetition_rate, now, timezone.get_current_timezone()
+            task.scheduling, period, task.repetition_rate, now, schedule.project_tz()
         )
     except schedule.ScheduleError as exc:
         return Outcome(False, _("%(task)s cannot start: %(error)s") % {"task": task.name, "error": exc})
@@ -134,18 +134,86 @@ def run_now(task: Task, user=None) -> Outcome:
 
 
 def reschedule(task: Task) -> Outcome | None:
-    """After an edit, replace a pending task's spool entry with one for its new schedule.
+    """After an edit, make the task's pending run follow its new definition.
 
-    Return None when the task is not pending (nothing to do).
+    * SCHEDULED/SPOOLED: the pending entry is cancelled (its token cleared,
+      so the old spool file runs nothing) and Start's rules apply to the new
+      schedule, with a new token and spool entry.
+    * STARTED with a next run already spooled (a periodic chain): that next
+      run is replaced by the first slot of the new schedule strictly after
+      now; the current run goes on untouched.
+
+    Return None when there is nothing pending to change (IDLE, or a run
+    that ends the chain).
     """
-    if task.status not in (Task.Status.SCHEDULED, Task.Status.SPOOLED):
-        return None
-    old = Task.objects.filter(pk=task.pk).values_list("run_token", flat=True).first()
-    if not old:
-        return None
-    # Stop then start, so that every rule of Start applies to the new schedule.
-    Task.objects.filter(pk=task.pk, run_token=old).update(
-        status=Task.Status.IDLE, run_token="", next_datetime=None
+    for _attempt in range(5):
+        row = Task.objects.filter(pk=task.pk).values_list("status", "run_token").first()
+        if row is None or not row[1]:
+            return None
+        status, old = row
+        if status in (Task.Status.SCHEDULED, Task.Status.SPOOLED):
+            # Stop then start, so that every rule of Start applies to the new schedule.
+            stopped = Task.objects.filter(pk=task.pk, status=status, run_token=old).update(
+                status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id=""
+            )
+            if stopped:
+                task.refresh_from_db()
+                return start(task, task.started_by)
+        elif status == Task.Status.STARTED:
+            task.refresh_from_db()
+            outcome = _replace_next_run(task, old)
+            if outcome is not None:
+                return outcome
+        else:
+            return None
+        # A spooler claimed or re-spooled the task meanwhile: look again.
+    return Outcome(
+        False,
+        _("%(task)s kept changing while it was being rescheduled: check its next execution.")
+        % {"task": task.name},
     )
-    task.refresh_from_db()
-    return start(task, task.started_by)
+
+
+def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
+    """Replace the next run a running task has spooled; None if the run ended meanwhile."""
+    now = timezone.now()
+    period = task.repetition_period or None
+    anchor = task.scheduling
+    try:
+        if schedule.is_periodic(period, task.repetition_rate):
+            anchor = anchor or now
+            next_at = schedule.next_slot(anchor, period, task.repetition_rate, now, schedule.project_tz())
+        else:
+            next_at = anchor if anchor and anchor > now else None
+    except schedule.ScheduleError as exc:
+        return Outcome(False, _("%(task)s cannot be rescheduled: %(error)s") % {"task": task.name, "error": exc})
+    backend = get_backend()
+    token = new_token() if next_at else ""
+    changed = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED, run_token=old_token).update(
+        run_token=token,
+        next_datetime=next_at,
+        scheduling=anchor,
+        spooler_node=backend.node(),
+        spooler_id="",
+    )
+    if not changed:
+        return None
+    if not token:
+        return Outcome(
+            True,
+            _("%(task)s is running; it will not run again after this run.") % {"task": task.name},
+        )
+    try:
+        path = backend.spool(task.pk, token, Report.Trigger.SCHEDULE, next_at)
+    except SpoolerUnavailable as exc:
+        Task.objects.filter(pk=task.pk, run_token=token).update(run_token="", next_datetime=None)
+        return Outcome(
+            False,
+            _("%(task)s is running, but its next run could not be spooled: %(error)s")
+            % {"task": task.name, "error": exc},
+        )
+    Task.objects.filter(pk=task.pk, run_token=token).update(spooler_id=path)
+    return Outcome(
+        True,
+        _("%(task)s is running; its next run is now %(when)s.") % {"task": task.name, "when": _when(next_at)},
+    )

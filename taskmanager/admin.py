@@ -19,6 +19,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from . import actions, arguments, display, history, logviews
+from .admin_schedule import SchedulingAdminMixin
 from .conf import app_settings
 from .forms import TaskForm
 from .models import Command, Report, Task, TaskCategory
@@ -183,7 +184,7 @@ def _annotated_run(task):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     form = TaskForm
     change_form_template = "admin/taskmanager/task/change_form.html"
@@ -210,12 +211,13 @@ class TaskAdmin(admin.ModelAdmin):
             _("Definition"),
             {"fields": ["name", "command", "arguments", "command_line_preview", "category", "note", "timeout"]},
         ),
-        (_("Scheduling"), {"fields": ["scheduling", "repetition_period", "repetition_rate"]}),
+        (_("Scheduling"), {"fields": ["scheduling", "repetition_period", "repetition_rate", "schedule_preview"]}),
         (
             _("Last execution"),
             {
                 "fields": [
                     "spooler_id",
+                    "spool_entry",
                     "live_status",
                     "last_datetime",
                     "last_result_badge",
@@ -230,7 +232,9 @@ class TaskAdmin(admin.ModelAdmin):
     ]
     readonly_fields = [
         "command_line_preview",
+        "schedule_preview",
         "spooler_id",
+        "spool_entry",
         "live_status",
         "last_datetime",
         "last_result_badge",
@@ -281,7 +285,7 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
-        return self._live(obj)
+        return format_html("{}{}", self._live(obj), self.entry_hint(obj))
 
     @admin.display(description=_("last result"), ordering="last_result")
     def last_result_badge(self, obj):
@@ -357,7 +361,13 @@ class TaskAdmin(admin.ModelAdmin):
 
     # -- saving ----------------------------------------------------------------
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+        if change:
+            # Write only the form's fields: status, tokens and next run belong
+            # to the spoolers, which may have changed them since this page
+            # loaded the task (a full save would bring back a stale token).
+            obj.save(update_fields=[f.name for f in obj._meta.concrete_fields if f.name in form.cleaned_data])
+        else:
+            super().save_model(request, obj, form, change)
         watched = {"scheduling", "repetition_period", "repetition_rate", "command", "arguments"}
         if change and watched & set(form.changed_data):
             outcome = actions.reschedule(obj)

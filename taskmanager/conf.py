@@ -35,6 +35,9 @@ DEFAULTS = {
     "HEARTBEAT_SECONDS": 5.0,
     # A run whose heartbeat is older than this is taken for interrupted.
     "HEARTBEAT_TIMEOUT": 60.0,
+    # Seconds after which the admin warns that a spooler node holding pending
+    # tasks has not been seen (its SpoolerHeartbeat is older); 0 = never warn.
+    "NODE_TIMEOUT": 300.0,
     # Commands collect_commands never activates (they give a shell or wipe data).
     "UNSAFE_COMMANDS": [
         "changepassword",

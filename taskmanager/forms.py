@@ -1,6 +1,8 @@
 """The task form: arguments and schedule are checked when the task is saved."""
 
 from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from . import arguments, schedule
 from .models import Command, Task
@@ -42,5 +44,25 @@ class TaskForm(forms.ModelForm):
             schedule.validate(period, rate)
         except schedule.ScheduleError as exc:
             self.add_error("repetition_rate" if period else "repetition_period", str(exc))
+        else:
+            if "scheduling" not in self.errors:
+                self._check_schedule_computes(cleaned.get("scheduling"), period, rate)
         return cleaned
+
+    def _check_schedule_computes(self, anchor, period, rate):
+        """Refuse a schedule whose runs cannot be computed (e.g. past the year 9999).
+
+        A periodic task needs at least its first two runs: otherwise the
+        spooler would find no next slot after the first run.
+        """
+        try:
+            runs = schedule.upcoming(anchor, period, rate, timezone.now(), schedule.project_tz(), count=2)
+        except schedule.ScheduleError as exc:
+            self.add_error("scheduling", str(exc))
+            return
+        if period and len(runs) < 2:
+            self.add_error(
+                "scheduling",
+                _("This schedule has no run after the first one before the year 9999: choose an earlier first run."),
+            )
 

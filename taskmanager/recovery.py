@@ -12,6 +12,17 @@ at once (every change is a conditional UPDATE):
 """
 
 import logging
+import os
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from . import schedule, spoolfiles
+from .models import Report, Task, new_token
 
 logger = logging.getLogger("taskmanager.recovery")
 
@@ -22,8 +33,140 @@ def recover_interrupted_runs() -> int:
 
 
 def respool_missing() -> int:
-    """Spool again the pending tasks of this node that have no spool entry; return how many."""
-    return 0
+    """Spool again this node's pending tasks that have no spool entry; return how many.
+
+    Runs in a uWSGI spooler process (at its start): the node is this
+    instance's ``host:spool dir`` and entries are spooled with
+    ``uwsgi.spool()``. Outside uWSGI, or with another backend, it does
+    nothing and returns 0 (``manage.py respool_tasks`` covers that case).
+    """
+    from django.utils.module_loading import import_string
+
+    from .conf import app_settings
+    from .spooler import uwsgi as uwsgi_backend
+
+    if not uwsgi_backend.spooler_configured():
+        return 0
+    if not issubclass(import_string(app_settings.BACKEND), uwsgi_backend.UwsgiBackend):
+        return 0
+    backend = uwsgi_backend.UwsgiBackend()
+    return len(respool(uwsgi_backend.spool_dir(), backend.spool, node=backend.node()))
+
+
+@dataclass
+class Respooled:
+    """One task whose spool entry was missing (see :func:`respool`)."""
+
+    task_id: int
+    name: str
+    status: str
+    #: When the new entry runs (aware UTC); None or a past time means at once.
+    at: datetime | None
+    #: The new entry's path ("" on a dry run).
+    path: str = ""
+
+
+def node_matches(node: str, spool_dir: str, host: str | None = None) -> bool:
+    """Tell whether a ``host:spool dir`` node string designates ``spool_dir`` on ``host``.
+
+    Directories are compared after resolving symbolic links; ``host``
+    defaults to this machine's host name.
+    """
+    node_host, sep, directory = node.partition(":")
+    if not sep or node_host != (host or socket.gethostname()):
+        return False
+    return os.path.realpath(directory) == os.path.realpath(spool_dir)
+
+
+def due_time(task: Task, now: datetime) -> datetime:
+    """When a pending task's lost entry must run: its stored next run, else Start's rule.
+
+    A stored ``next_datetime`` in the past gives one run at once (the missed
+    runs are coalesced, as a surviving spool file would have run once).
+    """
+    if task.next_datetime is not None:
+        return task.next_datetime
+    run_at, _anchor = schedule.first_run(
+        task.scheduling, task.repetition_period or None, task.repetition_rate, now, schedule.project_tz()
+    )
+    return run_at
+
+
+def respool(
+    spool_dir: str,
+    spool: Callable[[int, str, str, datetime | None], str],
+    *,
+    node: str | None = None,
+    adopt: Iterable[str] = (),
+    dry_run: bool = False,
+) -> list[Respooled]:
+    """Give a new spool entry to each task of this node whose entry is not in ``spool_dir``.
+
+    Tasks considered: SCHEDULED or SPOOLED, and STARTED ones whose periodic
+    chain has a next run (``run_token`` set), whose ``spooler_node`` is this
+    node (``host:spool_dir``, see :func:`node_matches`) or one of the
+    ``adopt`` node strings (to take over the tasks of a node that is gone).
+    An entry is missing when the file recorded in ``spooler_id`` is not in
+    ``spool_dir`` (:func:`taskmanager.spoolfiles.is_live`).
+
+    Each missing entry gets a new run token by one conditional UPDATE on the
+    old token and old ``spooler_id``, then ``spool(task_id, token, trigger,
+    at)`` writes the entry: of two processes recovering at once only one
+    wins, and the old entry, should it reappear, is stale and runs nothing.
+    The new entry runs at the task's stored next run (:func:`due_time`).
+
+    :param spool: the function writing one entry, returning its path
+        (``UwsgiBackend.spool`` inside uWSGI, a file writer outside).
+    :param node: the node string recorded on the respooled tasks; default
+        ``host:abspath(spool_dir)``.
+    :returns: the tasks respooled (or that would be, with ``dry_run``).
+    """
+    node = node or "%s:%s" % (socket.gethostname(), os.path.abspath(spool_dir))
+    adopt = set(adopt)
+    now = timezone.now()
+    pending = [Task.Status.SCHEDULED, Task.Status.SPOOLED]
+    candidates = Task.objects.filter(
+        Q(status__in=pending) | (Q(status=Task.Status.STARTED) & ~Q(run_token=""))
+    ).order_by("pk")
+    done = []
+    for task in candidates:
+        if not (node_matches(task.spooler_node, spool_dir) or task.spooler_node in adopt):
+            continue
+        if spoolfiles.is_live(task.spooler_id, spool_dir):
+            continue
+        try:
+            at = due_time(task, now)
+        except schedule.ScheduleError as exc:
+            logger.error("Task %s cannot be respooled: %s", task.pk, exc)
+            continue
+        item = Respooled(task.pk, task.name, task.status, at)
+        if dry_run:
+            done.append(item)
+            continue
+        token = new_token()
+        won = Task.objects.filter(
+            pk=task.pk,
+            status=task.status,
+            run_token=task.run_token,
+            spooler_node=task.spooler_node,
+            spooler_id=task.spooler_id,
+        ).update(run_token=token, next_datetime=at, spooler_node=node, spooler_id="")
+        if not won:
+            continue  # another process recovered, claimed, stopped or edited it meanwhile
+        try:
+            item.path = spool(task.pk, token, Report.Trigger.RECOVERY, at if at > now else None)
+        except Exception:  # noqa: BLE001 - the next recovery retries (entry still missing)
+            logger.exception("Could not respool task %s", task.pk)
+            continue
+        Task.objects.filter(pk=task.pk, run_token=token).update(spooler_id=item.path)
+        logger.warning(
+            "taskmanager recovery: task %s (%s) had no spool entry; respooled for %s.",
+            task.pk,
+            task.name,
+            at.isoformat() if at > now else "now",
+        )
+        done.append(item)
+    return done
 
 
 def on_spooler_start() -> None:

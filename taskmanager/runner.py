@@ -103,14 +103,41 @@ def _log_timing(report: Report, entered: float, entered_wall: float, marks: dict
 
 
 def local_tz():
-    return timezone.get_current_timezone()
+    """The zone schedules are computed in: the project's TIME_ZONE (see schedule.project_tz)."""
+    return schedule.project_tz()
+
+
+def _next_run_after(task: Task, now: datetime) -> datetime | None:
+    """The periodic task's next slot after this one (None for a one-shot task).
+
+    The grid is the anchor's (``scheduling``), never the time this run
+    started: a late run does not move the later ones, and missed slots are
+    coalesced into this run. A schedule that cannot be computed (edited
+    behind the form's back, or past the year 9999) ends the chain instead of
+    failing the claim, which would leave the task pending for ever.
+    """
+    try:
+        if not (task.is_periodic and task.scheduling):
+            return None
+        return schedule.next_slot(
+            task.scheduling,
+            task.repetition_period,
+            task.repetition_rate,
+            max(now, task.next_datetime or now),
+            local_tz(),
+        )
+    except schedule.ScheduleError as exc:
+        logger.error("Task %s: no next run (%s); this run is its last.", task.pk, exc)
+        return None
 
 
 def _respool(task_id: int, token: str, trigger: str, at: datetime | None) -> str:
     from .spooler import get_backend
 
-    path = get_backend().spool(task_id, token, trigger, at)
-    Task.objects.filter(pk=task_id, run_token=token).update(spooler_id=path)
+    backend = get_backend()
+    path = backend.spool(task_id, token, trigger, at)
+    # Recovery finds a task's entry by node and path: keep both current.
+    Task.objects.filter(pk=task_id, run_token=token).update(spooler_id=path, spooler_node=backend.node())
     return path
 
 
@@ -144,16 +171,8 @@ def claim(task_id: int, token: str, trigger: str):
             # whole-second resolution): put the entry back for later.
             _respool(task.pk, token, trigger, task.next_datetime)
             return None
-        next_token, next_at = "", None
-        if task.is_periodic and task.scheduling:
-            next_at = schedule.next_slot(
-                task.scheduling,
-                task.repetition_period,
-                task.repetition_rate,
-                max(now, task.next_datetime or now),
-                local_tz(),
-            )
-            next_token = new_token()
+        next_at = _next_run_after(task, now)
+        next_token = new_token() if next_at else ""
         claimable = Task.objects.filter(
             pk=task.pk,
             run_token=token,
@@ -198,15 +217,7 @@ def _create_report(task: Task, trigger: str, now: datetime) -> Report:
 
 def _skip_slot(task: Task, token: str, now: datetime) -> None:
     """A slot came due while the task is still running: move to the next one."""
-    next_at = None
-    if task.is_periodic and task.scheduling:
-        next_at = schedule.next_slot(
-            task.scheduling,
-            task.repetition_period,
-            task.repetition_rate,
-            max(now, task.next_datetime or now),
-            local_tz(),
-        )
+    next_at = _next_run_after(task, now)
     next_token = new_token() if next_at else ""
     moved = Task.objects.filter(pk=task.pk, run_token=token, status=Task.Status.STARTED).update(
         run_token=next_token, next_datetime=next_at

@@ -89,6 +89,7 @@ __all__ = [
     "is_periodic",
     "next_slot",
     "preview",
+    "project_tz",
     "slot",
     "upcoming",
     "validate",
@@ -133,6 +134,19 @@ def _every(period: str, rate: int) -> str:
 
 
 _UTC = timezone.utc
+
+
+def project_tz() -> tzinfo:
+    """Return the zone every schedule is computed in: the project's ``TIME_ZONE``.
+
+    Deliberately not the zone activated for the current request
+    (``timezone.get_current_timezone()``): a Start pressed by a user whose
+    request activated another zone must give the same runs as the spooler,
+    which always works in ``TIME_ZONE``.
+    """
+    from django.utils import timezone
+
+    return timezone.get_default_timezone()
 
 
 class ScheduleError(ValueError):

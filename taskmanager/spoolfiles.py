@@ -35,6 +35,27 @@ class SpoolFileError(ValueError):
     """A spool packet that cannot be built or parsed."""
 
 
+def make_entry(task_id: int, token: str, trigger: str, at: datetime | None = None) -> dict[bytes, bytes]:
+    """Return the spool dict of one run, as ``UwsgiBackend.spool()`` writes it.
+
+    Only identifiers travel in the file (nothing pickled): the handler name
+    ``uwsgidecorators`` dispatches on, the task id, the run token, the
+    trigger, and ``at`` (unix seconds, rounded *up*, so that uWSGI, which runs
+    a file once ``time() >= at``, never starts it before the stored time).
+    """
+    from .spooler.uwsgi import HANDLER_NAME
+
+    result = {
+        b"ud_spool_func": HANDLER_NAME.encode(),
+        b"task": str(task_id).encode(),
+        b"token": token.encode(),
+        b"trigger": trigger.encode(),
+    }
+    if at is not None:
+        result[b"at"] = str(math.ceil(at.timestamp())).encode()
+    return result
+
+
 def encode(entry: dict[bytes, bytes]) -> bytes:
     """Return the spool packet (header included) for a dict of byte strings.
 
