@@ -60,7 +60,7 @@ class CommandAdmin(admin.ModelAdmin):
     @admin.display(description=_("syntax"))
     def syntax(self, obj):
         if not obj.pk:
-            return "–"
+            return display.EMPTY
         return format_html('<pre class="tm-syntax">{}</pre>', arguments.command_usage(obj.app_name, obj.name))
 
     def has_delete_permission(self, request, obj=None):
@@ -155,10 +155,12 @@ class ReportInline(admin.TabularInline):
 def render_tail(report) -> str:
     rows = report.tail()
     if not rows:
-        return "–"
+        return display.EMPTY
     return format_html(
         '<pre class="tm-tail">{}</pre>',
-        format_html_join("\n", '<span class="tm-level-{}">{}</span>', ((r.level_name.lower(), r.text) for r in rows)),
+        format_html_join(
+            "\n", '<span class="tm-level-{}">{}</span>', ((r.level_name.lower(), r.text) for r in rows)
+        ),
     )
 
 
@@ -209,9 +211,22 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
     fieldsets = [
         (
             _("Definition"),
-            {"fields": ["name", "command", "arguments", "command_line_preview", "category", "note", "timeout"]},
+            {
+                "fields": [
+                    "name",
+                    "command",
+                    "arguments",
+                    "command_line_preview",
+                    "category",
+                    "note",
+                    "timeout",
+                ]
+            },
         ),
-        (_("Scheduling"), {"fields": ["scheduling", "repetition_period", "repetition_rate", "schedule_preview"]}),
+        (
+            _("Scheduling"),
+            {"fields": ["scheduling", "repetition_period", "repetition_rate", "schedule_preview"]},
+        ),
         (
             _("Last execution"),
             {
@@ -372,7 +387,9 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
         if change and watched & set(form.changed_data):
             outcome = actions.reschedule(obj)
             if outcome is not None:
-                self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
+                self.message_user(
+                    request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING
+                )
 
     # -- extra views -----------------------------------------------------------
     def get_urls(self):
@@ -439,7 +456,14 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
 
 @admin.register(Report)
 class ReportAdmin(admin.ModelAdmin):
-    list_display = ["task", "result_badge", "invocation_datetime", "finished_datetime", "end_reason", "trigger"]
+    list_display = [
+        "task",
+        "result_badge",
+        "invocation_datetime",
+        "finished_datetime",
+        "end_reason",
+        "trigger",
+    ]
     list_filter = ["result", "trigger", "task__category"]
     search_fields = ["task__name"]
     list_select_related = ["task"]
@@ -488,4 +512,3 @@ class ReportAdmin(admin.ModelAdmin):
     def get_urls(self):
         # The log viewer: page, live follow (JSON) and download (taskmanager.logviews).
         return logviews.urls(self) + super().get_urls()
-

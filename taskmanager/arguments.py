@@ -135,9 +135,7 @@ def parse_arguments(text: str | None) -> list[str]:
 
 def _quote(value: str) -> str:
     """Return ``value`` as one token of the argument syntax, quoted if needed."""
-    if value and not any(
-        char in SEPARATORS or char in QUOTES or char.isspace() for char in value
-    ):
+    if value and not any(char in SEPARATORS or char in QUOTES or char.isspace() for char in value):
         return value
     if "'" not in value:
         return f"'{value}'"
@@ -222,9 +220,7 @@ def _load_parser(app_name: str, command_name: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _exiting_option(
-    parser: argparse.ArgumentParser, argv: list[str]
-) -> tuple[str, str] | None:
+def _exiting_option(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[str, str] | None:
     """Return ``(typed option, kind)`` for the first help/version option in ``argv``.
 
     ``kind`` is ``"help"`` or ``"version"``.  Abbreviated long options
@@ -252,9 +248,7 @@ def _exiting_option(
                 matches = [
                     name
                     for name in all_options
-                    if len(name) > 1
-                    and name[1] in parser.prefix_chars
-                    and name.startswith(option)
+                    if len(name) > 1 and name[1] in parser.prefix_chars and name.startswith(option)
                 ]
                 if parser.allow_abbrev and len(matches) == 1:
                     option = matches[0]
@@ -332,8 +326,7 @@ def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> Non
                 printed = printed[: _MAX_OUTPUT_IN_MESSAGE - 3] + "..."
             if printed:
                 message = _(
-                    "These arguments make %(command)s exit (status %(status)s) instead of running: "
-                    "%(output)s"
+                    "These arguments make %(command)s exit (status %(status)s) instead of running: %(output)s"
                 )
             else:
                 message = _("These arguments make %(command)s exit (status %(status)s) instead of running.")

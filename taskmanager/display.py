@@ -22,7 +22,7 @@ EMPTY = "-"
 
 
 def badge(value: str, label) -> str:
-    """Return a coloured badge for a status or result value (``"–"`` when empty)."""
+    """Return a coloured badge for a status or result value (``EMPTY`` when empty)."""
     if not value:
         return EMPTY
     return format_html('<span class="tm-badge tm-{}">{}</span>', value.lower(), label)
@@ -92,7 +92,11 @@ def live_status(task, run=None) -> str:
     if run is not None and task.status == task.Status.STARTED:
         parts.append(
             progress_bar(
-                run.progress_done, run.progress_total, run.progress_message, run.invocation_datetime, run.progress_at
+                run.progress_done,
+                run.progress_total,
+                run.progress_message,
+                run.invocation_datetime,
+                run.progress_at,
             )
         )
     return format_html_join("", "{}", ((part,) for part in parts if part))
@@ -142,7 +146,9 @@ def runs_chart(runs) -> str:
         "{bars}</svg>",
         w=CHART_WIDTH,
         h=CHART_HEIGHT,
-        label=ngettext("Durations of the last %(count)d run", "Durations of the last %(count)d runs", len(runs))
+        label=ngettext(
+            "Durations of the last %(count)d run", "Durations of the last %(count)d runs", len(runs)
+        )
         % {"count": len(runs)},
         left=CHART_LEFT,
         right=CHART_WIDTH - 4,
@@ -166,6 +172,8 @@ def chart_legend() -> str:
     return format_html(
         '<span class="tm-chart-legend">{}</span>',
         format_html_join(
-            " ", '<span class="tm-badge tm-{}">{}</span>', ((value.lower(), label) for value, label in Task.Result.choices)
+            " ",
+            '<span class="tm-badge tm-{}">{}</span>',
+            ((value.lower(), label) for value, label in Task.Result.choices),
         ),
     )

@@ -11,7 +11,17 @@ from .models import Command, Task
 class TaskForm(forms.ModelForm):
     class Meta:
         model = Task
-        fields = "__all__"
+        fields = [
+            "name",
+            "command",
+            "arguments",
+            "category",
+            "note",
+            "timeout",
+            "scheduling",
+            "repetition_period",
+            "repetition_rate",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,6 +73,7 @@ class TaskForm(forms.ModelForm):
         if period and len(runs) < 2:
             self.add_error(
                 "scheduling",
-                _("This schedule has no run after the first one before the year 9999: choose an earlier first run."),
+                _(
+                    "This schedule has no run after the first one before the year 9999: choose an earlier first run."
+                ),
             )
-

@@ -30,7 +30,9 @@ def prune_history(task_id: int, keep: int | None = None) -> int:
     """Delete the task's history rows beyond the newest ``keep``; return how many."""
     keep = app_settings.HISTORY_KEPT if keep is None else keep
     old = list(
-        RunHistory.objects.filter(task_id=task_id).order_by("-started", "-pk").values_list("pk", flat=True)[keep:]
+        RunHistory.objects.filter(task_id=task_id)
+        .order_by("-started", "-pk")
+        .values_list("pk", flat=True)[keep:]
     )
     if old:
         RunHistory.objects.filter(pk__in=old).delete()

@@ -87,7 +87,9 @@ def test_bad_arguments_are_a_form_error(server, admin_http, commands, command, a
 
 
 def test_good_arguments_are_saved_and_previewed(server, admin_http, commands):
-    task = add_task(admin_http, commands, "greet", "tm_required", "--name 'Ada Lovelace', --count=2, --mode slow")
+    task = add_task(
+        admin_http, commands, "greet", "tm_required", "--name 'Ada Lovelace', --count=2, --mode slow"
+    )
     page = admin_http.get(TASK_URL + "%d/change/" % task.pk).text
     expected = "manage.py tm_required --name &#x27;Ada Lovelace&#x27; --count=2 --mode slow"
     assert '<code class="tm-command-line">%s</code>' % expected in page
@@ -95,7 +97,9 @@ def test_good_arguments_are_saved_and_previewed(server, admin_http, commands):
 
 def test_editing_arguments_is_checked_too(server, admin_http, commands):
     task = add_task(admin_http, commands, "edit-me", "tm_ok", "--lines 1")
-    resp = admin_http.post(TASK_URL + "%d/change/" % task.pk, task_form(commands, "edit-me", "tm_ok", "--nope"))
+    resp = admin_http.post(
+        TASK_URL + "%d/change/" % task.pk, task_form(commands, "edit-me", "tm_ok", "--nope")
+    )
     assert "unrecognized arguments: --nope" in form_errors(resp)
     task.refresh_from_db()
     assert task.arguments == "--lines 1"
@@ -210,10 +214,23 @@ def test_task_list_columns_filters_and_search(server, admin_http, commands):
     other = TaskCategory.objects.create(name="reports")
     a = Task.objects.create(name="alpha", command=commands["tm_ok"], category=cat, note="rebuilds the index")
     b = Task.objects.create(
-        name="beta", command=commands["tm_warn"], category=other, status="SCHEDULED", last_result="ERRORS", errors=3
+        name="beta",
+        command=commands["tm_warn"],
+        category=other,
+        status="SCHEDULED",
+        last_result="ERRORS",
+        errors=3,
     )
     page = admin_http.get(TASK_URL).text
-    for header in ("Status", "Last result", "Errors", "Warnings", "Last execution", "Duration", "Next execution"):
+    for header in (
+        "Status",
+        "Last result",
+        "Errors",
+        "Warnings",
+        "Last execution",
+        "Duration",
+        "Next execution",
+    ):
         assert header in page, header
     assert page.index(">alpha<") < page.index(">beta<")  # ordered by name
     assert '<span class="tm-badge tm-scheduled">Scheduled</span>' in page
@@ -236,7 +253,9 @@ def test_task_list_columns_filters_and_search(server, admin_http, commands):
 
 def test_category_page_lists_its_tasks_with_status(server, admin_http, commands):
     cat = TaskCategory.objects.create(name="weekly")
-    Task.objects.create(name="in-cat", command=commands["tm_ok"], category=cat, status="SPOOLED", last_result="OK")
+    Task.objects.create(
+        name="in-cat", command=commands["tm_ok"], category=cat, status="SPOOLED", last_result="OK"
+    )
     Task.objects.create(name="elsewhere", command=commands["tm_ok"])
     page = admin_http.get("/admin/taskmanager/taskcategory/%d/change/" % cat.pk).text
     assert "in-cat" in page and "elsewhere" not in page
@@ -294,7 +313,14 @@ def test_user_and_command_text_is_escaped_everywhere(server, admin_http, command
         assert resp.status == 200, label
         assert "<img src=x" not in resp.text, label
     escaped = html.escape(PAYLOAD)
-    for label in ("changelist", "change form", "category page", "report page", "log viewer", "bad arguments error"):
+    for label in (
+        "changelist",
+        "change form",
+        "category page",
+        "report page",
+        "log viewer",
+        "bad arguments error",
+    ):
         assert escaped in texts[label].text or escaped.replace("'", "&#x27;") in texts[label].text, label
     assert "error: " + escaped in texts["log viewer errors"].text
 
@@ -453,8 +479,12 @@ def test_every_string_has_an_italian_translation(tmp_path):
         ["msgattrib", "--untranslated", "--no-obsolete", str(po)], capture_output=True, text=True, check=True
     ).stdout
     missing = re.findall(r'^msgid "(.+)"$', untranslated, re.M)
-    assert not missing, "strings without an Italian translation (run makemessages and translate): %s" % missing
-    fuzzy = subprocess.run(["msgattrib", "--only-fuzzy", str(po)], capture_output=True, text=True, check=True).stdout
+    assert not missing, (
+        "strings without an Italian translation (run makemessages and translate): %s" % missing
+    )
+    fuzzy = subprocess.run(
+        ["msgattrib", "--only-fuzzy", str(po)], capture_output=True, text=True, check=True
+    ).stdout
     assert "msgid" not in fuzzy, "fuzzy translations to review:\n" + fuzzy
     shipped = source / "locale" / "it" / "LC_MESSAGES"
     compiled = tmp_path / "fresh.mo"

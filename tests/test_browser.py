@@ -96,7 +96,12 @@ def static_server(django_db_setup, django_db_blocker):
     app_static = ROOT / "taskmanager" / "static" / "taskmanager"
     server = UwsgiServer(
         env=server_env(),
-        extra_args=["--static-map", "/static/admin=%s" % admin_static, "--static-map", "/static/taskmanager=%s" % app_static],
+        extra_args=[
+            "--static-map",
+            "/static/admin=%s" % admin_static,
+            "--static-map",
+            "/static/taskmanager=%s" % app_static,
+        ],
     ).start()
     yield server
     server.stop()

@@ -55,7 +55,9 @@ def objects(commands):
     category = TaskCategory.objects.create(name="perm-cat")
     task = Task.objects.create(name="perm-task", command=commands["tm_ok"], category=category)
     report = Report.objects.create(task=task, trigger="start", result="OK")
-    LogLine.objects.create(report=report, seq=1, stream="stdout", timestamp=report.invocation_datetime, text="hi")
+    LogLine.objects.create(
+        report=report, seq=1, stream="stdout", timestamp=report.invocation_datetime, text="hi"
+    )
     found = {Command: commands["tm_ok"], TaskCategory: category, Task: task, Report: report}
     missing = set(registered_models()) - set(found)
     assert not missing, "add an object of %s to this fixture" % missing
@@ -64,7 +66,9 @@ def objects(commands):
 
 def staff(username, *codenames):
     user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="taskmanager", codename__in=codenames))
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="taskmanager", codename__in=codenames)
+    )
     return user
 
 
@@ -77,7 +81,11 @@ def client_for(server, username):
 def test_every_url_of_the_app_needs_the_login(server, objects):
     urls = app_urls(objects)
     # The enumeration sees the extra views too, not only Django's.
-    for expected in ("/task/status/", "/task/%d/start/" % objects[Task].pk, "/report/%d/log/" % objects[Report].pk):
+    for expected in (
+        "/task/status/",
+        "/task/%d/start/" % objects[Task].pk,
+        "/report/%d/log/" % objects[Report].pk,
+    ):
         assert any(url.endswith(expected) for url in urls), expected
     anonymous = AdminClient(server.url)
     for url in urls:
@@ -165,7 +173,16 @@ def test_csrf_is_required_for_buttons(server, objects, superuser):
 
 # -- collect_commands and unsafe commands ------------------------------------------
 
-UNSAFE = {"shell", "dbshell", "flush", "sqlflush", "createsuperuser", "changepassword", "runserver", "testserver"}
+UNSAFE = {
+    "shell",
+    "dbshell",
+    "flush",
+    "sqlflush",
+    "createsuperuser",
+    "changepassword",
+    "runserver",
+    "testserver",
+}
 
 
 def collected():
