@@ -45,8 +45,24 @@ from bench import common  # noqa: E402
 from bench.common import print_table, summary, verdict  # noqa: E402
 
 SECTIONS = ["latency", "overhead", "throughput", "scheduling"]
-FULL = {"latency": 50, "overhead": 200, "periodic": 50, "throughput": 500, "scheduled": 20, "long": 8.0, "floor": 200}
-QUICK = {"latency": 10, "overhead": 30, "periodic": 10, "throughput": 100, "scheduled": 6, "long": 4.0, "floor": 30}
+FULL = {
+    "latency": 50,
+    "overhead": 200,
+    "periodic": 50,
+    "throughput": 500,
+    "scheduled": 20,
+    "long": 8.0,
+    "floor": 200,
+}
+QUICK = {
+    "latency": 10,
+    "overhead": 30,
+    "periodic": 10,
+    "throughput": 100,
+    "scheduled": 6,
+    "long": 4.0,
+    "floor": 30,
+}
 TARGETS = {
     "start_latency_median_ms": 10.0,
     "start_latency_p95_ms": 25.0,
@@ -91,7 +107,9 @@ def first_stamp(report_id: int) -> float | None:
     """Return the time.time() the command wrote as its first line, or None."""
     from taskmanager.models import LogLine
 
-    for text in LogLine.objects.filter(report_id=report_id).order_by("seq").values_list("text", flat=True)[:5]:
+    for text in (
+        LogLine.objects.filter(report_id=report_id).order_by("seq").values_list("text", flat=True)[:5]
+    ):
         try:
             return float(text.strip())
         except ValueError:
@@ -128,7 +146,12 @@ def start_action(client, tasks) -> tuple[float, float]:
     sent = time.time()
     resp = client.post(
         "/admin/taskmanager/task/",
-        {"action": "start_tasks", "_selected_action": [t.pk for t in tasks], "index": "0", "select_across": "0"},
+        {
+            "action": "start_tasks",
+            "_selected_action": [t.pk for t in tasks],
+            "index": "0",
+            "select_across": "0",
+        },
         follow=False,
     )
     elapsed = time.time() - sent
@@ -201,7 +224,7 @@ def bench_latency(env, server, client, runs: int) -> dict:
     for _ in range(runs):
         before = len(floor_lines(env))
         post_floor(client)
-        common.wait_for(lambda: len(floor_lines(env)) > before, 30, "the floor function")
+        common.wait_for(lambda n=before: len(floor_lines(env)) > n, 30, "the floor function")
         sent, spooled, _at, entered = floor_lines(env)[-1]
         floor_client.append(ms(entered - sent))
         floor_spool.append(ms(entered - spooled))
@@ -234,10 +257,18 @@ def bench_latency(env, server, client, runs: int) -> dict:
         "1. Start latency (%d runs): admin Start POST sent -> first line of the command, ms" % runs,
         ["measure", "median", "p95", "max", "target", ""],
         [
-            ["taskmanager: POST -> first line", s["median"], s["p95"], s["max"],
-             "<=10 / p95 <=25",
-             "%s/%s" % (verdict(s["median"], TARGETS["start_latency_median_ms"]),
-                        verdict(s["p95"], TARGETS["start_latency_p95_ms"]))],
+            [
+                "taskmanager: POST -> first line",
+                s["median"],
+                s["p95"],
+                s["max"],
+                "<=10 / p95 <=25",
+                "%s/%s"
+                % (
+                    verdict(s["median"], TARGETS["start_latency_median_ms"]),
+                    verdict(s["p95"], TARGETS["start_latency_p95_ms"]),
+                ),
+            ],
             ["  of which POST -> spool handler entered", *_mpm(result["post_to_handler_ms"]), "", ""],
             ["  of which handler -> first line", *_mpm(result["handler_to_first_line_ms"]), "", ""],
             ["floor: POST -> bare spool function entered", *_mpm(result["floor_post_to_entered_ms"]), "", ""],
@@ -267,15 +298,24 @@ def phase_split(rows: list[dict]) -> dict:
     return split
 
 
-def run_series(env, client, tasks, repeat: int) -> tuple[list[dict], dict, dict]:
-    """Run each task in ``tasks`` ``repeat`` times in turn; return (timing rows, spooler, worker counts)."""
+def run_series(env, server, client, tasks, repeat: int) -> tuple[list[dict], dict, dict]:
+    """Run each task in ``tasks`` ``repeat`` times in turn.
+
+    Return (timing rows, spooler side, web side), each side a dict of commits,
+    statements and cpu_s (CPU seconds, children included) over the series.
+    """
+    spoolers, workers = server.spooler_pids(), common.worker_pids(server)
     before = env.counts()
+    cpu_before = common.cpu_seconds(spoolers), common.cpu_seconds(workers)
     rows = []
     for _ in range(repeat):
         for task in tasks:
             rows.append(run_once(env, client, task)[1])
     after = env.counts()
-    return rows, _diff(after, before, "spooler"), _diff(after, before, "worker")
+    spooler, worker = _diff(after, before, "spooler"), _diff(after, before, "worker")
+    spooler["cpu_s"] = common.cpu_seconds(spoolers) - cpu_before[0]
+    worker["cpu_s"] = common.cpu_seconds(workers) - cpu_before[1]
+    return rows, spooler, worker
 
 
 def _diff(after: dict, before: dict, role: str) -> dict:
@@ -287,13 +327,15 @@ def bench_overhead(env, server, client, runs: int, periodic_runs: int, floor_run
     from taskmanager.models import Report, Task
 
     task = Task.objects.create(name="bench-overhead", command=command("tm_noop"))
-    rows, spooler, worker = run_series(env, client, [task], runs)
+    rows, spooler, worker = run_series(env, server, client, [task], runs)
     # Cross-check without the timing log: the report's own timestamps (claim -> finish).
     recent = Report.objects.filter(task=task, finished_datetime__isnull=False)
     db_ms = [ms((r.finished_datetime - r.invocation_datetime).total_seconds()) for r in recent]
 
-    periodic = new_tasks("bench-periodic", periodic_runs, "tm_noop", repetition_period="day", repetition_rate=1)
-    p_rows, p_spooler, p_worker = run_series(env, client, periodic, 1)
+    periodic = new_tasks(
+        "bench-periodic", periodic_runs, "tm_noop", repetition_period="day", repetition_rate=1
+    )
+    p_rows, p_spooler, p_worker = run_series(env, server, client, periodic, 1)
 
     result = {
         "runs": runs,
@@ -307,36 +349,65 @@ def bench_overhead(env, server, client, runs: int, periodic_runs: int, floor_run
         "periodic_statements_per_run": p_spooler["statements"] / periodic_runs,
         "start_commits_per_press": worker["commits"] / runs,
         "start_statements_per_press": worker["statements"] / runs,
+        "cpu_ms_per_run": ms(spooler["cpu_s"]) / runs,
+        "periodic_cpu_ms_per_run": ms(p_spooler["cpu_s"]) / periodic_runs,
+        "start_cpu_ms_per_press": ms(worker["cpu_s"]) / runs,
         "floor_fork_call_command_exit_ms": fork_floor(floor_runs),
         "floor_one_commit_ms": commit_floor(floor_runs),
     }
     one, per = result["one_shot"], result["periodic"]
     table = []
     for name, _s, _e in PHASES:
-        table.append(["  " + name, one[name]["median"], one[name]["p95"], per[name]["median"], per[name]["p95"]])
+        table.append(
+            ["  " + name, one[name]["median"], one[name]["p95"], per[name]["median"], per[name]["p95"]]
+        )
     for name in ("total to report saved", "total with retention"):
         table.append([name, one[name]["median"], one[name]["p95"], per[name]["median"], per[name]["p95"]])
     fl, cf = result["floor_fork_call_command_exit_ms"], result["floor_one_commit_ms"]
     table += [
-        ["report timestamps (claim -> finish)", result["one_shot_report_timestamps_ms"]["median"],
-         result["one_shot_report_timestamps_ms"]["p95"], None, None],
+        [
+            "report timestamps (claim -> finish)",
+            result["one_shot_report_timestamps_ms"]["median"],
+            result["one_shot_report_timestamps_ms"]["p95"],
+            None,
+            None,
+        ],
         ["floor: fork + call_command + exit", fl["median"], fl["p95"], None, None],
         ["floor: one durable commit", cf["median"], cf["p95"], None, None],
     ]
     print_table(
         "2. Per-run overhead of a command doing nothing, ms (one-shot: %d runs; periodic: %d runs); "
         "target: total to report saved <= 8 ms -> %s"
-        % (runs, periodic_runs, verdict(one["total to report saved"]["median"], TARGETS["overhead_median_ms"])),
+        % (
+            runs,
+            periodic_runs,
+            verdict(one["total to report saved"]["median"], TARGETS["overhead_median_ms"]),
+        ),
         ["phase", "one-shot median", "p95", "periodic median", "p95"],
         table,
     )
     print_table(
         "   Database work per run",
-        ["", "durable commits", "SQL statements"],
+        ["", "durable commits", "SQL statements", "CPU ms (with children)"],
         [
-            ["spooler side, one-shot run", result["commits_per_run"], result["statements_per_run"]],
-            ["spooler side, periodic run", result["periodic_commits_per_run"], result["periodic_statements_per_run"]],
-            ["web side, per Start press", result["start_commits_per_press"], result["start_statements_per_press"]],
+            [
+                "spooler side, one-shot run",
+                result["commits_per_run"],
+                result["statements_per_run"],
+                result["cpu_ms_per_run"],
+            ],
+            [
+                "spooler side, periodic run",
+                result["periodic_commits_per_run"],
+                result["periodic_statements_per_run"],
+                result["periodic_cpu_ms_per_run"],
+            ],
+            [
+                "web side, per Start press",
+                result["start_commits_per_press"],
+                result["start_statements_per_press"],
+                result["start_cpu_ms_per_press"],
+            ],
         ],
     )
     return result
@@ -357,25 +428,28 @@ def bench_throughput(env, count: int, spooler_counts=(1, 2, 4)) -> dict:
             # Floor: the bare spool function, the same number of entries spooled by one request.
             before = len(floor_lines(env))
             post_floor(client, count=count)
-            common.wait_for(lambda: len(floor_lines(env)) >= before + count, 120, "the floor burst")
+            common.wait_for(lambda n=before + count: len(floor_lines(env)) >= n, 120, "the floor burst")
             burst = floor_lines(env)[before:]
             floor_rate = count / max(max(e for *_x, e in burst) - min(s for _a, s, _b, _c in burst), 1e-9)
 
             timing_before = env.timing_count()
             log_before = len(server.log())
+            pids = server.spooler_pids() + common.worker_pids(server)
+            cpu_before = common.cpu_seconds(pids)
             sent, post_seconds = start_action(client, tasks)
             common.wait_for(
-                lambda: env.timing_count() >= timing_before + count, 300, "%d runs" % count, interval=0.05
+                lambda n=timing_before + count: env.timing_count() >= n, 300, "%d runs" % count, interval=0.05
             )
+            cpu = common.cpu_seconds(pids) - cpu_before
             time.sleep(0.5)  # any duplicate run would show up now
             since = datetime.fromtimestamp(sent, UTC)
             reports = Report.objects.filter(task__in=tasks, invocation_datetime__gte=since)
-            per_task = dict(
-                reports.values("task").annotate(n=Count("pk")).values_list("task", "n")
-            )
+            per_task = dict(reports.values("task").annotate(n=Count("pk")).values_list("task", "n"))
             bounds = reports.aggregate(first=Min("invocation_datetime"), last=Max("finished_datetime"))
             unfinished = reports.filter(finished_datetime__isnull=True).count()
-            not_idle = Task.objects.filter(pk__in=[t.pk for t in tasks]).exclude(status=Task.Status.IDLE).count()
+            not_idle = (
+                Task.objects.filter(pk__in=[t.pk for t in tasks]).exclude(status=Task.Status.IDLE).count()
+            )
             log = server.log()[log_before:]
             last = bounds["last"].timestamp() if bounds["last"] else time.time()
             first = bounds["first"].timestamp() if bounds["first"] else sent
@@ -392,23 +466,62 @@ def bench_throughput(env, count: int, spooler_counts=(1, 2, 4)) -> dict:
                 "database_locked_in_log": len(re.findall(r"database is locked", log)),
                 "tracebacks_in_log": log.count("Traceback"),
                 "floor_bare_spool_per_s": floor_rate,
+                "cpu_ms_per_run": ms(cpu) / count,
+                "cpu_bound_runs_per_s": count * (os.cpu_count() or 1) / cpu if cpu else None,
+                "split_ms": {
+                    name: stats["median"]
+                    for name, stats in phase_split(env.timing_lines()[timing_before:]).items()
+                },
             }
         finally:
             env.stop_server(server)
     rows = []
     for spoolers, r in results.items():
-        target = verdict(r["runs_per_s_from_post"], TARGETS["runs_per_second_2_spoolers"], False) if spoolers == 2 else ""
-        rows.append([
-            spoolers, r["runs_per_s_from_post"], r["runs_per_s_first_claim_to_last_report"], r["action_post_s"],
-            r["ran_once"], r["ran_twice_or_more"], r["without_report"], r["database_locked_in_log"],
-            r["floor_bare_spool_per_s"], target,
-        ])
+        target = (
+            verdict(r["runs_per_s_from_post"], TARGETS["runs_per_second_2_spoolers"], False)
+            if spoolers == 2
+            else ""
+        )
+        rows.append(
+            [
+                spoolers,
+                r["runs_per_s_from_post"],
+                r["runs_per_s_first_claim_to_last_report"],
+                r["action_post_s"],
+                r["ran_once"],
+                r["ran_twice_or_more"],
+                r["without_report"],
+                r["database_locked_in_log"],
+                r["cpu_ms_per_run"],
+                r["cpu_bound_runs_per_s"],
+                r["floor_bare_spool_per_s"],
+                target,
+            ]
+        )
     print_table(
         "3. Throughput: %d trivial tasks started by one admin action (target >= 250 runs/s with 2 spoolers, "
         "each run exactly once)" % count,
-        ["spoolers", "runs/s (POST->last)", "runs/s (claims)", "action POST s", "ran once", "twice+",
-         "no report", "'locked' in log", "floor: bare spool/s", ""],
+        [
+            "spoolers",
+            "runs/s (POST->last)",
+            "runs/s (claims)",
+            "action POST s",
+            "ran once",
+            "twice+",
+            "no report",
+            "'locked' in log",
+            "CPU ms/run",
+            "CPU-bound runs/s",
+            "floor: bare spool/s",
+            "",
+        ],
         rows,
+    )
+    names = [name for name, _s, _e in PHASES] + ["total with retention"]
+    print_table(
+        "   Median ms per phase during the burst (wall time: includes waiting for the CPU and the database lock)",
+        ["spoolers", *names],
+        [[spoolers, *[r["split_ms"].get(n) for n in names]] for spoolers, r in results.items()],
     )
     return {str(k): v for k, v in results.items()}
 
@@ -460,7 +573,9 @@ def lateness(env, tasks, due, timing_before: int, floor_before: int, timeout: fl
     }
 
 
-def bench_scheduling(env, server, client, count: int, long_seconds: float, spoolers: int, frequency: int) -> dict:
+def bench_scheduling(
+    env, server, client, count: int, long_seconds: float, spoolers: int, frequency: int
+) -> dict:
     from taskmanager.models import Report, Task
 
     # Idle spoolers.
@@ -470,11 +585,18 @@ def bench_scheduling(env, server, client, count: int, long_seconds: float, spool
     idle = lateness(env, idle_tasks, due, timing_before, floor_before, 60)
 
     # Every spooler busy on a long run.
-    long_tasks = new_tasks("bench-sched-long", spoolers, "tm_sleep", arguments="--seconds %s, --tick 1" % long_seconds)
+    long_tasks = new_tasks(
+        "bench-sched-long", spoolers, "tm_sleep", arguments="--seconds %s, --tick 1" % long_seconds
+    )
     start_action(client, long_tasks)
     common.wait_for(
-        lambda: Task.objects.filter(pk__in=[t.pk for t in long_tasks], status=Task.Status.STARTED).count() == spoolers,
-        30, "the long runs to start", interval=0.02,
+        lambda: (
+            Task.objects.filter(pk__in=[t.pk for t in long_tasks], status=Task.Status.STARTED).count()
+            == spoolers
+        ),
+        30,
+        "the long runs to start",
+        interval=0.02,
     )
     busy_tasks = new_tasks("bench-sched-busy", count, "tm_stamp")
     timing_before, floor_before = env.timing_count(), len(floor_lines(env))
@@ -494,19 +616,43 @@ def bench_scheduling(env, server, client, count: int, long_seconds: float, spool
         if stamp is not None:
             after_free.append(stamp - max(at, freed))
     busy["start_minus_max_scheduled_spooler_free_s"] = summary(after_free)
+    busy["floor_entered_minus_max_at_spooler_free_s"] = summary(
+        entered - max(at, freed) for _s, _sp, at, entered in floor_lines(env)[floor_before:] if at
+    )
     busy["long_run_s"] = long_seconds
 
     limit = frequency + TARGETS["lateness_extra_s"]
-    result = {"spooler_frequency_s": frequency, "spoolers": spoolers, "limit_s": limit, "idle": idle, "busy": busy}
+    result = {
+        "spooler_frequency_s": frequency,
+        "spoolers": spoolers,
+        "limit_s": limit,
+        "idle": idle,
+        "busy": busy,
+    }
     rows = [
-        ["idle: command start - scheduled", *_mx(idle["start_minus_scheduled_s"]),
-         verdict(idle["start_minus_scheduled_s"]["max"], limit)],
+        [
+            "idle: command start - scheduled",
+            *_mx(idle["start_minus_scheduled_s"]),
+            verdict(idle["start_minus_scheduled_s"]["max"], limit),
+        ],
         ["idle: claim - scheduled", *_mx(idle["claim_minus_scheduled_s"]), ""],
         ["idle floor: bare entry entered - at", *_mx(idle["floor_entered_minus_at_s"]), ""],
-        ["busy: command start - scheduled", *_mx(busy["start_minus_scheduled_s"]), "(waits for the long runs)"],
-        ["busy: start - max(scheduled, spooler free)", *_mx(busy["start_minus_max_scheduled_spooler_free_s"]),
-         verdict(busy["start_minus_max_scheduled_spooler_free_s"]["max"], limit)],
+        [
+            "busy: command start - scheduled",
+            *_mx(busy["start_minus_scheduled_s"]),
+            "(waits for the long runs)",
+        ],
+        [
+            "busy: start - max(scheduled, spooler free)",
+            *_mx(busy["start_minus_max_scheduled_spooler_free_s"]),
+            verdict(busy["start_minus_max_scheduled_spooler_free_s"]["max"], limit),
+        ],
         ["busy floor: bare entry entered - at", *_mx(busy["floor_entered_minus_at_s"]), ""],
+        [
+            "busy floor: entered - max(at, spooler free)",
+            *_mx(busy["floor_entered_minus_max_at_spooler_free_s"]),
+            "",
+        ],
     ]
     print_table(
         "4. Scheduling accuracy: %d one-shot tasks, spooler-frequency %s s, %d spoolers (target max <= %.1f s; "
@@ -524,7 +670,9 @@ def _mx(stats: dict) -> list:
 # -- main ---------------------------------------------------------------------------------
 def main(argv=None) -> dict:
     options = common.parser(__doc__)
-    options.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: " + ", ".join(SECTIONS))
+    options.add_argument(
+        "--only", default=",".join(SECTIONS), help="comma-separated sections: " + ", ".join(SECTIONS)
+    )
     args = options.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     counts = QUICK if args.quick else FULL
@@ -538,8 +686,10 @@ def main(argv=None) -> dict:
         "spooler_frequency_s": frequency,
         "spooler_frequency_source": source,
     }
-    print("run path benchmark: db=%s%s, spooler-frequency=%s s (%s), machine has %d CPUs" % (
-        args.db, " (quick)" if args.quick else "", frequency, source, os.cpu_count() or 0))
+    print(
+        "run path benchmark: db=%s%s, spooler-frequency=%s s (%s), machine has %d CPUs"
+        % (args.db, " (quick)" if args.quick else "", frequency, source, os.cpu_count() or 0)
+    )
     try:
         if {"latency", "overhead", "scheduling"} & set(sections):
             server = env.start_server(2)
@@ -560,9 +710,36 @@ def main(argv=None) -> dict:
     finally:
         env.close()
     results["targets"] = TARGETS
+    results["summary"] = headline(results)
     results["seconds"] = time.monotonic() - started
+    results["load_average"] = os.getloadavg()[0]
     common.emit(results)
     return results
+
+
+def headline(results: dict) -> dict:
+    """Return the figures that the targets are about, flat (for bench/run.py's summary)."""
+    figures = {}
+    if "latency" in results:
+        start = results["latency"]["start_ms"]
+        figures["start_median_ms"] = start["median"]
+        figures["start_p95_ms"] = start["p95"]
+        figures["floor_start_median_ms"] = results["latency"]["floor_post_to_entered_ms"]["median"]
+    if "overhead" in results:
+        figures["overhead_median_ms"] = results["overhead"]["one_shot"]["total to report saved"]["median"]
+        figures["commits_per_run"] = results["overhead"]["commits_per_run"]
+        figures["floor_fork_ms"] = results["overhead"]["floor_fork_call_command_exit_ms"]["median"]
+    if "throughput" in results:
+        for spoolers, row in results["throughput"].items():
+            figures["runs_per_s_%s_spoolers" % spoolers] = row["runs_per_s_from_post"]
+        figures["runs_without_report"] = sum(r["without_report"] for r in results["throughput"].values())
+        figures["runs_twice"] = sum(r["ran_twice_or_more"] for r in results["throughput"].values())
+    if "scheduling" in results:
+        figures["late_idle_max_s"] = results["scheduling"]["idle"]["start_minus_scheduled_s"]["max"]
+        figures["late_busy_after_free_max_s"] = results["scheduling"]["busy"][
+            "start_minus_max_scheduled_spooler_free_s"
+        ]["max"]
+    return figures
 
 
 if __name__ == "__main__":

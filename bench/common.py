@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -42,9 +43,13 @@ DEFAULT_SPOOLER_FREQUENCY = 1
 
 def parser(description: str) -> argparse.ArgumentParser:
     """Return an ArgumentParser with the options every bench script accepts."""
-    result = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    result = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     result.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
-    result.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"], help="database (default sqlite)")
+    result.add_argument(
+        "--db", default="sqlite", choices=["sqlite", "postgresql"], help="database (default sqlite)"
+    )
     result.add_argument("--keep", action="store_true", help="keep the database and the work directory")
     return result
 
@@ -97,7 +102,8 @@ class BenchEnv:
         server = UwsgiServer(
             env=self.server_env(),
             spooler_processes=spooler_processes,
-            extra_args=["--spooler-frequency", str(frequency)],
+            # As the shipped demo/uwsgi.ini: no log line per request.
+            extra_args=["--spooler-frequency", str(frequency), "--disable-logging", "--log-4xx", "--log-5xx"],
         )
         self.servers.append(server)
         server.start()
@@ -155,6 +161,33 @@ class BenchEnv:
 
         _benchdb.teardown(self.db, self.name)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+WORKER_RE = re.compile(r"spawned uWSGI worker \d+ \(pid: (\d+)")
+
+
+def worker_pids(server: UwsgiServer) -> list[int]:
+    """Return the pids of the server's web workers (from its log)."""
+    return [int(p) for p in WORKER_RE.findall(server.log())]
+
+
+def cpu_seconds(pids) -> float:
+    """Return the CPU time (user + system, seconds) used so far by ``pids`` and their reaped children.
+
+    The children's part covers the command processes a spooler forks and
+    reaps. Unreadable (gone) processes count 0.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime are fields 14-17 (1-based) of stat.
+        total += sum(int(v) for v in fields[11:15])
+    return total / tick
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.005):

@@ -28,7 +28,9 @@ def bench_floor(env: dict) -> int:
     entered = time.time()
     base = os.environ.get("TM_BENCH_DIR", ".")
     with open(os.path.join(base, "floor.log"), "a") as fh:
-        fh.write("%s %s %s %.6f\n" % (env.get("sent", "0"), env.get("spooled", "0"), env.get("at", "0"), entered))
+        fh.write(
+            "%s %s %s %.6f\n" % (env.get("sent", "0"), env.get("spooled", "0"), env.get("at", "0"), entered)
+        )
     return uwsgi.SPOOL_OK
 
 
