@@ -127,6 +127,11 @@ class ReportInline(admin.TabularInline):
     ordering = ["-invocation_datetime", "-pk"]
     verbose_name_plural = _("reports")
 
+    def get_queryset(self, request):
+        # Each row prints its report (Report.__str__ names the task): without
+        # the join that is one more query per report on the task page.
+        return super().get_queryset(request).select_related("task")
+
     def has_add_permission(self, request, obj=None):
         return False
 
