@@ -21,6 +21,7 @@ Numbers only: nothing here asserts.
 """
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -94,13 +95,17 @@ def captured_run(lines: int, via: str):
     return elapsed, report, growth, cpu, children.ru_utime + children.ru_stime
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql", "mariadb"])
-    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--lines", type=int, default=None, help="default 1,000,000 (100,000 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts (bench/run.py --quick)")
     parser.add_argument("--via", default="stdout,logging")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.lines is None:
+        args.lines = 100_000 if args.quick else 1_000_000
+    results = {"bench": "capture", "db": args.db, "quick": args.quick, "lines": args.lines, "via": {}}
     name = _benchdb.setup(args.db)
     try:
         from taskmanager.conf import app_settings
@@ -139,9 +144,26 @@ def main():
                 )
             )
             sys.stdout.flush()
+            results["via"][via] = {
+                "floor_s": floor,
+                "captured_s": elapsed,
+                "lines_per_s": args.lines / elapsed,
+                "ratio_to_floor": elapsed / floor,
+                "stored_lines": report.lines,
+                "supervisor_rss_growth_mb": growth / 1024,
+                "child_rss_growth_mb": child / 1024,
+            }
     finally:
         if not args.keep:
             _benchdb.teardown(args.db, name)
+    # The one JSON line bench/run.py collects (see bench/common.py).
+    results["summary"] = {
+        "%s_%s" % (via, key): round(row[key], 2)
+        for via, row in results["via"].items()
+        for key in ("lines_per_s", "ratio_to_floor")
+    }
+    print(json.dumps(results, sort_keys=True))
+    return results
 
 
 if __name__ == "__main__":
