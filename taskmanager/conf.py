@@ -38,6 +38,10 @@ DEFAULTS = {
     # Seconds after which the admin warns that a spooler node holding pending
     # tasks has not been seen (its SpoolerHeartbeat is older); 0 = never warn.
     "NODE_TIMEOUT": 300.0,
+    # Seconds between two periodic recovery passes in an idle spooler
+    # process (closes runs whose supervisor died on another host); 0 = only
+    # at spooler start.
+    "RECOVERY_SECONDS": 30.0,
     # Commands collect_commands never activates (they give a shell or wipe data).
     "UNSAFE_COMMANDS": [
         "changepassword",

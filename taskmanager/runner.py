@@ -16,7 +16,6 @@
    result and new status, in one transaction; then old reports are pruned.
 """
 
-import ctypes
 import json
 import logging
 import os
@@ -28,11 +27,19 @@ import time
 import traceback
 from datetime import UTC, datetime
 
-from django.db import close_old_connections, connections, transaction
-from django.db.models import Case, F, Value, When
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connections,
+    transaction,
+)
+from django.db.models import Case, Exists, F, Value, When
 from django.utils import timezone
 
-from . import arguments, history, logcapture, logstore, progress, schedule
+from . import arguments, history, logcapture, logstore, processes, progress, schedule
 from .conf import app_settings
 from .models import Report, Task, new_token
 
@@ -58,6 +65,33 @@ _RESET_SIGNALS = (
 )
 # Exit code of a child whose command raised (as sysexits' EX_SOFTWARE).
 _EXIT_EXCEPTION = 70
+# Selector key data of the child's pidfd (readable once the child has exited).
+_EXITED = object()
+# Attempts at writing a run's end before giving up (the DB may be restarting);
+# the pauses between them, in seconds.
+_FINISH_PAUSES = (0.5, 1.0, 2.0, 4.0)
+# Seconds to wait before writing to the database again after an error.
+_DB_RETRY_SECONDS = 1.0
+
+# The report this process supervises right now, if any. Recovery reads it: a
+# running report whose supervisor is this very process, while this process
+# supervises nothing (or another run), was orphaned.
+_current_report_id: int | None = None
+
+
+def current_report_id() -> int | None:
+    """Return the pk of the report this process is supervising now, or None."""
+    return _current_report_id
+
+
+def run_marker(report: Report) -> str:
+    """Return the value of ``TASKMANAGER_RUN`` in the environment of a run's processes.
+
+    Unique on a host: the report pk plus the supervisor's pid and start time.
+    Recovery finds a run's leftovers by it after its supervisor died, also
+    those that left the process group (``setsid``).
+    """
+    return "%s:%s:%d" % (report.pk, report.supervisor_pid, int(report.supervisor_started or 0))
 
 
 def execute(task_id: int, token: str, trigger: str) -> Report | None:
@@ -70,7 +104,16 @@ def execute(task_id: int, token: str, trigger: str) -> Report | None:
     entered, entered_wall = time.perf_counter(), time.time()
     close_old_connections()
     try:
-        run = claim(task_id, token, trigger)
+        try:
+            run = claim(task_id, token, trigger)
+        except (OperationalError, InterfaceError):
+            # A persistent connection the server dropped (DB restart,
+            # pg_terminate_backend) fails on first use, even after
+            # close_old_connections(): reconnect and claim again. The claim is
+            # one transaction, so a failed attempt left nothing behind.
+            logger.warning("Database connection lost before claiming task %s; reconnecting.", task_id)
+            connections.close_all()
+            run = claim(task_id, token, trigger)
         if run is None:
             return None
         task, report = run
@@ -230,24 +273,30 @@ def _skip_slot(task: Task, token: str, now: datetime) -> None:
             _respool(task.pk, next_token, Report.Trigger.SCHEDULE, next_at)
 
 
-def process_start_time(pid: int) -> float | None:
-    """Return the start time of ``pid`` in clock ticks since boot (Linux), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return float(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
+process_start_time = processes.start_time
 
 
-def _set_pdeathsig() -> None:
-    """Ask Linux to SIGKILL this process when its parent (the supervisor) dies."""
+def _in_uwsgi_spooler() -> bool:
+    from .spooler.uwsgi import uwsgi
+
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+        return uwsgi is not None and bool(uwsgi.i_am_the_spooler())
+    except Exception:  # noqa: BLE001 - an unusual uWSGI build: behave as outside a spooler
+        return False
+
+
+def end_status():
+    """Return the expression of a task's status when its run ends (one UPDATE).
+
+    No current token (a one-shot run, or the task was stopped): IDLE. A
+    "run now" run: back to the status it interrupted. Else the next run of a
+    periodic task is spooled: SPOOLED.
+    """
+    return Case(
+        When(run_token="", then=Value(Task.Status.IDLE)),
+        When(resume_status="", then=Value(Task.Status.SPOOLED)),
+        default=F("resume_status"),
+    )
 
 
 def working_dir() -> str:
@@ -258,6 +307,26 @@ def working_dir() -> str:
 
 
 _STARTUP_CWD = os.getcwd()
+
+
+def _seconds(value) -> str:
+    """Format a number of seconds without a useless ".0" (2 -> "2", 2.5 -> "2.5")."""
+    return "%g" % value
+
+
+def _pidfd_open(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _reap(pid: int) -> None:
+    """Wait for a child that was sent SIGKILL (blocks until it is gone)."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 class Supervisor:
@@ -286,6 +355,15 @@ class Supervisor:
         self.timed_out = False
         self.kill_at: float | None = None
         self.report_changes: dict = {}
+        # Why the run cannot be reported any more: "deleted" (its report or
+        # task was deleted) or "closed" (recovery closed it as interrupted).
+        self.gone: str | None = None
+        self.timeout = task.timeout or app_settings.DEFAULT_TIMEOUT
+        self.subreaper = False
+        self.terminating = False
+        self.child_started: float | None = None
+        self.db_retry_at = 0.0
+        self.lost_lines = 0
         # perf_counter() at the end of each phase (see _log_timing).
         self.marks: dict[str, float] = {}
 
@@ -297,6 +375,8 @@ class Supervisor:
         longer than logcapture.MAX_LINE_CHARS is stored, and counted, as
         several lines.
         """
+        if self.gone:
+            return
         text = logcapture.clean_text(text)
         if len(text) > logcapture.MAX_LINE_CHARS:
             for piece in logcapture.split_long(text):
@@ -328,7 +408,7 @@ class Supervisor:
         if batch and self.batch_bytes + size > self.batch_bytes_limit:
             # Flush first: a batch stays within its byte bound (one INSERT
             # must fit MySQL's max_allowed_packet) unless one line exceeds it.
-            self.flush()
+            self.safe_flush()
             batch = self.batch
         self.seq += 1
         batch.append(
@@ -344,24 +424,115 @@ class Supervisor:
         )
         self.batch_bytes += size
         if len(batch) >= self.batch_lines_limit or self.batch_bytes >= self.batch_bytes_limit:
-            self.flush()
+            self.safe_flush()
 
-    def flush(self) -> None:
-        """Write pending lines and counters to the database, in one transaction."""
+    def flush(self, running_only: bool = False) -> int | None:
+        """Write pending lines and counters to the database, in one transaction.
+
+        Return the number of report rows updated (0: the report is gone, or
+        with ``running_only`` already finished), None if nothing was pending.
+        Raise DatabaseError as the database does; nothing pending is lost then.
+        """
         if not self.batch and not self.report_changes:
-            return
+            return None
+        report = Report.objects.filter(pk=self.report.pk)
+        if running_only:
+            report = report.filter(finished_datetime__isnull=True)
         with transaction.atomic():
             if self.batch:
                 logstore.insert_rows(self.batch)
-            Report.objects.filter(pk=self.report.pk).update(
+            updated = report.update(
                 lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
             )
+            if running_only and updated != 1:
+                transaction.set_rollback(True)
+                return updated
         self.batch = []
         self.batch_bytes = 0
         self.report_changes = {}
+        return updated
+
+    def safe_flush(self, force: bool = False) -> None:
+        """Flush while the command runs, surviving database errors.
+
+        A lost connection (DB restart, terminated backend) is closed and the
+        pending lines are kept for the next attempt, at most one per
+        _DB_RETRY_SECONDS (or now with ``force``); past 4 batches' worth they
+        are dropped and counted, so memory stays bounded. A report that
+        disappeared (its task was deleted) ends the run quietly.
+        """
+        if self.gone or (not force and time.monotonic() < self.db_retry_at):
+            return
+        try:
+            updated = self.flush()
+        except DatabaseError as exc:
+            self.db_failed(exc)
+            if isinstance(exc, IntegrityError):
+                self.check_report()
+            if len(self.batch) > 4 * app_settings.LOG_BATCH_LINES or (
+                self.batch_bytes > 4 * app_settings.LOG_BATCH_BYTES
+            ):
+                self.lost_lines += len(self.batch)
+                self.batch, self.batch_bytes = [], 0
+            return
+        if updated == 0:
+            self.check_report()
+        elif self.lost_lines:
+            lost, self.lost_lines = self.lost_lines, 0
+            self.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "%d log line(s) were lost while the database was unreachable." % lost,
+            )
+
+    def db_failed(self, exc: Exception) -> None:
+        logger.warning("Run of task %s: database error (%s); retrying.", self.task.pk, exc)
+        self.db_retry_at = time.monotonic() + _DB_RETRY_SECONDS
+        # Drop the broken connection; the next query opens a new one.
+        connections.close_all()
+
+    def check_report(self) -> None:
+        """Find out whether the report still exists and is running; set ``gone`` if not."""
+        try:
+            row = Report.objects.filter(pk=self.report.pk).values_list("finished_datetime", flat=True)
+            found = list(row[:1])
+        except DatabaseError as exc:
+            self.db_failed(exc)
+            return
+        if not found:
+            self.set_gone("deleted")
+        elif found[0] is not None:
+            self.set_gone("closed")
+
+    def set_gone(self, why: str) -> None:
+        if self.gone:
+            return
+        self.gone = why
+        self.batch, self.batch_bytes, self.report_changes = [], 0, {}
+        if why == "deleted":
+            logger.info(
+                "The report of a running task %s was deleted (the task was deleted?): "
+                "the run is terminated without a report.",
+                self.task.pk,
+            )
+        else:
+            logger.warning(
+                "Run of task %s was closed by recovery while still supervised "
+                "(heartbeat too old?): the command is terminated.",
+                self.task.pk,
+            )
 
     # -- the run ---------------------------------------------------------------
     def run(self) -> None:
+        """Run the command to its end and record the outcome; never leave a child behind."""
+        global _current_report_id
+        _current_report_id = self.report.pk
+        try:
+            self._run()
+        finally:
+            _current_report_id = None
+
+    def _run(self) -> None:
         task = self.task
         try:
             argv = arguments.parse_arguments(task.arguments)
@@ -389,11 +560,26 @@ class Supervisor:
         self.marks["prepared"] = time.perf_counter()
         pid, fds = self.fork(argv)
         self.marks["forked"] = time.perf_counter()
-        status = self.follow(pid, fds)
+        try:
+            status = self.follow(pid, fds)
+        except Exception as exc:  # noqa: BLE001 - follow() has killed and reaped the child
+            logger.exception("Supervising the run of task %s failed", task.pk)
+            self.add_line(
+                logcapture.ERROR,
+                logcapture.SYSTEM,
+                "The supervisor failed (%s: %s); the command was killed." % (type(exc).__name__, exc),
+            )
+            return self.finish("supervisor error", failed=True)
         self.marks["exited"] = time.perf_counter()
         self.finish_from_status(status)
 
     def fork(self, argv: list[str]):
+        if not self.subreaper and _in_uwsgi_spooler():
+            # Orphans of the run (a subprocess that called setsid and outlived
+            # the command) re-parent to this spooler process, which kills them
+            # when the run ends. Only in a spooler: it has no other children.
+            self.subreaper = processes.set_child_subreaper()
+        marker = run_marker(self.report)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         rec_r, rec_w = os.pipe()
@@ -403,23 +589,37 @@ class Supervisor:
         connections.close_all()
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, which never returns
             os.close(out_r)
             os.close(err_r)
             os.close(rec_r)
-            _child_main(self.task, argv, out_w, err_w, rec_w)
+            _child_main(self.task, argv, out_w, err_w, rec_w, marker=marker, parent=parent)
         for fd in (out_w, err_w, rec_w):
             os.close(fd)
         try:
             os.setpgid(pid, pid)
         except OSError:
             pass  # the child did it first
+        self.child_started = processes.start_time(pid)
         self.report.pid = pid
-        self.report_changes.update(pid=pid)
+        self.report.pid_started = self.child_started
+        self.report_changes.update(pid=pid, pid_started=self.child_started)
+        # Recorded at once: if this process dies now, recovery needs the group.
+        self.safe_flush(force=True)
         return pid, {out_r: logcapture.STDOUT, err_r: logcapture.STDERR, rec_r: None}
 
     def follow(self, pid: int, fds: dict) -> int:
+        """Read the child's output until it exits; return its wait status.
+
+        Every LOG_FLUSH_SECONDS pending lines are written, every
+        STOP_POLL_SECONDS the report is checked for a stop request (or for
+        having been deleted or closed), and the timeout is enforced. When the
+        child has exited, what it left behind is killed. If anything here
+        raises, the child's group is killed and reaped before the exception
+        propagates: a child is never left unsupervised.
+        """
         sel = selectors.DefaultSelector()
         buffers = {}
         records = logcapture.LineBuffer()
@@ -428,50 +628,99 @@ class Supervisor:
             sel.register(fd, selectors.EVENT_READ, stream)
             # Records are never cut: their size is bounded by the child.
             buffers[fd] = logcapture.LineBuffer(logcapture.MAX_RECORD_BYTES if stream is None else logcapture.MAX_LINE_CHARS)
-        timeout = self.task.timeout or app_settings.DEFAULT_TIMEOUT
+        pidfd = _pidfd_open(pid)
+        if pidfd is not None:
+            # Wakes the loop the moment the child exits (no polling delay).
+            sel.register(pidfd, selectors.EVENT_READ, _EXITED)
         started = time.monotonic()
         last_flush = last_poll = last_beat = started
         status = None
-        while True:
-            for key, _ in sel.select(timeout=0.2):
-                self.read_fd(key.fd, key.data, buffers, records, sel)
-            now = time.monotonic()
+        try:
+            while True:
+                for key, _ in sel.select(timeout=0.2):
+                    if key.data is not _EXITED:
+                        self.read_fd(key.fd, key.data, buffers, records, sel)
+                now = time.monotonic()
+                done, wait_status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = wait_status
+                    break
+                if now - last_flush >= app_settings.LOG_FLUSH_SECONDS:
+                    if now - last_beat >= app_settings.HEARTBEAT_SECONDS:
+                        self.report_changes["heartbeat"] = timezone.now()
+                        last_beat = now
+                    self.safe_flush()
+                    last_flush = now
+                ending = self.stop_user is not None or self.timed_out or self.gone
+                if not ending and now - last_poll >= app_settings.STOP_POLL_SECONDS:
+                    last_poll = now
+                    self.poll_stop(pid)
+                    ending = self.stop_user is not None or self.gone
+                if self.gone and not self.terminating:
+                    self.terminate(pid)
+                if self.timeout and not ending and now - started > self.timeout:
+                    self.timed_out = True
+                    self.add_line(
+                        logcapture.WARNING,
+                        logcapture.SYSTEM,
+                        "Timed out after %s seconds: terminating the command." % _seconds(self.timeout),
+                    )
+                    self.terminate(pid)
+                if self.kill_at is not None and now >= self.kill_at:
+                    self.kill_group(pid, signal.SIGKILL)
+                    self.kill_at = None
+        finally:
+            if pidfd is not None:
+                sel.unregister(pidfd)
+                os.close(pidfd)
+            # Whatever the command left behind goes too: its process group,
+            # and (in a spooler) orphans that left the group.
+            self.kill_group(pid, signal.SIGKILL)
             if status is None:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done == 0:
-                    status = None
-            if status is not None:
-                break
-            if now - last_flush >= app_settings.LOG_FLUSH_SECONDS:
-                if now - last_beat >= app_settings.HEARTBEAT_SECONDS:
-                    self.report_changes["heartbeat"] = timezone.now()
-                    last_beat = now
-                self.flush()
-                last_flush = now
-            if now - last_poll >= app_settings.STOP_POLL_SECONDS and self.stop_user is None:
-                last_poll = now
-                self.poll_stop(pid)
-            if timeout and not self.timed_out and self.stop_user is None and now - started > timeout:
-                self.timed_out = True
-                self.terminate(pid)
-            if self.kill_at is not None and now >= self.kill_at:
-                self.kill_group(pid, signal.SIGKILL)
-                self.kill_at = None
-        # Whatever the command left behind in its process group goes too.
-        self.kill_group(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 1.0
-        while sel.get_map() and time.monotonic() < deadline:
-            events = sel.select(timeout=0.1)
-            if not events:
-                break
-            for key, _ in events:
-                self.read_fd(key.fd, key.data, buffers, records, sel)
-        for fd in list(sel.get_map()):
-            sel.unregister(fd)
-            os.close(fd)
-            self.emit(fds[fd], buffers[fd].close())
-        sel.close()
+                _reap(pid)
+            self.sweep_orphans()
+            deadline = time.monotonic() + 1.0
+            while sel.get_map() and time.monotonic() < deadline:
+                events = sel.select(timeout=0.1)
+                if not events:
+                    break
+                for key, _ in events:
+                    self.read_fd(key.fd, key.data, buffers, records, sel)
+            for fd in list(sel.get_map()):
+                sel.unregister(fd)
+                os.close(fd)
+                self.emit(fds[fd], buffers[fd].close())
+            sel.close()
         return status
+
+    def sweep_orphans(self) -> int:
+        """Kill and reap the run's processes that re-parented to this subreaper; return how many.
+
+        They are the children of this process started after the command's
+        child: the supervisor starts no other process during a run.
+        """
+        if not self.subreaper or self.child_started is None:
+            return 0
+        killed = 0
+        me = os.getpid()
+        # Killing one may orphan its own children, which then re-parent here.
+        for _ in range(20):
+            if not processes.has_children():
+                break
+            ours = [pid for pid, born in processes.children(me) if born >= self.child_started]
+            if not ours:
+                break
+            for pid in ours:
+                killed += processes.kill(pid, signal.SIGKILL)
+            for pid in ours:
+                _reap(pid)
+        if killed:
+            self.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "%d process(es) started by the command outlived it and were killed." % killed,
+            )
+        return killed
 
     def read_fd(self, fd, stream, buffers, records, sel) -> None:
         try:
@@ -528,17 +777,30 @@ class Supervisor:
             self.add_line(level, stream, text, ts)
 
     def poll_stop(self, pid: int) -> None:
-        rows = list(
-            Report.objects.filter(pk=self.report.pk, stop_requested_at__isnull=False).values_list(
-                "stopped_by__username", flat=True
-            )[:1]
-        )
-        if rows:
-            self.stop_user = rows[0] or "?"
+        """Terminate the child if a stop was requested or the report was deleted or closed."""
+        try:
+            rows = list(
+                Report.objects.filter(pk=self.report.pk).values_list(
+                    "stop_requested_at", "stopped_by__username", "finished_datetime"
+                )[:1]
+            )
+        except DatabaseError as exc:
+            self.db_failed(exc)
+            return
+        if not rows:
+            self.set_gone("deleted")
+        elif rows[0][2] is not None:
+            self.set_gone("closed")
+        elif rows[0][0] is not None:
+            self.stop_user = rows[0][1] or "?"
             self.add_line(logcapture.WARNING, logcapture.SYSTEM, "Stop requested by %s." % self.stop_user)
-            self.terminate(pid)
+        else:
+            return
+        self.terminate(pid)
 
     def terminate(self, pid: int) -> None:
+        """SIGTERM the child's process group; SIGKILL follows after STOP_GRACE_SECONDS."""
+        self.terminating = True
         self.kill_group(pid, signal.SIGTERM)
         self.kill_at = time.monotonic() + app_settings.STOP_GRACE_SECONDS
 
@@ -554,8 +816,7 @@ class Supervisor:
         if self.stop_user is not None:
             reason, failed = "stopped by user %s" % self.stop_user, True
         elif self.timed_out:
-            seconds = self.task.timeout or app_settings.DEFAULT_TIMEOUT
-            reason, failed = "timed out after %s seconds" % seconds, True
+            reason, failed = "timed out after %s seconds" % _seconds(self.timeout), True
         elif self.outcome:
             reason, failed = self.outcome, True
         elif code < 0:
@@ -567,9 +828,46 @@ class Supervisor:
         self.finish(reason, failed)
 
     def finish(self, reason: str, failed: bool) -> None:
-        close_old_connections()
+        """Record the run's end; retry while the database is unreachable.
+
+        A run whose report was deleted meanwhile ends without writing one;
+        one closed by recovery is left as recovery wrote it.
+        """
+        for pause in (*_FINISH_PAUSES, None):
+            if self.gone:
+                return self.finish_gone()
+            try:
+                return self._finish(reason, failed)
+            except IntegrityError as exc:
+                # Log lines of a report deleted meanwhile break their foreign key.
+                self.db_failed(exc)
+                self.check_report()
+                if not self.gone and pause is None:
+                    raise
+            except DatabaseError as exc:
+                if pause is None:
+                    raise
+                self.db_failed(exc)
+            if pause is not None:
+                time.sleep(pause)
+
+    def finish_gone(self) -> None:
+        if self.gone != "deleted":
+            return
+        # The task may still exist (only its report was deleted): take it
+        # out of STARTED, unless another run of it is going on.
+        running = Report.objects.running().filter(task_id=self.task.pk)
+        Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).exclude(
+            Exists(running)
+        ).update(status=end_status(), resume_status="")
+
+    def _finish(self, reason: str, failed: bool) -> None:
+        # No close_old_connections() here: with CONN_MAX_AGE = 0 it would
+        # reconnect for nothing (costly on SQLite); a connection that broke
+        # during the run fails the first query, and finish() retries.
         skipped = Report.objects.filter(pk=self.report.pk).values_list("skipped_runs", flat=True).first()
-        if skipped:
+        if skipped and not getattr(self, "_skipped_noted", False):
+            self._skipped_noted = True
             self.add_line(
                 logcapture.WARNING,
                 logcapture.SYSTEM,
@@ -586,13 +884,12 @@ class Supervisor:
         now = timezone.now()
         with transaction.atomic():
             self.report_changes.update(result=result, finished_datetime=now, end_reason=reason[:200])
-            self.flush()
+            if self.flush(running_only=True) != 1:
+                # Deleted, or closed by recovery meanwhile: leave both as they are.
+                self.report_changes = {}
+                return self.check_report()
             Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).update(
-                status=Case(
-                    When(run_token="", then=Value(Task.Status.IDLE)),
-                    When(resume_status="", then=Value(Task.Status.SPOOLED)),
-                    default=F("resume_status"),
-                ),
+                status=end_status(),
                 resume_status="",
                 last_datetime=self.report.invocation_datetime,
                 last_result=result,
@@ -617,13 +914,19 @@ class Supervisor:
         self.marks["pruned"] = time.perf_counter()
 
 
-def _child_main(task: Task, argv: list[str], out_w: int, err_w: int, rec_w: int) -> None:
+def _child_main(
+    task: Task, argv: list[str], out_w: int, err_w: int, rec_w: int, marker: str = "", parent: int = 0
+) -> None:
     """Run the command in the forked child and leave with ``os._exit``; never return."""
     code = _EXIT_EXCEPTION
     writer = None
     try:
         os.setpgid(0, 0)
-        _set_pdeathsig()
+        processes.set_pdeathsig(signal.SIGKILL)
+        if parent and os.getppid() != parent:
+            os._exit(code)  # the supervisor died before PDEATHSIG was armed
+        if marker:
+            os.environ[processes.RUN_ENV] = marker
         # uWSGI catches or ignores these in its processes; the command gets
         # the defaults a shell would give it (SIGSEGV must kill, not hang).
         for sig in _RESET_SIGNALS:

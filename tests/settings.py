@@ -5,6 +5,7 @@
 server so that it uses the test database pytest-django created.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -105,3 +106,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "INFO"},
 }
+
+# A uWSGI instance started by a test may override settings with a JSON object
+# in TM_TEST_SETTINGS (names to values); "CONN_MAX_AGE" applies to the database.
+for _name, _value in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}").items():
+    if _name == "CONN_MAX_AGE":
+        DATABASES["default"]["CONN_MAX_AGE"] = _value
+    else:
+        globals()[_name] = _value

@@ -13,8 +13,11 @@ from .conftest import wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def add_task(client, commands, name, command, arguments=""):
-    """Create a task through the admin add form; return the Task."""
+def add_task(client, commands, name, command, arguments="", **fields):
+    """Create a task through the admin add form; return the Task.
+
+    ``fields`` are more form fields (e.g. ``timeout``, ``repetition_period``).
+    """
     resp = client.post(
         "/admin/taskmanager/task/add/",
         {
@@ -25,6 +28,7 @@ def add_task(client, commands, name, command, arguments=""):
             "reports-TOTAL_FORMS": "0",
             "reports-INITIAL_FORMS": "0",
             "_save": "Save",
+            **fields,
         },
     )
     assert resp.status == 200, resp.text[:2000]

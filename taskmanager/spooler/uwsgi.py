@@ -40,11 +40,22 @@ def _opt(name: str):
 
 
 def spooler_configured() -> bool:
+    """Return whether this uWSGI instance runs spooler processes (``--spooler``)."""
     return uwsgi is not None and bool(_opt("spooler"))
 
 
+def spool_target_configured() -> bool:
+    """Return whether ``uwsgi.spool()`` has a directory to write to.
+
+    That is a local spooler, or ``--spooler-external DIR``: a web-only node
+    writing into the spool directory of spooler processes run by another
+    uWSGI instance (see docs/lifecycle.rst, "Web and spooler on separate nodes").
+    """
+    return spooler_configured() or (uwsgi is not None and bool(_opt("spooler-external")))
+
+
 def spool_dir() -> str:
-    return os.path.abspath(_opt("spooler") or "")
+    return os.path.abspath(_opt("spooler") or _opt("spooler-external") or "")
 
 
 class UwsgiBackend(BaseBackend):
@@ -54,9 +65,10 @@ class UwsgiBackend(BaseBackend):
                 "No uWSGI spooler is available: this process is not running under uWSGI, "
                 "so the task cannot be started here. Serve the project with uWSGI and a spooler."
             )
-        if not spooler_configured():
+        if not spool_target_configured():
             raise SpoolerUnavailable(
-                "This uWSGI instance has no spooler configured (the 'spooler' option)."
+                "This uWSGI instance has no spooler configured (the 'spooler' option, or "
+                "'spooler-external' pointing at the spool directory of a spooler node)."
             )
         entry = {
             b"ud_spool_func": HANDLER_NAME.encode(),
@@ -122,7 +134,43 @@ def register_handler() -> bool:
             record_heartbeat()
             on_spooler_start()
 
+    register_recovery_timer()
     return True
+
+
+def register_recovery_timer() -> int | None:
+    """Make an idle spooler process run the periodic recovery every RECOVERY_SECONDS.
+
+    A uWSGI timer signal targeted at "spooler": one idle spooler process
+    handles each tick (ticks wait while all are busy). It closes runs whose
+    supervisor died on another host (their heartbeat goes stale) without
+    waiting for a spooler restart. Only the master registers it (with
+    ``lazy-apps`` the app loads in every worker, which would add one timer
+    each). Return the uWSGI signal number used, or None.
+    """
+    from ..conf import app_settings
+
+    seconds = app_settings.RECOVERY_SECONDS
+    if not seconds or uwsgi.masterpid() != os.getpid():
+        return None
+    import uwsgidecorators
+
+    def taskmanager_recovery_tick(signum):
+        try:
+            from ..recovery import on_timer
+
+            record_heartbeat()
+            on_timer()
+        except BaseException:  # noqa: BLE001 - a signal handler must not kill the spooler
+            logger.exception("taskmanager: periodic recovery failed")
+
+    try:
+        timer = uwsgidecorators.timer(max(1, int(seconds)), target="spooler")
+        timer(taskmanager_recovery_tick)
+    except Exception:  # noqa: BLE001 - no free signal: recovery still runs at spooler start
+        logger.exception("taskmanager: could not register the periodic recovery timer")
+        return None
+    return timer.num
 
 
 def record_heartbeat() -> None:

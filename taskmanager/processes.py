@@ -1,0 +1,148 @@
+"""Linux process facts read from ``/proc``, for supervising runs and recovering from crashes.
+
+Start times are clock ticks since boot (field 22 of ``/proc/<pid>/stat``):
+together with a pid they identify one process, because a pid number that is
+reused belongs to a process started later. A process group id is reserved by
+the kernel while any member of the group lives, so a group whose leader pid
+is gone cannot have been taken over by a new process.
+
+Outside Linux (no ``/proc``) every function degrades to "unknown" (None or
+an empty result) and never raises.
+"""
+
+import ctypes
+import os
+import signal
+
+#: Environment variable carried by every process of a run (see ``run_marker``).
+RUN_ENV = "TASKMANAGER_RUN"
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+    return data.rsplit(b")", 1)[1].split()
+
+
+def start_time(pid: int) -> float | None:
+    """Return the start time of ``pid`` in clock ticks since boot, or None if unknown."""
+    fields = _stat_fields(pid)
+    try:
+        return float(fields[19]) if fields else None
+    except (IndexError, ValueError):
+        return None
+
+
+def is_same_process(pid: int | None, started: float | None) -> bool | None:
+    """Return whether ``pid`` is alive and is the process that started at ``started``.
+
+    None when that cannot be told (no pid or no recorded start time).
+    """
+    if not pid or started is None:
+        return None
+    return start_time(pid) == started
+
+
+def children(ppid: int) -> list[tuple[int, float]]:
+    """Return (pid, start time) of the processes whose parent is ``ppid`` (zombies included)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in entries:
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        try:
+            if fields and int(fields[1]) == ppid:
+                found.append((int(name), float(fields[19])))
+        except (IndexError, ValueError):
+            continue
+    return found
+
+
+def has_children() -> bool:
+    """Return whether this process has any child, alive or zombie (one syscall)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
+def with_marker(marker: str) -> list[int]:
+    """Return the pids of the processes whose environment holds ``TASKMANAGER_RUN=<marker>``.
+
+    Only processes whose environment this process may read are seen (same
+    user, or root). A process that replaced its environment is not found.
+    """
+    needle = f"{RUN_ENV}={marker}".encode()
+    found = []
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in entries:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                env = fh.read()
+        except OSError:
+            continue
+        if needle in env and needle in env.split(b"\0"):
+            found.append(int(name))
+    return found
+
+
+def kill_group(pgid: int | None, sig: int = signal.SIGKILL) -> bool:
+    """Send ``sig`` to the process group ``pgid``; return whether any process got it."""
+    if not pgid or pgid <= 1:
+        return False
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def kill(pid: int, sig: int = signal.SIGKILL) -> bool:
+    """Send ``sig`` to ``pid``; return whether it was delivered."""
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _prctl(option: int, value: int) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def set_pdeathsig(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent thread dies."""
+    return _prctl(_PR_SET_PDEATHSIG, int(sig))
+
+
+def set_child_subreaper() -> bool:
+    """Make orphaned descendants of this process re-parent to it instead of to init.
+
+    Then a run's subprocess that left the process group (``setsid``,
+    ``start_new_session=True``) and outlived the command is still a child of
+    the supervisor, which can find it, kill it and reap it. Not inherited by
+    forked children.
+    """
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
