@@ -109,13 +109,15 @@ def severity(level: int) -> int:
     return 2 if level >= ERROR else 1 if level >= WARNING else 0
 
 
+_LEVEL_NAMES = {NOTICE: "NOTICE", SUCCESS: "SUCCESS"}
+
+
 def level_name(level: int) -> str:
     """Return the name of ``level`` (``logging``'s names plus NOTICE and SUCCESS)."""
-    if level == NOTICE:
-        return "NOTICE"
-    if level == SUCCESS:
-        return "SUCCESS"
-    return logging.getLevelName(level)
+    name = _LEVEL_NAMES.get(level)
+    if name is None:
+        name = _LEVEL_NAMES[level] = logging.getLevelName(level)
+    return name
 
 
 # -- styles and their markers ---------------------------------------------------

@@ -108,8 +108,8 @@ def render_text(text: str) -> SafeString:
     return mark_safe("".join(parts))  # every part was escaped above
 
 
-def _row(row: dict) -> dict:
-    """Add what the page shows to a row of logstore.read_page()."""
+def _row(row: dict, link) -> dict:
+    """Add what the page shows to a row of logstore.read_page(); ``link(**params)`` makes URLs."""
     text = row["text"]
     cut = len(text) > SHOWN_CHARS
     if cut:
@@ -124,6 +124,8 @@ def _row(row: dict) -> dict:
         "stream": row["stream"],
         "html": render_text(text),
         "cut": cut,
+        # The page that starts with this line, scrolled to it.
+        "url": "%s#L%d" % (link(after=row["seq"] - 1), row["seq"]),
     }
 
 
@@ -152,6 +154,20 @@ def _filters(request) -> tuple[str, str]:
     return level, request.GET.get("q", "").strip()[:200]
 
 
+def _linker(report, level: str, query: str):
+    """Return ``link(**position)``: the viewer's URL with the current filters and a position."""
+    base = reverse("admin:taskmanager_report_log", args=[report.pk])
+
+    def link(**position):
+        params = {"level": level}
+        if query:
+            params["q"] = query
+        params.update(position)
+        return base + "?" + urlencode(params)
+
+    return link
+
+
 # -- views ----------------------------------------------------------------------
 def log_view(model_admin, request, object_id):
     """One page of a report's log, filtered and positioned by the query string."""
@@ -162,14 +178,8 @@ def log_view(model_admin, request, object_id):
     page = logstore.read_page(
         report.pk, level, query, after=after, before=before, last=last, size=PAGE_LINES, text_chars=SHOWN_CHARS
     )
+    link = _linker(report, level, query)
     base = reverse("admin:taskmanager_report_log", args=[report.pk])
-
-    def link(**position):
-        params = {"level": level}
-        if query:
-            params["q"] = query
-        params.update(position)
-        return base + "?" + urlencode(params)
 
     at_end = not page.has_after
     if page.last_seq is not None:
@@ -181,14 +191,14 @@ def log_view(model_admin, request, object_id):
         "title": _("Log of %(report)s") % {"report": report},
         "opts": model_admin.opts,
         "report": report,
-        "rows": [_row(row) for row in page.rows],
+        "rows": [_row(row, link) for row in page.rows],
         "level": level,
         "query": query,
         "level_links": [
             (name, base + "?" + urlencode({"level": name, **({"q": query} if query else {})}), name == level)
             for name in logstore.FILTERS
         ],
-        "first_url": link() if page.has_before else None,
+        "first_url": link(after=0) if page.has_before else None,
         "prev_url": link(before=page.first_seq) if page.has_before else None,
         "next_url": link(after=page.last_seq) if page.has_after else None,
         "last_url": link(last=1) if page.has_after else None,
@@ -215,7 +225,8 @@ def follow_view(model_admin, request, object_id):
     level, query = _filters(request)
     after = _int_param(request, "after") or 0
     page = logstore.read_page(report.pk, level, query, after=after, size=PAGE_LINES, text_chars=SHOWN_CHARS)
-    rows = [_row(row) for row in page.rows]
+    link = _linker(report, level, query)
+    rows = [_row(row, link) for row in page.rows]
     for row in rows:
         row["html"] = str(row["html"])
     return JsonResponse(

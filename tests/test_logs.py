@@ -24,6 +24,7 @@ from taskmanager.models import LogLine, Report, Task
 
 from .adminclient import AdminClient
 from .conftest import PASSWORD, wait_for
+from .test_browser import browser, playwright_api, static_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -271,6 +272,41 @@ def test_keyset_pages_in_constant_queries(transactional_db, commands):
     assert per_level == {"ALL": {2}, "WARNING": {3}, "ERROR": {2}}, counts
 
 
+def test_search_pages_forward_and_back(transactional_db, commands, monkeypatch):
+    """A text search reads the log in windows and pages through every match, both ways."""
+    monkeypatch.setattr(logstore, "SEARCH_WINDOW", 40)
+    task = Task.objects.create(name="search", command=commands["tm_ok"])
+    report = Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=timezone.now())
+    stamps = logstore.Stamps()
+    now_us = int(timezone.now().timestamp() * 1e6)
+    total = 2500
+    rows_ = []
+    for seq in range(1, total + 1):
+        level = 40 if seq % 7 == 0 else 20
+        rows_.append((report.pk, seq, level, logcapture.severity(level), "stdout", stamps(now_us), "Line %d" % seq))
+    logstore.insert_rows(rows_)
+    for level, minimum in (("ALL", 0), ("ERROR", 40)):
+        expected = [seq for _r, seq, lvl, _s, _st, _t, text in rows_ if "line 1" in text.lower() and lvl >= minimum]
+        seen, after = [], None
+        while True:
+            page = logstore.read_page(report.pk, level, "LINE 1", after=after, size=9)
+            seen += [r["seq"] for r in page.rows]
+            after = page.last_seq
+            if not page.has_after:
+                break
+        assert seen == expected, level
+        page = logstore.read_page(report.pk, level, "line 1", last=True, size=9)
+        back = [r["seq"] for r in page.rows]
+        assert not page.has_after
+        while page.has_before:
+            page = logstore.read_page(report.pk, level, "line 1", before=page.first_seq, size=9)
+            back = [r["seq"] for r in page.rows] + back
+        assert back == expected, level
+    # A word on the last line only: found from the start, through every window.
+    assert [r["seq"] for r in logstore.read_page(report.pk, "ALL", "line 2500").rows] == [2500]
+    assert logstore.read_page(report.pk, "ALL", "no such text").rows == []
+
+
 # -- live follow and download -----------------------------------------------------------
 
 
@@ -331,6 +367,42 @@ def test_download_is_the_whole_log(mixed_run, admin_http, server):
     assert "L" * logcapture.MAX_LINE_CHARS in rest
     assert "<script>alert(1)</script>" in rest  # plain text, served as an attachment
     assert len(lines) > 30
+
+
+@pytest.mark.browser
+def test_browser_follows_a_running_log(browser, static_server, commands):
+    """The page's script appends new lines while the run goes on, escapes them, and stops at the end."""
+    from playwright.sync_api import expect
+
+    from .test_browser import login
+
+    base = static_server.url
+    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    client = AdminClient(base)
+    client.login("admin", PASSWORD)
+    task = add_task(client, commands, "drip-browser", "tm_drip", "--lines 16, --tick 0.5, --hostile")
+    page = browser.new_page()
+    login(page, base, "admin")
+    start(client, task)
+    report = wait_for(lambda: Report.objects.filter(task=task).first(), message="the run to start")
+    page.goto(base + LOG_URL % report.pk)
+    first_rows = page.locator("#tm-log tbody tr[id]").count()
+    expect(page.locator("#tm-log")).to_have_attribute("data-follow", "1")
+    expect(page.locator("#tm-log-status")).to_contain_text("still going")
+    # New lines arrive without a reload, then the status says the run ended.
+    expect(page.locator("#L16")).to_contain_text("drip 16", timeout=60_000)
+    expect(page.locator("#tm-log")).to_have_attribute("data-follow", "done", timeout=60_000)
+    expect(page.locator("#tm-log-status")).to_contain_text("has finished")
+    expect(page.locator("#tm-log-warnings")).to_have_text("8")
+    assert first_rows < 16, "the page was loaded after the run ended: nothing was followed"
+    assert page.locator("#tm-log tbody tr[id]").count() == 16
+    # The hostile line arrived through the follow endpoint: shown as text, never run.
+    expect(page.locator("#L3")).to_contain_text('<img src=x onerror="window.tmInjected=1">')
+    assert page.evaluate("window.tmInjected === undefined")
+    link = page.locator('#L3 a[href="http://example.com/x"]')
+    expect(link).to_have_attribute("rel", "noopener nofollow noreferrer")
+    assert page.locator("#L3 img, #L3 script").count() == 0
+    expect(page.locator("#L4")).to_have_class(re.compile("tm-level-warning"))
 
 
 # -- permissions -----------------------------------------------------------------------

@@ -27,7 +27,12 @@
     var row = document.createElement("tr");
     row.className = line.css;
     row.id = "L" + line.seq;
-    cell(row, line.seq).className = "tm-log-seq";
+    var number = cell(row, "");
+    number.className = "tm-log-seq";
+    var anchor = document.createElement("a");
+    anchor.setAttribute("href", line.url);
+    anchor.textContent = String(line.seq);
+    number.appendChild(anchor);
     var time = cell(row, "");
     time.className = "tm-log-time";
     var stamp = document.createElement("time");
