@@ -404,7 +404,10 @@ def first_run(
 
         * one-shot, anchor ``None`` or not in the future: ``(now, anchor)``;
         * one-shot, anchor in the future: ``(anchor, anchor)``;
-        * periodic, anchor ``None``: ``(now, now)`` -- the grid starts now;
+        * periodic, anchor ``None``: ``(now, now truncated to the whole
+          second)`` -- the grid starts now; its slots fall on whole seconds,
+          which uWSGI's ``at`` (whole seconds) can hit exactly instead of
+          rounding every later run up by up to a second;
         * periodic, anchor in the future: ``(anchor, anchor)``;
         * periodic, anchor not in the future: ``(s, anchor)`` where ``s`` is
           the first slot ``>= now`` (a slot exactly at ``now`` runs now).
@@ -440,7 +443,7 @@ def _first_run(
         return anchor_utc, anchor_utc, None
     period = _normalize_period(period)
     if anchor_utc is None:
-        return now_utc, now_utc, 0
+        return now_utc, now_utc.replace(microsecond=0), 0
     if anchor_utc > now_utc:
         return anchor_utc, anchor_utc, 0
     k = _first_index(anchor_utc, period, rate, now_utc, tz, inclusive=True)

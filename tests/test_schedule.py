@@ -561,7 +561,10 @@ def test_first_run_one_shot_future_anchor():
 def test_first_run_periodic_without_anchor_starts_grid_now():
     run_at, anchor = first_run(None, "hour", 2, NOW, ROME)
     assert_utc(run_at, NOW)
-    assert_utc(anchor, NOW)
+    # The grid starts on the whole second: later slots need no rounding up
+    # for uWSGI's whole-second "at".
+    assert_utc(anchor, NOW.replace(microsecond=0))
+    assert next_slot(anchor, "hour", 2, run_at, ROME) == u(2026, 6, 10, 14, 0, 0)
 
 
 def test_first_run_periodic_future_anchor():
@@ -621,8 +624,9 @@ def test_upcoming_periodic_past_anchor():
 
 def test_upcoming_periodic_without_anchor():
     runs = upcoming(None, "minute", 15, NOW, ROME, count=3)
+    grid = NOW.replace(microsecond=0)
     assert_utc_list(
-        runs, [NOW, NOW + timedelta(minutes=15), NOW + timedelta(minutes=30)]
+        runs, [NOW, grid + timedelta(minutes=15), grid + timedelta(minutes=30)]
     )
 
 
@@ -700,3 +704,55 @@ def test_describe_uses_given_tz():
 def test_describe_rejects_invalid_settings():
     with pytest.raises(ScheduleError):
         describe(None, "day", 0, ROME)
+
+
+# ---------------------------------------------------------------------------
+# preview (what the admin lists)
+# ---------------------------------------------------------------------------
+
+
+def test_preview_marks_the_dst_change_of_a_daily_task():
+    # Daily at 09:00 from the eve of the spring change (2026-03-29 in Rome).
+    runs = schedule.preview(rome(2026, 3, 28, 9, 0), "day", 1, u(2026, 3, 1), ROME, count=3)
+    assert [r.local.strftime("%m-%d %H:%M %Z") for r in runs] == [
+        "03-28 09:00 CET",
+        "03-29 09:00 CEST",
+        "03-30 09:00 CEST",
+    ]
+    assert [r.dst_change for r in runs] == [False, True, False]
+    assert runs[1].offset_before == timedelta(hours=1)
+    assert runs[1].local.utcoffset() == timedelta(hours=2)
+    assert not any(r.shifted or r.repeated for r in runs)
+
+
+def test_preview_first_run_compares_with_now():
+    # "now" in winter, first run in summer: the first run is marked.
+    (run,) = schedule.preview(rome(2026, 4, 2, 9, 0), None, None, u(2026, 3, 1), ROME, count=1)
+    assert run.dst_change and run.offset_before == timedelta(hours=1)
+
+
+def test_preview_marks_a_time_that_does_not_exist():
+    runs = schedule.preview(rome(2026, 3, 28, 2, 30), "day", 1, u(2026, 3, 1), ROME, count=3)
+    assert [r.local.strftime("%H:%M") for r in runs] == ["02:30", "03:30", "02:30"]
+    assert [r.shifted for r in runs] == [False, True, False]
+
+
+def test_preview_marks_a_time_that_occurs_twice():
+    runs = schedule.preview(rome(2026, 10, 24, 2, 30), "day", 1, u(2026, 10, 1), ROME, count=3)
+    assert [r.repeated for r in runs] == [False, True, False]
+    assert runs[1].local.fold == 0  # the first 02:30
+    assert runs[1].at == u(2026, 10, 25, 0, 30)
+
+
+def test_preview_every_30_minutes_through_the_repeated_hour():
+    runs = schedule.preview(rome(2026, 10, 25, 2, 0), "minute", 30, u(2026, 10, 1), ROME, count=4)
+    assert [r.local.strftime("%H:%M %Z") for r in runs] == ["02:00 CEST", "02:30 CEST", "02:00 CET", "02:30 CET"]
+    assert [r.at for r in runs] == [u(2026, 10, 25, 0, 0), u(2026, 10, 25, 0, 30), u(2026, 10, 25, 1), u(2026, 10, 25, 1, 30)]
+    assert [r.dst_change for r in runs] == [False, False, True, False]
+    assert [r.local.fold for r in runs] == [0, 0, 1, 1]
+    assert all(r.repeated for r in runs)
+
+
+def test_preview_of_an_invalid_schedule_raises():
+    with pytest.raises(ScheduleError):
+        schedule.preview(None, "day", 0, NOW, ROME)
