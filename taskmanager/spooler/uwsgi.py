@@ -10,7 +10,6 @@ run the same file again at every scan, for ever.
 """
 
 import logging
-import math
 import os
 import socket
 from datetime import datetime
@@ -70,16 +69,10 @@ class UwsgiBackend(BaseBackend):
                 "This uWSGI instance has no spooler configured (the 'spooler' option, or "
                 "'spooler-external' pointing at the spool directory of a spooler node)."
             )
-        entry = {
-            b"ud_spool_func": HANDLER_NAME.encode(),
-            b"task": str(task_id).encode(),
-            b"token": token.encode(),
-            b"trigger": trigger.encode(),
-        }
-        if at is not None:
-            # uWSGI runs a file once time() >= at, with whole seconds: round up
-            # so that a run never starts before the time stored in the DB.
-            entry[b"at"] = str(math.ceil(at.timestamp())).encode()
+        from ..spoolfiles import make_entry
+
+        # Identifiers only; "at" rounded up to whole seconds (see make_entry).
+        entry = make_entry(task_id, token, trigger, at)
         try:
             path = uwsgi.spool(entry)
         except Exception as exc:
