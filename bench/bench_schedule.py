@@ -50,7 +50,9 @@ def new_tasks(prefix: str, count: int, command_name: str = "tm_ok", **fields) ->
     from taskmanager.models import Command, Task
 
     command = Command.objects.get(name=command_name)
-    Task.objects.bulk_create([Task(name="%s-%03d" % (prefix, i), command=command, **fields) for i in range(count)])
+    Task.objects.bulk_create(
+        [Task(name="%s-%03d" % (prefix, i), command=command, **fields) for i in range(count)]
+    )
     return list(Task.objects.filter(name__startswith=prefix + "-").order_by("name"))
 
 
@@ -80,7 +82,9 @@ def schedule_on_seconds(tasks, lead: int, spread: int = 4, **fields) -> list[dat
 def reports_of(task, count: int):
     from taskmanager.models import Report
 
-    rows = list(Report.objects.filter(task=task, finished_datetime__isnull=False).order_by("invocation_datetime"))
+    rows = list(
+        Report.objects.filter(task=task, finished_datetime__isnull=False).order_by("invocation_datetime")
+    )
     return rows if len(rows) >= count else None
 
 
@@ -129,11 +133,15 @@ def periodic(client, tasks) -> dict:
 def busy(client, count: int, busy_spoolers: int, long_seconds: float, prefix: str) -> dict:
     from taskmanager.models import Task
 
-    long_tasks = new_tasks("long" + prefix, busy_spoolers, "tm_sleep", arguments="--seconds %s" % long_seconds)
+    long_tasks = new_tasks(
+        "long" + prefix, busy_spoolers, "tm_sleep", arguments="--seconds %s" % long_seconds
+    )
     bulk(client, "start_tasks", long_tasks)
     common.wait_for(
-        lambda: Task.objects.filter(pk__in=[t.pk for t in long_tasks], status=Task.Status.STARTED).count()
-        == busy_spoolers,
+        lambda: (
+            Task.objects.filter(pk__in=[t.pk for t in long_tasks], status=Task.Status.STARTED).count()
+            == busy_spoolers
+        ),
         30,
         "the long runs",
     )
@@ -162,10 +170,18 @@ def main(argv=None) -> dict:
     frequency, source = common.shipped_spooler_frequency()
     started = time.monotonic()
     env = common.BenchEnv(args.db, keep=args.keep)
-    results: dict = {"bench": "schedule", "db": args.db, "quick": args.quick, "spooler_frequency_s": frequency,
-                     "spooler_frequency_source": source, "spoolers": 2}
-    print("scheduling lateness: db=%s%s, spooler-frequency=%s s (%s), 2 spoolers, %d CPUs" % (
-        args.db, " (quick)" if args.quick else "", frequency, source, os.cpu_count() or 0))
+    results: dict = {
+        "bench": "schedule",
+        "db": args.db,
+        "quick": args.quick,
+        "spooler_frequency_s": frequency,
+        "spooler_frequency_source": source,
+        "spoolers": 2,
+    }
+    print(
+        "scheduling lateness: db=%s%s, spooler-frequency=%s s (%s), 2 spoolers, %d CPUs"
+        % (args.db, " (quick)" if args.quick else "", frequency, source, os.cpu_count() or 0)
+    )
     try:
         server = env.start_server(SPOOLERS)
         client = env.admin(server)

@@ -186,7 +186,9 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
         else:
             next_at = anchor if anchor and anchor > now else None
     except schedule.ScheduleError as exc:
-        return Outcome(False, _("%(task)s cannot be rescheduled: %(error)s") % {"task": task.name, "error": exc})
+        return Outcome(
+            False, _("%(task)s cannot be rescheduled: %(error)s") % {"task": task.name, "error": exc}
+        )
     backend = get_backend()
     token = new_token() if next_at else ""
     changed = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED, run_token=old_token).update(

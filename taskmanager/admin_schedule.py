@@ -70,9 +70,15 @@ def _run_notes(run: schedule.PreviewRun, anchor_local: datetime | None) -> list[
         )
     if run.repeated:
         if run.local.fold:
-            notes.append(_("the second %(time)s of this day (clocks went back)") % {"time": run.local.strftime("%H:%M")})
+            notes.append(
+                _("the second %(time)s of this day (clocks went back)")
+                % {"time": run.local.strftime("%H:%M")}
+            )
         else:
-            notes.append(_("%(time)s occurs twice on this day: this is the first") % {"time": run.local.strftime("%H:%M")})
+            notes.append(
+                _("%(time)s occurs twice on this day: this is the first")
+                % {"time": run.local.strftime("%H:%M")}
+            )
     return notes
 
 
@@ -126,7 +132,9 @@ def saved_preview(task: Task | None, now: datetime | None = None) -> dict:
         return preview_data(None, None, None, now)
     pending = task.status in (Task.Status.SCHEDULED, Task.Status.SPOOLED) and task.next_datetime
     if pending:
-        return preview_data(task.scheduling, task.repetition_period, task.repetition_rate, task.next_datetime, "next")
+        return preview_data(
+            task.scheduling, task.repetition_period, task.repetition_rate, task.next_datetime, "next"
+        )
     return preview_data(task.scheduling, task.repetition_period, task.repetition_rate, now)
 
 
@@ -248,7 +256,13 @@ class SchedulingAdminMixin:
                 values[name] = None
                 errors.extend("%s: %s" % (bound.label, message) for message in exc.messages)
         if errors:
-            data = {"ok": False, "summary": "", "timezone": str(schedule.project_tz()), "runs": [], "errors": errors}
+            data = {
+                "ok": False,
+                "summary": "",
+                "timezone": str(schedule.project_tz()),
+                "runs": [],
+                "errors": errors,
+            }
         else:
             data = preview_data(
                 values["scheduling"], values["repetition_period"], values["repetition_rate"], timezone.now()
@@ -280,11 +294,13 @@ class SchedulingAdminMixin:
                 health.node,
                 health.path,
             )
-        return format_html("{}<div class=\"help\">{}</div>", health.path or "–", health.node)
+        return format_html('{}<div class="help">{}</div>', health.path or "–", health.node)
 
     def entry_hint(self, obj) -> str:
         """A short warning for the task list when the entry is missing or its node silent."""
         health = entry_health(obj, _node_seen(obj))
         if health is None or not health.problem:
             return ""
-        return format_html(' <span class="tm-entry-problem" title="{}">⚠ {}</span>', health.problem, _("not spooled?"))
+        return format_html(
+            ' <span class="tm-entry-problem" title="{}">⚠ {}</span>', health.problem, _("not spooled?")
+        )

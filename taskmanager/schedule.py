@@ -73,7 +73,7 @@ process computes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from dateutil.relativedelta import relativedelta
 from django.utils.translation import gettext as _
@@ -123,7 +123,7 @@ _PLURAL_NAMES = {
 
 
 def _every(period: str, rate: int) -> str:
-    """"every hour", "every 2 hours", ... (translated, plural-aware)."""
+    """Return "every hour", "every 2 hours", ... (translated, plural-aware)."""
     phrases = {
         "minute": ngettext("every minute", "every %(count)d minutes", rate),
         "hour": ngettext("every hour", "every %(count)d hours", rate),
@@ -133,7 +133,7 @@ def _every(period: str, rate: int) -> str:
     return phrases[period] % {"count": rate}
 
 
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def project_tz() -> tzinfo:
@@ -178,16 +178,12 @@ def _check_aware(value: datetime, name: str) -> datetime:
     try:
         return value.astimezone(_UTC)
     except (OverflowError, ValueError) as exc:
-        raise ScheduleError(
-            _("The %(name)s is out of the supported date range.") % {"name": name}
-        ) from exc
+        raise ScheduleError(_("The %(name)s is out of the supported date range.") % {"name": name}) from exc
 
 
 def _check_tz(tz: tzinfo) -> None:
     if not isinstance(tz, tzinfo):
-        raise TypeError(
-            "tz must be a tzinfo instance (e.g. zoneinfo.ZoneInfo), got %r" % (tz,)
-        )
+        raise TypeError("tz must be a tzinfo instance (e.g. zoneinfo.ZoneInfo), got %r" % (tz,))
 
 
 def _require_periodic(period: str | None, rate: int | None) -> str:
@@ -203,9 +199,7 @@ def _out_of_range() -> ScheduleError:
     return ScheduleError(_("The next run would be after the year 9999."))
 
 
-def _slot_utc(
-    anchor_utc: datetime, period: str, rate: int, k: int, tz: tzinfo
-) -> datetime:
+def _slot_utc(anchor_utc: datetime, period: str, rate: int, k: int, tz: tzinfo) -> datetime:
     """Slot ``k`` of the grid; arguments already validated, anchor in UTC."""
     if k == 0:
         return anchor_utc
@@ -262,9 +256,7 @@ def _first_index(
     if period == "day":
         elapsed_units = (t_local.date() - anchor_local.date()).days
     else:
-        elapsed_units = (t_local.year - anchor_local.year) * 12 + (
-            t_local.month - anchor_local.month
-        )
+        elapsed_units = (t_local.year - anchor_local.year) * 12 + (t_local.month - anchor_local.month)
     k = max(1, elapsed_units // rate)
     while not reached(k):
         k += 1
@@ -314,10 +306,7 @@ def validate(period: str | None, rate: int | None) -> None:
         raise ScheduleError(_("A repetition period needs a repetition rate of at least 1."))
     if rate > MAX_RATE[period]:
         raise ScheduleError(
-            _(
-                "The repetition rate is too large: at most %(max)d %(unit)s "
-                "(100 years) between two runs."
-            )
+            _("The repetition rate is too large: at most %(max)d %(unit)s (100 years) between two runs.")
             % {"max": MAX_RATE[period], "unit": _PLURAL_NAMES[period]}
         )
 
@@ -357,9 +346,7 @@ def slot(anchor: datetime, period: str, rate: int, k: int, tz: tzinfo) -> dateti
     return _slot_utc(anchor_utc, period, rate, k, tz)
 
 
-def next_slot(
-    anchor: datetime, period: str, rate: int, after: datetime, tz: tzinfo
-) -> datetime:
+def next_slot(anchor: datetime, period: str, rate: int, after: datetime, tz: tzinfo) -> datetime:
     """The first slot of the anchor's grid strictly after ``after``.
 
     Missed slots are coalesced: however far ``after`` is past the anchor,
@@ -434,9 +421,7 @@ def _first_run(
     periodic = is_periodic(period, rate)
     _check_tz(tz)
     now_utc = _check_aware(now, _("current time"))
-    anchor_utc = (
-        None if anchor is None else _check_aware(anchor, _("first run (scheduling)"))
-    )
+    anchor_utc = None if anchor is None else _check_aware(anchor, _("first run (scheduling)"))
     if not periodic:
         if anchor_utc is None or anchor_utc <= now_utc:
             return now_utc, anchor_utc, None
@@ -498,9 +483,7 @@ def _format_local(value: datetime, tz: tzinfo) -> str:
     return local.strftime("%Y-%m-%d %H:%M")
 
 
-def describe(
-    anchor: datetime | None, period: str | None, rate: int | None, tz: tzinfo
-) -> str:
+def describe(anchor: datetime | None, period: str | None, rate: int | None, tz: tzinfo) -> str:
     """A plain-language summary of the schedule, for the admin (translated).
 
     Times are shown in local time in ``tz`` as ``YYYY-MM-DD HH:MM`` (with

@@ -2,7 +2,7 @@
 
 import itertools
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +21,6 @@ from taskmanager.schedule import (
     validate,
 )
 
-UTC = timezone.utc
 ROME = ZoneInfo("Europe/Rome")
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -171,9 +170,7 @@ def test_every_30_minutes_through_repeated_autumn_hour():
     for a, b in itertools.pairwise(slots):
         assert b - a == timedelta(minutes=30)
     # local wall clock shows 02:00 and 02:30 twice
-    local = [
-        (s.astimezone(ROME).strftime("%H:%M"), s.astimezone(ROME).fold) for s in slots
-    ]
+    local = [(s.astimezone(ROME).strftime("%H:%M"), s.astimezone(ROME).fold) for s in slots]
     assert local == [
         ("02:00", 0),
         ("02:30", 0),
@@ -253,9 +250,7 @@ def test_anchor_at_second_occurrence_is_slot_zero():
     anchor = rome(2026, 10, 25, 2, 30, fold=1)  # CET, 01:30Z
     assert_utc(slot(anchor, "day", 1, 0, ROME), u(2026, 10, 25, 1, 30))
     assert_utc(slot(anchor, "day", 1, 1, ROME), u(2026, 10, 26, 1, 30))
-    assert_utc(
-        next_slot(anchor, "day", 1, u(2026, 10, 25, 1, 0), ROME), u(2026, 10, 25, 1, 30)
-    )
+    assert_utc(next_slot(anchor, "day", 1, u(2026, 10, 25, 1, 0), ROME), u(2026, 10, 25, 1, 30))
 
 
 def test_monthly_clamps_day_of_month_from_anchor():
@@ -411,9 +406,7 @@ def test_missed_slots_are_coalesced():
         u(2026, 5, 4, 11, 5),
     )
     anchor = rome(2026, 1, 31, 9, 0)
-    assert_utc(
-        next_slot(anchor, "month", 1, u(2026, 6, 15), ROME), u(2026, 6, 30, 7, 0)
-    )
+    assert_utc(next_slot(anchor, "month", 1, u(2026, 6, 15), ROME), u(2026, 6, 30, 7, 0))
 
 
 def test_next_slot_is_strictly_after():
@@ -422,20 +415,14 @@ def test_next_slot_is_strictly_after():
         next_slot(anchor, "minute", 5, u(2026, 5, 4, 10, 5), ROME),
         u(2026, 5, 4, 10, 10),
     )
-    assert_utc(
-        next_slot(anchor, "minute", 5, u(2026, 5, 4, 10, 0), ROME), u(2026, 5, 4, 10, 5)
-    )
+    assert_utc(next_slot(anchor, "minute", 5, u(2026, 5, 4, 10, 0), ROME), u(2026, 5, 4, 10, 5))
     assert_utc(
         next_slot(anchor, "minute", 5, u(2026, 5, 4, 10, 4, 59, 999999), ROME),
         u(2026, 5, 4, 10, 5),
     )
     anchor = rome(2026, 1, 31, 9, 0)
-    assert_utc(
-        next_slot(anchor, "month", 1, u(2026, 2, 28, 8, 0), ROME), u(2026, 3, 31, 7, 0)
-    )
-    assert_utc(
-        next_slot(anchor, "month", 1, u(2026, 2, 28, 7, 59), ROME), u(2026, 2, 28, 8, 0)
-    )
+    assert_utc(next_slot(anchor, "month", 1, u(2026, 2, 28, 8, 0), ROME), u(2026, 3, 31, 7, 0))
+    assert_utc(next_slot(anchor, "month", 1, u(2026, 2, 28, 7, 59), ROME), u(2026, 2, 28, 8, 0))
 
 
 def test_next_slot_before_anchor_returns_anchor():
@@ -448,16 +435,11 @@ def test_next_slot_far_in_the_future_is_exact():
     anchor = u(2000, 1, 1, 0, 0, 7)
     assert_utc(
         next_slot(anchor, "minute", 7, u(2090, 6, 1), ROME),
-        anchor
-        + timedelta(minutes=7) * ((u(2090, 6, 1) - anchor) // timedelta(minutes=7) + 1),
+        anchor + timedelta(minutes=7) * ((u(2090, 6, 1) - anchor) // timedelta(minutes=7) + 1),
     )
     anchor = rome(2000, 1, 31, 9, 0)
-    assert_utc(
-        next_slot(anchor, "month", 1, u(2090, 2, 10), ROME), u(2090, 2, 28, 8, 0)
-    )
-    assert_utc(
-        next_slot(anchor, "day", 1, u(2090, 7, 10, 12), ROME), u(2090, 7, 11, 7, 0)
-    )
+    assert_utc(next_slot(anchor, "month", 1, u(2090, 2, 10), ROME), u(2090, 2, 28, 8, 0))
+    assert_utc(next_slot(anchor, "day", 1, u(2090, 7, 10, 12), ROME), u(2090, 7, 11, 7, 0))
 
 
 def test_next_slot_is_constant_time(monkeypatch):
@@ -625,9 +607,7 @@ def test_upcoming_periodic_past_anchor():
 def test_upcoming_periodic_without_anchor():
     runs = upcoming(None, "minute", 15, NOW, ROME, count=3)
     grid = NOW.replace(microsecond=0)
-    assert_utc_list(
-        runs, [NOW, grid + timedelta(minutes=15), grid + timedelta(minutes=30)]
-    )
+    assert_utc_list(runs, [NOW, grid + timedelta(minutes=15), grid + timedelta(minutes=30)])
 
 
 def test_upcoming_periodic_future_anchor_monthly():
@@ -641,9 +621,7 @@ def test_upcoming_periodic_future_anchor_monthly():
 def test_upcoming_one_shot():
     assert_utc_list(upcoming(None, None, None, NOW, ROME), [NOW])
     future = rome(2026, 12, 1, 9, 0)
-    assert_utc_list(
-        upcoming(future, None, None, NOW, ROME, count=10), [u(2026, 12, 1, 8)]
-    )
+    assert_utc_list(upcoming(future, None, None, NOW, ROME, count=10), [u(2026, 12, 1, 8)])
     assert upcoming(future, None, None, NOW, ROME, count=0) == []
 
 
@@ -691,14 +669,8 @@ def test_describe(anchor, period, rate, expected):
 
 
 def test_describe_uses_given_tz():
-    assert (
-        describe(u(2026, 12, 1, 8, 0), "day", 1, UTC)
-        == "every day from 2026-12-01 08:00"
-    )
-    assert (
-        describe(u(2026, 12, 1, 8, 0), "day", 1, NEW_YORK)
-        == "every day from 2026-12-01 03:00"
-    )
+    assert describe(u(2026, 12, 1, 8, 0), "day", 1, UTC) == "every day from 2026-12-01 08:00"
+    assert describe(u(2026, 12, 1, 8, 0), "day", 1, NEW_YORK) == "every day from 2026-12-01 03:00"
 
 
 def test_describe_rejects_invalid_settings():
@@ -746,8 +718,18 @@ def test_preview_marks_a_time_that_occurs_twice():
 
 def test_preview_every_30_minutes_through_the_repeated_hour():
     runs = schedule.preview(rome(2026, 10, 25, 2, 0), "minute", 30, u(2026, 10, 1), ROME, count=4)
-    assert [r.local.strftime("%H:%M %Z") for r in runs] == ["02:00 CEST", "02:30 CEST", "02:00 CET", "02:30 CET"]
-    assert [r.at for r in runs] == [u(2026, 10, 25, 0, 0), u(2026, 10, 25, 0, 30), u(2026, 10, 25, 1), u(2026, 10, 25, 1, 30)]
+    assert [r.local.strftime("%H:%M %Z") for r in runs] == [
+        "02:00 CEST",
+        "02:30 CEST",
+        "02:00 CET",
+        "02:30 CET",
+    ]
+    assert [r.at for r in runs] == [
+        u(2026, 10, 25, 0, 0),
+        u(2026, 10, 25, 0, 30),
+        u(2026, 10, 25, 1),
+        u(2026, 10, 25, 1, 30),
+    ]
     assert [r.dst_change for r in runs] == [False, False, True, False]
     assert [r.local.fold for r in runs] == [0, 0, 1, 1]
     assert all(r.repeated for r in runs)

@@ -71,7 +71,9 @@ def spool_entries(spool_dir) -> dict:
 def entries_of(spool_dir, task) -> list[dict]:
     """The entries of the task's current token (ids may be reused between tests; tokens never)."""
     return [
-        e for e in spool_entries(spool_dir).values() if e["task"] == str(task.pk) and e["token"] == task.run_token
+        e
+        for e in spool_entries(spool_dir).values()
+        if e["task"] == str(task.pk) and e["token"] == task.run_token
     ]
 
 
@@ -399,7 +401,9 @@ def test_start_uses_the_project_time_zone_not_the_request_zone(commands, superus
     # A daily grid anchored where New York and Rome are 5 hours apart (US
     # summer time starts weeks earlier): its next slot differs in the two
     # zones whenever they are 6 hours apart today, and vice versa.
-    candidates = [now.replace(month=3, day=20, hour=8, minute=0, second=0, microsecond=0) - timedelta(days=365)]
+    candidates = [
+        now.replace(month=3, day=20, hour=8, minute=0, second=0, microsecond=0) - timedelta(days=365)
+    ]
     candidates.append(candidates[0].replace(month=7, day=1))
     for anchor in candidates:
         in_rome = schedule.first_run(anchor, "day", 1, now, rome)[0]
@@ -443,7 +447,12 @@ def test_start_uses_the_project_time_zone_not_the_request_zone(commands, superus
         ({"repetition_period": "", "repetition_rate": "2"}, "without a repetition period"),
         ({"repetition_period": "minute", "repetition_rate": "99999999"}, "too large"),
         (
-            {"scheduling_0": "9999-12-31", "scheduling_1": "10:00:00", "repetition_period": "month", "repetition_rate": "1"},
+            {
+                "scheduling_0": "9999-12-31",
+                "scheduling_1": "10:00:00",
+                "repetition_period": "month",
+                "repetition_rate": "1",
+            },
             "no run after the first one before the year 9999",
         ),
     ],
@@ -502,13 +511,20 @@ def test_preview_endpoint_lists_next_runs_with_dst_marked(server, admin_http, co
     assert gap_runs[1]["local"].endswith("03:30")
     assert any("does not exist" in n for n in gap_runs[1]["notes"])
 
-    bad = json.loads(admin_http.get(TASK_URL + "schedule-preview/?repetition_period=day&repetition_rate=0").text)
+    bad = json.loads(
+        admin_http.get(TASK_URL + "schedule-preview/?repetition_period=day&repetition_rate=0").text
+    )
     assert not bad["ok"] and "at least 1" in bad["errors"][0]
     assert "at least 1" in bad["html"]
 
     # The same preview is rendered on the page for the saved values, and
     # the page loads the script that refreshes it while editing.
-    task = add_task(admin_http, commands, "previewed", **schedule_fields(timezone.make_aware(eve.replace(hour=9), project_tz()), "day", 1))
+    task = add_task(
+        admin_http,
+        commands,
+        "previewed",
+        **schedule_fields(timezone.make_aware(eve.replace(hour=9), project_tz()), "day", 1),
+    )
     page = admin_http.get(TASK_URL + "%d/change/" % task.pk)
     assert "Every day from %s 09:00" % eve.strftime("%Y-%m-%d") in page.text
     assert 'datetime="%sT07:00:00+00:00"' % change_day.strftime("%Y-%m-%d") in page.text
@@ -565,7 +581,9 @@ def test_emptied_spool_dir_is_repopulated_at_spooler_start(server, admin_http, c
     node, client = _start_node()
     spool_dir = node.spool_dir
     try:
-        hourly = add_task(client, commands, "node hourly", **schedule_fields(whole_seconds_ahead(1800), "hour", 1))
+        hourly = add_task(
+            client, commands, "node hourly", **schedule_fields(whole_seconds_ahead(1800), "hour", 1)
+        )
         later = add_task(client, commands, "node once", **schedule_fields(whole_seconds_ahead(3600)))
         for task in (hourly, later):
             press(client, task, "start")
@@ -594,7 +612,11 @@ def test_emptied_spool_dir_is_repopulated_at_spooler_start(server, admin_http, c
             assert task.next_datetime == next_run
             assert live[task.pk] == [task.run_token] != [old_token]
             entry = parse_spool_file(task.spooler_id)
-            assert (entry["token"], entry["at"], entry["trigger"]) == (task.run_token, at_of(next_run), "recovery")
+            assert (entry["token"], entry["at"], entry["trigger"]) == (
+                task.run_token,
+                at_of(next_run),
+                "recovery",
+            )
         # Two spooler processes recovered at once: still one entry per task.
         assert len(spool_entries(spool_dir)) == 2
         foreign.refresh_from_db()
@@ -607,7 +629,9 @@ def test_emptied_spool_dir_is_repopulated_at_spooler_start(server, admin_http, c
     # A restart with the spool files in place respools nothing.
     node, client = _start_node(spool_dir)
     try:
-        wait_for(lambda: SpoolerHeartbeat.objects.filter(node=_node(spool_dir)).exists(), message="a heartbeat")
+        wait_for(
+            lambda: SpoolerHeartbeat.objects.filter(node=_node(spool_dir)).exists(), message="a heartbeat"
+        )
         for task in (hourly, later):
             assert Task.objects.get(pk=task.pk).run_token == tokens[task.pk]
         assert len(spool_entries(spool_dir)) == 2
@@ -622,7 +646,9 @@ def test_respool_command_repopulates_a_running_node(server, admin_http, commands
     try:
         soon = whole_seconds_ahead(4)
         due = add_task(client, commands, "due soon", **schedule_fields(soon))
-        hourly = add_task(client, commands, "hourly too", **schedule_fields(whole_seconds_ahead(1800), "hour", 1))
+        hourly = add_task(
+            client, commands, "hourly too", **schedule_fields(whole_seconds_ahead(1800), "hour", 1)
+        )
         for task in (due, hourly):
             press(client, task, "start")
         for path in Path(spool_dir).glob("uwsgi_spoolfile_on_*"):

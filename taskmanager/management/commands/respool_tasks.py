@@ -49,7 +49,9 @@ class Command(BaseCommand):
             help="Also take over the tasks recorded on NODE ('host:/spool/dir', as shown in the "
             "admin), e.g. a node that was replaced. Repeatable.",
         )
-        parser.add_argument("--dry-run", action="store_true", help="Show what would be respooled; change nothing.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Show what would be respooled; change nothing."
+        )
 
     def handle(self, *args, **options):
         spool_dir = options["spool_dir"] or self._default_dir()
@@ -70,8 +72,14 @@ class Command(BaseCommand):
         verb = "Would respool" if options["dry_run"] else "Respooled"
         if options["verbosity"] >= 2:
             for item in done:
-                when = "at once" if item.at is None or item.at <= now else timezone.localtime(item.at).isoformat()
-                self.stdout.write("%s task %s (%s, %s): runs %s" % (verb, item.task_id, item.name, item.status, when))
+                when = (
+                    "at once"
+                    if item.at is None or item.at <= now
+                    else timezone.localtime(item.at).isoformat()
+                )
+                self.stdout.write(
+                    "%s task %s (%s, %s): runs %s" % (verb, item.task_id, item.name, item.status, when)
+                )
         if options["verbosity"] >= 1:
             self.stdout.write("%s %d task(s) on %s." % (verb, len(done), node))
         return None
@@ -82,6 +90,9 @@ class Command(BaseCommand):
             return nodes[0].partition(":")[2]
         if not nodes:
             raise CommandError(
-                "No spooler node of this host (%s) is known to the database: give --spool-dir." % socket.gethostname()
+                "No spooler node of this host (%s) is known to the database: give --spool-dir."
+                % socket.gethostname()
             )
-        raise CommandError("Several spool directories on this host; choose one with --spool-dir: %s" % ", ".join(nodes))
+        raise CommandError(
+            "Several spool directories on this host; choose one with --spool-dir: %s" % ", ".join(nodes)
+        )
