@@ -82,7 +82,10 @@ def insert_rows(rows: list[tuple], using: str = "default") -> None:
     connection = connections[using]
     table = connection.ops.quote_name(LogLine._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(LogLine._meta.get_field(name).column) for name in FIELDS)
-    with connection.cursor() as cursor:
+    # wrap_database_errors: the raw driver calls below raise Django's
+    # DatabaseError classes like the ORM does (the runner retries on those
+    # when the server drops the connection).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         raw = getattr(cursor, "cursor", None)
         if connection.vendor == "postgresql" and hasattr(raw, "copy"):
             # psycopg 3: COPY is several times faster than any INSERT form,

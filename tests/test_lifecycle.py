@@ -661,5 +661,77 @@ def _killed_database_connections_do_not_break_runs(node, commands):
     running_report(third)
     assert kill_other_connections() >= 1
     report = finished_report(third)
-    assert report.result == "OK", texts(report)
+    assert report.result == "OK", (report.end_reason, texts(report)[-5:])
     assert "slept" in texts(report)
+
+
+# -- The state table (docs/states.rst) ---------------------------------------------
+
+STATE_TABLE = {
+    # (status before, button): (message fragment, what follows)
+    ("IDLE", "start"): ("was started", "a run, then IDLE"),
+    ("IDLE", "stop"): ("is not running nor scheduled", "IDLE"),
+    ("IDLE", "run-now"): ("will run now", "a run, then IDLE"),
+    ("SCHEDULED", "start"): ("is already scheduled for", "SCHEDULED"),
+    ("SCHEDULED", "stop"): ("its pending run is cancelled", "IDLE"),
+    ("SCHEDULED", "run-now"): ("will run now", "a run, then SCHEDULED"),
+    ("SPOOLED", "start"): ("is already scheduled for", "SPOOLED"),
+    ("SPOOLED", "stop"): ("its pending run is cancelled", "IDLE"),
+    ("SPOOLED", "run-now"): ("will run now", "a run, then SPOOLED"),
+    ("STARTED", "start"): ("is already running", "STARTED"),
+    ("STARTED", "stop"): ("is being stopped", "the run stopped, then IDLE"),
+    ("STARTED", "run-now"): ("is already running", "STARTED"),
+}
+
+
+def task_in_status(client, commands, status, name):
+    """Create a task through the admin and bring it to ``status`` through its buttons."""
+    if status == "IDLE":
+        return add_task(client, commands, name, "tm_ok")
+    if status == "SCHEDULED":
+        tomorrow = timezone.localtime() + timedelta(days=1)
+        task = add_task(
+            client, commands, name, "tm_ok",
+            scheduling_0=tomorrow.strftime("%Y-%m-%d"), scheduling_1=tomorrow.strftime("%H:%M:%S"),
+        )
+        press(client, task, "start")
+    elif status == "SPOOLED":
+        # A repeating task between two runs.
+        task = add_task(client, commands, name, "tm_ok", **periodic_fields(60))
+        press(client, task, "start")
+        finished_report(task)
+    else:
+        task = add_task(client, commands, name, "tm_sleep", "--seconds 120, --tick 0.2")
+        press(client, task, "start")
+        running_report(task)
+    wait_for(lambda: Task.objects.get(pk=task.pk).status == status, message="%s to be %s" % (name, status))
+    return Task.objects.get(pk=task.pk)
+
+
+@pytest.mark.parametrize("status, button", list(STATE_TABLE), ids=["-".join(k) for k in STATE_TABLE])
+def test_state_table(server, admin_http, commands, status, button):
+    message, after = STATE_TABLE[status, button]
+    task = task_in_status(admin_http, commands, status, "state-%s-%s" % (status, button))
+    reports = Report.objects.filter(task=task).count()
+    resp = press(admin_http, task, button)
+    assert message in resp.text
+    if after.startswith("a run"):
+        wait_for(
+            lambda: Report.objects.filter(task=task, finished_datetime__isnull=False).count() > reports,
+            message="a new run of %s" % task.name,
+        )
+        wait_for(lambda: Task.objects.get(pk=task.pk).status != "STARTED", message="the run's end")
+        expected = after.rsplit(" ", 1)[-1]
+    elif after.startswith("the run stopped"):
+        assert finished_report(task).end_reason == "stopped by user admin"
+        expected = "IDLE"
+    else:
+        expected = after
+    current = Task.objects.get(pk=task.pk)
+    assert current.status == expected
+    assert Report.objects.filter(task=task).count() == reports + after.startswith("a run")
+    if expected in ("SCHEDULED", "SPOOLED") and status == expected:
+        assert current.next_datetime == task.next_datetime and current.run_token == task.run_token
+    if current.status == "STARTED":
+        press(admin_http, task, "stop")
+        finished_report(task)
