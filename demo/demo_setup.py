@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Prepare the demo after ``migrate`` and ``collect_commands``; ``make demo`` runs it.
+
+* creates or updates the superuser ``admin`` with the password in the
+  ``DEMO_ADMIN_PASSWORD`` environment variable (default ``admin``);
+* creates the example tasks that are missing (existing ones, possibly edited
+  in the admin, are left alone, so running this again changes nothing);
+* checks that the HTTP port is free, and prints where to log in.
+
+A plain script rather than a management command, so that it does not show up
+among the commands that tasks can run.
+"""
+
+import argparse
+import os
+import socket
+import sys
+from pathlib import Path
+
+# (name, (app, command), arguments, category, repetition, note)
+EXAMPLE_TASKS = [
+    (
+        "Refresh the cache",
+        ("demoapp", "demo_ok"),
+        "--items 5",
+        "Examples",
+        None,
+        "Ends OK: plain lines and a success line.",
+    ),
+    (
+        "Check mailboxes",
+        ("demoapp", "demo_warnings"),
+        "",
+        "Examples",
+        None,
+        "Ends with WARNINGS: a WARNING-styled line and a logging.warning() record.",
+    ),
+    (
+        "Import records",
+        ("demoapp", "demo_errors"),
+        "",
+        "Examples",
+        None,
+        "Ends with ERRORS: it finishes normally but wrote ERROR-level lines.",
+    ),
+    (
+        "Send the newsletter",
+        ("demoapp", "demo_exception"),
+        "",
+        "Examples",
+        None,
+        "Ends FAILED: the command raises an exception; the report shows the traceback.",
+    ),
+    (
+        "Rebuild the search index",
+        ("demoapp", "demo_progress"),
+        "--steps 40, --delay 1",
+        "Examples",
+        None,
+        "Runs for about 40 seconds, a line per step and a progress bar: open its report "
+        "while it runs, or press Stop.",
+    ),
+    (
+        "Refresh the cache every 2 minutes",
+        ("demoapp", "demo_ok"),
+        "--items 2",
+        "Periodic",
+        ("minute", 2),
+        "A periodic task: press Start and it runs now, then every 2 minutes until you press Stop.",
+    ),
+    (
+        "Collect commands",
+        ("taskmanager", "collect_commands"),
+        "--excludecore, --verbosity 2",
+        "Maintenance",
+        None,
+        "Registers the management commands of the installed apps (run it after adding an app).",
+    ),
+]
+
+
+def port_is_free(port: int) -> bool:
+    """Return whether 127.0.0.1:port can be bound (with SO_REUSEADDR, as uWSGI binds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def ensure_admin(password: str) -> None:
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
+    user.is_staff = user.is_superuser = user.is_active = True
+    user.set_password(password)
+    user.save()
+    print("%s the superuser 'admin'." % ("Created" if created else "Updated"))
+
+
+def ensure_tasks() -> None:
+    from taskmanager.models import Command, Task, TaskCategory
+
+    for name, (app, command_name), arguments, category, repetition, note in EXAMPLE_TASKS:
+        if Task.objects.filter(name=name).exists():
+            print("Example task %r exists, left as it is." % name)
+            continue
+        command = Command.objects.filter(app_name=app, name=command_name).first()
+        if command is None:
+            sys.exit(
+                "The command %s (%s) is not registered: run "
+                "'python manage.py collect_commands --excludecore -v2' first." % (command_name, app)
+            )
+        task = Task(
+            name=name,
+            command=command,
+            arguments=arguments,
+            category=TaskCategory.objects.get_or_create(name=category)[0],
+            note=note,
+        )
+        if repetition:
+            task.repetition_period, task.repetition_rate = repetition
+        task.full_clean()
+        task.save()
+        print("Created the example task %r." % name)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port the demo will listen on.")
+    args = parser.parse_args(argv)
+    password = os.environ.get("DEMO_ADMIN_PASSWORD") or "admin"
+
+    if not port_is_free(args.port):
+        sys.exit(
+            "Port %d on 127.0.0.1 is already in use (another demo still running?). "
+            "Stop it, or pick another port: make demo PORT=8001" % args.port
+        )
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demoproject.settings")
+    import django
+
+    django.setup()
+    ensure_admin(password)
+    ensure_tasks()
+
+    url = "http://127.0.0.1:%d/admin/" % args.port
+    print()
+    print("=" * 72)
+    print("  Task manager demo: %s" % url)
+    print("  user: admin   password: %s" % password)
+    print("  Open 'Tasks', tick a task, choose the Start action (or open it and press Start),")
+    print("  then read its report on the task page. Stop the demo with Ctrl-C.")
+    print("=" * 72)
+    print()
+
+
+if __name__ == "__main__":
+    main()
