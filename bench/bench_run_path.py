@@ -366,7 +366,7 @@ def bench_overhead(env, server, client, runs: int, periodic_runs: int, floor_run
     fl, cf = result["floor_fork_call_command_exit_ms"], result["floor_one_commit_ms"]
     table += [
         [
-            "report timestamps (claim -> finish)",
+            "report timestamps, the 5 kept reports (claim -> finish)",
             result["one_shot_report_timestamps_ms"]["median"],
             result["one_shot_report_timestamps_ms"]["p95"],
             None,
