@@ -152,6 +152,9 @@ def main(argv=None):
                 "stored_lines": report.lines,
                 "supervisor_rss_growth_mb": growth / 1024,
                 "child_rss_growth_mb": child / 1024,
+                # CPU per line: steadier than wall time on a shared machine.
+                "supervisor_cpu_us_per_line": cpu / args.lines * 1e6,
+                "child_cpu_us_per_line": child_cpu / args.lines * 1e6,
             }
     finally:
         if not args.keep:

@@ -16,6 +16,7 @@ the whole download. Numbers only: nothing here asserts.
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -88,13 +89,17 @@ def measure(client, url, repeat, stream=False):
     return min(times), statistics.median(times), queries, size
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql", "mariadb"])
-    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--lines", type=int, default=None, help="default 1,000,000 (100,000 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts (bench/run.py --quick)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.lines is None:
+        args.lines = 100_000 if args.quick else 1_000_000
+    results = {"bench": "viewer", "db": args.db, "quick": args.quick, "lines": args.lines, "cases": {}}
     name = _benchdb.setup(args.db)
     try:
         from django.conf import settings
@@ -134,14 +139,27 @@ def main():
             best, median, queries, size = measure(client, url, args.repeat)
             print("  %-38s %8.1f %8.1f   %2d queries  %8d bytes" % (label, best * 1000, median * 1000, queries, size))
             sys.stdout.flush()
+            results["cases"][label] = {"best_ms": best * 1000, "median_ms": median * 1000, "queries": queries}
         best, median, queries, size = measure(client, base + "download/", 1, stream=True)
         print(
             "  %-38s %8.1f ms  %d queries  %.1f MB (%.0f lines/s)"
             % ("download of the whole log", best * 1000, queries, size / 1e6, args.lines / best)
         )
+        results["download"] = {"seconds": best, "megabytes": size / 1e6, "lines_per_s": args.lines / best}
     finally:
         if not args.keep:
             _benchdb.teardown(args.db, name)
+    pages = {k: v for k, v in results["cases"].items() if "page" in k and not k.startswith("search")}
+    worst = max(pages, key=lambda k: pages[k]["median_ms"]) if pages else None
+    # The one JSON line bench/run.py collects (see bench/common.py); target: pages <= 200 ms.
+    results["summary"] = {
+        "worst_page_median_ms": round(pages[worst]["median_ms"], 1) if worst else None,
+        "worst_page": worst,
+        "rare_search_median_ms": round(results["cases"].get("search, rare word (whole log read)", {}).get("median_ms", 0), 1),
+        "download_lines_per_s": round(results.get("download", {}).get("lines_per_s", 0)),
+    }
+    print(json.dumps(results, sort_keys=True))
+    return results
 
 
 if __name__ == "__main__":

@@ -115,10 +115,11 @@ def _row(row: dict, link) -> dict:
     if cut:
         text = text[:SHOWN_CHARS]
     name = level_name(row["level"])
+    stamp = timezone.localtime(row["timestamp"])
     return {
         "seq": row["seq"],
-        "time": timezone.localtime(row["timestamp"]).strftime("%H:%M:%S.%f")[:-3],
-        "datetime": timezone.localtime(row["timestamp"]).isoformat(),
+        "time": stamp.strftime("%H:%M:%S.%f")[:-3],
+        "datetime": stamp.isoformat(),
         "level": name,
         "css": "tm-level-" + slugify(name),
         "stream": row["stream"],
@@ -129,7 +130,9 @@ def _row(row: dict, link) -> dict:
     }
 
 
-def _status(report) -> str:
+def _status(report, following: bool = True) -> str:
+    if report.is_running and not following:
+        return _("The run is still going: open the last lines to follow it.")
     if report.is_running:
         return _("The run is still going: new lines appear here as they are written.")
     return _("The run has finished (%(result)s, %(reason)s): this is the whole log.") % {
@@ -208,7 +211,7 @@ def log_view(model_admin, request, object_id):
         + urlencode({"level": level, **({"q": query} if query else {})}),
         "cursor": cursor,
         "download_url": reverse("admin:taskmanager_report_log_download", args=[report.pk]),
-        "status": _status(report),
+        "status": _status(report, following=at_end),
         "shown_chars": SHOWN_CHARS,
         "page_lines": PAGE_LINES,
     }

@@ -345,6 +345,34 @@ def test_live_follow_while_running(server, admin_http, commands):
     assert 'data-follow="0"' in admin_http.get(LOG_URL % report.pk).text
 
 
+def test_running_log_opens_at_its_end(server, admin_http, commands):
+    """A running report's log opens at its last lines and follows; an earlier page says how to follow."""
+    task = Task.objects.create(name="long-running", command=commands["tm_ok"])
+    report = Report.objects.create(
+        task=task,
+        trigger="start",
+        host=socket.gethostname(),
+        supervisor_pid=os.getpid(),  # alive: recovery leaves the run alone
+        supervisor_started=processes.start_time(os.getpid()),
+        heartbeat=timezone.now() + timedelta(hours=1),
+    )
+    stamps = logstore.Stamps()
+    now_us = int(timezone.now().timestamp() * 1e6)
+    total = logviews.PAGE_LINES + 100
+    logstore.insert_rows([(report.pk, n, 20, 0, "stdout", stamps(now_us), "row %d" % n) for n in range(1, total + 1)])
+    page = admin_http.get(LOG_URL % report.pk)
+    seqs = [seq for _c, seq, _b in page_rows(page.text)]
+    assert seqs == list(range(total - logviews.PAGE_LINES + 1, total + 1))
+    assert 'data-follow="1"' in page.text and 'data-cursor="%d"' % total in page.text
+    assert "new lines appear here as they are written" in page.text
+    first = admin_http.get(LOG_URL % report.pk + "?level=ALL&after=0")
+    assert [seq for _c, seq, _b in page_rows(first.text)][0] == 1
+    assert 'data-follow="0"' in first.text
+    assert "open the last lines to follow it" in first.text
+    # Each line number links to the page starting at that line.
+    assert 'href="%s?level=ALL&amp;after=0#L1"' % (LOG_URL % report.pk) in first.text
+
+
 def test_download_is_the_whole_log(mixed_run, admin_http, server):
     task, report = mixed_run
     from urllib.request import Request
