@@ -96,7 +96,9 @@ def captured_run(lines: int, via: str):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql", "mariadb"])
     parser.add_argument("--lines", type=int, default=None, help="default 1,000,000 (100,000 with --quick)")
     parser.add_argument("--quick", action="store_true", help="smaller counts (bench/run.py --quick)")

@@ -54,7 +54,9 @@ def populate(lines: int):
         text = "line %d of the benchmark, item %d processed" % (seq, seq * 7)
         if seq == lines:
             text += " xylophone"
-        batch.append((report.pk, seq, level, logcapture.severity(level), "stdout", stamps(start_us + seq), text))
+        batch.append(
+            (report.pk, seq, level, logcapture.severity(level), "stdout", stamps(start_us + seq), text)
+        )
         if len(batch) == 10000:
             with transaction.atomic():
                 logstore.insert_rows(batch)
@@ -90,7 +92,9 @@ def measure(client, url, repeat, stream=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql", "mariadb"])
     parser.add_argument("--lines", type=int, default=None, help="default 1,000,000 (100,000 with --quick)")
     parser.add_argument("--quick", action="store_true", help="smaller counts (bench/run.py --quick)")
@@ -122,7 +126,10 @@ def main(argv=None):
                 ("%s first page" % level, base + "?level=%s" % level),
                 ("%s middle page" % level, base + "?level=%s&after=%d" % (level, middle)),
                 ("%s last page" % level, base + "?level=%s&last=1" % level),
-                ("%s page before the last" % level, base + "?level=%s&before=%d" % (level, args.lines - 20000)),
+                (
+                    "%s page before the last" % level,
+                    base + "?level=%s&before=%d" % (level, args.lines - 20000),
+                ),
             ]
         cases += [
             ("search, frequent text, first page", base + "?level=ALL&q=processed"),
@@ -137,7 +144,10 @@ def main(argv=None):
         )
         for label, url in cases:
             best, median, queries, size = measure(client, url, args.repeat)
-            print("  %-38s %8.1f %8.1f   %2d queries  %8d bytes" % (label, best * 1000, median * 1000, queries, size))
+            print(
+                "  %-38s %8.1f %8.1f   %2d queries  %8d bytes"
+                % (label, best * 1000, median * 1000, queries, size)
+            )
             sys.stdout.flush()
             results["cases"][label] = {"best_ms": best * 1000, "median_ms": median * 1000, "queries": queries}
         best, median, queries, size = measure(client, base + "download/", 1, stream=True)
@@ -155,7 +165,9 @@ def main(argv=None):
     results["summary"] = {
         "worst_page_median_ms": round(pages[worst]["median_ms"], 1) if worst else None,
         "worst_page": worst,
-        "rare_search_median_ms": round(results["cases"].get("search, rare word (whole log read)", {}).get("median_ms", 0), 1),
+        "rare_search_median_ms": round(
+            results["cases"].get("search, rare word (whole log read)", {}).get("median_ms", 0), 1
+        ),
         "download_lines_per_s": round(results.get("download", {}).get("lines_per_s", 0)),
     }
     print(json.dumps(results, sort_keys=True))

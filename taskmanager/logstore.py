@@ -241,7 +241,10 @@ def _fetch(ranges, backwards: bool, bound: int | None, limit: int | None, size: 
 
 
 def _search(report_id: int, ranges, backwards: bool, bound: int | None, size: int, text_chars: int) -> Page:
-    top = LogLine.objects.filter(report_id=report_id).order_by("-seq").values_list("seq", flat=True).first() or 0
+    top = (
+        LogLine.objects.filter(report_id=report_id).order_by("-seq").values_list("seq", flat=True).first()
+        or 0
+    )
     found: list[dict] = []
     window = SEARCH_WINDOW
     more = False

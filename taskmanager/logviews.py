@@ -81,8 +81,16 @@ def get_report(model_admin, request, object_id):
 # -- rendering ------------------------------------------------------------------
 def _url_end(url: str) -> int:
     """Return the length of ``url`` without trailing punctuation of the sentence around it."""
+    # A ")" ends the URL only when unbalanced, as in "(see http://x/a_(b))";
+    # counted once, so a line full of parentheses stays linear.
+    opened, closed = url.count("("), url.count(")")
     end = len(url)
-    while end and (url[end - 1] in _TRAILING or (url[end - 1] == ")" and url.count("(", 0, end) < url.count(")", 0, end))):
+    while end:
+        char = url[end - 1]
+        if char == ")" and closed > opened:
+            closed -= 1
+        elif char not in _TRAILING:
+            break
         end -= 1
     return end
 
@@ -179,7 +187,14 @@ def log_view(model_admin, request, object_id):
     after, before = _int_param(request, "after"), _int_param(request, "before")
     last = request.GET.get("last") == "1" or (after is None and before is None and report.is_running)
     page = logstore.read_page(
-        report.pk, level, query, after=after, before=before, last=last, size=PAGE_LINES, text_chars=SHOWN_CHARS
+        report.pk,
+        level,
+        query,
+        after=after,
+        before=before,
+        last=last,
+        size=PAGE_LINES,
+        text_chars=SHOWN_CHARS,
     )
     link = _linker(report, level, query)
     base = reverse("admin:taskmanager_report_log", args=[report.pk])

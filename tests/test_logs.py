@@ -58,9 +58,11 @@ def start(client, task):
 
 def finished_reports(task, count=1, timeout=60):
     return wait_for(
-        lambda: list(Report.objects.filter(task=task, finished_datetime__isnull=False).order_by("pk"))
-        if Report.objects.filter(task=task, finished_datetime__isnull=False).count() >= count
-        else None,
+        lambda: (
+            list(Report.objects.filter(task=task, finished_datetime__isnull=False).order_by("pk"))
+            if Report.objects.filter(task=task, finished_datetime__isnull=False).count() >= count
+            else None
+        ),
         timeout=timeout,
         message="%d finished report(s) of %s" % (count, task.name),
     )
@@ -92,7 +94,9 @@ def get_json(client, url):
 
 @pytest.fixture
 def mixed_run(server, admin_http, commands):
-    task, report = run_to_end(admin_http, commands, "mix", "tm_logmix", "--long %d" % (logcapture.MAX_LINE_CHARS + 10))
+    task, report = run_to_end(
+        admin_http, commands, "mix", "tm_logmix", "--long %d" % (logcapture.MAX_LINE_CHARS + 10)
+    )
     return task, report
 
 
@@ -149,7 +153,11 @@ def test_every_channel_is_captured_once_with_its_level(mixed_run):
     assert len(exception) == 1 and exception[0]["level"] == 40
     assert "ZeroDivisionError: division by zero" in exception[0]["text"]
     python_warning = [r for r in lines if "UserWarning: python warning" in r["text"]]
-    assert len(python_warning) == 1 and python_warning[0]["stream"] == "stderr" and python_warning[0]["level"] == 30
+    assert (
+        len(python_warning) == 1
+        and python_warning[0]["stream"] == "stderr"
+        and python_warning[0]["level"] == 30
+    )
     # The 1 MiB + 10 characters line: one row of MAX_LINE_CHARS, then the rest.
     long_rows = [r for r in lines if r["text"] and set(r["text"]) == {"L"}]
     assert [len(r["text"]) for r in long_rows] == [logcapture.MAX_LINE_CHARS, 10]
@@ -163,11 +171,28 @@ def test_order_within_each_source_and_counts_from_levels(mixed_run):
     lines = rows(report)
     seq = {(r["stream"], r["text"]): r["seq"] for r in lines}
     sources = [
-        ["out 1 plain", "out 2 success", "out 3 notice", "out 4 warning", "out 5 error", "out 6 first",
-         "out 6 second", "out 7 after styles", "out nul \ufffd and lone surrogate \ufffd in a record", "out red",
-         "out 100%", "out last without newline"],
-        ["print 1", "sub out 1", "sub bad \ufffd\ufffd utf8 and nul \ufffd here", "sub progress 100%", "sub green",
-         "sub no final newline"],
+        [
+            "out 1 plain",
+            "out 2 success",
+            "out 3 notice",
+            "out 4 warning",
+            "out 5 error",
+            "out 6 first",
+            "out 6 second",
+            "out 7 after styles",
+            "out nul \ufffd and lone surrogate \ufffd in a record",
+            "out red",
+            "out 100%",
+            "out last without newline",
+        ],
+        [
+            "print 1",
+            "sub out 1",
+            "sub bad \ufffd\ufffd utf8 and nul \ufffd here",
+            "sub progress 100%",
+            "sub green",
+            "sub no final newline",
+        ],
     ]
     for source in sources:
         positions = [seq[("stdout", text)] for text in source]
@@ -210,7 +235,10 @@ def test_viewer_escapes_and_links_safely(mixed_run, admin_http):
     assert "only the first %d characters are shown" % logviews.SHOWN_CHARS in page.text
     assert "L" * (logviews.SHOWN_CHARS + 1) not in page.text
     # Report page and the task page's inline link to the viewer.
-    for url in ("/admin/taskmanager/report/%d/change/" % report.pk, "/admin/taskmanager/task/%d/change/" % task.pk):
+    for url in (
+        "/admin/taskmanager/report/%d/change/" % report.pk,
+        "/admin/taskmanager/task/%d/change/" % task.pk,
+    ):
         assert LOG_URL % report.pk in admin_http.get(url).text
 
 
@@ -223,7 +251,9 @@ def test_level_filters_and_search(mixed_run, admin_http):
         shown = [seq for _css, seq, _body in page_rows(page.text)]
         assert shown == [r["seq"] for r in lines if r["level"] >= minimum], level
     page = admin_http.get(LOG_URL % report.pk + "?level=ALL&q=SUB+ERR")
-    assert [seq for _c, seq, _b in page_rows(page.text)] == [r["seq"] for r in lines if "sub err" in r["text"]]
+    assert [seq for _c, seq, _b in page_rows(page.text)] == [
+        r["seq"] for r in lines if "sub err" in r["text"]
+    ]
     page = admin_http.get(LOG_URL % report.pk + "?level=ERROR&q=plain")
     assert [seq for _c, seq, _b in page_rows(page.text)] == [one(lines, "err 1 plain")["seq"]]
     page = admin_http.get(LOG_URL % report.pk + "?level=ERROR&q=nothing-like-this")
@@ -243,7 +273,17 @@ def test_keyset_pages_in_constant_queries(transactional_db, commands):
     batch = []
     for seq in range(1, total + 1):
         level = 40 if seq % 100 == 0 else 30 if seq % 10 == 0 else 20
-        batch.append((report.pk, seq, level, logcapture.severity(level), "stdout", stamps(now_us + seq), "line %d" % seq))
+        batch.append(
+            (
+                report.pk,
+                seq,
+                level,
+                logcapture.severity(level),
+                "stdout",
+                stamps(now_us + seq),
+                "line %d" % seq,
+            )
+        )
     logstore.insert_rows(batch)
     counts = []
     for level, expected_total in (("ALL", total), ("WARNING", total // 10), ("ERROR", total // 100)):
@@ -283,10 +323,14 @@ def test_search_pages_forward_and_back(transactional_db, commands, monkeypatch):
     rows_ = []
     for seq in range(1, total + 1):
         level = 40 if seq % 7 == 0 else 20
-        rows_.append((report.pk, seq, level, logcapture.severity(level), "stdout", stamps(now_us), "Line %d" % seq))
+        rows_.append(
+            (report.pk, seq, level, logcapture.severity(level), "stdout", stamps(now_us), "Line %d" % seq)
+        )
     logstore.insert_rows(rows_)
     for level, minimum in (("ALL", 0), ("ERROR", 40)):
-        expected = [seq for _r, seq, lvl, _s, _st, _t, text in rows_ if "line 1" in text.lower() and lvl >= minimum]
+        expected = [
+            seq for _r, seq, lvl, _s, _st, _t, text in rows_ if "line 1" in text.lower() and lvl >= minimum
+        ]
         seen, after = [], None
         while True:
             page = logstore.read_page(report.pk, level, "LINE 1", after=after, size=9)
@@ -359,7 +403,9 @@ def test_running_log_opens_at_its_end(server, admin_http, commands):
     stamps = logstore.Stamps()
     now_us = int(timezone.now().timestamp() * 1e6)
     total = logviews.PAGE_LINES + 100
-    logstore.insert_rows([(report.pk, n, 20, 0, "stdout", stamps(now_us), "row %d" % n) for n in range(1, total + 1)])
+    logstore.insert_rows(
+        [(report.pk, n, 20, 0, "stdout", stamps(now_us), "row %d" % n) for n in range(1, total + 1)]
+    )
     page = admin_http.get(LOG_URL % report.pk)
     seqs = [seq for _c, seq, _b in page_rows(page.text)]
     assert seqs == list(range(total - logviews.PAGE_LINES + 1, total + 1))
@@ -398,7 +444,7 @@ def test_download_is_the_whole_log(mixed_run, admin_http, server):
 
 
 @pytest.mark.browser
-def test_browser_follows_a_running_log(browser, static_server, commands):
+def test_browser_follows_a_running_log(browser, static_server, commands):  # noqa: F811 - fixtures of test_browser
     """The page's script appends new lines while the run goes on, escapes them, and stops at the end."""
     from playwright.sync_api import expect
 
@@ -439,7 +485,9 @@ def test_browser_follows_a_running_log(browser, static_server, commands):
 def test_viewer_needs_view_report_permission(server, commands):
     task = Task.objects.create(name="perm-log", command=commands["tm_ok"])
     report = Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=timezone.now())
-    LogLine.objects.create(report=report, seq=1, stream="stdout", timestamp=timezone.now(), text="secret line")
+    LogLine.objects.create(
+        report=report, seq=1, stream="stdout", timestamp=timezone.now(), text="secret line"
+    )
     urls = [
         LOG_URL % report.pk,
         "/admin/taskmanager/report/%d/log/follow/?after=0" % report.pk,
@@ -456,7 +504,9 @@ def test_viewer_needs_view_report_permission(server, commands):
         resp = nobody.get(url)
         assert resp.status == 403 and "secret line" not in resp.text, url
     viewer = User.objects.create_user("viewer", password=PASSWORD, is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_report", content_type__app_label="taskmanager"))
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_report", content_type__app_label="taskmanager")
+    )
     client = AdminClient(server.url)
     client.login("viewer", PASSWORD)
     for url in urls:
@@ -485,16 +535,20 @@ def test_retention_keeps_the_last_reports_of_each_task_only(server, admin_http, 
         supervisor_started=processes.start_time(os.getpid()),
         heartbeat=timezone.now() + timedelta(hours=1),
     )
-    LogLine.objects.create(report=running, seq=1, stream="stdout", timestamp=timezone.now(), text="still going")
+    LogLine.objects.create(
+        report=running, seq=1, stream="stdout", timestamp=timezone.now(), text="still going"
+    )
     runs = keep + 2
     ids = []
     for _ in range(runs):
         start(admin_http, task)
         done = wait_for(
-            lambda: Report.objects.filter(task=task, finished_datetime__isnull=False)
-            .exclude(pk__in=ids)
-            .values_list("pk", flat=True)
-            .first(),
+            lambda: (
+                Report.objects.filter(task=task, finished_datetime__isnull=False)
+                .exclude(pk__in=ids)
+                .values_list("pk", flat=True)
+                .first()
+            ),
             timeout=60,
             message="the next run of %s" % task.name,
         )
@@ -617,14 +671,26 @@ def test_clean_text():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("see https://ex.com/x.", 'see <a href="https://ex.com/x" rel="noopener nofollow noreferrer" '
-         'target="_blank">https://ex.com/x</a>.'),
-        ("(http://ex.com/a_(b))", '(<a href="http://ex.com/a_(b)" rel="noopener nofollow noreferrer" '
-         'target="_blank">http://ex.com/a_(b)</a>)'),
+        (
+            "see https://ex.com/x.",
+            'see <a href="https://ex.com/x" rel="noopener nofollow noreferrer" '
+            'target="_blank">https://ex.com/x</a>.',
+        ),
+        (
+            "(http://ex.com/a_(b))",
+            '(<a href="http://ex.com/a_(b)" rel="noopener nofollow noreferrer" '
+            'target="_blank">http://ex.com/a_(b)</a>)',
+        ),
         ('<img src=x onerror="alert(1)">', "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"),
-        ("javascript:alert(1) ftp://x data:text/html,<b>", "javascript:alert(1) ftp://x data:text/html,&lt;b&gt;"),
-        ('http://ex.com/"onmouseover="x', '<a href="http://ex.com/" rel="noopener nofollow noreferrer" '
-         'target="_blank">http://ex.com/</a>&quot;onmouseover=&quot;x'),
+        (
+            "javascript:alert(1) ftp://x data:text/html,<b>",
+            "javascript:alert(1) ftp://x data:text/html,&lt;b&gt;",
+        ),
+        (
+            'http://ex.com/"onmouseover="x',
+            '<a href="http://ex.com/" rel="noopener nofollow noreferrer" '
+            'target="_blank">http://ex.com/</a>&quot;onmouseover=&quot;x',
+        ),
     ],
 )
 def test_render_text(text, expected):

@@ -9,7 +9,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--lines", type=int, default=10)
         parser.add_argument("--tick", type=float, default=0.3)
-        parser.add_argument("--hostile", action="store_true", help="make line 3 an HTML/script injection attempt")
+        parser.add_argument(
+            "--hostile", action="store_true", help="make line 3 an HTML/script injection attempt"
+        )
 
     def handle(self, *args, **options):
         for n in range(1, options["lines"] + 1):

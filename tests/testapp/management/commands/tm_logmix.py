@@ -71,7 +71,9 @@ class Command(BaseCommand):
         sys.stderr.flush()
         subprocess.run([python(), "-c", SUBPROCESS], check=True)
 
-        self.stdout.write("<script>alert(1)</script> see https://example.com/a?b=1&c=<x> or javascript:alert(2)")
+        self.stdout.write(
+            "<script>alert(1)</script> see https://example.com/a?b=1&c=<x> or javascript:alert(2)"
+        )
         self.stdout.write("out nul \x00 and lone surrogate \udc80 in a record")
         self.stdout.write("\x1b[31mout red\x1b[0m")
         self.stdout.write("out 50%\rout 100%")
