@@ -225,6 +225,7 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
                     "category",
                     "note",
                     "timeout",
+                    "notify",
                 ]
             },
         ),

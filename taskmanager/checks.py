@@ -1,1 +1,689 @@
-"""System checks, ids ``taskmanager.E0xx`` (errors) and ``taskmanager.W0xx`` (warnings)."""
+"""System checks, ids ``taskmanager.E0xx`` (errors) and ``taskmanager.W0xx`` (warnings).
+
+Every id, with what it means and how to fix it, is listed in ``docs/checks.rst``.
+
+Three groups:
+
+* **Settings** (E001-E009, W001-W009): the values of the ``TASKMANAGER_*``
+  settings, the time zone settings the scheduler relies on, and the SQLite
+  connection options that concurrent web and spooler processes need. These
+  run with every management command, as Django's own checks do.
+* **Database** (W007): the journal mode of an SQLite file; it queries the
+  database, so it runs only when checks are given databases
+  (``manage.py check --database default``, ``migrate``).
+* **uWSGI** (E010-E019, W010-W019): the options of the uWSGI instance
+  (``uwsgi.opt``). Django never runs checks inside uWSGI, so
+  :func:`log_uwsgi_checks` runs them when a web worker or a spooler process
+  starts and logs each problem (see :func:`install_uwsgi_checks`). Outside
+  uWSGI they report nothing: running ``manage.py`` without uWSGI is normal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import logging
+import numbers
+import os
+from collections.abc import Callable, Mapping
+
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS, AppSettings
+
+logger = logging.getLogger("taskmanager.checks")
+
+TAG = "taskmanager"
+PREFIX = AppSettings.prefix
+RESULTS = ("FAILED", "ERRORS", "WARNINGS")
+#: uWSGI's default ``spooler-frequency``, in seconds.
+UWSGI_DEFAULT_SPOOLER_FREQUENCY = 30
+#: Below this many seconds, SQLite's busy timeout is reported (W005).
+SQLITE_MIN_TIMEOUT = 10
+
+# -- value rules ------------------------------------------------------------------
+#
+# Each rule takes the value and returns None when it is acceptable, else a
+# short description of what is expected.
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def int_at_least(minimum: int) -> Callable:
+    def rule(value):
+        if not _is_int(value) or value < minimum:
+            return "an integer of at least %d" % minimum
+        return None
+
+    return rule
+
+
+def number_at_least(minimum: float, *, strict: bool = False, optional: bool = False) -> Callable:
+    def rule(value):
+        if optional and value is None:
+            return None
+        bad = not _is_number(value) or (value <= minimum if strict else value < minimum)
+        if bad:
+            what = "a number of seconds greater than %s" if strict else "a number of seconds of at least %s"
+            return ("None or " if optional else "") + what % minimum
+        return None
+
+    return rule
+
+
+def boolean(value):
+    return None if isinstance(value, bool) else "True or False"
+
+
+def optional_text(value):
+    return None if value is None or (isinstance(value, str) and value) else "None or a non-empty string"
+
+
+def optional_url(value):
+    if value is None:
+        return None
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return None
+    return "None or an http:// or https:// URL"
+
+
+def url(value):
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return None
+    return "an http:// or https:// URL"
+
+
+def list_of_text(value):
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return None
+    return "a list of strings"
+
+
+def optional_list_of_text(value):
+    return None if value is None else list_of_text(value)
+
+
+def results(value):
+    if isinstance(value, (list, tuple, set, frozenset)) and all(v in RESULTS for v in value):
+        return None
+    return "a list made of %s" % ", ".join(repr(r) for r in RESULTS)
+
+
+def optional_path(value):
+    if value is None or isinstance(value, (str, os.PathLike)) and str(value):
+        return None
+    return "None or a directory path"
+
+
+def dotted_path(value):
+    return None if isinstance(value, str) and "." in value else "a dotted path to a class"
+
+
+#: The rule of every key of ``conf.DEFAULTS`` (tests check that none is missing).
+RULES: dict[str, Callable] = {
+    "BACKEND": dotted_path,
+    "REPORTS_KEPT": int_at_least(1),
+    "HISTORY_KEPT": int_at_least(1),
+    "ADMIN_POLL_MS": int_at_least(100),
+    "REPORT_TAIL_LINES": int_at_least(1),
+    "STOP_GRACE_SECONDS": number_at_least(0),
+    "DEFAULT_TIMEOUT": number_at_least(0, strict=True, optional=True),
+    "MAX_LOG_BYTES": int_at_least(1),
+    "LOG_BATCH_LINES": int_at_least(1),
+    "LOG_BATCH_BYTES": int_at_least(1),
+    "LOG_FLUSH_SECONDS": number_at_least(0, strict=True),
+    "STOP_POLL_SECONDS": number_at_least(0, strict=True),
+    "HEARTBEAT_SECONDS": number_at_least(0, strict=True),
+    "HEARTBEAT_TIMEOUT": number_at_least(0, strict=True),
+    "NODE_TIMEOUT": number_at_least(0),
+    "RECOVERY_SECONDS": number_at_least(0),
+    "UNSAFE_COMMANDS": list_of_text,
+    "ALLOW_UNSAFE_COMMANDS": boolean,
+    "WORKING_DIR": optional_path,
+    "NOTIFY_ON": results,
+    "NOTIFY_RECOVERED": boolean,
+    "NOTIFY_EMAIL_RECIPIENTS": optional_list_of_text,
+    "NOTIFY_EMAIL_FROM": optional_text,
+    "NOTIFY_WEBHOOK_URL": optional_url,
+    "NOTIFY_SLACK_TOKEN": optional_text,
+    "NOTIFY_SLACK_CHANNEL": optional_text,
+    "NOTIFY_SLACK_BASE_URL": url,
+    "NOTIFY_TIMEOUT": number_at_least(0, strict=True),
+    "NOTIFY_SITE_URL": optional_url,
+}
+
+
+def _type_of_default(name: str) -> Callable:
+    """Fallback rule for a key added to DEFAULTS without a rule: the default's type."""
+    default = DEFAULTS[name]
+
+    def rule(value):
+        if default is None or isinstance(value, type(default)) and not (
+            isinstance(value, bool) and not isinstance(default, bool)
+        ):
+            return None
+        return "a value of type %s" % type(default).__name__
+
+    return rule
+
+
+def _configured(name: str) -> tuple[bool, object]:
+    """Return (set in the project's settings?, value in force)."""
+    full = PREFIX + name
+    if hasattr(settings, full):
+        return True, getattr(settings, full)
+    return False, DEFAULTS[name]
+
+
+def _setting_error(name: str, value, expected: str) -> checks.Error:
+    return checks.Error(
+        "%s%s is %r; it must be %s." % (PREFIX, name, value, expected),
+        hint="Fix %s%s in your settings, or remove it to use the default (%r)."
+        % (PREFIX, name, DEFAULTS[name]),
+        obj=PREFIX + name,
+        id="taskmanager.E001",
+    )
+
+
+# -- settings checks ------------------------------------------------------------------
+
+
+@checks.register(TAG)
+def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Check every ``TASKMANAGER_*`` value (E001), the backend (E002), unknown names (W001)."""
+    messages = []
+    values = {}
+    for name in DEFAULTS:
+        _set, value = _configured(name)
+        values[name] = value
+        problem = RULES.get(name, _type_of_default(name))(value)
+        if problem:
+            messages.append(_setting_error(name, value, problem))
+    messages += _check_backend(values["BACKEND"])
+    messages += _check_relations(values, {m.obj for m in messages})
+    for full in dir(settings):
+        if full.startswith(PREFIX) and full[len(PREFIX) :] not in DEFAULTS:
+            close = difflib.get_close_matches(full[len(PREFIX) :], list(DEFAULTS), n=1)
+            hint = (
+                "Did you mean %s%s?" % (PREFIX, close[0])
+                if close
+                else "See the settings reference in the documentation for the valid names."
+            )
+            messages.append(
+                checks.Warning(
+                    "%s is not a setting of the task manager and has no effect." % full,
+                    hint=hint,
+                    obj=full,
+                    id="taskmanager.W001",
+                )
+            )
+    working_dir = values["WORKING_DIR"]
+    if working_dir is not None and not optional_path(working_dir) and not os.path.isdir(working_dir):
+        messages.append(
+            checks.Warning(
+                "%sWORKING_DIR is %r, which is not a directory here: commands would fail to start."
+                % (PREFIX, str(working_dir)),
+                hint="Create the directory on every node that runs spoolers, or fix the setting.",
+                obj=PREFIX + "WORKING_DIR",
+                id="taskmanager.W002",
+            )
+        )
+    return messages
+
+
+def _check_backend(path) -> list[checks.CheckMessage]:
+    if dotted_path(path):
+        return []  # already reported by E001
+    from .spooler import BaseBackend
+
+    try:
+        backend = import_string(path)
+    except ImportError as exc:
+        problem = "cannot be imported (%s)" % exc
+    else:
+        if isinstance(backend, type) and issubclass(backend, BaseBackend):
+            return []
+        problem = "is not a subclass of taskmanager.spooler.BaseBackend"
+    return [
+        checks.Error(
+            "%sBACKEND %r %s." % (PREFIX, path, problem),
+            hint="Use 'taskmanager.spooler.uwsgi.UwsgiBackend' (the default) or the dotted path "
+            "of your own BaseBackend subclass.",
+            obj=PREFIX + "BACKEND",
+            id="taskmanager.E002",
+        )
+    ]
+
+
+def _check_relations(values: dict, invalid: set) -> list[checks.CheckMessage]:
+    """Check values that only make sense together (W003, W009)."""
+    messages = []
+
+    def valid(*names):
+        return not any(PREFIX + n in invalid for n in names)
+
+    if valid("HEARTBEAT_SECONDS", "HEARTBEAT_TIMEOUT") and (
+        values["HEARTBEAT_TIMEOUT"] < 2 * values["HEARTBEAT_SECONDS"]
+    ):
+        messages.append(
+            checks.Warning(
+                "%sHEARTBEAT_TIMEOUT (%s s) is less than twice %sHEARTBEAT_SECONDS (%s s): recovery "
+                "would take runs that are alive for interrupted ones."
+                % (PREFIX, values["HEARTBEAT_TIMEOUT"], PREFIX, values["HEARTBEAT_SECONDS"]),
+                hint="Keep HEARTBEAT_TIMEOUT at several heartbeats, e.g. 12 times HEARTBEAT_SECONDS.",
+                obj=PREFIX + "HEARTBEAT_TIMEOUT",
+                id="taskmanager.W009",
+            )
+        )
+    if valid("NODE_TIMEOUT", "RECOVERY_SECONDS") and values["NODE_TIMEOUT"]:
+        recovery = values["RECOVERY_SECONDS"]
+        if not recovery or recovery * 2 > values["NODE_TIMEOUT"]:
+            messages.append(
+                checks.Warning(
+                    "Spooler nodes record their heartbeat every %sRECOVERY_SECONDS (%s s), but the admin "
+                    "reports a node as silent after %sNODE_TIMEOUT (%s s): live nodes would be "
+                    "reported as down." % (PREFIX, recovery, PREFIX, values["NODE_TIMEOUT"]),
+                    hint="Make NODE_TIMEOUT at least twice RECOVERY_SECONDS (and RECOVERY_SECONDS "
+                    "not 0), or set NODE_TIMEOUT to 0 to turn the warnings off.",
+                    obj=PREFIX + "NODE_TIMEOUT",
+                    id="taskmanager.W003",
+                )
+            )
+    return messages
+
+
+@checks.register(TAG)
+def check_time_zone(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Check that schedules can be computed in the project's time zone (E003, E004)."""
+    import zoneinfo
+
+    messages = []
+    if not settings.USE_TZ:
+        messages.append(
+            checks.Error(
+                "USE_TZ is False: the task manager computes schedules with aware datetimes and "
+                "cannot start or schedule tasks with naive ones.",
+                hint="Set USE_TZ = True (the default since Django 5.0); TIME_ZONE stays the zone "
+                "schedules follow.",
+                obj="USE_TZ",
+                id="taskmanager.E003",
+            )
+        )
+    name = settings.TIME_ZONE
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, TypeError, ValueError) as exc:
+        messages.append(
+            checks.Error(
+                "TIME_ZONE %r cannot be loaded (%s): daily and monthly schedules follow the wall "
+                "clock of TIME_ZONE." % (name, exc.__class__.__name__),
+                hint="Use an IANA zone name such as 'Europe/Rome' or 'UTC'; if the name is right, "
+                "install the system tz database or the tzdata package.",
+                obj="TIME_ZONE",
+                id="taskmanager.E004",
+            )
+        )
+    return messages
+
+
+def _task_database() -> str:
+    from django.db import router
+
+    from .models import Task
+
+    return router.db_for_write(Task) or "default"
+
+
+@checks.register(TAG)
+def check_sqlite(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Check the options of the SQLite database the tasks live in (W004-W006), without querying it.
+
+    Web processes and several spooler processes write to the same file at
+    the same time: without WAL readers block writers, without IMMEDIATE
+    transactions a write inside a read transaction fails at once with
+    "database is locked", and without a generous busy timeout a writer gives
+    up while another one commits a batch of log lines.
+    """
+    alias = _task_database()
+    config = settings.DATABASES.get(alias, {})
+    if config.get("ENGINE") != "django.db.backends.sqlite3":
+        return []
+    options = config.get("OPTIONS") or {}
+    messages = []
+    init = str(options.get("init_command") or "").lower().replace(" ", "")
+    if "journal_mode=wal" not in init:
+        messages.append(
+            checks.Warning(
+                "The SQLite database %r is not set to WAL mode: page views wait while a task writes "
+                "its log, and spoolers fail with 'database is locked'." % alias,
+                hint="Add \"init_command\": \"PRAGMA journal_mode=WAL;\" to DATABASES[%r]['OPTIONS'] "
+                "(if the file is already in WAL mode, which persists, add taskmanager.W004 to "
+                "SILENCED_SYSTEM_CHECKS)." % alias,
+                obj="DATABASES[%r]" % alias,
+                id="taskmanager.W004",
+            )
+        )
+    if str(options.get("transaction_mode") or "").upper() != "IMMEDIATE":
+        messages.append(
+            checks.Warning(
+                "The SQLite database %r does not use IMMEDIATE transactions: concurrent web and "
+                "spooler processes fail with 'database is locked' instead of waiting." % alias,
+                hint="Add \"transaction_mode\": \"IMMEDIATE\" to DATABASES[%r]['OPTIONS']." % alias,
+                obj="DATABASES[%r]" % alias,
+                id="taskmanager.W005",
+            )
+        )
+    timeout = options.get("timeout")
+    if not _is_number(timeout) or timeout < SQLITE_MIN_TIMEOUT:
+        messages.append(
+            checks.Warning(
+                "The SQLite database %r has a busy timeout of %s seconds: a process gives up when "
+                "another one holds the write lock for longer."
+                % (alias, timeout if timeout is not None else "5 (the default)"),
+                hint="Add \"timeout\": 20 (seconds) to DATABASES[%r]['OPTIONS']." % alias,
+                obj="DATABASES[%r]" % alias,
+                id="taskmanager.W006",
+            )
+        )
+    return messages
+
+
+@checks.register(TAG, checks.Tags.database)
+def check_sqlite_journal(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """Ask an SQLite database file for its journal mode (W007); only when given databases."""
+    if not databases:
+        return []
+    alias = _task_database()
+    if alias not in databases:
+        return []
+    from django.db import connections
+
+    connection = connections[alias]
+    if connection.vendor != "sqlite":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        mode = str(cursor.fetchone()[0]).lower()
+    if mode == "wal" or connection.is_in_memory_db():
+        return []
+    return [
+        checks.Warning(
+            "The SQLite database %r is in journal mode %r, not WAL: page views wait while a task "
+            "writes its log." % (alias, mode),
+            hint="Add \"init_command\": \"PRAGMA journal_mode=WAL;\" to DATABASES[%r]['OPTIONS'], "
+            "or run PRAGMA journal_mode=WAL once on the file." % alias,
+            obj="DATABASES[%r]" % alias,
+            id="taskmanager.W007",
+        )
+    ]
+
+
+@checks.register(TAG)
+def check_notifications(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Check that the configured notification channels can send (E005, W008)."""
+    from .conf import app_settings
+
+    messages = []
+    token, channel = app_settings.NOTIFY_SLACK_TOKEN, app_settings.NOTIFY_SLACK_CHANNEL
+    if token or channel:
+        if not (token and channel):
+            messages.append(
+                checks.Warning(
+                    "Slack notifications need both %sNOTIFY_SLACK_TOKEN and %sNOTIFY_SLACK_CHANNEL; "
+                    "only one is set, so nothing is sent to Slack." % (PREFIX, PREFIX),
+                    hint="Set both, or neither.",
+                    obj=PREFIX + "NOTIFY_SLACK_CHANNEL",
+                    id="taskmanager.W008",
+                )
+            )
+        elif importlib.util.find_spec("slack_sdk") is None:
+            messages.append(
+                checks.Error(
+                    "Slack notifications are configured but the slack_sdk package is not installed.",
+                    hint="Install the task manager with its 'slack' extra: "
+                    "pip install 'django-spooler-taskmanager[slack]'.",
+                    obj=PREFIX + "NOTIFY_SLACK_TOKEN",
+                    id="taskmanager.E005",
+                )
+            )
+    return messages
+
+
+# -- uWSGI checks -----------------------------------------------------------------
+
+
+def _opt_value(opt: Mapping, name: str):
+    """Return an option's value as str (flags as True; last value if repeated) or None."""
+    value = opt.get(name)
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    return value
+
+
+def _opt_int(opt: Mapping, name: str) -> int | None | str:
+    """Return an option as int, None when absent, or the raw text when not an integer."""
+    value = _opt_value(opt, name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _importable(target: str) -> bool:
+    """Whether a ``spooler-import`` value names something uWSGI can import."""
+    if "/" in target or target.endswith(".py"):
+        return os.path.isfile(target)
+    try:
+        return importlib.util.find_spec(target) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def uwsgi_messages(opt: Mapping | None = None) -> list[checks.CheckMessage]:
+    """Return the problems of a uWSGI configuration (E010-E019, W010-W019).
+
+    ``opt`` is ``uwsgi.opt`` (str keys; bytes values, True for flags, the
+    last value of a repeated option); by default this process's, and [] when
+    not running under uWSGI.
+    """
+    if opt is None:
+        try:
+            import uwsgi
+        except ImportError:
+            return []
+        opt = uwsgi.opt
+    messages = []
+    obj = "uWSGI"
+    spooler = _opt_value(opt, "spooler")
+    external = _opt_value(opt, "spooler-external")
+    if not _opt_value(opt, "master"):
+        messages.append(
+            checks.Error(
+                "uWSGI runs without its master process: spooler processes and the task manager's "
+                "spool handler need it.",
+                hint="Add 'master = true' to the uWSGI configuration.",
+                obj=obj,
+                id="taskmanager.E010",
+            )
+        )
+    if not spooler and not external:
+        messages.append(
+            checks.Error(
+                "uWSGI has no spooler configured: tasks cannot be started from this instance.",
+                hint="Add 'spooler = /path/to/spool/dir' (and spooler-processes = 2 or more), or, on "
+                "a web-only node, 'spooler-external' naming the spool directory of a spooler node.",
+                obj=obj,
+                id="taskmanager.E011",
+            )
+        )
+    if spooler:
+        frequency = _opt_int(opt, "spooler-frequency")
+        if frequency is None:
+            messages.append(
+                checks.Warning(
+                    "spooler-frequency is not set, so uWSGI scans the spool directory every %d s: "
+                    "a scheduled run, or one started while every spooler process is busy, starts up "
+                    "to %d s late." % (UWSGI_DEFAULT_SPOOLER_FREQUENCY, UWSGI_DEFAULT_SPOOLER_FREQUENCY),
+                    hint="Set 'spooler-frequency = 1' (1 to 5 seconds).",
+                    obj=obj,
+                    id="taskmanager.W010",
+                )
+            )
+        elif isinstance(frequency, str) or frequency < 1:
+            messages.append(
+                checks.Error(
+                    "spooler-frequency is %r: below 1 second the spooler processes scan the spool "
+                    "directory without pause, at 100%% CPU." % frequency,
+                    hint="Set 'spooler-frequency = 1' (1 to 5 seconds).",
+                    obj=obj,
+                    id="taskmanager.E012",
+                )
+            )
+        processes = _opt_int(opt, "spooler-processes")
+        if processes is None or isinstance(processes, int) and processes < 2:
+            messages.append(
+                checks.Warning(
+                    "uWSGI runs a single spooler process: while it runs a long task, every other "
+                    "task waits for it to end.",
+                    hint="Set 'spooler-processes = 2' or more.",
+                    obj=obj,
+                    id="taskmanager.W011",
+                )
+            )
+        if _opt_value(opt, "spooler-harakiri"):
+            messages.append(
+                checks.Warning(
+                    "spooler-harakiri is set: uWSGI kills a spooler process whose task runs longer, "
+                    "and then runs the same spool file again, once a second, for ever.",
+                    hint="Remove spooler-harakiri and give tasks a timeout instead (the task's "
+                    "timeout field or TASKMANAGER_DEFAULT_TIMEOUT).",
+                    obj=obj,
+                    id="taskmanager.W012",
+                )
+            )
+        lazy = _opt_value(opt, "lazy-apps") or _opt_value(opt, "lazy")
+        target = _opt_value(opt, "spooler-import")
+        if lazy and not target:
+            messages.append(
+                checks.Error(
+                    "uWSGI loads the application lazily (lazy-apps) and has no spooler-import: the "
+                    "spooler processes never load Django, so tasks are never run.",
+                    hint="Add 'spooler-import = yourproject.wsgi' (a module that sets Django up), "
+                    "or remove lazy-apps.",
+                    obj=obj,
+                    id="taskmanager.E013",
+                )
+            )
+        elif lazy and not _importable(target):
+            messages.append(
+                checks.Error(
+                    "spooler-import names %r, which cannot be imported here: the spooler processes "
+                    "never load Django, so tasks are never run." % target,
+                    hint="Name a module that sets Django up, e.g. 'yourproject.wsgi' (check "
+                    "pythonpath and chdir).",
+                    obj=obj,
+                    id="taskmanager.E014",
+                )
+            )
+    directory = spooler or external
+    if directory:
+        path = os.path.abspath(directory)
+        if not os.path.isdir(path):
+            messages.append(
+                checks.Error(
+                    "The spool directory %s does not exist: no task can be spooled." % path,
+                    hint="Create it (uWSGI only creates it at start) and restart uWSGI.",
+                    obj=obj,
+                    id="taskmanager.E015",
+                )
+            )
+        elif not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            messages.append(
+                checks.Error(
+                    "The spool directory %s is not writable by this process (uid %d): no task can "
+                    "be spooled." % (path, os.geteuid()),
+                    hint="Give the user uWSGI runs as (its 'uid' option) write access to the directory.",
+                    obj=obj,
+                    id="taskmanager.E016",
+                )
+            )
+    if not _opt_value(opt, "die-on-term"):
+        messages.append(
+            checks.Warning(
+                "die-on-term is not set: in uWSGI 2.0, SIGTERM (systemd, docker stop) reloads the "
+                "instance instead of stopping it, killing running tasks and starting them again.",
+                hint="Add 'die-on-term = true'.",
+                obj=obj,
+                id="taskmanager.W013",
+            )
+        )
+    return messages
+
+
+@checks.register(TAG)
+def check_uwsgi(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """The uWSGI checks, when ``manage.py check`` runs inside uWSGI (e.g. as a task)."""
+    return uwsgi_messages()
+
+
+def log_uwsgi_checks(where: str, opt: Mapping | None = None) -> list[checks.CheckMessage]:
+    """Run the uWSGI checks and log each problem; return the messages.
+
+    ``where`` names the process in the log lines, e.g. ``"worker 1"``.
+    Errors are logged at ERROR, warnings at WARNING, with their id, so a
+    line reads ``taskmanager.W013 (worker 1): die-on-term is not set: ...``.
+    Never raises: a check that fails to run is logged instead.
+    """
+    try:
+        messages = uwsgi_messages(opt)
+    except Exception:  # noqa: BLE001 - a check must never stop a process from starting
+        logger.exception("taskmanager: the uWSGI checks failed to run")
+        return []
+    for message in messages:
+        if message.id in settings.SILENCED_SYSTEM_CHECKS:
+            continue
+        level = logging.ERROR if message.is_serious() else logging.WARNING
+        logger.log(level, "%s (%s): %s HINT: %s", message.id, where, message.msg, message.hint)
+    return messages
+
+
+def install_uwsgi_checks() -> None:
+    """Arrange for the uWSGI checks to be logged once per web worker 1 and spooler process.
+
+    Called when the app is ready. In the uWSGI master (the default, non-lazy
+    loading) a ``postfork`` hook runs them after each fork; in a process
+    that is already a worker or a spooler (``lazy-apps``, ``spooler-import``)
+    they run at once. Outside uWSGI, do nothing.
+    """
+    try:
+        import uwsgi
+    except ImportError:
+        return
+    if uwsgi.opt.get("master") and uwsgi.masterpid() == os.getpid():
+        import uwsgidecorators
+
+        @uwsgidecorators.postfork
+        def taskmanager_uwsgi_checks():
+            _log_in_this_process(uwsgi)
+
+    else:
+        _log_in_this_process(uwsgi)
+
+
+def _log_in_this_process(uwsgi) -> None:
+    if uwsgi.i_am_the_spooler():
+        log_uwsgi_checks("spooler pid %d" % os.getpid())
+    elif uwsgi.worker_id() <= 1:
+        log_uwsgi_checks("worker %d" % uwsgi.worker_id())

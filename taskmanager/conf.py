@@ -58,6 +58,29 @@ DEFAULTS = {
     # Directory the command runs in; None means settings.BASE_DIR, else the
     # working directory of the process that loaded the app.
     "WORKING_DIR": None,
+    # Notifications (see docs/notifications.rst). Results whose end sends a
+    # failure notice: any of "FAILED", "ERRORS", "WARNINGS".
+    "NOTIFY_ON": ["FAILED"],
+    # Send a "recovered" notice when a task that sent a failure notice next
+    # ends with a result not in NOTIFY_ON.
+    "NOTIFY_RECOVERED": True,
+    # E-mail addresses notified; None means the addresses of settings.ADMINS,
+    # an empty list sends no e-mail.
+    "NOTIFY_EMAIL_RECIPIENTS": None,
+    # Sender of the e-mails; None means settings.SERVER_EMAIL.
+    "NOTIFY_EMAIL_FROM": None,
+    # URL receiving a JSON POST per notice; None sends none.
+    "NOTIFY_WEBHOOK_URL": None,
+    # Slack bot token and channel (both needed; needs the "slack" extra).
+    "NOTIFY_SLACK_TOKEN": None,
+    "NOTIFY_SLACK_CHANNEL": None,
+    # Slack Web API base URL (change it only for a proxy or a test server).
+    "NOTIFY_SLACK_BASE_URL": "https://slack.com/api/",
+    # Seconds each channel may take to send one notice.
+    "NOTIFY_TIMEOUT": 5.0,
+    # Scheme and host put before admin links in notices, e.g.
+    # "https://ops.example.com"; None gives links without a host.
+    "NOTIFY_SITE_URL": None,
 }
 
 

@@ -109,6 +109,13 @@ class Task(models.Model):
         blank=True,
         help_text=_("Maximum duration of a run in seconds; empty uses the project default."),
     )
+    notify = models.BooleanField(
+        _("send notifications"),
+        default=True,
+        help_text=_(
+            "Send the project's failure and recovery notices (e-mail, Slack, webhook) for this task."
+        ),
+    )
 
     # Scheduling
     scheduling = models.DateTimeField(
@@ -138,6 +145,8 @@ class Task(models.Model):
     next_datetime = models.DateTimeField(_("next execution"), null=True, blank=True, editable=False)
     # Copied from the last finished run so that the task list needs no join.
     last_duration = models.DurationField(_("duration of last run"), null=True, blank=True, editable=False)
+    # A failure notice was sent and no "recovered" notice since (notifications.py).
+    failure_notified = models.BooleanField(default=False, editable=False)
     # Status to return to when a "run now" run ends (the periodic chain goes on).
     resume_status = models.CharField(max_length=10, blank=True, editable=False)
     run_now_token = models.CharField(max_length=32, blank=True, editable=False)

@@ -20,16 +20,30 @@ def uwsgi_binary() -> str:
     return str(candidate) if candidate.exists() else "uwsgi"
 
 
+def _drop_options(args: list, names) -> list:
+    """Return ``args`` without the options in ``names`` (each with its value, if it has one)."""
+    kept, skip_value = [], False
+    for arg in args:
+        if skip_value and not arg.startswith("--"):
+            skip_value = False
+            continue
+        skip_value = arg in names
+        if not skip_value:
+            kept.append(arg)
+    return kept
+
+
 class UwsgiServer:
     """A uWSGI instance serving ``tests.wsgi`` with ``spooler_processes`` spoolers.
 
     ``env`` is added to the environment (e.g. the database name). ``http``
     False starts a spooler-only node; ``spooler_processes=0`` a web-only node
     (no ``--spooler``: add ``--spooler-external DIR`` with ``extra_args`` to
-    let it write spool files for another node). Stop it with ``stop()``.
+    let it write spool files for another node). ``drop_args`` names default
+    options to leave out, e.g. ``("--die-on-term",)``. Stop it with ``stop()``.
     """
 
-    def __init__(self, env=None, spooler_processes=2, http=True, extra_args=(), spool_dir=None):
+    def __init__(self, env=None, spooler_processes=2, http=True, extra_args=(), spool_dir=None, drop_args=()):
         self.workdir = Path(tempfile.mkdtemp(prefix="tm-uwsgi-"))
         self.spool_dir = Path(spool_dir) if spool_dir else self.workdir / "spool"
         self.spool_dir.mkdir(exist_ok=True)
@@ -57,7 +71,7 @@ class UwsgiServer:
             ]
         if http:
             args += ["--http-socket", "127.0.0.1:0"]
-        self.args = args + list(extra_args)
+        self.args = _drop_options(args, drop_args) + list(extra_args)
         self.http = http
         self.has_spooler = bool(spooler_processes)
         self.proc = None
