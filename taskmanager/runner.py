@@ -200,7 +200,9 @@ def claim(task_id: int, token: str, trigger: str):
             run_now_token=token,
             status__in=[Task.Status.IDLE, Task.Status.SCHEDULED, Task.Status.SPOOLED],
         )
-        changes = {"status": Task.Status.STARTED, "resume_status": F("status"), "run_now_token": ""}
+        # resume_status first: MySQL/MariaDB evaluate SET assignments left to
+        # right, so after "status = STARTED" F("status") would read STARTED.
+        changes = {"resume_status": F("status"), "status": Task.Status.STARTED, "run_now_token": ""}
         next_token, next_at = "", None
     else:
         if not token or token != task.run_token:
@@ -290,7 +292,9 @@ def end_status():
 
     No current token (a one-shot run, or the task was stopped): IDLE. A
     "run now" run: back to the status it interrupted. Else the next run of a
-    periodic task is spooled: SPOOLED.
+    periodic task is spooled: SPOOLED. In the UPDATE, put ``status`` before
+    ``resume_status = ""``: MySQL/MariaDB evaluate SET assignments left to
+    right, each seeing the ones before it.
     """
     return Case(
         When(run_token="", then=Value(Task.Status.IDLE)),

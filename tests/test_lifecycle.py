@@ -531,8 +531,8 @@ def test_command_of_a_spooled_task_cannot_be_deleted(admin_http, commands):
     resp = admin_http.post("/admin/taskmanager/command/%d/delete/" % commands["tm_sleep"].pk, {"post": "yes"})
     assert resp.status == 403
     assert Command.objects.filter(pk=commands["tm_sleep"].pk).exists()
-    press(admin_http, task, "stop")
-    finished_report(task)
+    press(admin_http, task, "stop")  # cancels the queued run, or stops the run
+    wait_for(lambda: Task.objects.get(pk=task.pk).status == Task.Status.IDLE, message="the task to be idle")
 
 
 # -- Exactly one run ---------------------------------------------------------------
@@ -708,6 +708,7 @@ def task_in_status(client, commands, status, name):
     return Task.objects.get(pk=task.pk)
 
 
+@pytest.mark.db_sensitive
 @pytest.mark.parametrize("status, button", list(STATE_TABLE), ids=["-".join(k) for k in STATE_TABLE])
 def test_state_table(server, admin_http, commands, status, button):
     message, after = STATE_TABLE[status, button]
