@@ -265,6 +265,55 @@ def test_periodic_spool_file_carries_the_next_slot(server, admin_http, commands)
     press(admin_http, minutely, "stop")
 
 
+def test_a_failed_run_still_advances_to_the_next_slot(server, admin_http, commands):
+    start = whole_seconds_ahead(1)
+    task = add_task(admin_http, commands, "failing", "tm_raise", **schedule_fields(start, "minute", 5))
+    press(admin_http, task, "start")
+    (report,) = wait_finished(task)
+    assert report.result == Task.Result.FAILED
+    task.refresh_from_db()
+    assert task.status == Task.Status.SPOOLED
+    assert task.next_datetime == start + timedelta(minutes=5)
+    (entry,) = entries_of(server.spool_dir, task)
+    assert entry["at"] == at_of(task.next_datetime)
+    press(admin_http, task, "stop")
+
+
+def test_an_hour_of_missed_slots_runs_once_then_follows_the_grid(server, admin_http, commands):
+    """Downtime is simulated by the task's state: its next run was due 55 minutes ago.
+
+    The lost entry is queued again by ``respool_tasks`` (as a spooler start
+    would); the task runs once, not 12 times, and its next run is on the grid.
+    """
+    import socket
+
+    now = timezone.now()
+    anchor = (now - timedelta(hours=1)).replace(microsecond=0)
+    task = Task.objects.create(
+        name="every 5 minutes",
+        command=commands["tm_ok"],
+        scheduling=anchor,
+        repetition_period="minute",
+        repetition_rate=5,
+        status=Task.Status.SPOOLED,
+        run_token="lost-with-the-old-server",
+        next_datetime=anchor + timedelta(minutes=5),
+        spooler_node="%s:%s" % (socket.gethostname(), server.spool_dir),
+    )
+    call_command("respool_tasks", spool_dir=str(server.spool_dir), stdout=StringIO())
+    (report,) = wait_finished(task)
+    assert report.trigger == Report.Trigger.RECOVERY
+    task.refresh_from_db()
+    expected = schedule.next_slot(anchor, "minute", 5, report.invocation_datetime, project_tz())
+    assert task.status == Task.Status.SPOOLED
+    assert task.next_datetime == expected
+    assert report.invocation_datetime < expected <= report.invocation_datetime + timedelta(minutes=5)
+    (entry,) = entries_of(server.spool_dir, task)
+    assert entry["at"] == at_of(expected)
+    assert Report.objects.filter(task=task).count() == 1
+    press(admin_http, task, "stop")
+
+
 def test_stop_makes_the_old_spool_file_run_nothing(server, admin_http, commands):
     task = add_task(admin_http, commands, "stopped", **schedule_fields(whole_seconds_ahead(2)))
     press(admin_http, task, "start")
