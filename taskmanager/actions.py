@@ -5,8 +5,10 @@ row count and returns an :class:`Outcome` whose message is meant for the
 person who pressed the button. None of them raises for a state conflict.
 """
 
+import logging
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
@@ -16,10 +18,52 @@ from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
 
 
+logger = logging.getLogger("taskmanager.actions")
+
+
 @dataclass
 class Outcome:
     ok: bool
     message: str
+
+
+def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo) -> str | None:
+    """Spool the entry once ``token`` is committed; return an error message or None.
+
+    Outside a transaction the entry is spooled at once. Inside one
+    (``ATOMIC_REQUESTS``, or the admin saving a change), an idle spooler could
+    read the entry before the token it carries is committed and consume it as
+    stale, leaving the task waiting for ever; so the entry is spooled on
+    commit, after a check that a spooler is there at all. ``undo()`` reverts
+    the task's state when spooling fails.
+    """
+
+    def spool():
+        path = backend.spool(task_id, token, trigger, at)
+        Task.objects.filter(pk=task_id, run_token=token).update(spooler_id=path)
+
+    if not transaction.get_connection().in_atomic_block:
+        try:
+            spool()
+        except SpoolerUnavailable as exc:
+            undo()
+            return str(exc)
+        return None
+    try:
+        backend.ensure_available()
+    except SpoolerUnavailable as exc:
+        undo()
+        return str(exc)
+
+    def spool_on_commit():
+        try:
+            spool()
+        except Exception:  # noqa: BLE001 - nobody is left to tell but the log
+            logger.exception("Could not spool task %s after commit; its state is reverted.", task_id)
+            undo()
+
+    transaction.on_commit(spool_on_commit)
+    return None
 
 
 def _when(dt) -> str:
@@ -71,14 +115,14 @@ def start(task: Task, user=None) -> Outcome:
     )
     if changed != 1:
         return _refusal(task)
-    try:
-        path = backend.spool(task.pk, token, Report.Trigger.START, run_at if future else None)
-    except SpoolerUnavailable as exc:
+    def undo():
         Task.objects.filter(pk=task.pk, run_token=token, status=status).update(
             status=Task.Status.IDLE, run_token="", next_datetime=None
         )
-        return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": task.name, "error": exc})
-    Task.objects.filter(pk=task.pk, run_token=token).update(spooler_id=path)
+
+    error = _hand_over(backend, task.pk, token, Report.Trigger.START, run_at if future else None, undo)
+    if error:
+        return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": task.name, "error": error})
     if future:
         return Outcome(
             True, _("%(task)s is scheduled for %(when)s.") % {"task": task.name, "when": _when(run_at)}
@@ -125,11 +169,12 @@ def run_now(task: Task, user=None) -> Outcome:
         if task.status == Task.Status.STARTED:
             return Outcome(False, _("%(task)s is already running.") % {"task": task.name})
         return Outcome(False, _("%(task)s is already queued to run now.") % {"task": task.name})
-    try:
-        get_backend().spool(task.pk, token, Report.Trigger.RUN_NOW, None)
-    except SpoolerUnavailable as exc:
+    def undo():
         Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")
-        return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": task.name, "error": exc})
+
+    error = _hand_over(get_backend(), task.pk, token, Report.Trigger.RUN_NOW, None, undo)
+    if error:
+        return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": task.name, "error": error})
     return Outcome(True, _("%(task)s will run now.") % {"task": task.name})
 
 
@@ -205,16 +250,16 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
             True,
             _("%(task)s is running; it will not run again after this run.") % {"task": task.name},
         )
-    try:
-        path = backend.spool(task.pk, token, Report.Trigger.SCHEDULE, next_at)
-    except SpoolerUnavailable as exc:
+    def undo():
         Task.objects.filter(pk=task.pk, run_token=token).update(run_token="", next_datetime=None)
+
+    error = _hand_over(backend, task.pk, token, Report.Trigger.SCHEDULE, next_at, undo)
+    if error:
         return Outcome(
             False,
             _("%(task)s is running, but its next run could not be spooled: %(error)s")
-            % {"task": task.name, "error": exc},
+            % {"task": task.name, "error": error},
         )
-    Task.objects.filter(pk=task.pk, run_token=token).update(spooler_id=path)
     return Outcome(
         True,
         _("%(task)s is running; its next run is now %(when)s.") % {"task": task.name, "when": _when(next_at)},

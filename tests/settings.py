@@ -108,9 +108,10 @@ LOGGING = {
 }
 
 # A uWSGI instance started by a test may override settings with a JSON object
-# in TM_TEST_SETTINGS (names to values); "CONN_MAX_AGE" applies to the database.
+# in TM_TEST_SETTINGS (names to values); "CONN_MAX_AGE" and "ATOMIC_REQUESTS"
+# apply to the database.
 for _name, _value in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}").items():
-    if _name == "CONN_MAX_AGE":
-        DATABASES["default"]["CONN_MAX_AGE"] = _value
+    if _name in ("CONN_MAX_AGE", "ATOMIC_REQUESTS"):
+        DATABASES["default"][_name] = _value
     else:
         globals()[_name] = _value

@@ -34,6 +34,9 @@ class BaseBackend:
         """
         raise NotImplementedError
 
+    def ensure_available(self) -> None:
+        """Raise SpoolerUnavailable when ``spool()`` would certainly fail here."""
+
     def node(self) -> str:
         """Return the identity of the node holding the entries (host:spool dir)."""
         raise NotImplementedError

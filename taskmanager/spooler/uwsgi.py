@@ -58,7 +58,7 @@ def spool_dir() -> str:
 
 
 class UwsgiBackend(BaseBackend):
-    def spool(self, task_id: int, token: str, trigger: str, at: datetime | None = None) -> str:
+    def ensure_available(self) -> None:
         if uwsgi is None:
             raise SpoolerUnavailable(
                 "No uWSGI spooler is available: this process is not running under uWSGI, "
@@ -69,6 +69,9 @@ class UwsgiBackend(BaseBackend):
                 "This uWSGI instance has no spooler configured (the 'spooler' option, or "
                 "'spooler-external' pointing at the spool directory of a spooler node)."
             )
+
+    def spool(self, task_id: int, token: str, trigger: str, at: datetime | None = None) -> str:
+        self.ensure_available()
         from ..spoolfiles import make_entry
 
         # Identifiers only; "at" rounded up to whole seconds (see make_entry).
