@@ -166,8 +166,10 @@ def _type_of_default(name: str) -> Callable:
     default = DEFAULTS[name]
 
     def rule(value):
-        if default is None or isinstance(value, type(default)) and not (
-            isinstance(value, bool) and not isinstance(default, bool)
+        if (
+            default is None
+            or isinstance(value, type(default))
+            and not (isinstance(value, bool) and not isinstance(default, bool))
         ):
             return None
         return "a value of type %s" % type(default).__name__
@@ -364,7 +366,7 @@ def check_sqlite(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             checks.Warning(
                 "The SQLite database %r is not set to WAL mode: page views wait while a task writes "
                 "its log, and spoolers fail with 'database is locked'." % alias,
-                hint="Add \"init_command\": \"PRAGMA journal_mode=WAL;\" to DATABASES[%r]['OPTIONS'] "
+                hint='Add "init_command": "PRAGMA journal_mode=WAL;" to DATABASES[%r][\'OPTIONS\'] '
                 "(if the file is already in WAL mode, which persists, add taskmanager.W004 to "
                 "SILENCED_SYSTEM_CHECKS)." % alias,
                 obj="DATABASES[%r]" % alias,
@@ -376,7 +378,7 @@ def check_sqlite(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             checks.Warning(
                 "The SQLite database %r does not use IMMEDIATE transactions: concurrent web and "
                 "spooler processes fail with 'database is locked' instead of waiting." % alias,
-                hint="Add \"transaction_mode\": \"IMMEDIATE\" to DATABASES[%r]['OPTIONS']." % alias,
+                hint='Add "transaction_mode": "IMMEDIATE" to DATABASES[%r][\'OPTIONS\'].' % alias,
                 obj="DATABASES[%r]" % alias,
                 id="taskmanager.W005",
             )
@@ -418,7 +420,7 @@ def check_sqlite_journal(app_configs=None, databases=None, **kwargs) -> list[che
         checks.Warning(
             "The SQLite database %r is in journal mode %r, not WAL: page views wait while a task "
             "writes its log." % (alias, mode),
-            hint="Add \"init_command\": \"PRAGMA journal_mode=WAL;\" to DATABASES[%r]['OPTIONS'], "
+            hint='Add "init_command": "PRAGMA journal_mode=WAL;" to DATABASES[%r][\'OPTIONS\'], '
             "or run PRAGMA journal_mode=WAL once on the file." % alias,
             obj="DATABASES[%r]" % alias,
             id="taskmanager.W007",
@@ -651,6 +653,8 @@ def log_uwsgi_checks(where: str, opt: Mapping | None = None) -> list[checks.Chec
     except Exception:  # noqa: BLE001 - a check must never stop a process from starting
         logger.exception("taskmanager: the uWSGI checks failed to run")
         return []
+    if not messages:
+        logger.info("taskmanager: the uWSGI checks found no problem (%s).", where)
     for message in messages:
         if message.id in settings.SILENCED_SYSTEM_CHECKS:
             continue

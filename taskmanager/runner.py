@@ -641,7 +641,8 @@ class Supervisor:
         status = None
         try:
             while True:
-                for key, _ in sel.select(timeout=0.2):
+                wait = self.next_due(started, last_flush, last_poll) - time.monotonic()
+                for key, _ in sel.select(timeout=min(max(wait, 0.0), 0.2)):
                     if key.data is not _EXITED:
                         self.read_fd(key.fd, key.data, buffers, records, sel)
                 now = time.monotonic()
@@ -696,6 +697,17 @@ class Supervisor:
                 self.emit(fds[fd], buffers[fd].close())
             sel.close()
         return status
+
+    def next_due(self, started: float, last_flush: float, last_poll: float) -> float:
+        """Return the monotonic time of the loop's next timed duty (flush, poll, timeout, SIGKILL)."""
+        due = [last_flush + app_settings.LOG_FLUSH_SECONDS]
+        if not (self.stop_user is not None or self.timed_out or self.gone):
+            due.append(last_poll + app_settings.STOP_POLL_SECONDS)
+            if self.timeout:
+                due.append(started + self.timeout)
+        if self.kill_at is not None:
+            due.append(self.kill_at)
+        return min(due)
 
     def sweep_orphans(self) -> int:
         """Kill and reap the run's processes that re-parented to this subreaper; return how many.
@@ -916,6 +928,11 @@ class Supervisor:
         except Exception:  # noqa: BLE001 - pruning must never change the run's outcome
             logger.exception("Could not prune the reports of task %s", self.task.pk)
         self.marks["pruned"] = time.perf_counter()
+        # After the finish transaction: notices never change the run's result
+        # (notify_run_end logs and swallows every failure).
+        from .notifications import notify_run_end
+
+        notify_run_end(self.task, self.report)
 
 
 def _child_main(

@@ -1,0 +1,316 @@
+"""Notices about runs that end badly, and about tasks that recover.
+
+At the end of a run (after the report and the task are saved, see
+``runner.Supervisor``) :func:`notify_run_end` decides whether a notice is due
+and sends it on every configured channel:
+
+* a **failure** notice when the result is in ``TASKMANAGER_NOTIFY_ON``
+  (``["FAILED"]`` by default; add ``"ERRORS"`` and ``"WARNINGS"`` to be told
+  about those too), unless a user stopped the run or the task's *send
+  notifications* box is unticked;
+* a **recovered** notice when a task that sent a failure notice next ends
+  with a result not in ``NOTIFY_ON`` (``TASKMANAGER_NOTIFY_RECOVERED``).
+  ``Task.failure_notified`` remembers that a failure notice went out: every
+  failing run sends its notice, and the first good run after them sends one
+  "recovered" notice.
+
+Channels, each used when configured (see ``docs/notifications.rst``):
+
+* e-mail through Django's mail framework, to ``NOTIFY_EMAIL_RECIPIENTS`` or
+  ``settings.ADMINS``;
+* Slack, with the official ``slack_sdk`` (the ``slack`` extra),
+  ``chat.postMessage`` to ``NOTIFY_SLACK_CHANNEL``;
+* a JSON ``POST`` to ``NOTIFY_WEBHOOK_URL`` (the shape is :meth:`Notice.payload`).
+
+Each channel gets ``NOTIFY_TIMEOUT`` seconds. A channel that fails is
+logged (logger ``taskmanager.notifications``) and the others still send;
+nothing here ever raises into the runner or changes a run's result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import urllib.request
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from . import __version__
+from .conf import app_settings
+from .models import Report, Task
+
+logger = logging.getLogger("taskmanager.notifications")
+
+FAILURE = "failure"
+RECOVERED = "recovered"
+#: Log lines quoted at the end of a notice.
+TAIL_LINES = 10
+_HEADLINES = {
+    "FAILED": "Task %(task)s failed",
+    "ERRORS": "Task %(task)s ended with errors",
+    "WARNINGS": "Task %(task)s ended with warnings",
+}
+
+
+@dataclass
+class Notice:
+    """One notice about one run: ``kind`` is ``"failure"`` or ``"recovered"``."""
+
+    kind: str
+    task: Task
+    report: Report
+
+    @property
+    def headline(self) -> str:
+        if self.kind == RECOVERED:
+            return "Task %s recovered (%s)" % (self.task.name, self.report.result)
+        return _HEADLINES.get(self.report.result, "Task %(task)s ended") % {"task": self.task.name}
+
+    def link(self) -> str:
+        """Return the URL of the task's admin page (with ``NOTIFY_SITE_URL`` in front, if set)."""
+        try:
+            path = reverse("admin:taskmanager_task_change", args=[self.task.pk])
+        except NoReverseMatch:
+            return ""
+        return (app_settings.NOTIFY_SITE_URL or "").rstrip("/") + path
+
+    def log_link(self) -> str:
+        try:
+            path = reverse("admin:taskmanager_report_log", args=[self.report.pk])
+        except NoReverseMatch:
+            return ""
+        return (app_settings.NOTIFY_SITE_URL or "").rstrip("/") + path
+
+    def tail(self) -> list[str]:
+        rows = self.report.log_lines.order_by("-seq").values_list("text", flat=True)[:TAIL_LINES]
+        return list(reversed(rows))
+
+    def _when(self, value) -> str:
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z") if value else "-"
+
+    def text(self) -> str:
+        """Return the plain-text body (e-mail, and Slack after escaping)."""
+        report = self.report
+        duration = report.duration
+        lines = [
+            self.headline + ".",
+            "",
+            "Task:      %s" % self.task.name,
+            "Command:   %s" % (report.command_line or self.task.command.name),
+            "Result:    %s (%s)" % (report.result, report.end_reason or "-"),
+            "Started:   %s" % self._when(report.invocation_datetime),
+            "Duration:  %s" % (("%.1f s" % duration.total_seconds()) if duration is not None else "-"),
+            "Host:      %s" % (report.host or "-"),
+            "Errors:    %d, warnings: %d" % (report.errors, report.warnings),
+        ]
+        link = self.link()
+        if link:
+            lines += ["", "Task:      %s" % link, "Full log:  %s" % self.log_link()]
+        tail = self.tail()
+        if tail and self.kind == FAILURE:
+            lines += ["", "Last lines of the log:", *("    " + line for line in tail)]
+        return "\n".join(lines) + "\n"
+
+    def payload(self) -> dict:
+        """Return the webhook's JSON object.
+
+        Shape::
+
+            {"event": "failure" | "recovered", "version": "0.1.0", "text": "<headline>",
+             "task": {"id": 3, "name": "...", "command": "...", "url": "..."},
+             "report": {"id": 17, "result": "FAILED", "end_reason": "exit code 1",
+                        "trigger": "schedule", "started": "<ISO 8601, UTC>",
+                        "finished": "<ISO 8601, UTC>", "duration_seconds": 1.5,
+                        "host": "...", "lines": 12, "errors": 1, "warnings": 0,
+                        "log_url": "...", "tail": ["...", ...]}}
+        """
+        report = self.report
+        duration = report.duration
+        return {
+            "event": self.kind,
+            "version": __version__,
+            "text": self.headline,
+            "task": {
+                "id": self.task.pk,
+                "name": self.task.name,
+                "command": self.task.command.name,
+                "url": self.link(),
+            },
+            "report": {
+                "id": report.pk,
+                "result": report.result,
+                "end_reason": report.end_reason,
+                "trigger": report.trigger,
+                "started": report.invocation_datetime.isoformat() if report.invocation_datetime else None,
+                "finished": report.finished_datetime.isoformat() if report.finished_datetime else None,
+                "duration_seconds": duration.total_seconds() if duration is not None else None,
+                "host": report.host,
+                "lines": report.lines,
+                "errors": report.errors,
+                "warnings": report.warnings,
+                "log_url": self.log_link(),
+                "tail": self.tail() if self.kind == FAILURE else [],
+            },
+        }
+
+
+def decide(task: Task, report: Report) -> Notice | None:
+    """Return the notice due for a finished run, or None; update ``Task.failure_notified``.
+
+    Both changes of ``failure_notified`` are conditional UPDATEs, so two
+    processes finishing runs of the same task cannot both send a notice.
+    """
+    if report.result in set(app_settings.NOTIFY_ON):
+        if Report.objects.filter(pk=report.pk, stop_requested_at__isnull=False).exists():
+            logger.info("Run %s of task %s was stopped by a user: no failure notice.", report.pk, task.name)
+            return None
+        if not Task.objects.filter(pk=task.pk, notify=True).update(failure_notified=True):
+            logger.info(
+                "Notifications are off for task %s: no failure notice for run %s.", task.name, report.pk
+            )
+            return None
+        return Notice(FAILURE, task, report)
+    recovered = Task.objects.filter(pk=task.pk, failure_notified=True, notify=True).update(
+        failure_notified=False
+    )
+    Task.objects.filter(pk=task.pk, failure_notified=True).update(failure_notified=False)
+    if recovered and app_settings.NOTIFY_RECOVERED:
+        return Notice(RECOVERED, task, report)
+    return None
+
+
+def notify_run_end(task: Task, report: Report) -> list[str]:
+    """Send the notice due for a finished run, if any; return the channels that sent it.
+
+    ``report`` must be saved with its result. Never raises: every failure
+    is logged (see the module docstring).
+    """
+    try:
+        notice = decide(task, report)
+        if notice is None:
+            return []
+        # A fresh copy: the runner's object does not carry the final counters.
+        notice.report = Report.objects.get(pk=report.pk)
+        return send(notice)
+    except Exception:  # noqa: BLE001 - a notice must never change the run's outcome
+        logger.exception("Could not notify about run %s of task %s", report.pk, task.pk)
+        return []
+
+
+def send(notice: Notice) -> list[str]:
+    """Send ``notice`` on every configured channel; return the names of those that sent it."""
+    sent = []
+    for name, channel in CHANNELS.items():
+        try:
+            if channel(notice):
+                sent.append(name)
+        except Exception as exc:  # noqa: BLE001 - logged; the other channels still send
+            logger.error(
+                "The %s notice of run %s of task %s could not be sent by %s: %s: %s",
+                notice.kind,
+                notice.report.pk,
+                notice.task.name,
+                name,
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
+    if sent:
+        logger.info(
+            "Sent the %s notice of run %s of task %s by %s.",
+            notice.kind,
+            notice.report.pk,
+            notice.task.name,
+            ", ".join(sent),
+        )
+    return sent
+
+
+# -- channels: each returns whether it sent (False when not configured) ---------------
+
+
+def email_recipients() -> list[str]:
+    """Return ``NOTIFY_EMAIL_RECIPIENTS``, or the addresses of ``settings.ADMINS`` when it is None."""
+    configured = app_settings.NOTIFY_EMAIL_RECIPIENTS
+    if configured is not None:
+        return list(configured)
+    # ADMINS holds (name, address) pairs up to Django 5.2, plain addresses from 6.0.
+    return [entry[1] if isinstance(entry, (list, tuple)) else entry for entry in settings.ADMINS]
+
+
+def send_email(notice: Notice) -> bool:
+    from django.core.mail import EmailMessage, get_connection
+
+    recipients = email_recipients()
+    if not recipients:
+        return False
+    options = {}
+    if getattr(settings, "EMAIL_TIMEOUT", None) is None:
+        # Django's SMTP backend waits for ever by default; a notice must not.
+        options["timeout"] = app_settings.NOTIFY_TIMEOUT
+    message = EmailMessage(
+        subject="%s%s" % (settings.EMAIL_SUBJECT_PREFIX, notice.headline),
+        body=notice.text(),
+        from_email=app_settings.NOTIFY_EMAIL_FROM or settings.SERVER_EMAIL,
+        to=recipients,
+        connection=get_connection(fail_silently=False, **options),
+    )
+    message.send()
+    return True
+
+
+def _slack_escape(text: str) -> str:
+    # Slack's mrkdwn treats these three as markup (links, mentions).
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def send_slack(notice: Notice) -> bool:
+    token, channel = app_settings.NOTIFY_SLACK_TOKEN, app_settings.NOTIFY_SLACK_CHANNEL
+    if not (token and channel):
+        return False
+    from slack_sdk import WebClient
+
+    base_url = app_settings.NOTIFY_SLACK_BASE_URL
+    if not base_url.endswith("/"):
+        base_url += "/"
+    client = WebClient(token=token, base_url=base_url, timeout=max(1, math.ceil(app_settings.NOTIFY_TIMEOUT)))
+    client.chat_postMessage(
+        channel=channel,
+        text=_slack_escape(notice.headline),
+        blocks=[
+            {"type": "section", "text": {"type": "mrkdwn", "text": "*%s*" % _slack_escape(notice.headline)}},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "```%s```" % _slack_escape(notice.text())},
+            },
+        ],
+        unfurl_links=False,
+    )
+    return True
+
+
+def send_webhook(notice: Notice) -> bool:
+    url = app_settings.NOTIFY_WEBHOOK_URL
+    if not url:
+        return False
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(notice.payload()).encode("utf-8"),
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "django-spooler-taskmanager/%s" % __version__,
+        },
+        method="POST",
+    )
+    # urlopen raises HTTPError for a 4xx/5xx answer: logged by send().
+    with urllib.request.urlopen(request, timeout=app_settings.NOTIFY_TIMEOUT) as response:
+        response.read(65536)
+    return True
+
+
+#: Channel name -> sender, in sending order.
+CHANNELS = {"email": send_email, "slack": send_slack, "webhook": send_webhook}

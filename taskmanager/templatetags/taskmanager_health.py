@@ -1,0 +1,65 @@
+"""The admin banner shown when no spooler is alive: ``{% spooler_banner %}``.
+
+Used by the task list, the task page and the app index of the task manager
+(templates ``admin/taskmanager/...``). It costs two small queries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django import template
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from ..conf import app_settings
+from ..models import Report, SpoolerHeartbeat
+
+register = template.Library()
+
+
+def silent_spoolers(now: datetime | None = None) -> dict | None:
+    """Return what the banner says when the spooler tasks depend on shows no sign of life, else None.
+
+    A sign of life is a ``SpoolerHeartbeat`` (written when a spooler process
+    starts and at every periodic recovery tick, ``TASKMANAGER_RECOVERY_SECONDS``)
+    or the heartbeat of a running report (written every
+    ``TASKMANAGER_HEARTBEAT_SECONDS`` while a spooler supervises a run), newer
+    than ``TASKMANAGER_NODE_TIMEOUT`` seconds.
+
+    Under uWSGI only the node this process spools to counts (the tasks
+    started here run there); elsewhere (``runserver``, a shell) any node
+    does. Returns ``{"last_seen": datetime or None, "node": str}``. Never
+    warns when NODE_TIMEOUT is 0 or the backend is not the uWSGI one (the
+    immediate backend of tests has no spooler).
+    """
+    from ..spooler import uwsgi as uwsgi_backend
+
+    timeout = app_settings.NODE_TIMEOUT
+    if not timeout:
+        return None
+    try:
+        backend = import_string(app_settings.BACKEND)
+    except ImportError:
+        return None  # reported by the system check taskmanager.E002
+    if not (isinstance(backend, type) and issubclass(backend, uwsgi_backend.UwsgiBackend)):
+        return None
+    since = (now or timezone.now()) - timedelta(seconds=timeout)
+    beats = SpoolerHeartbeat.objects.order_by("-last_seen")
+    runs = Report.objects.running().filter(heartbeat__gte=since)
+    if uwsgi_backend.spool_target_configured():
+        node = backend().node()
+        beats = beats.filter(node=node)
+        runs = runs.filter(task__spooler_node=node)
+    latest = beats.values_list("last_seen", "node").first()
+    if latest and latest[0] >= since:
+        return None
+    if runs.exists():
+        return None
+    return {"last_seen": latest[0] if latest else None, "node": latest[1] if latest else ""}
+
+
+@register.inclusion_tag("admin/taskmanager/spooler_banner.html")
+def spooler_banner():
+    """Render the "tasks will not run" banner, or nothing."""
+    return {"silence": silent_spoolers()}

@@ -1,0 +1,396 @@
+"""System checks: Django-side through the check framework, uWSGI-side through real uWSGI instances."""
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from taskmanager import checks
+from taskmanager.conf import DEFAULTS
+from taskmanager.models import SpoolerHeartbeat
+
+from .conftest import server_env, wait_for
+from .uwsgi_server import ROOT, UwsgiServer
+
+
+def ids(messages) -> list[str]:
+    return sorted(m.id for m in messages if m.id.startswith("taskmanager."))
+
+
+def tm_messages(**kwargs):
+    return [m for m in run_checks(**kwargs) if m.id.startswith("taskmanager.")]
+
+
+# -- settings --------------------------------------------------------------------------
+
+
+def test_test_settings_pass_every_check():
+    assert tm_messages() == []
+    call_command("check")  # raises SystemCheckError on any error
+
+
+def test_every_default_has_a_rule_that_accepts_it():
+    assert set(checks.RULES) == set(DEFAULTS)
+    for name, rule in checks.RULES.items():
+        assert rule(DEFAULTS[name]) is None, name
+
+
+@override_settings(
+    TASKMANAGER_REPORTS_KEPT=0,
+    TASKMANAGER_STOP_GRACE_SECONDS="3",
+    TASKMANAGER_ALLOW_UNSAFE_COMMANDS="yes",
+    TASKMANAGER_DEFAULT_TIMEOUT=-5,
+    TASKMANAGER_UNSAFE_COMMANDS="flush",
+    TASKMANAGER_NOTIFY_ON=["FAILED", "BROKEN"],
+    TASKMANAGER_NOTIFY_WEBHOOK_URL="ftp://example.com/hook",
+    TASKMANAGER_LOG_BATCH_LINES=True,
+)
+def test_invalid_values_are_errors_naming_the_setting():
+    found = [m for m in tm_messages() if m.id == "taskmanager.E001"]
+    assert sorted(m.obj for m in found) == sorted(
+        "TASKMANAGER_" + n
+        for n in [
+            "REPORTS_KEPT",
+            "STOP_GRACE_SECONDS",
+            "ALLOW_UNSAFE_COMMANDS",
+            "DEFAULT_TIMEOUT",
+            "UNSAFE_COMMANDS",
+            "NOTIFY_ON",
+            "NOTIFY_WEBHOOK_URL",
+            "LOG_BATCH_LINES",
+        ]
+    )
+    by_name = {m.obj: m for m in found}
+    assert "an integer of at least 1" in by_name["TASKMANAGER_REPORTS_KEPT"].msg
+    assert "'BROKEN'" not in by_name["TASKMANAGER_NOTIFY_ON"].hint
+    assert all(m.hint for m in found)
+    with pytest.raises(SystemCheckError, match="taskmanager.E001"):
+        call_command("check")
+
+
+@pytest.mark.parametrize(
+    "path, words",
+    [("nowhere.Backend", "cannot be imported"), ("taskmanager.models.Task", "is not a subclass")],
+)
+def test_backend_must_be_an_importable_backend(path, words):
+    with override_settings(TASKMANAGER_BACKEND=path):
+        found = [m for m in tm_messages() if m.id == "taskmanager.E002"]
+    assert len(found) == 1 and words in found[0].msg
+
+
+@override_settings(TASKMANAGER_REPORT_KEPT=3)
+def test_misspelt_setting_is_named_with_a_suggestion():
+    (warning,) = [m for m in tm_messages() if m.id == "taskmanager.W001"]
+    assert warning.obj == "TASKMANAGER_REPORT_KEPT"
+    assert warning.hint == "Did you mean TASKMANAGER_REPORTS_KEPT?"
+
+
+def test_working_dir_that_does_not_exist_is_a_warning():
+    with override_settings(TASKMANAGER_WORKING_DIR="/nonexistent/taskmanager-dir"):
+        assert ids(tm_messages()) == ["taskmanager.W002"]
+    with override_settings(TASKMANAGER_WORKING_DIR=str(ROOT)):
+        assert tm_messages() == []
+
+
+def test_timing_settings_that_contradict_each_other():
+    with override_settings(TASKMANAGER_HEARTBEAT_SECONDS=10, TASKMANAGER_HEARTBEAT_TIMEOUT=15):
+        assert ids(tm_messages()) == ["taskmanager.W009"]
+    with override_settings(TASKMANAGER_RECOVERY_SECONDS=0):
+        assert ids(tm_messages()) == ["taskmanager.W003"]
+    with override_settings(TASKMANAGER_RECOVERY_SECONDS=0, TASKMANAGER_NODE_TIMEOUT=0):
+        assert tm_messages() == []
+
+
+def test_time_zone_the_scheduler_cannot_honour():
+    with override_settings(USE_TZ=False):
+        assert ids(tm_messages()) == ["taskmanager.E003"]
+    with override_settings(TIME_ZONE="Mars/Olympus_Mons"):
+        found = tm_messages()
+    assert ids(found) == ["taskmanager.E004"]
+    assert "Mars/Olympus_Mons" in found[0].msg
+
+
+def test_slack_configuration_needs_token_and_channel():
+    with override_settings(TASKMANAGER_NOTIFY_SLACK_TOKEN="xoxb-1"):
+        assert ids(tm_messages()) == ["taskmanager.W008"]
+    with override_settings(TASKMANAGER_NOTIFY_SLACK_TOKEN="xoxb-1", TASKMANAGER_NOTIFY_SLACK_CHANNEL="#ops"):
+        assert tm_messages() == []  # slack_sdk is installed with the test extra
+
+
+def test_sqlite_without_wal_immediate_and_timeout():
+    plain = {**settings.DATABASES["default"], "OPTIONS": {}}
+    with pytest.warns(UserWarning, match="DATABASES"), override_settings(DATABASES={"default": plain}):
+        found = tm_messages()
+    assert ids(found) == ["taskmanager.W004", "taskmanager.W005", "taskmanager.W006"]
+    assert all("DATABASES['default']['OPTIONS']" in m.hint for m in found)
+
+
+def test_sqlite_journal_mode_is_asked_only_with_databases(transactional_db):
+    # Without databases nothing is queried; with them, the test file is in WAL mode.
+    assert tm_messages(databases=["default"]) == []
+
+
+def test_check_command_reports_a_database_file_not_in_wal_mode(tmp_path):
+    """``manage.py check --database default`` on a file in rollback-journal mode, in a fresh process."""
+    path = tmp_path / "plain.sqlite3"
+    sqlite3.connect(path).execute("create table t (x)").connection.close()
+    database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "TM_TEST_SETTINGS": json.dumps({"DATABASES": {"default": database}}),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "check", "--database", "default"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = done.stdout + done.stderr
+    for check_id in ("W004", "W005", "W006", "W007"):
+        assert "taskmanager.%s" % check_id in output, output
+    assert "journal mode 'delete'" in output
+
+
+# -- uWSGI options as data (the function the running processes use) ----------------
+
+
+def test_uwsgi_checks_report_nothing_outside_uwsgi():
+    assert checks.uwsgi_messages() == []
+    assert checks.check_uwsgi() == []
+
+
+def good_opt(spool_dir) -> dict:
+    return {
+        "master": True,
+        "spooler": str(spool_dir).encode(),
+        "spooler-processes": b"2",
+        "spooler-frequency": b"1",
+        "die-on-term": True,
+    }
+
+
+def test_uwsgi_option_values(tmp_path):
+    assert checks.uwsgi_messages(good_opt(tmp_path)) == []
+    opt = {**good_opt(tmp_path), "spooler-frequency": b"often", "spooler-processes": [b"1", b"4"]}
+    # uWSGI keeps the last value of a repeated option; a list is read the same way.
+    assert ids(checks.uwsgi_messages(opt)) == ["taskmanager.E012"]
+
+
+def test_missing_spool_directory(tmp_path):
+    opt = good_opt(tmp_path / "gone")
+    assert ids(checks.uwsgi_messages(opt)) == ["taskmanager.E015"]
+
+
+def test_spool_directory_not_writable_by_the_process_user():
+    """Run the check in a child process that gives up root for 'nobody' (uWSGI's 'uid' option)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to change user")  # pragma: no cover - the suite runs as root here
+    # pytest's tmp_path is private to root; a directory 'nobody' can reach but not write:
+    base = Path(tempfile.mkdtemp(prefix="tm-spool-ro-"))
+    os.chmod(base, 0o755)
+    spool = base / "spool"
+    spool.mkdir(mode=0o755)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            found = ids(checks.uwsgi_messages(good_opt(spool)))
+            os.write(write_fd, json.dumps(found).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_fd) as pipe:
+        assert json.loads(pipe.read()) == ["taskmanager.E016"]
+
+
+def test_spooler_import_given_as_a_file(tmp_path):
+    opt = {**good_opt(tmp_path), "lazy-apps": True, "spooler-import": str(tmp_path / "missing.py").encode()}
+    assert ids(checks.uwsgi_messages(opt)) == ["taskmanager.E014"]
+    (tmp_path / "present.py").write_text("")
+    opt["spooler-import"] = str(tmp_path / "present.py").encode()
+    assert checks.uwsgi_messages(opt) == []
+
+
+# -- real uWSGI instances started with bad configurations ---------------------------------
+
+LINE_RE = re.compile(r"^(taskmanager\.[EW]\d{3}) \((worker \d+|spooler pid \d+)\): ", re.M)
+
+
+def start_and_collect(spooler_logs=True, **kwargs) -> tuple[UwsgiServer, dict]:
+    """Start a uWSGI instance; return it and {check id: set of kinds of process that logged it}.
+
+    Waits until worker 1 has logged its checks (and one spooler, if
+    ``spooler_logs`` and the instance has spoolers).
+    """
+    instance = UwsgiServer(env=server_env(), **kwargs)
+    instance.start()
+    needs_spooler = spooler_logs and instance.has_spooler
+
+    def logged():
+        text = instance.log()
+        where = {w for _id, w in LINE_RE.findall(text)} | set(
+            re.findall(r"found no problem \((worker \d+|spooler pid \d+)\)", text)
+        )
+        if "worker 1" not in where:
+            return None
+        if needs_spooler and not any(w.startswith("spooler") for w in where):
+            return None
+        found = {}
+        for check_id, who in LINE_RE.findall(text):
+            found.setdefault(check_id, set()).add(who.split()[0])
+        return found or {"none": set()}
+
+    try:
+        found = wait_for(logged, timeout=60, message="the uWSGI checks in the log")
+    except AssertionError:
+        instance.stop()
+        raise AssertionError(instance.log()[-5000:]) from None
+    return instance, found
+
+
+@pytest.fixture
+def instances():
+    started = []
+    yield started
+    for instance in started:
+        instance.stop()
+
+
+def test_test_server_configuration_passes(instances, transactional_db):
+    instance, found = start_and_collect()
+    instances.append(instance)
+    assert found == {"none": set()}, instance.log()
+
+
+def test_weak_spooler_options_are_logged_by_worker_and_spooler(instances, transactional_db):
+    instance, found = start_and_collect(
+        spooler_processes=1,
+        drop_args=("--die-on-term", "--spooler-frequency"),
+        extra_args=["--spooler-harakiri", "60"],
+    )
+    instances.append(instance)
+    expected = {"taskmanager.W010", "taskmanager.W011", "taskmanager.W012", "taskmanager.W013"}
+    assert set(found) == expected, instance.log()
+    assert all(who == {"worker", "spooler"} for who in found.values()), found
+    # Warnings at WARNING with their hint, e.g. the default spooler-frequency.
+    assert "HINT: Set 'spooler-frequency = 1'" in instance.log()
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        (dict(spooler_processes=0), {"taskmanager.E011"}),
+        # The spoolers never load Django here: only the workers can tell.
+        (dict(extra_args=["--lazy-apps"], spooler_logs=False), {"taskmanager.E013"}),
+        (
+            dict(extra_args=["--lazy-apps", "--spooler-import", "no_such_module.wsgi"], spooler_logs=False),
+            {"taskmanager.E014"},
+        ),
+        (dict(extra_args=["--spooler-frequency", "0"]), {"taskmanager.E012"}),
+    ],
+    ids=["no-spooler", "lazy-without-spooler-import", "bad-spooler-import", "frequency-0"],
+)
+def test_broken_uwsgi_configurations_are_logged_as_errors(instances, transactional_db, kwargs, expected):
+    instance, found = start_and_collect(**kwargs)
+    instances.append(instance)
+    assert set(found) == expected, instance.log()
+    assert set().union(*found.values()) >= {"worker"}
+
+
+def test_no_master_is_logged(instances, transactional_db):
+    instance = UwsgiServer(env=server_env(), spooler_processes=0, drop_args=("--master",))
+    instances.append(instance)
+    instance.start()
+    wait_for(lambda: "taskmanager.E010 (worker" in instance.log(), timeout=60, message="E010 in the log")
+
+
+def test_lazy_apps_with_spooler_import_runs_tasks_checks(instances, transactional_db):
+    """With lazy-apps and a correct spooler-import, the spoolers load Django and log their checks."""
+    instance, found = start_and_collect(extra_args=["--lazy-apps", "--spooler-import", "tests.wsgi"])
+    instances.append(instance)
+    assert found == {"none": set()}, instance.log()
+
+
+# -- the admin banner ------------------------------------------------------------------
+
+
+def test_banner_when_the_spooler_never_reported(instances, superuser, commands):
+    """A web node spooling into a directory no spooler serves shows the banner on every page."""
+    from .adminclient import AdminClient
+    from .conftest import PASSWORD
+
+    spool = tempfile.mkdtemp(prefix="tm-orphan-spool-")
+    instance = UwsgiServer(env=server_env(), spooler_processes=0, extra_args=["--spooler-external", spool])
+    instances.append(instance.start())
+    client = AdminClient(instance.url)
+    client.login("admin", PASSWORD)
+    from taskmanager.models import Task
+
+    task = Task.objects.create(name="banner", command=commands["tm_ok"])
+    for path in (
+        "/admin/taskmanager/task/",
+        "/admin/taskmanager/task/%d/change/" % task.pk,
+        "/admin/taskmanager/",
+    ):
+        page = client.get(path)
+        assert page.status == 200
+        assert "No uWSGI spooler has reported yet: tasks will not run." in page.text, path
+    # A heartbeat from that node, older than NODE_TIMEOUT, names the time it was last seen.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    node = "%s:%s" % (os.uname().nodename, os.path.abspath(spool))
+    SpoolerHeartbeat.objects.create(node=node, last_seen=timezone.now() - timedelta(hours=2))
+    page = client.get("/admin/taskmanager/task/")
+    assert "No uWSGI spooler has reported since" in page.text
+    assert "tasks will not run" in page.text
+    # A fresh one removes the banner.
+    SpoolerHeartbeat.objects.filter(node=node).update(last_seen=timezone.now())
+    page = client.get("/admin/taskmanager/task/")
+    assert "tasks will not run" not in page.text
+
+
+def test_no_banner_while_the_spooler_reports(server, admin_http):
+    """The session server's spoolers record heartbeats (at start and on the recovery timer)."""
+    wait_for(
+        lambda: "tasks will not run" not in admin_http.get("/admin/taskmanager/task/").text,
+        timeout=60,
+        message="the spooler heartbeat to clear the banner",
+    )
+    assert SpoolerHeartbeat.objects.exists()
+
+
+def test_heartbeat_timer_keeps_the_heartbeat_fresh(instances, transactional_db):
+    """The uWSGI timer targeted at the spoolers records the heartbeat again and again."""
+    settings_json = json.dumps({"TASKMANAGER_RECOVERY_SECONDS": 1})
+    instance = UwsgiServer(env={**server_env(), "TM_TEST_SETTINGS": settings_json}, http=False)
+    instances.append(instance.start())
+    node = "%s:%s" % (os.uname().nodename, os.path.abspath(instance.spool_dir))
+    first = wait_for(
+        lambda: SpoolerHeartbeat.objects.filter(node=node).values_list("last_seen", flat=True).first(),
+        timeout=60,
+        message="a first heartbeat",
+    )
+    wait_for(
+        lambda: SpoolerHeartbeat.objects.filter(node=node, last_seen__gt=first).exists(),
+        timeout=60,
+        message="a later heartbeat",
+    )
