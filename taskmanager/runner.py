@@ -749,6 +749,11 @@ class Supervisor:
             self.emit(stream, buffers[fd].close())
             return
         self.emit(stream, buffers[fd].feed(data))
+        if len(data) < logcapture.SMALL_READ:
+            # A trickle: let lines gather before the next read. Waking up for
+            # every line a fast command writes costs both processes more
+            # than the line itself; the pause is far below what a reader sees.
+            time.sleep(logcapture.READ_PAUSE)
 
     def emit(self, stream: str | None, lines: list[str]) -> None:
         """Store lines read from the pipe of ``stream`` (None: the record pipe)."""
