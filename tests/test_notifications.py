@@ -1,0 +1,335 @@
+"""Notifications end to end: runs in a real uWSGI spooler notify a local webhook,
+a local Slack API endpoint and e-mail (Django's file-based backend, which works
+across processes)."""
+
+import email
+import json
+import socket
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from taskmanager import notifications
+from taskmanager.models import Report, Task
+
+from .conftest import PASSWORD, server_env, wait_for
+from .test_end_to_end import add_task, finished_report, press
+from .uwsgi_server import UwsgiServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Recorder:
+    """A local HTTP endpoint (127.0.0.1, port 0) recording every POST; answers ``status`` and ``body``."""
+
+    def __init__(self, status=200, body=b"ok", content_type="text/plain"):
+        self.requests = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    data = raw.decode("utf-8", "replace")
+                recorder.requests.append({"path": self.path, "headers": dict(self.headers), "data": data})
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def slack_api(ok=True) -> Recorder:
+    answer = (
+        {"ok": True, "channel": "C0TEST", "ts": "1.000"}
+        if ok
+        else {"ok": False, "error": "channel_not_found"}
+    )
+    return Recorder(body=json.dumps(answer).encode(), content_type="application/json")
+
+
+def read_mails(directory) -> list:
+    """Parse the messages Django's file-based backend wrote into ``directory``."""
+    separator = b"\n" + b"-" * 79 + b"\n"
+    found = []
+    for path in sorted(Path(directory).glob("*.log")):
+        for chunk in path.read_bytes().split(separator):
+            if chunk.strip():
+                found.append(email.message_from_bytes(chunk.lstrip(b"\n")))
+    return found
+
+
+@pytest.fixture
+def endpoints():
+    made = []
+
+    def make(**kwargs):
+        recorder = slack_api(**kwargs) if kwargs.pop("slack", False) else Recorder(**kwargs)
+        made.append(recorder)
+        return recorder
+
+    yield make
+    for recorder in made:
+        recorder.close()
+
+
+@pytest.fixture
+def notifying_node(superuser):
+    """Start a uWSGI node with notification settings; return (node, admin client).
+
+    One spooler process: runs and their notices happen strictly one after
+    the other, so "no notice for this run" can be checked once a later run
+    has sent its own.
+    """
+    from .adminclient import AdminClient
+
+    started = []
+
+    def start(settings):
+        env = {**server_env(), "TM_TEST_SETTINGS": json.dumps(settings)}
+        node = UwsgiServer(env=env, spooler_processes=1).start()
+        started.append(node)
+        client = AdminClient(node.url)
+        client.login("admin", PASSWORD)
+        return node, client
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+def events(recorder) -> list[tuple]:
+    return [(r["data"]["event"], r["data"]["report"]["id"]) for r in recorder.requests]
+
+
+def test_failure_then_recovered_on_every_channel(notifying_node, endpoints, commands, tmp_path):
+    webhook, slack = endpoints(), endpoints(slack=True)
+    mail_dir = tempfile.mkdtemp(prefix="tm-mail-")
+    node, client = notifying_node(
+        {
+            "TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url + "/hook",
+            "TASKMANAGER_NOTIFY_SLACK_TOKEN": "xoxb-test-token",
+            "TASKMANAGER_NOTIFY_SLACK_CHANNEL": "#ops",
+            "TASKMANAGER_NOTIFY_SLACK_BASE_URL": slack.url + "/api/",
+            "TASKMANAGER_NOTIFY_SITE_URL": "https://ops.example.com",
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": mail_dir,
+            "ADMINS": [["Ops", "ops@example.com"]],
+        }
+    )
+    state = tmp_path / "state"
+    state.write_text("fail")
+    task = add_task(client, commands, "nightly <import>", "tm_flaky", "--state %s" % state, notify="on")
+    assert task.notify
+
+    press(client, task, "start")
+    failed = finished_report(task)
+    assert failed.result == "FAILED"
+    wait_for(lambda: events(webhook) == [("failure", failed.pk)], message="the failure webhook")
+    hook = webhook.requests[0]
+    assert hook["path"] == "/hook"
+    assert hook["headers"]["Content-Type"] == "application/json"
+    payload = hook["data"]
+    assert payload["text"] == "Task nightly <import> failed"
+    assert payload["task"] == {
+        "id": task.pk,
+        "name": "nightly <import>",
+        "command": "tm_flaky",
+        "url": "https://ops.example.com/admin/taskmanager/task/%d/change/" % task.pk,
+    }
+    assert payload["report"]["result"] == "FAILED"
+    assert payload["report"]["end_reason"] == failed.end_reason
+    assert any("the state file says fail" in line for line in payload["report"]["tail"])
+
+    wait_for(lambda: len(slack.requests) == 1, message="the Slack message")
+    posted = slack.requests[0]
+    assert posted["path"] == "/api/chat.postMessage"
+    assert posted["headers"]["Authorization"] == "Bearer xoxb-test-token"
+    assert posted["data"]["channel"] == "#ops"
+    # Slack markup in a task name is escaped.
+    assert posted["data"]["text"] == "Task nightly &lt;import&gt; failed"
+
+    mails = wait_for(lambda: read_mails(mail_dir), message="the e-mail")
+    assert len(mails) == 1
+    assert mails[0]["To"] == "ops@example.com"
+    assert mails[0]["Subject"] == "[Django] Task nightly <import> failed"
+    body = mails[0].get_payload(decode=True).decode()
+    assert "the state file says fail" in body
+    assert "https://ops.example.com/admin/taskmanager/report/%d/log/" % failed.pk in body
+
+    # Fixed: the next run sends one "recovered" notice...
+    state.write_text("ok")
+    press(client, task, "start")
+    recovered = wait_for(lambda: Report.objects.filter(task=task, result="OK").first(), timeout=30)
+    wait_for(lambda: len(webhook.requests) == 2, message="the recovered webhook")
+    assert events(webhook)[1] == ("recovered", recovered.pk)
+    assert webhook.requests[1]["data"]["text"] == "Task nightly <import> recovered (OK)"
+    wait_for(lambda: len(read_mails(mail_dir)) == 2, message="the recovered e-mail")
+    assert read_mails(mail_dir)[1]["Subject"] == "[Django] Task nightly <import> recovered (OK)"
+    wait_for(lambda: len(slack.requests) == 2, message="the recovered Slack message")
+
+    # ...and a further good run none: the failing run after it is the next notice.
+    press(client, task, "start")
+    quiet = wait_for(lambda: Report.objects.filter(task=task, result="OK").exclude(pk=recovered.pk).first())
+    state.write_text("fail")
+    press(client, task, "start")
+    again = wait_for(lambda: Report.objects.filter(task=task, result="FAILED").exclude(pk=failed.pk).first())
+    wait_for(lambda: len(webhook.requests) == 3, message="the second failure webhook")
+    assert events(webhook) == [("failure", failed.pk), ("recovered", recovered.pk), ("failure", again.pk)]
+    assert quiet.pk not in [pk for _e, pk in events(webhook)]
+
+
+def test_stopped_and_opted_out_runs_send_no_failure_notice(notifying_node, endpoints, commands):
+    webhook = endpoints()
+    node, client = notifying_node({"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url})
+    sleeper = add_task(client, commands, "sleeper", "tm_sleep", "--seconds 60", notify="on")
+    quiet = add_task(client, commands, "quiet failure", "tm_raise")  # box unticked
+    loud = add_task(client, commands, "loud failure", "tm_raise", notify="on")
+    assert not quiet.notify
+
+    press(client, sleeper, "start")
+    wait_for(
+        lambda: Report.objects.filter(task=sleeper, pid__isnull=False).exists(), message="the sleeper running"
+    )
+    press(client, sleeper, "stop")
+    stopped = finished_report(sleeper)
+    assert stopped.result == "FAILED"
+    assert stopped.end_reason.startswith("stopped by")
+
+    press(client, quiet, "start")
+    assert finished_report(quiet).result == "FAILED"
+
+    press(client, loud, "start")
+    loud_report = finished_report(loud)
+    wait_for(lambda: webhook.requests, message="the loud failure's webhook")
+    assert events(webhook) == [("failure", loud_report.pk)]
+    log = node.log()
+    assert "Run %d of task sleeper was stopped by a user: no failure notice." % stopped.pk in log
+    assert "Notifications are off for task quiet failure" in log
+    sleeper.refresh_from_db()
+    assert not sleeper.failure_notified
+
+
+def test_failing_channels_are_logged_and_change_nothing(notifying_node, endpoints, commands):
+    broken_hook = endpoints(status=500, body=b"down")
+    slack = endpoints(slack=True, ok=False)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    node, client = notifying_node(
+        {
+            "TASKMANAGER_NOTIFY_WEBHOOK_URL": broken_hook.url,
+            "TASKMANAGER_NOTIFY_SLACK_TOKEN": "xoxb-test-token",
+            "TASKMANAGER_NOTIFY_SLACK_CHANNEL": "#nowhere",
+            "TASKMANAGER_NOTIFY_SLACK_BASE_URL": slack.url + "/api/",
+            "TASKMANAGER_NOTIFY_EMAIL_RECIPIENTS": ["ops@example.com"],
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": closed_port,
+        }
+    )
+    failing = add_task(client, commands, "fails", "tm_raise", notify="on")
+    press(client, failing, "start")
+    report = finished_report(failing)
+    for channel in ("email", "slack", "webhook"):
+        wait_for(
+            lambda channel=channel: "could not be sent by %s" % channel in node.log(),
+            message="the %s failure in the log" % channel,
+        )
+    log = node.log()
+    assert "HTTP Error 500" in log
+    assert "channel_not_found" in log
+    report.refresh_from_db()
+    failing.refresh_from_db()
+    assert report.result == "FAILED"
+    assert report.end_reason == "exception: ValueError"
+    assert failing.last_result == "FAILED"
+    assert failing.status == Task.Status.IDLE
+    # The spooler goes on running tasks.
+    ok = add_task(client, commands, "fine", "tm_ok", notify="on")
+    press(client, ok, "start")
+    assert finished_report(ok).result == "OK"
+
+
+def test_errors_and_warnings_notify_by_setting(notifying_node, endpoints, commands):
+    webhook = endpoints()
+    node, client = notifying_node(
+        {"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url, "TASKMANAGER_NOTIFY_ON": ["FAILED", "ERRORS"]}
+    )
+    errors = add_task(client, commands, "with errors", "tm_error", notify="on")
+    warnings = add_task(client, commands, "with warnings", "tm_warn", notify="on")
+    press(client, warnings, "start")
+    assert finished_report(warnings).result == "WARNINGS"
+    press(client, errors, "start")
+    report = finished_report(errors)
+    assert report.result == "ERRORS"
+    wait_for(lambda: webhook.requests, message="the errors webhook")
+    assert events(webhook) == [("failure", report.pk)]
+    assert webhook.requests[0]["data"]["text"] == "Task with errors ended with errors"
+
+
+def test_notify_box_on_the_task_page(server, admin_http, commands):
+    task = add_task(admin_http, commands, "boxed", "tm_ok", notify="on")
+    page = admin_http.get("/admin/taskmanager/task/%d/change/" % task.pk)
+    assert 'name="notify"' in page.text
+    assert "send notifications" in page.text.lower()
+
+
+# -- the decision, in-process (no channel configured: nothing is sent) ----------------
+
+
+def finished(task, result, **fields):
+    from django.utils import timezone
+
+    return Report.objects.create(
+        task=task, trigger="start", result=result, finished_datetime=timezone.now(), **fields
+    )
+
+
+@override_settings(TASKMANAGER_NOTIFY_ON=["FAILED", "WARNINGS"])
+def test_decide_follows_the_failure_streak(commands):
+    task = Task.objects.create(name="streak", command=commands["tm_ok"])
+    kinds = []
+    for result in ["OK", "WARNINGS", "FAILED", "ERRORS", "OK", "FAILED"]:
+        notice = notifications.decide(task, finished(task, result))
+        kinds.append(notice.kind if notice else None)
+    assert kinds == [None, "failure", "failure", "recovered", None, "failure"]
+    task.refresh_from_db()
+    assert task.failure_notified
+
+
+@override_settings(TASKMANAGER_NOTIFY_RECOVERED=False)
+def test_recovered_notices_can_be_turned_off(commands):
+    task = Task.objects.create(name="no recovery notice", command=commands["tm_ok"])
+    assert notifications.decide(task, finished(task, "FAILED")).kind == "failure"
+    assert notifications.decide(task, finished(task, "OK")) is None
+    task.refresh_from_db()
+    assert not task.failure_notified
+
+
+@override_settings(ADMINS=[("Ops", "ops@example.com"), "dev@example.com"])
+def test_recipients_default_to_admins():
+    assert notifications.email_recipients() == ["ops@example.com", "dev@example.com"]
+    with override_settings(TASKMANAGER_NOTIFY_EMAIL_RECIPIENTS=[]):
+        assert notifications.email_recipients() == []
