@@ -77,6 +77,10 @@ MAX_RECORD_BYTES = 6 * MAX_LINE_CHARS + 1024
 PIPE_SIZE = 1024 * 1024
 #: Bytes read from a pipe at once by the supervisor.
 READ_SIZE = 1024 * 1024
+#: A read shorter than this (bytes) makes the supervisor pause READ_PAUSE
+#: seconds before reading again, so that lines arrive in batches.
+SMALL_READ = 64 * 1024
+READ_PAUSE = 0.005
 
 # Error handler turning what UTF-8 cannot encode (lone surrogates, e.g. from
 # undecodable file names) into U+FFFD, like invalid bytes on the way in.
