@@ -170,6 +170,13 @@ def close_interrupted(report, why: str, now) -> int:
         )
     logger.warning("taskmanager recovery: run %s of task %s interrupted: %s.", report.pk, report.task_id, why)
     _after_close(report, now)
+    # An interrupted run is a failure: notify as the end of a run does (never raises).
+    from .notifications import notify_run_end
+
+    task = Task.objects.select_related("command").filter(pk=report.task_id).first()
+    if task is not None:
+        report.result = Task.Result.FAILED
+        notify_run_end(task, report)
     return 1
 
 
