@@ -394,3 +394,21 @@ def test_heartbeat_timer_keeps_the_heartbeat_fresh(instances, transactional_db):
         timeout=60,
         message="a later heartbeat",
     )
+
+
+# -- the documentation lists every setting and every check -----------------------------
+
+
+def test_every_setting_is_documented_with_its_default():
+    text = (ROOT / "docs" / "settings.rst").read_text()
+    for name in DEFAULTS:
+        assert re.search(r"^``TASKMANAGER_%s``\n    Default: " % name, text, re.M), name
+
+
+def test_every_check_id_is_documented():
+    source = (ROOT / "taskmanager" / "checks.py").read_text()
+    used = set(re.findall(r'id="(taskmanager\.[EW]\d{3})"', source))
+    documented = set(
+        re.findall(r"^(taskmanager\.[EW]\d{3})$", (ROOT / "docs" / "checks.rst").read_text(), re.M)
+    )
+    assert used and used == documented
