@@ -479,6 +479,34 @@ def test_browser_follows_a_running_log(browser, static_server, commands):  # noq
     expect(page.locator("#L4")).to_have_class(re.compile("tm-level-warning"))
 
 
+@pytest.mark.browser
+def test_browser_stops_following_a_deleted_report(browser, static_server, commands):  # noqa: F811 - fixtures
+    from playwright.sync_api import expect
+
+    from .test_browser import login
+
+    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    task = Task.objects.create(name="to-delete", command=commands["tm_ok"])
+    report = Report.objects.create(
+        task=task,
+        trigger="start",
+        host=socket.gethostname(),
+        supervisor_pid=os.getpid(),  # alive: recovery leaves the run alone
+        supervisor_started=processes.start_time(os.getpid()),
+        heartbeat=timezone.now() + timedelta(hours=1),
+    )
+    LogLine.objects.create(report=report, seq=1, stream="stdout", timestamp=timezone.now(), text="first")
+    page = browser.new_page()
+    login(page, static_server.url, "admin")
+    page.goto(static_server.url + LOG_URL % report.pk)
+    expect(page.locator("#tm-log")).to_have_attribute("data-follow", "1")
+    LogLine.objects.create(report=report, seq=2, stream="stdout", timestamp=timezone.now(), text="second")
+    expect(page.locator("#L2")).to_contain_text("second")
+    report.delete()
+    expect(page.locator("#tm-log-status")).to_have_text("This report does not exist (any more).")
+    expect(page.locator("#tm-log")).to_have_attribute("data-follow", "gone")
+
+
 # -- permissions -----------------------------------------------------------------------
 
 

@@ -80,10 +80,20 @@
         headers: { Accept: "application/json" }
       })
         .then(function (response) {
+          if (response.status === 404 || response.status === 403) {
+            // Deleted (retention, its task deleted) or no longer allowed: stop.
+            if (status !== null) {
+              status.textContent = table.getAttribute("data-gone-text");
+              status.classList.remove("tm-log-running");
+            }
+            table.setAttribute("data-follow", "gone");
+            return null;
+          }
           if (!response.ok) { throw new Error("HTTP " + response.status); }
           return response.json();
         })
         .then(function (data) {
+          if (data === null) { return; }
           append(data.lines);
           cursor = data.cursor;
           table.setAttribute("data-cursor", String(cursor));
