@@ -4,6 +4,8 @@ across processes)."""
 
 import email
 import json
+import os
+import signal
 import socket
 import tempfile
 import threading
@@ -270,6 +272,22 @@ def test_failing_channels_are_logged_and_change_nothing(notifying_node, endpoint
     ok = add_task(client, commands, "fine", "tm_ok", notify="on")
     press(client, ok, "start")
     assert finished_report(ok).result == "OK"
+
+
+def test_interrupted_run_sends_a_failure_notice(notifying_node, endpoints, commands):
+    """A spooler process killed in the middle of a run: recovery closes the run and notifies."""
+    webhook = endpoints()
+    node, client = notifying_node({"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url})
+    task = add_task(client, commands, "long run", "tm_sleep", "--seconds 60", notify="on")
+    press(client, task, "start")
+    report = wait_for(
+        lambda: Report.objects.filter(task=task, pid__isnull=False, supervisor_pid__isnull=False).first(),
+        message="the run to start",
+    )
+    os.kill(report.supervisor_pid, signal.SIGKILL)
+    wait_for(lambda: webhook.requests, timeout=60, message="the notice of the interrupted run")
+    assert events(webhook) == [("failure", report.pk)]
+    assert webhook.requests[0]["data"]["report"]["end_reason"] == "interrupted"
 
 
 def test_errors_and_warnings_notify_by_setting(notifying_node, endpoints, commands):
