@@ -170,22 +170,16 @@ def close_interrupted(report, why: str, now) -> int:
         )
     logger.warning("taskmanager recovery: run %s of task %s interrupted: %s.", report.pk, report.task_id, why)
     _after_close(report, now)
-    # An interrupted run is a failure: notify as the end of a run does (never raises).
-    from .notifications import notify_run_end
-
-    task = Task.objects.select_related("command").filter(pk=report.task_id).first()
-    if task is not None:
-        report.result = Task.Result.FAILED
-        notify_run_end(task, report)
     return 1
 
 
 def _after_close(report, now) -> None:
-    """Record the run history and prune old reports, as the end of a run does; never raise."""
+    """Record the run history, prune old reports and notify, as the end of a run does; never raise."""
     from django.db import transaction
 
     from . import history
-    from .models import Task
+    from .models import Report, Task
+    from .notifications import notify_run_end
     from .retention import prune_reports
 
     try:
@@ -197,6 +191,12 @@ def _after_close(report, now) -> None:
         prune_reports(report.task_id)
     except Exception:  # noqa: BLE001 - pruning must not stop recovery
         logger.exception("Could not prune the reports of task %s", report.task_id)
+    # An interrupted run is a failed run: its notice goes out like any other
+    # (notify_run_end logs and swallows its own failures).
+    task = Task.objects.filter(pk=report.task_id).first()
+    closed = Report.objects.filter(pk=report.pk).first()
+    if task is not None and closed is not None:
+        notify_run_end(task, closed)
 
 
 def on_timer() -> None:

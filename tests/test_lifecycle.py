@@ -25,6 +25,7 @@ from taskmanager.models import Command, LogLine, Report, Task
 from .adminclient import AdminClient
 from .conftest import PASSWORD, server_env, wait_for
 from .test_end_to_end import add_task, finished_report, press, texts
+from .test_notifications import Recorder, events
 from .uwsgi_server import UwsgiServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,6 +54,14 @@ def node(transactional_db):
     yield start
     for instance in started:
         instance.stop()
+
+
+@pytest.fixture
+def webhook():
+    """A local HTTP endpoint recording the notification webhooks it receives."""
+    recorder = Recorder()
+    yield recorder
+    recorder.close()
 
 
 def login(instance) -> AdminClient:
@@ -269,11 +278,11 @@ def test_endless_output_is_capped_and_default_timeout_applies(node, superuser, c
 
 @pytest.mark.db_sensitive
 @pytest.mark.parametrize("setsid", [False, True], ids=["in-group", "setsid"])
-def test_spooler_killed_mid_run_is_recovered(node, superuser, commands, setsid):
-    instance = node(spooler_processes=1)
+def test_spooler_killed_mid_run_is_recovered(node, superuser, commands, setsid, webhook):
+    instance = node(spooler_processes=1, settings={"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url + "/hook"})
     client = login(instance)
     arguments = "--count 1, --linger 120" + (", --setsid" if setsid else "")
-    task = add_task(client, commands, "killed-%s" % setsid, "tm_orphan", arguments)
+    task = add_task(client, commands, "killed-%s" % setsid, "tm_orphan", arguments, notify="on")
     press(client, task, "start")
     report = running_report(task)
     orphan = int(texts(report)[0].split()[-1])
@@ -290,6 +299,8 @@ def test_spooler_killed_mid_run_is_recovered(node, superuser, commands, setsid):
     task.refresh_from_db()
     assert task.status == Task.Status.IDLE
     assert task.last_result == "FAILED"
+    # An interrupted run is a failure like any other for notifications.
+    wait_for(lambda: events(webhook) == [("failure", report.pk)], message="the failure notice")
     # The spool file of the interrupted run was run again by the new spooler,
     # found stale and consumed: no second run, no loop.
     wait_for(lambda: spool_is_empty(instance.spool_dir), message="the spool file to be consumed")
