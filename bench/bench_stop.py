@@ -48,8 +48,9 @@ def stop_once(client, task, poll_seconds: float, timeout: float = 60) -> dict:
 
     client.post("/admin/taskmanager/task/%d/start/" % task.pk, follow=False)
     report = common.wait_for(
-        lambda: Report.objects.filter(task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1)
-        .first(),
+        lambda: Report.objects.filter(
+            task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1
+        ).first(),
         timeout,
         "the run of %s" % task.name,
         interval=0.01,
@@ -88,17 +89,27 @@ def main(argv=None) -> dict:
     from taskmanager.models import Command, Task
 
     poll, grace = app_settings.STOP_POLL_SECONDS, app_settings.STOP_GRACE_SECONDS
-    print("stop latency: db=%s%s, %d stops per case, stop poll %s s, grace %s s, load %s" % (
-        args.db, " (quick)" if args.quick else "", repeat, poll, grace, os.getloadavg()[0]))
+    print(
+        "stop latency: db=%s%s, %d stops per case, stop poll %s s, grace %s s, load %s"
+        % (args.db, " (quick)" if args.quick else "", repeat, poll, grace, os.getloadavg()[0])
+    )
     sleep = Command.objects.get(name="tm_sleep")
     tasks = {
-        "normal": Task.objects.create(name="stop-normal", command=sleep, arguments="--seconds 600, --tick 0.2"),
+        "normal": Task.objects.create(
+            name="stop-normal", command=sleep, arguments="--seconds 600, --tick 0.2"
+        ),
         "ignores SIGTERM": Task.objects.create(
             name="stop-stubborn", command=sleep, arguments="--seconds 600, --tick 0.2, --ignore-term"
         ),
     }
-    results: dict = {"bench": "stop", "db": args.db, "quick": args.quick, "repeat": repeat,
-                     "stop_poll_s": poll, "grace_s": grace}
+    results: dict = {
+        "bench": "stop",
+        "db": args.db,
+        "quick": args.quick,
+        "repeat": repeat,
+        "stop_poll_s": poll,
+        "grace_s": grace,
+    }
     rows = []
     try:
         server = env.start_server(2)
@@ -111,7 +122,8 @@ def main(argv=None) -> dict:
         env.servers.append(spooler_node)
         spooler_node.start()
         web = common.UwsgiServer(
-            env=env.server_env(), spooler_processes=0,
+            env=env.server_env(),
+            spooler_processes=0,
             extra_args=["--spooler-external", str(spooler_node.spool_dir)],
         )
         env.servers.append(web)

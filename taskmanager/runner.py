@@ -346,7 +346,10 @@ class Supervisor:
         self.stamps = logstore.Stamps()
         self.report_id = report.pk
         # Style markers may span lines: one reader per raw stream.
-        self.raw_marks = {logcapture.STDOUT: logcapture.LevelMarks(), logcapture.STDERR: logcapture.LevelMarks()}
+        self.raw_marks = {
+            logcapture.STDOUT: logcapture.LevelMarks(),
+            logcapture.STDERR: logcapture.LevelMarks(),
+        }
         # Read once per run: add_line() runs for every line of the log.
         self.max_log_bytes = app_settings.MAX_LOG_BYTES
         self.batch_lines_limit = app_settings.LOG_BATCH_LINES
@@ -631,7 +634,9 @@ class Supervisor:
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ, stream)
             # Records are never cut: their size is bounded by the child.
-            buffers[fd] = logcapture.LineBuffer(logcapture.MAX_RECORD_BYTES if stream is None else logcapture.MAX_LINE_CHARS)
+            buffers[fd] = logcapture.LineBuffer(
+                logcapture.MAX_RECORD_BYTES if stream is None else logcapture.MAX_LINE_CHARS
+            )
         pidfd = _pidfd_open(pid)
         if pidfd is not None:
             # Wakes the loop the moment the child exits (no polling delay).
@@ -783,7 +788,12 @@ class Supervisor:
                 ts, level, stream, text = record
             except (TypeError, ValueError):
                 continue
-            if type(stream) is not str or type(text) is not str or type(level) is not int or type(ts) is not int:
+            if (
+                type(stream) is not str
+                or type(text) is not str
+                or type(level) is not int
+                or type(ts) is not int
+            ):
                 continue  # not written by logcapture.RecordWriter
             if stream.startswith("_"):
                 if stream == _OUTCOME:
@@ -878,9 +888,9 @@ class Supervisor:
         # The task may still exist (only its report was deleted): take it
         # out of STARTED, unless another run of it is going on.
         running = Report.objects.running().filter(task_id=self.task.pk)
-        Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).exclude(
-            Exists(running)
-        ).update(status=end_status(), resume_status="")
+        Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).exclude(Exists(running)).update(
+            status=end_status(), resume_status=""
+        )
 
     def _finish(self, reason: str, failed: bool) -> None:
         # No close_old_connections() here: with CONN_MAX_AGE = 0 it would
@@ -1004,9 +1014,7 @@ def _run_command(task: Task, argv: list[str], writer: "logcapture.RecordWriter")
         err.write(str(exc.code) + "\n")
         return 1
     except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
-        writer.write(
-            logcapture.ERROR, logcapture.SYSTEM, "".join(traceback.format_exception(exc)).rstrip()
-        )
+        writer.write(logcapture.ERROR, logcapture.SYSTEM, "".join(traceback.format_exception(exc)).rstrip())
         writer.write(0, _OUTCOME, "exception: %s" % type(exc).__name__)
         return _EXIT_EXCEPTION
     finally:

@@ -73,8 +73,9 @@ def login(instance) -> AdminClient:
 def running_report(task, timeout=30):
     """Wait until the task's run has a child process and some output; return its report."""
     return wait_for(
-        lambda: Report.objects.filter(task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1)
-        .first(),
+        lambda: Report.objects.filter(
+            task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1
+        ).first(),
         timeout=timeout,
         message="the run of %s to start" % task.name,
     )
@@ -133,7 +134,12 @@ def bulk_start(client, tasks, chunk=200):
     for i in range(0, len(ids), chunk):
         resp = client.post(
             "/admin/taskmanager/task/",
-            {"action": "start_tasks", "index": "0", "select_across": "0", "_selected_action": ids[i : i + chunk]},
+            {
+                "action": "start_tasks",
+                "index": "0",
+                "select_across": "0",
+                "_selected_action": ids[i : i + chunk],
+            },
         )
         assert resp.status == 200, resp.text[:1000]
 
@@ -194,7 +200,9 @@ def test_stopped_periodic_task_is_not_respooled(node, superuser, commands):
     spooler_node = node(http=False)
     web = node(spooler_processes=0, extra_args=["--spooler-external", str(spooler_node.spool_dir)])
     client = login(web)
-    task = add_task(client, commands, "periodic-stop", "tm_sleep", "--seconds 120, --tick 0.2", **periodic_fields())
+    task = add_task(
+        client, commands, "periodic-stop", "tm_sleep", "--seconds 120, --tick 0.2", **periodic_fields()
+    )
     press(client, task, "start")
     report = running_report(task)
     # The next slot was spooled when this run was claimed.
@@ -315,7 +323,9 @@ def test_spooler_killed_mid_run_is_recovered(node, superuser, commands, setsid, 
 def test_reload_interrupts_run_and_periodic_task_continues(node, superuser, commands):
     instance = node(spooler_processes=1)
     client = login(instance)
-    task = add_task(client, commands, "reloaded", "tm_sleep", "--seconds 120, --tick 0.2", **periodic_fields())
+    task = add_task(
+        client, commands, "reloaded", "tm_sleep", "--seconds 120, --tick 0.2", **periodic_fields()
+    )
     press(client, task, "start")
     report = running_report(task)
     task.refresh_from_db()
@@ -353,21 +363,41 @@ def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(node, com
     os.waitpid(probe, 0)
     host = os.uname().nodename
     Report.objects.create(
-        task_id=task_ids["stale-remote"], trigger="start", host="elsewhere.invalid", supervisor_pid=4242,
-        supervisor_started=1.0, heartbeat=old, invocation_datetime=old,
+        task_id=task_ids["stale-remote"],
+        trigger="start",
+        host="elsewhere.invalid",
+        supervisor_pid=4242,
+        supervisor_started=1.0,
+        heartbeat=old,
+        invocation_datetime=old,
     )
     fresh = Report.objects.create(
-        task_id=task_ids["fresh-remote"], trigger="start", host="elsewhere.invalid", supervisor_pid=4243,
-        supervisor_started=1.0, heartbeat=now, invocation_datetime=old,
+        task_id=task_ids["fresh-remote"],
+        trigger="start",
+        host="elsewhere.invalid",
+        supervisor_pid=4243,
+        supervisor_started=1.0,
+        heartbeat=now,
+        invocation_datetime=old,
     )
     Report.objects.create(
-        task_id=task_ids["dead-local"], trigger="start", host=host, supervisor_pid=probe,
-        supervisor_started=probe_started, heartbeat=now, invocation_datetime=old,
+        task_id=task_ids["dead-local"],
+        trigger="start",
+        host=host,
+        supervisor_pid=probe,
+        supervisor_started=probe_started,
+        heartbeat=now,
+        invocation_datetime=old,
     )
     # This test process plays a live supervisor on this host, with an old heartbeat.
     Report.objects.create(
-        task_id=task_ids["live-local"], trigger="start", host=host, supervisor_pid=os.getpid(),
-        supervisor_started=mine, heartbeat=old, invocation_datetime=old,
+        task_id=task_ids["live-local"],
+        trigger="start",
+        host=host,
+        supervisor_pid=os.getpid(),
+        supervisor_started=mine,
+        heartbeat=old,
+        invocation_datetime=old,
     )
     stop = threading.Event()
 
@@ -438,7 +468,9 @@ def test_timer_recovery_closes_a_run_of_a_node_that_died(node, superuser, comman
     ],
     ids=["segfault", "orphans-in-group", "orphans-setsid"],
 )
-def test_crashing_or_leaking_commands_leave_nothing_behind(server, admin_http, commands, command, arguments, result, reason):
+def test_crashing_or_leaking_commands_leave_nothing_behind(
+    server, admin_http, commands, command, arguments, result, reason
+):
     spoolers = live_spooler_pids(server)
     name = "crash-%s-%s" % (command, arguments.replace(" ", "").replace(",", ""))
     task = add_task(admin_http, commands, name, command, arguments)
@@ -587,8 +619,12 @@ def test_twenty_tasks_started_together_run_once_each(server, admin_http, command
     tasks = make_tasks(commands, "twenty", 20, command="tm_ok")
     bulk_start(admin_http, tasks)
     wait_for(
-        lambda: Report.objects.filter(task__in=tasks, finished_datetime__isnull=False).count() >= 20
-        and not Task.objects.filter(pk__in=[t.pk for t in tasks]).exclude(status=Task.Status.IDLE).exists(),
+        lambda: (
+            Report.objects.filter(task__in=tasks, finished_datetime__isnull=False).count() >= 20
+            and not Task.objects.filter(pk__in=[t.pk for t in tasks])
+            .exclude(status=Task.Status.IDLE)
+            .exists()
+        ),
         timeout=60,
         message="20 runs to end",
     )
@@ -702,8 +738,12 @@ def task_in_status(client, commands, status, name):
     if status == "SCHEDULED":
         tomorrow = timezone.localtime() + timedelta(days=1)
         task = add_task(
-            client, commands, name, "tm_ok",
-            scheduling_0=tomorrow.strftime("%Y-%m-%d"), scheduling_1=tomorrow.strftime("%H:%M:%S"),
+            client,
+            commands,
+            name,
+            "tm_ok",
+            scheduling_0=tomorrow.strftime("%Y-%m-%d"),
+            scheduling_1=tomorrow.strftime("%H:%M:%S"),
         )
         press(client, task, "start")
     elif status == "SPOOLED":
