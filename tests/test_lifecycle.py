@@ -10,8 +10,8 @@ SIGTERM-ignoring command, stale tokens) are in test_end_to_end.py.
 import json
 import os
 import signal
+import socket
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from taskmanager import processes
-from taskmanager.models import Command, LogLine, Report, Task
+from taskmanager.models import Command, LogLine, Report, SpoolerHeartbeat, Task
 
 from .adminclient import AdminClient
 from .conftest import PASSWORD, server_env, wait_for
@@ -361,7 +361,7 @@ def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(node, com
         os._exit(0)
     probe_started = processes.start_time(probe)
     os.waitpid(probe, 0)
-    host = os.uname().nodename
+    host = socket.gethostname()
     Report.objects.create(
         task_id=task_ids["stale-remote"],
         trigger="start",
@@ -412,14 +412,25 @@ def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(node, com
     try:
         # Spooler start runs recovery too; a start time in the past
         # (recovery timer at 1 s, heartbeat timeout 5 s) shows the timer works.
-        node(http=False, settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_HEARTBEAT_TIMEOUT": 5})
+        instance = node(
+            http=False, settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_HEARTBEAT_TIMEOUT": 5}
+        )
 
         def closed(name):
             return Report.objects.filter(task_id=task_ids[name], end_reason="interrupted").exists()
 
         wait_for(lambda: closed("stale-remote") and closed("dead-local"), message="recovery to close runs")
-        # Several timer ticks later the live ones are still running.
-        time.sleep(3)
+        # Each timer tick records the node's heartbeat, then runs recovery:
+        # once 3 more ticks were recorded, at least 2 full passes ran since.
+        ticks = set()
+
+        def ticked():
+            beat = SpoolerHeartbeat.objects.filter(node__endswith=":%s" % instance.spool_dir).first()
+            if beat is not None:
+                ticks.add(beat.last_seen)
+            return len(ticks) > 3
+
+        wait_for(ticked, interval=0.1, message="more recovery passes")
     finally:
         stop.set()
         beater.join()
@@ -539,8 +550,8 @@ def test_task_deleted_while_spooled_ends_quietly(node, superuser, commands):
     assert not Task.objects.filter(pk=victim.pk).exists()
     press(client, blocker, "stop")
     finished_report(blocker)
+    # Consumed: a file that is gone cannot be re-run (a retry loop keeps it).
     wait_for(lambda: spool_is_empty(instance.spool_dir), message="the spool entry to be consumed")
-    time.sleep(2)  # two more scans: nothing re-runs
     assert instance.log().count("Task %d no longer exists" % victim.pk) == 1
     assert live_spooler_pids(instance) == instance.spooler_pids()
 
