@@ -135,9 +135,17 @@ def stop(task: Task, user=None) -> Outcome:
     now = timezone.now()
     cancelled = Task.objects.filter(
         pk=task.pk, status__in=[Task.Status.SCHEDULED, Task.Status.SPOOLED]
-    ).update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="")
+    ).update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", run_now_token="")
     if cancelled:
         return Outcome(True, _("%(task)s was stopped; its pending run is cancelled.") % {"task": task.name})
+    # A queued "run now" on an IDLE task (or one whose spool entry was lost).
+    queued = (
+        Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
+        .exclude(run_now_token="")
+        .update(run_now_token="")
+    )
+    if queued:
+        return Outcome(True, _("%(task)s: its queued run is cancelled.") % {"task": task.name})
     # Clearing the token also ends a periodic chain: the run's end sets IDLE.
     running = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED).update(
         run_token="", next_datetime=None, resume_status="", run_now_token=""

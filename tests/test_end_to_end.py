@@ -190,3 +190,15 @@ def test_inactive_command_refuses_start(server, admin_http, commands):
     task.refresh_from_db()
     assert task.status == "IDLE"
     assert not Report.objects.filter(task=task).exists()
+
+
+def test_stop_clears_a_lost_run_now_entry(server, admin_http, commands):
+    """A "run now" whose spool entry was lost would answer "already queued" for ever; Stop clears it."""
+    task = add_task(admin_http, commands, "lost-run-now", "tm_ok")
+    Task.objects.filter(pk=task.pk).update(run_now_token="f" * 32)
+    assert "already queued" in press(admin_http, task, "run-now").text
+    assert "queued run is cancelled" in press(admin_http, task, "stop").text
+    assert "will run now" in press(admin_http, task, "run-now").text
+    report = finished_report(task)
+    assert report.trigger == "run now"
+    assert report.result == "OK"
