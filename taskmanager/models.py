@@ -349,3 +349,6 @@ class SpoolerHeartbeat(models.Model):
     class Meta:
         verbose_name = _("spooler heartbeat")
         verbose_name_plural = _("spooler heartbeats")
+
+    def __str__(self):
+        return self.node

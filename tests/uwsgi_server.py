@@ -114,7 +114,7 @@ class UwsgiServer:
         try:
             with urllib.request.urlopen(self.url + "/admin/login/", timeout=2) as resp:
                 return resp.status == 200
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure means "not ready yet"; the caller retries
             return False
 
     def spooler_pids(self) -> list[int]:
