@@ -17,7 +17,6 @@ from . import schedule
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
 
-
 logger = logging.getLogger("taskmanager.actions")
 
 
