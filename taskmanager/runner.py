@@ -9,11 +9,22 @@
    A periodic task's next run is spooled right after the claim, so a
    supervisor that dies mid-run does not break the chain.
 2. **Supervise**: the command runs through ``call_command`` in a forked
-   child with its own process group; the supervisor reads its output
-   (see :mod:`taskmanager.logcapture`), writes the log in batches, polls the
-   database for a stop request and enforces the timeout.
+   child with its own process group, killed by Linux if the supervisor dies
+   (PDEATHSIG); the supervisor reads its output (see
+   :mod:`taskmanager.logcapture`), writes the log in batches with a
+   heartbeat, polls the database for a stop request (or its report being
+   deleted or closed by recovery), enforces the timeout (SIGTERM to the
+   group, SIGKILL after the grace period), survives database errors, and
+   when the child has exited kills what the run left behind (the process
+   group, and in a spooler the orphans re-parented to it as a subreaper).
 3. **Finish**: the report gets its result and end reason, the task its last
-   result and new status, in one transaction; then old reports are pruned.
+   result and new status, in one transaction (retried while the database is
+   unreachable); then old reports are pruned.
+
+Recovery after a crash (:mod:`taskmanager.recovery`) relies on what is
+recorded here: host, supervisor pid and start time, child pid (= process
+group) and start time, heartbeat, and the ``TASKMANAGER_RUN`` marker in the
+environment of the run's processes. See ``docs/lifecycle.rst``.
 """
 
 import json
