@@ -848,10 +848,14 @@ class Supervisor:
 
     @staticmethod
     def kill_group(pid: int, sig: int) -> None:
+        """Send ``sig`` to the child's process group, and to the child if it left the group."""
+        processes.kill_group(pid, sig)
         try:
-            os.killpg(pid, sig)
+            moved = os.getpgid(pid) != pid  # the command called setsid() or setpgid()
         except (ProcessLookupError, PermissionError):
-            pass
+            return
+        if moved:
+            processes.kill(pid, sig)
 
     def finish_from_status(self, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)

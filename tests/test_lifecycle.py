@@ -253,6 +253,16 @@ def test_task_timeout_terminates_the_run(server, admin_http, commands, ignore_te
     assert task.status == Task.Status.IDLE
 
 
+def test_timeout_kills_a_command_that_left_its_process_group(server, admin_http, commands):
+    task = add_task(admin_http, commands, "escapee", "tm_leave_group", timeout="1")
+    press(admin_http, task, "start")
+    report = finished_report(task, timeout=30)
+    assert report.end_reason == "timed out after 1 seconds"
+    assert texts(report)[0].startswith("left the group")
+    assert gone(report.pid)
+    assert not gone(report.supervisor_pid)
+
+
 def test_endless_output_is_capped_and_default_timeout_applies(node, superuser, commands):
     cap = 64 * 1024
     instance = node(
