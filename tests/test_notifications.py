@@ -75,7 +75,8 @@ def read_mails(directory) -> list:
     """Parse the messages Django's file-based backend wrote into ``directory``."""
     separator = b"\n" + b"-" * 79 + b"\n"
     found = []
-    for path in sorted(Path(directory).glob("*.log")):
+    # By write time: two files written within one second have names in any order.
+    for path in sorted(Path(directory).glob("*.log"), key=lambda p: (p.stat().st_mtime_ns, p.name)):
         for chunk in path.read_bytes().split(separator):
             if chunk.strip():
                 found.append(email.message_from_bytes(chunk.lstrip(b"\n")))

@@ -1,7 +1,9 @@
 """Start a real uWSGI server (HTTP on a loopback port, a spooler) for the tests."""
 
+import atexit
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +47,8 @@ class UwsgiServer:
 
     def __init__(self, env=None, spooler_processes=2, http=True, extra_args=(), spool_dir=None, drop_args=()):
         self.workdir = Path(tempfile.mkdtemp(prefix="tm-uwsgi-"))
+        # Kept while the test process runs (a later server may reuse its spool dir).
+        atexit.register(shutil.rmtree, self.workdir, True)
         self.spool_dir = Path(spool_dir) if spool_dir else self.workdir / "spool"
         self.spool_dir.mkdir(exist_ok=True)
         self.log_path = self.workdir / "uwsgi.log"
