@@ -47,8 +47,13 @@ class CommandAdmin(admin.ModelAdmin):
     list_filter = ["active", "app_name"]
     search_fields = ["name", "app_name"]
     list_editable = []
-    readonly_fields = ["syntax"]
+    # Commands come from collect_commands (name and app are what it found):
+    # people may only switch them on and off here.
+    readonly_fields = ["name", "app_name", "syntax"]
     fields = ["name", "app_name", "active", "syntax"]
+
+    def has_add_permission(self, request):
+        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_task_count=Count("tasks"))
@@ -462,6 +467,7 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
 
 @admin.register(Report)
 class ReportAdmin(admin.ModelAdmin):
+    Media = TaskManagerMedia
     list_display = [
         "task",
         "result_badge",
@@ -476,7 +482,7 @@ class ReportAdmin(admin.ModelAdmin):
     date_hierarchy = "invocation_datetime"
     fields = [
         "task",
-        "result",
+        "result_badge",
         "invocation_datetime",
         "finished_datetime",
         "end_reason",

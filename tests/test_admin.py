@@ -123,6 +123,24 @@ def test_command_page_shows_its_syntax(server, admin_http, commands):
     assert "{fast,slow}" in syntax
 
 
+def test_commands_come_from_collect_commands_only(server, admin_http, commands):
+    """No "Add command"; on a command's page only *active* can be changed."""
+    listing = admin_http.get("/admin/taskmanager/command/").text
+    assert "/admin/taskmanager/command/add/" not in listing
+    assert admin_http.get("/admin/taskmanager/command/add/").status == 403
+    command = commands["tm_required"]
+    url = "/admin/taskmanager/command/%d/change/" % command.pk
+    page = admin_http.get(url).text
+    assert 'name="active"' in page
+    assert 'name="name"' not in page and 'name="app_name"' not in page
+    assert '<div class="readonly">tm_required</div>' in page
+    # Name and app sent anyway are ignored; unticking active is saved.
+    resp = admin_http.post(url, {"name": "renamed", "app_name": "elsewhere", "_save": "Save"})
+    assert resp.status == 200 and "was changed successfully" in resp.text
+    command.refresh_from_db()
+    assert (command.name, command.app_name, command.active) == ("tm_required", "tests.testapp", False)
+
+
 # -- GET never changes anything ----------------------------------------------------
 
 
@@ -262,6 +280,17 @@ def test_category_page_lists_its_tasks_with_status(server, admin_http, commands)
     assert '<span class="tm-badge tm-spooled">Spooled</span>' in page
     assert '<span class="tm-badge tm-ok">OK</span>' in page
     assert "category__id__exact=%d" % cat.pk in admin_http.get("/admin/taskmanager/taskcategory/").text
+
+
+def test_report_page_shows_the_result_as_a_badge(server, admin_http, commands):
+    task = Task.objects.create(name="badged", command=commands["tm_ok"])
+    report = Report.objects.create(task=task, trigger="start", result="WARNINGS", warnings=1)
+    Report.objects.filter(pk=report.pk).update(finished_datetime=timezone.now())
+    page = admin_http.get("/admin/taskmanager/report/%d/change/" % report.pk).text
+    result = re.search(r'<div class="form-row field-result_badge">(.*?)</div>\s*</div>', page, re.S)
+    assert result, page[:3000]
+    assert '<span class="tm-badge tm-warnings">Warnings</span>' in result.group(1)
+    assert "taskmanager/taskmanager.css" in page  # the badge colours
 
 
 # -- escaping -----------------------------------------------------------------------
