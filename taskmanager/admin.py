@@ -9,10 +9,9 @@ only (with Django's CSRF protection).
 from types import SimpleNamespace
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -29,6 +28,15 @@ RUN_PERMISSION = "taskmanager.run_task"
 
 def _can_run(request) -> bool:
     return request.user.has_perm(RUN_PERMISSION)
+
+
+def _is_pk(text: str) -> bool:
+    """Whether ``text`` is a usable primary key: ASCII digits, within a 64-bit integer.
+
+    (``"²".isdigit()`` is true but ``int()`` refuses it; a longer number
+    overflows the database driver.)
+    """
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 _badge = display.badge
@@ -68,10 +76,10 @@ class CommandAdmin(admin.ModelAdmin):
             return display.EMPTY
         return format_html('<pre class="tm-syntax">{}</pre>', arguments.command_usage(obj.app_name, obj.name))
 
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.tasks.exists():
-            return False
-        return super().has_delete_permission(request, obj)
+    # A command still used by a task cannot be deleted: Task.command is a
+    # PROTECT foreign key, so the admin's delete page and bulk action refuse
+    # and list the tasks that use it (no permission override, which would
+    # answer a bare 403 or claim the user lacks a permission).
 
 
 class TaskInline(admin.TabularInline):
@@ -417,7 +425,11 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not _can_run(request):
             raise PermissionDenied
-        task = get_object_or_404(Task.objects.select_related("command"), pk=object_id)
+        try:
+            task = Task.objects.select_related("command").get(pk=object_id)
+        except (Task.DoesNotExist, ValueError, ValidationError):
+            # A crafted id ("abc", "1.5") must be a 404, not a ValueError.
+            raise Http404(_("This task does not exist (any more).")) from None
         outcome = action(task, request.user)
         self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
         return HttpResponseRedirect(reverse("admin:taskmanager_task_change", args=[task.pk]))
@@ -443,7 +455,7 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
         """
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        ids = [int(x) for x in request.GET.get("ids", "").split(",") if x.strip().isdigit()]
+        ids = [int(x) for x in (x.strip() for x in request.GET.get("ids", "").split(",")) if _is_pk(x)]
         tasks = self.get_queryset(request).filter(pk__in=ids[: self.STATUS_MAX_IDS])
         data = {}
         for task in tasks:

@@ -294,7 +294,7 @@ def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> Non
             ) from error
         loading_output = len(output.getvalue())
         try:
-            parser.parse_args(argv)
+            namespace = parser.parse_args(argv)
         except CommandError as error:
             message = str(error).removeprefix("Error: ")
             raise ArgumentsError(
@@ -338,6 +338,33 @@ def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> Non
                 _("Invalid arguments for %(command)s: %(error)s")
                 % {"command": repr(command_name), "error": "%s: %s" % (type(error).__name__, error)}
             ) from error
+    _refuse_ignored_options(parser, namespace)
+
+
+#: Options of every management command that only ``manage.py`` applies
+#: (``BaseCommand.run_from_argv``); ``call_command``, which runs a task,
+#: ignores them.
+IGNORED_OPTIONS = ("--settings", "--pythonpath")
+
+
+def _refuse_ignored_options(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> None:
+    """Raise `ArgumentsError` when ``namespace`` sets one of `IGNORED_OPTIONS`.
+
+    A task always runs with the project's settings and Python path: typing
+    another one would be silently ignored (so it is no way to run other code
+    either). The parsed values are checked, so abbreviations (``--sett``)
+    are caught too.
+    """
+    for action in parser._actions:
+        option = next((name for name in action.option_strings if name in IGNORED_OPTIONS), None)
+        if option and getattr(namespace, action.dest, None) is not None:
+            raise ArgumentsError(
+                _(
+                    "%(option)s is not allowed as a task argument: a task always runs with the "
+                    "project's settings and Python path, so the option would be ignored."
+                )
+                % {"option": option}
+            )
 
 
 def command_usage(app_name: str, command_name: str) -> str:

@@ -162,7 +162,9 @@ def _filters(request) -> tuple[str, str]:
     level = request.GET.get("level", "ALL").upper()
     if level not in logstore.FILTERS:
         level = "ALL"
-    return level, request.GET.get("q", "").strip()[:200]
+    # A NUL is stored as U+FFFD (logcapture.clean_text), and PostgreSQL
+    # refuses NUL in a query: search for what was stored.
+    return level, request.GET.get("q", "").replace("\x00", "\ufffd").strip()[:200]
 
 
 def _linker(report, level: str, query: str):

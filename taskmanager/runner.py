@@ -1019,7 +1019,10 @@ def _run_command(task: Task, argv: list[str], writer: "logcapture.RecordWriter")
     try:
         command = load_command_class(task.command.app_name, task.command.name)
         command.style = logcapture.level_style()
-        call_command(command, *argv, stdout=out, stderr=err)
+        # --no-color / --force-color would make execute() replace the style
+        # that marks levels (styled errors would count as INFO); the log is
+        # never coloured anyway.
+        call_command(command, *argv, stdout=out, stderr=err, no_color=False, force_color=False)
         return 0
     except SystemExit as exc:
         if exc.code is None:

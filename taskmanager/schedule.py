@@ -205,7 +205,11 @@ def _slot_utc(anchor_utc: datetime, period: str, rate: int, k: int, tz: tzinfo) 
         return anchor_utc
     try:
         if period in _ELAPSED_UNITS:
-            return anchor_utc + _ELAPSED_UNITS[period] * (k * rate)
+            at = anchor_utc + _ELAPSED_UNITS[period] * (k * rate)
+            # The slot must exist in local time too (year <= 9999 there):
+            # it is shown and compared in local time.
+            at.astimezone(tz)
+            return at
         local = anchor_utc.astimezone(tz).replace(tzinfo=None)
         if period == "day":
             local = local + relativedelta(days=k * rate)

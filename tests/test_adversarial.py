@@ -1,0 +1,422 @@
+"""A hostile or unlucky user and operator, through the real uWSGI server.
+
+Bad input (crafted ids, query strings, arguments and schedules), commands
+that misbehave (tests/testapp/management/commands/tm_hostile.py), buttons
+pressed from many threads at once, and a whole server killed with SIGKILL and
+started again on the same spool directory and database. Each test either
+guards a bug that was found this way or pins down a case that held up.
+"""
+
+import json
+import os
+import random
+import re
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.utils import timezone
+
+from taskmanager.models import Command, LogLine, Report, RunHistory, Task
+
+from .conftest import server_env, wait_for
+from .test_end_to_end import add_task, finished_report, press, texts
+from .uwsgi_server import UwsgiServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ERRORLIST_RE = re.compile(r'<ul class="errorlist[^>]*>(.*?)</ul>', re.S)
+
+
+def form_errors(resp) -> str:
+    return " ".join(ERRORLIST_RE.findall(resp.text))
+
+
+def running_report(task, timeout=30):
+    """Wait until the task's run has its child process and a first line; return the report."""
+    return wait_for(
+        lambda: Report.objects.filter(
+            task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1
+        ).first(),
+        timeout=timeout,
+        message="the run of %s to start" % task.name,
+    )
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` is no longer a live process (a zombie counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except OSError:
+        return True
+
+
+def log_since(server, offset: int) -> str:
+    return server.log()[offset:]
+
+
+# -- Crafted URLs and query strings ------------------------------------------------
+
+
+@pytest.mark.parametrize("button", ["start", "stop", "run-now"])
+def test_buttons_with_ids_that_are_not_numbers_answer_404(server, admin_http, button):
+    # They used to raise ValueError in get_object_or_404: a 500 page.
+    for object_id in ["abc", "1.5", "a%2Fb", "%00", "9" * 30, "-1"]:
+        resp = admin_http.post("/admin/taskmanager/task/%s/%s/" % (object_id, button))
+        assert resp.status == 404, (object_id, resp.status)
+
+
+def test_status_endpoint_skips_ids_it_cannot_use(server, admin_http, commands):
+    task = add_task(admin_http, commands, "status-ids", "tm_ok")
+    # "²" passes str.isdigit() but not int(); a huge number overflows the driver.
+    for junk in ["\u00b2", "9" * 30, "\uff11", "-1", "1e3", ""]:
+        resp = admin_http.get("/admin/taskmanager/task/status/?ids=%s,%d" % (quote(junk), task.pk))
+        assert resp.status == 200, (junk, resp.status)
+        assert list(json.loads(resp.text)["tasks"]) == [str(task.pk)]
+
+
+@pytest.mark.db_sensitive
+def test_log_viewer_survives_crafted_query_strings(server, admin_http, commands):
+    task = Task.objects.create(name="crafted-log", command=commands["tm_ok"])
+    now = timezone.now()
+    report = Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=now)
+    # What the capture stores for a line with a NUL byte (logcapture.clean_text).
+    LogLine.objects.create(report=report, seq=1, level=20, stream="stdout", timestamp=now, text="a\ufffdb")
+    base = "/admin/taskmanager/report/%d/log/" % report.pk
+    queries = [
+        "after=-1",
+        "after=abc",
+        "after=1e5",
+        "before=-5",
+        "after=%s" % ("9" * 30),
+        "before=%s" % ("9" * 30),
+        "level=%3Cscript%3Ealert(1)%3C/script%3E",
+        "q=%3Cscript%3Ealert(1)%3C/script%3E",
+        "q=%25_%5C",
+        "q=a%00b",  # PostgreSQL refuses NUL in a query: it used to be a 500 there
+    ]
+    for query in queries:
+        for suffix in ["", "follow/", "download/"]:
+            resp = admin_http.get(base + suffix + "?" + query)
+            assert resp.status == 200, (suffix, query, resp.status)
+            assert "<script>alert" not in resp.text
+    # A NUL searched for finds the line it was stored in (as U+FFFD).
+    found = json.loads(admin_http.get(base + "follow/?q=a%00b").text)
+    assert [line["seq"] for line in found["lines"]] == [1]
+
+
+def test_schedule_at_the_end_of_time_is_refused_and_breaks_no_page(server, admin_http, commands):
+    # 9999-12-31 23:59:59 in Rome is 22:59:59 UTC: the next minute exists in
+    # UTC but not in local time (year 10000). The form used to accept it and
+    # the task page and the preview then failed with OverflowError.
+    fields = {
+        "scheduling_0": "9999-12-31",
+        "scheduling_1": "23:59:59",
+        "repetition_period": "minute",
+        "repetition_rate": "1",
+    }
+    resp = admin_http.post(
+        "/admin/taskmanager/task/add/",
+        {
+            "name": "end-of-time",
+            "command": commands["tm_ok"].pk,
+            "reports-TOTAL_FORMS": "0",
+            "reports-INITIAL_FORMS": "0",
+            **fields,
+        },
+    )
+    assert not Task.objects.filter(name="end-of-time").exists()
+    assert "9999" in form_errors(resp)
+    preview = admin_http.get("/admin/taskmanager/task/schedule-preview/?" + "&".join("%s=%s" % kv for kv in fields.items()))
+    assert preview.status == 200
+    assert len(json.loads(preview.text)["runs"]) <= 1
+    # A task saved with such a schedule before the form refused it.
+    anchor = timezone.make_aware(datetime(9999, 12, 31, 23, 59, 59))
+    task = Task.objects.create(
+        name="end-of-time-saved",
+        command=commands["tm_ok"],
+        scheduling=anchor,
+        repetition_period="minute",
+        repetition_rate=1,
+    )
+    assert admin_http.get("/admin/taskmanager/task/%d/change/" % task.pk).status == 200
+    assert admin_http.get("/admin/taskmanager/task/").status == 200
+
+
+# -- Arguments ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ["--settings=tests.settings", "--settings tests.settings", "--sett=evil", "--pythonpath /tmp", "--pythonpath=/tmp"],
+)
+def test_settings_and_pythonpath_are_refused_at_save(server, admin_http, commands, arguments):
+    # call_command() ignores both (only manage.py's run_from_argv applies them):
+    # a task never runs with other settings or code, and a typed option that
+    # would be silently ignored is refused with a reason instead.
+    resp = admin_http.post(
+        "/admin/taskmanager/task/add/",
+        {
+            "name": "options",
+            "command": commands["tm_ok"].pk,
+            "arguments": arguments,
+            "reports-TOTAL_FORMS": "0",
+            "reports-INITIAL_FORMS": "0",
+        },
+    )
+    assert not Task.objects.filter(name="options").exists()
+    errors = form_errors(resp)
+    assert "not allowed as a task argument" in errors, errors
+    assert "settings" in errors or "pythonpath" in errors
+
+
+def test_other_global_options_are_accepted(server, admin_http, commands):
+    task = add_task(admin_http, commands, "global-options", "tm_ok", "--traceback, --skip-checks, -v 2")
+    press(admin_http, task, "start")
+    assert finished_report(task).result == "OK"
+
+
+@pytest.mark.parametrize("option", ["--no-color", "--force-color"])
+def test_colour_options_keep_the_levels(server, admin_http, commands, option):
+    # BaseCommand.execute() replaced the level-marking style for these options:
+    # styled warnings and errors were stored as INFO and the run ended OK.
+    task = add_task(admin_http, commands, "colours" + option, "tm_hostile", "--mode styled, " + option)
+    press(admin_http, task, "start")
+    report = finished_report(task)
+    assert (report.result, report.warnings, report.errors) == ("ERRORS", 1, 1), texts(report)
+    assert texts(report) == ["a styled warning", "a styled error", "plain"]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        "--word " + "A" * 100_000,
+        "--word '🎉 漢字 ü', --word \"<img src=x onerror=alert(1)>\"",
+    ],
+    ids=["100KB", "unicode-html"],
+)
+def test_big_and_strange_arguments_run(server, admin_http, commands, arguments):
+    task = add_task(admin_http, commands, "strange-args", "tm_ok", arguments + ", --lines 1")
+    press(admin_http, task, "start")
+    report = finished_report(task)
+    assert report.result == "OK", texts(report)
+    page = admin_http.get("/admin/taskmanager/task/%d/change/" % task.pk).text
+    assert "<img src=x" not in page
+
+
+# -- Deleting things ---------------------------------------------------------------
+
+
+def test_deleting_a_command_in_use_names_the_tasks(server, admin_http, commands):
+    # A bare 403 (and, for the bulk action, "your account doesn't have
+    # permission") used to be all the explanation.
+    task = add_task(admin_http, commands, "keeps-its-command", "tm_noop")
+    command = commands["tm_noop"]
+    page = admin_http.get("/admin/taskmanager/command/%d/delete/" % command.pk)
+    assert page.status == 200
+    assert "protected" in page.text and task.name in page.text
+    admin_http.post("/admin/taskmanager/command/%d/delete/" % command.pk, {"post": "yes"})
+    bulk = admin_http.post(
+        "/admin/taskmanager/command/",
+        {"action": "delete_selected", "_selected_action": [command.pk], "index": "0", "post": "yes"},
+    )
+    assert "protected" in bulk.text and task.name in bulk.text
+    assert "have permission" not in bulk.text
+    assert Command.objects.filter(pk=command.pk).exists()
+    # A command no task uses can still be deleted.
+    unused = commands["tm_stamp"]
+    admin_http.post("/admin/taskmanager/command/%d/delete/" % unused.pk, {"post": "yes"})
+    assert not Command.objects.filter(pk=unused.pk).exists()
+
+
+# -- Commands that misbehave -------------------------------------------------------
+
+
+def spooler_cwds(server) -> set:
+    cwds = set()
+    for pid in server.spooler_pids():
+        try:
+            cwds.add(os.readlink("/proc/%d/cwd" % pid))
+        except OSError:
+            pass  # respawned meanwhile
+    return cwds
+
+
+@pytest.mark.parametrize(
+    "mode, result, reason, last_line",
+    [
+        ("daemon", "OK", "completed", "1 process(es) started by the command outlived it and were killed."),
+        ("keyboard-interrupt", "FAILED", "exception: KeyboardInterrupt", None),
+        ("chdir-env", "OK", "completed", "cwd /"),
+        ("no-newline", "OK", "completed", None),
+    ],
+)
+def test_misbehaving_commands_end_cleanly(server, admin_http, commands, mode, result, reason, last_line):
+    offset = len(server.log())
+    size = 10 * 1024 * 1024
+    task = add_task(admin_http, commands, "hostile-" + mode, "tm_hostile", "--mode %s, --size %d" % (mode, size))
+    press(admin_http, task, "start")
+    report = finished_report(task, timeout=60)
+    assert (report.result, report.end_reason) == (result, reason), texts(report)[-5:]
+    if last_line is not None:
+        assert texts(report)[-1] == last_line
+    if mode == "no-newline":
+        # 10 MB without a newline: stored in pieces of at most MAX_LINE_CHARS, nothing lost.
+        assert sum(len(t) for t in texts(report)) == size
+    # The child's chdir did not reach the spooler.
+    assert "/" not in spooler_cwds(server)
+    assert "Traceback" not in log_since(server, offset)
+    task.refresh_from_db()
+    assert task.status == "IDLE"
+
+
+@pytest.mark.parametrize("mode", ["trap-term", "stop-self", "deadlock", "setpgid"])
+def test_stop_ends_commands_that_resist(server, admin_http, commands, mode):
+    task = add_task(admin_http, commands, "resists-" + mode, "tm_hostile", "--mode %s, --seconds 120" % mode)
+    press(admin_http, task, "start")
+    running = running_report(task)
+    grandchild = None
+    if mode == "setpgid":
+        grandchild = int(re.match(r"grandchild (\d+)", texts(running)[0]).group(1))
+    assert "is being stopped" in press(admin_http, task, "stop").text
+    report = finished_report(task, timeout=20)
+    assert report.end_reason == "stopped by user admin"
+    wait_for(lambda: gone(running.pid), timeout=10, message="the command to be gone")
+    if grandchild:
+        wait_for(lambda: gone(grandchild), timeout=10, message="the grandchild in its own group to be gone")
+    task.refresh_from_db()
+    assert task.status == "IDLE"
+
+
+# -- Buttons pressed from many threads ---------------------------------------------
+
+
+@pytest.mark.db_sensitive
+def test_button_storm_keeps_every_invariant(server, admin_http, commands):
+    from .adminclient import AdminClient
+    from .conftest import PASSWORD
+
+    offset = len(server.log())
+    task = add_task(
+        admin_http, commands, "storm", "tm_sleep", "--seconds 0.3, --tick 0.1", repetition_period="minute", repetition_rate="1"
+    )
+    answers, failures = Counter(), []
+    deadline = time.monotonic() + 6
+
+    def presser(seed):
+        client = AdminClient(server.url)
+        client.login("admin", PASSWORD)
+        rnd = random.Random(seed)
+        while time.monotonic() < deadline:
+            button = rnd.choice(["start", "stop", "run-now"])
+            resp = press(client, task, button)
+            answers[button, resp.status] += 1
+            if resp.status != 200:
+                failures.append((button, resp.status, resp.text[:500]))
+
+    threads = [threading.Thread(target=presser, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:3]
+
+    def quiet():
+        press(admin_http, task, "stop")
+        current = Task.objects.get(pk=task.pk)
+        return (
+            current.status == "IDLE"
+            and not current.run_now_token
+            and not Report.objects.filter(task=task, finished_datetime__isnull=True).exists()
+        )
+
+    wait_for(quiet, timeout=30, interval=0.5, message="the task to settle")
+    # Never two runs at once: the run history's intervals do not overlap.
+    runs = list(RunHistory.objects.filter(task=task).order_by("started"))
+    assert runs, answers
+    for before, after in zip(runs, runs[1:], strict=False):
+        assert before.started + before.duration <= after.started, (before.started, after.started)
+    # No run left a process behind, and nothing in the server raised.
+    for pid in Report.objects.filter(task=task).values_list("pid", flat=True):
+        assert pid is None or gone(pid)
+    log = log_since(server, offset)
+    assert "Traceback" not in log
+    assert "HTTP/1.1 500" not in log
+
+
+# -- The whole server killed mid-run -----------------------------------------------
+
+
+@pytest.fixture
+def instances(transactional_db):
+    """Start extra uWSGI instances on the test database; all stopped at the end."""
+    started = []
+
+    def start(**kwargs):
+        instance = UwsgiServer(env=server_env(), **kwargs)
+        started.append(instance)
+        return instance.start()
+
+    yield start
+    for instance in started:
+        instance.stop()
+
+
+@pytest.mark.db_sensitive
+def test_sigkill_of_the_whole_server_then_restart_on_the_same_spool(instances, superuser, commands):
+    from .adminclient import AdminClient
+    from .conftest import PASSWORD
+
+    first = instances()
+    client = AdminClient(first.url)
+    client.login("admin", PASSWORD)
+    one_shot = add_task(client, commands, "killed-one-shot", "tm_sleep", "--seconds 60, --tick 0.2")
+    periodic = add_task(
+        client, commands, "killed-periodic", "tm_sleep", "--seconds 60, --tick 0.2", repetition_period="hour", repetition_rate="1"
+    )
+    for task in (one_shot, periodic):
+        press(client, task, "start")
+    runs = [running_report(task) for task in (one_shot, periodic)]
+    os.killpg(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(timeout=10)
+    # The commands die with their supervisors (PDEATHSIG).
+    for run in runs:
+        wait_for(lambda run=run: gone(run.pid), timeout=10, message="the command of a killed spooler to die")
+    assert all(
+        Task.objects.get(pk=task.pk).status == "STARTED" for task in (one_shot, periodic)
+    ), "the kill came too late"
+
+    second = instances(spool_dir=first.spool_dir)
+    for run in runs:
+        wait_for(
+            lambda run=run: Report.objects.get(pk=run.pk).finished_datetime,
+            timeout=30,
+            message="recovery to close the interrupted run",
+        )
+        closed = Report.objects.get(pk=run.pk)
+        assert (closed.result, closed.end_reason) == ("FAILED", "interrupted")
+    # The spool files of the two runs are consumed as stale, once each; only
+    # the periodic task's next run (in an hour) stays.
+    wait_for(
+        lambda: len(spool_files(second)) == 1,
+        timeout=15,
+        message="the old spool files to be consumed",
+    )
+    time.sleep(3)  # a few more spooler scans: a re-run loop would show now
+    managed = Counter(re.findall(r"managing request (\S+)", second.log()))
+    assert len(managed) == 2 and max(managed.values()) == 1, managed
+    assert Report.objects.filter(task=one_shot).count() == 1
+    assert Report.objects.filter(task=periodic).count() == 1
+    assert Task.objects.get(pk=one_shot.pk).status == "IDLE"
+    assert Task.objects.get(pk=periodic.pk).status == "SPOOLED"
+    assert spool_files(second) == [Path(Task.objects.get(pk=periodic.pk).spooler_id).name]
+
+
+def spool_files(instance) -> list:
+    return [p.name for p in Path(instance.spool_dir).glob("uwsgi_spoolfile_on_*")]
