@@ -66,6 +66,8 @@ def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo) -> str
 
 
 def _when(dt) -> str:
+    # The localized date may end with a full stop ("3:39 a.m."), so messages
+    # end with it and add none of their own.
     return localize(timezone.localtime(dt))
 
 
@@ -76,7 +78,7 @@ def _refusal(task: Task) -> Outcome:
     if task.next_datetime:
         return Outcome(
             False,
-            _("%(task)s is already scheduled for %(when)s.")
+            _("%(task)s is already scheduled: next run %(when)s")
             % {"task": task.name, "when": _when(task.next_datetime)},
         )
     return Outcome(False, _("%(task)s is already scheduled.") % {"task": task.name})
@@ -114,6 +116,7 @@ def start(task: Task, user=None) -> Outcome:
     )
     if changed != 1:
         return _refusal(task)
+
     def undo():
         Task.objects.filter(pk=task.pk, run_token=token, status=status).update(
             status=Task.Status.IDLE, run_token="", next_datetime=None
@@ -124,7 +127,7 @@ def start(task: Task, user=None) -> Outcome:
         return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": task.name, "error": error})
     if future:
         return Outcome(
-            True, _("%(task)s is scheduled for %(when)s.") % {"task": task.name, "when": _when(run_at)}
+            True, _("%(task)s is scheduled: next run %(when)s") % {"task": task.name, "when": _when(run_at)}
         )
     return Outcome(True, _("%(task)s was started.") % {"task": task.name})
 
@@ -176,6 +179,7 @@ def run_now(task: Task, user=None) -> Outcome:
         if task.status == Task.Status.STARTED:
             return Outcome(False, _("%(task)s is already running.") % {"task": task.name})
         return Outcome(False, _("%(task)s is already queued to run now.") % {"task": task.name})
+
     def undo():
         Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")
 
@@ -257,6 +261,7 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
             True,
             _("%(task)s is running; it will not run again after this run.") % {"task": task.name},
         )
+
     def undo():
         Task.objects.filter(pk=task.pk, run_token=token).update(run_token="", next_datetime=None)
 
@@ -269,5 +274,6 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
         )
     return Outcome(
         True,
-        _("%(task)s is running; its next run is now %(when)s.") % {"task": task.name, "when": _when(next_at)},
+        _("%(task)s is running; next run after this one: %(when)s")
+        % {"task": task.name, "when": _when(next_at)},
     )

@@ -141,6 +141,29 @@ def test_commands_come_from_collect_commands_only(server, admin_http, commands):
     assert (command.name, command.app_name, command.active) == ("tm_required", "tests.testapp", False)
 
 
+def test_a_message_ending_with_a_date_has_one_full_stop(server, admin_http, commands):
+    """The localized time ends with a full stop ("3:39 a.m."): the message adds none after it."""
+    from django.utils import formats, translation
+
+    day = timezone.localtime() + timedelta(days=2)
+    task = add_task(
+        admin_http, commands, "dated", "tm_ok", scheduling_0=day.strftime("%Y-%m-%d"), scheduling_1="03:39:00"
+    )
+    texts = []
+    for _press in range(2):
+        resp = admin_http.post(TASK_URL + "%d/start/" % task.pk)
+        texts += re.findall(r'<ul class="messagelist">\s*<li class="\w+">(.*?)</li>', resp.text, re.S)
+    task.refresh_from_db()
+    with translation.override("en"):
+        when = formats.localize(timezone.localtime(task.next_datetime))
+    assert when.endswith("3:39 a.m.")
+    assert [html.unescape(t) for t in texts] == [
+        "Dated is scheduled: next run %s" % when,
+        "Dated is already scheduled: next run %s" % when,
+    ]
+    admin_http.post(TASK_URL + "%d/stop/" % task.pk)
+
+
 # -- GET never changes anything ----------------------------------------------------
 
 

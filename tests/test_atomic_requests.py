@@ -40,7 +40,7 @@ def test_start_and_edit_under_atomic_requests(atomic_server, superuser, commands
         assert task.status == Task.Status.IDLE
     # A pending one-shot task edited to run at once, saved inside the admin's transaction.
     later = add_task(client, commands, "edited", "tm_ok", scheduling_0="2999-01-01", scheduling_1="10:00:00")
-    assert "is scheduled for" in press(client, later, "start").text
+    assert "is scheduled: next run" in press(client, later, "start").text
     resp = client.post(
         "/admin/taskmanager/task/%d/change/" % later.pk,
         {
