@@ -224,6 +224,21 @@ def test_active_unsafe_command_is_reported(transactional_db):
     assert collected()["shell"] is True
 
 
+def test_collect_leaves_out_the_alias_which_still_works(transactional_db):
+    from io import StringIO
+
+    call_command("collect_commands", "--excludecore", verbosity=0)
+    assert "collect_commands" in collected() and "collectcommands" not in collected()
+    # A row an earlier version recorded for the alias is deactivated, saying why;
+    # the alias itself runs as collect_commands does.
+    Command.objects.create(app_name="taskmanager", name="collectcommands", active=True)
+    out = StringIO()
+    call_command("collectcommands", "--excludecore", verbosity=2, stdout=out)
+    assert collected()["collectcommands"] is False
+    assert "Deactivated collectcommands (taskmanager): it is an alias of collect_commands" in out.getvalue()
+    assert "Unchanged collect_commands (taskmanager)" in out.getvalue()
+
+
 def test_excludecore_leaves_out_django_commands(transactional_db):
     call_command("collect_commands", "--excludecore", verbosity=0)
     found = collected()

@@ -9,13 +9,17 @@ from ...models import Command as CommandModel
 
 # Apps whose commands --excludecore leaves out: Django's own.
 CORE_PREFIX = "django."
+#: (app, name) of commands that are other names of a collected command: they
+#: work on the command line but are not recorded (one Command row per command).
+ALIASES = {("taskmanager", "collectcommands")}
 
 
 def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
     """Sync Command rows with the commands Django finds; return what changed.
 
     The result maps "added", "reactivated", "deactivated" and "unchanged" to
-    lists of (app_name, name). New commands listed in
+    lists of (app_name, name); the `ALIASES` are left out (a row of one
+    recorded by an earlier version is deactivated). New commands listed in
     TASKMANAGER_UNSAFE_COMMANDS are added inactive unless
     TASKMANAGER_ALLOW_UNSAFE_COMMANDS is True. A command that disappeared is
     deactivated, never deleted (tasks may still use it). "unsafe_active"
@@ -27,7 +31,7 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
         (app, name)
         for name, app in get_commands().items()
         if not (exclude_core and (app == "django.core" or app.startswith(CORE_PREFIX)))
-    }
+    } - ALIASES
     unsafe = set(app_settings.UNSAFE_COMMANDS)
     allow_unsafe = app_settings.ALLOW_UNSAFE_COMMANDS
     result = {"added": [], "deactivated": [], "unchanged": [], "unsafe_active": []}
@@ -73,7 +77,12 @@ class Command(BaseCommand):
             for app, name in result["added"]:
                 self.stdout.write("Added %s (%s)" % (name, app))
             for app, name in result["deactivated"]:
-                self.stdout.write(self.style.WARNING("Deactivated %s (%s): it no longer exists" % (name, app)))
+                if (app, name) in ALIASES:
+                    self.stdout.write("Deactivated %s (%s): it is an alias of collect_commands" % (name, app))
+                else:
+                    self.stdout.write(
+                        self.style.WARNING("Deactivated %s (%s): it no longer exists" % (name, app))
+                    )
             for app, name in result["unchanged"]:
                 self.stdout.write("Unchanged %s (%s)" % (name, app))
         if verbosity >= 1:
