@@ -6,7 +6,9 @@
 
 PYTHON ?= python3
 PORT ?= 8000
-ADMIN_PASSWORD ?= admin
+# Empty: the demo's superuser gets the password 'admin' when it is created and
+# keeps its password afterwards; given, it becomes the password (demo/demo_setup.py).
+ADMIN_PASSWORD ?=
 TM_TEST_DB ?= sqlite
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-x -k stop"
 PYTEST_ARGS ?=

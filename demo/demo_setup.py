@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Prepare the demo after ``migrate`` and ``collect_commands``; ``make demo`` runs it.
 
-* creates or updates the superuser ``admin`` with the password in the
-  ``DEMO_ADMIN_PASSWORD`` environment variable (default ``admin``);
+* creates the superuser ``admin`` with the password in the
+  ``DEMO_ADMIN_PASSWORD`` environment variable (``admin`` when it is empty);
+  an existing ``admin`` keeps its password unless ``DEMO_ADMIN_PASSWORD``
+  names another one (``make demo ADMIN_PASSWORD=...``);
 * creates the example tasks that are missing (existing ones, possibly edited
   in the admin, are left alone, so running this again changes nothing);
 * checks that the HTTP port is free, and prints where to log in.
@@ -90,15 +92,40 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def ensure_admin(password: str) -> None:
+DEFAULT_PASSWORD = "admin"
+
+
+def ensure_admin(password: str | None) -> str | None:
+    """Create the superuser ``admin``, or make sure the existing one is an active superuser.
+
+    A new user gets ``password`` (or ``DEFAULT_PASSWORD`` when it is None or
+    empty). An existing user's password is set only when ``password`` is
+    given and is not already its password: setting it again at every start
+    would log out the open admin sessions (Django ties them to the password
+    hash) and undo a password changed in the admin.
+
+    Return the password to show, or None when it was left as it was and is
+    not known.
+    """
     from django.contrib.auth import get_user_model
 
     User = get_user_model()
     user, created = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
+    changed = created or not (user.is_staff and user.is_superuser and user.is_active)
     user.is_staff = user.is_superuser = user.is_active = True
-    user.set_password(password)
-    user.save()
-    print("%s the superuser 'admin'." % ("Created" if created else "Updated"))
+    if created:
+        password = password or DEFAULT_PASSWORD
+        user.set_password(password)
+        print("Created the superuser 'admin'.")
+    elif password and not user.check_password(password):
+        user.set_password(password)
+        changed = True
+        print("Set the password of the superuser 'admin'.")
+    else:
+        print("The superuser 'admin' exists, its password is left as it is.")
+    if changed:
+        user.save()
+    return password
 
 
 def ensure_tasks() -> None:
@@ -132,7 +159,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8000, help="HTTP port the demo will listen on.")
     args = parser.parse_args(argv)
-    password = os.environ.get("DEMO_ADMIN_PASSWORD") or "admin"
+    password = os.environ.get("DEMO_ADMIN_PASSWORD") or None
 
     if not port_is_free(args.port):
         sys.exit(
@@ -145,14 +172,17 @@ def main(argv=None) -> None:
     import django
 
     django.setup()
-    ensure_admin(password)
+    shown = ensure_admin(password)
     ensure_tasks()
 
     url = "http://127.0.0.1:%d/admin/" % args.port
     print()
     print("=" * 72)
     print("  Task manager demo: %s" % url)
-    print("  user: admin   password: %s" % password)
+    if shown:
+        print("  user: admin   password: %s" % shown)
+    else:
+        print("  user: admin   password: unchanged (set it with: make demo ADMIN_PASSWORD=...)")
     print("  Open 'Tasks', tick a task, choose the Start action (or open it and press Start),")
     print("  then read its report on the task page. Stop the demo with Ctrl-C.")
     print("=" * 72)

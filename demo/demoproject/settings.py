@@ -10,7 +10,8 @@ import secrets
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+# DEMO_VAR_DIR puts it elsewhere (the tests prepare a demo in a temporary directory).
+VAR_DIR = Path(os.environ.get("DEMO_VAR_DIR") or BASE_DIR / "var")
 VAR_DIR.mkdir(exist_ok=True)
 
 
