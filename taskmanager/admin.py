@@ -250,8 +250,6 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
             _("Last execution"),
             {
                 "fields": [
-                    "spooler_id",
-                    "spool_entry",
                     "live_status",
                     "last_datetime",
                     "last_result_badge",
@@ -259,6 +257,8 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
                     "next_datetime",
                     "errors",
                     "warnings",
+                    # last: for whoever debugs the spooler
+                    "spool_entry",
                 ]
             },
         ),
@@ -267,7 +267,6 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
     readonly_fields = [
         "command_line_preview",
         "schedule_preview",
-        "spooler_id",
         "spool_entry",
         "live_status",
         "last_datetime",
@@ -290,6 +289,10 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
                 for title, options in fieldsets[: -self.ADD_HIDDEN_SECTIONS]
             ]
         return fieldsets
+
+    def get_inlines(self, request, obj):
+        # A task being added has no reports yet.
+        return super().get_inlines(request, obj) if obj is not None else []
 
     def get_queryset(self, request):
         # The running report's progress rides along as annotations, so the

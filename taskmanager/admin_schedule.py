@@ -82,11 +82,21 @@ def _run_notes(run: schedule.PreviewRun, anchor_local: datetime | None) -> list[
     return notes
 
 
+#: What a preview shows, after the task's state (see :func:`saved_basis` and
+#: :func:`edit_basis`): the runs if Start were pressed at ``now``; the runs
+#: from the queued run at ``now``; the runs if the edited values were saved
+#: at ``now`` (replacing the queued run); the runs after the current one if
+#: they were saved at ``now``; nothing (running, nothing queued after it).
+BASES = ("start", "next", "save", "after", "running")
+
+
 def preview_data(anchor, period, rate, now: datetime, basis: str = "start") -> dict:
     """Return the preview of a schedule as a JSON-ready dict.
 
-    ``basis`` is ``"start"`` (the runs if Start were pressed at ``now``) or
-    ``"next"`` (the runs of a pending task whose next run is ``now``). The
+    ``basis`` is one of :data:`BASES`: ``"start"`` and ``"save"`` list the
+    runs from ``now`` (a saved change to a pending task is Stop then
+    Start), ``"next"`` those of a task whose queued run is at ``now``,
+    ``"after"`` those strictly after ``now`` and ``"running"`` none. The
     shape::
 
         {"ok": true, "summary": "every day from 2026-12-01 09:00",
@@ -102,10 +112,17 @@ def preview_data(anchor, period, rate, now: datetime, basis: str = "start") -> d
     data = {"ok": True, "summary": "", "timezone": str(tz), "basis": basis, "runs": [], "errors": []}
     try:
         data["summary"] = schedule.describe(anchor, period or None, rate, tz)
-        runs = schedule.preview(anchor, period or None, rate, now, tz, PREVIEW_COUNT)
+        runs = []
+        if basis != "running":
+            runs = schedule.preview(anchor, period or None, rate, now, tz, PREVIEW_COUNT + 1)
     except schedule.ScheduleError as exc:
         data.update(ok=False, errors=[str(exc)])
         return data
+    if basis == "after":
+        # A running task's next run is the first slot strictly after now
+        # (actions._replace_next_run).
+        runs = [run for run in runs if run.at > now]
+    runs = runs[:PREVIEW_COUNT]
     anchor_local = anchor.astimezone(tz) if anchor is not None else None
     for run in runs:
         data["runs"].append(
@@ -125,17 +142,43 @@ def render_preview(data: dict) -> str:
     return render_to_string("admin/taskmanager/task/schedule_preview.html", {"preview": data})
 
 
+def saved_basis(status: str | None, run_token: str, next_datetime: datetime | None) -> str:
+    """Return the basis (:data:`BASES`) of the preview of a task's saved values.
+
+    From the queued run when one is queued (a pending task, or a running one
+    whose next run is spooled), "running" when it runs and nothing follows,
+    else "start".
+    """
+    if status in (Task.Status.SCHEDULED, Task.Status.SPOOLED) and next_datetime:
+        return "next"
+    if status == Task.Status.STARTED:
+        return "next" if run_token and next_datetime else "running"
+    return "start"
+
+
+def edit_basis(status: str | None, run_token: str) -> str:
+    """Return the basis (:data:`BASES`) of the preview of edited values, as saving would apply them.
+
+    Saving reschedules (:func:`taskmanager.actions.reschedule`): a pending
+    task as if started now, a running one's next run after now; an idle task
+    (or a new one, ``status`` None) waits for Start, and a running one with
+    nothing queued after it keeps running and waits too.
+    """
+    if status in (Task.Status.SCHEDULED, Task.Status.SPOOLED):
+        return "save"
+    if status == Task.Status.STARTED:
+        return "after" if run_token else "running"
+    return "start"
+
+
 def saved_preview(task: Task | None, now: datetime | None = None) -> dict:
-    """The preview of a saved task: from its next run when pending, else as if started now."""
+    """The preview of a saved task (or of a new one, ``task`` None), fitting its status."""
     now = now or timezone.now()
     if task is None:
         return preview_data(None, None, None, now)
-    pending = task.status in (Task.Status.SCHEDULED, Task.Status.SPOOLED) and task.next_datetime
-    if pending:
-        return preview_data(
-            task.scheduling, task.repetition_period, task.repetition_rate, task.next_datetime, "next"
-        )
-    return preview_data(task.scheduling, task.repetition_period, task.repetition_rate, now)
+    basis = saved_basis(task.status, task.run_token, task.next_datetime)
+    at = task.next_datetime if basis == "next" else now
+    return preview_data(task.scheduling, task.repetition_period, task.repetition_rate, at, basis)
 
 
 # -- spool entry health ------------------------------------------------------------
@@ -238,11 +281,17 @@ class SchedulingAdminMixin:
 
         Reads the scheduling fields as the task form would
         (``scheduling_0``/``scheduling_1``, ``repetition_period``,
-        ``repetition_rate``) and changes nothing. Needs the view or add
-        permission on tasks.
+        ``repetition_rate``) and changes nothing. ``task`` (an id, optional)
+        is the task being edited: its status decides what saving would do
+        (:func:`edit_basis`). Needs the view or add permission on tasks.
         """
         if not (self.has_view_or_change_permission(request) or self.has_add_permission(request)):
             raise PermissionDenied
+        task_id = request.GET.get("task", "")
+        state = None
+        if task_id.isascii() and task_id.isdigit() and len(task_id) <= 18:
+            state = self.get_queryset(request).filter(pk=task_id).values("status", "run_token").first()
+        basis = edit_basis(state["status"], state["run_token"]) if state else "start"
         form = self.get_form(request)(data=request.GET)
         values, errors = {}, []
         for name in SCHEDULE_FIELDS:
@@ -260,12 +309,17 @@ class SchedulingAdminMixin:
                 "ok": False,
                 "summary": "",
                 "timezone": str(schedule.project_tz()),
+                "basis": basis,
                 "runs": [],
                 "errors": errors,
             }
         else:
             data = preview_data(
-                values["scheduling"], values["repetition_period"], values["repetition_rate"], timezone.now()
+                values["scheduling"],
+                values["repetition_period"],
+                values["repetition_rate"],
+                timezone.now(),
+                basis,
             )
         data["html"] = render_preview(data)
         response = JsonResponse(data)
@@ -274,27 +328,36 @@ class SchedulingAdminMixin:
 
     @admin.display(description=_("next runs"))
     def schedule_preview(self, obj):
+        saved = obj if obj is not None and obj.pk else None
         return format_html(
-            '<div class="tm-schedule-preview" data-url="{}" aria-live="polite">{}</div>',
+            '<div class="tm-schedule-preview" data-url="{}" data-task="{}" aria-live="polite">{}</div>',
             reverse("admin:taskmanager_task_schedule_preview"),
-            render_preview(saved_preview(obj if obj is not None and obj.pk else None)),
+            saved.pk if saved else "",
+            render_preview(saved_preview(saved)),
         )
 
-    @admin.display(description=_("spool entry"))
+    @admin.display(description=_("spool file"))
     def spool_entry(self, obj):
+        """The file of the queued run with its spooler node, and what is wrong with it, if anything."""
         if obj is None or obj.pk is None:
             return "–"
         health = entry_health(obj, _node_seen(obj))
         if health is None:
-            return "–"
+            queued = obj.status in (Task.Status.SCHEDULED, Task.Status.SPOOLED) or (
+                obj.status == Task.Status.STARTED and obj.run_token
+            )
+            return "–" if queued else format_html('–<div class="help">{}</div>', _("No run is queued."))
+        node = _("spooler node: %(node)s") % {"node": health.node}
         if health.problem:
             return format_html(
-                '<span class="tm-entry-problem">{}</span><div class="help">{} {}</div>',
+                '<span class="tm-entry-problem">{}</span><div class="help">{}<br>{}</div>',
                 health.problem,
-                health.node,
-                health.path,
+                health.path or "–",
+                node,
             )
-        return format_html('{}<div class="help">{}</div>', health.path or "–", health.node)
+        return format_html(
+            '<code class="tm-spool-file">{}</code><div class="help">{}</div>', health.path or "–", node
+        )
 
     def entry_hint(self, obj) -> str:
         """A short warning for the task list when the entry is missing or its node silent."""

@@ -597,6 +597,77 @@ def test_preview_needs_login_and_view_permission(server, admin_http, commands):
     assert json.loads(resp.text)["summary"] == "every 2 hours, starting when started"
 
 
+def test_task_page_fits_the_status(server, admin_http, commands):
+    """Preview wording and spool file follow the status; the add form has no Reports section."""
+    from urllib.parse import urlencode
+
+    add_page = html.unescape(admin_http.get(TASK_URL + "add/").text)
+    assert 'id="reports-group"' not in add_page
+    assert "Runs if the task is started now, in the project's time zone" in add_page
+
+    def page(task):
+        return html.unescape(admin_http.get(TASK_URL + "%d/change/" % task.pk).text)
+
+    def edit_preview(task, **fields):
+        """The preview the page asks for while the scheduling fields of ``task`` are edited."""
+        resp = admin_http.get(TASK_URL + "schedule-preview/?" + urlencode({**fields, "task": task.pk}))
+        data = json.loads(resp.text)
+        data["html"] = html.unescape(data["html"])
+        return data
+
+    idle = add_task(admin_http, commands, "fit idle")
+    text = page(idle)
+    assert 'id="reports-group"' in text
+    assert "Runs if the task is started now" in text and "saved while pending" not in text
+    assert "Spooled at" not in text and "Spool file:" in text and "No run is queued." in text
+    assert edit_preview(idle, **schedule_fields(None, "hour", 2))["basis"] == "start"
+
+    pending = add_task(admin_http, commands, "fit pending", **schedule_fields(whole_seconds_ahead(3600)))
+    press(admin_http, pending, "start")
+    pending.refresh_from_db()
+    text = page(pending)
+    assert "Next runs, in the project's time zone" in text
+    # (with a problem when the spoolers' heartbeat was flushed with the previous test's data)
+    assert pending.spooler_id in text.split("field-spool_entry", 1)[1][:2000]
+    data = edit_preview(pending, **schedule_fields(whole_seconds_ahead(7200)))
+    assert data["basis"] == "save" and "they replace the queued run" in data["html"]
+    press(admin_http, pending, "stop")
+
+    # Running, nothing queued after the run.
+    once = add_task(admin_http, commands, "fit once", "tm_sleep", "--seconds 120, --tick 0.2")
+    press(admin_http, once, "start")
+    wait_for(lambda: Task.objects.get(pk=once.pk).status == Task.Status.STARTED, message="the run")
+    text = page(once)
+    assert "The task is running and no other run is queued" in text
+    assert "Runs if the task is started" not in text
+    data = edit_preview(once, **schedule_fields(None, "hour", 1))
+    assert data["basis"] == "running" and data["runs"] == []
+    press(admin_http, once, "stop")
+
+    # Running, with its next run queued: edits replace the next run, after now.
+    start = whole_seconds_ahead(1)
+    chain = add_task(
+        admin_http,
+        commands,
+        "fit chain",
+        "tm_sleep",
+        "--seconds 120, --tick 0.2",
+        **schedule_fields(start, "hour", 1),
+    )
+    press(admin_http, chain, "start")
+    wait_for(lambda: Task.objects.get(pk=chain.pk).status == Task.Status.STARTED, message="the chained run")
+    assert "Next runs, in the project's time zone" in page(chain)
+    now = timezone.now()
+    data = edit_preview(chain, **schedule_fields(start, "minute", 20))
+    assert data["basis"] == "after" and "Runs after the current one" in data["html"]
+    runs = [datetime.fromisoformat(run["at"]) for run in data["runs"]]
+    assert len(runs) == 5 and runs[0] == start + timedelta(minutes=20) and runs[0] > now
+    press(admin_http, chain, "stop")
+    wait_finished(once)
+    wait_finished(chain)
+
+
+# -- recovery ------------------------------------------------------------------------------
 # -- recovery ------------------------------------------------------------------------------
 
 

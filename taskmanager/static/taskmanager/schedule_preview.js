@@ -22,6 +22,8 @@
         var input = form.elements.namedItem(name);
         if (input) { params.append(name, input.value); }
       });
+      // The task being edited: its status decides what saving would do.
+      if (box.getAttribute("data-task")) { params.append("task", box.getAttribute("data-task")); }
       return params.toString();
     }
 
