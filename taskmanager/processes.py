@@ -43,11 +43,19 @@ def start_time(pid: int) -> float | None:
 def is_same_process(pid: int | None, started: float | None) -> bool | None:
     """Return whether ``pid`` is alive and is the process that started at ``started``.
 
-    None when that cannot be told (no pid or no recorded start time).
+    None when that cannot be told (no pid or no recorded start time). A
+    zombie is not alive: it has ended, only its parent has not reaped it yet
+    (an orphan waits for init, which in a container may never reap it).
     """
     if not pid or started is None:
         return None
-    return start_time(pid) == started
+    fields = _stat_fields(pid)
+    if not fields or fields[0] in (b"Z", b"X"):
+        return False
+    try:
+        return float(fields[19]) == started
+    except (IndexError, ValueError):
+        return False
 
 
 def children(ppid: int) -> list[tuple[int, float]]:
