@@ -13,17 +13,27 @@ from .conf import app_settings
 from .models import RunHistory, Task
 
 
-def record_run(task_id: int, started: datetime, finished: datetime, result: str) -> None:
+def record_run(
+    task_id: int, started: datetime, finished: datetime, result: str, *, update_task: bool = True
+) -> None:
     """Add the history row of a finished run and drop the task's oldest beyond the limit.
 
-    Also copy the duration to ``Task.last_duration`` (for the task list).
-    ``started`` and ``finished`` are aware datetimes; ``result`` is a
-    ``Task.Result`` value. Call it inside the run's closing transaction.
+    Also copy the duration (:func:`run_duration`) to ``Task.last_duration``
+    (for the task list), unless ``update_task`` is False because the caller
+    writes it in its own UPDATE of the task. ``started`` and ``finished`` are
+    aware datetimes; ``result`` is a ``Task.Result`` value. Call it inside
+    the run's closing transaction.
     """
-    duration = max(finished - started, timedelta(0))
+    duration = run_duration(started, finished)
     RunHistory.objects.create(task_id=task_id, started=started, duration=duration, result=result)
-    Task.objects.filter(pk=task_id).update(last_duration=duration)
+    if update_task:
+        Task.objects.filter(pk=task_id).update(last_duration=duration)
     prune_history(task_id)
+
+
+def run_duration(started: datetime, finished: datetime) -> timedelta:
+    """Return the duration recorded for a run (never negative, should the clock step back)."""
+    return max(finished - started, timedelta(0))
 
 
 def prune_history(task_id: int, keep: int | None = None) -> int:

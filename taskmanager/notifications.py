@@ -174,11 +174,13 @@ def decide(task: Task, report: Report) -> Notice | None:
             )
             return None
         return Notice(FAILURE, task, report)
-    recovered = Task.objects.filter(pk=task.pk, failure_notified=True, notify=True).update(
-        failure_notified=False
-    )
-    Task.objects.filter(pk=task.pk, failure_notified=True).update(failure_notified=False)
-    if recovered and app_settings.NOTIFY_RECOVERED:
+    # Most runs end with no failure notice pending: a read tells, without
+    # taking a write lock. Else one conditional UPDATE clears the flag, and
+    # only the process that cleared it looks at "notify" and sends.
+    if not Task.objects.filter(pk=task.pk, failure_notified=True).exists():
+        return None
+    cleared = Task.objects.filter(pk=task.pk, failure_notified=True).update(failure_notified=False)
+    if cleared and app_settings.NOTIFY_RECOVERED and Task.objects.filter(pk=task.pk, notify=True).exists():
         return Notice(RECOVERED, task, report)
     return None
 

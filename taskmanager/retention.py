@@ -1,32 +1,78 @@
-"""Retention: keep the last ``TASKMANAGER_REPORTS_KEPT`` finished reports per task."""
+"""Retention: keep the last ``TASKMANAGER_REPORTS_KEPT`` finished reports per task.
+
+A report whose log is small goes with its log lines in one transaction (the
+end of a run does it inside its own closing transaction, see
+:func:`prune_small_reports`); a big log is deleted first in chunks of CHUNK
+rows, each chunk its own transaction, so that deleting a 1,000,000-line log
+never holds the database (SQLite's single writer lock above all) for long.
+"""
 
 from django.db import transaction
 
 from .conf import app_settings
 from .models import LogLine, Report
 
-#: Log lines deleted per statement, so SQLite is never locked for long.
+#: Log lines deleted per statement, so SQLite is never locked for long. A
+#: report counting fewer lines than this is deleted with its log at once.
 CHUNK = 5000
+
+
+def old_reports(task_id: int, keep: int | None = None) -> list[tuple[int, int]]:
+    """Return ``(pk, lines)`` of the task's finished reports beyond the newest ``keep`` (one query).
+
+    ``lines`` is the report's counted lines: its stored log rows are at most
+    that many plus the app's own few notes (see ``Supervisor.add_line``).
+    """
+    keep = app_settings.REPORTS_KEPT if keep is None else keep
+    return list(
+        Report.objects.finished()
+        .filter(task_id=task_id)
+        .order_by("-invocation_datetime", "-pk")
+        .values_list("pk", "lines")[keep:]
+    )
 
 
 def prune_reports(task_id: int, keep: int | None = None) -> int:
     """Delete the task's finished reports beyond the newest ``keep``; return how many.
 
-    A running report is never deleted, nor another task's. Log lines go
-    first, in chunks of CHUNK rows by ``seq`` range, then the report rows.
+    A running report is never deleted, nor another task's. A big log goes
+    first, in chunks of CHUNK rows by ``seq`` range; the reports then go with
+    the rest of their log lines, several per transaction as long as their
+    logs add up to at most CHUNK lines.
     """
-    keep = app_settings.REPORTS_KEPT if keep is None else keep
-    old = list(
-        Report.objects.finished()
-        .filter(task_id=task_id)
-        .order_by("-invocation_datetime", "-pk")
-        .values_list("pk", flat=True)[keep:]
-    )
-    for report_id in old:
-        delete_log(report_id)
-    if old:
-        Report.objects.filter(pk__in=old).delete()
+    old = old_reports(task_id, keep)
+    batch, size = [], 0
+    for report_id, lines in old:
+        if lines >= CHUNK:
+            delete_log(report_id)
+            lines = 0
+        if batch and size + lines > CHUNK:
+            Report.objects.filter(pk__in=batch).delete()
+            batch, size = [], 0
+        batch.append(report_id)
+        size += lines
+    if batch:
+        Report.objects.filter(pk__in=batch).delete()
     return len(old)
+
+
+def prune_small_reports(task_id: int, keep: int | None = None) -> bool:
+    """Delete the task's old reports with small logs, in the caller's transaction.
+
+    "Old" as in :func:`prune_reports`; the reports deleted here hold at most
+    CHUNK log lines together. Return whether old reports remain (big logs,
+    or more than one transaction's worth), for :func:`prune_reports` to
+    delete after the caller's transaction.
+    """
+    old = old_reports(task_id, keep)
+    batch, size = [], 0
+    for report_id, lines in old:
+        if size + lines <= CHUNK:
+            batch.append(report_id)
+            size += lines
+    if batch:
+        Report.objects.filter(pk__in=batch).delete()
+    return len(batch) < len(old)
 
 
 def delete_log(report_id: int) -> None:

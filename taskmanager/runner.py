@@ -30,6 +30,7 @@ environment of the run's processes. See ``docs/lifecycle.rst``.
 import json
 import logging
 import os
+import select
 import selectors
 import signal
 import socket
@@ -43,7 +44,6 @@ from django.db import (
     IntegrityError,
     InterfaceError,
     OperationalError,
-    close_old_connections,
     connections,
     transaction,
 )
@@ -53,6 +53,7 @@ from django.utils import timezone
 from . import arguments, history, logcapture, logstore, processes, progress, schedule
 from .conf import app_settings
 from .models import Report, Task, new_token
+from .retention import prune_reports, prune_small_reports
 
 logger = logging.getLogger("taskmanager.runner")
 # Phase times of each run (perf_counter marks) at DEBUG, for bench/; off by
@@ -109,33 +110,64 @@ def execute(task_id: int, token: str, trigger: str) -> Report | None:
     """Run the task for one spool entry, if its token is still current.
 
     Return the run's Report, or None when the entry was stale and consumed.
-    Database connections are closed before and after (the spooler never
-    closes them itself).
+    The process's database connections are kept from one run to the next,
+    but those that are broken or obsolete are closed before and after (see
+    :func:`drop_broken_connections`; the spooler never closes them itself).
     """
     entered, entered_wall = time.perf_counter(), time.time()
-    close_old_connections()
+    drop_broken_connections()
     try:
         try:
-            run = claim(task_id, token, trigger)
+            run = claim(task_id, token, trigger, prefork=True)
         except (OperationalError, InterfaceError):
-            # A persistent connection the server dropped (DB restart,
-            # pg_terminate_backend) fails on first use, even after
-            # close_old_connections(): reconnect and claim again. The claim is
-            # one transaction, so a failed attempt left nothing behind.
+            # A kept connection the server dropped meanwhile (DB restart,
+            # pg_terminate_backend, an idle timeout) fails on first use:
+            # reconnect and claim again. The claim is one transaction, and a
+            # child forked for it was killed, so a failed attempt left nothing.
             logger.warning("Database connection lost before claiming task %s; reconnecting.", task_id)
             connections.close_all()
-            run = claim(task_id, token, trigger)
+            run = claim(task_id, token, trigger, prefork=True)
         if run is None:
             return None
         task, report = run
         supervisor = Supervisor(task, report)
-        supervisor.marks["claimed"] = time.perf_counter()
         supervisor.run()
         if timing_logger.isEnabledFor(logging.DEBUG):
             _log_timing(report, entered, entered_wall, supervisor.marks)
         return report
     finally:
-        close_old_connections()
+        drop_broken_connections()
+
+
+def drop_broken_connections() -> None:
+    """Close this thread's database connections that are broken or obsolete; keep the others.
+
+    A spooler process lives long, like a web worker with persistent
+    connections, and opening and closing a connection for every run costs
+    more than the run's own queries (on SQLite the last connection to close
+    checkpoints the WAL file and syncs it to disk). So a connection is kept
+    across runs, whatever ``CONN_MAX_AGE`` says when it is 0 (Django's
+    default, meant for requests), and closed, as Django does between
+    requests, when an error occurred on it and it no longer works, when
+    autocommit was left changed, or when it is older than a positive
+    ``CONN_MAX_AGE``. One the server dropped while it was
+    idle fails the next claim, which reconnects and retries (:func:`execute`).
+    Other code of the spooler (recovery, heartbeat) still calls
+    ``close_old_connections()``, which applies ``CONN_MAX_AGE`` as it is.
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is None or conn.in_atomic_block:
+            continue  # a caller's transaction (the immediate backend) is not ours to end
+        if conn.get_autocommit() != conn.settings_dict["AUTOCOMMIT"]:
+            conn.close()
+        elif conn.errors_occurred:
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
+        elif conn.settings_dict["CONN_MAX_AGE"] and conn.close_at is not None:
+            if time.monotonic() >= conn.close_at:
+                conn.close()
 
 
 def _log_timing(report: Report, entered: float, entered_wall: float, marks: dict) -> None:
@@ -195,8 +227,17 @@ def _respool(task_id: int, token: str, trigger: str, at: datetime | None) -> str
     return path
 
 
-def claim(task_id: int, token: str, trigger: str):
-    """Claim the run for (task_id, token): return (task, report) or None."""
+def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
+    """Claim the run for (task_id, token): return (task, report) or None.
+
+    With ``prefork`` the command's child process is forked before the claim
+    (see :class:`Child`): it prepares itself while the claim commits, the
+    report row is inserted with its pid, command line and supervisor in the
+    same transaction as the claim (one durable commit), and it runs the
+    command once released right after that commit. A lost claim kills it
+    before it ran anything of the command. Without ``prefork``, the
+    :class:`Supervisor` forks the child when it runs.
+    """
     now = timezone.now()
     task = Task.objects.select_related("command").filter(pk=task_id).first()
     if task is None:
@@ -240,33 +281,65 @@ def claim(task_id: int, token: str, trigger: str):
             "run_token": next_token,
             "next_datetime": next_at,
         }
+    marks = {}
+    argv = runnable_argv(task)
+    command_line = arguments.command_line(task.command.name, argv) if argv is not None else ""
+    marks["prepared"] = time.perf_counter()
+    child = Child.spawn(task, argv) if prefork and argv is not None else None
+    if child is not None:
+        marks["forked"] = time.perf_counter()
     # The claim and the Report row commit together (one durable commit); the
     # next run is spooled only after that commit, or its spooler could read
     # the old token and consume the entry as stale.
-    with transaction.atomic():
-        if claimable.update(**changes) != 1:
-            logger.info("Task %s was claimed by another process or changed meanwhile.", task_id)
-            return None
-        report = _create_report(task, trigger, now)
-    report.claim_committed = time.perf_counter()
+    report = None
+    try:
+        with transaction.atomic():
+            if claimable.update(**changes) == 1:
+                report = _create_report(task, trigger, now, command_line, child)
+    finally:
+        if report is None and child is not None:
+            child.cancel()
+    if report is None:
+        logger.info("Task %s was claimed by another process or changed meanwhile.", task_id)
+        return None
+    marks["claim_committed"] = time.perf_counter()
+    if child is not None:
+        child.release(run_marker(report))
+        marks["released"] = time.perf_counter()
+    report.child = child
+    report.timing_marks = marks
     if next_token:
         try:
             _respool(task.pk, next_token, Report.Trigger.SCHEDULE, next_at)
         except Exception as exc:  # noqa: BLE001 - recorded; recovery re-spools it
             logger.exception("Could not spool the next run of task %s", task.pk)
             report.spool_error = str(exc)
+    marks["claimed"] = time.perf_counter()
     return task, report
 
 
-def _create_report(task: Task, trigger: str, now: datetime) -> Report:
+def runnable_argv(task: Task) -> list[str] | None:
+    """Return the argv of the task's command, or None when it cannot run (invalid arguments, inactive)."""
+    if not task.command.active:
+        return None
+    try:
+        return arguments.parse_arguments(task.arguments)
+    except arguments.ArgumentsError:
+        return None
+
+
+def _create_report(task: Task, trigger: str, now: datetime, command_line: str, child) -> Report:
     return Report.objects.create(
         task=task,
         trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
         user_id=task.started_by_id,
         invocation_datetime=now,
+        command_line=command_line,
         host=socket.gethostname(),
         supervisor_pid=os.getpid(),
         supervisor_started=process_start_time(os.getpid()),
+        pid=child.pid if child is not None else None,
+        pid_started=child.started if child is not None else None,
         heartbeat=now,
     )
 
@@ -344,6 +417,136 @@ def _reap(pid: int) -> None:
         pass
 
 
+class Child:
+    """The forked child process of one run, and the supervisor's ends of its pipes.
+
+    :meth:`spawn` forks it; it prepares itself (process group, death signal,
+    signals, file descriptors, working directory, log capture) and then waits
+    for :meth:`release`, which hands it the run's ``TASKMANAGER_RUN`` marker,
+    before it imports and runs the command; :meth:`cancel` makes it leave
+    without running anything. So the child can be forked before the run is
+    claimed (its pid goes into the report in the claim's own commit) and no
+    code of the command runs for a claim that was lost.
+    """
+
+    def __init__(self, pid: int, fds: dict, go: socket.socket, started: float | None):
+        self.pid = pid
+        #: Read ends of the child's fd 1, fd 2 and record pipe -> stream (None: records).
+        self.fds = fds
+        self.go = go
+        self.started = started
+
+    @classmethod
+    def spawn(cls, task: Task, argv: list[str]) -> "Child":
+        """Fork the child that will run ``task``'s command with ``argv``; it waits for release()."""
+        _become_subreaper()
+        _warm_up()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        rec_r, rec_w = os.pipe()
+        for fd in (out_w, err_w, rec_w):
+            logcapture.enlarge_pipe(fd)
+        # A socket pair rather than a pipe: sending to a child that died
+        # fails with an error (MSG_NOSIGNAL), never with SIGPIPE.
+        go, go_child = socket.socketpair()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which never returns
+            os.close(out_r)
+            os.close(err_r)
+            os.close(rec_r)
+            go.close()
+            _child_main(task, argv, out_w, err_w, rec_w, parent=parent, go=go_child.detach())
+        go_child.close()
+        for fd in (out_w, err_w, rec_w):
+            os.close(fd)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child did it first
+        fds = {out_r: logcapture.STDOUT, err_r: logcapture.STDERR, rec_r: None}
+        return cls(pid, fds, go, processes.start_time(pid))
+
+    def release(self, marker: str) -> None:
+        """Let the child run the command, carrying ``marker`` in its environment."""
+        try:
+            self.go.sendall(marker.encode() + b"\n", socket.MSG_NOSIGNAL)
+        except OSError:
+            pass  # the child is gone already: follow() reads its end
+        self.go.close()
+
+    def cancel(self) -> None:
+        """Kill the child (it has not run anything of the command), reap it, close the pipes."""
+        self.go.close()
+        processes.kill_group(self.pid, signal.SIGKILL)
+        processes.kill(self.pid, signal.SIGKILL)
+        _reap(self.pid)
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = {}
+
+
+# Whether this process is a child subreaper, by pid (see _become_subreaper).
+_subreaper: dict[int, bool] = {}
+
+
+def _become_subreaper() -> bool:
+    """In a uWSGI spooler, make this process the reaper of the runs' orphans (once per process).
+
+    Orphans of a run (a subprocess that called setsid and outlived the
+    command) then re-parent to this spooler process, which kills them when
+    the run ends. Only in a spooler: it has no other children.
+    """
+    pid = os.getpid()
+    if pid not in _subreaper:
+        _subreaper.clear()
+        _subreaper[pid] = _in_uwsgi_spooler() and processes.set_child_subreaper()
+    return _subreaper[pid]
+
+
+# The pid of the process whose Django management machinery is warm (see _warm_up).
+_warm_pid: int | None = None
+
+
+def _warm_up() -> None:
+    """Once per process, build before forking what each child would otherwise build again.
+
+    Django's management machinery (its argument parser, the translations of
+    its help texts, their regular expressions) fills caches on first use.
+    Filled once here, every forked child finds them ready instead of paying
+    for them in each run. Only Django's code runs here, through a command of
+    this module that does nothing: the task's command is imported and run by
+    the child alone.
+    """
+    global _warm_pid
+    if _warm_pid == os.getpid():
+        return
+    _warm_pid = os.getpid()
+    import io
+
+    from django.core.management import call_command
+
+    sink = io.StringIO()
+    try:
+        call_command(_nothing_command()(), stdout=sink, stderr=sink)
+    except Exception:  # noqa: BLE001 - only a speed-up: the children do it themselves
+        logger.debug("Warming up the management machinery failed", exc_info=True)
+
+
+def _nothing_command():
+    from django.core.management.base import BaseCommand
+
+    class Nothing(BaseCommand):
+        help = "Do nothing (warms up Django's management machinery in the supervisor)."
+
+        def handle(self, *args, **options):
+            pass
+
+    return Nothing
+
+
 class Supervisor:
     """Fork the command's child process and follow it until it ends."""
 
@@ -377,13 +580,15 @@ class Supervisor:
         # task was deleted) or "closed" (recovery closed it as interrupted).
         self.gone: str | None = None
         self.timeout = task.timeout or app_settings.DEFAULT_TIMEOUT
-        self.subreaper = False
+        self.subreaper = _become_subreaper()
         self.terminating = False
         self.child_started: float | None = None
         self.db_retry_at = 0.0
         self.lost_lines = 0
+        # The child's pidfd while follow() runs (readable once the child exited).
+        self.exit_fd: int | None = None
         # perf_counter() at the end of each phase (see _log_timing).
-        self.marks: dict[str, float] = {}
+        self.marks: dict[str, float] = dict(getattr(report, "timing_marks", None) or {})
 
     # -- log lines -------------------------------------------------------------
     def add_line(self, level: int, stream: str, text: str, ts: int | None = None) -> None:
@@ -444,19 +649,22 @@ class Supervisor:
         if len(batch) >= self.batch_lines_limit or self.batch_bytes >= self.batch_bytes_limit:
             self.safe_flush()
 
-    def flush(self, running_only: bool = False) -> int | None:
+    def flush(self, running_only: bool = False, savepoint: bool = True) -> int | None:
         """Write pending lines and counters to the database, in one transaction.
 
         Return the number of report rows updated (0: the report is gone, or
-        with ``running_only`` already finished), None if nothing was pending.
-        Raise DatabaseError as the database does; nothing pending is lost then.
+        with ``running_only`` already finished, and then nothing is written),
+        None if nothing was pending. Raise DatabaseError as the database
+        does; nothing pending is lost then. Inside a transaction, without
+        ``savepoint``, a ``running_only`` flush that updated nothing marks the
+        enclosing transaction for rollback.
         """
         if not self.batch and not self.report_changes:
             return None
         report = Report.objects.filter(pk=self.report.pk)
         if running_only:
             report = report.filter(finished_datetime__isnull=True)
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             if self.batch:
                 logstore.insert_rows(self.batch)
             updated = report.update(
@@ -506,8 +714,16 @@ class Supervisor:
     def db_failed(self, exc: Exception) -> None:
         logger.warning("Run of task %s: database error (%s); retrying.", self.task.pk, exc)
         self.db_retry_at = time.monotonic() + _DB_RETRY_SECONDS
-        # Drop the broken connection; the next query opens a new one.
-        connections.close_all()
+        # Drop a broken connection (server restarted, backend terminated);
+        # the next query opens a new one. A working one is kept: "database
+        # is locked" breaks nothing, and see _abandon_connections for SQLite.
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is None or conn.in_atomic_block or not conn.errors_occurred:
+                continue
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
 
     def check_report(self) -> None:
         """Find out whether the report still exists and is running; set ``gone`` if not."""
@@ -552,19 +768,21 @@ class Supervisor:
 
     def _run(self) -> None:
         task = self.task
-        try:
-            argv = arguments.parse_arguments(task.arguments)
-        except arguments.ArgumentsError as exc:
-            self.add_line(logcapture.ERROR, logcapture.SYSTEM, "Invalid arguments: %s" % exc)
-            return self.finish("invalid arguments", failed=True)
-        if not task.command.active:
-            self.add_line(
-                logcapture.ERROR,
-                logcapture.SYSTEM,
-                "The command %s is no longer active: activate it in Commands to run this task."
-                % task.command.name,
-            )
-            return self.finish("command inactive", failed=True)
+        child = getattr(self.report, "child", None)
+        if child is None:
+            try:
+                argv = arguments.parse_arguments(task.arguments)
+            except arguments.ArgumentsError as exc:
+                self.add_line(logcapture.ERROR, logcapture.SYSTEM, "Invalid arguments: %s" % exc)
+                return self.finish("invalid arguments", failed=True)
+            if not task.command.active:
+                self.add_line(
+                    logcapture.ERROR,
+                    logcapture.SYSTEM,
+                    "The command %s is no longer active: activate it in Commands to run this task."
+                    % task.command.name,
+                )
+                return self.finish("command inactive", failed=True)
         spool_error = getattr(self.report, "spool_error", None)
         if spool_error:
             self.add_line(
@@ -572,14 +790,11 @@ class Supervisor:
                 logcapture.SYSTEM,
                 "The next run could not be spooled (%s); recovery will retry." % spool_error,
             )
-        self.report.command_line = arguments.command_line(task.command.name, argv)
-        self.report_changes["command_line"] = self.report.command_line
-        self.flush()
-        self.marks["prepared"] = time.perf_counter()
-        pid, fds = self.fork(argv)
-        self.marks["forked"] = time.perf_counter()
+        if child is None:
+            child = self.fork(argv)
+        self.child_started = child.started
         try:
-            status = self.follow(pid, fds)
+            status = self.follow(child.pid, child.fds)
         except Exception as exc:  # noqa: BLE001 - follow() has killed and reaped the child
             logger.exception("Supervising the run of task %s failed", task.pk)
             self.add_line(
@@ -591,42 +806,18 @@ class Supervisor:
         self.marks["exited"] = time.perf_counter()
         self.finish_from_status(status)
 
-    def fork(self, argv: list[str]):
-        if not self.subreaper and _in_uwsgi_spooler():
-            # Orphans of the run (a subprocess that called setsid and outlived
-            # the command) re-parent to this spooler process, which kills them
-            # when the run ends. Only in a spooler: it has no other children.
-            self.subreaper = processes.set_child_subreaper()
-        marker = run_marker(self.report)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        rec_r, rec_w = os.pipe()
-        for fd in (out_w, err_w, rec_w):
-            logcapture.enlarge_pipe(fd)
-        # A forked child must not share the parent's database sockets.
-        connections.close_all()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child, which never returns
-            os.close(out_r)
-            os.close(err_r)
-            os.close(rec_r)
-            _child_main(self.task, argv, out_w, err_w, rec_w, marker=marker, parent=parent)
-        for fd in (out_w, err_w, rec_w):
-            os.close(fd)
-        try:
-            os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child did it first
-        self.child_started = processes.start_time(pid)
-        self.report.pid = pid
-        self.report.pid_started = self.child_started
-        self.report_changes.update(pid=pid, pid_started=self.child_started)
-        # Recorded at once: if this process dies now, recovery needs the group.
+    def fork(self, argv: list[str]) -> "Child":
+        """Fork the command's child for a report claimed without ``prefork``; record it; release it."""
+        child = Child.spawn(self.task, argv)
+        self.marks["forked"] = time.perf_counter()
+        self.report.pid = child.pid
+        self.report.pid_started = child.started
+        self.report_changes.update(pid=child.pid, pid_started=child.started)
+        # Recorded before the command starts: if this process dies, recovery needs the group.
         self.safe_flush(force=True)
-        return pid, {out_r: logcapture.STDOUT, err_r: logcapture.STDERR, rec_r: None}
+        child.release(run_marker(self.report))
+        self.marks["released"] = time.perf_counter()
+        return child
 
     def follow(self, pid: int, fds: dict) -> int:
         """Read the child's output until it exits; return its wait status.
@@ -652,6 +843,7 @@ class Supervisor:
         if pidfd is not None:
             # Wakes the loop the moment the child exits (no polling delay).
             sel.register(pidfd, selectors.EVENT_READ, _EXITED)
+        self.exit_fd = pidfd
         started = time.monotonic()
         last_flush = last_poll = last_beat = started
         status = None
@@ -691,6 +883,7 @@ class Supervisor:
                     self.kill_group(pid, signal.SIGKILL)
                     self.kill_at = None
         finally:
+            self.exit_fd = None
             if pidfd is not None:
                 sel.unregister(pidfd)
                 os.close(pidfd)
@@ -769,7 +962,12 @@ class Supervisor:
             # A trickle: let lines gather before the next read. Waking up for
             # every line a fast command writes costs both processes more
             # than the line itself; the pause is far below what a reader sees.
-            time.sleep(logcapture.READ_PAUSE)
+            # It ends early when the child exits (its pidfd turns readable):
+            # a run's last lines are not worth a pause.
+            if self.exit_fd is None:
+                time.sleep(logcapture.READ_PAUSE)
+            else:
+                select.select([self.exit_fd], [], [], logcapture.READ_PAUSE)
 
     def emit(self, stream: str | None, lines: list[str]) -> None:
         """Store lines read from the pipe of ``stream`` (None: the record pipe)."""
@@ -928,35 +1126,33 @@ class Supervisor:
         else:
             result = Task.Result.OK
         now = timezone.now()
-        with transaction.atomic():
-            self.report_changes.update(result=result, finished_datetime=now, end_reason=reason[:200])
-            if self.flush(running_only=True) != 1:
-                # Deleted, or closed by recovery meanwhile: leave both as they are.
-                self.report_changes = {}
-                return self.check_report()
-            Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).update(
-                status=end_status(),
-                resume_status="",
-                last_datetime=self.report.invocation_datetime,
-                last_result=result,
-                errors=self.errors,
-                warnings=self.warnings,
-            )
-            try:
-                with transaction.atomic():
-                    history.record_run(self.task.pk, self.report.invocation_datetime, now, result)
-            except Exception:  # noqa: BLE001 - the chart's history must never change the run's outcome
-                logger.exception("Could not record the run history of task %s", self.task.pk)
+        started = self.report.invocation_datetime
+        self.report_changes.update(result=result, finished_datetime=now, end_reason=reason[:200])
+        # flush() forgets the lines it wrote; should this transaction fail
+        # after it, they are still to be written by the next attempt.
+        batch, batch_bytes = self.batch, self.batch_bytes
+        try:
+            with transaction.atomic():
+                ended = self.flush(running_only=True, savepoint=False) == 1
+                # (not ended: the transaction is marked for rollback)
+                more_to_prune = self.close_run(started, now, result) if ended else False
+        except BaseException:
+            self.batch, self.batch_bytes = batch, batch_bytes
+            raise
+        if not ended:
+            # Deleted, or closed by recovery meanwhile: leave both as they are.
+            self.report_changes = {}
+            return self.check_report()
         self.report.result = result
         self.report.end_reason = reason
         self.report.finished_datetime = now
         self.marks["saved"] = time.perf_counter()
-        from .retention import prune_reports
-
-        try:
-            prune_reports(self.task.pk)
-        except Exception:  # noqa: BLE001 - pruning must never change the run's outcome
-            logger.exception("Could not prune the reports of task %s", self.task.pk)
+        if more_to_prune:
+            # Big logs are deleted chunk by chunk, each chunk its own transaction.
+            try:
+                prune_reports(self.task.pk)
+            except Exception:  # noqa: BLE001 - pruning must never change the run's outcome
+                logger.exception("Could not prune the reports of task %s", self.task.pk)
         self.marks["pruned"] = time.perf_counter()
         # After the finish transaction: notices never change the run's result
         # (notify_run_end logs and swallows every failure).
@@ -964,20 +1160,62 @@ class Supervisor:
 
         notify_run_end(self.task, self.report)
 
+    def close_run(self, started: datetime, now: datetime, result: str) -> bool:
+        """Write the task's side of the run's end, its history, and prune; in the finish transaction.
+
+        Return whether old reports are left for :func:`prune_reports` (after the commit).
+        """
+        duration = history.run_duration(started, now)
+        task_ended = Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).update(
+            status=end_status(),
+            resume_status="",
+            last_datetime=started,
+            last_result=result,
+            last_duration=duration,
+            errors=self.errors,
+            warnings=self.warnings,
+        )
+        if not task_ended:
+            Task.objects.filter(pk=self.task.pk).update(last_duration=duration)
+        # The run's history and the pruning of old reports share this
+        # commit, each in a savepoint: neither may change the run's outcome.
+        try:
+            with transaction.atomic():
+                history.record_run(self.task.pk, started, now, result, update_task=False)
+        except Exception:  # noqa: BLE001 - the chart's history must never change the run's outcome
+            logger.exception("Could not record the run history of task %s", self.task.pk)
+        try:
+            with transaction.atomic():
+                return prune_small_reports(self.task.pk)
+        except Exception:  # noqa: BLE001 - pruning must never change the run's outcome
+            logger.exception("Could not prune the reports of task %s", self.task.pk)
+            return True
+
 
 def _child_main(
-    task: Task, argv: list[str], out_w: int, err_w: int, rec_w: int, marker: str = "", parent: int = 0
+    task: Task,
+    argv: list[str],
+    out_w: int,
+    err_w: int,
+    rec_w: int,
+    marker: str = "",
+    parent: int = 0,
+    go: int | None = None,
 ) -> None:
-    """Run the command in the forked child and leave with ``os._exit``; never return."""
+    """Run the command in the forked child and leave with ``os._exit``; never return.
+
+    With ``go`` (a socket fd), wait after the preparations until the
+    supervisor sends the run marker on it (:meth:`Child.release`); leave
+    without running anything if it closes it instead (:meth:`Child.cancel`).
+    """
     code = _EXIT_EXCEPTION
     writer = None
     try:
+        _abandon_connections()
         os.setpgid(0, 0)
         processes.set_pdeathsig(signal.SIGKILL)
         if parent and os.getppid() != parent:
             os._exit(code)  # the supervisor died before PDEATHSIG was armed
-        if marker:
-            os.environ[processes.RUN_ENV] = marker
         # uWSGI catches or ignores these in its processes; the command gets
         # the defaults a shell would give it (SIGSEGV must kill, not hang).
         for sig in _RESET_SIGNALS:
@@ -996,7 +1234,18 @@ def _child_main(
         writer = logcapture.RecordWriter(rec_w)
         logcapture.install_logging_capture(writer)
         progress.attach(writer)
-        code = _run_command(task, argv, writer)
+        # Imported while the supervisor commits the claim (the admin imports
+        # command modules in-process too, to check arguments); a failure is
+        # reported once the run is released.
+        loaded = _load_command(task)
+        if go is not None:
+            marker = _await_release(go)
+            if marker is None:
+                code = 0
+                return  # the claim was lost: leave (finally) without running the command
+        if marker:
+            os.environ[processes.RUN_ENV] = marker
+        code = _run_command(task, argv, writer, loaded)
     except BaseException:  # noqa: BLE001 - the child must always leave through os._exit
         try:
             traceback.print_exc()
@@ -1011,13 +1260,62 @@ def _child_main(
         os._exit(code)
 
 
-def _run_command(task: Task, argv: list[str], writer: "logcapture.RecordWriter") -> int:
-    from django.core.management import call_command, load_command_class
+def _await_release(go: int) -> str | None:
+    """Block until the supervisor sends the run marker on ``go``; return it, or None if it closed it."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(go, 4096)
+        if not chunk:
+            return None
+        data += chunk
+    os.close(go)
+    return data[:-1].decode()
+
+
+# Database connections a forked child inherited (see _abandon_connections).
+_abandoned: list = []
+
+
+def _abandon_connections() -> None:
+    """In a forked child, drop the database connections inherited from the supervisor, unused.
+
+    The supervisor keeps its connections while the child runs. The child
+    must never send anything on them, not even the goodbye of a close (which
+    would end the supervisor's PostgreSQL or MySQL session): the driver's
+    objects are kept referenced here, so no finalizer ever runs before the
+    child leaves through ``os._exit``, and Django's wrappers forget them, so
+    the command opens connections of its own. On SQLite the child's own
+    connection shares the process's lock bookkeeping with the inherited
+    one, which the supervisor backs by keeping its connection open until
+    the child has exited (:meth:`Supervisor.db_failed` closes only
+    connections that are unusable, which a SQLite one never is).
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _abandoned.append(conn.connection)
+            conn.connection = None
+
+
+def _load_command(task: Task):
+    """Return the task's command instance, or the exception importing or instantiating it raised."""
+    from django.core.management import load_command_class
+
+    try:
+        return load_command_class(task.command.app_name, task.command.name)
+    except BaseException as exc:  # noqa: BLE001 - raised again by _run_command, in the run
+        return exc
+
+
+def _run_command(task: Task, argv: list[str], writer: "logcapture.RecordWriter", loaded=None) -> int:
+    """Run the command (``loaded`` by _load_command, else loaded here); return the exit code."""
+    from django.core.management import call_command
 
     out = logcapture.CommandOutput(writer, logcapture.STDOUT, logcapture.INFO)
     err = logcapture.CommandOutput(writer, logcapture.STDERR, logcapture.ERROR)
     try:
-        command = load_command_class(task.command.app_name, task.command.name)
+        command = _load_command(task) if loaded is None else loaded
+        if isinstance(command, BaseException):
+            raise command
         command.style = logcapture.level_style()
         # --no-color / --force-color would make execute() replace the style
         # that marks levels (styled errors would count as INFO); the log is

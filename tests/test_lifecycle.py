@@ -706,15 +706,18 @@ def _database_has_server() -> bool:
 if _database_has_server():
 
     @pytest.mark.db_sensitive
-    def test_killed_database_connections_do_not_break_runs(node, superuser, commands):
-        _killed_database_connections_do_not_break_runs(node, commands)
+    @pytest.mark.parametrize("max_age", [0, None], ids=["CONN_MAX_AGE=0", "CONN_MAX_AGE=None"])
+    def test_killed_database_connections_do_not_break_runs(node, superuser, commands, max_age):
+        _killed_database_connections_do_not_break_runs(node, commands, max_age)
 
 
-def _killed_database_connections_do_not_break_runs(node, commands):
+def _killed_database_connections_do_not_break_runs(node, commands, max_age):
     # Persistent connections in the spooler are the hard case: a killed one is
-    # reused by the next run. The web node keeps Django's default (closed
+    # reused by the next run. A spooler keeps its connection from one run to
+    # the next also with Django's default CONN_MAX_AGE = 0 (runner.py,
+    # drop_broken_connections). The web node keeps Django's default (closed
     # after each request), so its requests are not the thing tested here.
-    spooler_node = node(http=False, spooler_processes=1, settings={"CONN_MAX_AGE": None})
+    spooler_node = node(http=False, spooler_processes=1, settings={"CONN_MAX_AGE": max_age})
     web = node(spooler_processes=0, extra_args=["--spooler-external", str(spooler_node.spool_dir)])
     client = login(web)
     first = add_task(client, commands, "before-kill", "tm_ok")
