@@ -397,6 +397,12 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
         return _can_run(request)
 
     # -- saving ----------------------------------------------------------------
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        # The form class is made for this request: the flag is this user's.
+        form.can_run = _can_run(request)
+        return form
+
     def save_model(self, request, obj, form, change):
         if change:
             # Write only the form's fields: status, tokens and next run belong

@@ -8,7 +8,18 @@ from . import arguments, schedule
 from .models import Command, Task
 
 
+#: Fields whose change alters what a waiting run executes (see TaskForm.can_run).
+RUN_FIELDS = ("command", "arguments", "scheduling", "repetition_period", "repetition_rate")
+
+
 class TaskForm(forms.ModelForm):
+    #: Whether the person editing may run tasks (``taskmanager.run_task``);
+    #: TaskAdmin.get_form sets it. Without it, the fields of RUN_FIELDS of a
+    #: task with a run waiting (a schedule, a periodic chain, a queued "run
+    #: now") cannot change: the run would execute what they chose, which is
+    #: running a command.
+    can_run = True
+
     class Meta:
         model = Task
         fields = [
@@ -57,7 +68,24 @@ class TaskForm(forms.ModelForm):
         else:
             if "scheduling" not in self.errors:
                 self._check_schedule_computes(cleaned.get("scheduling"), period, rate)
+        self._check_run_permission()
         return cleaned
+
+    def _check_run_permission(self):
+        if self.can_run or self.instance.pk is None:
+            return
+        if not any(name in self.changed_data for name in RUN_FIELDS):
+            return
+        waiting = Task.objects.filter(pk=self.instance.pk).exclude(run_token="", run_now_token="")
+        if waiting.exists():
+            self.add_error(
+                None,
+                _(
+                    "This task has a run waiting: changing its command, arguments or schedule would "
+                    "change what runs, which needs the permission to run tasks. Ask someone who has it, "
+                    "or to stop the task first."
+                ),
+            )
 
     def _check_schedule_computes(self, anchor, period, rate):
         """Refuse a schedule whose runs cannot be computed (e.g. past the year 9999).

@@ -213,6 +213,92 @@ def test_big_and_strange_arguments_run(server, admin_http, commands, arguments):
     assert "<img src=x" not in page
 
 
+# -- Permissions -------------------------------------------------------------------
+
+
+def change_fields(task, **overrides) -> dict:
+    """The task's change form as the admin would post it, with ``overrides``."""
+    scheduling = timezone.localtime(task.scheduling) if task.scheduling else None
+    fields = {
+        "name": task.name,
+        "command": task.command_id,
+        "arguments": task.arguments,
+        "note": task.note,
+        "notify": "on",
+        "scheduling_0": scheduling.strftime("%Y-%m-%d") if scheduling else "",
+        "scheduling_1": scheduling.strftime("%H:%M:%S") if scheduling else "",
+        "repetition_period": task.repetition_period,
+        "repetition_rate": task.repetition_rate or "",
+        "reports-TOTAL_FORMS": "0",
+        "reports-INITIAL_FORMS": "0",
+    }
+    fields.update(overrides)
+    return fields
+
+
+@pytest.mark.parametrize("waiting", ["periodic", "run-now"])
+def test_editing_what_a_waiting_run_executes_needs_the_run_permission(server, admin_http, commands, waiting):
+    # A staff user who may change tasks but not run them could swap the
+    # command or arguments of a task someone else started: the next run then
+    # executed their choice (credited to the person who pressed Start), and
+    # the page told them "... was started".
+    from django.contrib.auth.models import Permission, User
+
+    from .adminclient import AdminClient
+    from .conftest import PASSWORD
+
+    editor = User.objects.create_user("editor", password=PASSWORD, is_staff=True)
+    editor.user_permissions.set(Permission.objects.filter(codename__in=["change_task", "view_task"]))
+    client = AdminClient(server.url)
+    client.login("editor", PASSWORD)
+    if waiting == "periodic":
+        task = add_task(admin_http, commands, "waiting", "tm_ok", "--lines 1", repetition_period="hour", repetition_rate="1")
+        press(admin_http, task, "start")
+        finished_report(task)
+    else:
+        blocker = add_task(admin_http, commands, "blocker", "tm_sleep", "--seconds 120, --tick 0.2")
+        task = add_task(admin_http, commands, "waiting", "tm_ok", "--lines 1")
+        # Both spooler processes busy: the queued "run now" waits.
+        press(admin_http, blocker, "run-now")
+        running_report(blocker)
+        second = add_task(admin_http, commands, "blocker-2", "tm_sleep", "--seconds 120, --tick 0.2")
+        press(admin_http, second, "run-now")
+        running_report(second)
+        press(admin_http, task, "run-now")
+    task = Task.objects.get(pk=task.pk)
+    before = (task.command_id, task.arguments, task.status, task.run_token, task.run_now_token)
+    for change in [{"command": commands["tm_echo"].pk, "arguments": ""}, {"arguments": "--lines 2"}]:
+        resp = client.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, **change))
+        assert "permission to run tasks" in form_errors(resp), resp.text[:3000]
+        current = Task.objects.get(pk=task.pk)
+        assert (current.command_id, current.arguments, current.status, current.run_token, current.run_now_token) == before
+    # What does not change the run stays editable.
+    resp = client.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, note="checked by the editor"))
+    assert Task.objects.get(pk=task.pk).note == "checked by the editor", form_errors(resp)
+    # And someone who may run tasks can change the run.
+    resp = admin_http.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, arguments="--lines 2"))
+    assert Task.objects.get(pk=task.pk).arguments == "--lines 2", form_errors(resp)
+    for name in ("waiting", "blocker", "blocker-2"):
+        found = Task.objects.filter(name=name).first()
+        if found:
+            press(admin_http, found, "stop")
+
+
+def test_an_idle_task_stays_editable_without_the_run_permission(server, admin_http, commands):
+    from django.contrib.auth.models import Permission, User
+
+    from .adminclient import AdminClient
+    from .conftest import PASSWORD
+
+    editor = User.objects.create_user("editor", password=PASSWORD, is_staff=True)
+    editor.user_permissions.set(Permission.objects.filter(codename__in=["change_task", "view_task"]))
+    client = AdminClient(server.url)
+    client.login("editor", PASSWORD)
+    task = add_task(admin_http, commands, "idle-edit", "tm_ok", "--lines 1")
+    resp = client.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, arguments="--lines 3"))
+    assert Task.objects.get(pk=task.pk).arguments == "--lines 3", form_errors(resp)
+
+
 # -- Deleting things ---------------------------------------------------------------
 
 
