@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
-from django.utils.formats import localize
+from django.utils.formats import date_format, localize
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -26,6 +26,41 @@ def badge(value: str, label) -> str:
     if not value:
         return EMPTY
     return format_html('<span class="tm-badge tm-{}">{}</span>', value.lower(), label)
+
+
+def compact_datetime(value) -> str:
+    """Return an aware datetime as ``2026-11-30 04:12`` in local time, for narrow columns.
+
+    The date and the time each stay on one line (the cell may wrap between
+    them); the full localized date and time is the tooltip. ``EMPTY`` for None.
+    """
+    if value is None:
+        return EMPTY
+    local = timezone.localtime(value)
+    return format_html(
+        '<time class="tm-when" datetime="{}" title="{}"><span>{}</span> <span>{}</span></time>',
+        value.isoformat(),
+        localize(local),
+        date_format(local, "Y-m-d"),
+        date_format(local, "H:i"),
+    )
+
+
+def counts(errors: int, warnings: int) -> str:
+    """Return "errors / warnings" of a run for one narrow column, non-zero counts coloured."""
+    title = "%s, %s" % (
+        ngettext("%(count)d error", "%(count)d errors", errors) % {"count": errors},
+        ngettext("%(count)d warning", "%(count)d warnings", warnings) % {"count": warnings},
+    )
+    return format_html(
+        '<span class="tm-counts" title="{}"><span class="tm-count-errors{}">{}</span> / '
+        '<span class="tm-count-warnings{}">{}</span></span>',
+        title,
+        "" if errors else " tm-zero",
+        errors,
+        "" if warnings else " tm-zero",
+        warnings,
+    )
 
 
 def format_duration(value: timedelta | float | None) -> str:

@@ -262,20 +262,19 @@ def test_task_list_columns_filters_and_search(server, admin_http, commands):
         last_result="ERRORS",
         errors=3,
     )
+    Task.objects.filter(pk=b.pk).update(
+        last_datetime=timezone.now() - timedelta(hours=1), last_duration=timedelta(seconds=185)
+    )
     page = admin_http.get(TASK_URL).text
-    for header in (
-        "Status",
-        "Last result",
-        "Errors",
-        "Warnings",
-        "Last execution",
-        "Duration",
-        "Next execution",
-    ):
-        assert header in page, header
+    for header in ("Task", "Status", "Last result", "Errors / warnings", "Last execution", "Next execution"):
+        assert ">%s<" % header in page, header
     assert page.index(">alpha<") < page.index(">beta<")  # ordered by name
+    # Command and category under the name; the duration under the last execution.
+    assert '<span class="tm-sub" title="tm_ok (tests.testapp)">tm_ok · nightly</span>' in page
+    assert '<span class="tm-sub">3 min 5 s</span>' in page
     assert '<span class="tm-badge tm-scheduled">Scheduled</span>' in page
     assert '<span class="tm-badge tm-errors">Errors</span>' in page
+    assert '<span class="tm-count-errors">3</span> / <span class="tm-count-warnings tm-zero">0</span>' in page
 
     def names(query):
         text = admin_http.get(TASK_URL + "?" + query).text

@@ -1,0 +1,101 @@
+"""The task list fits a 1280-1400 px window with the admin's navigation sidebar open (real browser)."""
+
+import shutil
+import tempfile
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.utils import timezone
+
+from taskmanager.models import Command, Report, Task, TaskCategory
+
+from .conftest import PASSWORD
+from .test_browser import (  # noqa: F401 (fixtures)
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TIMEOUT_MS,
+    login,
+    playwright_api,
+    static_server,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Realistic rows: long names, every status and result, counts, a running task with progress.
+ROWS = [
+    ("Check mailboxes", "IDLE", "OK", 0, 0, 0.4),
+    ("Collect commands", "IDLE", "OK", 0, 123, 12),
+    ("Import records", "IDLE", "FAILED", 1, 0, 7),
+    ("Rebuild the search index", "STARTED", "OK", 0, 0, 1),
+    ("Refresh the cache every 2 minutes", "SPOOLED", "WARNINGS", 0, 3, 42),
+    ("Send the newsletter", "SCHEDULED", "ERRORS", 12, 1, 3600),
+]
+
+
+@pytest.mark.parametrize("width", [1280, 1400])
+def test_task_list_fits_with_the_sidebar_open(playwright_api, static_server, width):  # noqa: F811
+    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    call_command("collect_commands", "--excludecore", verbosity=0)
+    command = Command.objects.get(name="tm_progress")
+    category = TaskCategory.objects.create(name="Maintenance")
+    now = timezone.now()
+    for hours, (name, status, result, errors, warnings, seconds) in enumerate(ROWS):
+        Task.objects.create(
+            name=name,
+            command=command,
+            category=category,
+            status=status,
+            last_result=result,
+            errors=errors,
+            warnings=warnings,
+            last_datetime=now - timedelta(hours=hours),
+            last_duration=timedelta(seconds=seconds),
+            next_datetime=now + timedelta(days=1) if status in ("SPOOLED", "SCHEDULED") else None,
+        )
+    Report.objects.create(
+        task=Task.objects.get(name="Rebuild the search index"),
+        trigger="start",
+        progress_done=12,
+        progress_total=40,
+        progress_message="12000 documents indexed",
+        progress_at=now,
+    )
+    profile = tempfile.mkdtemp(prefix="tm-chromium-")
+    context = playwright_api.chromium.launch_persistent_context(
+        profile,
+        executable_path=CHROMIUM,
+        args=CHROMIUM_ARGS,
+        headless=True,
+        viewport={"width": width, "height": 900},
+        locale="en-US",
+        timezone_id="Europe/Rome",
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        login(page, static_server.url, "admin")
+        page.goto(static_server.url + "/admin/taskmanager/task/")
+        assert page.locator("#nav-sidebar").is_visible()  # the admin's default
+        page.locator("[role=progressbar]").wait_for()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / ("task_list_%d.png" % width)))
+        sizes = page.evaluate(
+            """() => {
+                const results = document.querySelector('#changelist-form .results');
+                const box = results.getBoundingClientRect();
+                const cells = [...document.querySelectorAll('#result_list thead th')];
+                return {
+                    scroll: results.scrollWidth, client: results.clientWidth,
+                    outside: cells.filter(th => th.getBoundingClientRect().right > box.right + 1)
+                        .map(th => th.textContent.trim()),
+                };
+            }"""
+        )
+        # No column hidden behind the horizontal scroll of the results.
+        assert sizes["scroll"] <= sizes["client"] and not sizes["outside"], sizes
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
