@@ -11,8 +11,10 @@ an empty result) and never raises.
 """
 
 import ctypes
+import functools
 import os
 import signal
+import sys
 
 #: Environment variable carried by every process of a run (see ``run_marker``).
 RUN_ENV = "TASKMANAGER_RUN"
@@ -154,3 +156,35 @@ def set_child_subreaper() -> bool:
     forked children.
     """
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+@functools.cache
+def python_executable() -> str | None:
+    """Return the path of the Python interpreter running this process, or None if not found.
+
+    Inside uWSGI ``sys.executable`` is the uwsgi binary, which cannot run
+    ``python -c ...`` (subprocesses of ``sys.executable``, multiprocessing's
+    "spawn" and "forkserver" start methods). Look for ``python3.X``,
+    ``python3`` and ``python`` in the virtualenv's ``bin`` (``sys.prefix``),
+    then in the base installation's. Outside uWSGI, ``sys.executable``.
+    """
+    if os.path.basename(sys.executable or "").startswith("python"):
+        return sys.executable
+    names = ("python%d.%d" % sys.version_info[:2], "python%d" % sys.version_info[0], "python")
+    for prefix in dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)):
+        for name in names:
+            path = os.path.join(prefix, "bin", name)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+    return None
+
+
+def use_python_executable() -> None:
+    """Point ``sys.executable`` (and multiprocessing) at the real Python interpreter, if found."""
+    path = python_executable()
+    if not path or path == sys.executable:
+        return
+    sys.executable = path
+    spawn = sys.modules.get("multiprocessing.spawn")
+    if spawn is not None:  # it copied sys.executable when it was imported
+        spawn.set_executable(path)

@@ -1231,6 +1231,9 @@ def _child_main(
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stdin = open(0, closefd=False)
         os.chdir(working_dir())
+        # sys.executable is the uwsgi binary here: commands that start Python
+        # (subprocess, multiprocessing "spawn") need the interpreter.
+        processes.use_python_executable()
         writer = logcapture.RecordWriter(rec_w)
         logcapture.install_logging_capture(writer)
         progress.attach(writer)

@@ -136,7 +136,9 @@ def test_schedule_at_the_end_of_time_is_refused_and_breaks_no_page(server, admin
     )
     assert not Task.objects.filter(name="end-of-time").exists()
     assert "9999" in form_errors(resp)
-    preview = admin_http.get("/admin/taskmanager/task/schedule-preview/?" + "&".join("%s=%s" % kv for kv in fields.items()))
+    preview = admin_http.get(
+        "/admin/taskmanager/task/schedule-preview/?" + "&".join("%s=%s" % kv for kv in fields.items())
+    )
     assert preview.status == 200
     assert len(json.loads(preview.text)["runs"]) <= 1
     # A task saved with such a schedule before the form refused it.
@@ -157,7 +159,13 @@ def test_schedule_at_the_end_of_time_is_refused_and_breaks_no_page(server, admin
 
 @pytest.mark.parametrize(
     "arguments",
-    ["--settings=tests.settings", "--settings tests.settings", "--sett=evil", "--pythonpath /tmp", "--pythonpath=/tmp"],
+    [
+        "--settings=tests.settings",
+        "--settings tests.settings",
+        "--sett=evil",
+        "--pythonpath /tmp",
+        "--pythonpath=/tmp",
+    ],
 )
 def test_settings_and_pythonpath_are_refused_at_save(server, admin_http, commands, arguments):
     # call_command() ignores both (only manage.py's run_from_argv applies them):
@@ -252,7 +260,15 @@ def test_editing_what_a_waiting_run_executes_needs_the_run_permission(server, ad
     client = AdminClient(server.url)
     client.login("editor", PASSWORD)
     if waiting == "periodic":
-        task = add_task(admin_http, commands, "waiting", "tm_ok", "--lines 1", repetition_period="hour", repetition_rate="1")
+        task = add_task(
+            admin_http,
+            commands,
+            "waiting",
+            "tm_ok",
+            "--lines 1",
+            repetition_period="hour",
+            repetition_rate="1",
+        )
         press(admin_http, task, "start")
         finished_report(task)
     else:
@@ -271,12 +287,22 @@ def test_editing_what_a_waiting_run_executes_needs_the_run_permission(server, ad
         resp = client.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, **change))
         assert "permission to run tasks" in form_errors(resp), resp.text[:3000]
         current = Task.objects.get(pk=task.pk)
-        assert (current.command_id, current.arguments, current.status, current.run_token, current.run_now_token) == before
+        assert (
+            current.command_id,
+            current.arguments,
+            current.status,
+            current.run_token,
+            current.run_now_token,
+        ) == before
     # What does not change the run stays editable.
-    resp = client.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, note="checked by the editor"))
+    resp = client.post(
+        "/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, note="checked by the editor")
+    )
     assert Task.objects.get(pk=task.pk).note == "checked by the editor", form_errors(resp)
     # And someone who may run tasks can change the run.
-    resp = admin_http.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, arguments="--lines 2"))
+    resp = admin_http.post(
+        "/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, arguments="--lines 2")
+    )
     assert Task.objects.get(pk=task.pk).arguments == "--lines 2", form_errors(resp)
     for name in ("waiting", "blocker", "blocker-2"):
         found = Task.objects.filter(name=name).first()
@@ -295,7 +321,9 @@ def test_an_idle_task_stays_editable_without_the_run_permission(server, admin_ht
     client = AdminClient(server.url)
     client.login("editor", PASSWORD)
     task = add_task(admin_http, commands, "idle-edit", "tm_ok", "--lines 1")
-    resp = client.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, arguments="--lines 3"))
+    resp = client.post(
+        "/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, arguments="--lines 3")
+    )
     assert Task.objects.get(pk=task.pk).arguments == "--lines 3", form_errors(resp)
 
 
@@ -349,7 +377,9 @@ def spooler_cwds(server) -> set:
 def test_misbehaving_commands_end_cleanly(server, admin_http, commands, mode, result, reason, last_line):
     offset = len(server.log())
     size = 10 * 1024 * 1024
-    task = add_task(admin_http, commands, "hostile-" + mode, "tm_hostile", "--mode %s, --size %d" % (mode, size))
+    task = add_task(
+        admin_http, commands, "hostile-" + mode, "tm_hostile", "--mode %s, --size %d" % (mode, size)
+    )
     press(admin_http, task, "start")
     report = finished_report(task, timeout=60)
     assert (report.result, report.end_reason) == (result, reason), texts(report)[-5:]
@@ -363,6 +393,26 @@ def test_misbehaving_commands_end_cleanly(server, admin_http, commands, mode, re
     assert "Traceback" not in log_since(server, offset)
     task.refresh_from_db()
     assert task.status == "IDLE"
+
+
+@pytest.mark.parametrize(
+    "mode, output",
+    [
+        ("sys-executable", "0 python 3"),
+        ("mp-spawn", "squares [1, 2, 3]"),
+        ("mp-fork", "squares [1, 2, 3]"),
+    ],
+)
+def test_commands_can_start_python(server, admin_http, commands, mode, output):
+    # In a uWSGI process sys.executable is the uwsgi binary: a command running
+    # [sys.executable, ...] or a multiprocessing pool with the "spawn" start
+    # method (the "forkserver" default of Python 3.14 too) started uwsgi with
+    # Python's arguments ("uwsgi: invalid option -- 'B'") and failed.
+    task = add_task(admin_http, commands, "python-" + mode, "tm_hostile", "--mode " + mode)
+    press(admin_http, task, "start")
+    report = finished_report(task, timeout=60)
+    # (multiprocessing's resource tracker may outlive the command: it is killed.)
+    assert report.result == "OK" and output in texts(report), texts(report)
 
 
 @pytest.mark.parametrize("mode", ["trap-term", "stop-self", "deadlock", "setpgid"])
@@ -393,7 +443,13 @@ def test_button_storm_keeps_every_invariant(server, admin_http, commands):
 
     offset = len(server.log())
     task = add_task(
-        admin_http, commands, "storm", "tm_sleep", "--seconds 0.3, --tick 0.1", repetition_period="minute", repetition_rate="1"
+        admin_http,
+        commands,
+        "storm",
+        "tm_sleep",
+        "--seconds 0.3, --tick 0.1",
+        repetition_period="minute",
+        repetition_rate="1",
     )
     answers, failures = Counter(), []
     deadline = time.monotonic() + 6
@@ -495,7 +551,13 @@ def test_sigkill_of_the_whole_server_then_restart_on_the_same_spool(
     client.login("admin", PASSWORD)
     one_shot = add_task(client, commands, "killed-one-shot", "tm_sleep", "--seconds 60, --tick 0.2")
     periodic = add_task(
-        client, commands, "killed-periodic", "tm_sleep", "--seconds 60, --tick 0.2", repetition_period="hour", repetition_rate="1"
+        client,
+        commands,
+        "killed-periodic",
+        "tm_sleep",
+        "--seconds 60, --tick 0.2",
+        repetition_period="hour",
+        repetition_rate="1",
     )
     for task in (one_shot, periodic):
         press(client, task, "start")
@@ -506,9 +568,9 @@ def test_sigkill_of_the_whole_server_then_restart_on_the_same_spool(
     # The commands die with their supervisors (PDEATHSIG).
     for run in runs:
         wait_for(lambda run=run: gone(run.pid), timeout=10, message="the command of a killed spooler to die")
-    assert all(
-        Task.objects.get(pk=task.pk).status == "STARTED" for task in (one_shot, periodic)
-    ), "the kill came too late"
+    assert all(Task.objects.get(pk=task.pk).status == "STARTED" for task in (one_shot, periodic)), (
+        "the kill came too late"
+    )
 
     # Only the recovery at spooler start (no timer): it must see that a
     # zombie supervisor is gone (it was taken for alive: the runs stayed

@@ -21,6 +21,9 @@ MODES = [
     "stop-self",  # SIGSTOP itself after a line
     "styled",  # a styled warning and error, then plain lines
     "closerange",  # close every descriptor above 2 (as daemons do), then write
+    "mp-spawn",  # use a multiprocessing pool with the "spawn" start method
+    "mp-fork",  # use a multiprocessing pool with the "fork" start method
+    "sys-executable",  # run sys.executable -c ... as a subprocess
 ]
 
 
@@ -138,3 +141,27 @@ class Command(BaseCommand):
         os.closerange(3, 65536)
         self.stdout.write("after closerange")
         self.stdout.write(self.style.ERROR("styled error after closerange"))
+
+    def _pool(self, method):
+        import multiprocessing
+
+        self.stdout.write("executable %s" % sys.executable)
+        with multiprocessing.get_context(method).Pool(2) as pool:
+            self.stdout.write("squares %s" % pool.map(abs, [-1, -2, -3]))
+
+    def do_mp_spawn(self, options):
+        self._pool("spawn")
+
+    def do_mp_fork(self, options):
+        self._pool("fork")
+
+    def do_sys_executable(self, options):
+        import subprocess
+
+        out = subprocess.run(
+            [sys.executable, "-c", "import sys; print('python', sys.version_info[0])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.stdout.write("%s %s" % (out.returncode, out.stdout.strip() or out.stderr.strip()))
