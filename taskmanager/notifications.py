@@ -254,8 +254,11 @@ def send_email(notice: Notice) -> bool:
     if getattr(settings, "EMAIL_TIMEOUT", None) is None:
         # Django's SMTP backend waits for ever by default; a notice must not.
         options["timeout"] = app_settings.NOTIFY_TIMEOUT
+    # One line: a task name may hold line breaks, which Django refuses in a
+    # header (BadHeaderError), and then the notice would never go out.
+    subject = " ".join(("%s%s" % (settings.EMAIL_SUBJECT_PREFIX, notice.headline)).split())
     message = EmailMessage(
-        subject="%s%s" % (settings.EMAIL_SUBJECT_PREFIX, notice.headline),
+        subject=subject,
         body=notice.text(),
         from_email=app_settings.NOTIFY_EMAIL_FROM or settings.SERVER_EMAIL,
         to=recipients,
