@@ -321,6 +321,20 @@ def test_no_master_is_logged(instances, transactional_db):
     wait_for(lambda: "taskmanager.E010 (worker" in instance.log(), timeout=60, message="E010 in the log")
 
 
+def test_problems_reach_the_uwsgi_log_with_djangos_default_logging(instances, transactional_db):
+    """No LOGGING setting: Python prints the warnings to stderr, which uWSGI writes to its log.
+
+    (The "found no problem" line is INFO: it needs a LOGGING that shows it.)
+    """
+    env = {**server_env(), "TM_TEST_SETTINGS": json.dumps({"LOGGING": {}})}
+    instance = UwsgiServer(env=env, spooler_processes=1)
+    instances.append(instance.start())
+    line = re.compile(r"^taskmanager\.W011 \(worker 1\): uWSGI runs a single spooler process.*HINT: ", re.M)
+    wait_for(lambda: line.search(instance.log()), timeout=60, message="W011 in the uWSGI log")
+    wait_for(lambda: "taskmanager.W011 (spooler pid" in instance.log(), timeout=60, message="the spooler's W011")
+    assert "found no problem" not in instance.log()
+
+
 def test_lazy_apps_with_spooler_import_runs_tasks_checks(instances, transactional_db):
     """With lazy-apps and a correct spooler-import, the spoolers load Django and log their checks."""
     instance, found = start_and_collect(extra_args=["--lazy-apps", "--spooler-import", "tests.wsgi"])
