@@ -135,11 +135,11 @@ def test_twine_check_strict_passes(dists):
     assert output.count("PASSED") == 2, output
 
 
-def readme_python_block(containing: str) -> str:
-    """Return the README's ``.. code-block:: python`` block that contains ``containing``, dedented."""
+def readme_python_block(containing: str, language: str = "python") -> str:
+    """Return the README's ``.. code-block:: <language>`` block that contains ``containing``, dedented."""
     lines = (ROOT / "README.rst").read_text().splitlines()
     for number, line in enumerate(lines):
-        if line.strip() != ".. code-block:: python":
+        if line.strip() != ".. code-block:: %s" % language:
             continue
         directive_indent = len(line) - len(line.lstrip())
         body = []
@@ -152,7 +152,7 @@ def readme_python_block(containing: str) -> str:
         block = "\n".join(b[indent:] for b in body).strip("\n")
         if containing in block:
             return block
-    raise AssertionError("README.rst has no python block containing %r" % containing)
+    raise AssertionError("README.rst has no %s block containing %r" % (language, containing))
 
 
 @pytest.mark.packaging
@@ -166,18 +166,27 @@ def test_wheel_installs_into_a_new_project_with_the_readme_steps(dists, tmp_path
     project = tmp_path / "mysite"
     settings = project / "mysite" / "settings.py"
     text = settings.read_text()
-    # README step 2: add the app, and give SQLite the options it recommends.
+    # README step 2: add the app and the static files directory, and give
+    # SQLite the options it recommends.
     installed = readme_python_block("INSTALLED_APPS")
     assert '"taskmanager",' in installed
     text, count = re.subn(r"(INSTALLED_APPS = \[\n(?:.*\n)*?)\]", r'\1    "taskmanager",\n]', text, count=1)
     assert count == 1
-    text += "\n" + readme_python_block("DATABASES") + "\n"
+    static = [line for line in installed.splitlines() if line.startswith("STATIC_")]
+    assert static, installed
+    text += "\n" + "\n".join(static) + "\n" + readme_python_block("DATABASES") + "\n"
     settings.write_text(text)
 
     env = clean_env()
     manage = [python, "manage.py"]
     # README step 3.
     run(manage + ["migrate", "--noinput"], cwd=project, env=env)
+    run(
+        manage + ["createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"],
+        cwd=project,
+        env={**env, "DJANGO_SUPERUSER_PASSWORD": "readme-Password-1"},
+    )
+    run(manage + ["collectstatic", "--noinput"], cwd=project, env=env)
     output = run(manage + ["collect_commands", "--excludecore", "-v2"], cwd=project, env=env)
     assert "collect_commands" in output and "migrate" not in output, output
     again = run(manage + ["collect_commands", "--excludecore", "-v2"], cwd=project, env=env)
@@ -208,3 +217,89 @@ def test_wheel_installs_into_a_new_project_with_the_readme_steps(dists, tmp_path
     )
     output = run(manage + ["shell", "-c", probe], cwd=project, env=env)
     assert "probe ok" in output, output
+
+    # README step 4: the uwsgi.ini as printed, next to manage.py, with the
+    # project's name and a free port; started with the virtualenv's uwsgi.
+    ini = readme_python_block("[uwsgi]", language="ini")
+    port = free_port()
+    assert "http-socket = 127.0.0.1:8000" in ini and "myproject.wsgi" in ini, ini
+    ini = ini.replace("myproject", "mysite").replace("127.0.0.1:8000", "127.0.0.1:%d" % port)
+    (project / "uwsgi.ini").write_text(ini + "\n")
+    with open(tmp_path / "uwsgi.log", "wb") as log:
+        server = subprocess.Popen(
+            [str(env_dir / "bin" / "uwsgi"), "--ini", "uwsgi.ini"],
+            cwd=str(project),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        check_readme_server("http://127.0.0.1:%d" % port, tmp_path / "uwsgi.log")
+    finally:
+        server.terminate()  # die-on-term: SIGTERM stops it
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check_readme_server(base: str, log_path: Path) -> None:
+    """Log in to the admin over HTTP, fetch the static files, run collect_commands as a task."""
+    import html
+    import urllib.error
+    import urllib.request
+
+    from .adminclient import AdminClient
+    from .conftest import wait_for
+
+    def log():
+        return log_path.read_text(errors="replace")
+
+    def answers():
+        try:
+            with urllib.request.urlopen(base + "/admin/login/", timeout=5) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    wait_for(answers, timeout=120, message="the README's uWSGI to answer")
+    assert "taskmanager.E" not in log() and "taskmanager.W" not in log(), log()
+    for path in ("/static/admin/css/base.css", "/static/taskmanager/taskmanager.css"):
+        with urllib.request.urlopen(base + path, timeout=10) as resp:
+            assert resp.status == 200 and "text/css" in resp.headers["Content-Type"], path
+    client = AdminClient(base)
+    assert client.login("admin", "readme-Password-1").url.endswith("/admin/"), log()
+    add = client.get("/admin/taskmanager/task/add/").text
+    command = re.search(r'<option value="(\d+)">collect_commands \(taskmanager\)</option>', add).group(1)
+    resp = client.post(
+        "/admin/taskmanager/task/add/",
+        {
+            "name": "collect",
+            "command": command,
+            "arguments": "--excludecore",
+            "note": "",
+            "_continue": "Save",
+        },
+    )
+    task = re.search(r"/admin/taskmanager/task/(\d+)/change/", resp.url).group(1)
+    page = client.post("/admin/taskmanager/task/%s/start/" % task, {}).text
+    assert "Collect was started." in html.unescape(page), page[-3000:]
+
+    def result():
+        page = client.get("/admin/taskmanager/task/%s/change/" % task).text
+        found = re.search(
+            r'class="tm-live-result" data-task="\d+"><span class="tm-badge tm-\w+">(\w+)<', page
+        )
+        return found.group(1) if found else None
+
+    assert wait_for(result, timeout=120, message="the task's result") == "OK", log()

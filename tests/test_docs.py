@@ -1,0 +1,74 @@
+"""What the README and the docs show works as shown: the uwsgi.ini and the example command.
+
+The README's uwsgi.ini runs for real in tests/test_packaging.py (a new
+project, uWSGI started with it, a task run over HTTP); here the
+installation guide is held to the same file, and the command of
+docs/commands.rst is run as the page describes.
+"""
+
+import re
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_blocks(path: Path, language: str) -> list[str]:
+    """Return the ``.. code-block:: <language>`` blocks of an reST file, dedented."""
+    lines = path.read_text().splitlines()
+    blocks = []
+    for number, line in enumerate(lines):
+        if line.strip() != ".. code-block:: %s" % language:
+            continue
+        directive_indent = len(line) - len(line.lstrip())
+        body = []
+        for following in lines[number + 1 :]:
+            if following.strip() and len(following) - len(following.lstrip()) <= directive_indent:
+                break
+            body.append(following)
+        indent = min(len(b) - len(b.lstrip()) for b in body if b.strip())
+        blocks.append("\n".join(b[indent:] for b in body).strip("\n"))
+    return blocks
+
+
+def uwsgi_ini(path: Path) -> str:
+    (ini,) = [block for block in code_blocks(path, "ini") if "http-socket" in block]
+    return ini
+
+
+def test_installation_guide_shows_the_readme_uwsgi_ini():
+    readme = uwsgi_ini(ROOT / "README.rst")
+    assert uwsgi_ini(ROOT / "docs" / "installation.rst") == readme
+    # Complete: an application, a socket, the static files, the spooler.
+    for option in ("module", "http-socket", "master", "static-map", "spooler", "spooler-chdir"):
+        assert re.search(r"^%s = " % option, readme, re.M), option
+
+
+@pytest.fixture
+def example_command():
+    """The Command class of the example in docs/commands.rst."""
+    blocks = code_blocks(ROOT / "docs" / "commands.rst", "python")
+    source = next(block for block in blocks if "CommandError" in block)
+    namespace = {"__name__": "shop.management.commands.import_customers"}
+    exec(compile(source, "docs/commands.rst", "exec"), namespace)  # noqa: S102 - the page's own example
+    return namespace["Command"]
+
+
+def test_the_example_command_runs_as_described(example_command, tmp_path, caplog):
+    path = tmp_path / "customers.csv"
+    path.write_text("name,email\nAda,ada@example.com\nBob,\nCarol,carol-at-example\nDan,dan@example.com\n")
+    out = StringIO()
+    call_command(example_command(), str(path), "--dry-run", stdout=out, no_color=False)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "Importing 4 customers"
+    assert "Bob: no e-mail, skipped" in lines[1]
+    assert "Imported 2 of 4 customers." in lines[-1]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", "Carol: invalid e-mail 'carol-at-example'")
+    ]
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command(example_command(), str(tmp_path / "missing.csv"), stdout=StringIO())
