@@ -31,7 +31,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
-from . import schedule, spoolfiles
+from . import display, schedule, spoolfiles
 from .conf import app_settings
 from .models import SpoolerHeartbeat, Task
 
@@ -340,23 +340,27 @@ class SchedulingAdminMixin:
     def spool_entry(self, obj):
         """The file of the queued run with its spooler node, and what is wrong with it, if anything."""
         if obj is None or obj.pk is None:
-            return "–"
+            return display.EMPTY
         health = entry_health(obj, _node_seen(obj))
         if health is None:
             queued = obj.status in (Task.Status.SCHEDULED, Task.Status.SPOOLED) or (
                 obj.status == Task.Status.STARTED and obj.run_token
             )
-            return "–" if queued else format_html('–<div class="help">{}</div>', _("No run is queued."))
+            if queued:
+                return display.EMPTY
+            return format_html('{}<div class="tm-help">{}</div>', display.EMPTY, _("No run is queued."))
         node = _("spooler node: %(node)s") % {"node": health.node}
         if health.problem:
             return format_html(
-                '<span class="tm-entry-problem">{}</span><div class="help">{}<br>{}</div>',
+                '<span class="tm-entry-problem">{}</span><div class="tm-help">{}<br>{}</div>',
                 health.problem,
-                health.path or "–",
+                health.path or display.EMPTY,
                 node,
             )
         return format_html(
-            '<code class="tm-spool-file">{}</code><div class="help">{}</div>', health.path or "–", node
+            '<code class="tm-spool-file">{}</code><div class="tm-help">{}</div>',
+            health.path or display.EMPTY,
+            node,
         )
 
     def entry_hint(self, obj) -> str:
