@@ -331,7 +331,9 @@ def test_problems_reach_the_uwsgi_log_with_djangos_default_logging(instances, tr
     instances.append(instance.start())
     line = re.compile(r"^taskmanager\.W011 \(worker 1\): uWSGI runs a single spooler process.*HINT: ", re.M)
     wait_for(lambda: line.search(instance.log()), timeout=60, message="W011 in the uWSGI log")
-    wait_for(lambda: "taskmanager.W011 (spooler pid" in instance.log(), timeout=60, message="the spooler's W011")
+    wait_for(
+        lambda: "taskmanager.W011 (spooler pid" in instance.log(), timeout=60, message="the spooler's W011"
+    )
     assert "found no problem" not in instance.log()
 
 
