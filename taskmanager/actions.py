@@ -153,9 +153,19 @@ def stop(task: Task, user=None) -> Outcome:
         run_token="", next_datetime=None, resume_status="", run_now_token=""
     )
     if running:
-        Report.objects.running().filter(task=task, stop_requested_at__isnull=True).update(
-            stop_requested_at=now, stopped_by=user if user and user.is_authenticated else None
+        # Read the running reports, then update them by primary key: an
+        # UPDATE that scans the task's reports through their index takes
+        # range locks, and on MySQL/MariaDB it deadlocked (error 1213, a 500
+        # page) with a run ending meanwhile, whose one transaction updates
+        # its report and prunes the task's old ones through the same index.
+        ids = list(
+            Report.objects.running()
+            .filter(task=task, stop_requested_at__isnull=True)
+            .values_list("pk", flat=True)
         )
+        Report.objects.filter(
+            pk__in=ids, finished_datetime__isnull=True, stop_requested_at__isnull=True
+        ).update(stop_requested_at=now, stopped_by=user if user and user.is_authenticated else None)
         return Outcome(True, _("%(task)s is being stopped.") % {"task": task.name})
     return Outcome(False, _("%(task)s is not running nor scheduled.") % {"task": task.name})
 

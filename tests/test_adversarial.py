@@ -348,7 +348,9 @@ def test_a_task_name_with_a_line_break_still_gets_its_failure_mail(instances, su
     assert finished_report(task).result == "FAILED"
     # (The file-based backend creates the file before it writes the message.)
     files = wait_for(
-        lambda: [p for p in mail_dir.glob("*.log") if p.stat().st_size], timeout=20, message="the failure mail"
+        lambda: [p for p in mail_dir.glob("*.log") if p.stat().st_size],
+        timeout=20,
+        message="the failure mail",
     )
     message = email.message_from_bytes(files[0].read_bytes())
     assert message["Subject"].endswith("nightly Bcc: someone@example.com failed"), message["Subject"]
@@ -466,6 +468,8 @@ def test_stop_ends_commands_that_resist(server, admin_http, commands, mode):
 
 @pytest.mark.db_sensitive
 def test_button_storm_keeps_every_invariant(instances, superuser, commands):
+    # On MariaDB, Stop's update of the running report used to deadlock with
+    # a run ending meanwhile (error 1213): a 500 page, in about half the runs.
     from .adminclient import AdminClient
     from .conftest import PASSWORD
 
@@ -503,7 +507,7 @@ def test_button_storm_keeps_every_invariant(instances, superuser, commands):
         thread.start()
     for thread in threads:
         thread.join()
-    assert not failures, failures[:3]
+    assert not failures, failures[:1]
 
     def quiet():
         press(admin_http, task, "stop")
