@@ -70,13 +70,16 @@ TARGETS = {
     "runs_per_second_2_spoolers": 250.0,
     "lateness_extra_s": 0.5,
 }
-# Phases of a run, as (name, mark at its start, mark at its end) of the timing log.
+# Phases of a run, as (name, mark at its start, mark at its end) of the timing
+# log, in the runner's order: the child is forked before the claim commits
+# and released right after it (taskmanager/runner.py, claim()).
 PHASES = [
-    ("claim", None, "claim_committed"),
-    ("re-spool", "claim_committed", "claimed"),
-    ("prepare", "claimed", "prepared"),
+    ("prepare", None, "prepared"),
     ("fork", "prepared", "forked"),
-    ("child+capture", "forked", "exited"),
+    ("claim", "forked", "claim_committed"),
+    ("release", "claim_committed", "released"),
+    ("re-spool", "released", "claimed"),
+    ("child+capture", "claimed", "exited"),
     ("report", "exited", "saved"),
     ("retention", "saved", "pruned"),
 ]

@@ -47,12 +47,12 @@ def prune_reports(task_id: int, keep: int | None = None) -> int:
             delete_log(report_id)
             lines = 0
         if batch and size + lines > CHUNK:
-            Report.objects.filter(pk__in=batch).delete()
+            _delete_reports(batch)
             batch, size = [], 0
         batch.append(report_id)
         size += lines
     if batch:
-        Report.objects.filter(pk__in=batch).delete()
+        _delete_reports(batch)
     return len(old)
 
 
@@ -71,8 +71,14 @@ def prune_small_reports(task_id: int, keep: int | None = None) -> bool:
             batch.append(report_id)
             size += lines
     if batch:
-        Report.objects.filter(pk__in=batch).delete()
+        _delete_reports(batch)
     return len(batch) < len(old)
+
+
+def _delete_reports(pks: list[int]) -> None:
+    """Delete reports and their log lines (Django's collector: signals and cascades apply)."""
+    # The collector loads the reports before deleting them: their pks suffice.
+    Report.objects.filter(pk__in=pks).only("pk").delete()
 
 
 def delete_log(report_id: int) -> None:

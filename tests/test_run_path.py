@@ -1,0 +1,120 @@
+"""The fast run path (issue 8) keeps what a run guarantees.
+
+The command's child is forked before the claim and runs the command only once
+the claim is committed; the report is committed with the child's pid; the
+supervisor keeps its database connection across runs and across the fork,
+and the command opens its own.
+"""
+
+import os
+
+import pytest
+from django.db import connection
+
+from taskmanager import processes, runner
+from taskmanager.models import Report, Task, TaskCategory, new_token
+
+from .conftest import wait_for
+from .test_end_to_end import add_task, press
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def spooled(commands, name, command, arguments=""):
+    """Create a task waiting in a (pretend) spool entry; return (task, token)."""
+    token = new_token()
+    task = Task.objects.create(
+        name=name,
+        command=commands[command],
+        arguments=arguments,
+        status=Task.Status.SPOOLED,
+        run_token=token,
+    )
+    return task, token
+
+
+@pytest.mark.db_sensitive
+def test_the_claim_commits_the_report_with_its_waiting_child(commands, tmp_path):
+    proof = tmp_path / "ran"
+    task, token = spooled(commands, "claimed", "tm_dbwrite", "--rows 2, --touch %s" % proof)
+    task, report = runner.claim(task.pk, token, "start", prefork=True)
+    # Committed with the claim: from the report's first moment, recovery can
+    # tell the run's process group and its command line is shown.
+    row = Report.objects.get(pk=report.pk)
+    assert row.pid == report.child.pid
+    assert row.pid_started is not None and row.pid_started == processes.start_time(row.pid)
+    assert "tm_dbwrite" in row.command_line and str(proof) in row.command_line
+    assert Task.objects.get(pk=task.pk).status == Task.Status.STARTED
+    runner.Supervisor(task, report).run()
+    row.refresh_from_db()
+    assert row.result == "OK", list(row.log_lines.values_list("text", flat=True))
+    assert proof.read_text() == str(row.pid)
+    assert list(row.log_lines.values_list("text", flat=True)) == ["wrote 2, read 2"]
+
+
+@pytest.mark.db_sensitive
+def test_a_lost_claim_kills_the_waiting_child_before_the_command_runs(commands, tmp_path, monkeypatch):
+    proof = tmp_path / "ran"
+    task, token = spooled(commands, "lost", "tm_dbwrite", "--rows 1, --touch %s" % proof)
+    forked = []
+    spawn = runner.Child.spawn
+
+    def spawn_and_note(*args, **kwargs):
+        child = spawn(*args, **kwargs)
+        forked.append(child.pid)
+        return child
+
+    monkeypatch.setattr(runner.Child, "spawn", spawn_and_note)
+    table = connection.ops.quote_name(Task._meta.db_table)
+
+    def another_process_claims_first(execute, sql, params, many, context):
+        # Between this process's fork and its claim, another one takes the
+        # run (its token is no longer the entry's).
+        if sql.startswith("UPDATE %s" % table) and "STARTED" in str(params):
+            execute(
+                "UPDATE %s SET status = %%s, run_token = %%s WHERE id = %%s" % table,
+                [Task.Status.STARTED, new_token(), task.pk],
+                False,
+                context,
+            )
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(another_process_claims_first):
+        assert runner.claim(task.pk, token, "start", prefork=True) is None
+    assert len(forked) == 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(forked[0], os.WNOHANG)  # killed and reaped by the claim
+    assert not Report.objects.filter(task=task).exists()
+    assert not proof.exists()
+
+
+@pytest.mark.db_sensitive
+def test_commands_write_to_the_database_beside_their_supervisor(server, admin_http, commands):
+    # The supervisor keeps its connection open while the child opens its own
+    # (on SQLite: in a process that inherited the supervisor's).
+    tasks = [
+        add_task(admin_http, commands, "dbwrite-%d" % i, "tm_dbwrite", "--rows 30, --prefix dbw%d" % i)
+        for i in range(2)
+    ]
+    rounds = 3
+    for done in range(1, rounds + 1):
+        for task in tasks:
+            press(admin_http, task, "start")
+        for task in tasks:
+            wait_for(
+                lambda task=task, done=done: (
+                    Report.objects.filter(task=task, finished_datetime__isnull=False).count() == done
+                    and Task.objects.get(pk=task.pk).status == Task.Status.IDLE
+                ),
+                timeout=60,
+                message="run %d of %s" % (done, task.name),
+            )
+    for report in Report.objects.filter(task__in=tasks):
+        texts = list(report.log_lines.values_list("text", flat=True))
+        assert report.result == "OK" and texts == ["wrote 30, read 30"], (report.end_reason, texts)
+    for i in range(2):
+        assert TaskCategory.objects.filter(name__startswith="dbw%d-" % i).count() == rounds * 30
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA integrity_check")
+            assert cursor.fetchall() == [("ok",)]
