@@ -471,6 +471,7 @@ class Child:
         parent = os.getpid()
         before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         pid = os.fork()
+        after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         if pid == 0:  # pragma: no cover - runs in the child, which never returns
             os.close(out_r)
             os.close(err_r)
@@ -485,7 +486,7 @@ class Child:
         except OSError:
             pass  # the child did it first
         fds = {out_r: logcapture.STDOUT, err_r: logcapture.STDERR, rec_r: None}
-        return cls(pid, fds, go, _start_time_of_child(pid, before))
+        return cls(pid, fds, go, _start_time_of_child(pid, before, after))
 
     def release(self, marker: str) -> None:
         """Let the child run the command, carrying ``marker`` in its environment."""
@@ -506,19 +507,18 @@ class Child:
         self.fds = {}
 
 
-def _start_time_of_child(pid: int, before: int) -> float | None:
+def _start_time_of_child(pid: int, before: int, after: int) -> float | None:
     """Return the start time of the child ``pid`` just forked, as ``processes.start_time`` gives it.
 
-    ``before`` is ``CLOCK_BOOTTIME`` (ns) read just before the fork. Linux
-    stamps a new process with that clock during the fork and ``/proc`` shows
-    it in clock ticks, rounded down: when the clock read after the fork is in
-    the same tick, that tick is the start time, and reading another
-    process's ``/proc/<pid>/stat`` (a fifth of a millisecond) is spared.
+    ``before`` and ``after`` are ``CLOCK_BOOTTIME`` (ns) read just before and
+    just after the fork. Linux stamps a new process with that clock during
+    the fork and ``/proc`` shows it in clock ticks, rounded down: when both
+    reads fall in the same tick, that tick is the start time, and reading
+    another process's ``/proc/<pid>/stat`` (a fifth of a millisecond) is spared.
     """
     per_tick = 1_000_000_000 // _CLOCK_TICKS
-    tick = before // per_tick
-    if time.clock_gettime_ns(time.CLOCK_BOOTTIME) // per_tick == tick:
-        return float(tick)
+    if before // per_tick == after // per_tick:
+        return float(before // per_tick)
     return processes.start_time(pid)
 
 
@@ -552,9 +552,8 @@ def _warm_up() -> None:
     Django's management machinery (its argument parser, the translations of
     its help texts, their regular expressions) fills caches on first use.
     Filled once here, every forked child finds them ready instead of paying
-    for them in each run. Only Django's code runs here, through a command of
-    this module that does nothing: the task's command is imported and run by
-    the child alone.
+    for them in each run. Only Django's code runs here, through a command that
+    does nothing: the task's command is imported and run by the child alone.
     """
     global _warm_pid
     if _warm_pid == os.getpid():
@@ -563,24 +562,18 @@ def _warm_up() -> None:
     import io
 
     from django.core.management import call_command
-
-    sink = io.StringIO()
-    try:
-        call_command(_nothing_command()(), stdout=sink, stderr=sink)
-    except Exception:  # noqa: BLE001 - only a speed-up: the children do it themselves
-        logger.debug("Warming up the management machinery failed", exc_info=True)
-
-
-def _nothing_command():
     from django.core.management.base import BaseCommand
 
     class Nothing(BaseCommand):
-        help = "Do nothing (warms up Django's management machinery in the supervisor)."
-
         def handle(self, *args, **options):
             pass
 
-    return Nothing
+    sink = io.StringIO()
+    try:
+        call_command(Nothing(), stdout=sink, stderr=sink)
+        processes.python_executable()  # cached: the children use it (_child_main)
+    except Exception:  # noqa: BLE001 - only a speed-up: the children do it themselves
+        logger.debug("Warming up the management machinery failed", exc_info=True)
 
 
 class Supervisor:
