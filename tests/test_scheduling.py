@@ -825,7 +825,13 @@ def test_killed_spoolers_respool_missing_entries_when_respawned(server, admin_ht
             message="the task to be respooled",
         )
         task.refresh_from_db()
-        assert _live_tokens(spool_dir) == {task.pk: [task.run_token]}
+        live = _live_tokens(spool_dir)
+        assert list(live) == [task.pk]
+        # Exactly one entry carries the current token. Two respawned spoolers can both
+        # re-spool before either records its file (seen on MariaDB); the loser's entry
+        # carries a superseded token and is consumed without running when due.
+        assert live[task.pk].count(task.run_token) == 1
+        assert len(live[task.pk]) <= 2
         assert parse_spool_file(task.spooler_id)["at"] == at_of(task.next_datetime)
     finally:
         node.stop()
