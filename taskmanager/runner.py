@@ -369,7 +369,13 @@ def _skip_slot(task: Task, token: str, now: datetime) -> None:
         run_token=next_token, next_datetime=next_at
     )
     if moved:
-        Report.objects.filter(task=task, finished_datetime__isnull=True).update(
+        # By primary key, as Stop does (actions.stop): an UPDATE scanning the
+        # task's reports through their index can deadlock on MySQL/MariaDB
+        # with the end of the run, which prunes old reports through it.
+        running = list(
+            Report.objects.filter(task=task, finished_datetime__isnull=True).values_list("pk", flat=True)
+        )
+        Report.objects.filter(pk__in=running, finished_datetime__isnull=True).update(
             skipped_runs=F("skipped_runs") + 1
         )
         if next_token:

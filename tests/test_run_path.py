@@ -118,3 +118,40 @@ def test_commands_write_to_the_database_beside_their_supervisor(server, admin_ht
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA integrity_check")
             assert cursor.fetchall() == [("ok",)]
+
+
+@pytest.mark.db_sensitive
+def test_a_slot_due_during_the_run_is_skipped_and_noted(commands, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # Spool entries stay in this process: a later entry is simply dropped.
+    settings.TASKMANAGER_BACKEND = "taskmanager.spooler.immediate.ImmediateBackend"
+    token = new_token()
+    now = timezone.now()
+    task = Task.objects.create(
+        name="daily",
+        command=commands["tm_ok"],
+        arguments="--lines 1",
+        scheduling=now - timedelta(days=3),
+        repetition_period=Task.Period.DAY,
+        repetition_rate=1,
+        status=Task.Status.SPOOLED,
+        run_token=token,
+        next_datetime=now - timedelta(seconds=1),
+    )
+    task, report = runner.claim(task.pk, token, "schedule", prefork=True)
+    next_token = Task.objects.get(pk=task.pk).run_token
+    assert next_token and next_token != token
+    # The next slot's entry runs while this run is still going.
+    assert runner.claim(task.pk, next_token, "schedule", prefork=True) is None
+    assert Report.objects.filter(task=task).count() == 1
+    assert Report.objects.get(pk=report.pk).skipped_runs == 1
+    runner.Supervisor(task, report).run()
+    report.refresh_from_db()
+    texts = list(report.log_lines.values_list("text", flat=True))
+    assert report.result == "OK", texts
+    assert texts[-1] == "1 scheduled run(s) came due while this run was going and were skipped."
+    task.refresh_from_db()
+    assert task.status == Task.Status.SPOOLED and task.run_token not in ("", next_token)
