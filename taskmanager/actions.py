@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
-from . import schedule
+from . import policy, schedule
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
 
@@ -84,14 +84,46 @@ def _refusal(task: Task) -> Outcome:
     return Outcome(False, _("%(task)s is already scheduled.") % {"task": task.name})
 
 
-def start(task: Task, user=None) -> Outcome:
-    """Start an IDLE task: run it now or schedule it, as its fields say."""
-    if not task.command.active:
-        return Outcome(
-            False,
-            _("%(task)s cannot start: its command %(command)s is not active.")
-            % {"task": task.name, "command": task.command.name},
+def _not_allowed(task: Task, user, verb: str) -> Outcome | None:
+    """The refusal of policy.run_refusal as an Outcome, or None when the run is allowed.
+
+    ``user`` None is the project's own code (a shell, a script): only the
+    command and its arguments are checked, not a person's rights.
+    """
+    reason = policy.run_refusal(task, user, check_user=user is not None)
+    if reason is None:
+        return None
+    return Outcome(False, _("%(task)s cannot %(verb)s: %(reason)s") % {"task": task.name, "verb": verb, "reason": reason})
+
+
+def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
+    """Refuse a button pressed on a page that showed another version of the task's definition."""
+    if version is None:
+        return None
+    task.refresh_from_db(fields=["version", "definition_changed_by", "definition_changed_at"])
+    if task.version == version:
+        return None
+    who = task.definition_changed_by.get_username() if task.definition_changed_by else _("someone")
+    when = _when(task.definition_changed_at) if task.definition_changed_at else ""
+    return Outcome(
+        False,
+        _(
+            "%(task)s was not run: %(who)s changed what it runs (%(when)s) after this page was loaded. "
+            "Check the task as it is now, then press the button again."
         )
+        % {"task": task.name, "who": who, "when": when},
+    )
+
+
+def start(task: Task, user=None, version: int | None = None) -> Outcome:
+    """Start an IDLE task: run it now or schedule it, as its fields say.
+
+    ``version``, when given, is the definition version the person saw: the
+    start happens only if it is still the task's (one conditional UPDATE).
+    """
+    refused = _not_allowed(task, user, _("start")) or _changed_meanwhile(task, version)
+    if refused:
+        return refused
     now = timezone.now()
     period = task.repetition_period or None
     try:
@@ -105,7 +137,10 @@ def start(task: Task, user=None) -> Outcome:
     token = new_token()
     future = run_at > now
     status = Task.Status.SCHEDULED if future else Task.Status.SPOOLED
-    changed = Task.objects.filter(pk=task.pk, status=Task.Status.IDLE).update(
+    claimable = Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
+    if version is not None:
+        claimable = claimable.filter(version=version)
+    changed = claimable.update(
         status=status,
         run_token=token,
         next_datetime=run_at,
@@ -115,7 +150,7 @@ def start(task: Task, user=None) -> Outcome:
         spooler_id="",
     )
     if changed != 1:
-        return _refusal(task)
+        return _changed_meanwhile(task, version) or _refusal(task)
 
     def undo():
         Task.objects.filter(pk=task.pk, run_token=token, status=status).update(
@@ -133,7 +168,15 @@ def start(task: Task, user=None) -> Outcome:
 
 
 def stop(task: Task, user=None) -> Outcome:
-    """Cancel a pending run, or ask the supervising spooler to terminate a running one."""
+    """Cancel a pending run, or ask the supervising spooler to terminate a running one.
+
+    A user needs the same rights on the task's command as for Start (an
+    inactive or blocked command's run can still be stopped).
+    """
+    if user is not None:
+        reason = policy.user_refusal(user, task.command)
+        if reason:
+            return Outcome(False, _("%(task)s cannot be stopped: %(reason)s") % {"task": task.name, "reason": reason})
     now = timezone.now()
     cancelled = Task.objects.filter(
         pk=task.pk, status__in=[Task.Status.SCHEDULED, Task.Status.SPOOLED]
@@ -170,21 +213,24 @@ def stop(task: Task, user=None) -> Outcome:
     return Outcome(False, _("%(task)s is not running nor scheduled.") % {"task": task.name})
 
 
-def run_now(task: Task, user=None) -> Outcome:
+def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     """Run the task once at once, leaving its schedule and status as they are."""
-    if not task.command.active:
-        return Outcome(
-            False,
-            _("%(task)s cannot run: its command %(command)s is not active.")
-            % {"task": task.name, "command": task.command.name},
-        )
+    refused = _not_allowed(task, user, _("run")) or _changed_meanwhile(task, version)
+    if refused:
+        return refused
     token = new_token()
-    changed = Task.objects.filter(
+    claimable = Task.objects.filter(
         pk=task.pk,
         run_now_token="",
         status__in=[Task.Status.IDLE, Task.Status.SCHEDULED, Task.Status.SPOOLED],
-    ).update(run_now_token=token, started_by=user if user and user.is_authenticated else None)
+    )
+    if version is not None:
+        claimable = claimable.filter(version=version)
+    changed = claimable.update(run_now_token=token, started_by=user if user and user.is_authenticated else None)
     if changed != 1:
+        refused = _changed_meanwhile(task, version)
+        if refused:
+            return refused
         task.refresh_from_db()
         if task.status == Task.Status.STARTED:
             return Outcome(False, _("%(task)s is already running.") % {"task": task.name})
@@ -199,8 +245,11 @@ def run_now(task: Task, user=None) -> Outcome:
     return Outcome(True, _("%(task)s will run now.") % {"task": task.name})
 
 
-def reschedule(task: Task) -> Outcome | None:
+def reschedule(task: Task, user=None) -> Outcome | None:
     """After an edit, make the task's pending run follow its new definition.
+
+    ``user`` is who made the edit (who may run the new definition, see
+    forms.TaskForm): the new pending run is started in their name.
 
     * SCHEDULED/SPOOLED: the pending entry is cancelled (its token cleared,
       so the old spool file runs nothing) and Start's rules apply to the new
@@ -224,7 +273,7 @@ def reschedule(task: Task) -> Outcome | None:
             )
             if stopped:
                 task.refresh_from_db()
-                return start(task, task.started_by)
+                return start(task, user if user is not None else task.started_by)
         elif status == Task.Status.STARTED:
             task.refresh_from_db()
             outcome = _replace_next_run(task, old)

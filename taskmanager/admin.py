@@ -8,26 +8,38 @@ only (with Django's CSRF protection).
 
 from types import SimpleNamespace
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, F, OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from . import actions, arguments, display, history, logviews
+from . import actions, arguments, display, history, logviews, policy
 from .admin_schedule import SchedulingAdminMixin
 from .conf import app_settings
-from .forms import TaskForm
-from .models import Command, Report, Task, TaskCategory
+from .forms import RUN_FIELDS, TaskForm
+from .models import ApprovedArguments, Command, Report, Task, TaskCategory
 
-RUN_PERMISSION = "taskmanager.run_task"
+RUN_PERMISSION = policy.RUN_PERMISSION
 
 
 def _can_run(request) -> bool:
+    """Whether the user may run tasks at all (the buttons and actions are shown)."""
     return request.user.has_perm(RUN_PERMISSION)
+
+
+def _may_stop(request, task) -> bool:
+    """Whether the user may stop ``task``'s run: the same rights on its command as for Start."""
+    return policy.user_refusal(request.user, task.command) is None
+
+
+def _is_waiting_or_running(task) -> bool:
+    return task.status != Task.Status.IDLE or bool(task.run_now_token)
 
 
 def _is_pk(text: str) -> bool:
@@ -47,18 +59,88 @@ class TaskManagerMedia:
     js = ["taskmanager/taskmanager.js"]
 
 
+class ApprovedArgumentsInline(admin.TabularInline):
+    """The argument strings a superuser approved for a command with locked arguments."""
+
+    model = ApprovedArguments
+    fields = ["arguments", "approved_by", "approved_at"]
+    readonly_fields = ["approved_by", "approved_at"]
+    extra = 0
+    verbose_name_plural = _("approved arguments (used when the arguments are locked)")
+
+    # Only superusers approve arguments: approving is choosing what runs.
+    def has_add_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("taskmanager.view_command")
+
+
+class CommandForm(forms.ModelForm):
+    """Activation and run rights are superuser acts; others may only switch a command off."""
+
+    #: The person editing (set by CommandAdmin.get_form).
+    user = None
+
+    class Meta:
+        model = Command
+        fields = ["active", "run_by", "groups", "locked_arguments"]
+
+    def clean_active(self):
+        active = self.cleaned_data.get("active")
+        if active and not self.instance.active:
+            if not (self.user is not None and self.user.is_superuser):
+                raise forms.ValidationError(_("Only superusers may activate a command."))
+            reason = policy.blocked(self.instance.app_name, self.instance.name)
+            if reason:
+                raise forms.ValidationError(reason)
+        return active
+
+
 @admin.register(Command)
 class CommandAdmin(admin.ModelAdmin):
     Media = TaskManagerMedia
-    list_display = ["name", "app_name", "active", "task_count"]
+    form = CommandForm
+    list_display = ["name", "app_name", "active", "runnable", "run_by", "task_count"]
     list_display_links = ["name", "app_name"]
-    list_filter = ["active", "app_name"]
+    list_filter = ["active", "run_by", "locked_arguments", "app_name"]
     search_fields = ["name", "app_name"]
     list_editable = []
+    inlines = [ApprovedArgumentsInline]
     # Commands come from collect_commands (name and app are what it found):
-    # people may only switch them on and off here.
-    readonly_fields = ["name", "app_name", "syntax"]
-    fields = ["name", "app_name", "active", "syntax"]
+    # people may only switch them on and off and, superusers, set who runs them.
+    fields = ["name", "app_name", "active", "runnable", "run_by", "groups", "locked_arguments", "syntax"]
+    filter_horizontal = ["groups"]
+    #: Fields only superusers may change.
+    SUPERUSER_FIELDS = ["run_by", "groups", "locked_arguments"]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = ["name", "app_name", "runnable", "syntax"]
+        if not request.user.is_superuser:
+            readonly += self.SUPERUSER_FIELDS
+            if obj is not None and not obj.active:
+                readonly.append("active")  # they may only deactivate
+        return readonly
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.user = request.user
+        return form
+
+    def save_related(self, request, form, formsets, change):
+        for formset in formsets:
+            if formset.model is ApprovedArguments:
+                for approved in formset.save(commit=False):
+                    if approved.pk is None or approved.approved_by_id is None:
+                        approved.approved_by = request.user
+                        approved.approved_at = timezone.now()
+        super().save_related(request, form, formsets, change)
 
     def has_add_permission(self, request):
         return False
@@ -69,6 +151,17 @@ class CommandAdmin(admin.ModelAdmin):
     @admin.display(description=_("tasks"), ordering="_task_count")
     def task_count(self, obj):
         return obj._task_count
+
+    @admin.display(description=_("runnable"))
+    def runnable(self, obj):
+        if obj is None or not obj.pk:
+            return display.EMPTY
+        reason = policy.blocked(obj.app_name, obj.name)
+        if reason:
+            return format_html('<span class="tm-badge tm-errors" title="{}">{}</span>', reason, _("blocked by settings"))
+        if not obj.active:
+            return format_html('<span class="tm-badge">{}</span>', _("inactive"))
+        return format_html('<span class="tm-badge tm-ok">{}</span>', _("yes"))
 
     @admin.display(description=_("syntax"))
     def syntax(self, obj):
@@ -429,21 +522,32 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
     # -- saving ----------------------------------------------------------------
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
-        # The form class is made for this request: the flag is this user's.
-        form.can_run = _can_run(request)
+        # The form class is made for this request: the user is this request's.
+        form.user = request.user
         return form
 
     def save_model(self, request, obj, form, change):
+        defined = set(RUN_FIELDS) & set(form.changed_data)
+        now = timezone.now()
         if change:
             # Write only the form's fields: status, tokens and next run belong
             # to the spoolers, which may have changed them since this page
             # loaded the task (a full save would bring back a stale token).
             obj.save(update_fields=[f.name for f in obj._meta.concrete_fields if f.name in form.cleaned_data])
+            if defined:
+                # A new version of what the task runs: buttons of pages that
+                # showed the old one are refused (actions.start).
+                Task.objects.filter(pk=obj.pk).update(
+                    version=F("version") + 1, definition_changed_by=request.user, definition_changed_at=now
+                )
+                obj.refresh_from_db(fields=["version", "definition_changed_by", "definition_changed_at"])
         else:
+            obj.definition_changed_by = request.user
+            obj.definition_changed_at = now
             super().save_model(request, obj, form, change)
         watched = {"scheduling", "repetition_period", "repetition_rate", "command", "arguments"}
-        if change and watched & set(form.changed_data):
-            outcome = actions.reschedule(obj)
+        if change and watched & defined:
+            outcome = actions.reschedule(obj, request.user)
             if outcome is not None:
                 self.message_user(
                     request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING
@@ -469,7 +573,18 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
         except (Task.DoesNotExist, ValueError, ValidationError):
             # A crafted id ("abc", "1.5") must be a 404, not a ValueError.
             raise Http404(_("This task does not exist (any more).")) from None
-        outcome = action(task, request.user)
+        if not _may_stop(request, task):
+            # Start, Stop and Run now need the same rights on the task's command.
+            raise PermissionDenied
+        kwargs = {}
+        if action is not actions.stop:
+            # The definition version the page showed (see Task.version).
+            version = request.POST.get("version", "")
+            if version:
+                if not _is_pk(version):
+                    raise PermissionDenied
+                kwargs["version"] = int(version)
+        outcome = action(task, request.user, **kwargs)
         self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
         return HttpResponseRedirect(reverse("admin:taskmanager_task_change", args=[task.pk]))
 
@@ -512,8 +627,35 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
         return response
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        context["can_run_task"] = _can_run(request)
+        context["can_run_task"] = _can_run(request) and (obj is None or _may_stop(request, obj))
+        form = context.get("adminform").form if context.get("adminform") else None
+        context["definition_locked_reason"] = getattr(form, "definition_locked_reason", "")
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # -- deleting ------------------------------------------------------------
+    # Deleting a waiting or running task ends its run: that needs the right to
+    # Stop it. The run is stopped first (a pending run cancelled, a running
+    # command asked to terminate), then the task is deleted.
+    def has_delete_permission(self, request, obj=None):
+        if not super().has_delete_permission(request, obj):
+            return False
+        if obj is not None and _is_waiting_or_running(obj):
+            return _can_run(request) and _may_stop(request, obj)
+        return True
+
+    def delete_model(self, request, obj):
+        if _is_waiting_or_running(obj):
+            actions.stop(obj, request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        tasks = list(queryset.select_related("command"))
+        if any(_is_waiting_or_running(t) and not (_can_run(request) and _may_stop(request, t)) for t in tasks):
+            raise PermissionDenied
+        for task in tasks:
+            if _is_waiting_or_running(task):
+                actions.stop(task, request.user)
+        super().delete_queryset(request, queryset)
 
 
 @admin.register(Report)
@@ -557,6 +699,29 @@ class ReportAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    # Deleting a running report ends its run: that needs the right to Stop it
+    # (the same rights on the task's command as Start). The run is stopped
+    # first, then the report is deleted.
+    def has_delete_permission(self, request, obj=None):
+        if not super().has_delete_permission(request, obj):
+            return False
+        if obj is not None and obj.is_running:
+            return _can_run(request) and _may_stop(request, obj.task)
+        return True
+
+    def delete_model(self, request, obj):
+        if obj.is_running:
+            actions.stop(obj.task, request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        running = list(queryset.filter(finished_datetime__isnull=True).select_related("task__command"))
+        if any(not (_can_run(request) and _may_stop(request, r.task)) for r in running):
+            raise PermissionDenied
+        for report in running:
+            actions.stop(report.task, request.user)
+        super().delete_queryset(request, queryset)
 
     @admin.display(description=_("result"), ordering="result")
     def result_badge(self, obj):

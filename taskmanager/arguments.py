@@ -55,14 +55,48 @@ outside quotes and ``\\"``/``\\\\`` inside double quotes.)
 Implementation: a `shlex.shlex` in POSIX mode with ``whitespace_split=True``,
 ``","`` added to the whitespace characters, no comment characters and no escape
 characters.
+
+Checking arguments without side effects
+---------------------------------------
+
+`validate_arguments` runs when a task form is saved in the admin, so it must
+not act: a staff user who may edit a task must not be able to write files or
+run code merely by saving it.  Parsing ``argv`` with the command's real parser
+would do both, because argparse calls the ``type=`` callable of each value and
+the ``__call__`` of each action while parsing.  So, before parsing, the freshly
+built parser (and every sub-parser, recursively) is defused
+(`_defuse_parser`):
+
+* a ``type=`` that opens the file named by the value -- an `argparse.FileType`
+  instance or one of `FILE_OPENING_FUNCTIONS` (also wrapped in
+  `functools.partial`) -- is replaced by a path check that opens nothing: for
+  reading, the file must exist and be readable; for writing (modes ``w``,
+  ``a``, ``x``), its directory must exist and be writable and the path must not
+  be a directory.  Nothing is created, truncated or opened, not even for a
+  string default, which argparse converts with the same ``type=``.  ``-``
+  (standard input/output for `argparse.FileType`) is refused when typed: a task
+  has no terminal.  Relative paths are checked from the web server's current
+  directory;
+* an action whose class is not one of argparse's own (`_BUILTIN_ACTION_CLASSES`)
+  still consumes the same number of values (``nargs`` is unchanged) but only
+  stores them: its ``__call__`` never runs.  A custom help or version action
+  only stops the parsing, so it is refused like ``--help``.
+
+Other ``type=`` callables (``int``, a choice lookup, ...) still run: they
+convert a value and are the command's documented contract.  The command itself
+gets its real parser when it runs (``call_command`` builds a new one).
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
+import functools
 import io
+import os
 import shlex
+from collections.abc import Callable
 
 from django.utils.translation import gettext as _
 
@@ -259,6 +293,256 @@ def _exiting_option(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[s
     return None
 
 
+# --------------------------------------------------------------------------- defusing the parser
+# Saving a task form must not act (see "Checking arguments without side
+# effects" in the module documentation): the parser built for the check is
+# changed so that parsing opens no file and runs no custom action.  It is
+# built afresh for each check and thrown away, so changing it is harmless.
+
+#: ``type=`` functions that open the file named by the value (mode ``"r"``, or
+#: the ``mode`` keyword of a `functools.partial` wrapping them).  Together with
+#: `argparse.FileType` instances (which carry their own mode) these are the
+#: types that `_defuse_parser` replaces by a path check.  ``io.open`` is the
+#: builtin ``open``; it is listed for clarity.
+FILE_OPENING_FUNCTIONS = (open, io.open, codecs.open)
+
+#: Names under which argparse itself registers its action classes; the
+#: classes are looked up in a plain `argparse.ArgumentParser`, never in the
+#: command's parser, which may register its own classes under these names.
+_BUILTIN_ACTION_NAMES = (
+    None,
+    "store",
+    "store_const",
+    "store_true",
+    "store_false",
+    "append",
+    "append_const",
+    "count",
+    "extend",
+    "help",
+    "version",
+    "parsers",
+)
+
+
+def _builtin_action_classes() -> frozenset[type]:
+    """Return argparse's own action classes, as this Python version registers them."""
+    registry = argparse.ArgumentParser(add_help=False)
+    classes = {registry._registry_get("action", name) for name in _BUILTIN_ACTION_NAMES}
+    classes.add(argparse.BooleanOptionalAction)  # public class, not registered under a name
+    classes.discard(None)  # a name unknown to this Python version
+    return frozenset(classes)
+
+
+#: argparse's own action classes, whose ``__call__`` only stores a value,
+#: prints the help/version or runs a sub-parser.  Compared by identity: a
+#: subclass can override ``__call__``, so it counts as a custom action.
+_BUILTIN_ACTION_CLASSES = _builtin_action_classes()
+_SUBPARSERS_ACTION_CLASS = argparse.ArgumentParser(add_help=False)._registry_get("action", "parsers")
+_EXITING_ACTION_CLASSES = tuple(
+    cls for cls in (getattr(argparse, "_HelpAction", None), getattr(argparse, "_VersionAction", None)) if cls
+)
+
+
+class _DevelopersValue(str):
+    """A string default or ``const`` of an argument, written by the command's developer.
+
+    Lets the path check tell a ``-`` default (standard output, the developer's
+    choice) from a ``-`` typed by the staff user, which it refuses: argparse
+    hands the default object itself to ``type=``, while CPython shares a
+    single object for every typed ``"-"``.
+    """
+
+
+class _UnsafeParserError(Exception):
+    """The parser cannot be defused; the message is the reason."""
+
+
+def _opening_mode(type_func: object) -> str | None:
+    """Return the mode in which ``type_func`` opens the file named by a value, or None if it opens none."""
+    if isinstance(type_func, argparse.FileType):
+        return str(getattr(type_func, "_mode", "r"))
+    keywords: dict = {}
+    if isinstance(type_func, functools.partial):
+        type_func, keywords = type_func.func, type_func.keywords
+        if isinstance(type_func, argparse.FileType):
+            return str(getattr(type_func, "_mode", "r"))
+    if any(type_func is function for function in FILE_OPENING_FUNCTIONS):
+        return str(keywords.get("mode", "r"))
+    return None
+
+
+def _shown_path(value: str) -> str:
+    """Return ``value`` quoted, followed by its absolute path when it is relative."""
+    absolute = os.path.abspath(value)
+    return repr(value) if absolute == value else "%r (%s)" % (value, absolute)
+
+
+def _path_check(mode: str, dash_is_standard_stream: bool, name: str) -> Callable[[str], str]:
+    """Return a ``type=`` callable that checks a path as opening it in ``mode`` would, opening nothing.
+
+    It returns the path unchanged, or raises `argparse.ArgumentTypeError` with
+    a message a staff user can act on, which argparse prefixes with the
+    argument's name.
+    """
+    writes = any(char in mode for char in "wax")
+
+    def check_path(value: str) -> str:
+        if value == "-" and dash_is_standard_stream:
+            if isinstance(value, _DevelopersValue):
+                return value  # the command's own default: its developer chose the stream
+            if writes:
+                message = _(
+                    "'-' stands for the standard output, which a task does not have: give the path of a file."
+                )
+            else:
+                message = _(
+                    "'-' stands for the standard input, which a task does not have: give the path of a file."
+                )
+            raise argparse.ArgumentTypeError(message)
+        if not value:
+            raise argparse.ArgumentTypeError(_("an empty path names no file: give the path of a file."))
+        if "\0" in value:  # os.path.exists() says False, open() raises ValueError
+            raise argparse.ArgumentTypeError(
+                _("%(path)r is not a usable path: it contains a NUL character.") % {"path": value}
+            )
+        try:
+            shown = _shown_path(value)
+            # Not normalised: "link/.." must be resolved by the system, as open() would.
+            path = os.path.join(os.getcwd(), value)
+            if writes:
+                if os.path.isdir(path):
+                    raise argparse.ArgumentTypeError(
+                        _("%(path)s is a directory: give the path of a file to write.") % {"path": shown}
+                    )
+                directory = os.path.dirname(path)
+                if not os.path.isdir(directory):
+                    raise argparse.ArgumentTypeError(
+                        _("the directory of %(path)s does not exist.") % {"path": shown}
+                    )
+                if os.path.exists(path):
+                    if "x" in mode:
+                        raise argparse.ArgumentTypeError(
+                            _("the file %(path)s already exists: give the path of a new file.")
+                            % {"path": shown}
+                        )
+                    if not os.access(path, os.W_OK):
+                        raise argparse.ArgumentTypeError(
+                            _("the file %(path)s is not writable.") % {"path": shown}
+                        )
+                elif not os.access(directory, os.W_OK | os.X_OK):
+                    raise argparse.ArgumentTypeError(
+                        _("the file %(path)s cannot be created: its directory is not writable.")
+                        % {"path": shown}
+                    )
+            else:
+                if not os.path.exists(path):
+                    raise argparse.ArgumentTypeError(_("the file %(path)s does not exist.") % {"path": shown})
+                if os.path.isdir(path):
+                    raise argparse.ArgumentTypeError(
+                        _("%(path)s is a directory: give the path of a file to read.") % {"path": shown}
+                    )
+                if not os.access(path, os.R_OK | (os.W_OK if "+" in mode else 0)):
+                    if "+" in mode:
+                        message = _("the file %(path)s is not both readable and writable.")
+                    else:
+                        message = _("the file %(path)s is not readable.")
+                    raise argparse.ArgumentTypeError(message % {"path": shown})
+        except (OSError, ValueError) as error:  # pragma: no cover - e.g. os.getcwd() removed
+            raise argparse.ArgumentTypeError(
+                _("%(path)r is not a usable path: %(error)s") % {"path": value, "error": error}
+            ) from error
+        return value
+
+    check_path.__name__ = name  # shown by argparse's messages and MetavarTypeHelpFormatter
+    return check_path
+
+
+def _inert_call(self, parser, namespace, values, option_string=None):
+    """``__call__`` of a defused custom action: store the values, do nothing else."""
+    setattr(namespace, self.dest, values)
+
+
+def _exiting_call(self, parser, namespace, values, option_string=None):
+    """``__call__`` of a defused custom help/version action: stop, printing nothing.
+
+    `validate_arguments` then refuses the option as it refuses ``--help``.
+    """
+    raise SystemExit(0)
+
+
+def _defuse_type(parser: argparse.ArgumentParser, action: argparse.Action) -> None:
+    """Replace a file-opening ``type=`` of ``action`` by a path check (see the module docs)."""
+    try:  # a type may be a name registered in the parser, e.g. parser.register("type", "infile", ...)
+        type_func = parser._registry_get("type", action.type, action.type)
+    except TypeError:  # an unhashable type object: not a registered name
+        type_func = action.type
+    mode = _opening_mode(type_func)
+    if mode is None:
+        return
+    name = getattr(type_func, "__name__", type(type_func).__name__)
+    action.type = _path_check(mode, isinstance(type_func, argparse.FileType), name)
+    # argparse converts a string default and const with type= too: mark them
+    # as the developer's (see _DevelopersValue); they are still path-checked.
+    if type(action.default) is str:
+        action.default = _DevelopersValue(action.default)
+    if type(action.const) is str:
+        action.const = _DevelopersValue(action.const)
+
+
+def _defuse_action(action: argparse.Action) -> None:
+    """Make a custom action inert: same ``nargs``, but ``__call__`` only stores the values."""
+    cls = type(action)
+    if cls in _BUILTIN_ACTION_CLASSES:
+        return
+    call = _exiting_call if isinstance(action, _EXITING_ACTION_CLASSES) else _inert_call
+    try:
+        # A subclass keeps every attribute of the action (nargs, dest, choices,
+        # isinstance checks) and its metaclass; only __call__ changes.
+        inert = type(cls)(
+            "Inert" + cls.__name__,
+            (cls,),
+            {
+                "__call__": call,
+                "__slots__": (),
+                "__module__": __name__,
+                "__qualname__": "Inert" + cls.__name__,
+            },
+        )
+        action.__class__ = inert
+    except Exception as error:  # pragma: no cover - an exotic metaclass or layout
+        raise _UnsafeParserError(
+            _("the custom action of %(argument)s cannot be made inert (%(error)s)")
+            % {
+                "argument": "/".join(action.option_strings) or action.dest,
+                "error": "%s: %s" % (type(error).__name__, error),
+            }
+        ) from error
+
+
+def _defuse_parser(parser: argparse.ArgumentParser, _seen: set[int] | None = None) -> None:
+    """Change ``parser`` and its sub-parsers so that parsing neither opens files nor runs custom actions.
+
+    See "Checking arguments without side effects" in the module documentation.
+    Raise `_UnsafeParserError` if a custom action cannot be made inert.
+    """
+    seen = set() if _seen is None else _seen
+    if id(parser) in seen:  # a sub-parser reachable twice (aliases, cycles)
+        return
+    seen.add(id(parser))
+    # "@file" arguments would read the named file while parsing, and its
+    # contents could come back in the error message ("unrecognized
+    # arguments: ..."): a form must read no file of the server.
+    parser.fromfile_prefix_chars = None
+    for action in parser._actions:
+        _defuse_type(parser, action)
+        _defuse_action(action)
+        if isinstance(action, _SUBPARSERS_ACTION_CLASS) and isinstance(action.choices, dict):
+            for subparser in action.choices.values():
+                if isinstance(subparser, argparse.ArgumentParser):
+                    _defuse_parser(subparser, seen)
+
+
 def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> None:
     """Check ``argv`` against the real argument parser of a management command.
 
@@ -266,7 +550,21 @@ def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> Non
     its parser as ``call_command`` does and parse ``argv`` with it; the command
     itself is never run.  Accept exactly what ``call_command(command, *argv)``
     accepts at parsing time (values such as app labels are only checked when
-    the command runs).
+    the command runs), except for files and custom actions, as follows.
+
+    Checking has no side effects, because saving a task form must not act: a
+    staff user who may edit a task must not be able to write files or run code
+    by saving it.  So the parser is defused before parsing (see "Checking
+    arguments without side effects" in the module documentation): a
+    file-opening ``type=`` (`argparse.FileType`, ``open``, ...) becomes a
+    path check that opens, creates and truncates nothing -- a file to read
+    must exist and be readable, a file to write must be in an existing,
+    writable directory, and a typed ``-`` (standard input/output) is refused --
+    and a custom action consumes its values but only stores them.  Here,
+    validation and ``call_command`` may disagree: a path that passes the check
+    may still fail to open when the task runs (and relative paths are checked
+    from the web server's current directory), and what a custom action would
+    refuse at run time is not refused here.
 
     Nothing is printed to the process's stdout/stderr: both are redirected
     while the command is loaded and parsed.  (The redirection swaps the
@@ -274,8 +572,9 @@ def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> Non
 
     Raise `ArgumentsError` naming the problem when the command cannot be
     loaded, an option is unknown, a required argument is missing, a value has
-    the wrong type or is not an allowed choice, or ``argv`` asks for the
-    help or version (which would print and exit instead of running).
+    the wrong type or is not an allowed choice, a file path fails its check,
+    or ``argv`` asks for the help or version (which would print and exit
+    instead of running).
     """
     from django.core.management.base import CommandError
 
@@ -291,6 +590,13 @@ def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> Non
                     "so its arguments cannot be checked: %(error)s"
                 )
                 % {"command": repr(command_name), "app": repr(app_name), "error": error}
+            ) from error
+        try:
+            _defuse_parser(parser)  # parsing must not open files nor run custom actions
+        except _UnsafeParserError as error:  # pragma: no cover - see _defuse_action
+            raise ArgumentsError(
+                _("The arguments of %(command)s cannot be checked safely: %(error)s")
+                % {"command": repr(command_name), "error": error}
             ) from error
         loading_output = len(output.getvalue())
         try:

@@ -145,6 +145,9 @@ RULES: dict[str, Callable] = {
     "HEARTBEAT_TIMEOUT": number_at_least(0, strict=True),
     "NODE_TIMEOUT": number_at_least(0),
     "RECOVERY_SECONDS": number_at_least(0),
+    "ALLOWED_COMMANDS": list_of_text,
+    "DANGEROUS_COMMANDS": list_of_text,
+    "ALLOWED_DANGEROUS_COMMANDS": list_of_text,
     "UNSAFE_COMMANDS": list_of_text,
     "ALLOW_UNSAFE_COMMANDS": boolean,
     "WORKING_DIR": optional_path,
@@ -227,6 +230,17 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                     id="taskmanager.W001",
                 )
             )
+    if values["ALLOW_UNSAFE_COMMANDS"] is True:
+        messages.append(
+            checks.Warning(
+                "%sALLOW_UNSAFE_COMMANDS has no effect any more: dangerous commands stay blocked "
+                "unless %sALLOWED_DANGEROUS_COMMANDS names them." % (PREFIX, PREFIX),
+                hint="Remove it; name the commands tasks really need in %sALLOWED_COMMANDS and "
+                "%sALLOWED_DANGEROUS_COMMANDS (see the security model in the documentation)." % (PREFIX, PREFIX),
+                obj=PREFIX + "ALLOW_UNSAFE_COMMANDS",
+                id="taskmanager.W015",
+            )
+        )
     working_dir = values["WORKING_DIR"]
     if working_dir is not None and not optional_path(working_dir) and not os.path.isdir(working_dir):
         messages.append(
@@ -426,6 +440,55 @@ def check_sqlite_journal(app_configs=None, databases=None, **kwargs) -> list[che
             id="taskmanager.W007",
         )
     ]
+
+
+@checks.register(TAG, checks.Tags.database)
+def check_blocked_commands(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """List the tasks whose command the settings block (W016); only when given databases.
+
+    Their runs are refused when they happen (``taskmanager.policy``): the
+    check says so before anybody presses Start.
+    """
+    if not databases or _task_database() not in databases:
+        return []
+    from django.db import DatabaseError
+
+    from . import policy
+    from .models import Task
+
+    try:
+        rows = list(Task.objects.values_list("name", "command__app_name", "command__name"))
+    except DatabaseError:  # tables not created yet (migrate runs the checks first)
+        return []
+    blocked = [(name, app, command) for name, app, command in rows if policy.blocked(app, command)]
+    if not blocked:
+        return []
+    return [
+        checks.Warning(
+            "%d task(s) use a command the settings block, so their runs are refused: %s."
+            % (len(blocked), ", ".join("%r (%s)" % (name, command) for name, _app, command in blocked[:20])),
+            hint="Change those tasks to another command, delete them, or, if the project really needs the "
+            "command, name it in %sALLOWED_DANGEROUS_COMMANDS." % PREFIX,
+            obj="taskmanager.Task",
+            id="taskmanager.W016",
+        )
+    ]
+
+
+def process_messages() -> list[checks.CheckMessage]:
+    """Problems of the uWSGI process itself (not of its options): W014, running as root."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return [
+            checks.Warning(
+                "uWSGI runs as root: every task's command runs as root too, with the whole machine "
+                "at its mercy.",
+                hint="Run uWSGI as an unprivileged user (its 'uid' and 'gid' options, or the "
+                "service manager's User=).",
+                obj="uWSGI",
+                id="taskmanager.W014",
+            )
+        ]
+    return []
 
 
 @checks.register(TAG)
@@ -637,7 +700,11 @@ def uwsgi_messages(opt: Mapping | None = None) -> list[checks.CheckMessage]:
 @checks.register(TAG)
 def check_uwsgi(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """The uWSGI checks, when ``manage.py check`` runs inside uWSGI (e.g. as a task)."""
-    return uwsgi_messages()
+    try:
+        import uwsgi  # noqa: F401 - only present inside uWSGI
+    except ImportError:
+        return []
+    return uwsgi_messages() + process_messages()
 
 
 def log_uwsgi_checks(where: str, opt: Mapping | None = None) -> list[checks.CheckMessage]:
@@ -649,11 +716,11 @@ def log_uwsgi_checks(where: str, opt: Mapping | None = None) -> list[checks.Chec
     Never raises: a check that fails to run is logged instead.
     """
     try:
-        messages = uwsgi_messages(opt)
+        messages = uwsgi_messages(opt) + (process_messages() if opt is None else [])
     except Exception:  # noqa: BLE001 - a check must never stop a process from starting
         logger.exception("taskmanager: the uWSGI checks failed to run")
         return []
-    if not messages:
+    if not [m for m in messages if m.id not in settings.SILENCED_SYSTEM_CHECKS]:
         logger.info("taskmanager: the uWSGI checks found no problem (%s).", where)
     for message in messages:
         if message.id in settings.SILENCED_SYSTEM_CHECKS:

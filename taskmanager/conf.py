@@ -42,18 +42,33 @@ DEFAULTS = {
     # process (closes runs whose supervisor died on another host); 0 = only
     # at spooler start.
     "RECOVERY_SECONDS": 30.0,
-    # Commands collect_commands never activates (they give a shell or wipe data).
-    "UNSAFE_COMMANDS": [
-        "changepassword",
-        "createsuperuser",
-        "dbshell",
-        "flush",
-        "shell",
-        "sqlflush",
-        "runserver",
-        "testserver",
+    # Who may run what (taskmanager.policy, docs/security.rst).
+    # Commands of Django's own and of third-party apps that collect_commands
+    # adds active: app labels ("auth"), app names ("django.contrib.auth") or
+    # one command of an app ("myapp.mycommand", "django.core.check"). The
+    # commands of the project's own apps are added active without this.
+    "ALLOWED_COMMANDS": [],
+    # Command names (any app; or "app.command") that stay blocked even when
+    # ALLOWED_COMMANDS or a superuser would activate them: shells, servers,
+    # data dumps and loads, settings printers, password and token tools, code
+    # generators. Replace the list only to add to it.
+    "DANGEROUS_COMMANDS": [
+        "shell", "dbshell", "runserver", "testserver", "flush", "sqlflush",
+        "createsuperuser", "changepassword", "diffsettings", "dumpdata", "loaddata",
+        "startapp", "startproject", "makemigrations", "migrate", "squashmigrations",
+        "optimizemigration", "makemessages", "compilemessages", "collectstatic",
+        "inspectdb", "sendtestemail", "remove_stale_contenttypes", "test",
+        "shell_plus", "runserver_plus", "print_settings", "reset_db", "sqldsn",
+        "sqlcreate", "dumpscript", "drf_create_token",
     ],
-    # Set True to let collect_commands activate the commands above.
+    # Dangerous commands the project really wants runnable as tasks: each must
+    # also be in ALLOWED_COMMANDS (or belong to a project app), and named here
+    # as "name" or "app.command". Their arguments are locked by default.
+    "ALLOWED_DANGEROUS_COMMANDS": [],
+    # Deprecated (before the security model): names in UNSAFE_COMMANDS are
+    # added to DANGEROUS_COMMANDS; ALLOW_UNSAFE_COMMANDS has no effect any
+    # more (check taskmanager.W015 says so).
+    "UNSAFE_COMMANDS": [],
     "ALLOW_UNSAFE_COMMANDS": False,
     # Directory the command runs in; None means settings.BASE_DIR, else the
     # working directory of the process that loaded the app.

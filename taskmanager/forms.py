@@ -4,21 +4,28 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import arguments, schedule
+from . import arguments, policy, schedule
 from .models import Command, Task
 
 
-#: Fields whose change alters what a waiting run executes (see TaskForm.can_run).
-RUN_FIELDS = ("command", "arguments", "scheduling", "repetition_period", "repetition_rate")
+#: Fields that decide what a run executes: only someone who may run both the
+#: task's command and the new one may change them (docs/security.rst).
+RUN_FIELDS = (
+    "command",
+    "arguments",
+    "scheduling",
+    "repetition_period",
+    "repetition_rate",
+    "timeout",
+    "notify",
+)
 
 
 class TaskForm(forms.ModelForm):
-    #: Whether the person editing may run tasks (``taskmanager.run_task``);
-    #: TaskAdmin.get_form sets it. Without it, the fields of RUN_FIELDS of a
-    #: task with a run waiting (a schedule, a periodic chain, a queued "run
-    #: now") cannot change: the run would execute what they chose, which is
-    #: running a command.
-    can_run = True
+    #: The person editing; TaskAdmin.get_form sets it on the form class it
+    #: makes for each request. None (a form built outside the admin) may
+    #: choose nothing: every command is refused.
+    user = None
 
     class Meta:
         model = Task
@@ -29,6 +36,7 @@ class TaskForm(forms.ModelForm):
             "category",
             "note",
             "timeout",
+            "notify",
             "scheduling",
             "repetition_period",
             "repetition_rate",
@@ -36,29 +44,53 @@ class TaskForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        current = self.instance.command if self.instance.pk else None
+        #: Whether this user may change what the task runs (see RUN_FIELDS).
+        self.may_define = current is None or policy.user_refusal(self.user, current) is None
+        if not self.may_define:
+            # Disabled fields keep their value whatever is posted (Django
+            # ignores the data of a disabled field).
+            for name in RUN_FIELDS:
+                if name in self.fields:
+                    self.fields[name].disabled = True
+            self.definition_locked_reason = _(
+                "You may not run this task's command, so you may change its name, category and note only."
+            )
         field = self.fields.get("command")
-        if field is not None:
-            # Only active commands can be chosen; a task keeps an inactive one it already has.
-            current = self.instance.command_id if self.instance.pk else None
-            queryset = Command.objects.filter(active=True)
-            if current:
-                queryset = Command.objects.filter(active=True) | Command.objects.filter(pk=current)
+        if field is not None and not field.disabled:
+            # The commands this user may run; a task keeps the one it has.
+            queryset = policy.runnable_commands(self.user)
+            if current is not None:
+                queryset = queryset | Command.objects.filter(pk=current.pk)
             field.queryset = queryset.order_by("app_name", "name")
 
     def clean(self):
         cleaned = super().clean()
+        if not self.may_define:
+            return cleaned
         command = cleaned.get("command")
+        # Rights first: nothing of a command the user may not run is loaded.
+        rights_ok = command is not None
+        if command is not None and (self.instance.pk is None or "command" in self.changed_data):
+            reason = policy.command_refusal(command) or policy.user_refusal(self.user, command)
+            if reason:
+                self.add_error("command", reason)
+                rights_ok = False
         text = cleaned.get("arguments", "")
         try:
             argv = arguments.parse_arguments(text)
         except arguments.ArgumentsError as exc:
             self.add_error("arguments", str(exc))
             argv = None
-        if command is not None and argv is not None:
-            try:
-                arguments.validate_arguments(command.app_name, command.name, argv)
-            except arguments.ArgumentsError as exc:
-                self.add_error("arguments", str(exc))
+        if rights_ok and argv is not None:
+            reason = policy.arguments_refusal(command, argv)
+            if reason:
+                self.add_error("arguments", reason)
+            else:
+                try:
+                    arguments.validate_arguments(command.app_name, command.name, argv)
+                except arguments.ArgumentsError as exc:
+                    self.add_error("arguments", str(exc))
         period = cleaned.get("repetition_period") or None
         rate = cleaned.get("repetition_rate")
         try:
@@ -68,24 +100,7 @@ class TaskForm(forms.ModelForm):
         else:
             if "scheduling" not in self.errors:
                 self._check_schedule_computes(cleaned.get("scheduling"), period, rate)
-        self._check_run_permission()
         return cleaned
-
-    def _check_run_permission(self):
-        if self.can_run or self.instance.pk is None:
-            return
-        if not any(name in self.changed_data for name in RUN_FIELDS):
-            return
-        waiting = Task.objects.filter(pk=self.instance.pk).exclude(run_token="", run_now_token="")
-        if waiting.exists():
-            self.add_error(
-                None,
-                _(
-                    "This task has a run waiting: changing its command, arguments or schedule would "
-                    "change what runs, which needs the permission to run tasks. Ask someone who has it, "
-                    "or to stop the task first."
-                ),
-            )
 
     def _check_schedule_computes(self, anchor, period, rate):
         """Refuse a schedule whose runs cannot be computed (e.g. past the year 9999).

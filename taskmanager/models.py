@@ -22,11 +22,45 @@ def new_token() -> str:
 
 
 class Command(models.Model):
-    """A management command collected from an installed app."""
+    """A management command collected from an installed app.
+
+    Who may run it is decided here and in the settings (``taskmanager.policy``,
+    ``docs/security.rst``): ``active`` and the run rights are set by superusers
+    (or by the settings at collection); anyone may only switch a command off.
+    """
+
+    class RunBy(models.TextChoices):
+        PERMISSION = "permission", _("anyone who may run tasks")
+        GROUPS = "groups", _("superusers and the groups below")
+        SUPERUSERS = "superusers", _("superusers only")
 
     name = models.CharField(_("name"), max_length=100)
     app_name = models.CharField(_("app name"), max_length=200)
     active = models.BooleanField(_("active"), default=True)
+    run_by = models.CharField(
+        _("who may run it"),
+        max_length=10,
+        choices=RunBy.choices,
+        default=RunBy.PERMISSION,
+        help_text=_(
+            "Who may start, stop, run and change tasks of this command. Everyone also needs the "
+            "permission to run tasks; superusers always may."
+        ),
+    )
+    groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="+",
+        verbose_name=_("groups"),
+        help_text=_("With \"superusers and the groups below\": the groups whose members may run it."),
+    )
+    locked_arguments = models.BooleanField(
+        _("locked arguments"),
+        default=False,
+        help_text=_(
+            "Tasks of this command may only use the argument strings approved below by a superuser."
+        ),
+    )
 
     class Meta:
         verbose_name = _("command")
@@ -38,6 +72,37 @@ class Command(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.app_name})"
+
+
+class ApprovedArguments(models.Model):
+    """An argument string a superuser approved for a command with locked arguments.
+
+    Compared after splitting (``arguments.parse_arguments``), so spacing and
+    quoting that give the same argv match.
+    """
+
+    command = models.ForeignKey(
+        Command, on_delete=models.CASCADE, related_name="approved_arguments", verbose_name=_("command")
+    )
+    arguments = models.TextField(_("arguments"), blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("approved by"),
+    )
+    approved_at = models.DateTimeField(_("approved at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("approved arguments")
+        verbose_name_plural = _("approved arguments")
+        ordering = ["command", "pk"]
+
+    def __str__(self):
+        return self.arguments
 
 
 class TaskCategory(models.Model):
@@ -158,6 +223,22 @@ class Task(models.Model):
         related_name="+",
         editable=False,
         verbose_name=_("started by"),
+    )
+    # The definition's version: raised by every change of what the task runs
+    # (forms.RUN_FIELDS). The task page's buttons carry the version they
+    # showed, and a Start of another version is refused (actions.start).
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+    definition_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("definition changed by"),
+    )
+    definition_changed_at = models.DateTimeField(
+        _("definition changed at"), null=True, blank=True, editable=False
     )
 
     objects = TaskQuerySet.as_manager()

@@ -50,7 +50,7 @@ from django.db import (
 from django.db.models import Case, Exists, F, Value, When
 from django.utils import timezone
 
-from . import arguments, history, logcapture, logstore, processes, progress, schedule
+from . import arguments, history, logcapture, logstore, policy, processes, progress, schedule
 from .conf import app_settings
 from .models import Report, Task, new_token
 from .retention import prune_reports, prune_small_reports
@@ -243,7 +243,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     :class:`Supervisor` forks the child when it runs.
     """
     now = timezone.now()
-    task = Task.objects.select_related("command").filter(pk=task_id).first()
+    task = Task.objects.select_related("command", "started_by").filter(pk=task_id).first()
     if task is None:
         logger.info("Task %s no longer exists: spool entry consumed without running.", task_id)
         return None
@@ -286,7 +286,11 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
             "next_datetime": next_at,
         }
     marks = {}
-    argv = runnable_argv(task)
+    # Checked here, where the run happens, not only where forms are shown:
+    # uWSGI serves without running system checks, rows may predate the
+    # rules, and rights change after a run was queued (policy.run_refusal).
+    refusal = policy.run_refusal(task, task.started_by, check_user=task.started_by_id is not None)
+    argv = runnable_argv(task) if refusal is None else None
     command_line = arguments.command_line(task.command.name, argv) if argv is not None else ""
     marks["prepared"] = time.perf_counter()
     child = Child.spawn(task, argv) if prefork and argv is not None else None
@@ -311,6 +315,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
         child.release(run_marker(report))
         marks["released"] = time.perf_counter()
     report.child = child
+    report.refusal = refusal
     report.timing_marks = marks
     if next_token:
         try:
@@ -818,6 +823,12 @@ class Supervisor:
                     % task.command.name,
                 )
                 return self.finish("command inactive", failed=True)
+            refusal = getattr(self.report, "refusal", None)
+            if refusal is None and not hasattr(self.report, "refusal"):
+                refusal = policy.run_refusal(task, task.started_by, check_user=task.started_by_id is not None)
+            if refusal:
+                self.add_line(logcapture.ERROR, logcapture.SYSTEM, "Refused, nothing was run: %s" % refusal)
+                return self.finish("not allowed", failed=True)
         spool_error = getattr(self.report, "spool_error", None)
         if spool_error:
             self.add_line(

@@ -136,7 +136,17 @@ def test_commands_come_from_collect_commands_only(server, admin_http, commands):
     assert 'name="name"' not in page and 'name="app_name"' not in page
     assert '<div class="readonly">tm_required</div>' in page
     # Name and app sent anyway are ignored; unticking active is saved.
-    resp = admin_http.post(url, {"name": "renamed", "app_name": "elsewhere", "_save": "Save"})
+    resp = admin_http.post(
+        url,
+        {
+            "name": "renamed",
+            "app_name": "elsewhere",
+            "run_by": "permission",
+            "approved_arguments-TOTAL_FORMS": "0",
+            "approved_arguments-INITIAL_FORMS": "0",
+            "_save": "Save",
+        },
+    )
     assert resp.status == 200 and "was changed successfully" in resp.text
     command.refresh_from_db()
     assert (command.name, command.app_name, command.active) == ("tm_required", "tests.testapp", False)

@@ -282,9 +282,12 @@ def test_editing_what_a_waiting_run_executes_needs_the_run_permission(
     task = Task.objects.get(pk=task.pk)
     before = (task.command_id, task.arguments, task.status, task.run_token, task.run_now_token)
     assert task.run_token or task.run_now_token
+    page = client.get("/admin/taskmanager/task/%d/change/" % task.pk).text
+    assert "You may not run this task&#x27;s command" in page
+    assert re.search(r'<textarea name="arguments"[^>]*disabled', page), page[:3000]
     for change in [{"command": commands["tm_echo"].pk, "arguments": ""}, {"arguments": "--lines 2"}]:
-        resp = client.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, **change))
-        assert "permission to run tasks" in form_errors(resp), resp.text[:3000]
+        # What the form does not let them change is ignored when posted anyway.
+        client.post("/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, **change))
         current = Task.objects.get(pk=task.pk)
         after = (
             current.command_id,
@@ -304,7 +307,9 @@ def test_editing_what_a_waiting_run_executes_needs_the_run_permission(
     assert Task.objects.get(pk=task.pk).arguments == "--lines 2", form_errors(resp)
 
 
-def test_an_idle_task_stays_editable_without_the_run_permission(server, admin_http, commands):
+def test_an_idle_tasks_definition_needs_the_run_permission_too(server, admin_http, commands):
+    # An idle task is one Start away from running what was typed into it by
+    # someone else: its definition needs the run rights as well (issue 11).
     from django.contrib.auth.models import Permission, User
 
     from .adminclient import AdminClient
@@ -316,9 +321,12 @@ def test_an_idle_task_stays_editable_without_the_run_permission(server, admin_ht
     client.login("editor", PASSWORD)
     task = add_task(admin_http, commands, "idle-edit", "tm_ok", "--lines 1")
     resp = client.post(
-        "/admin/taskmanager/task/%d/change/" % task.pk, change_fields(task, arguments="--lines 3")
+        "/admin/taskmanager/task/%d/change/" % task.pk,
+        change_fields(task, arguments="--lines 3", note="renamed", name="idle-edited"),
     )
-    assert Task.objects.get(pk=task.pk).arguments == "--lines 3", form_errors(resp)
+    task = Task.objects.get(pk=task.pk)
+    assert (task.arguments, task.note, task.name) == ("--lines 1", "renamed", "idle-edited"), form_errors(resp)
+    assert task.version == 1
 
 
 def test_a_task_name_with_a_line_break_still_gets_its_failure_mail(instances, superuser, commands, tmp_path):

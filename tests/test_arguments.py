@@ -1,7 +1,10 @@
 """Tests for taskmanager.arguments: parsing, formatting and validating task arguments."""
 
 import argparse
+import codecs
+import functools
 import itertools
+import os
 import sys
 import types
 
@@ -16,7 +19,7 @@ if not settings.configured:
     django.setup()
 
 import pytest
-from django.core.management import BaseCommand, CommandError, call_command
+from django.core.management import BaseCommand, CommandError, call_command, load_command_class
 
 from taskmanager.arguments import (
     ArgumentsError,
@@ -435,6 +438,16 @@ class _ExitingAction(argparse.Action):
         parser.exit(3, "noise on stderr\n")
 
 
+def _raising_type(value):
+    raise RuntimeError("custom type exploded")
+
+
+def _exiting_type(value):
+    print("noise on stdout")
+    sys.stderr.write("noise on stderr\n")
+    raise SystemExit(3)
+
+
 class NoisyCommand(BaseCommand):
     help = "A command whose parser misbehaves."
 
@@ -444,6 +457,39 @@ class NoisyCommand(BaseCommand):
         parser.add_argument("count", type=int)
         parser.add_argument("--explode", action=_RaisingAction, nargs=0)
         parser.add_argument("--bye", action=_ExitingAction)
+        # type= callables other than file openers still run when validating.
+        parser.add_argument("--explode-type", type=_raising_type)
+        parser.add_argument("--bye-type", type=_exiting_type)
+
+    def handle(self, *args, **options):  # pragma: no cover - must never run
+        raise AssertionError("the command must not run")
+
+
+class _CustomStoreAction(argparse._StoreAction):
+    """A subclass of a built-in action: its own __call__ makes it a custom action."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise RuntimeError("custom store subclass ran")
+
+
+class _CustomHelpAction(argparse._HelpAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        print("custom help")
+        parser.exit()
+
+
+class OtherOpenersCommand(BaseCommand):
+    """File-opening types written in other ways than in tm_argsafe_files."""
+
+    def add_arguments(self, parser):
+        parser.register("type", "outfile", argparse.FileType("w"))
+        parser.add_argument("--partial", type=functools.partial(open, mode="w"))
+        parser.add_argument("--codecs", type=functools.partial(codecs.open, mode="a", encoding="utf-8"))
+        parser.add_argument("--registered", type="outfile")
+        parser.add_argument("--optional", nargs="?", const="-", type=argparse.FileType("w"))
+        parser.add_argument("--many", nargs="+", type=argparse.FileType("w"))
+        parser.add_argument("--store", action=_CustomStoreAction)
+        parser.add_argument("--assist", action=_CustomHelpAction)
 
     def handle(self, *args, **options):  # pragma: no cover - must never run
         raise AssertionError("the command must not run")
@@ -469,6 +515,7 @@ def fake_app(monkeypatch):
     commands = {
         "noisy": NoisyCommand,
         "broken_parser": BrokenParserCommand,
+        "other_openers": OtherOpenersCommand,
         "no_class": None,
     }
     for command_name, command_class in commands.items():
@@ -496,15 +543,24 @@ def test_validate_fake_command_wrong_type_and_missing(fake_app, capfd):
     assert_nothing_printed(capfd)
 
 
-def test_validate_fake_command_exception_in_action(fake_app, capfd):
-    with pytest.raises(ArgumentsError, match="RuntimeError: custom action exploded"):
-        validate_arguments(fake_app, "noisy", ["1", "--explode"])
+def test_validate_fake_command_custom_actions_do_not_run(fake_app, capfd):
+    """Custom actions are inert when validating: no exception, no exit, nothing printed."""
+    validate_arguments(fake_app, "noisy", ["1", "--explode"])
+    validate_arguments(fake_app, "noisy", ["1", "--bye", "--explode"])
+    with pytest.raises(ArgumentsError, match="ignored explicit argument 'x'"):
+        validate_arguments(fake_app, "noisy", ["1", "--bye=x"])  # nargs=0 set by its __init__
+    assert_nothing_printed(capfd)
+
+
+def test_validate_fake_command_exception_in_type(fake_app, capfd):
+    with pytest.raises(ArgumentsError, match="RuntimeError: custom type exploded"):
+        validate_arguments(fake_app, "noisy", ["1", "--explode-type", "x"])
     assert_nothing_printed(capfd)
 
 
 def test_validate_fake_command_other_exit(fake_app, capfd):
     with pytest.raises(ArgumentsError, match=r"exit \(status 3\)") as info:
-        validate_arguments(fake_app, "noisy", ["1", "--bye"])
+        validate_arguments(fake_app, "noisy", ["1", "--bye-type", "x"])
     assert "noise on stdout" in str(info.value)
     assert "noise on stderr" in str(info.value)
     assert "while building the parser" not in str(info.value)
@@ -558,3 +614,261 @@ def test_command_usage_unloadable(capfd):
     usage = command_usage("no_such_package_xyz", "check")
     assert usage.startswith("This command can no longer be loaded: ")
     assert_nothing_printed(capfd)
+
+
+# --------------------------------------------------------------------------- validation has no side effects
+# Saving a task form validates its arguments; that must not open, create or
+# truncate files, nor run the command's custom actions (issue "Who may run what").
+
+TESTAPP = "tests.testapp"
+FILES = "tm_argsafe_files"
+ACTION = "tm_argsafe_action"
+CONTENT = "precious content\n"
+OLD_TIME = 1_000_000_000  # 2001: any write would move the mtime to now
+
+
+def existing_file(path):
+    """Write CONTENT to ``path`` with an old mtime; return its (size, mtime_ns)."""
+    path.write_text(CONTENT)
+    os.utime(path, (OLD_TIME, OLD_TIME))
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def assert_unchanged(path, size_and_mtime):
+    assert path.read_text() == CONTENT
+    stat = path.stat()
+    assert (stat.st_size, stat.st_mtime_ns) == size_and_mtime
+
+
+@pytest.fixture
+def in_tmp_dir(tmp_path, monkeypatch):
+    """Run in ``tmp_path`` (where tm_argsafe_files would create its relative default file)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("option", ["--out", "--append", "--new", "--log"])
+def test_argsafe_file_to_write_is_not_created(option, in_tmp_dir, capfd):
+    target = in_tmp_dir / "sub" / "created.txt"
+    target.parent.mkdir()
+    validate_arguments(TESTAPP, FILES, [option, str(target)])
+    validate_arguments(TESTAPP, FILES, [f"{option}={target}"])
+    assert not target.exists()
+    assert sorted(os.listdir(in_tmp_dir)) == ["sub"]
+    assert os.listdir(target.parent) == []
+    assert_nothing_printed(capfd)
+
+
+@pytest.mark.parametrize("option", ["--out", "--append", "--log", "--in", "--text"])
+def test_argsafe_existing_file_is_not_truncated(option, in_tmp_dir):
+    target = in_tmp_dir / "existing.txt"
+    before = existing_file(target)
+    validate_arguments(TESTAPP, FILES, [option, str(target)])
+    validate_arguments(TESTAPP, FILES, [option, "existing.txt"])  # relative to the current directory
+    assert_unchanged(target, before)
+
+
+def test_argsafe_exclusive_file_must_not_exist(in_tmp_dir):
+    target = in_tmp_dir / "existing.txt"
+    before = existing_file(target)
+    with pytest.raises(ArgumentsError, match="argument --new: the file .* already exists") as info:
+        validate_arguments(TESTAPP, FILES, ["--new", str(target)])
+    assert str(info.value).startswith(f"Invalid arguments for '{FILES}': ")
+    assert_unchanged(target, before)
+
+
+def test_argsafe_defaults_create_no_file(in_tmp_dir):
+    """argparse converts a string default with type=: the FileType('w') default creates nothing."""
+    validate_arguments(TESTAPP, FILES, [])
+    validate_arguments(TESTAPP, FILES, ["--out", str(in_tmp_dir / "out.txt")])
+    assert os.listdir(in_tmp_dir) == []
+    default = in_tmp_dir / "tm_argsafe_default.log"
+    before = existing_file(default)
+    validate_arguments(TESTAPP, FILES, [])
+    assert_unchanged(default, before)
+
+
+def test_argsafe_default_is_checked_too(in_tmp_dir):
+    (in_tmp_dir / "tm_argsafe_default.log").mkdir()
+    with pytest.raises(ArgumentsError, match="argument --log: 'tm_argsafe_default.log' .* is a directory"):
+        validate_arguments(TESTAPP, FILES, [])
+
+
+@pytest.mark.parametrize("option", ["--in", "--text"])
+def test_argsafe_missing_file_to_read(option, in_tmp_dir):
+    missing = in_tmp_dir / "missing.txt"
+    with pytest.raises(ArgumentsError) as info:
+        validate_arguments(TESTAPP, FILES, [option, str(missing)])
+    assert str(info.value) == (
+        f"Invalid arguments for '{FILES}': argument {option}: the file '{missing}' does not exist."
+    )
+    with pytest.raises(ArgumentsError) as info:  # a relative path is shown with its absolute path
+        validate_arguments(TESTAPP, FILES, [option, "missing.txt"])
+    assert f"the file 'missing.txt' ({missing}) does not exist." in str(info.value)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    "option, stream", [("--out", "standard output"), ("--append", "standard output"), ("--in", "standard input")]
+)
+def test_argsafe_dash_is_refused(option, stream, in_tmp_dir, capfd):
+    with pytest.raises(ArgumentsError) as info:
+        validate_arguments(TESTAPP, FILES, [option, "-"])
+    assert str(info.value) == (
+        f"Invalid arguments for '{FILES}': argument {option}: '-' stands for the {stream}, "
+        "which a task does not have: give the path of a file."
+    )
+    assert_nothing_printed(capfd)
+
+
+def test_argsafe_dash_default_is_accepted(in_tmp_dir):
+    """--echo defaults to '-' (standard output): the developer's choice, not refused."""
+    validate_arguments(TESTAPP, FILES, [])
+    with pytest.raises(ArgumentsError, match="argument --echo: '-' stands for the standard output"):
+        validate_arguments(TESTAPP, FILES, ["--echo", "-"])
+
+
+def test_argsafe_plain_open_of_dash_is_a_path(in_tmp_dir):
+    """For type=open, '-' is an ordinary file name, checked like any other."""
+    with pytest.raises(ArgumentsError, match=r"argument --text: the file '-' \(.*\) does not exist"):
+        validate_arguments(TESTAPP, FILES, ["--text", "-"])
+    (in_tmp_dir / "-").write_text(CONTENT)
+    validate_arguments(TESTAPP, FILES, ["--text", "-"])
+
+
+@pytest.mark.parametrize("option", ["--out", "--append", "--new", "--in", "--text"])
+def test_argsafe_directory_is_refused(option, in_tmp_dir):
+    with pytest.raises(ArgumentsError, match=f"argument {option}: '.*' is a directory: give the path of a file"):
+        validate_arguments(TESTAPP, FILES, [option, str(in_tmp_dir)])
+    with pytest.raises(ArgumentsError, match="is a directory"):
+        validate_arguments(TESTAPP, FILES, [option, "."])
+    assert os.listdir(in_tmp_dir) == []
+
+
+def test_argsafe_missing_directory_is_refused(in_tmp_dir):
+    target = in_tmp_dir / "no_such_dir" / "out.txt"
+    with pytest.raises(ArgumentsError, match="argument --out: the directory of '.*out.txt' does not exist"):
+        validate_arguments(TESTAPP, FILES, ["--out", str(target)])
+    assert os.listdir(in_tmp_dir) == []
+
+
+def test_argsafe_empty_or_invalid_path_is_refused(in_tmp_dir):
+    with pytest.raises(ArgumentsError, match="argument --out: an empty path names no file"):
+        validate_arguments(TESTAPP, FILES, ["--out", ""])
+    with pytest.raises(ArgumentsError, match=r"argument --in: 'a\\x00b' is not a usable path: it contains a NUL"):
+        validate_arguments(TESTAPP, FILES, ["--in", "a\x00b"])
+    with pytest.raises(ArgumentsError, match="argument --out: .* contains a NUL character"):
+        validate_arguments(TESTAPP, FILES, ["--out", str(in_tmp_dir / "a\x00b")])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write and read everything")
+def test_argsafe_permissions_are_checked(in_tmp_dir):
+    locked = in_tmp_dir / "locked"
+    locked.mkdir()
+    unreadable = in_tmp_dir / "unreadable.txt"
+    unreadable.write_text(CONTENT)
+    unreadable.chmod(0o200)
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(ArgumentsError, match="cannot be created: its directory is not writable"):
+            validate_arguments(TESTAPP, FILES, ["--out", str(locked / "out.txt")])
+        with pytest.raises(ArgumentsError, match="argument --in: the file .* is not readable"):
+            validate_arguments(TESTAPP, FILES, ["--in", str(unreadable)])
+    finally:
+        locked.chmod(0o700)
+        unreadable.chmod(0o600)
+    assert os.listdir(locked) == []
+
+
+def test_argsafe_custom_action_does_not_run(tmp_path, monkeypatch, capfd):
+    from tests.testapp.management.commands.tm_argsafe_action import MARKER_ENV
+
+    env_marker = tmp_path / "env_marker"
+    value_marker = tmp_path / "value_marker"
+    monkeypatch.setenv(MARKER_ENV, str(env_marker))
+    validate_arguments(TESTAPP, ACTION, ["--touch-env"])
+    validate_arguments(TESTAPP, ACTION, ["--mark", str(value_marker), "text"])
+    validate_arguments(TESTAPP, ACTION, ["--touch-env", "--mark", str(value_marker), "text", "export"])
+    assert not env_marker.exists()
+    assert not value_marker.exists()
+    assert os.listdir(tmp_path) == []
+    assert_nothing_printed(capfd)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--mark", "only-path"], "argument --mark: expected 2 arguments"),
+        (["--mark"], "argument --mark: expected 2 arguments"),
+        (["--touch-env=x"], "argument --touch-env: ignored explicit argument 'x'"),
+        (["--mark", "a", "b", "c"], "invalid choice: 'c'"),  # a third value is not --mark's
+        (["export", "--mark", "a"], "argument --mark: expected 2 arguments"),
+    ],
+)
+def test_argsafe_custom_action_still_checks_its_values(argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ArgumentsError, match=message):
+        validate_arguments(TESTAPP, ACTION, argv)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("subcommand", ["export", "exp"])  # the alias reaches the same sub-parser
+def test_argsafe_subparser_file_and_action(subcommand, tmp_path):
+    target = tmp_path / "export.txt"
+    marker = tmp_path / "marker"
+    validate_arguments(TESTAPP, ACTION, [subcommand, "--to", str(target), "--mark", str(marker), "x"])
+    assert os.listdir(tmp_path) == []
+    before = existing_file(target)
+    validate_arguments(TESTAPP, ACTION, [subcommand, "--to", str(target)])
+    assert_unchanged(target, before)
+    with pytest.raises(ArgumentsError, match="argument --to: '-' stands for the standard output"):
+        validate_arguments(TESTAPP, ACTION, [subcommand, "--to", "-"])
+    with pytest.raises(ArgumentsError, match="argument --to: '.*' is a directory"):
+        validate_arguments(TESTAPP, ACTION, [subcommand, "--to", str(tmp_path)])
+    with pytest.raises(ArgumentsError, match="argument --to: the directory of .* does not exist"):
+        validate_arguments(TESTAPP, ACTION, [subcommand, "--to", str(tmp_path / "nowhere" / "x")])
+    assert os.listdir(tmp_path) == ["export.txt"]
+
+
+def test_argsafe_other_openers_and_custom_actions(fake_app, tmp_path, capfd):
+    target = tmp_path / "out.txt"
+    for option in ("--partial", "--codecs", "--registered", "--optional", "--many"):
+        validate_arguments(fake_app, "other_openers", [option, str(target)])
+        with pytest.raises(ArgumentsError, match=f"argument {option}: '.*' is a directory"):
+            validate_arguments(fake_app, "other_openers", [option, str(tmp_path)])
+    validate_arguments(fake_app, "other_openers", ["--many", str(target), str(tmp_path / "second.txt")])
+    # --optional without a value takes its const "-", the developer's choice.
+    validate_arguments(fake_app, "other_openers", ["--optional"])
+    validate_arguments(fake_app, "other_openers", ["--store", "x"])  # subclass of _StoreAction: inert
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ArgumentsError) as info:  # a custom help action is refused like --help
+        validate_arguments(fake_app, "other_openers", ["--assist"])
+    assert str(info.value).startswith("--assist is not allowed as a task argument")
+    assert_nothing_printed(capfd)
+
+
+def test_argsafe_only_the_validation_parser_is_defused(in_tmp_dir, monkeypatch, capfd):
+    """The command, run by call_command, still opens its files and runs its actions."""
+    source = in_tmp_dir / "in.txt"
+    source.write_text("copied by the command\n")
+    target = in_tmp_dir / "out.txt"
+    argv = ["--in", str(source), "--out", str(target)]
+    validate_arguments(TESTAPP, FILES, argv)
+    assert not target.exists()
+    call_command(load_command_class(TESTAPP, FILES), *argv)
+    assert target.read_text() == "copied by the command\n"
+    assert (in_tmp_dir / "tm_argsafe_default.log").read_text() == "copied by the command\n"
+
+    from tests.testapp.management.commands.tm_argsafe_action import MARKER_ENV
+
+    marker = in_tmp_dir / "marker"
+    monkeypatch.setenv(MARKER_ENV, str(in_tmp_dir / "env_marker"))
+    argv = ["--touch-env", "--mark", str(marker), "acted", "export", "--to", str(in_tmp_dir / "export.txt")]
+    validate_arguments(TESTAPP, ACTION, argv)
+    assert not marker.exists()
+    call_command(load_command_class(TESTAPP, ACTION), *argv)
+    assert marker.read_text() == "acted"
+    assert (in_tmp_dir / "env_marker").exists()
+    assert (in_tmp_dir / "export.txt").exists()
+    capfd.readouterr()

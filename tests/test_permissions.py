@@ -171,56 +171,65 @@ def test_csrf_is_required_for_buttons(server, objects, superuser):
     assert objects[Task].status == "IDLE"
 
 
-# -- collect_commands and unsafe commands ------------------------------------------
-
-UNSAFE = {
-    "shell",
-    "dbshell",
-    "flush",
-    "sqlflush",
-    "createsuperuser",
-    "changepassword",
-    "runserver",
-    "testserver",
-}
+# -- collect_commands never activates what the project did not choose ---------------
 
 
 def collected():
     return {c.name: c.active for c in Command.objects.all()}
 
 
-def test_collect_never_activates_unsafe_commands(transactional_db):
+def test_collect_activates_only_the_projects_own_commands(transactional_db):
+    from django.core.management import get_commands
+
     call_command("collect_commands", verbosity=0)
     found = collected()
-    present = UNSAFE & found.keys()
-    assert {"shell", "flush", "dbshell", "createsuperuser", "changepassword"} <= present
-    assert not any(found[name] for name in present)
-    assert found["check"] and found["tm_ok"]
+    # Every command of Django itself, enumerated from the installed Django (a
+    # command added by a later Django is covered at once), is added inactive.
+    core = {name for name, app in get_commands().items() if app == "django.core" or app.startswith("django.")}
+    assert {"shell", "check", "dumpdata", "diffsettings", "startapp"} <= core <= found.keys()
+    assert not [name for name in core if found[name]]
+    # The project's own app (tests/testapp, outside site-packages) is active;
+    # of the app itself only collect_commands, never respool_tasks.
+    assert found["tm_ok"] and found["collect_commands"]
+    assert found["respool_tasks"] is False
 
 
-def test_unsafe_commands_allowed_by_the_setting(transactional_db, settings):
-    settings.TASKMANAGER_ALLOW_UNSAFE_COMMANDS = True
+def test_allowed_commands_setting_activates_listed_apps_and_commands(transactional_db, settings):
+    settings.TASKMANAGER_ALLOWED_COMMANDS = ["django.core.check", "auth"]
     call_command("collect_commands", verbosity=0)
-    assert collected()["shell"] is True
+    found = collected()
+    assert found["check"] is True and found["sendtestemail"] is False
+    # auth's commands are listed as an app, but its two are password tools:
+    # dangerous commands stay inactive unless the second setting names them.
+    assert found["changepassword"] is False and found["createsuperuser"] is False
+    assert Command.objects.get(name="check").locked_arguments is True  # a core command: locked
 
 
-def test_unsafe_list_is_configurable(transactional_db, settings):
+def test_dangerous_commands_need_the_second_setting(transactional_db, settings):
+    settings.TASKMANAGER_ALLOWED_COMMANDS = ["django.core"]
+    settings.TASKMANAGER_ALLOWED_DANGEROUS_COMMANDS = ["django.core.dumpdata"]
+    call_command("collect_commands", verbosity=0)
+    found = collected()
+    assert found["dumpdata"] is True and found["check"] is True
+    assert found["shell"] is False and found["diffsettings"] is False and found["loaddata"] is False
+
+
+def test_legacy_unsafe_list_adds_to_the_dangerous_ones(transactional_db, settings):
     settings.TASKMANAGER_UNSAFE_COMMANDS = ["tm_raise"]
+    settings.TASKMANAGER_ALLOW_UNSAFE_COMMANDS = True  # no effect any more
     call_command("collect_commands", verbosity=0)
     found = collected()
-    assert found["tm_raise"] is False
-    assert found["shell"] is True  # no longer listed
+    assert found["tm_raise"] is False and found["tm_ok"] is True and found["shell"] is False
 
 
-def test_active_unsafe_command_is_reported(transactional_db):
+def test_active_blocked_command_is_reported_not_changed(transactional_db):
     from io import StringIO
 
     call_command("collect_commands", verbosity=0)
     Command.objects.filter(name="shell").update(active=True)
     out = StringIO()
     call_command("collect_commands", verbosity=1, stdout=out)
-    assert "shell" in out.getvalue() and "unsafe" in out.getvalue()
-    # Collecting again does not deactivate it behind the admin's back: it only warns.
+    assert "shell (django.core) is active but blocked by the settings" in out.getvalue()
     assert collected()["shell"] is True
 
 

@@ -6,6 +6,7 @@ Used by the task list, the task page and the app index of the task manager
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from django import template
@@ -59,7 +60,20 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
     return {"last_seen": latest[0] if latest else None, "node": latest[1] if latest else ""}
 
 
+def runs_as_root() -> bool:
+    """Whether this uWSGI process runs as root (check taskmanager.W014), unless the check is silenced."""
+    from django.conf import settings
+
+    if "taskmanager.W014" in settings.SILENCED_SYSTEM_CHECKS:
+        return False
+    try:
+        import uwsgi  # noqa: F401 - only present inside uWSGI
+    except ImportError:
+        return False
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 @register.inclusion_tag("admin/taskmanager/spooler_banner.html")
 def spooler_banner():
-    """Render the "tasks will not run" banner, or nothing."""
-    return {"silence": silent_spoolers()}
+    """Render the "tasks will not run" and "runs as root" banners, or nothing."""
+    return {"silence": silent_spoolers(), "root": runs_as_root()}

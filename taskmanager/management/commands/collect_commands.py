@@ -4,7 +4,7 @@ from django.core.management import get_commands
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from ...conf import app_settings
+from ... import policy
 from ...models import Command as CommandModel
 
 # Apps whose commands --excludecore leaves out: Django's own.
@@ -17,36 +17,42 @@ ALIASES = {("taskmanager", "collectcommands")}
 def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
     """Sync Command rows with the commands Django finds; return what changed.
 
-    The result maps "added", "reactivated", "deactivated" and "unchanged" to
-    lists of (app_name, name); the `ALIASES` are left out (a row of one
-    recorded by an earlier version is deactivated). New commands listed in
-    TASKMANAGER_UNSAFE_COMMANDS are added inactive unless
-    TASKMANAGER_ALLOW_UNSAFE_COMMANDS is True. A command that disappeared is
-    deactivated, never deleted (tasks may still use it). "unsafe_active"
-    lists the unsafe commands that are active although the setting does not
-    allow them (someone activated them by hand): they are reported, not
-    changed, since that was a person's explicit choice.
+    The result maps "added", "deactivated", "unchanged", "added_inactive" and
+    "blocked_active" to lists of (app_name, name); the `ALIASES` are left out
+    (a row of one recorded by an earlier version is deactivated).
+
+    Collection never activates what the project did not choose
+    (``taskmanager.policy``): a new command is added active only when it
+    belongs to one of the project's own apps or ``TASKMANAGER_ALLOWED_COMMANDS``
+    names it, and is not blocked (dangerous, or an operator command); others
+    are added inactive ("added_inactive" lists them). Existing rows keep their
+    ``active`` flag: activating is a superuser's act, so collection only
+    deactivates a command that disappeared (never deletes it: tasks may still
+    use it). "blocked_active" lists rows that are active although the settings
+    block them: reported, not changed, since runs of them are refused anyway.
     """
     found = {
         (app, name)
         for name, app in get_commands().items()
         if not (exclude_core and (app == "django.core" or app.startswith(CORE_PREFIX)))
     } - ALIASES
-    unsafe = set(app_settings.UNSAFE_COMMANDS)
-    allow_unsafe = app_settings.ALLOW_UNSAFE_COMMANDS
-    result = {"added": [], "deactivated": [], "unchanged": [], "unsafe_active": []}
+    result = {"added": [], "added_inactive": [], "deactivated": [], "unchanged": [], "blocked_active": []}
     existing = {(c.app_name, c.name): c for c in CommandModel.objects.all()}
     with transaction.atomic():
         for key in sorted(found - existing.keys()):
-            active = allow_unsafe or key[1] not in unsafe
+            active = policy.collected_active(*key)
             result["added"].append(key)
+            if not active:
+                result["added_inactive"].append(key)
             if not dry_run:
-                CommandModel.objects.create(app_name=key[0], name=key[1], active=active)
+                CommandModel.objects.create(
+                    app_name=key[0], name=key[1], active=active, locked_arguments=policy.locked_by_default(*key)
+                )
         for key, command in sorted(existing.items()):
             if key in found:
                 result["unchanged"].append(key)
-                if command.active and not allow_unsafe and key[1] in unsafe:
-                    result["unsafe_active"].append(key)
+                if command.active and policy.blocked(*key):
+                    result["blocked_active"].append(key)
             elif command.active:
                 result["deactivated"].append(key)
                 if not dry_run:
@@ -74,8 +80,12 @@ class Command(BaseCommand):
         result = collect(exclude_core=options["excludecore"], dry_run=options["dry_run"])
         verbosity = options["verbosity"]
         if verbosity >= 2:
+            inactive = set(result["added_inactive"])
             for app, name in result["added"]:
-                self.stdout.write("Added %s (%s)" % (name, app))
+                if (app, name) in inactive:
+                    self.stdout.write("Added %s (%s), inactive: %s" % (name, app, _inactive_reason(app, name)))
+                else:
+                    self.stdout.write("Added %s (%s)" % (name, app))
             for app, name in result["deactivated"]:
                 if (app, name) in ALIASES:
                     self.stdout.write("Deactivated %s (%s): it is an alias of collect_commands" % (name, app))
@@ -86,16 +96,31 @@ class Command(BaseCommand):
             for app, name in result["unchanged"]:
                 self.stdout.write("Unchanged %s (%s)" % (name, app))
         if verbosity >= 1:
-            for app, name in result["unsafe_active"]:
+            for app, name in result["blocked_active"]:
                 self.stdout.write(
                     self.style.WARNING(
-                        "%s (%s) is active although it is listed as unsafe (TASKMANAGER_UNSAFE_COMMANDS): "
-                        "deactivate it in the admin unless tasks really need it." % (name, app)
+                        "%s (%s) is active but blocked by the settings, so its tasks do not run: %s"
+                        % (name, app, policy.blocked(app, name))
                     )
                 )
             self.stdout.write(
                 self.style.SUCCESS(
-                    "%d command(s) added, %d deactivated, %d unchanged."
-                    % (len(result["added"]), len(result["deactivated"]), len(result["unchanged"]))
+                    "%d command(s) added (%d of them inactive), %d deactivated, %d unchanged."
+                    % (
+                        len(result["added"]),
+                        len(result["added_inactive"]),
+                        len(result["deactivated"]),
+                        len(result["unchanged"]),
+                    )
                 )
             )
+
+
+def _inactive_reason(app: str, name: str) -> str:
+    reason = policy.blocked(app, name)
+    if reason:
+        return reason
+    return (
+        "it is not a command of the project's own apps; a superuser can activate it in the admin, "
+        "or TASKMANAGER_ALLOWED_COMMANDS can name it."
+    )

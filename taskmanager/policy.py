@@ -1,0 +1,246 @@
+"""Who may run what: the rules every Start, Stop, Run now, form and claim apply.
+
+A management command can do anything its code can do with any argument its
+parser accepts, as the user the spooler runs as. So a Run button is worth
+exactly the commands behind it, and the rules are about which commands are
+behind it (``docs/security.rst`` explains them to users):
+
+* **Nothing becomes runnable by accident.** ``collect_commands`` adds the
+  commands of the project's own apps (code outside site-packages) active;
+  those of Django and of third-party apps inactive unless
+  ``TASKMANAGER_ALLOWED_COMMANDS`` names them (:func:`collected_active`).
+* **Some commands are blocked whatever the admin says** (:func:`blocked`):
+  ``respool_tasks`` (an operator command), and the dangerous ones of
+  ``TASKMANAGER_DANGEROUS_COMMANDS`` (shells, dumps, settings printers, code
+  generators...) unless ``TASKMANAGER_ALLOWED_DANGEROUS_COMMANDS`` names them
+  too.
+* **Activation and run rights are superuser acts** (the Command admin);
+  anyone who may change commands may only switch them off.
+* **Every run is checked where it happens**: the buttons and actions
+  (:func:`run_refusal` with the user pressing), and the spooler's claim
+  (with the user who started the run), because uWSGI serves without running
+  system checks and rows in the database may predate these rules.
+
+Each function returns ``None`` when allowed, else a message a person can act
+on; none raises.
+"""
+
+from __future__ import annotations
+
+import site
+import sysconfig
+from functools import lru_cache
+from pathlib import Path
+
+from django.apps import apps
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from . import arguments
+from .conf import app_settings
+from .models import Command
+
+RUN_PERMISSION = "taskmanager.run_task"
+#: The app itself: its own commands are neither the project's nor third-party ones.
+SELF = "taskmanager"
+#: (app, command) never runnable as a task: respool_tasks re-spools and adopts
+#: every pending run of a node, an operator's act after a crash or a move.
+NEVER_RUNNABLE = {(SELF, "respool_tasks")}
+#: (app, command) of this app collected active: the user guide creates a task
+#: of collect_commands, which is harmless because collection never activates.
+SELF_ALLOWED = {(SELF, "collect_commands")}
+#: Directory names that hold installed (not the project's own) packages.
+INSTALLED_DIR_NAMES = {"site-packages", "dist-packages"}
+
+
+# -- apps and settings --------------------------------------------------------------
+
+
+def _installed_roots() -> list[Path]:
+    """Directories of installed packages and of the standard library."""
+    roots = set()
+    paths = sysconfig.get_paths()
+    for key in ("purelib", "platlib", "stdlib", "platstdlib"):
+        if paths.get(key):
+            roots.add(paths[key])
+    try:
+        roots.update(site.getsitepackages())
+    except AttributeError:  # pragma: no cover - some virtualenv versions' site module
+        pass
+    user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if user_site:
+        roots.add(user_site)
+    return [Path(root).resolve() for root in roots]
+
+
+@lru_cache(maxsize=None)
+def is_project_app(app_name: str) -> bool:
+    """Whether ``app_name`` (an AppConfig's ``name``) is one of the project's own apps.
+
+    Its code must live outside any ``site-packages``/``dist-packages``
+    directory and the standard library. Django's own apps (and
+    ``django.core``) and this app are never the project's.
+    """
+    if app_name == "django" or app_name.startswith("django.") or app_name == SELF:
+        return False
+    config = next((c for c in apps.get_app_configs() if c.name == app_name), None)
+    if config is None or not config.path:
+        return False
+    path = Path(config.path).resolve()
+    if INSTALLED_DIR_NAMES & set(path.parts):
+        return False
+    return not any(path == root or root in path.parents for root in _installed_roots())
+
+
+def _labels(app_name: str) -> set[str]:
+    """The names an app goes by in the settings: its dotted name and its label."""
+    names = {app_name}
+    config = next((c for c in apps.get_app_configs() if c.name == app_name), None)
+    if config is not None:
+        names.add(config.label)
+    return names
+
+
+def _listed(entries, app_name: str, name: str, *, whole_apps: bool) -> bool:
+    """Whether ``entries`` name the command: ``app.command``, or (``whole_apps``) the app itself.
+
+    Without ``whole_apps`` a bare command name matches it in every app.
+    """
+    wanted = set(entries or ())
+    labels = _labels(app_name)
+    if any("%s.%s" % (label, name) in wanted for label in labels):
+        return True
+    if whole_apps:
+        return bool(labels & wanted)
+    return name in wanted
+
+
+def dangerous_names() -> list[str]:
+    return list(app_settings.DANGEROUS_COMMANDS or ()) + list(app_settings.UNSAFE_COMMANDS or ())
+
+
+def is_dangerous(app_name: str, name: str) -> bool:
+    return _listed(dangerous_names(), app_name, name, whole_apps=False)
+
+
+def blocked(app_name: str, name: str) -> str | None:
+    """Why the settings block this command whatever its ``active`` flag says, or None."""
+    if (app_name, name) in NEVER_RUNNABLE:
+        return _("%(command)s is an operator command: it never runs as a task.") % {"command": name}
+    if is_dangerous(app_name, name) and not _listed(
+        app_settings.ALLOWED_DANGEROUS_COMMANDS, app_name, name, whole_apps=False
+    ):
+        return _(
+            "%(command)s is a dangerous command (TASKMANAGER_DANGEROUS_COMMANDS): it only runs as a "
+            "task when TASKMANAGER_ALLOWED_DANGEROUS_COMMANDS names it."
+        ) % {"command": name}
+    return None
+
+
+def allowed_by_settings(app_name: str, name: str) -> bool:
+    """Whether the project chose this command: a project app's, this app's collector, or listed."""
+    return (
+        is_project_app(app_name)
+        or (app_name, name) in SELF_ALLOWED
+        or _listed(app_settings.ALLOWED_COMMANDS, app_name, name, whole_apps=True)
+    )
+
+
+def collected_active(app_name: str, name: str) -> bool:
+    """Whether collect_commands adds this new command active."""
+    return blocked(app_name, name) is None and allowed_by_settings(app_name, name)
+
+
+def locked_by_default(app_name: str, name: str) -> bool:
+    """Whether a new command gets locked arguments: Django's own, and the dangerous ones."""
+    return app_name == "django" or app_name.startswith("django.") or is_dangerous(app_name, name)
+
+
+# -- commands and users --------------------------------------------------------------
+
+
+def command_refusal(command) -> str | None:
+    """Why no task of ``command`` may run now (blocked or inactive), or None."""
+    reason = blocked(command.app_name, command.name)
+    if reason:
+        return reason
+    if not command.active:
+        return _("The command %(command)s is not active: a superuser can activate it in Commands.") % {
+            "command": command.name
+        }
+    return None
+
+
+def user_refusal(user, command) -> str | None:
+    """Why ``user`` may not run (start, stop, change) tasks of ``command``, or None.
+
+    Superusers always may. Others need ``taskmanager.run_task`` and, when the
+    command names groups, one of them; a command for superusers only refuses
+    them.
+    """
+    if user is None or not user.is_active:
+        return _("This user may not run tasks.")
+    if user.is_superuser:
+        return None
+    if not user.has_perm(RUN_PERMISSION):
+        return _("You do not have the permission to run tasks.")
+    if command.run_by == Command.RunBy.SUPERUSERS:
+        return _("Only superusers may run tasks of the command %(command)s.") % {"command": command.name}
+    if command.run_by == Command.RunBy.GROUPS:
+        if not command.groups.filter(pk__in=user.groups.values("pk")).exists():
+            return _("Only the groups chosen for the command %(command)s may run its tasks.") % {
+                "command": command.name
+            }
+    return None
+
+
+def arguments_refusal(command, argv: list[str]) -> str | None:
+    """Why ``argv`` may not run with ``command`` (its arguments are locked), or None."""
+    if not command.locked_arguments:
+        return None
+    for text in command.approved_arguments.values_list("arguments", flat=True):
+        try:
+            if arguments.parse_arguments(text) == argv:
+                return None
+        except arguments.ArgumentsError:
+            continue
+    return _(
+        "The arguments of %(command)s are locked: only argument strings a superuser approved on the "
+        "command's page may be used."
+    ) % {"command": command.name}
+
+
+def run_refusal(task, user=None, *, check_user: bool = True) -> str | None:
+    """Why ``task`` may not run now for ``user``, or None.
+
+    ``user`` None with ``check_user`` False is the project's own code (a shell,
+    ``respool_tasks``): only the command and its arguments are checked.
+    """
+    reason = command_refusal(task.command)
+    if reason:
+        return reason
+    if check_user:
+        reason = user_refusal(user, task.command)
+        if reason:
+            return reason
+    try:
+        argv = arguments.parse_arguments(task.arguments)
+    except arguments.ArgumentsError as exc:
+        return str(exc)
+    return arguments_refusal(task.command, argv)
+
+
+def runnable_commands(user):
+    """The commands ``user`` may choose for a task: active, not blocked, within the user's rights."""
+    if user is None or not user.is_active:
+        return Command.objects.none()
+    if not user.is_superuser and not user.has_perm(RUN_PERMISSION):
+        return Command.objects.none()
+    candidates = Command.objects.filter(active=True)
+    if not user.is_superuser:
+        in_groups = Command.objects.filter(groups__in=user.groups.all()).values("pk")
+        candidates = candidates.exclude(run_by=Command.RunBy.SUPERUSERS).exclude(
+            Q(run_by=Command.RunBy.GROUPS) & ~Q(pk__in=in_groups)
+        )
+    keep = [pk for pk, app, name in candidates.values_list("pk", "app_name", "name") if not blocked(app, name)]
+    return Command.objects.filter(pk__in=keep)
