@@ -84,8 +84,8 @@ def _refusal(task: Task) -> Outcome:
     return Outcome(False, _("%(task)s is already scheduled.") % {"task": task.name})
 
 
-def _not_allowed(task: Task, user, verb: str) -> Outcome | None:
-    """The refusal of policy.run_refusal as an Outcome, or None when the run is allowed.
+def _not_allowed(task: Task, user, starting: bool) -> Outcome | None:
+    """The refusal of policy.run_refusal as an Outcome (Start or Run now), or None when allowed.
 
     ``user`` None is the project's own code (a shell, a script): only the
     command and its arguments are checked, not a person's rights.
@@ -93,7 +93,11 @@ def _not_allowed(task: Task, user, verb: str) -> Outcome | None:
     reason = policy.run_refusal(task, user, check_user=user is not None)
     if reason is None:
         return None
-    return Outcome(False, _("%(task)s cannot %(verb)s: %(reason)s") % {"task": task.name, "verb": verb, "reason": reason})
+    if starting:
+        message = _("%(task)s cannot start: %(reason)s")
+    else:
+        message = _("%(task)s cannot run now: %(reason)s")
+    return Outcome(False, message % {"task": task.name, "reason": reason})
 
 
 def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
@@ -121,7 +125,7 @@ def start(task: Task, user=None, version: int | None = None) -> Outcome:
     ``version``, when given, is the definition version the person saw: the
     start happens only if it is still the task's (one conditional UPDATE).
     """
-    refused = _not_allowed(task, user, _("start")) or _changed_meanwhile(task, version)
+    refused = _not_allowed(task, user, starting=True) or _changed_meanwhile(task, version)
     if refused:
         return refused
     now = timezone.now()
@@ -215,7 +219,7 @@ def stop(task: Task, user=None) -> Outcome:
 
 def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     """Run the task once at once, leaving its schedule and status as they are."""
-    refused = _not_allowed(task, user, _("run")) or _changed_meanwhile(task, version)
+    refused = _not_allowed(task, user, starting=False) or _changed_meanwhile(task, version)
     if refused:
         return refused
     token = new_token()

@@ -59,10 +59,33 @@ class TaskManagerMedia:
     js = ["taskmanager/taskmanager.js"]
 
 
+class ApprovedArgumentsForm(forms.ModelForm):
+    class Meta:
+        model = ApprovedArguments
+        fields = ["arguments"]
+
+    def has_changed(self):
+        # A row added with "Add another" and left empty approves running with
+        # no arguments; Django would skip it as unchanged.
+        return self.instance.pk is None or super().has_changed()
+
+    def clean_arguments(self):
+        text = self.cleaned_data.get("arguments", "")
+        try:
+            arguments.parse_arguments(text)
+        except arguments.ArgumentsError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return text
+
+
 class ApprovedArgumentsInline(admin.TabularInline):
-    """The argument strings a superuser approved for a command with locked arguments."""
+    """The argument strings a superuser approved for a command with locked arguments.
+
+    An empty row approves running with no arguments.
+    """
 
     model = ApprovedArguments
+    form = ApprovedArgumentsForm
     fields = ["arguments", "approved_by", "approved_at"]
     readonly_fields = ["approved_by", "approved_at"]
     extra = 0
@@ -145,6 +168,12 @@ class CommandAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # A deleted command comes back from the next collection with the
+        # default rights (active, anyone may run it, unlocked): deleting one
+        # undoes a superuser's choices, so it is a superuser's act too.
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_task_count=Count("tasks"))
 
@@ -158,10 +187,12 @@ class CommandAdmin(admin.ModelAdmin):
             return display.EMPTY
         reason = policy.blocked(obj.app_name, obj.name)
         if reason:
-            return format_html('<span class="tm-badge tm-errors" title="{}">{}</span>', reason, _("blocked by settings"))
+            return format_html(
+                '<span class="tm-badge tm-failed" title="{}">{}</span>', reason, _("blocked by settings")
+            )
         if not obj.active:
-            return format_html('<span class="tm-badge">{}</span>', _("inactive"))
-        return format_html('<span class="tm-badge tm-ok">{}</span>', _("yes"))
+            return display.badge("idle", _("inactive"))
+        return display.badge("ok", _("yes"))
 
     @admin.display(description=_("syntax"))
     def syntax(self, obj):
@@ -533,7 +564,19 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
             # Write only the form's fields: status, tokens and next run belong
             # to the spoolers, which may have changed them since this page
             # loaded the task (a full save would bring back a stale token).
-            obj.save(update_fields=[f.name for f in obj._meta.concrete_fields if f.name in form.cleaned_data])
+            # Nor the fields the form disabled (forms.TaskForm: what a user who
+            # may not run the task's command cannot change): their value is the
+            # row as this request read it, cut to the widget's precision, and
+            # writing it back would change what the task runs in the name of
+            # someone who may not, undoing an edit made meanwhile.
+            writable = {name for name, field in form.fields.items() if not field.disabled}
+            obj.save(
+                update_fields=[
+                    f.name
+                    for f in obj._meta.concrete_fields
+                    if f.name in form.cleaned_data and f.name in writable
+                ]
+            )
             if defined:
                 # A new version of what the task runs: buttons of pages that
                 # showed the old one are refused (actions.start).
