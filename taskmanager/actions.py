@@ -180,7 +180,9 @@ def stop(task: Task, user=None) -> Outcome:
     if user is not None:
         reason = policy.user_refusal(user, task.command)
         if reason:
-            return Outcome(False, _("%(task)s cannot be stopped: %(reason)s") % {"task": task.name, "reason": reason})
+            return Outcome(
+                False, _("%(task)s cannot be stopped: %(reason)s") % {"task": task.name, "reason": reason}
+            )
     now = timezone.now()
     cancelled = Task.objects.filter(
         pk=task.pk, status__in=[Task.Status.SCHEDULED, Task.Status.SPOOLED]
@@ -230,7 +232,9 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     )
     if version is not None:
         claimable = claimable.filter(version=version)
-    changed = claimable.update(run_now_token=token, started_by=user if user and user.is_authenticated else None)
+    changed = claimable.update(
+        run_now_token=token, started_by=user if user and user.is_authenticated else None
+    )
     if changed != 1:
         refused = _changed_meanwhile(task, version)
         if refused:

@@ -693,7 +693,9 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset):
         tasks = list(queryset.select_related("command"))
-        if any(_is_waiting_or_running(t) and not (_can_run(request) and _may_stop(request, t)) for t in tasks):
+        if any(
+            _is_waiting_or_running(t) and not (_can_run(request) and _may_stop(request, t)) for t in tasks
+        ):
             raise PermissionDenied
         for task in tasks:
             if _is_waiting_or_running(task):

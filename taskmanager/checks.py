@@ -236,7 +236,8 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 "%sALLOW_UNSAFE_COMMANDS has no effect any more: dangerous commands stay blocked "
                 "unless %sALLOWED_DANGEROUS_COMMANDS names them." % (PREFIX, PREFIX),
                 hint="Remove it; name the commands tasks really need in %sALLOWED_COMMANDS and "
-                "%sALLOWED_DANGEROUS_COMMANDS (see the security model in the documentation)." % (PREFIX, PREFIX),
+                "%sALLOWED_DANGEROUS_COMMANDS (see the security model in the documentation)."
+                % (PREFIX, PREFIX),
                 obj=PREFIX + "ALLOW_UNSAFE_COMMANDS",
                 id="taskmanager.W015",
             )

@@ -7,7 +7,6 @@ from django.utils.translation import gettext as _
 from . import arguments, policy, schedule
 from .models import Command, Task
 
-
 #: Fields that decide what a run executes: only someone who may run both the
 #: task's command and the new one may change them (docs/security.rst).
 RUN_FIELDS = (

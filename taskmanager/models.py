@@ -52,14 +52,12 @@ class Command(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("groups"),
-        help_text=_("With \"superusers and the groups below\": the groups whose members may run it."),
+        help_text=_('With "superusers and the groups below": the groups whose members may run it.'),
     )
     locked_arguments = models.BooleanField(
         _("locked arguments"),
         default=False,
-        help_text=_(
-            "Tasks of this command may only use the argument strings approved below by a superuser."
-        ),
+        help_text=_("Tasks of this command may only use the argument strings approved below by a superuser."),
     )
 
     class Meta:
@@ -155,7 +153,7 @@ class Task(models.Model):
         blank=True,
         help_text=_(
             "Separate arguments with commas and the values of one argument with spaces, "
-            'e.g. <code>-f, --names alice bob, --mode=fast</code>. Quote values that contain '
+            "e.g. <code>-f, --names alice bob, --mode=fast</code>. Quote values that contain "
             "spaces or commas."
         ),
     )
@@ -276,9 +274,7 @@ class Report(models.Model):
         RECOVERY = "recovery", _("recovery")
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="reports", verbose_name=_("task"))
-    result = models.CharField(
-        _("result"), max_length=10, choices=Task.Result.choices, blank=True
-    )
+    result = models.CharField(_("result"), max_length=10, choices=Task.Result.choices, blank=True)
     invocation_datetime = models.DateTimeField(_("invocation datetime"), default=timezone.now)
     finished_datetime = models.DateTimeField(_("finished datetime"), null=True, blank=True)
     end_reason = models.CharField(_("end reason"), max_length=200, blank=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import site
 import sysconfig
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from django.apps import apps
@@ -73,7 +73,7 @@ def _installed_roots() -> list[Path]:
     return [Path(root).resolve() for root in roots]
 
 
-@lru_cache(maxsize=None)
+@cache
 def is_project_app(app_name: str) -> bool:
     """Whether ``app_name`` (an AppConfig's ``name``) is one of the project's own apps.
 
@@ -242,5 +242,7 @@ def runnable_commands(user):
         candidates = candidates.exclude(run_by=Command.RunBy.SUPERUSERS).exclude(
             Q(run_by=Command.RunBy.GROUPS) & ~Q(pk__in=in_groups)
         )
-    keep = [pk for pk, app, name in candidates.values_list("pk", "app_name", "name") if not blocked(app, name)]
+    keep = [
+        pk for pk, app, name in candidates.values_list("pk", "app_name", "name") if not blocked(app, name)
+    ]
     return Command.objects.filter(pk__in=keep)

@@ -18,6 +18,8 @@ if not settings.configured:
     )
     django.setup()
 
+from pathlib import Path
+
 import pytest
 from django.core.management import BaseCommand, CommandError, call_command, load_command_class
 
@@ -762,23 +764,48 @@ def test_argsafe_empty_or_invalid_path_is_refused(in_tmp_dir):
         validate_arguments(TESTAPP, FILES, ["--out", str(in_tmp_dir / "a\x00b")])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write and read everything")
-def test_argsafe_permissions_are_checked(in_tmp_dir):
-    locked = in_tmp_dir / "locked"
+def test_argsafe_permissions_are_checked():
+    """File permissions are checked as an unprivileged user would meet them.
+
+    Root may read and write everything, and the tests run as root here: the
+    checks run in a forked child that first becomes ``nobody``.
+    """
+    import tempfile
+    import traceback
+
+    base = Path(tempfile.mkdtemp(prefix="tm-argsafe-"))
+    base.chmod(0o755)  # nobody may enter it, not write in it
+    locked = base / "locked"
     locked.mkdir()
-    unreadable = in_tmp_dir / "unreadable.txt"
+    unreadable = base / "unreadable.txt"
     unreadable.write_text(CONTENT)
     unreadable.chmod(0o200)
     locked.chmod(0o500)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            with pytest.raises(ArgumentsError, match="cannot be created: its directory is not writable"):
+                validate_arguments(TESTAPP, FILES, ["--out", str(locked / "out.txt")])
+            with pytest.raises(ArgumentsError, match="argument --in: the file .* is not readable"):
+                validate_arguments(TESTAPP, FILES, ["--in", str(unreadable)])
+            code = 0
+        except BaseException:  # noqa: BLE001 - printed for the parent's report
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _pid, status = os.waitpid(pid, 0)
     try:
-        with pytest.raises(ArgumentsError, match="cannot be created: its directory is not writable"):
-            validate_arguments(TESTAPP, FILES, ["--out", str(locked / "out.txt")])
-        with pytest.raises(ArgumentsError, match="argument --in: the file .* is not readable"):
-            validate_arguments(TESTAPP, FILES, ["--in", str(unreadable)])
+        assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged checks failed (see the captured output)"
+        assert os.listdir(locked) == []
     finally:
+        import shutil
+
         locked.chmod(0o700)
-        unreadable.chmod(0o600)
-    assert os.listdir(locked) == []
+        shutil.rmtree(base)
 
 
 def test_argsafe_custom_action_does_not_run(tmp_path, monkeypatch, capfd):

@@ -46,7 +46,10 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
                 result["added_inactive"].append(key)
             if not dry_run:
                 CommandModel.objects.create(
-                    app_name=key[0], name=key[1], active=active, locked_arguments=policy.locked_by_default(*key)
+                    app_name=key[0],
+                    name=key[1],
+                    active=active,
+                    locked_arguments=policy.locked_by_default(*key),
                 )
         for key, command in sorted(existing.items()):
             if key in found:
@@ -83,7 +86,9 @@ class Command(BaseCommand):
             inactive = set(result["added_inactive"])
             for app, name in result["added"]:
                 if (app, name) in inactive:
-                    self.stdout.write("Added %s (%s), inactive: %s" % (name, app, _inactive_reason(app, name)))
+                    self.stdout.write(
+                        "Added %s (%s), inactive: %s" % (name, app, _inactive_reason(app, name))
+                    )
                 else:
                     self.stdout.write("Added %s (%s)" % (name, app))
             for app, name in result["deactivated"]:
