@@ -65,6 +65,12 @@ def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo) -> str
     return None
 
 
+def _starter(user, field: str = "started_by") -> dict:
+    """The fields recording who starts a run: the user, and their username kept if they are deleted."""
+    person = user if user is not None and user.is_authenticated else None
+    return {field: person, field + "_name": person.get_username() if person else ""}
+
+
 def _when(dt) -> str:
     # The localized date may end with a full stop ("3:39 a.m."), so messages
     # end with it and add none of their own.
@@ -149,7 +155,7 @@ def start(task: Task, user=None, version: int | None = None) -> Outcome:
         run_token=token,
         next_datetime=run_at,
         scheduling=anchor,
-        started_by=user if user and user.is_authenticated else None,
+        **_starter(user),
         spooler_node=backend.node(),
         spooler_id="",
     )
@@ -232,9 +238,9 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     )
     if version is not None:
         claimable = claimable.filter(version=version)
-    changed = claimable.update(
-        run_now_token=token, started_by=user if user and user.is_authenticated else None
-    )
+    # Who pressed Run now is recorded apart from who started the task: the
+    # schedule's later runs stay theirs (and are checked with their rights).
+    changed = claimable.update(run_now_token=token, **_starter(user, "run_now_by"))
     if changed != 1:
         refused = _changed_meanwhile(task, version)
         if refused:
@@ -284,7 +290,7 @@ def reschedule(task: Task, user=None) -> Outcome | None:
                 return start(task, user if user is not None else task.started_by)
         elif status == Task.Status.STARTED:
             task.refresh_from_db()
-            outcome = _replace_next_run(task, old)
+            outcome = _replace_next_run(task, old, user)
             if outcome is not None:
                 return outcome
         else:
@@ -297,8 +303,11 @@ def reschedule(task: Task, user=None) -> Outcome | None:
     )
 
 
-def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
-    """Replace the next run a running task has spooled; None if the run ended meanwhile."""
+def _replace_next_run(task: Task, old_token: str, user=None) -> Outcome | None:
+    """Replace the next run a running task has spooled; None if the run ended meanwhile.
+
+    The new next run is the editor's (``user``), like a Start of the new definition.
+    """
     now = timezone.now()
     period = task.repetition_period or None
     anchor = task.scheduling
@@ -314,7 +323,9 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
         )
     backend = get_backend()
     token = new_token() if next_at else ""
+    starter = _starter(user) if user is not None else {}
     changed = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED, run_token=old_token).update(
+        **starter,
         run_token=token,
         next_datetime=next_at,
         scheduling=anchor,

@@ -164,6 +164,28 @@ class CommandAdmin(admin.ModelAdmin):
                         approved.approved_by = request.user
                         approved.approved_at = timezone.now()
         super().save_related(request, form, formsets, change)
+        command = form.instance
+        if command.locked_arguments:
+            # Say at once which tasks the lock stops, rather than by their failed runs.
+            approved = [argv for _text, argv in policy.approved_argvs(command)]
+            stopped = []
+            for name, text in command.tasks.values_list("name", "arguments"):
+                try:
+                    argv = arguments.parse_arguments(text)
+                except arguments.ArgumentsError:
+                    argv = None
+                if argv not in approved:
+                    stopped.append(name)
+            if stopped:
+                self.message_user(
+                    request,
+                    _(
+                        "%(count)d task(s) of this command use arguments that are not approved, so they "
+                        "cannot run: %(tasks)s."
+                    )
+                    % {"count": len(stopped), "tasks": ", ".join(stopped[:20])},
+                    messages.WARNING,
+                )
 
     def has_add_permission(self, request):
         return False
@@ -191,7 +213,17 @@ class CommandAdmin(admin.ModelAdmin):
                 '<span class="tm-badge tm-failed" title="{}">{}</span>', reason, _("blocked by settings")
             )
         if not obj.active:
-            return display.badge("idle", _("inactive"))
+            return format_html(
+                '<span class="tm-badge tm-idle" title="{}">{}</span>',
+                policy.inactive_reason(obj.app_name, obj.name),
+                _("inactive"),
+            )
+        if obj.locked_arguments and not obj.approved_arguments.exists():
+            return format_html(
+                '<span class="tm-badge tm-warnings" title="{}">{}</span>',
+                _("Its arguments are locked and no argument string is approved: no task of it can run."),
+                _("locked, none approved"),
+            )
         return display.badge("ok", _("yes"))
 
     @admin.display(description=_("syntax"))
@@ -672,7 +704,12 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["can_run_task"] = _can_run(request) and (obj is None or _may_stop(request, obj))
         form = context.get("adminform").form if context.get("adminform") else None
-        context["definition_locked_reason"] = getattr(form, "definition_locked_reason", "")
+        notices = [getattr(form, "definition_locked_reason", "")]
+        if obj is not None:
+            refusal = policy.command_refusal(obj.command)
+            if refusal:
+                notices.append(_("This task cannot run: %(reason)s") % {"reason": refusal})
+        context["task_notices"] = [notice for notice in notices if notice]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # -- deleting ------------------------------------------------------------

@@ -85,6 +85,29 @@ DEFAULTS = {
         "sqlcreate",
         "dumpscript",
         "drf_create_token",
+        # More of django-extensions: scripts and jobs that run code, schema
+        # and data resets, fake passwords, servers, code generators, and
+        # tools that print sessions' users or secrets.
+        "runscript",
+        "runjob",
+        "runjobs",
+        "reset_schema",
+        "drop_test_database",
+        "set_fake_passwords",
+        "set_fake_emails",
+        "set_default_site",
+        "runprofileserver",
+        "mail_debug",
+        "delete_squashed_migrations",
+        "create_command",
+        "create_jobs",
+        "create_template_tags",
+        "admin_generator",
+        "print_user_for_session",
+        "syncdata",
+        "export_emails",
+        "generate_secret_key",
+        "sync_s3",
     ],
     # Dangerous commands the project really wants runnable as tasks: each must
     # also be in ALLOWED_COMMANDS (or belong to a project app), and named here

@@ -75,9 +75,19 @@ class TaskForm(forms.ModelForm):
             if reason:
                 self.add_error("command", reason)
                 rights_ok = False
+        elif command is not None and any(name in self.changed_data for name in RUN_FIELDS):
+            # The task keeps a command that is blocked or switched off: what
+            # it runs cannot change (its parser is not even loaded) until it
+            # gets a runnable command.
+            reason = policy.command_refusal(command)
+            if reason:
+                self.add_error("command", reason)
+                rights_ok = False
         text = cleaned.get("arguments", "")
         try:
+            arguments.check_size(text, [])  # before splitting: a huge text is slow to split too
             argv = arguments.parse_arguments(text)
+            arguments.check_size(None, argv)
         except arguments.ArgumentsError as exc:
             self.add_error("arguments", str(exc))
             argv = None

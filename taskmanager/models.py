@@ -222,6 +222,22 @@ class Task(models.Model):
         editable=False,
         verbose_name=_("started by"),
     )
+    # Who queued the pending "run now" (its run is checked with their rights
+    # and reported in their name; the schedule stays ``started_by``'s).
+    run_now_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("run now by"),
+    )
+    # The usernames of the two above, kept when the user is deleted: a run
+    # started by a person who no longer exists is refused at the claim, not
+    # taken for one started by the project's code (policy.starter_refusal).
+    started_by_name = models.CharField(max_length=150, blank=True, editable=False)
+    run_now_by_name = models.CharField(max_length=150, blank=True, editable=False)
     # The definition's version: raised by every change of what the task runs
     # (forms.RUN_FIELDS). The task page's buttons carry the version they
     # showed, and a Start of another version is refused (actions.start).

@@ -28,17 +28,19 @@ on; none raises.
 from __future__ import annotations
 
 import site
+import sys
 import sysconfig
 from functools import cache
 from pathlib import Path
 
 from django.apps import apps
+from django.conf import settings
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from . import arguments
 from .conf import app_settings
-from .models import Command
+from .models import Command, Report
 
 RUN_PERMISSION = "taskmanager.run_task"
 #: The app itself: its own commands are neither the project's nor third-party ones.
@@ -50,7 +52,7 @@ NEVER_RUNNABLE = {(SELF, "respool_tasks")}
 #: of collect_commands, which is harmless because collection never activates.
 SELF_ALLOWED = {(SELF, "collect_commands")}
 #: Directory names that hold installed (not the project's own) packages.
-INSTALLED_DIR_NAMES = {"site-packages", "dist-packages"}
+INSTALLED_DIR_NAMES = {"site-packages", "dist-packages", "__pypackages__", ".pex"}
 
 
 # -- apps and settings --------------------------------------------------------------
@@ -70,6 +72,8 @@ def _installed_roots() -> list[Path]:
     user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
     if user_site:
         roots.add(user_site)
+    # The environments themselves (a virtualenv inside the project).
+    roots.update({sys.prefix, sys.base_prefix, sys.exec_prefix})
     return [Path(root).resolve() for root in roots]
 
 
@@ -77,9 +81,13 @@ def _installed_roots() -> list[Path]:
 def is_project_app(app_name: str) -> bool:
     """Whether ``app_name`` (an AppConfig's ``name``) is one of the project's own apps.
 
-    Its code must live outside any ``site-packages``/``dist-packages``
-    directory and the standard library. Django's own apps (and
-    ``django.core``) and this app are never the project's.
+    Its code must live inside the project (``settings.BASE_DIR``, when the
+    project defines it, as ``startproject`` does) and outside anything
+    installed: a ``site-packages``/``dist-packages``/``__pypackages__``
+    directory, the standard library, the Python environment (a virtualenv
+    inside the project). So packages installed with ``pip --target``, in a
+    Lambda layer or by pex, which live elsewhere, are not the project's.
+    Django's own apps (and ``django.core``) and this app never are.
     """
     if app_name == "django" or app_name.startswith("django.") or app_name == SELF:
         return False
@@ -89,7 +97,14 @@ def is_project_app(app_name: str) -> bool:
     path = Path(config.path).resolve()
     if INSTALLED_DIR_NAMES & set(path.parts):
         return False
-    return not any(path == root or root in path.parents for root in _installed_roots())
+    if any(_within(path, root) for root in _installed_roots()):
+        return False
+    base_dir = getattr(settings, "BASE_DIR", None)
+    return base_dir is None or _within(path, Path(base_dir).resolve())
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def _labels(app_name: str) -> set[str]:
@@ -146,6 +161,17 @@ def allowed_by_settings(app_name: str, name: str) -> bool:
     )
 
 
+def inactive_reason(app_name: str, name: str) -> str:
+    """Why collection adds this command inactive (for the Commands list and ``collect_commands -v2``)."""
+    reason = blocked(app_name, name)
+    if reason:
+        return reason
+    return _(
+        "Not a command of the project's own apps: a superuser can activate it here, or "
+        "TASKMANAGER_ALLOWED_COMMANDS can name it."
+    )
+
+
 def collected_active(app_name: str, name: str) -> bool:
     """Whether collect_commands adds this new command active."""
     return blocked(app_name, name) is None and allowed_by_settings(app_name, name)
@@ -188,26 +214,48 @@ def user_refusal(user, command) -> str | None:
         return _("Only superusers may run tasks of the command %(command)s.") % {"command": command.name}
     if command.run_by == Command.RunBy.GROUPS:
         if not command.groups.filter(pk__in=user.groups.values("pk")).exists():
-            return _("Only the groups chosen for the command %(command)s may run its tasks.") % {
-                "command": command.name
-            }
+            names = ", ".join(command.groups.order_by("name").values_list("name", flat=True))
+            return _(
+                "Only the members of the groups chosen for the command %(command)s may run its tasks "
+                "(%(groups)s), and superusers."
+            ) % {"command": command.name, "groups": names or _("no group chosen")}
     return None
 
 
-def arguments_refusal(command, argv: list[str]) -> str | None:
-    """Why ``argv`` may not run with ``command`` (its arguments are locked), or None."""
-    if not command.locked_arguments:
-        return None
+def approved_argvs(command) -> list[tuple[str, list[str]]]:
+    """The approved argument strings of ``command`` with their argv (unsplittable ones left out)."""
+    found = []
     for text in command.approved_arguments.values_list("arguments", flat=True):
         try:
-            if arguments.parse_arguments(text) == argv:
-                return None
+            found.append((text, arguments.parse_arguments(text)))
         except arguments.ArgumentsError:
             continue
+    return found
+
+
+def arguments_refusal(command, argv: list[str]) -> str | None:
+    """Why ``argv`` may not run with ``command`` (its arguments are locked), or None.
+
+    The message lists the approved strings: whoever may run the command may
+    use them, and may not open the command's page to look them up.
+    """
+    if not command.locked_arguments:
+        return None
+    approved = approved_argvs(command)
+    if any(allowed == argv for _text, allowed in approved):
+        return None
+    if not approved:
+        return _(
+            "The arguments of %(command)s are locked and no argument string is approved yet: ask a "
+            "superuser to approve one on the command's page."
+        ) % {"command": command.name}
     return _(
-        "The arguments of %(command)s are locked: only argument strings a superuser approved on the "
-        "command's page may be used."
-    ) % {"command": command.name}
+        "The arguments of %(command)s are locked: use one of the approved argument strings (%(approved)s), "
+        "or ask a superuser to approve another on the command's page."
+    ) % {
+        "command": command.name,
+        "approved": "; ".join(repr(text) if text else _("no arguments") for text, _argv in approved),
+    }
 
 
 def run_refusal(task, user=None, *, check_user: bool = True) -> str | None:
@@ -228,6 +276,25 @@ def run_refusal(task, user=None, *, check_user: bool = True) -> str | None:
     except arguments.ArgumentsError as exc:
         return str(exc)
     return arguments_refusal(task.command, argv)
+
+
+def claim_refusal(task, trigger: str) -> str | None:
+    """The spooler's check when it claims a run: ``run_refusal`` with the run's starter, as they are now.
+
+    A "run now" run is checked with the rights of who pressed Run now; every
+    other run (Start, the schedule) with those of who started the task. A
+    run whose starter was deleted is refused: the username kept on the task
+    tells it from a run started by the project's own code (no user at all).
+    """
+    if trigger == Report.Trigger.RUN_NOW:
+        user_id, name = task.run_now_by_id, task.run_now_by_name
+        user = task.run_now_by if user_id else None
+    else:
+        user_id, name = task.started_by_id, task.started_by_name
+        user = task.started_by if user_id else None
+    if user is None and name:
+        return _("%(user)s, who started this run, no longer exists.") % {"user": name}
+    return run_refusal(task, user, check_user=user is not None)
 
 
 def runnable_commands(user):

@@ -243,7 +243,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     :class:`Supervisor` forks the child when it runs.
     """
     now = timezone.now()
-    task = Task.objects.select_related("command", "started_by").filter(pk=task_id).first()
+    task = Task.objects.select_related("command", "started_by", "run_now_by").filter(pk=task_id).first()
     if task is None:
         logger.info("Task %s no longer exists: spool entry consumed without running.", task_id)
         return None
@@ -289,9 +289,12 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     # Checked here, where the run happens, not only where forms are shown:
     # uWSGI serves without running system checks, rows may predate the
     # rules, and rights change after a run was queued (policy.run_refusal).
-    refusal = policy.run_refusal(task, task.started_by, check_user=task.started_by_id is not None)
-    argv = runnable_argv(task) if refusal is None else None
+    refusal = policy.claim_refusal(task, trigger)
+    argv = runnable_argv(task)
+    # A refused run's report still shows what it would have run.
     command_line = arguments.command_line(task.command.name, argv) if argv is not None else ""
+    if refusal is not None:
+        argv = None
     marks["prepared"] = time.perf_counter()
     child = Child.spawn(task, argv) if prefork and argv is not None else None
     if child is not None:
@@ -341,7 +344,7 @@ def _create_report(task: Task, trigger: str, now: datetime, command_line: str, c
     return Report.objects.create(
         task=task,
         trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
-        user_id=task.started_by_id,
+        user_id=task.run_now_by_id if trigger == Report.Trigger.RUN_NOW else task.started_by_id,
         invocation_datetime=now,
         command_line=command_line,
         host=socket.gethostname(),
@@ -825,7 +828,7 @@ class Supervisor:
                 return self.finish("command inactive", failed=True)
             refusal = getattr(self.report, "refusal", None)
             if refusal is None and not hasattr(self.report, "refusal"):
-                refusal = policy.run_refusal(task, task.started_by, check_user=task.started_by_id is not None)
+                refusal = policy.claim_refusal(task, self.report.trigger)
             if refusal:
                 self.add_line(logcapture.ERROR, logcapture.SYSTEM, "Refused, nothing was run: %s" % refusal)
                 return self.finish("not allowed", failed=True)

@@ -217,10 +217,15 @@ def force_run(server, task, user):
 
 
 def assert_refused_at_claim(report, reason_part):
+    from taskmanager import arguments
+
+    task = Task.objects.select_related("command").get(pk=report.task_id)
+    # The report shows what was refused; no process was started for it.
+    refused = arguments.command_line(task.command.name, arguments.parse_arguments(task.arguments))
     assert (report.result, report.end_reason, report.command_line, report.pid) == (
         "FAILED",
         "not allowed",
-        "",
+        refused,
         None,
     )
     lines = log_of(report)
@@ -680,7 +685,7 @@ def test_a_command_for_some_groups(server, collected):
     for button in ("start", "run-now", "stop"):
         assert press(outsider, task, button).status == 403, button
     message = shown_messages(bulk(outsider, "start_tasks", task))
-    assert "Only the groups chosen for the command tm_ok" in message, message
+    assert "Only the members of the groups chosen for the command tm_ok" in message, message
     assert command.pk not in offered_commands(outsider)
     assert "Select a valid choice" in form_errors(add_form(outsider, "mine", command))
     assert_nothing_ran(server, task, before)
@@ -695,7 +700,7 @@ def test_a_command_for_some_groups(server, collected):
     member.groups.clear()
     assert Task.objects.get(pk=task.pk).status == "SCHEDULED", "the run came due before the member left"
     report = finished_report(task, after=first.pk)
-    assert_refused_at_claim(report, "Only the groups chosen for the command tm_ok")
+    assert_refused_at_claim(report, "Only the members of the groups chosen for the command tm_ok")
     assert report.user_id == member.pk
 
 

@@ -87,7 +87,7 @@ class Command(BaseCommand):
             for app, name in result["added"]:
                 if (app, name) in inactive:
                     self.stdout.write(
-                        "Added %s (%s), inactive: %s" % (name, app, _inactive_reason(app, name))
+                        "Added %s (%s), inactive: %s" % (name, app, policy.inactive_reason(app, name))
                     )
                 else:
                     self.stdout.write("Added %s (%s)" % (name, app))
@@ -119,13 +119,3 @@ class Command(BaseCommand):
                     )
                 )
             )
-
-
-def _inactive_reason(app: str, name: str) -> str:
-    reason = policy.blocked(app, name)
-    if reason:
-        return reason
-    return (
-        "it is not a command of the project's own apps; a superuser can activate it in the admin, "
-        "or TASKMANAGER_ALLOWED_COMMANDS can name it."
-    )
