@@ -31,6 +31,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from . import uwsgi_runtime
 from .conf import DEFAULTS, AppSettings
 
 logger = logging.getLogger("taskmanager.checks")
@@ -528,12 +529,7 @@ def check_notifications(app_configs=None, **kwargs) -> list[checks.CheckMessage]
 
 def _opt_value(opt: Mapping, name: str):
     """Return an option's value as str (flags as True; last value if repeated) or None."""
-    value = opt.get(name)
-    if isinstance(value, list):
-        value = value[-1] if value else None
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    return value
+    return uwsgi_runtime.option(name, opt)
 
 
 def _opt_int(opt: Mapping, name: str) -> int | None | str:

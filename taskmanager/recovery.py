@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
 from django.utils import timezone
 
 from . import schedule, spoolfiles
@@ -27,7 +26,7 @@ from .models import Report, Task, new_token
 logger = logging.getLogger("taskmanager.recovery")
 
 
-def recover_interrupted_runs() -> int:
+def recover_interrupted_runs(supervising: Callable[[], int | None] | None = None) -> int:
     """Close the runs whose supervisor is gone; return how many runs and tasks were fixed.
 
     A running report is declared interrupted only with evidence that its
@@ -48,14 +47,15 @@ def recover_interrupted_runs() -> int:
     is a conditional UPDATE: two processes recovering at once close each run
     once. The spool file of the interrupted run is never run again: its token
     was replaced when the run was claimed.
+
+    ``supervising`` returns the pk of the report this process supervises now
+    (``taskmanager.runner.current_report_id`` in a spooler); None: nothing.
     """
-    import socket
     from datetime import timedelta
 
     from django.db.models import Exists, OuterRef
     from django.utils import timezone
 
-    from . import runner
     from .conf import app_settings
     from .models import Report, Task
 
@@ -64,7 +64,7 @@ def recover_interrupted_runs() -> int:
     stale_before = now - timedelta(seconds=app_settings.HEARTBEAT_TIMEOUT)
     fixed = 0
     for report in Report.objects.running().order_by("pk"):
-        why = interruption_evidence(report, host, stale_before)
+        why = interruption_evidence(report, host, stale_before, supervising)
         if why is None:
             continue
         if report.host == host:
@@ -72,25 +72,26 @@ def recover_interrupted_runs() -> int:
         fixed += close_interrupted(report, why, now)
     running = Report.objects.running().filter(task=OuterRef("pk"))
     released = Task.objects.filter(status=Task.Status.STARTED).exclude(Exists(running))
-    count = released.update(status=runner.end_status(), resume_status="")
+    count = released.end_run()
     if count:
         logger.warning("taskmanager recovery: %d task(s) were STARTED without a running report.", count)
     return fixed + count
 
 
-def interruption_evidence(report, host: str, stale_before) -> str | None:
+def interruption_evidence(
+    report, host: str, stale_before, supervising: Callable[[], int | None] | None = None
+) -> str | None:
     """Return why ``report``'s supervisor is known to be gone, or None if it may be alive.
 
     ``host`` is this machine's name; ``stale_before`` the oldest heartbeat
-    (aware datetime) that still counts as alive.
+    (aware datetime) that still counts as alive; ``supervising`` as for
+    :func:`recover_interrupted_runs`.
     """
-    import os
-
-    from . import processes, runner
+    from . import processes
 
     if report.host == host and report.supervisor_pid:
         if report.supervisor_pid == os.getpid():
-            if runner.current_report_id() == report.pk:
+            if supervising is not None and supervising() == report.pk:
                 return None
             return "its supervisor (this process, pid %d) is not running it any more" % report.supervisor_pid
         alive = processes.is_same_process(report.supervisor_pid, report.supervisor_started)
@@ -119,14 +120,14 @@ def kill_leftovers(report) -> int:
     """
     import signal
 
-    from . import processes, runner
+    from . import processes
 
     killed = 0
     if report.pid:
         leader = processes.start_time(report.pid)
         if leader is None or (report.pid_started is not None and leader == report.pid_started):
             killed += processes.kill_group(report.pid, signal.SIGKILL)
-    for pid in processes.with_marker(runner.run_marker(report)):
+    for pid in processes.with_marker(report.run_marker()):
         killed += processes.kill(pid, signal.SIGKILL)
     if killed:
         logger.warning("taskmanager recovery: killed leftovers of interrupted report %s.", report.pk)
@@ -135,13 +136,10 @@ def kill_leftovers(report) -> int:
 
 def close_interrupted(report, why: str, now) -> int:
     """Close a running report as interrupted and release its task; return 1, or 0 if already closed."""
-    import os
-    import socket
-
     from django.db import transaction
     from django.db.models import Max
 
-    from . import logcapture, runner
+    from . import logcapture
     from .models import LogLine, Report, Task
 
     with transaction.atomic():
@@ -160,9 +158,7 @@ def close_interrupted(report, why: str, now) -> int:
             text="Interrupted: %s. Closed by recovery (pid %d on %s)."
             % (why, os.getpid(), socket.gethostname()),
         )
-        Task.objects.filter(pk=report.task_id, status=Task.Status.STARTED).update(
-            status=runner.end_status(),
-            resume_status="",
+        Task.objects.filter(pk=report.task_id, status=Task.Status.STARTED).end_run(
             last_datetime=report.invocation_datetime,
             last_result=Task.Result.FAILED,
             errors=report.errors,
@@ -199,13 +195,13 @@ def _after_close(report, now) -> None:
         notify_run_end(task, closed)
 
 
-def on_timer() -> None:
+def on_timer(supervising: Callable[[], int | None] | None = None) -> None:
     """The periodic pass (a uWSGI timer in an idle spooler): close interrupted runs; never raise."""
     from django.db import close_old_connections
 
     close_old_connections()
     try:
-        count = recover_interrupted_runs()
+        count = recover_interrupted_runs(supervising)
         if count:
             logger.warning("taskmanager recovery: recover_interrupted_runs handled %d run(s).", count)
     except Exception:  # noqa: BLE001 - the next tick tries again
@@ -248,18 +244,6 @@ class Respooled:
     path: str = ""
 
 
-def node_matches(node: str, spool_dir: str, host: str | None = None) -> bool:
-    """Tell whether a ``host:spool dir`` node string designates ``spool_dir`` on ``host``.
-
-    Directories are compared after resolving symbolic links; ``host``
-    defaults to this machine's host name.
-    """
-    node_host, sep, directory = node.partition(":")
-    if not sep or node_host != (host or socket.gethostname()):
-        return False
-    return os.path.realpath(directory) == os.path.realpath(spool_dir)
-
-
 def due_time(task: Task, now: datetime) -> datetime:
     """When a pending task's lost entry must run: its stored next run, else Start's rule.
 
@@ -286,7 +270,7 @@ def respool(
 
     Tasks considered: SCHEDULED or SPOOLED, and STARTED ones whose periodic
     chain has a next run (``run_token`` set), whose ``spooler_node`` is this
-    node (``host:spool_dir``, see :func:`node_matches`) or one of the
+    node (``host:spool_dir``, see :func:`taskmanager.spoolfiles.node_matches`) or one of the
     ``adopt`` node strings (to take over the tasks of a node that is gone).
     An entry is missing when the file recorded in ``spooler_id`` is not in
     ``spool_dir`` (:func:`taskmanager.spoolfiles.is_live`).
@@ -303,16 +287,13 @@ def respool(
         ``host:abspath(spool_dir)``.
     :returns: the tasks respooled (or that would be, with ``dry_run``).
     """
-    node = node or "%s:%s" % (socket.gethostname(), os.path.abspath(spool_dir))
+    node = node or spoolfiles.node_id(spool_dir)
     adopt = set(adopt)
     now = timezone.now()
-    pending = [Task.Status.SCHEDULED, Task.Status.SPOOLED]
-    candidates = Task.objects.filter(
-        Q(status__in=pending) | (Q(status=Task.Status.STARTED) & ~Q(run_token=""))
-    ).order_by("pk")
+    candidates = Task.objects.queued().order_by("pk")
     done = []
     for task in candidates:
-        if not (node_matches(task.spooler_node, spool_dir) or task.spooler_node in adopt):
+        if not (spoolfiles.node_matches(task.spooler_node, spool_dir) or task.spooler_node in adopt):
             continue
         if spoolfiles.is_live(task.spooler_id, spool_dir):
             continue
@@ -351,14 +332,15 @@ def respool(
     return done
 
 
-def on_spooler_start() -> None:
+def on_spooler_start(supervising: Callable[[], int | None] | None = None) -> None:
     """Run every recovery step; log, never raise (a spooler must start regardless)."""
     from django.db import close_old_connections
 
     close_old_connections()
-    for step in (recover_interrupted_runs, respool_missing):
+    steps = ((recover_interrupted_runs, (supervising,)), (respool_missing, ()))
+    for step, args in steps:
         try:
-            count = step()
+            count = step(*args)
             if count:
                 logger.warning("taskmanager recovery: %s handled %d task(s).", step.__name__, count)
         except Exception:  # noqa: BLE001 - a failing recovery must not stop the spooler

@@ -47,10 +47,10 @@ from django.db import (
     connections,
     transaction,
 )
-from django.db.models import Case, Exists, F, Value, When
+from django.db.models import Exists, F
 from django.utils import timezone
 
-from . import arguments, history, logcapture, logstore, policy, processes, progress, schedule
+from . import arguments, history, logcapture, logstore, policy, processes, progress, schedule, uwsgi_runtime
 from .conf import app_settings
 from .models import Report, Task, new_token
 from .retention import prune_reports, prune_small_reports
@@ -97,13 +97,8 @@ def current_report_id() -> int | None:
 
 
 def run_marker(report: Report) -> str:
-    """Return the value of ``TASKMANAGER_RUN`` in the environment of a run's processes.
-
-    Unique on a host: the report pk plus the supervisor's pid and start time.
-    Recovery finds a run's leftovers by it after its supervisor died, also
-    those that left the process group (``setsid``).
-    """
-    return "%s:%s:%d" % (report.pk, report.supervisor_pid, int(report.supervisor_started or 0))
+    """Return the report's ``TASKMANAGER_RUN`` marker (:meth:`Report.run_marker`)."""
+    return report.run_marker()
 
 
 def execute(task_id: int, token: str, trigger: str) -> Report | None:
@@ -254,7 +249,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
         claimable = Task.objects.filter(
             pk=task.pk,
             run_now_token=token,
-            status__in=[Task.Status.IDLE, Task.Status.SCHEDULED, Task.Status.SPOOLED],
+            status__in=[Task.Status.IDLE, *Task.PENDING],
         )
         # resume_status first: MySQL/MariaDB evaluate SET assignments left to
         # right, so after "status = STARTED" F("status") would read STARTED.
@@ -274,11 +269,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
             return None
         next_at = _next_run_after(task, now)
         next_token = new_token() if next_at else ""
-        claimable = Task.objects.filter(
-            pk=task.pk,
-            run_token=token,
-            status__in=[Task.Status.SCHEDULED, Task.Status.SPOOLED],
-        )
+        claimable = Task.objects.pending().filter(pk=task.pk, run_token=token)
         changes = {
             "status": Task.Status.STARTED,
             "resume_status": "",
@@ -312,7 +303,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
         return None
     marks["claim_committed"] = time.perf_counter()
     if child is not None:
-        child.release(run_marker(report))
+        child.release(report.run_marker())
         marks["released"] = time.perf_counter()
     report.child = child
     report.refusal = refusal
@@ -390,29 +381,9 @@ def _skip_slot(task: Task, token: str, now: datetime) -> None:
 process_start_time = processes.start_time
 
 
-def _in_uwsgi_spooler() -> bool:
-    from .spooler.uwsgi import uwsgi
-
-    try:
-        return uwsgi is not None and bool(uwsgi.i_am_the_spooler())
-    except Exception:  # noqa: BLE001 - an unusual uWSGI build: behave as outside a spooler
-        return False
-
-
 def end_status():
-    """Return the expression of a task's status when its run ends (one UPDATE).
-
-    No current token (a one-shot run, or the task was stopped): IDLE. A
-    "run now" run: back to the status it interrupted. Else the next run of a
-    periodic task is spooled: SPOOLED. In the UPDATE, put ``status`` before
-    ``resume_status = ""``: MySQL/MariaDB evaluate SET assignments left to
-    right, each seeing the ones before it.
-    """
-    return Case(
-        When(run_token="", then=Value(Task.Status.IDLE)),
-        When(resume_status="", then=Value(Task.Status.SPOOLED)),
-        default=F("resume_status"),
-    )
+    """The expression of a task's status when its run ends (:meth:`Task.end_status`)."""
+    return Task.end_status()
 
 
 def working_dir() -> str:
@@ -549,7 +520,7 @@ def _become_subreaper() -> bool:
     pid = os.getpid()
     if pid not in _subreaper:
         _subreaper.clear()
-        _subreaper[pid] = _in_uwsgi_spooler() and processes.set_child_subreaper()
+        _subreaper[pid] = uwsgi_runtime.in_spooler() and processes.set_child_subreaper()
     return _subreaper[pid]
 
 
@@ -861,7 +832,7 @@ class Supervisor:
         self.report_changes.update(pid=child.pid, pid_started=child.started)
         # Recorded before the command starts: if this process dies, recovery needs the group.
         self.safe_flush(force=True)
-        child.release(run_marker(self.report))
+        child.release(self.report.run_marker())
         self.marks["released"] = time.perf_counter()
         return child
 
@@ -1147,9 +1118,7 @@ class Supervisor:
         # The task may still exist (only its report was deleted): take it
         # out of STARTED, unless another run of it is going on.
         running = Report.objects.running().filter(task_id=self.task.pk)
-        Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).exclude(Exists(running)).update(
-            status=end_status(), resume_status=""
-        )
+        Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).exclude(Exists(running)).end_run()
 
     def _finish(self, reason: str, failed: bool) -> None:
         # No close_old_connections() here: with CONN_MAX_AGE = 0 it would
@@ -1214,9 +1183,7 @@ class Supervisor:
         Return whether old reports are left for :func:`prune_reports` (after the commit).
         """
         duration = history.run_duration(started, now)
-        task_ended = Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).update(
-            status=end_status(),
-            resume_status="",
+        task_ended = Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).end_run(
             last_datetime=started,
             last_result=result,
             last_duration=duration,

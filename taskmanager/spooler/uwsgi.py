@@ -11,50 +11,15 @@ run the same file again at every scan, for ever.
 
 import logging
 import os
-import socket
 from datetime import datetime
 
+# HANDLER_NAME and the uwsgi_runtime helpers are also re-exported here under
+# their old names (tests and bench/benchapp/floor.py import them from here).
+from ..spoolfiles import HANDLER_NAME, make_entry, node_id
+from ..uwsgi_runtime import spool_dir, spool_target_configured, spooler_configured, uwsgi
 from . import BaseBackend, SpoolerUnavailable
 
 logger = logging.getLogger("taskmanager.spooler")
-
-HANDLER_NAME = "taskmanager_run"
-
-try:  # Only importable inside a uWSGI process.
-    import uwsgi
-except ImportError:  # pragma: no cover - depends on the process
-    uwsgi = None
-
-
-def _opt(name: str):
-    """Return a uWSGI option's value as str (last one if repeated), or None."""
-    if uwsgi is None:
-        return None
-    value = uwsgi.opt.get(name)
-    if isinstance(value, list):
-        value = value[-1] if value else None
-    if isinstance(value, bytes):
-        value = value.decode()
-    return value
-
-
-def spooler_configured() -> bool:
-    """Return whether this uWSGI instance runs spooler processes (``--spooler``)."""
-    return uwsgi is not None and bool(_opt("spooler"))
-
-
-def spool_target_configured() -> bool:
-    """Return whether ``uwsgi.spool()`` has a directory to write to.
-
-    That is a local spooler, or ``--spooler-external DIR``: a web-only node
-    writing into the spool directory of spooler processes run by another
-    uWSGI instance (see docs/lifecycle.rst, "Web and spooler on separate nodes").
-    """
-    return spooler_configured() or (uwsgi is not None and bool(_opt("spooler-external")))
-
-
-def spool_dir() -> str:
-    return os.path.abspath(_opt("spooler") or _opt("spooler-external") or "")
 
 
 class UwsgiBackend(BaseBackend):
@@ -72,8 +37,6 @@ class UwsgiBackend(BaseBackend):
 
     def spool(self, task_id: int, token: str, trigger: str, at: datetime | None = None) -> str:
         self.ensure_available()
-        from ..spoolfiles import make_entry
-
         # Identifiers only; "at" rounded up to whole seconds (see make_entry).
         entry = make_entry(task_id, token, trigger, at)
         try:
@@ -85,7 +48,7 @@ class UwsgiBackend(BaseBackend):
         return path or ""
 
     def node(self) -> str:
-        return f"{socket.gethostname()}:{spool_dir()}"
+        return node_id(spool_dir())
 
 
 def handle_spool_entry(env: dict) -> int:
@@ -125,10 +88,11 @@ def register_handler() -> bool:
     def taskmanager_spooler_started():
         # Runs in every worker and spooler after fork; only spoolers recover.
         if uwsgi.i_am_the_spooler():
+            from .. import runner
             from ..recovery import on_spooler_start
 
             record_heartbeat()
-            on_spooler_start()
+            on_spooler_start(runner.current_report_id)
 
     register_recovery_timer()
     return True
@@ -153,10 +117,11 @@ def register_recovery_timer() -> int | None:
 
     def taskmanager_recovery_tick(signum):
         try:
+            from .. import runner
             from ..recovery import on_timer
 
             record_heartbeat()
-            on_timer()
+            on_timer(runner.current_report_id)
         except BaseException:  # noqa: BLE001 - a signal handler must not kill the spooler
             logger.exception("taskmanager: periodic recovery failed")
 

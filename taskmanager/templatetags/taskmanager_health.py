@@ -13,6 +13,7 @@ from django import template
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from .. import uwsgi_runtime
 from ..conf import app_settings
 from ..models import Report, SpoolerHeartbeat
 
@@ -48,7 +49,7 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
     since = (now or timezone.now()) - timedelta(seconds=timeout)
     beats = SpoolerHeartbeat.objects.order_by("-last_seen")
     runs = Report.objects.running().filter(heartbeat__gte=since)
-    if uwsgi_backend.spool_target_configured():
+    if uwsgi_runtime.spool_target_configured():
         node = backend().node()
         beats = beats.filter(node=node)
         runs = runs.filter(task__spooler_node=node)
