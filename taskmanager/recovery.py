@@ -210,25 +210,14 @@ def on_timer(supervising: Callable[[], int | None] | None = None) -> None:
         close_old_connections()
 
 
-def respool_missing() -> int:
+def respool_missing(spool_dir: str, spool: Callable[[int, str, str, datetime | None], str], node: str) -> int:
     """Spool again this node's pending tasks that have no spool entry; return how many.
 
-    Runs in a uWSGI spooler process (at its start): the node is this
-    instance's ``host:spool dir`` and entries are spooled with
-    ``uwsgi.spool()``. Outside uWSGI, or with another backend, it does
-    nothing and returns 0 (``manage.py respool_tasks`` covers that case).
+    Runs in a spooler process at its start (``spooler/uwsgi_handler.py``
+    passes its spool directory, its backend's ``spool`` and ``node``): see
+    :func:`respool`. ``manage.py respool_tasks`` does the same from outside.
     """
-    from django.utils.module_loading import import_string
-
-    from .conf import app_settings
-    from .spooler import uwsgi as uwsgi_backend
-
-    if not uwsgi_backend.spooler_configured():
-        return 0
-    if not issubclass(import_string(app_settings.BACKEND), uwsgi_backend.UwsgiBackend):
-        return 0
-    backend = uwsgi_backend.UwsgiBackend()
-    return len(respool(uwsgi_backend.spool_dir(), backend.spool, node=backend.node()))
+    return len(respool(spool_dir, spool, node=node))
 
 
 @dataclass
@@ -332,12 +321,24 @@ def respool(
     return done
 
 
-def on_spooler_start(supervising: Callable[[], int | None] | None = None) -> None:
-    """Run every recovery step; log, never raise (a spooler must start regardless)."""
+def on_spooler_start(
+    supervising: Callable[[], int | None] | None = None,
+    spool_dir: str | None = None,
+    spool: Callable[[int, str, str, datetime | None], str] | None = None,
+    node: str | None = None,
+) -> None:
+    """Run every recovery step; log, never raise (a spooler must start regardless).
+
+    ``supervising`` as for :func:`recover_interrupted_runs`; with ``spool_dir``
+    (and ``spool``, ``node``) the node's lost entries are respooled too
+    (:func:`respool_missing`).
+    """
     from django.db import close_old_connections
 
     close_old_connections()
-    steps = ((recover_interrupted_runs, (supervising,)), (respool_missing, ()))
+    steps = [(recover_interrupted_runs, (supervising,))]
+    if spool_dir is not None:
+        steps.append((respool_missing, (spool_dir, spool, node)))
     for step, args in steps:
         try:
             count = step(*args)

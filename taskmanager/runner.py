@@ -54,6 +54,7 @@ from . import arguments, history, logcapture, logstore, policy, processes, progr
 from .conf import app_settings
 from .models import Report, Task, new_token
 from .retention import prune_reports, prune_small_reports
+from .spooler import get_backend
 
 logger = logging.getLogger("taskmanager.runner")
 # Phase times of each run (perf_counter marks) at DEBUG, for bench/; off by
@@ -217,8 +218,6 @@ def _next_run_after(task: Task, now: datetime) -> datetime | None:
 
 
 def _respool(task_id: int, token: str, trigger: str, at: datetime | None) -> str:
-    from .spooler import get_backend
-
     backend = get_backend()
     path = backend.spool(task_id, token, trigger, at)
     # Recovery finds a task's entry by node and path: keep both current.

@@ -33,10 +33,9 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
     started here run there); elsewhere (``runserver``, a shell) any node
     does. Returns ``{"last_seen": datetime or None, "node": str}``. Never
     warns when NODE_TIMEOUT is 0 or the backend is not the uWSGI one (the
-    immediate backend of tests has no spooler).
+    immediate backend of tests has no spooler): the backend's
+    ``reports_heartbeats`` says.
     """
-    from ..spooler import uwsgi as uwsgi_backend
-
     timeout = app_settings.NODE_TIMEOUT
     if not timeout:
         return None
@@ -44,7 +43,7 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
         backend = import_string(app_settings.BACKEND)
     except ImportError:
         return None  # reported by the system check taskmanager.E002
-    if not (isinstance(backend, type) and issubclass(backend, uwsgi_backend.UwsgiBackend)):
+    if not getattr(backend, "reports_heartbeats", False):
         return None
     since = (now or timezone.now()) - timedelta(seconds=timeout)
     beats = SpoolerHeartbeat.objects.order_by("-last_seen")
