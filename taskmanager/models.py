@@ -14,7 +14,8 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import schedule
+from . import logcapture, schedule
+from .conf import app_settings
 
 
 def new_token() -> str:
@@ -392,8 +393,6 @@ class Report(models.Model):
 
     def tail(self, count=None):
         """Return the last ``count`` LogLine rows in log order (one query)."""
-        from .conf import app_settings
-
         count = count or app_settings.REPORT_TAIL_LINES
         rows = list(self.log_lines.order_by("-seq")[:count])
         rows.reverse()
@@ -464,9 +463,7 @@ class LogLine(models.Model):
 
     @property
     def level_name(self) -> str:
-        from .logcapture import level_name
-
-        return level_name(self.level)
+        return logcapture.level_name(self.level)
 
 
 class SpoolerHeartbeat(models.Model):

@@ -21,7 +21,7 @@ from django.db import connections
 from .. import logcapture, processes, progress
 from ..conf import app_settings
 
-if TYPE_CHECKING:  # annotations only
+if TYPE_CHECKING:  # annotations only: nothing here touches the ORM
     from ..models import Task
 
 _RESET_SIGNALS = (

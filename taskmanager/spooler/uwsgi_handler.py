@@ -36,6 +36,7 @@ def _runner():
     reads the working directory at import (``runner.child_main``), which must
     be the spooler's (``spooler-chdir``), not the master's.
     """
+    # Deferred: see the docstring.
     from .. import runner
 
     return runner

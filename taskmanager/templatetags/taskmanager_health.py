@@ -10,6 +10,7 @@ import os
 from datetime import datetime, timedelta
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -62,8 +63,6 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
 
 def runs_as_root() -> bool:
     """Whether this uWSGI process runs as root (check taskmanager.W014), unless the check is silenced."""
-    from django.conf import settings
-
     if "taskmanager.W014" in settings.SILENCED_SYSTEM_CHECKS:
         return False
     try:
