@@ -72,7 +72,7 @@ TARGETS = {
 }
 # Phases of a run, as (name, mark at its start, mark at its end) of the timing
 # log, in the runner's order: the child is forked before the claim commits
-# and released right after it (taskmanager/runner.py, claim()).
+# and released right after it (taskmanager/runner/claim.py, claim()).
 PHASES = [
     ("prepare", None, "prepared"),
     ("fork", "prepared", "forked"),

@@ -190,9 +190,11 @@ def stop(task: Task, user=None) -> Outcome:
                 False, _("%(task)s cannot be stopped: %(reason)s") % {"task": task.name, "reason": reason}
             )
     now = timezone.now()
-    cancelled = Task.objects.filter(
-        pk=task.pk, status__in=[Task.Status.SCHEDULED, Task.Status.SPOOLED]
-    ).update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", run_now_token="")
+    cancelled = (
+        Task.objects.pending()
+        .filter(pk=task.pk)
+        .update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", run_now_token="")
+    )
     if cancelled:
         return Outcome(True, _("%(task)s was stopped; its pending run is cancelled.") % {"task": task.name})
     # A queued "run now" on an IDLE task (or one whose spool entry was lost).
@@ -234,7 +236,7 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     claimable = Task.objects.filter(
         pk=task.pk,
         run_now_token="",
-        status__in=[Task.Status.IDLE, Task.Status.SCHEDULED, Task.Status.SPOOLED],
+        status__in=[Task.Status.IDLE, *Task.PENDING],
     )
     if version is not None:
         claimable = claimable.filter(version=version)
@@ -280,7 +282,7 @@ def reschedule(task: Task, user=None) -> Outcome | None:
         if row is None or not row[1]:
             return None
         status, old = row
-        if status in (Task.Status.SCHEDULED, Task.Status.SPOOLED):
+        if status in Task.PENDING:
             # Stop then start, so that every rule of Start applies to the new schedule.
             stopped = Task.objects.filter(pk=task.pk, status=status, run_token=old).update(
                 status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id=""

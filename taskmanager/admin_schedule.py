@@ -149,7 +149,7 @@ def saved_basis(status: str | None, run_token: str, next_datetime: datetime | No
     whose next run is spooled), "running" when it runs and nothing follows,
     else "start".
     """
-    if status in (Task.Status.SCHEDULED, Task.Status.SPOOLED) and next_datetime:
+    if status in Task.PENDING and next_datetime:
         return "next"
     if status == Task.Status.STARTED:
         return "next" if run_token and next_datetime else "running"
@@ -164,7 +164,7 @@ def edit_basis(status: str | None, run_token: str) -> str:
     (or a new one, ``status`` None) waits for Start, and a running one with
     nothing queued after it keeps running and waits too.
     """
-    if status in (Task.Status.SCHEDULED, Task.Status.SPOOLED):
+    if status in Task.PENDING:
         return "save"
     if status == Task.Status.STARTED:
         return "after" if run_token else "running"
@@ -196,11 +196,6 @@ class EntryHealth:
     problem: str | None = None
 
 
-def _node_parts(node: str) -> tuple[str, str]:
-    host, _sep, directory = node.partition(":")
-    return host, directory
-
-
 def entry_health(task: Task, node_seen: datetime | None, now: datetime | None = None) -> EntryHealth | None:
     """Check a task's spool entry as far as this process can see it.
 
@@ -214,13 +209,10 @@ def entry_health(task: Task, node_seen: datetime | None, now: datetime | None = 
     identity is not ``host:/absolute/spool/dir`` (test backends) are not
     checked.
     """
-    waiting = task.status in (Task.Status.SCHEDULED, Task.Status.SPOOLED) or (
-        task.status == Task.Status.STARTED and task.run_token
-    )
-    if not waiting or not task.spooler_node:
+    if not task.has_queued_run or not task.spooler_node:
         return None
     health = EntryHealth(task.spooler_node, task.spooler_id)
-    host, directory = _node_parts(task.spooler_node)
+    host, directory = spoolfiles.split_node(task.spooler_node)
     if not directory.startswith("/"):
         return health
     now = now or timezone.now()
@@ -343,10 +335,7 @@ class SchedulingAdminMixin:
             return display.EMPTY
         health = entry_health(obj, _node_seen(obj))
         if health is None:
-            queued = obj.status in (Task.Status.SCHEDULED, Task.Status.SPOOLED) or (
-                obj.status == Task.Status.STARTED and obj.run_token
-            )
-            if queued:
+            if obj.has_queued_run:
                 return display.EMPTY
             return format_html('{}<div class="tm-help">{}</div>', display.EMPTY, _("No run is queued."))
         node = _("spooler node: %(node)s") % {"node": health.node}

@@ -8,12 +8,16 @@ class TaskManagerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks  # registers the system checks
-        from .spooler import uwsgi as uwsgi_backend
+        # Imported here, not at the top: they use the models (app registry).
+        from . import checks, uwsgi_runtime  # checks registers the system checks
 
-        # Under uWSGI, register the spool handler in the process that loads
-        # Django, so that forked spoolers inherit it (non-lazy mode).
-        uwsgi_backend.register_handler()
+        if uwsgi_runtime.spooler_configured():
+            # Under uWSGI with spoolers, register the spool handler in the
+            # process that loads Django, so that forked spoolers inherit it
+            # (non-lazy mode).
+            from .spooler import uwsgi_handler
+
+            uwsgi_handler.register_handler()
         # Django never runs system checks inside uWSGI: log the uWSGI ones
         # when web workers and spoolers start (see taskmanager.checks).
         checks.install_uwsgi_checks()

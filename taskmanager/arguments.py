@@ -260,6 +260,7 @@ def _load_parser(app_name: str, command_name: str) -> argparse.ArgumentParser:
     imported or instantiated, or its parser cannot be built.  Call it with
     stdout/stderr redirected: importing a module may print.
     """
+    # Deferred: Django's management package is loaded only when a command's arguments are checked.
     from django.core.management import load_command_class
 
     try:
@@ -600,6 +601,7 @@ def validate_arguments(app_name: str, command_name: str, argv: list[str]) -> Non
     or ``argv`` asks for the help or version (which would print and exit
     instead of running).
     """
+    # Deferred, as load_command_class above.
     from django.core.management.base import CommandError
 
     argv = [str(value) for value in argv]  # as call_command does

@@ -25,13 +25,15 @@ import importlib.util
 import logging
 import numbers
 import os
+import zoneinfo
 from collections.abc import Callable, Mapping
 
 from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, AppSettings
+from . import uwsgi_runtime
+from .conf import DEFAULTS, AppSettings, app_settings
 
 logger = logging.getLogger("taskmanager.checks")
 
@@ -259,6 +261,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 def _check_backend(path) -> list[checks.CheckMessage]:
     if dotted_path(path):
         return []  # already reported by E001
+    # Deferred: the backend contract is needed only when a backend is configured.
     from .spooler import BaseBackend
 
     try:
@@ -320,7 +323,6 @@ def _check_relations(values: dict, invalid: set) -> list[checks.CheckMessage]:
 @checks.register(TAG)
 def check_time_zone(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Check that schedules can be computed in the project's time zone (E003, E004)."""
-    import zoneinfo
 
     messages = []
     if not settings.USE_TZ:
@@ -352,6 +354,7 @@ def check_time_zone(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 def _task_database() -> str:
+    # Deferred: the settings checks run before any query; only the database checks use the ORM.
     from django.db import router
 
     from .models import Task
@@ -421,6 +424,7 @@ def check_sqlite_journal(app_configs=None, databases=None, **kwargs) -> list[che
     alias = _task_database()
     if alias not in databases:
         return []
+    # Deferred: see _task_database.
     from django.db import connections
 
     connection = connections[alias]
@@ -452,6 +456,7 @@ def check_blocked_commands(app_configs=None, databases=None, **kwargs) -> list[c
     """
     if not databases or _task_database() not in databases:
         return []
+    # Deferred: see _task_database.
     from django.db import DatabaseError
 
     from . import policy
@@ -495,7 +500,6 @@ def process_messages() -> list[checks.CheckMessage]:
 @checks.register(TAG)
 def check_notifications(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Check that the configured notification channels can send (E005, W008)."""
-    from .conf import app_settings
 
     messages = []
     token, channel = app_settings.NOTIFY_SLACK_TOKEN, app_settings.NOTIFY_SLACK_CHANNEL
@@ -528,12 +532,7 @@ def check_notifications(app_configs=None, **kwargs) -> list[checks.CheckMessage]
 
 def _opt_value(opt: Mapping, name: str):
     """Return an option's value as str (flags as True; last value if repeated) or None."""
-    value = opt.get(name)
-    if isinstance(value, list):
-        value = value[-1] if value else None
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    return value
+    return uwsgi_runtime.option(name, opt)
 
 
 def _opt_int(opt: Mapping, name: str) -> int | None | str:
@@ -565,7 +564,7 @@ def uwsgi_messages(opt: Mapping | None = None) -> list[checks.CheckMessage]:
     not running under uWSGI.
     """
     if opt is None:
-        try:
+        try:  # only importable inside uWSGI
             import uwsgi
         except ImportError:
             return []
@@ -739,12 +738,12 @@ def install_uwsgi_checks() -> None:
     that is already a worker or a spooler (``lazy-apps``, ``spooler-import``)
     they run at once. Outside uWSGI, do nothing.
     """
-    try:
+    try:  # only importable inside uWSGI
         import uwsgi
     except ImportError:
         return
     if uwsgi.opt.get("master") and uwsgi.masterpid() == os.getpid():
-        import uwsgidecorators
+        import uwsgidecorators  # only importable inside uWSGI
 
         @uwsgidecorators.postfork
         def taskmanager_uwsgi_checks():

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from . import progress
+from .models import Task
 
 #: What an empty value shows, as Django's admin shows one (``empty_value_display``).
 EMPTY = "-"
@@ -202,8 +203,6 @@ def runs_chart(runs) -> str:
 
 def chart_legend() -> str:
     """Return the legend of the chart's colours."""
-    from .models import Task
-
     return format_html(
         '<span class="tm-chart-legend">{}</span>',
         format_html_join(

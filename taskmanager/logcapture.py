@@ -63,6 +63,9 @@ from django.utils import termcolors
 DEBUG, INFO, NOTICE, SUCCESS, WARNING, ERROR, CRITICAL = 10, 20, 22, 25, 30, 40, 50
 
 STDOUT, STDERR, LOGGING, SYSTEM = "stdout", "stderr", "logging", "taskmanager"
+#: The child's outcome ("exception: ValueError") travels on the record pipe
+#: under this stream name; it never becomes a log line.
+OUTCOME_STREAM = "_outcome"
 
 #: Longest line stored as one row, in characters; a longer one becomes several rows.
 MAX_LINE_CHARS = 1024 * 1024

@@ -10,10 +10,12 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import schedule
+from . import logcapture, schedule
+from .conf import app_settings
 
 
 def new_token() -> str:
@@ -117,11 +119,29 @@ class TaskCategory(models.Model):
 
 class TaskQuerySet(models.QuerySet):
     def pending(self):
-        """Tasks waiting in a spool file for their next run."""
-        return self.filter(status__in=[Task.Status.SCHEDULED, Task.Status.SPOOLED])
+        """Tasks waiting in a spool file for their next run (status in ``Task.PENDING``)."""
+        return self.filter(status__in=Task.PENDING)
 
     def running(self):
         return self.filter(status=Task.Status.STARTED)
+
+    def queued(self):
+        """Tasks with a run in a spool entry: pending ones, and running ones whose chain has a next run."""
+        return self.filter(
+            models.Q(status__in=Task.PENDING)
+            | (models.Q(status=Task.Status.STARTED) & ~models.Q(run_token=""))
+        )
+
+    def end_run(self, **fields) -> int:
+        """End the run of these tasks on the task's side, in one UPDATE; return the row count.
+
+        The status becomes :meth:`Task.end_status` and ``resume_status`` is
+        cleared; ``fields`` (the last result, counters...) are set in the same
+        UPDATE. The status comes first: MySQL/MariaDB evaluate SET assignments
+        left to right, each seeing the ones before it, so it must read
+        ``resume_status`` before that is cleared.
+        """
+        return self.update(status=Task.end_status(), resume_status="", **fields)
 
 
 class Task(models.Model):
@@ -142,6 +162,9 @@ class Task(models.Model):
         HOUR = "hour", _("hour")
         DAY = "day", _("day")
         MONTH = "month", _("month")
+
+    #: The statuses of a task waiting in a spool entry for its next run.
+    PENDING = (Status.SCHEDULED, Status.SPOOLED)
 
     # Definition
     name = models.CharField(_("name"), max_length=200, unique=True)
@@ -271,6 +294,27 @@ class Task(models.Model):
     def is_periodic(self) -> bool:
         return schedule.is_periodic(self.repetition_period or None, self.repetition_rate)
 
+    @property
+    def has_queued_run(self) -> bool:
+        """Whether a run of the task waits in a spool entry (see :meth:`TaskQuerySet.queued`)."""
+        return self.status in Task.PENDING or (self.status == Task.Status.STARTED and bool(self.run_token))
+
+    @staticmethod
+    def end_status():
+        """Return the expression of a task's status when its run ends (one UPDATE).
+
+        No current token (a one-shot run, or the task was stopped): IDLE. A
+        "run now" run: back to the status it interrupted. Else the next run of a
+        periodic task is spooled: SPOOLED. In the UPDATE, put ``status`` before
+        ``resume_status = ""``: MySQL/MariaDB evaluate SET assignments left to
+        right, each seeing the ones before it (see :meth:`TaskQuerySet.end_run`).
+        """
+        return Case(
+            When(run_token="", then=Value(Task.Status.IDLE)),
+            When(resume_status="", then=Value(Task.Status.SPOOLED)),
+            default=F("resume_status"),
+        )
+
 
 class ReportQuerySet(models.QuerySet):
     def running(self):
@@ -354,10 +398,17 @@ class Report(models.Model):
             return None
         return self.finished_datetime - self.invocation_datetime
 
+    def run_marker(self) -> str:
+        """Return the value of ``TASKMANAGER_RUN`` in the environment of this run's processes.
+
+        Unique on a host: the report pk plus the supervisor's pid and start time.
+        Recovery finds a run's leftovers by it after its supervisor died, also
+        those that left the process group (``setsid``).
+        """
+        return "%s:%s:%d" % (self.pk, self.supervisor_pid, int(self.supervisor_started or 0))
+
     def tail(self, count=None):
         """Return the last ``count`` LogLine rows in log order (one query)."""
-        from .conf import app_settings
-
         count = count or app_settings.REPORT_TAIL_LINES
         rows = list(self.log_lines.order_by("-seq")[:count])
         rows.reverse()
@@ -428,9 +479,7 @@ class LogLine(models.Model):
 
     @property
     def level_name(self) -> str:
-        from .logcapture import level_name
-
-        return level_name(self.level)
+        return logcapture.level_name(self.level)
 
 
 class SpoolerHeartbeat(models.Model):

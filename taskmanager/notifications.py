@@ -245,6 +245,7 @@ def email_recipients() -> list[str]:
 
 
 def send_email(notice: Notice) -> bool:
+    # Deferred: Django's mail machinery is loaded only when a notice is mailed.
     from django.core.mail import EmailMessage, get_connection
 
     recipients = email_recipients()
@@ -277,6 +278,7 @@ def send_slack(notice: Notice) -> bool:
     token, channel = app_settings.NOTIFY_SLACK_TOKEN, app_settings.NOTIFY_SLACK_CHANNEL
     if not (token and channel):
         return False
+    # Deferred: slack_sdk is an optional dependency (the "slack" extra).
     from slack_sdk import WebClient
 
     base_url = app_settings.NOTIFY_SLACK_BASE_URL

@@ -76,6 +76,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from dateutil.relativedelta import relativedelta
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -144,8 +145,6 @@ def project_tz() -> tzinfo:
     request activated another zone must give the same runs as the spooler,
     which always works in ``TIME_ZONE``.
     """
-    from django.utils import timezone
-
     return timezone.get_default_timezone()
 
 

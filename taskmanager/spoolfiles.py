@@ -1,4 +1,4 @@
-"""uWSGI spool files seen from outside uWSGI: their format, liveness, writing one.
+"""uWSGI spool files and spooler nodes: the file format, liveness, writing one, node identity.
 
 A spool file is one uwsgi packet: a 4-byte header (``modifier1`` = 17, the
 body size as a little-endian ``uint16``, ``modifier2`` = 0) followed by
@@ -14,6 +14,11 @@ the directory (every ``spooler-frequency`` seconds).
 So an entry is *live* while its file exists in the node's spool directory,
 and a process that is not part of uWSGI (the ``respool_tasks`` command) can
 add an entry by writing such a file atomically.
+
+A *node* is one spool directory on one host, named ``host:/abs/spool/dir``
+(:func:`node_id`): tasks record the node holding their entry
+(``Task.spooler_node``), spoolers their heartbeat under it. This module is a
+leaf: it imports nothing from the app and no ORM.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from datetime import datetime
 
 #: File name prefix the uWSGI spooler looks for.
 PREFIX = "uwsgi_spoolfile_on_"
+#: The ``ud_spool_func`` of the app's entries: the name ``uwsgidecorators``
+#: dispatches on (the handler is registered under it by spooler/uwsgi_handler.py).
+HANDLER_NAME = "taskmanager_run"
 _MODIFIER1 = 17
 _MAX_PACKET = 0xFFFF
 
@@ -43,8 +51,6 @@ def make_entry(task_id: int, token: str, trigger: str, at: datetime | None = Non
     trigger, and ``at`` (unix seconds, rounded *up*, so that uWSGI, which runs
     a file once ``time() >= at``, never starts it before the stored time).
     """
-    from .spooler.uwsgi import HANDLER_NAME
-
     result = {
         b"ud_spool_func": HANDLER_NAME.encode(),
         b"task": str(task_id).encode(),
@@ -159,3 +165,26 @@ def write(spool_dir: str, entry: dict[bytes, bytes], at: datetime | None = None)
             pass
         raise
     return final
+
+
+def node_id(spool_dir: str, host: str | None = None) -> str:
+    """Return the node string of ``spool_dir`` on ``host`` (default: this machine): ``host:/abs/dir``."""
+    return "%s:%s" % (host or socket.gethostname(), os.path.abspath(spool_dir))
+
+
+def split_node(node: str) -> tuple[str, str]:
+    """Return the (host, spool directory) of a node string (the directory is "" without a colon)."""
+    host, _sep, directory = node.partition(":")
+    return host, directory
+
+
+def node_matches(node: str, spool_dir: str, host: str | None = None) -> bool:
+    """Tell whether a ``host:spool dir`` node string designates ``spool_dir`` on ``host``.
+
+    Directories are compared after resolving symbolic links; ``host``
+    defaults to this machine's host name.
+    """
+    node_host, sep, directory = node.partition(":")
+    if not sep or node_host != (host or socket.gethostname()):
+        return False
+    return os.path.realpath(directory) == os.path.realpath(spool_dir)

@@ -3,6 +3,9 @@
 import socket
 from datetime import datetime
 
+from django.utils import timezone
+
+from .. import runner
 from . import BaseBackend
 
 
@@ -16,10 +19,6 @@ class ImmediateBackend(BaseBackend):
     supports_at = False
 
     def spool(self, task_id: int, token: str, trigger: str, at: datetime | None = None) -> str:
-        from django.utils import timezone
-
-        from .. import runner
-
         if at is not None and at > timezone.now():
             return "immediate:dropped"
         runner.execute(task_id, token, trigger)

@@ -10,9 +10,11 @@ import os
 from datetime import datetime, timedelta
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from .. import uwsgi_runtime
 from ..conf import app_settings
 from ..models import Report, SpoolerHeartbeat
 
@@ -32,10 +34,9 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
     started here run there); elsewhere (``runserver``, a shell) any node
     does. Returns ``{"last_seen": datetime or None, "node": str}``. Never
     warns when NODE_TIMEOUT is 0 or the backend is not the uWSGI one (the
-    immediate backend of tests has no spooler).
+    immediate backend of tests has no spooler): the backend's
+    ``reports_heartbeats`` says.
     """
-    from ..spooler import uwsgi as uwsgi_backend
-
     timeout = app_settings.NODE_TIMEOUT
     if not timeout:
         return None
@@ -43,12 +44,12 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
         backend = import_string(app_settings.BACKEND)
     except ImportError:
         return None  # reported by the system check taskmanager.E002
-    if not (isinstance(backend, type) and issubclass(backend, uwsgi_backend.UwsgiBackend)):
+    if not getattr(backend, "reports_heartbeats", False):
         return None
     since = (now or timezone.now()) - timedelta(seconds=timeout)
     beats = SpoolerHeartbeat.objects.order_by("-last_seen")
     runs = Report.objects.running().filter(heartbeat__gte=since)
-    if uwsgi_backend.spool_target_configured():
+    if uwsgi_runtime.spool_target_configured():
         node = backend().node()
         beats = beats.filter(node=node)
         runs = runs.filter(task__spooler_node=node)
@@ -62,8 +63,6 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
 
 def runs_as_root() -> bool:
     """Whether this uWSGI process runs as root (check taskmanager.W014), unless the check is silenced."""
-    from django.conf import settings
-
     if "taskmanager.W014" in settings.SILENCED_SYSTEM_CHECKS:
         return False
     try:

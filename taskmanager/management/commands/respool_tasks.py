@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ... import spoolfiles
 from ...models import SpoolerHeartbeat, Task
-from ...recovery import node_matches, respool
+from ...recovery import respool
 
 
 def local_nodes() -> list[str]:
@@ -23,7 +23,7 @@ def local_nodes() -> list[str]:
     names.update(Task.objects.exclude(spooler_node="").values_list("spooler_node", flat=True).distinct())
     result = []
     for name in sorted(names):
-        node_host, _sep, directory = name.partition(":")
+        node_host, directory = spoolfiles.split_node(name)
         if node_host == host and os.path.isabs(directory):
             result.append(name)
     return result
@@ -60,8 +60,8 @@ class Command(BaseCommand):
         if not os.access(spool_dir, os.W_OK | os.X_OK):
             raise CommandError("The spool directory %s is not writable by this user." % spool_dir)
         node = next(
-            (name for name in local_nodes() if node_matches(name, spool_dir)),
-            "%s:%s" % (socket.gethostname(), os.path.abspath(spool_dir)),
+            (name for name in local_nodes() if spoolfiles.node_matches(name, spool_dir)),
+            spoolfiles.node_id(spool_dir),
         )
 
         def write(task_id, token, trigger, at):
@@ -87,7 +87,7 @@ class Command(BaseCommand):
     def _default_dir(self) -> str:
         nodes = local_nodes()
         if len(nodes) == 1:
-            return nodes[0].partition(":")[2]
+            return spoolfiles.split_node(nodes[0])[1]
         if not nodes:
             raise CommandError(
                 "No spooler node of this host (%s) is known to the database: give --spool-dir."

@@ -1,0 +1,130 @@
+"""Lost spool entries: finding this node's pending tasks whose entry is gone, and spooling them again.
+
+:func:`respool` gives each such task a new token (one conditional UPDATE) and
+a new entry through the ``spool`` function it is given, due at its stored
+next run (:func:`due_time`). Used at spooler start (:func:`respool_missing`)
+and by ``manage.py respool_tasks``. Imports neither the runner nor a backend.
+"""
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from .. import schedule, spoolfiles
+from ..models import Report, Task, new_token
+
+logger = logging.getLogger("taskmanager.recovery")
+
+
+def respool_missing(spool_dir: str, spool: Callable[[int, str, str, datetime | None], str], node: str) -> int:
+    """Spool again this node's pending tasks that have no spool entry; return how many.
+
+    Runs in a spooler process at its start (``spooler/uwsgi_handler.py``
+    passes its spool directory, its backend's ``spool`` and ``node``): see
+    :func:`respool`. ``manage.py respool_tasks`` does the same from outside.
+    """
+    return len(respool(spool_dir, spool, node=node))
+
+
+@dataclass
+class Respooled:
+    """One task whose spool entry was missing (see :func:`respool`)."""
+
+    task_id: int
+    name: str
+    status: str
+    #: When the new entry runs (aware UTC); None or a past time means at once.
+    at: datetime | None
+    #: The new entry's path ("" on a dry run).
+    path: str = ""
+
+
+def due_time(task: Task, now: datetime) -> datetime:
+    """When a pending task's lost entry must run: its stored next run, else Start's rule.
+
+    A stored ``next_datetime`` in the past gives one run at once (the missed
+    runs are coalesced, as a surviving spool file would have run once).
+    """
+    if task.next_datetime is not None:
+        return task.next_datetime
+    run_at, _anchor = schedule.first_run(
+        task.scheduling, task.repetition_period or None, task.repetition_rate, now, schedule.project_tz()
+    )
+    return run_at
+
+
+def respool(
+    spool_dir: str,
+    spool: Callable[[int, str, str, datetime | None], str],
+    *,
+    node: str | None = None,
+    adopt: Iterable[str] = (),
+    dry_run: bool = False,
+) -> list[Respooled]:
+    """Give a new spool entry to each task of this node whose entry is not in ``spool_dir``.
+
+    Tasks considered: SCHEDULED or SPOOLED, and STARTED ones whose periodic
+    chain has a next run (``run_token`` set), whose ``spooler_node`` is this
+    node (``host:spool_dir``, see :func:`taskmanager.spoolfiles.node_matches`) or one of the
+    ``adopt`` node strings (to take over the tasks of a node that is gone).
+    An entry is missing when the file recorded in ``spooler_id`` is not in
+    ``spool_dir`` (:func:`taskmanager.spoolfiles.is_live`).
+
+    Each missing entry gets a new run token by one conditional UPDATE on the
+    old token and old ``spooler_id``, then ``spool(task_id, token, trigger,
+    at)`` writes the entry: of two processes recovering at once only one
+    wins, and the old entry, should it reappear, is stale and runs nothing.
+    The new entry runs at the task's stored next run (:func:`due_time`).
+
+    :param spool: the function writing one entry, returning its path
+        (``UwsgiBackend.spool`` inside uWSGI, a file writer outside).
+    :param node: the node string recorded on the respooled tasks; default
+        ``host:abspath(spool_dir)``.
+    :returns: the tasks respooled (or that would be, with ``dry_run``).
+    """
+    node = node or spoolfiles.node_id(spool_dir)
+    adopt = set(adopt)
+    now = timezone.now()
+    candidates = Task.objects.queued().order_by("pk")
+    done = []
+    for task in candidates:
+        if not (spoolfiles.node_matches(task.spooler_node, spool_dir) or task.spooler_node in adopt):
+            continue
+        if spoolfiles.is_live(task.spooler_id, spool_dir):
+            continue
+        try:
+            at = due_time(task, now)
+        except schedule.ScheduleError as exc:
+            logger.error("Task %s cannot be respooled: %s", task.pk, exc)
+            continue
+        item = Respooled(task.pk, task.name, task.status, at)
+        if dry_run:
+            done.append(item)
+            continue
+        token = new_token()
+        won = Task.objects.filter(
+            pk=task.pk,
+            status=task.status,
+            run_token=task.run_token,
+            spooler_node=task.spooler_node,
+            spooler_id=task.spooler_id,
+        ).update(run_token=token, next_datetime=at, spooler_node=node, spooler_id="")
+        if not won:
+            continue  # another process recovered, claimed, stopped or edited it meanwhile
+        try:
+            item.path = spool(task.pk, token, Report.Trigger.RECOVERY, at if at > now else None)
+        except Exception:  # noqa: BLE001 - the next recovery retries (entry still missing)
+            logger.exception("Could not respool task %s", task.pk)
+            continue
+        Task.objects.filter(pk=task.pk, run_token=token).update(spooler_id=item.path)
+        logger.warning(
+            "taskmanager recovery: task %s (%s) had no spool entry; respooled for %s.",
+            task.pk,
+            task.name,
+            at.isoformat() if at > now else "now",
+        )
+        done.append(item)
+    return done

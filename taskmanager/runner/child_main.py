@@ -1,0 +1,206 @@
+"""Everything that runs inside a run's forked child, which never returns.
+
+Reset the signals uWSGI changed, redirect fds 0-2 to the capture pipes, drop
+the supervisor's database connections unused (:func:`abandon_connections`),
+install the log capture, import the command, wait for the supervisor's
+release (:func:`await_release`), run the command and leave through
+``os._exit``. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import connections
+
+from .. import logcapture, processes, progress
+from ..conf import app_settings
+
+if TYPE_CHECKING:  # annotations only: nothing here touches the ORM
+    from ..models import Task
+
+_RESET_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGPIPE,
+    signal.SIGSEGV,
+    signal.SIGFPE,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+    signal.SIGTSTP,
+    signal.SIGXFSZ,
+)
+# Exit code of a child whose command raised (as sysexits' EX_SOFTWARE).
+_EXIT_EXCEPTION = 70
+
+
+def working_dir() -> str:
+    """The directory commands run in: TASKMANAGER_WORKING_DIR, else BASE_DIR, else the cwd at import."""
+    configured = app_settings.WORKING_DIR or getattr(settings, "BASE_DIR", None)
+    return str(configured) if configured else _STARTUP_CWD
+
+
+_STARTUP_CWD = os.getcwd()
+
+
+def child_main(
+    task: Task,
+    argv: list[str],
+    out_w: int,
+    err_w: int,
+    rec_w: int,
+    marker: str = "",
+    parent: int = 0,
+    go: int | None = None,
+) -> None:
+    """Run the command in the forked child and leave with ``os._exit``; never return.
+
+    With ``go`` (a socket fd), wait after the preparations until the
+    supervisor sends the run marker on it (:meth:`Child.release`); leave
+    without running anything if it closes it instead (:meth:`Child.cancel`).
+    """
+    code = _EXIT_EXCEPTION
+    writer = None
+    try:
+        abandon_connections()
+        os.setpgid(0, 0)
+        processes.set_pdeathsig(signal.SIGKILL)
+        if parent and os.getppid() != parent:
+            os._exit(code)  # the supervisor died before PDEATHSIG was armed
+        # uWSGI catches or ignores these in its processes; the command gets
+        # the defaults a shell would give it (SIGSEGV must kill, not hang).
+        for sig in _RESET_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for fd in (devnull, out_w, err_w):
+            os.close(fd)
+        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+        sys.stdin = open(0, closefd=False)
+        os.chdir(working_dir())
+        # sys.executable is the uwsgi binary here: commands that start Python
+        # (subprocess, multiprocessing "spawn") need the interpreter.
+        processes.use_python_executable()
+        writer = logcapture.RecordWriter(rec_w)
+        logcapture.install_logging_capture(writer)
+        progress.attach(writer)
+        # Imported while the supervisor commits the claim (the admin imports
+        # command modules in-process too, to check arguments); a failure is
+        # reported once the run is released.
+        loaded = load_command(task)
+        if go is not None:
+            marker = await_release(go)
+            if marker is None:
+                code = 0
+                return  # the claim was lost: leave (finally) without running the command
+        if marker:
+            os.environ[processes.RUN_ENV] = marker
+        code = run_command(task, argv, writer, loaded)
+    except BaseException:  # noqa: BLE001 - the child must always leave through os._exit
+        try:
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(code)
+
+
+def await_release(go: int) -> str | None:
+    """Block until the supervisor sends the run marker on ``go``; return it, or None if it closed it."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(go, 4096)
+        if not chunk:
+            return None
+        data += chunk
+    os.close(go)
+    return data[:-1].decode()
+
+
+# Database connections a forked child inherited (see abandon_connections).
+_abandoned: list = []
+
+
+def abandon_connections() -> None:
+    """In a forked child, drop the database connections inherited from the supervisor, unused.
+
+    The supervisor keeps its connections while the child runs. The child
+    must never send anything on them, not even the goodbye of a close (which
+    would end the supervisor's PostgreSQL or MySQL session): the driver's
+    objects are kept referenced here, so no finalizer ever runs before the
+    child leaves through ``os._exit``, and Django's wrappers forget them, so
+    the command opens connections of its own. On SQLite the child's own
+    connection shares the process's lock bookkeeping with the inherited
+    one, which the supervisor backs by keeping its connection open until
+    the child has exited (:meth:`ReportLog.db_failed` closes only
+    connections that are unusable, which a SQLite one never is).
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _abandoned.append(conn.connection)
+            conn.connection = None
+        # PostgreSQL with OPTIONS["pool"]: the pool (a class attribute) holds
+        # the supervisor's idle connections; the child makes a pool of its own.
+        pools = getattr(type(conn), "_connection_pools", None)
+        if pools and conn.alias in pools:
+            _abandoned.append(pools.pop(conn.alias))
+
+
+def load_command(task: Task):
+    """Return the task's command instance, or the exception importing or instantiating it raised."""
+    # Deferred: Django's management package is only needed in the child.
+    from django.core.management import load_command_class
+
+    try:
+        return load_command_class(task.command.app_name, task.command.name)
+    except BaseException as exc:  # noqa: BLE001 - raised again by run_command, in the run
+        return exc
+
+
+def run_command(task: Task, argv: list[str], writer: logcapture.RecordWriter, loaded=None) -> int:
+    """Run the command (``loaded`` by load_command, else loaded here); return the exit code."""
+    # Deferred: Django's management package is only needed in the child.
+    from django.core.management import call_command
+
+    out = logcapture.CommandOutput(writer, logcapture.STDOUT, logcapture.INFO)
+    err = logcapture.CommandOutput(writer, logcapture.STDERR, logcapture.ERROR)
+    try:
+        command = load_command(task) if loaded is None else loaded
+        if isinstance(command, BaseException):
+            raise command
+        command.style = logcapture.level_style()
+        # --no-color / --force-color would make execute() replace the style
+        # that marks levels (styled errors would count as INFO); the log is
+        # never coloured anyway.
+        call_command(command, *argv, stdout=out, stderr=err, no_color=False, force_color=False)
+        return 0
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        if isinstance(exc.code, int):
+            return exc.code
+        err.write(str(exc.code) + "\n")
+        return 1
+    except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
+        writer.write(logcapture.ERROR, logcapture.SYSTEM, "".join(traceback.format_exception(exc)).rstrip())
+        writer.write(0, logcapture.OUTCOME_STREAM, "exception: %s" % type(exc).__name__)
+        return _EXIT_EXCEPTION
+    finally:
+        out.close_line()
+        err.close_line()

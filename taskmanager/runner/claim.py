@@ -1,0 +1,222 @@
+"""Claiming a run: the one conditional UPDATE that turns a spool entry into a running report.
+
+:func:`claim` checks the entry's token against the task, optionally forks the
+command's child first (``prefork``: it prepares itself while the claim
+commits), turns the task STARTED and inserts the Report row in one
+transaction (one durable commit), releases the child, and spools a periodic
+task's next run through the configured backend. Also here: the next slot of
+a periodic task, skipping a slot that came due during a run, the argv a task
+runs with.
+"""
+
+import logging
+import os
+import socket
+import time
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .. import arguments, policy, processes, schedule
+from ..models import Report, Task, new_token
+from ..spooler import get_backend
+from .child import Child
+
+logger = logging.getLogger("taskmanager.runner")
+
+
+def local_tz():
+    """The zone schedules are computed in: the project's TIME_ZONE (see schedule.project_tz)."""
+    return schedule.project_tz()
+
+
+def _next_run_after(task: Task, now: datetime) -> datetime | None:
+    """The periodic task's next slot after this one (None for a one-shot task).
+
+    The grid is the anchor's (``scheduling``), never the time this run
+    started: a late run does not move the later ones, and missed slots are
+    coalesced into this run. A schedule that cannot be computed (edited
+    behind the form's back, or past the year 9999) ends the chain instead of
+    failing the claim, which would leave the task pending for ever.
+    """
+    try:
+        if not (task.is_periodic and task.scheduling):
+            return None
+        return schedule.next_slot(
+            task.scheduling,
+            task.repetition_period,
+            task.repetition_rate,
+            max(now, task.next_datetime or now),
+            local_tz(),
+        )
+    except schedule.ScheduleError as exc:
+        logger.error("Task %s: no next run (%s); this run is its last.", task.pk, exc)
+        return None
+
+
+def _respool(task_id: int, token: str, trigger: str, at: datetime | None) -> str:
+    backend = get_backend()
+    path = backend.spool(task_id, token, trigger, at)
+    # Recovery finds a task's entry by node and path: keep both current.
+    Task.objects.filter(pk=task_id, run_token=token).update(spooler_id=path, spooler_node=backend.node())
+    return path
+
+
+def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
+    """Claim the run for (task_id, token): return (task, report) or None.
+
+    With ``prefork`` the command's child process is forked before the claim
+    (see :class:`Child`): it prepares itself while the claim commits, the
+    report row is inserted with its pid, command line and supervisor in the
+    same transaction as the claim (one durable commit), and it runs the
+    command once released right after that commit. A lost claim kills it
+    before it ran anything of the command. Without ``prefork``, the
+    :class:`Supervisor` forks the child when it runs.
+    """
+    now = timezone.now()
+    task = Task.objects.select_related("command", "started_by", "run_now_by").filter(pk=task_id).first()
+    if task is None:
+        logger.info("Task %s no longer exists: spool entry consumed without running.", task_id)
+        return None
+    if trigger == Report.Trigger.RUN_NOW:
+        if not token or token != task.run_now_token:
+            logger.info("Stale 'run now' entry for task %s consumed.", task_id)
+            return None
+        claimable = Task.objects.filter(
+            pk=task.pk,
+            run_now_token=token,
+            status__in=[Task.Status.IDLE, *Task.PENDING],
+        )
+        # resume_status first: MySQL/MariaDB evaluate SET assignments left to
+        # right, so after "status = STARTED" F("status") would read STARTED.
+        changes = {"resume_status": F("status"), "status": Task.Status.STARTED, "run_now_token": ""}
+        next_token, next_at = "", None
+    else:
+        if not token or token != task.run_token:
+            logger.info("Stale spool entry for task %s consumed without running.", task_id)
+            return None
+        if task.status == Task.Status.STARTED:
+            _skip_slot(task, token, now)
+            return None
+        if task.next_datetime and now < task.next_datetime:
+            # Never start before the time stored in the DB (uWSGI's 'at' has
+            # whole-second resolution): put the entry back for later.
+            _respool(task.pk, token, trigger, task.next_datetime)
+            return None
+        next_at = _next_run_after(task, now)
+        next_token = new_token() if next_at else ""
+        claimable = Task.objects.pending().filter(pk=task.pk, run_token=token)
+        changes = {
+            "status": Task.Status.STARTED,
+            "resume_status": "",
+            "run_token": next_token,
+            "next_datetime": next_at,
+        }
+    marks = {}
+    # Checked here, where the run happens, not only where forms are shown:
+    # uWSGI serves without running system checks, rows may predate the
+    # rules, and rights change after a run was queued (policy.run_refusal).
+    refusal = policy.claim_refusal(task, trigger)
+    argv = runnable_argv(task)
+    # A refused run's report still shows what it would have run.
+    command_line = arguments.command_line(task.command.name, argv) if argv is not None else ""
+    if refusal is not None:
+        argv = None
+    marks["prepared"] = time.perf_counter()
+    child = Child.spawn(task, argv) if prefork and argv is not None else None
+    if child is not None:
+        marks["forked"] = time.perf_counter()
+    # The claim and the Report row commit together (one durable commit); the
+    # next run is spooled only after that commit, or its spooler could read
+    # the old token and consume the entry as stale.
+    report = None
+    try:
+        with transaction.atomic():
+            if claimable.update(**changes) == 1:
+                report = _create_report(task, trigger, now, command_line, child)
+    finally:
+        if report is None and child is not None:
+            child.cancel()
+    if report is None:
+        logger.info("Task %s was claimed by another process or changed meanwhile.", task_id)
+        return None
+    marks["claim_committed"] = time.perf_counter()
+    if child is not None:
+        child.release(report.run_marker())
+        marks["released"] = time.perf_counter()
+    report.child = child
+    report.refusal = refusal
+    report.timing_marks = marks
+    if next_token:
+        try:
+            _respool(task.pk, next_token, Report.Trigger.SCHEDULE, next_at)
+        except Exception as exc:  # noqa: BLE001 - recorded; recovery re-spools it
+            logger.exception("Could not spool the next run of task %s", task.pk)
+            report.spool_error = str(exc)
+    marks["claimed"] = time.perf_counter()
+    return task, report
+
+
+def runnable_argv(task: Task) -> list[str] | None:
+    """Return the argv of the task's command, or None when it cannot run (invalid arguments, inactive)."""
+    if not task.command.active:
+        return None
+    try:
+        return arguments.parse_arguments(task.arguments)
+    except arguments.ArgumentsError:
+        return None
+
+
+def _create_report(task: Task, trigger: str, now: datetime, command_line: str, child) -> Report:
+    return Report.objects.create(
+        task=task,
+        trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
+        user_id=task.run_now_by_id if trigger == Report.Trigger.RUN_NOW else task.started_by_id,
+        invocation_datetime=now,
+        command_line=command_line,
+        host=socket.gethostname(),
+        supervisor_pid=os.getpid(),
+        supervisor_started=_own_start_time(),
+        pid=child.pid if child is not None else None,
+        pid_started=child.started if child is not None else None,
+        heartbeat=now,
+    )
+
+
+def _own_start_time() -> float | None:
+    """Return this process's start time (``processes.start_time``), read once per process."""
+    pid = os.getpid()
+    if pid not in _own_start:
+        _own_start.clear()
+        _own_start[pid] = process_start_time(pid)
+    return _own_start[pid]
+
+
+# pid -> start time of this process (a forked process has another pid).
+_own_start: dict[int, float | None] = {}
+
+
+def _skip_slot(task: Task, token: str, now: datetime) -> None:
+    """A slot came due while the task is still running: move to the next one."""
+    next_at = _next_run_after(task, now)
+    next_token = new_token() if next_at else ""
+    moved = Task.objects.filter(pk=task.pk, run_token=token, status=Task.Status.STARTED).update(
+        run_token=next_token, next_datetime=next_at
+    )
+    if moved:
+        # By primary key, as Stop does (actions.stop): an UPDATE scanning the
+        # task's reports through their index can deadlock on MySQL/MariaDB
+        # with the end of the run, which prunes old reports through it.
+        running = list(
+            Report.objects.filter(task=task, finished_datetime__isnull=True).values_list("pk", flat=True)
+        )
+        Report.objects.filter(pk__in=running, finished_datetime__isnull=True).update(
+            skipped_runs=F("skipped_runs") + 1
+        )
+        if next_token:
+            _respool(task.pk, next_token, Report.Trigger.SCHEDULE, next_at)
+
+
+process_start_time = processes.start_time

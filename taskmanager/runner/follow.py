@@ -1,0 +1,287 @@
+"""Following a run's child until it exits: ``ChildFollower``.
+
+The selector loop over the child's three pipes (fd 1, fd 2, the record pipe)
+and its pidfd; the flush and heartbeat ticks; the stop poll (a stop request,
+or the report deleted or closed); the timeout, SIGTERM then SIGKILL after
+the grace period; and once the child has exited, the kill of what it left
+behind (its process group, and the orphans re-parented to this subreaper).
+"""
+
+import logging
+import os
+import select
+import selectors
+import signal
+import time
+from datetime import UTC, datetime
+
+from django.db import DatabaseError
+from django.utils import timezone
+
+from .. import logcapture, processes, progress
+from ..conf import app_settings
+from ..models import Report
+from .child import kill_group, pidfd_open, reap
+from .reportlog import ReportLog
+
+logger = logging.getLogger("taskmanager.runner")
+
+# Selector key data of the child's pidfd (readable once the child has exited).
+_EXITED = object()
+
+
+def seconds_text(value) -> str:
+    """Format a number of seconds without a useless ".0" (2 -> "2", 2.5 -> "2.5")."""
+    return "%g" % value
+
+
+class ChildFollower:
+    """Read a run's child output into its :class:`ReportLog` and enforce stop and timeout.
+
+    After :meth:`follow`: ``stop_user`` (who stopped it), ``timed_out``, and
+    ``outcome`` (what the child reported of its end) say how it ended.
+    """
+
+    def __init__(self, log: ReportLog, timeout, subreaper: bool):
+        self.log = log
+        self.report = log.report
+        # Style markers may span lines: one reader per raw stream.
+        self.raw_marks = {
+            logcapture.STDOUT: logcapture.LevelMarks(),
+            logcapture.STDERR: logcapture.LevelMarks(),
+        }
+        self.outcome: str | None = None
+        self.stop_user: str | None = None
+        self.timed_out = False
+        self.kill_at: float | None = None
+        self.timeout = timeout
+        self.subreaper = subreaper
+        self.terminating = False
+        self.child_started: float | None = None
+        # The child's pidfd while follow() runs (readable once the child exited).
+        self.exit_fd: int | None = None
+
+    def follow(self, pid: int, fds: dict) -> int:
+        """Read the child's output until it exits; return its wait status.
+
+        Every LOG_FLUSH_SECONDS pending lines are written, every
+        STOP_POLL_SECONDS the report is checked for a stop request (or for
+        having been deleted or closed), and the timeout is enforced. When the
+        child has exited, what it left behind is killed. If anything here
+        raises, the child's group is killed and reaped before the exception
+        propagates: a child is never left unsupervised.
+        """
+        sel = selectors.DefaultSelector()
+        buffers = {}
+        records = logcapture.LineBuffer()
+        for fd, stream in fds.items():
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ, stream)
+            # Records are never cut: their size is bounded by the child.
+            buffers[fd] = logcapture.LineBuffer(
+                logcapture.MAX_RECORD_BYTES if stream is None else logcapture.MAX_LINE_CHARS
+            )
+        pidfd = pidfd_open(pid)
+        if pidfd is not None:
+            # Wakes the loop the moment the child exits (no polling delay).
+            sel.register(pidfd, selectors.EVENT_READ, _EXITED)
+        self.exit_fd = pidfd
+        started = time.monotonic()
+        last_flush = last_poll = last_beat = started
+        status = None
+        try:
+            while True:
+                wait = self.next_due(started, last_flush, last_poll) - time.monotonic()
+                for key, _ in sel.select(timeout=min(max(wait, 0.0), 0.2)):
+                    if key.data is not _EXITED:
+                        self.read_fd(key.fd, key.data, buffers, records, sel)
+                now = time.monotonic()
+                done, wait_status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = wait_status
+                    break
+                if now - last_flush >= app_settings.LOG_FLUSH_SECONDS:
+                    if now - last_beat >= app_settings.HEARTBEAT_SECONDS:
+                        self.log.report_changes["heartbeat"] = timezone.now()
+                        last_beat = now
+                    self.log.safe_flush()
+                    last_flush = now
+                ending = self.stop_user is not None or self.timed_out or self.log.gone
+                if not ending and now - last_poll >= app_settings.STOP_POLL_SECONDS:
+                    last_poll = now
+                    self.poll_stop(pid)
+                    ending = self.stop_user is not None or self.log.gone
+                if self.log.gone and not self.terminating:
+                    self.terminate(pid)
+                if self.timeout and not ending and now - started > self.timeout:
+                    self.timed_out = True
+                    self.log.add_line(
+                        logcapture.WARNING,
+                        logcapture.SYSTEM,
+                        "Timed out after %s seconds: terminating the command." % seconds_text(self.timeout),
+                    )
+                    self.terminate(pid)
+                if self.kill_at is not None and now >= self.kill_at:
+                    kill_group(pid, signal.SIGKILL)
+                    self.kill_at = None
+        finally:
+            self.exit_fd = None
+            if pidfd is not None:
+                sel.unregister(pidfd)
+                os.close(pidfd)
+            # Whatever the command left behind goes too: its process group,
+            # and (in a spooler) orphans that left the group.
+            kill_group(pid, signal.SIGKILL)
+            if status is None:
+                reap(pid)
+            self.sweep_orphans()
+            deadline = time.monotonic() + 1.0
+            while sel.get_map() and time.monotonic() < deadline:
+                events = sel.select(timeout=0.1)
+                if not events:
+                    break
+                for key, _ in events:
+                    self.read_fd(key.fd, key.data, buffers, records, sel)
+            for fd in list(sel.get_map()):
+                sel.unregister(fd)
+                os.close(fd)
+                self.emit(fds[fd], buffers[fd].close())
+            sel.close()
+        return status
+
+    def next_due(self, started: float, last_flush: float, last_poll: float) -> float:
+        """Return the monotonic time of the loop's next timed duty (flush, poll, timeout, SIGKILL)."""
+        due = [last_flush + app_settings.LOG_FLUSH_SECONDS]
+        if not (self.stop_user is not None or self.timed_out or self.log.gone):
+            due.append(last_poll + app_settings.STOP_POLL_SECONDS)
+            if self.timeout:
+                due.append(started + self.timeout)
+        if self.kill_at is not None:
+            due.append(self.kill_at)
+        return min(due)
+
+    def sweep_orphans(self) -> int:
+        """Kill and reap the run's processes that re-parented to this subreaper; return how many.
+
+        They are the children of this process started after the command's
+        child: the supervisor starts no other process during a run.
+        """
+        if not self.subreaper or self.child_started is None:
+            return 0
+        killed = 0
+        me = os.getpid()
+        # Killing one may orphan its own children, which then re-parent here.
+        for _ in range(20):
+            if not processes.has_children():
+                break
+            ours = [pid for pid, born in processes.children(me) if born >= self.child_started]
+            if not ours:
+                break
+            for pid in ours:
+                killed += processes.kill(pid, signal.SIGKILL)
+            for pid in ours:
+                reap(pid)
+        if killed:
+            self.log.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "%d process(es) started by the command outlived it and were killed." % killed,
+            )
+        return killed
+
+    def read_fd(self, fd, stream, buffers, records, sel) -> None:
+        try:
+            data = os.read(fd, logcapture.READ_SIZE)
+        except BlockingIOError:
+            return
+        if not data:
+            sel.unregister(fd)
+            os.close(fd)
+            self.emit(stream, buffers[fd].close())
+            return
+        self.emit(stream, buffers[fd].feed(data))
+        if len(data) < logcapture.SMALL_READ:
+            # A trickle: let lines gather before the next read. Waking up for
+            # every line a fast command writes costs both processes more
+            # than the line itself; the pause is far below what a reader sees.
+            # It ends early when the child exits (its pidfd turns readable):
+            # a run's last lines are not worth a pause.
+            if self.exit_fd is None:
+                time.sleep(logcapture.READ_PAUSE)
+            else:
+                select.select([self.exit_fd], [], [], logcapture.READ_PAUSE)
+
+    def emit(self, stream: str | None, lines: list[str]) -> None:
+        """Store lines read from the pipe of ``stream`` (None: the record pipe)."""
+        if stream is None:
+            self.emit_records(lines)
+        else:
+            self.emit_raw(stream, lines)
+
+    def emit_raw(self, stream: str, lines: list[str]) -> None:
+        """Store lines of fd 1 (INFO) or fd 2 (WARNING), stamped with the time they were read."""
+        if not lines:
+            return
+        level = logcapture.INFO if stream == logcapture.STDOUT else logcapture.WARNING
+        marks = self.raw_marks[stream]
+        now = time.time_ns() // 1000
+        for line in lines:
+            if marks.open is None and not logcapture.has_marks(line):
+                self.log.add_line(level, stream, line, now)
+            else:
+                lvl, line = marks.split(line, level)
+                self.log.add_line(lvl, stream, line, now)
+
+    def emit_records(self, lines: list[str]) -> None:
+        """Store the records of the record pipe; act on the messages to the supervisor."""
+        for record in logcapture.decode_records(lines):
+            try:
+                ts, level, stream, text = record
+            except (TypeError, ValueError):
+                continue
+            if (
+                type(stream) is not str
+                or type(text) is not str
+                or type(level) is not int
+                or type(ts) is not int
+            ):
+                continue  # not written by logcapture.RecordWriter
+            if stream.startswith("_"):
+                if stream == logcapture.OUTCOME_STREAM:
+                    self.outcome = text
+                elif stream == progress.PROGRESS_STREAM:
+                    # Only the latest update matters; it goes out with the next flush.
+                    changes = progress.parse_record(text)
+                    if changes:
+                        stamp = datetime.fromtimestamp(ts / 1e6, UTC) if ts else timezone.now()
+                        self.log.report_changes.update(changes, progress_at=stamp)
+                continue
+            self.log.add_line(level, stream, text, ts)
+
+    def poll_stop(self, pid: int) -> None:
+        """Terminate the child if a stop was requested or the report was deleted or closed."""
+        try:
+            rows = list(
+                Report.objects.filter(pk=self.report.pk).values_list(
+                    "stop_requested_at", "stopped_by__username", "finished_datetime"
+                )[:1]
+            )
+        except DatabaseError as exc:
+            self.log.db_failed(exc)
+            return
+        if not rows:
+            self.log.set_gone("deleted")
+        elif rows[0][2] is not None:
+            self.log.set_gone("closed")
+        elif rows[0][0] is not None:
+            self.stop_user = rows[0][1] or "?"
+            self.log.add_line(logcapture.WARNING, logcapture.SYSTEM, "Stop requested by %s." % self.stop_user)
+        else:
+            return
+        self.terminate(pid)
+
+    def terminate(self, pid: int) -> None:
+        """SIGTERM the child's process group; SIGKILL follows after STOP_GRACE_SECONDS."""
+        self.terminating = True
+        kill_group(pid, signal.SIGTERM)
+        self.kill_at = time.monotonic() + app_settings.STOP_GRACE_SECONDS

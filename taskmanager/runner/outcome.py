@@ -1,0 +1,156 @@
+"""The end of a run: its reason, and the one transaction that records it.
+
+:func:`end_reason` turns the child's wait status and what the follower saw
+(a stop, the timeout, the child's own outcome) into the end reason (a pure
+function). :class:`RunEnd` writes the report's result, the task's side of the
+end (``TaskQuerySet.end_run``), the run's history and the pruning of small old
+reports in one transaction, retried while the database is away; then the
+pruning of big logs and the notice (:mod:`taskmanager.runend`).
+"""
+
+import logging
+import os
+import signal
+import time
+from datetime import datetime
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Exists
+from django.utils import timezone
+
+from .. import history, logcapture, runend
+from ..models import Report, Task
+from .follow import ChildFollower, seconds_text
+from .reportlog import ReportLog
+
+logger = logging.getLogger("taskmanager.runner")
+
+# Attempts at writing a run's end before giving up (the DB may be restarting);
+# the pauses between them, in seconds.
+_FINISH_PAUSES = (0.5, 1.0, 2.0, 4.0)
+
+
+def end_reason(status: int, follower: ChildFollower) -> tuple[str, bool]:
+    """Return the run's end reason and whether it failed, from the child's wait status."""
+    code = os.waitstatus_to_exitcode(status)
+    if follower.stop_user is not None:
+        return "stopped by user %s" % follower.stop_user, True
+    if follower.timed_out:
+        return "timed out after %s seconds" % seconds_text(follower.timeout), True
+    if follower.outcome:
+        return follower.outcome, True
+    if code < 0:
+        return "signal %s" % signal.Signals(-code).name, True
+    if code != 0:
+        return "exit code %d" % code, True
+    return "completed", False
+
+
+class RunEnd:
+    """Record the end of one run: its report, its task, its history; then prune and notify."""
+
+    def __init__(self, task: Task, report: Report, log: ReportLog, marks: dict):
+        self.task = task
+        self.report = report
+        self.log = log
+        self.marks = marks
+        self.skipped_noted = False
+
+    def finish(self, reason: str, failed: bool) -> None:
+        """Record the run's end; retry while the database is unreachable.
+
+        A run whose report was deleted meanwhile ends without writing one;
+        one closed by recovery is left as recovery wrote it.
+        """
+        log = self.log
+        for pause in (*_FINISH_PAUSES, None):
+            if log.gone:
+                return self.finish_gone()
+            try:
+                return self._finish(reason, failed)
+            except IntegrityError as exc:
+                # Log lines of a report deleted meanwhile break their foreign key.
+                log.db_failed(exc)
+                log.check_report()
+                if not log.gone and pause is None:
+                    raise
+            except DatabaseError as exc:
+                if pause is None:
+                    raise
+                log.db_failed(exc)
+            if pause is not None:
+                time.sleep(pause)
+
+    def finish_gone(self) -> None:
+        if self.log.gone != "deleted":
+            return
+        # The task may still exist (only its report was deleted): take it
+        # out of STARTED, unless another run of it is going on.
+        running = Report.objects.running().filter(task_id=self.task.pk)
+        Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).exclude(Exists(running)).end_run()
+
+    def _finish(self, reason: str, failed: bool) -> None:
+        # No close_old_connections() here: with CONN_MAX_AGE = 0 it would
+        # reconnect for nothing (costly on SQLite); a connection that broke
+        # during the run fails the first query, and finish() retries.
+        log = self.log
+        skipped = next(
+            iter(Report.objects.filter(pk=self.report.pk).values_list("skipped_runs", flat=True)), 0
+        )
+        if skipped and not self.skipped_noted:
+            self.skipped_noted = True
+            log.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "%d scheduled run(s) came due while this run was going and were skipped." % skipped,
+            )
+        if failed:
+            result = Task.Result.FAILED
+        elif log.errors:
+            result = Task.Result.ERRORS
+        elif log.warnings:
+            result = Task.Result.WARNINGS
+        else:
+            result = Task.Result.OK
+        now = timezone.now()
+        started = self.report.invocation_datetime
+        log.report_changes.update(result=result, finished_datetime=now, end_reason=reason[:200])
+        # flush() forgets the lines it wrote; should this transaction fail
+        # after it, they are still to be written by the next attempt.
+        batch, batch_bytes = log.batch, log.batch_bytes
+        try:
+            with transaction.atomic():
+                ended = log.flush(running_only=True, savepoint=False) == 1
+                # (not ended: the transaction is marked for rollback)
+                more_to_prune = self.close_run(started, now, result) if ended else False
+        except BaseException:
+            log.batch, log.batch_bytes = batch, batch_bytes
+            raise
+        if not ended:
+            # Deleted, or closed by recovery meanwhile: leave both as they are.
+            log.report_changes = {}
+            return log.check_report()
+        self.report.result = result
+        self.report.end_reason = reason
+        self.report.finished_datetime = now
+        self.marks["saved"] = time.perf_counter()
+        runend.after_commit(
+            self.task.pk, more_to_prune, logger, task=self.task, report=self.report, marks=self.marks
+        )
+
+    def close_run(self, started: datetime, now: datetime, result: str) -> bool:
+        """Write the task's side of the run's end, its history, and prune; in the finish transaction.
+
+        Return whether old reports are left for :func:`taskmanager.retention.prune_reports` (after the commit).
+        """
+        duration = history.run_duration(started, now)
+        task_ended = Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).end_run(
+            last_datetime=started,
+            last_result=result,
+            last_duration=duration,
+            errors=self.log.errors,
+            warnings=self.log.warnings,
+        )
+        if not task_ended:
+            Task.objects.filter(pk=self.task.pk).update(last_duration=duration)
+        return runend.record(self.task.pk, started, now, result, logger, update_task=False)

@@ -1,0 +1,215 @@
+"""A run's log on its way to the database: ``ReportLog``.
+
+Counts the lines by level, batches LogLine rows within the byte bound, flushes
+them with the report's counters and pending changes (heartbeat, progress,
+pid) in one transaction, survives database errors (lines kept, then dropped
+and counted past a bound), and notices a report that was deleted or closed
+by recovery meanwhile (:attr:`ReportLog.gone`).
+"""
+
+import logging
+import time
+
+from django.db import DatabaseError, IntegrityError, connections, transaction
+
+from .. import logcapture, logstore
+from ..conf import app_settings
+from ..models import Report
+
+logger = logging.getLogger("taskmanager.runner")
+
+# Seconds to wait before writing to the database again after an error.
+_DB_RETRY_SECONDS = 1.0
+
+
+class ReportLog:
+    """The log lines, counters and pending report changes of one run."""
+
+    def __init__(self, task, report: Report):
+        self.task = task
+        self.report = report
+        self.seq = 0
+        # Rows for logstore.insert_rows(), written by flush().
+        self.batch: list[tuple] = []
+        self.batch_bytes = 0
+        self.stamps = logstore.Stamps()
+        self.report_id = report.pk
+        # Read once per run: add_line() runs for every line of the log.
+        self.max_log_bytes = app_settings.MAX_LOG_BYTES
+        self.batch_lines_limit = app_settings.LOG_BATCH_LINES
+        self.batch_bytes_limit = app_settings.LOG_BATCH_BYTES
+        self.stored_bytes = 0
+        self.lines = self.warnings = self.errors = 0
+        self.truncated = False
+        # Report fields written with the next flush (heartbeat, progress, pid, the end).
+        self.report_changes: dict = {}
+        # Why the run cannot be reported any more: "deleted" (its report or
+        # task was deleted) or "closed" (recovery closed it as interrupted).
+        self.gone: str | None = None
+        self.db_retry_at = 0.0
+        self.lost_lines = 0
+
+    def add_line(self, level: int, stream: str, text: str, ts: int | None = None) -> None:
+        """Count and store one line of the log; ``ts``: unix time in microseconds (default now).
+
+        Lines of stream SYSTEM (the app's own) are never counted. A line
+        longer than logcapture.MAX_LINE_CHARS is stored, and counted, as
+        several lines.
+        """
+        if self.gone:
+            return
+        text = logcapture.clean_text(text)
+        if len(text) > logcapture.MAX_LINE_CHARS:
+            for piece in logcapture.split_long(text):
+                self.add_line(level, stream, piece, ts)
+            return
+        if stream != logcapture.SYSTEM:
+            self.lines += 1
+            if level >= logcapture.ERROR:
+                self.errors += 1
+            elif level >= logcapture.WARNING:
+                self.warnings += 1
+        self.store_line(level, stream, text, ts)
+
+    def store_line(self, level: int, stream: str, text: str, ts: int | None) -> None:
+        """Queue one cleaned line (at most MAX_LINE_CHARS) for the next batch."""
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if self.stored_bytes + size > self.max_log_bytes and stream != logcapture.SYSTEM:
+            if not self.truncated:
+                self.truncated = True
+                self.add_line(
+                    logcapture.WARNING,
+                    logcapture.SYSTEM,
+                    "The log reached its size limit (TASKMANAGER_MAX_LOG_BYTES = %d bytes): "
+                    "later lines are counted but not stored." % self.max_log_bytes,
+                )
+            return
+        self.stored_bytes += size
+        batch = self.batch
+        if batch and self.batch_bytes + size > self.batch_bytes_limit:
+            # Flush first: a batch stays within its byte bound (one INSERT
+            # must fit MySQL's max_allowed_packet) unless one line exceeds it.
+            self.safe_flush()
+            batch = self.batch
+        self.seq += 1
+        batch.append(
+            (
+                self.report_id,
+                self.seq,
+                level,
+                2 if level >= logcapture.ERROR else 1 if level >= logcapture.WARNING else 0,
+                stream,
+                self.stamps(ts or time.time_ns() // 1000),
+                text,
+            )
+        )
+        self.batch_bytes += size
+        if len(batch) >= self.batch_lines_limit or self.batch_bytes >= self.batch_bytes_limit:
+            self.safe_flush()
+
+    def flush(self, running_only: bool = False, savepoint: bool = True) -> int | None:
+        """Write pending lines and counters to the database, in one transaction.
+
+        Return the number of report rows updated (0: the report is gone, or
+        with ``running_only`` already finished, and then nothing is written),
+        None if nothing was pending. Raise DatabaseError as the database
+        does; nothing pending is lost then. Inside a transaction, without
+        ``savepoint``, a ``running_only`` flush that updated nothing marks the
+        enclosing transaction for rollback.
+        """
+        if not self.batch and not self.report_changes:
+            return None
+        report = Report.objects.filter(pk=self.report.pk)
+        if running_only:
+            report = report.filter(finished_datetime__isnull=True)
+        with transaction.atomic(savepoint=savepoint):
+            if self.batch:
+                logstore.insert_rows(self.batch)
+            updated = report.update(
+                lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
+            )
+            if running_only and updated != 1:
+                transaction.set_rollback(True)
+                return updated
+        self.batch = []
+        self.batch_bytes = 0
+        self.report_changes = {}
+        return updated
+
+    def safe_flush(self, force: bool = False) -> None:
+        """Flush while the command runs, surviving database errors.
+
+        A lost connection (DB restart, terminated backend) is closed and the
+        pending lines are kept for the next attempt, at most one per
+        _DB_RETRY_SECONDS (or now with ``force``); past 4 batches' worth they
+        are dropped and counted, so memory stays bounded. A report that
+        disappeared (its task was deleted) ends the run quietly.
+        """
+        if self.gone or (not force and time.monotonic() < self.db_retry_at):
+            return
+        try:
+            updated = self.flush()
+        except DatabaseError as exc:
+            self.db_failed(exc)
+            if isinstance(exc, IntegrityError):
+                self.check_report()
+            if len(self.batch) > 4 * app_settings.LOG_BATCH_LINES or (
+                self.batch_bytes > 4 * app_settings.LOG_BATCH_BYTES
+            ):
+                self.lost_lines += len(self.batch)
+                self.batch, self.batch_bytes = [], 0
+            return
+        if updated == 0:
+            self.check_report()
+        elif self.lost_lines:
+            lost, self.lost_lines = self.lost_lines, 0
+            self.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "%d log line(s) were lost while the database was unreachable." % lost,
+            )
+
+    def db_failed(self, exc: Exception) -> None:
+        logger.warning("Run of task %s: database error (%s); retrying.", self.task.pk, exc)
+        self.db_retry_at = time.monotonic() + _DB_RETRY_SECONDS
+        # Drop a broken connection (server restarted, backend terminated);
+        # the next query opens a new one. A working one is kept: "database
+        # is locked" breaks nothing, and see _abandon_connections for SQLite.
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is None or conn.in_atomic_block or not conn.errors_occurred:
+                continue
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
+
+    def check_report(self) -> None:
+        """Find out whether the report still exists and is running; set ``gone`` if not."""
+        try:
+            row = Report.objects.filter(pk=self.report.pk).values_list("finished_datetime", flat=True)
+            found = list(row[:1])
+        except DatabaseError as exc:
+            self.db_failed(exc)
+            return
+        if not found:
+            self.set_gone("deleted")
+        elif found[0] is not None:
+            self.set_gone("closed")
+
+    def set_gone(self, why: str) -> None:
+        if self.gone:
+            return
+        self.gone = why
+        self.batch, self.batch_bytes, self.report_changes = [], 0, {}
+        if why == "deleted":
+            logger.info(
+                "The report of a running task %s was deleted (the task was deleted?): "
+                "the run is terminated without a report.",
+                self.task.pk,
+            )
+        else:
+            logger.warning(
+                "Run of task %s was closed by recovery while still supervised "
+                "(heartbeat too old?): the command is terminated.",
+                self.task.pk,
+            )

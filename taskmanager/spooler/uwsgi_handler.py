@@ -1,0 +1,146 @@
+"""What runs inside a uWSGI spooler process: the spool handler, recovery, heartbeat and timer.
+
+Imported by ``TaskManagerConfig.ready()`` only when this uWSGI instance has
+spooler processes (``uwsgi_runtime.spooler_configured()``), so that the
+handler is registered in the process that loads Django and forked spoolers
+inherit it (non-lazy mode). It needs the app registry: never import it before.
+
+The handler always returns ``uwsgi.SPOOL_OK``: any other outcome makes uWSGI
+run the same file again at every scan, for ever.
+"""
+
+import logging
+import os
+
+from django.db import close_old_connections
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .. import recovery
+from ..conf import app_settings
+from ..models import SpoolerHeartbeat
+from ..spoolfiles import HANDLER_NAME
+from ..uwsgi_runtime import spool_dir, spooler_configured, uwsgi
+from . import get_backend
+from .uwsgi import UwsgiBackend
+
+# The logger of the whole uWSGI backend (documented in docs/deploy.rst).
+logger = logging.getLogger("taskmanager.spooler")
+
+
+def _runner():
+    """Return :mod:`taskmanager.runner`, imported on first use inside a spooler.
+
+    Deferred on purpose: this module is imported in the uWSGI master (via
+    ``ready()``) and in web workers, which never run a task; and the runner
+    reads the working directory at import (``runner.child_main``), which must
+    be the spooler's (``spooler-chdir``), not the master's.
+    """
+    # Deferred: see the docstring.
+    from .. import runner
+
+    return runner
+
+
+def handle_spool_entry(env: dict) -> int:
+    """Run the task named by a spool entry; return ``uwsgi.SPOOL_OK``, always.
+
+    ``env`` is the decoded spool dict (str keys and values, as
+    ``uwsgidecorators`` passes it). Every exception, ``SystemExit`` included,
+    is caught and logged: raising would make uWSGI re-run the file for ever.
+    """
+    ok = getattr(uwsgi, "SPOOL_OK", -2)
+    try:
+        runner = _runner()
+        task_id = int(env.get("task", 0))
+        runner.execute(task_id, env.get("token", ""), env.get("trigger", "schedule"))
+    except BaseException:  # noqa: BLE001 - see the docstring
+        logger.exception("taskmanager: spool entry %r failed outside the run", env)
+    return ok
+
+
+def register_handler() -> bool:
+    """Register the spool handler with ``uwsgidecorators`` when a spooler is configured.
+
+    Return whether it was registered. Outside uWSGI, or without a spooler,
+    do nothing (``uwsgidecorators`` raises there).
+    """
+    if not spooler_configured():
+        return False
+    # Deferred: importable only inside uWSGI, with a spooler (see the docstring).
+    import uwsgidecorators
+
+    def taskmanager_run(env):
+        return handle_spool_entry(env)
+
+    uwsgidecorators.spooler_functions[HANDLER_NAME] = taskmanager_run
+
+    @uwsgidecorators.postfork
+    def taskmanager_spooler_started():
+        # Runs in every worker and spooler after fork; only spoolers recover.
+        if uwsgi.i_am_the_spooler():
+            record_heartbeat()
+            spooler_started()
+
+    register_recovery_timer()
+    return True
+
+
+def spooler_started() -> None:
+    """Run the recovery of a starting spooler process; never raise.
+
+    Lost entries are respooled only when the configured backend is one whose
+    spoolers these are (``reports_heartbeats``): its ``spool`` writes them and
+    its ``node`` is recorded on the tasks.
+    """
+    target = None
+    try:
+        if import_string(app_settings.BACKEND).reports_heartbeats:
+            backend = get_backend()
+            target = (spool_dir(), backend.spool, backend.node())
+    except Exception:  # noqa: BLE001 - reported by check E002; the spooler must start regardless
+        logger.exception("taskmanager: the configured backend cannot be loaded; no entry is respooled")
+    recovery.on_spooler_start(_runner().current_report_id, *(target or ()))
+
+
+def register_recovery_timer() -> int | None:
+    """Make an idle spooler process run the periodic recovery every RECOVERY_SECONDS.
+
+    A uWSGI timer signal targeted at "spooler": one idle spooler process
+    handles each tick (ticks wait while all are busy). It closes runs whose
+    supervisor died on another host (their heartbeat goes stale) without
+    waiting for a spooler restart. Only the master registers it (with
+    ``lazy-apps`` the app loads in every worker, which would add one timer
+    each). Return the uWSGI signal number used, or None.
+    """
+    seconds = app_settings.RECOVERY_SECONDS
+    if not seconds or uwsgi.masterpid() != os.getpid():
+        return None
+    # Deferred: importable only inside uWSGI.
+    import uwsgidecorators
+
+    def taskmanager_recovery_tick(signum):
+        try:
+            record_heartbeat()
+            recovery.on_timer(_runner().current_report_id)
+        except BaseException:  # noqa: BLE001 - a signal handler must not kill the spooler
+            logger.exception("taskmanager: periodic recovery failed")
+
+    try:
+        timer = uwsgidecorators.timer(max(1, int(seconds)), target="spooler")
+        timer(taskmanager_recovery_tick)
+    except Exception:  # noqa: BLE001 - no free signal: recovery still runs at spooler start
+        logger.exception("taskmanager: could not register the periodic recovery timer")
+        return None
+    return timer.num
+
+
+def record_heartbeat() -> None:
+    """Record that this node's spooler is alive (SpoolerHeartbeat row, UTC now)."""
+    try:
+        close_old_connections()
+        SpoolerHeartbeat.objects.update_or_create(
+            node=UwsgiBackend().node(), defaults={"last_seen": timezone.now()}
+        )
+    except Exception:  # noqa: BLE001 - a heartbeat must never break the spooler
+        logger.exception("taskmanager: could not record the spooler heartbeat")
