@@ -256,26 +256,27 @@ def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(uwsgi_nod
     probe_started = processes.start_time(probe)
     os.waitpid(probe, 0)
     host = socket.gethostname()
+    remote = {"host": "elsewhere.invalid", "supervisor_started": 1.0}
     supervisors = {
-        # name: (host, supervisor pid, its start time, last heartbeat)
-        "stale-remote": ("elsewhere.invalid", 4242, 1.0, old),
-        "fresh-remote": ("elsewhere.invalid", 4243, 1.0, now),
-        "dead-local": (host, probe, probe_started, now),
+        "stale-remote": {**remote, "supervisor_pid": 4242, "heartbeat": old},
+        "fresh-remote": {**remote, "supervisor_pid": 4243, "heartbeat": now},
+        "dead-local": {
+            "host": host,
+            "supervisor_pid": probe,
+            "supervisor_started": probe_started,
+            "heartbeat": now,
+        },
         # This test process plays a live supervisor on this host, with an old heartbeat.
-        "live-local": (host, os.getpid(), mine, old),
+        "live-local": {
+            "host": host,
+            "supervisor_pid": os.getpid(),
+            "supervisor_started": mine,
+            "heartbeat": old,
+        },
     }
     reports = {
-        name: make_report(
-            tasks[name],
-            running=True,
-            alive=False,
-            host=on,
-            supervisor_pid=pid,
-            supervisor_started=started,
-            heartbeat=beat,
-            invocation_datetime=old,
-        )
-        for name, (on, pid, started, beat) in supervisors.items()
+        name: make_report(tasks[name], running=True, alive=False, invocation_datetime=old, **supervisor)
+        for name, supervisor in supervisors.items()
     }
     fresh = reports["fresh-remote"]
     stop = threading.Event()
