@@ -11,6 +11,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # for tests.support (the bench scripts put only bench/ on the path)
+
+from tests.support import procs  # noqa: E402
 
 BENCH_DB_NAME = "taskmanager_bench"
 
@@ -64,21 +68,9 @@ def teardown(db: str, name: str) -> None:
 
 def memory_kib(pid: int | str = "self", field: str = "VmHWM") -> int:
     """Return a /proc/<pid>/status memory field (VmRSS, VmHWM) in KiB, or 0."""
-    try:
-        with open("/proc/%s/status" % pid) as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return procs.vm_kib(pid, field) or 0
 
 
 def reset_peak(pid: int | str = "self") -> bool:
     """Reset VmHWM of ``pid`` to its current RSS (Linux >= 4.0); return whether it worked."""
-    try:
-        with open("/proc/%s/clear_refs" % pid, "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
+    return procs.reset_peak(pid)

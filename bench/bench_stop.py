@@ -31,15 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import common  # noqa: E402
 from bench.common import print_table, summary  # noqa: E402
-
-
-def running(pid: int) -> bool:
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in (b"Z", b"X")
+from tests.support import procs  # noqa: E402
 
 
 def stop_once(client, task, poll_seconds: float, timeout: float = 60) -> dict:
@@ -61,7 +53,7 @@ def stop_once(client, task, poll_seconds: float, timeout: float = 60) -> dict:
     time.sleep(random.uniform(0, poll_seconds))
     clicked = time.time()
     client.post("/admin/taskmanager/task/%d/stop/" % task.pk, follow=False)
-    common.wait_for(lambda: not running(pid), timeout, "process %d to end" % pid, interval=0.001)
+    common.wait_for(lambda: procs.gone(pid), timeout, "process %d to end" % pid, interval=0.001)
     gone = time.time()
     report = common.wait_for(
         lambda: Report.objects.filter(pk=report.pk, finished_datetime__isnull=False).first(),

@@ -8,7 +8,7 @@ The interface every ``bench/bench_*.py`` follows (``bench/run.py`` relies on it)
   of stdout (``emit()`` does both);
 * nothing asserts: numbers only (targets are printed beside them).
 
-The uWSGI server is the one the tests start (``tests.uwsgi_server.UwsgiServer``),
+The uWSGI server is the one the tests start (``tests.support.uwsgi_server.UwsgiServer``),
 loading ``bench.settings`` instead of ``tests.settings``.
 """
 
@@ -32,8 +32,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(1, str(BENCH_DIR))
 
-from tests.adminclient import AdminClient  # noqa: E402
-from tests.uwsgi_server import UwsgiServer  # noqa: E402
+from tests.support.adminclient import AdminClient  # noqa: E402
+from tests.support.uwsgi_server import UwsgiServer  # noqa: E402
 
 SETTINGS = "bench.settings"
 PASSWORD = "bench-password"

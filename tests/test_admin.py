@@ -18,46 +18,12 @@ from django.utils import timezone
 from taskmanager import display, progress
 from taskmanager.models import Command, Report, RunHistory, Task, TaskCategory
 
-from .conftest import wait_for
+from .support.admin import TASK_URL, add_task, status_json, task_form
+from .support.adminclient import PASSWORD, AdminClient, form_errors
+from .support.objects import make_report, make_task
+from .support.waits import finished_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ERRORS_RE = re.compile(r'<ul class="errorlist[^>]*>(.*?)</ul>', re.S)
-TASK_URL = "/admin/taskmanager/task/"
-
-
-def task_form(commands, name, command, arguments="", **extra):
-    data = {
-        "name": name,
-        "command": commands[command].pk if isinstance(command, str) else command,
-        "arguments": arguments,
-        "note": "",
-        "reports-TOTAL_FORMS": "0",
-        "reports-INITIAL_FORMS": "0",
-        "_save": "Save",
-    }
-    data.update(extra)
-    return data
-
-
-def add_task(client, commands, name, command, arguments="", **extra):
-    resp = client.post(TASK_URL + "add/", task_form(commands, name, command, arguments, **extra))
-    assert resp.status == 200, resp.text[:2000]
-    task = Task.objects.filter(name=name).first()
-    assert task is not None, ERRORS_RE.findall(resp.text)
-    return task
-
-
-def form_errors(resp) -> str:
-    return html.unescape(" ".join(ERRORS_RE.findall(resp.text)))
-
-
-def status_json(client, *tasks):
-    import json
-
-    resp = client.get(TASK_URL + "status/?ids=" + ",".join(str(t.pk) for t in tasks))
-    assert resp.status == 200, resp.text[:500]
-    return json.loads(resp.text)["tasks"]
 
 
 # -- arguments checked at save, through the real server ------------------------------
@@ -212,11 +178,7 @@ def test_progress_bar_moves_and_history_is_kept(server, admin_http, commands):
     page = admin_http.get(TASK_URL + "%d/change/" % task.pk).text
     assert 'role="progressbar"' in page
     assert re.search(r"\d+% \(\d+ of 12\)", page)
-    wait_for(
-        lambda: Report.objects.filter(task=task, finished_datetime__isnull=False).exists(),
-        timeout=60,
-        message="the end of the run",
-    )
+    finished_report(task, timeout=60)
     report = Report.objects.get(task=task)
     assert (report.progress_done, report.progress_total, report.progress_message) == (12, 12, "step 12")
     history = list(RunHistory.objects.filter(task=task))
@@ -267,10 +229,11 @@ def test_history_limit_setting(transactional_db, settings):
 def test_task_list_columns_filters_and_search(server, admin_http, commands):
     cat = TaskCategory.objects.create(name="nightly")
     other = TaskCategory.objects.create(name="reports")
-    a = Task.objects.create(name="alpha", command=commands["tm_ok"], category=cat, note="rebuilds the index")
-    b = Task.objects.create(
-        name="beta",
-        command=commands["tm_warn"],
+    a = make_task(commands, "alpha", category=cat, note="rebuilds the index")
+    b = make_task(
+        commands,
+        "beta",
+        "tm_warn",
         category=other,
         status="SCHEDULED",
         last_result="ERRORS",
@@ -307,10 +270,8 @@ def test_task_list_columns_filters_and_search(server, admin_http, commands):
 
 def test_category_page_lists_its_tasks_with_status(server, admin_http, commands):
     cat = TaskCategory.objects.create(name="weekly")
-    Task.objects.create(
-        name="in-cat", command=commands["tm_ok"], category=cat, status="SPOOLED", last_result="OK"
-    )
-    Task.objects.create(name="elsewhere", command=commands["tm_ok"])
+    make_task(commands, "in-cat", category=cat, status="SPOOLED", last_result="OK")
+    make_task(commands, "elsewhere")
     page = admin_http.get("/admin/taskmanager/taskcategory/%d/change/" % cat.pk).text
     assert "in-cat" in page and "elsewhere" not in page
     assert '<span class="tm-badge tm-spooled">Spooled</span>' in page
@@ -319,9 +280,8 @@ def test_category_page_lists_its_tasks_with_status(server, admin_http, commands)
 
 
 def test_report_page_shows_the_result_as_a_badge(server, admin_http, commands):
-    task = Task.objects.create(name="badged", command=commands["tm_ok"])
-    report = Report.objects.create(task=task, trigger="start", result="WARNINGS", warnings=1)
-    Report.objects.filter(pk=report.pk).update(finished_datetime=timezone.now())
+    task = make_task(commands, "badged")
+    report = make_report(task, result="WARNINGS", warnings=1)
     page = admin_http.get("/admin/taskmanager/report/%d/change/" % report.pk).text
     result = re.search(r'<div class="form-row field-result_badge">(.*?)</div>\s*</div>', page, re.S)
     assert result, page[:3000]
@@ -352,11 +312,7 @@ def test_user_and_command_text_is_escaped_everywhere(server, admin_http, command
     )
     assert task.note == PAYLOAD
     admin_http.post(TASK_URL + "%d/start/" % task.pk)
-    report = wait_for(
-        lambda: Report.objects.filter(task=task, finished_datetime__isnull=False).first(),
-        timeout=60,
-        message="the echo run",
-    )
+    report = finished_report(task, timeout=60)
     assert report.lines == 3 and report.log_lines.filter(text__contains=PAYLOAD).count() == 3
     # A bad-arguments error that quotes the payload is escaped too.
     error_page = admin_http.post(TASK_URL + "add/", task_form(commands, "x", "tm_ok", PAYLOAD))
@@ -497,14 +453,11 @@ def test_format_duration(seconds, text):
 
 
 def test_admin_speaks_italian(server, commands, superuser):
-    from .adminclient import AdminClient
-    from .conftest import PASSWORD
-
     client = AdminClient(server.url)
     for opener in (client.opener, client.raw_opener):
         opener.addheaders = [("Accept-Language", "it")]
     client.login("admin", PASSWORD)
-    task = Task.objects.create(name="it", command=commands["tm_ok"], last_result="WARNINGS")
+    task = make_task(commands, "it", last_result="WARNINGS")
     index = client.get("/admin/").text
     assert "Gestione attività" in index
     listing = client.get(TASK_URL).text

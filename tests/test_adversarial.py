@@ -25,39 +25,16 @@ from django.utils import timezone
 
 from taskmanager.models import Command, LogLine, Report, RunHistory, Task
 
-from .conftest import server_env, wait_for
-from .test_end_to_end import add_task, finished_report, press, texts
-from .uwsgi_server import UwsgiServer
+from .support.admin import add_task, press, task_form
+from .support.adminclient import client_for, form_errors
+from .support.objects import log_texts, make_report, make_task
+from .support.procs import gone
+from .support.spool import spool_paths
+from .support.waits import finished_report, running_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PR_SET_CHILD_SUBREAPER = 36
-
-ERRORLIST_RE = re.compile(r'<ul class="errorlist[^>]*>(.*?)</ul>', re.S)
-
-
-def form_errors(resp) -> str:
-    return " ".join(ERRORLIST_RE.findall(resp.text))
-
-
-def running_report(task, timeout=30):
-    """Wait until the task's run has its child process and a first line; return the report."""
-    return wait_for(
-        lambda: Report.objects.filter(
-            task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1
-        ).first(),
-        timeout=timeout,
-        message="the run of %s to start" % task.name,
-    )
-
-
-def gone(pid: int) -> bool:
-    """Whether ``pid`` is no longer a live process (a zombie counts as gone)."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
-    except OSError:
-        return True
 
 
 def log_since(server, offset: int) -> str:
@@ -86,9 +63,9 @@ def test_status_endpoint_skips_ids_it_cannot_use(server, admin_http, commands):
 
 @pytest.mark.db_sensitive
 def test_log_viewer_survives_crafted_query_strings(server, admin_http, commands):
-    task = Task.objects.create(name="crafted-log", command=commands["tm_ok"])
+    task = make_task(commands, "crafted-log")
     now = timezone.now()
-    report = Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=now)
+    report = make_report(task, finished_datetime=now)
     # What the capture stores for a line with a NUL byte (logcapture.clean_text).
     LogLine.objects.create(report=report, seq=1, level=20, stream="stdout", timestamp=now, text="a\ufffdb")
     base = "/admin/taskmanager/report/%d/log/" % report.pk
@@ -124,16 +101,7 @@ def test_schedule_at_the_end_of_time_is_refused_and_breaks_no_page(server, admin
         "repetition_period": "minute",
         "repetition_rate": "1",
     }
-    resp = admin_http.post(
-        "/admin/taskmanager/task/add/",
-        {
-            "name": "end-of-time",
-            "command": commands["tm_ok"].pk,
-            "reports-TOTAL_FORMS": "0",
-            "reports-INITIAL_FORMS": "0",
-            **fields,
-        },
-    )
+    resp = admin_http.post("/admin/taskmanager/task/add/", task_form(commands, "end-of-time", **fields))
     assert not Task.objects.filter(name="end-of-time").exists()
     assert "9999" in form_errors(resp)
     preview = admin_http.get(
@@ -143,13 +111,7 @@ def test_schedule_at_the_end_of_time_is_refused_and_breaks_no_page(server, admin
     assert len(json.loads(preview.text)["runs"]) <= 1
     # A task saved with such a schedule before the form refused it.
     anchor = timezone.make_aware(datetime(9999, 12, 31, 23, 59, 59))
-    task = Task.objects.create(
-        name="end-of-time-saved",
-        command=commands["tm_ok"],
-        scheduling=anchor,
-        repetition_period="minute",
-        repetition_rate=1,
-    )
+    task = make_task(commands, "end-of-time-saved", scheduling=anchor, repetition_period="minute", repetition_rate=1)
     assert admin_http.get("/admin/taskmanager/task/%d/change/" % task.pk).status == 200
     assert admin_http.get("/admin/taskmanager/task/").status == 200
 
@@ -171,16 +133,7 @@ def test_settings_and_pythonpath_are_refused_at_save(server, admin_http, command
     # call_command() ignores both (only manage.py's run_from_argv applies them):
     # a task never runs with other settings or code, and a typed option that
     # would be silently ignored is refused with a reason instead.
-    resp = admin_http.post(
-        "/admin/taskmanager/task/add/",
-        {
-            "name": "options",
-            "command": commands["tm_ok"].pk,
-            "arguments": arguments,
-            "reports-TOTAL_FORMS": "0",
-            "reports-INITIAL_FORMS": "0",
-        },
-    )
+    resp = admin_http.post("/admin/taskmanager/task/add/", task_form(commands, "options", "tm_ok", arguments))
     assert not Task.objects.filter(name="options").exists()
     errors = form_errors(resp)
     assert "not allowed as a task argument" in errors, errors
@@ -200,8 +153,8 @@ def test_colour_options_keep_the_levels(server, admin_http, commands, option):
     task = add_task(admin_http, commands, "colours" + option, "tm_hostile", "--mode styled, " + option)
     press(admin_http, task, "start")
     report = finished_report(task)
-    assert (report.result, report.warnings, report.errors) == ("ERRORS", 1, 1), texts(report)
-    assert texts(report) == ["a styled warning", "a styled error", "plain"]
+    assert (report.result, report.warnings, report.errors) == ("ERRORS", 1, 1), log_texts(report)
+    assert log_texts(report) == ["a styled warning", "a styled error", "plain"]
 
 
 @pytest.mark.parametrize(
@@ -216,7 +169,7 @@ def test_big_and_strange_arguments_run(server, admin_http, commands, arguments):
     task = add_task(admin_http, commands, "strange-args", "tm_ok", arguments + ", --lines 1")
     press(admin_http, task, "start")
     report = finished_report(task)
-    assert report.result == "OK", texts(report)
+    assert report.result == "OK", log_texts(report)
     page = admin_http.get("/admin/taskmanager/task/%d/change/" % task.pk).text
     assert "<img src=x" not in page
 
@@ -246,26 +199,19 @@ def change_fields(task, **overrides) -> dict:
 
 @pytest.mark.parametrize("waiting", ["periodic", "run-now"])
 def test_editing_what_a_waiting_run_executes_needs_the_run_permission(
-    instances, superuser, commands, waiting
+    uwsgi_node, staff, commands, waiting
 ):
     # A staff user who may change tasks but not run them could swap the
     # command or arguments of a task someone else started: the next run then
     # executed their choice (credited to the person who pressed Start), and
     # the page told them "... was started".
-    from django.contrib.auth.models import Permission, User
-
-    from .adminclient import AdminClient
-    from .conftest import PASSWORD
 
     # Its own node: the cancelled hourly entry stays in the spool directory
     # until its time (a spool file is never unlinked by a web process).
-    node = instances(spooler_processes=1)
-    admin = AdminClient(node.url)
-    admin.login("admin", PASSWORD)
-    editor = User.objects.create_user("editor", password=PASSWORD, is_staff=True)
-    editor.user_permissions.set(Permission.objects.filter(codename__in=["change_task", "view_task"]))
-    client = AdminClient(node.url)
-    client.login("editor", PASSWORD)
+    node = uwsgi_node(spooler_processes=1)
+    admin = node.admin
+    staff("change_task", "view_task", username="editor")
+    client = client_for(node.url, "editor")
     if waiting == "periodic":
         task = add_task(
             admin, commands, "waiting", "tm_ok", "--lines 1", repetition_period="hour", repetition_rate="1"
@@ -307,18 +253,11 @@ def test_editing_what_a_waiting_run_executes_needs_the_run_permission(
     assert Task.objects.get(pk=task.pk).arguments == "--lines 2", form_errors(resp)
 
 
-def test_an_idle_tasks_definition_needs_the_run_permission_too(server, admin_http, commands):
+def test_an_idle_tasks_definition_needs_the_run_permission_too(server, admin_http, staff, commands):
     # An idle task is one Start away from running what was typed into it by
     # someone else: its definition needs the run rights as well (issue 11).
-    from django.contrib.auth.models import Permission, User
-
-    from .adminclient import AdminClient
-    from .conftest import PASSWORD
-
-    editor = User.objects.create_user("editor", password=PASSWORD, is_staff=True)
-    editor.user_permissions.set(Permission.objects.filter(codename__in=["change_task", "view_task"]))
-    client = AdminClient(server.url)
-    client.login("editor", PASSWORD)
+    staff("change_task", "view_task", username="editor")
+    client = client_for(server.url, "editor")
     task = add_task(admin_http, commands, "idle-edit", "tm_ok", "--lines 1")
     resp = client.post(
         "/admin/taskmanager/task/%d/change/" % task.pk,
@@ -329,18 +268,15 @@ def test_an_idle_tasks_definition_needs_the_run_permission_too(server, admin_htt
     assert task.version == 1
 
 
-def test_a_task_name_with_a_line_break_still_gets_its_failure_mail(instances, superuser, commands, tmp_path):
+def test_a_task_name_with_a_line_break_still_gets_its_failure_mail(uwsgi_node, commands, tmp_path):
     # The name went into the e-mail subject as it was: Django refuses a header
     # with a newline (BadHeaderError, a guard against header injection), so
     # the failure notice of such a task was never sent.
     import email
 
-    from .adminclient import AdminClient
-    from .conftest import PASSWORD
-
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
-    node = instances(
+    node = uwsgi_node(
         settings={
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(mail_dir),
@@ -348,8 +284,7 @@ def test_a_task_name_with_a_line_break_still_gets_its_failure_mail(instances, su
         },
         spooler_processes=1,
     )
-    client = AdminClient(node.url)
-    client.login("admin", PASSWORD)
+    client = node.admin
     task = add_task(client, commands, "nightly\r\nBcc: someone@example.com", "tm_raise", notify="on")
     assert "\n" in task.name
     press(client, task, "start")
@@ -420,12 +355,12 @@ def test_misbehaving_commands_end_cleanly(server, admin_http, commands, mode, re
     )
     press(admin_http, task, "start")
     report = finished_report(task, timeout=60)
-    assert (report.result, report.end_reason) == (result, reason), texts(report)[-5:]
+    assert (report.result, report.end_reason) == (result, reason), log_texts(report)[-5:]
     if last_line is not None:
-        assert texts(report)[-1] == last_line
+        assert log_texts(report)[-1] == last_line
     if mode == "no-newline":
         # 10 MB without a newline: stored in pieces of at most MAX_LINE_CHARS, nothing lost.
-        assert sum(len(t) for t in texts(report)) == size
+        assert sum(len(t) for t in log_texts(report)) == size
     # The child's chdir did not reach the spooler.
     assert "/" not in spooler_cwds(server)
     assert "Traceback" not in log_since(server, offset)
@@ -450,7 +385,7 @@ def test_commands_can_start_python(server, admin_http, commands, mode, output):
     press(admin_http, task, "start")
     report = finished_report(task, timeout=60)
     # (multiprocessing's resource tracker may outlive the command: it is killed.)
-    assert report.result == "OK" and output in texts(report), texts(report)
+    assert report.result == "OK" and output in log_texts(report), log_texts(report)
 
 
 @pytest.mark.parametrize("mode", ["trap-term", "stop-self", "deadlock", "setpgid"])
@@ -460,7 +395,7 @@ def test_stop_ends_commands_that_resist(server, admin_http, commands, mode):
     running = running_report(task)
     grandchild = None
     if mode == "setpgid":
-        grandchild = int(re.match(r"grandchild (\d+)", texts(running)[0]).group(1))
+        grandchild = int(re.match(r"grandchild (\d+)", log_texts(running)[0]).group(1))
     assert "is being stopped" in press(admin_http, task, "stop").text
     report = finished_report(task, timeout=20)
     assert report.end_reason == "stopped by user admin"
@@ -475,17 +410,14 @@ def test_stop_ends_commands_that_resist(server, admin_http, commands, mode):
 
 
 @pytest.mark.db_sensitive
-def test_button_storm_keeps_every_invariant(instances, superuser, commands):
+def test_button_storm_keeps_every_invariant(uwsgi_node, commands):
     # On MariaDB, Stop's update of the running report used to deadlock with
     # a run ending meanwhile (error 1213): a 500 page, in about half the runs.
-    from .adminclient import AdminClient
-    from .conftest import PASSWORD
 
     # Its own node: the cancelled entries of the minute grid stay in the
     # spool directory until their time.
-    server = instances()
-    admin_http = AdminClient(server.url)
-    admin_http.login("admin", PASSWORD)
+    server = uwsgi_node()
+    admin_http = server.admin
     offset = len(server.log())
     task = add_task(
         admin_http,
@@ -500,12 +432,11 @@ def test_button_storm_keeps_every_invariant(instances, superuser, commands):
     deadline = time.monotonic() + 6
 
     def presser(seed):
-        client = AdminClient(server.url)
-        client.login("admin", PASSWORD)
+        client = client_for(server.url, "admin")
         rnd = random.Random(seed)
         while time.monotonic() < deadline:
             button = rnd.choice(["start", "stop", "run-now"])
-            resp = press(client, task, button)
+            resp = press(client, task, button, status=None)
             answers[button, resp.status] += 1
             if resp.status != 200:
                 failures.append((button, resp.status, resp.text[:500]))
@@ -544,27 +475,6 @@ def test_button_storm_keeps_every_invariant(instances, superuser, commands):
 
 
 @pytest.fixture
-def instances(transactional_db):
-    """Start extra uWSGI instances on the test database: ``start(settings={...}, **UwsgiServer args)``.
-
-    ``settings`` overrides Django settings in that instance; all are stopped at the end.
-    """
-    started = []
-
-    def start(settings=None, **kwargs):
-        env = server_env()
-        if settings:
-            env["TM_TEST_SETTINGS"] = json.dumps(settings)
-        instance = UwsgiServer(env=env, **kwargs)
-        started.append(instance)
-        return instance.start()
-
-    yield start
-    for instance in started:
-        instance.stop()
-
-
-@pytest.fixture
 def orphans_stay_zombies():
     """Make this process adopt orphaned descendants and leave them unreaped during the test.
 
@@ -586,14 +496,10 @@ def orphans_stay_zombies():
 
 @pytest.mark.db_sensitive
 def test_sigkill_of_the_whole_server_then_restart_on_the_same_spool(
-    instances, superuser, commands, orphans_stay_zombies
+    uwsgi_node, commands, orphans_stay_zombies
 ):
-    from .adminclient import AdminClient
-    from .conftest import PASSWORD
-
-    first = instances()
-    client = AdminClient(first.url)
-    client.login("admin", PASSWORD)
+    first = uwsgi_node()
+    client = first.admin
     one_shot = add_task(client, commands, "killed-one-shot", "tm_sleep", "--seconds 60, --tick 0.2")
     periodic = add_task(
         client,
@@ -620,7 +526,7 @@ def test_sigkill_of_the_whole_server_then_restart_on_the_same_spool(
     # Only the recovery at spooler start (no timer): it must see that a
     # zombie supervisor is gone (it was taken for alive: the runs stayed
     # STARTED until a later timer tick, or for ever without the timer).
-    second = instances(spool_dir=first.spool_dir, settings={"TASKMANAGER_RECOVERY_SECONDS": 0})
+    second = uwsgi_node(login=False, spool_dir=first.spool_dir, settings={"TASKMANAGER_RECOVERY_SECONDS": 0})
     for run in runs:
         wait_for(
             lambda run=run: Report.objects.get(pk=run.pk).finished_datetime,
@@ -632,7 +538,7 @@ def test_sigkill_of_the_whole_server_then_restart_on_the_same_spool(
     # The spool files of the two runs are consumed as stale, once each; only
     # the periodic task's next run (in an hour) stays.
     wait_for(
-        lambda: len(spool_files(second)) == 1,
+        lambda: len(spool_paths(second.spool_dir)) == 1,
         timeout=15,
         message="the old spool files to be consumed",
     )
@@ -643,8 +549,5 @@ def test_sigkill_of_the_whole_server_then_restart_on_the_same_spool(
     assert Report.objects.filter(task=periodic).count() == 1
     assert Task.objects.get(pk=one_shot.pk).status == "IDLE"
     assert Task.objects.get(pk=periodic.pk).status == "SPOOLED"
-    assert spool_files(second) == [Path(Task.objects.get(pk=periodic.pk).spooler_id).name]
+    assert [p.name for p in spool_paths(second.spool_dir)] == [Path(Task.objects.get(pk=periodic.pk).spooler_id).name]
 
-
-def spool_files(instance) -> list:
-    return [p.name for p in Path(instance.spool_dir).glob("uwsgi_spoolfile_on_*")]

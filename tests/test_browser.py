@@ -13,32 +13,17 @@ and are skipped with the reason otherwise.
 import os
 import re
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Permission, User
-from django.core.management import call_command
 
 from taskmanager.models import Command, Report, Task
 
-from .conftest import PASSWORD, server_env
-from .uwsgi_server import ROOT, UwsgiServer
+from .support.browser import ARTIFACTS, TIMEOUT_MS, login
+from .support.objects import make_task
+from .support.uwsgi_server import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("TM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 DOC_IMAGES = ROOT / "docs" / "_static" / "images"
 #: Screenshots the admin guide (docs/admin.rst) shows.
 DOC_SHOTS = {
@@ -54,78 +39,6 @@ DOC_SHOTS = {
     "category",
     "viewer_task",
 }
-TIMEOUT_MS = 60_000
-
-
-def _unavailable(reason: str):
-    message = "browser tests cannot run: %s" % reason
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " (CI=true: .ci/run must install chromium and Playwright)", pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def playwright_api():
-    if not Path(CHROMIUM).exists():
-        _unavailable("no chromium at %s (apt-get install chromium, or set TM_CHROMIUM)" % CHROMIUM)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright Python package is not installed (pip install playwright)")
-    # Playwright's sync API keeps an asyncio loop running in this thread, which
-    # Django's async-safety guard takes for async code: the ORM calls of the
-    # tests are plain synchronous code, so lift the guard while it runs.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as api:
-            yield api
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def static_server(django_db_setup, django_db_blocker):
-    """A uWSGI like the session's, also serving the admin's and the app's static files."""
-    import django.contrib.admin
-
-    admin_static = Path(django.contrib.admin.__file__).parent / "static" / "admin"
-    app_static = ROOT / "taskmanager" / "static" / "taskmanager"
-    server = UwsgiServer(
-        env=server_env(),
-        extra_args=[
-            "--static-map",
-            "/static/admin=%s" % admin_static,
-            "--static-map",
-            "/static/taskmanager=%s" % app_static,
-        ],
-    ).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def browser(playwright_api, static_server, transactional_db):
-    profile = tempfile.mkdtemp(prefix="tm-chromium-")
-    context = playwright_api.chromium.launch_persistent_context(
-        profile,
-        executable_path=CHROMIUM,
-        args=CHROMIUM_ARGS,
-        headless=True,
-        viewport={"width": 1600, "height": 900},
-        locale="en-US",
-        timezone_id="Europe/Rome",
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    # Fold the admin's navigation sidebar (as its toggle would): the task
-    # list's columns then fit the screenshots.
-    context.add_init_script("window.localStorage.setItem('django.admin.navSidebarIsOpen', 'false');")
-    yield context
-    context.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 class Steps:
@@ -146,14 +59,6 @@ class Steps:
             shutil.copyfile(path, DOC_IMAGES / path.name)
 
 
-def login(page, base, username):
-    page.goto(base + "/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(base + "/admin/")
-
-
 def wait_progress_above(page, minimum: int) -> int:
     """Wait until the page's progress bar shows more than ``minimum`` percent (< 100); return it."""
     handle = page.wait_for_function(
@@ -169,11 +74,10 @@ def wait_progress_above(page, minimum: int) -> int:
     return handle.json_value()
 
 
-def test_admin_journey(browser, static_server):
+def test_admin_journey(browser, static_server, superuser, staff):
     from playwright.sync_api import expect
 
     base = static_server.url
-    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
     # Only collect_commands is known at first: the browser collects the rest.
     Command.objects.create(app_name="taskmanager", name="collect_commands")
     page = browser.new_page()
@@ -287,13 +191,7 @@ def test_admin_journey(browser, static_server):
     steps.shot("category")
 
     # A view-only user sees tasks and reports but no buttons and no actions.
-    viewer = User.objects.create_user("viewer", password=PASSWORD, is_staff=True)
-    viewer.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="taskmanager",
-            codename__in=["view_task", "view_report", "view_command", "view_taskcategory"],
-        )
-    )
+    staff("view_task", "view_report", "view_command", "view_taskcategory", username="viewer")
     browser.clear_cookies()
     login(page, base, "viewer")
     page.goto(base + "/admin/taskmanager/task/")
@@ -308,13 +206,11 @@ def test_admin_journey(browser, static_server):
     steps.shot("viewer_task")
 
 
-def test_browser_shows_italian(browser, static_server, transactional_db):
+def test_browser_shows_italian(browser, static_server, superuser, commands):
     from playwright.sync_api import expect
 
     base = static_server.url
-    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
-    call_command("collect_commands", "--excludecore", verbosity=0)
-    Task.objects.create(name="italiano", command=Command.objects.get(name="tm_ok"))
+    make_task(commands, "italiano")
     # The cookie Django's set_language view would set (LocaleMiddleware reads it).
     browser.add_cookies([{"name": "django_language", "value": "it", "url": base}])
     page = browser.new_page()

@@ -1,26 +1,13 @@
 """The task list fits a 1280-1400 px window with the admin's navigation sidebar open (real browser)."""
 
-import shutil
-import tempfile
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.utils import timezone
 
-from taskmanager.models import Command, Report, Task, TaskCategory
+from taskmanager.models import Report, Task, TaskCategory
 
-from .conftest import PASSWORD
-from .test_browser import (  # noqa: F401 (fixtures)
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    TIMEOUT_MS,
-    login,
-    playwright_api,
-    static_server,
-)
+from .support.browser import ARTIFACTS, chromium, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,10 +23,8 @@ ROWS = [
 
 
 @pytest.mark.parametrize("width", [1280, 1400])
-def test_task_list_fits_with_the_sidebar_open(playwright_api, static_server, width):  # noqa: F811
-    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
-    call_command("collect_commands", "--excludecore", verbosity=0)
-    command = Command.objects.get(name="tm_progress")
+def test_task_list_fits_with_the_sidebar_open(playwright_api, static_server, superuser, commands, width):
+    command = commands["tm_progress"]
     category = TaskCategory.objects.create(name="Maintenance")
     now = timezone.now()
     for hours, (name, status, result, errors, warnings, seconds) in enumerate(ROWS):
@@ -63,18 +48,7 @@ def test_task_list_fits_with_the_sidebar_open(playwright_api, static_server, wid
         progress_message="12000 documents indexed",
         progress_at=now,
     )
-    profile = tempfile.mkdtemp(prefix="tm-chromium-")
-    context = playwright_api.chromium.launch_persistent_context(
-        profile,
-        executable_path=CHROMIUM,
-        args=CHROMIUM_ARGS,
-        headless=True,
-        viewport={"width": width, "height": 900},
-        locale="en-US",
-        timezone_id="Europe/Rome",
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    try:
+    with chromium(playwright_api, width=width) as context:
         page = context.new_page()
         login(page, static_server.url, "admin")
         page.goto(static_server.url + "/admin/taskmanager/task/")
@@ -94,8 +68,5 @@ def test_task_list_fits_with_the_sidebar_open(playwright_api, static_server, wid
                 };
             }"""
         )
-        # No column hidden behind the horizontal scroll of the results.
-        assert sizes["scroll"] <= sizes["client"] and not sizes["outside"], sizes
-    finally:
-        context.close()
-        shutil.rmtree(profile, ignore_errors=True)
+    # No column hidden behind the horizontal scroll of the results.
+    assert sizes["scroll"] <= sizes["client"] and not sizes["outside"], sizes

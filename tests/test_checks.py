@@ -20,8 +20,10 @@ from taskmanager import checks
 from taskmanager.conf import DEFAULTS
 from taskmanager.models import SpoolerHeartbeat
 
-from .conftest import server_env, wait_for
-from .uwsgi_server import ROOT, UwsgiServer
+from .support.objects import make_task
+from .support.spool import node_name
+from .support.uwsgi_server import ROOT, UwsgiServer
+from .support.waits import wait_for
 
 
 def ids(messages) -> list[str]:
@@ -233,14 +235,13 @@ def test_spooler_import_given_as_a_file(tmp_path):
 LINE_RE = re.compile(r"^(taskmanager\.[EW]\d{3}) \((worker \d+|spooler pid \d+)\): ", re.M)
 
 
-def start_and_collect(spooler_logs=True, **kwargs) -> tuple[UwsgiServer, dict]:
-    """Start a uWSGI instance; return it and {check id: set of kinds of process that logged it}.
+def start_and_collect(uwsgi_node, spooler_logs=True, **kwargs) -> tuple[UwsgiServer, dict]:
+    """Start a uWSGI node; return it and {check id: set of kinds of process that logged it}.
 
     Waits until worker 1 has logged its checks (and one spooler, if
-    ``spooler_logs`` and the instance has spoolers).
+    ``spooler_logs`` and the node has spoolers).
     """
-    instance = UwsgiServer(env=server_env(), **kwargs)
-    instance.start()
+    instance = uwsgi_node(login=False, **kwargs)
     needs_spooler = spooler_logs and instance.has_spooler
 
     def logged():
@@ -260,32 +261,22 @@ def start_and_collect(spooler_logs=True, **kwargs) -> tuple[UwsgiServer, dict]:
     try:
         found = wait_for(logged, timeout=60, message="the uWSGI checks in the log")
     except AssertionError:
-        instance.stop()
         raise AssertionError(instance.log()[-5000:]) from None
     return instance, found
 
 
-@pytest.fixture
-def instances():
-    started = []
-    yield started
-    for instance in started:
-        instance.stop()
-
-
-def test_test_server_configuration_passes(instances, transactional_db):
-    instance, found = start_and_collect()
-    instances.append(instance)
+def test_test_server_configuration_passes(uwsgi_node):
+    instance, found = start_and_collect(uwsgi_node)
     assert found == {"none": set()}, instance.log()
 
 
-def test_weak_spooler_options_are_logged_by_worker_and_spooler(instances, transactional_db):
+def test_weak_spooler_options_are_logged_by_worker_and_spooler(uwsgi_node):
     instance, found = start_and_collect(
+        uwsgi_node,
         spooler_processes=1,
         drop_args=("--die-on-term", "--spooler-frequency"),
         extra_args=["--spooler-harakiri", "60"],
     )
-    instances.append(instance)
     expected = {"taskmanager.W010", "taskmanager.W011", "taskmanager.W012", "taskmanager.W013"}
     assert set(found) == expected, instance.log()
     assert all(who == {"worker", "spooler"} for who in found.values()), found
@@ -307,28 +298,23 @@ def test_weak_spooler_options_are_logged_by_worker_and_spooler(instances, transa
     ],
     ids=["no-spooler", "lazy-without-spooler-import", "bad-spooler-import", "frequency-0"],
 )
-def test_broken_uwsgi_configurations_are_logged_as_errors(instances, transactional_db, kwargs, expected):
-    instance, found = start_and_collect(**kwargs)
-    instances.append(instance)
+def test_broken_uwsgi_configurations_are_logged_as_errors(uwsgi_node, kwargs, expected):
+    instance, found = start_and_collect(uwsgi_node, **kwargs)
     assert set(found) == expected, instance.log()
     assert set().union(*found.values()) >= {"worker"}
 
 
-def test_no_master_is_logged(instances, transactional_db):
-    instance = UwsgiServer(env=server_env(), spooler_processes=0, drop_args=("--master",))
-    instances.append(instance)
-    instance.start()
+def test_no_master_is_logged(uwsgi_node):
+    instance = uwsgi_node(login=False, spooler_processes=0, drop_args=("--master",))
     wait_for(lambda: "taskmanager.E010 (worker" in instance.log(), timeout=60, message="E010 in the log")
 
 
-def test_problems_reach_the_uwsgi_log_with_djangos_default_logging(instances, transactional_db):
+def test_problems_reach_the_uwsgi_log_with_djangos_default_logging(uwsgi_node):
     """No LOGGING setting: Python prints the warnings to stderr, which uWSGI writes to its log.
 
     (The "found no problem" line is INFO: it needs a LOGGING that shows it.)
     """
-    env = {**server_env(), "TM_TEST_SETTINGS": json.dumps({"LOGGING": {}})}
-    instance = UwsgiServer(env=env, spooler_processes=1)
-    instances.append(instance.start())
+    instance = uwsgi_node({"LOGGING": {}}, login=False, spooler_processes=1)
     line = re.compile(r"^taskmanager\.W011 \(worker 1\): uWSGI runs a single spooler process.*HINT: ", re.M)
     wait_for(lambda: line.search(instance.log()), timeout=60, message="W011 in the uWSGI log")
     wait_for(
@@ -337,29 +323,23 @@ def test_problems_reach_the_uwsgi_log_with_djangos_default_logging(instances, tr
     assert "found no problem" not in instance.log()
 
 
-def test_lazy_apps_with_spooler_import_runs_tasks_checks(instances, transactional_db):
+def test_lazy_apps_with_spooler_import_runs_tasks_checks(uwsgi_node):
     """With lazy-apps and a correct spooler-import, the spoolers load Django and log their checks."""
-    instance, found = start_and_collect(extra_args=["--lazy-apps", "--spooler-import", "tests.wsgi"])
-    instances.append(instance)
+    instance, found = start_and_collect(
+        uwsgi_node, extra_args=["--lazy-apps", "--spooler-import", "tests.wsgi"]
+    )
     assert found == {"none": set()}, instance.log()
 
 
 # -- the admin banner ------------------------------------------------------------------
 
 
-def test_banner_when_the_spooler_never_reported(instances, superuser, commands):
+def test_banner_when_the_spooler_never_reported(uwsgi_node, commands):
     """A web node spooling into a directory no spooler serves shows the banner on every page."""
-    from .adminclient import AdminClient
-    from .conftest import PASSWORD
-
     spool = tempfile.mkdtemp(prefix="tm-orphan-spool-")
-    instance = UwsgiServer(env=server_env(), spooler_processes=0, extra_args=["--spooler-external", spool])
-    instances.append(instance.start())
-    client = AdminClient(instance.url)
-    client.login("admin", PASSWORD)
-    from taskmanager.models import Task
-
-    task = Task.objects.create(name="banner", command=commands["tm_ok"])
+    instance = uwsgi_node(spooler_processes=0, extra_args=["--spooler-external", spool])
+    client = instance.admin
+    task = make_task(commands, "banner")
     for path in (
         "/admin/taskmanager/task/",
         "/admin/taskmanager/task/%d/change/" % task.pk,
@@ -373,7 +353,7 @@ def test_banner_when_the_spooler_never_reported(instances, superuser, commands):
 
     from django.utils import timezone
 
-    node = "%s:%s" % (os.uname().nodename, os.path.abspath(spool))
+    node = node_name(spool)
     SpoolerHeartbeat.objects.create(node=node, last_seen=timezone.now() - timedelta(hours=2))
     page = client.get("/admin/taskmanager/task/")
     assert "No uWSGI spooler has reported since" in page.text
@@ -394,12 +374,10 @@ def test_no_banner_while_the_spooler_reports(server, admin_http):
     assert SpoolerHeartbeat.objects.exists()
 
 
-def test_heartbeat_timer_keeps_the_heartbeat_fresh(instances, transactional_db):
+def test_heartbeat_timer_keeps_the_heartbeat_fresh(uwsgi_node):
     """The uWSGI timer targeted at the spoolers records the heartbeat again and again."""
-    settings_json = json.dumps({"TASKMANAGER_RECOVERY_SECONDS": 1})
-    instance = UwsgiServer(env={**server_env(), "TM_TEST_SETTINGS": settings_json}, http=False)
-    instances.append(instance.start())
-    node = "%s:%s" % (os.uname().nodename, os.path.abspath(instance.spool_dir))
+    instance = uwsgi_node({"TASKMANAGER_RECOVERY_SECONDS": 1}, http=False)
+    node = node_name(instance.spool_dir)
     first = wait_for(
         lambda: SpoolerHeartbeat.objects.filter(node=node).values_list("last_seen", flat=True).first(),
         timeout=60,

@@ -5,7 +5,6 @@ temporary directory (DEMO_VAR_DIR) instead of demo/var/.
 """
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -13,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from .support.procs import free_port
+
 DEMO = Path(__file__).resolve().parent.parent / "demo"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

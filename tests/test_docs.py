@@ -14,25 +14,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from .support.rst import code_blocks
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def code_blocks(path: Path, language: str) -> list[str]:
-    """Return the ``.. code-block:: <language>`` blocks of an reST file, dedented."""
-    lines = path.read_text().splitlines()
-    blocks = []
-    for number, line in enumerate(lines):
-        if line.strip() != ".. code-block:: %s" % language:
-            continue
-        directive_indent = len(line) - len(line.lstrip())
-        body = []
-        for following in lines[number + 1 :]:
-            if following.strip() and len(following) - len(following.lstrip()) <= directive_indent:
-                break
-            body.append(following)
-        indent = min(len(b) - len(b.lstrip()) for b in body if b.strip())
-        blocks.append("\n".join(b[indent:] for b in body).strip("\n"))
-    return blocks
 
 
 def uwsgi_ini(path: Path) -> str:

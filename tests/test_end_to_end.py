@@ -2,51 +2,16 @@
 
 import json
 import os
-import re
 
 import pytest
 
 from taskmanager.models import Report, Task
 
-from .conftest import wait_for
+from .support.admin import add_task, press, run_to_end
+from .support.objects import log_texts
+from .support.waits import finished_report, running_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def add_task(client, commands, name, command, arguments="", **fields):
-    """Create a task through the admin add form; return the Task.
-
-    ``fields`` are more form fields (e.g. ``timeout``, ``repetition_period``).
-    """
-    resp = client.post(
-        "/admin/taskmanager/task/add/",
-        {
-            "name": name,
-            "command": commands[command].pk,
-            "arguments": arguments,
-            "note": "",
-            "reports-TOTAL_FORMS": "0",
-            "reports-INITIAL_FORMS": "0",
-            "_save": "Save",
-            **fields,
-        },
-    )
-    assert resp.status == 200, resp.text[:2000]
-    task = Task.objects.filter(name=name).first()
-    assert task is not None, re.findall(r'<ul class="errorlist[^>]*>(.*?)</ul>', resp.text, re.S)
-    return task
-
-
-def press(client, task, button):
-    return client.post("/admin/taskmanager/task/%d/%s/" % (task.pk, button))
-
-
-def finished_report(task, timeout=30):
-    return wait_for(
-        lambda: Report.objects.filter(task=task, finished_datetime__isnull=False).first(),
-        timeout=timeout,
-        message="a finished report of %s" % task.name,
-    )
 
 
 def test_start_runs_command_in_spooler_child(server, admin_http, commands):
@@ -70,16 +35,6 @@ def test_start_runs_command_in_spooler_child(server, admin_http, commands):
     assert "/admin/taskmanager/report/%d/log/" % report.pk in page.text
 
 
-def run_to_end(client, commands, name, command, arguments=""):
-    task = add_task(client, commands, name, command, arguments)
-    assert press(client, task, "start").status == 200
-    return task, finished_report(task)
-
-
-def texts(report):
-    return list(report.log_lines.order_by("seq").values_list("text", flat=True))
-
-
 @pytest.mark.parametrize(
     "command, arguments, result, errors, warnings, reason",
     [
@@ -99,7 +54,7 @@ def test_result_from_levels_and_outcome(server, admin_http, commands, command, a
         errors,
         warnings,
         reason,
-    ), texts(report)
+    ), log_texts(report)
     task.refresh_from_db()
     assert (task.status, task.last_result, task.errors, task.warnings) == ("IDLE", result, errors, warnings)
     assert task.last_datetime == report.invocation_datetime
@@ -112,7 +67,7 @@ def test_result_from_levels_and_outcome(server, admin_http, commands, command, a
 
 def test_output_and_arguments_reach_the_report(server, admin_http, commands):
     task, report = run_to_end(admin_http, commands, "args", "tm_ok", "--lines 2, --word hello, --word 'big world'")
-    assert texts(report) == ["line 1 hello big world", "line 2 hello big world", "done"]
+    assert log_texts(report) == ["line 1 hello big world", "line 2 hello big world", "done"]
     assert report.command_line == "manage.py tm_ok --lines 2 --word hello --word 'big world'"
     levels = list(report.log_lines.order_by("seq").values_list("level", flat=True))
     assert levels == [20, 20, 25]
@@ -120,7 +75,7 @@ def test_output_and_arguments_reach_the_report(server, admin_http, commands):
 
 def test_raised_exception_is_in_the_log(server, admin_http, commands):
     task, report = run_to_end(admin_http, commands, "raise", "tm_raise")
-    log = "\n".join(texts(report))
+    log = "\n".join(log_texts(report))
     assert "about to fail" in log
     assert "ValueError: boom from tm_raise" in log
 
@@ -140,10 +95,7 @@ def test_two_start_presses_give_one_run(server, admin_http, commands):
 def test_stop_kills_a_command_that_ignores_sigterm(server, admin_http, commands):
     task = add_task(admin_http, commands, "stubborn", "tm_sleep", "--seconds 120, --ignore-term")
     press(admin_http, task, "start")
-    running = wait_for(
-        lambda: Report.objects.filter(task=task, pid__isnull=False, lines__gte=1).first(),
-        message="the run to start",
-    )
+    running = running_report(task)
     resp = press(admin_http, task, "stop")
     assert "is being stopped" in resp.text
     report = finished_report(task, timeout=20)

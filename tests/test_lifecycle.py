@@ -1,13 +1,12 @@
 """Stop from any node, timeouts, crashes and restarts, exactly one run (issue 4).
 
 Every test drives a real uWSGI server: the session's one (``server``), or
-extra instances started with :func:`node` when a test kills spoolers, reloads
+extra nodes started with the ``uwsgi_node`` fixture when a test kills spoolers, reloads
 the master, needs other settings, or needs separate web and spooler nodes.
 The issue-2 cases (results, sys.exit, os._exit, two Start presses, Stop of a
 SIGTERM-ignoring command, stale tokens) are in test_end_to_end.py.
 """
 
-import json
 import os
 import signal
 import socket
@@ -19,76 +18,21 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from taskmanager import processes, spoolfiles
+from taskmanager import processes
 from taskmanager.models import Command, LogLine, Report, SpoolerHeartbeat, Task
 
-from .adminclient import AdminClient
-from .conftest import PASSWORD, server_env, wait_for
-from .test_end_to_end import add_task, finished_report, press, texts
-from .test_notifications import Recorder, events
-from .uwsgi_server import UwsgiServer
+from .support.admin import add_task, bulk_action, press, start_running
+from .support.adminclient import AdminClient
+from .support.objects import log_texts, make_report, make_task
+from .support.procs import gone, live_spooler_pids, vm_kib
+from .support.recorder import events
+from .support.spool import spool_entries, spool_is_empty
+from .support.waits import finished_report, running_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 # -- helpers -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def node(transactional_db):
-    """Start extra uWSGI instances on the test database: ``node(settings={...}, **UwsgiServer args)``.
-
-    ``settings`` overrides Django settings in that instance (TM_TEST_SETTINGS).
-    All are stopped at the end of the test.
-    """
-    started = []
-
-    def start(settings=None, **kwargs):
-        env = server_env()
-        if settings:
-            env["TM_TEST_SETTINGS"] = json.dumps(settings)
-        instance = UwsgiServer(env=env, **kwargs)
-        started.append(instance)
-        return instance.start()
-
-    yield start
-    for instance in started:
-        instance.stop()
-
-
-@pytest.fixture
-def webhook():
-    """A local HTTP endpoint recording the notification webhooks it receives."""
-    recorder = Recorder()
-    yield recorder
-    recorder.close()
-
-
-def login(instance) -> AdminClient:
-    client = AdminClient(instance.url)
-    client.login("admin", PASSWORD)
-    return client
-
-
-def running_report(task, timeout=30):
-    """Wait until the task's run has a child process and some output; return its report."""
-    return wait_for(
-        lambda: Report.objects.filter(
-            task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1
-        ).first(),
-        timeout=timeout,
-        message="the run of %s to start" % task.name,
-    )
-
-
-def gone(pid: int) -> bool:
-    """Whether ``pid`` is no longer a live process (a zombie counts as gone)."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state in (b"Z", b"X")
 
 
 def is_sleep_300(pid: int) -> bool:
@@ -98,63 +42,9 @@ def is_sleep_300(pid: int) -> bool:
         return False
 
 
-def spool_entries(directory) -> list[dict]:
-    """Decode the uWSGI spool files in ``directory`` into dicts of str."""
-    entries = []
-    for path in Path(directory).glob("uwsgi_spoolfile_on_*"):
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue  # consumed meanwhile
-        body, values, pos = data[4:], {}, 0
-        while pos + 2 <= len(body):
-            klen = int.from_bytes(body[pos : pos + 2], "little")
-            key = body[pos + 2 : pos + 2 + klen]
-            pos += 2 + klen
-            vlen = int.from_bytes(body[pos : pos + 2], "little")
-            values[key.decode()] = body[pos + 2 : pos + 2 + vlen].decode()
-            pos += 2 + vlen
-        values["path"] = str(path)
-        entries.append(values)
-    return entries
-
-
-def spool_is_empty(directory, task_ids=None) -> bool:
-    """No spool file is left in ``directory`` (only of ``task_ids``, when given).
-
-    Another test's future entries may share the session's spool directory.
-    """
-    for path in Path(directory).glob("uwsgi_spoolfile_on_*"):
-        if task_ids is None:
-            return False
-        try:
-            entry = spoolfiles.read(str(path))
-        except (OSError, spoolfiles.SpoolFileError):
-            continue  # consumed meanwhile, or being written
-        if int(entry.get("task") or 0) in task_ids:
-            return False
-    return True
-
-
 def periodic_fields(minutes=1):
     """Admin form fields of a task repeating every ``minutes`` minutes from its Start."""
     return {"repetition_period": "minute", "repetition_rate": str(minutes)}
-
-
-def bulk_start(client, tasks, chunk=200):
-    """Press the Start bulk action on ``tasks`` (in chunks: Django caps POST fields at 1,000)."""
-    ids = [t.pk for t in tasks]
-    for i in range(0, len(ids), chunk):
-        resp = client.post(
-            "/admin/taskmanager/task/",
-            {
-                "action": "start_tasks",
-                "index": "0",
-                "select_across": "0",
-                "_selected_action": ids[i : i + chunk],
-            },
-        )
-        assert resp.status == 200, resp.text[:1000]
 
 
 def make_tasks(commands, prefix, count, command="tm_noop"):
@@ -164,29 +54,17 @@ def make_tasks(commands, prefix, count, command="tm_noop"):
     return list(Task.objects.filter(name__startswith=prefix + "-").order_by("pk"))
 
 
-def vm_kib(pid: int, field: str) -> int:
-    with open("/proc/%d/status" % pid) as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s for pid %d" % (field, pid))
-
-
-def live_spooler_pids(instance) -> list[int]:
-    return [pid for pid in instance.spooler_pids() if not gone(pid)]
-
-
 # -- Stop from another node --------------------------------------------------------
 
 
 @pytest.mark.db_sensitive
 @pytest.mark.parametrize("ignore_term", [False, True], ids=["normal", "ignores-sigterm"])
-def test_stop_pressed_on_web_only_node_stops_run_on_spooler_node(node, superuser, commands, ignore_term):
-    spooler_node = node(http=False)
+def test_stop_pressed_on_web_only_node_stops_run_on_spooler_node(uwsgi_node, commands, ignore_term):
+    spooler_node = uwsgi_node(http=False)
     # The web node has no spooler processes; it writes spool files into the
     # spooler node's directory (--spooler-external) and never runs a command.
-    web = node(spooler_processes=0, extra_args=["--spooler-external", str(spooler_node.spool_dir)])
-    client = login(web)
+    web = uwsgi_node(spooler_processes=0, extra_args=["--spooler-external", str(spooler_node.spool_dir)])
+    client = web.admin
     arguments = "--seconds 120, --tick 0.2" + (", --ignore-term" if ignore_term else "")
     task = add_task(client, commands, "remote-stop-%s" % ignore_term, "tm_sleep", arguments)
     assert "was started" in press(client, task, "start").text
@@ -201,7 +79,7 @@ def test_stop_pressed_on_web_only_node_stops_run_on_spooler_node(node, superuser
     assert report.end_reason == "stopped by user admin"
     assert report.stopped_by.username == "admin"
     assert report.stop_requested_at is not None
-    assert "Stop requested by admin." in texts(report)
+    assert "Stop requested by admin." in log_texts(report)
     wait_for(lambda: gone(report.pid), timeout=10, message="the command's process to be gone")
     task.refresh_from_db()
     assert task.status == Task.Status.IDLE
@@ -209,20 +87,16 @@ def test_stop_pressed_on_web_only_node_stops_run_on_spooler_node(node, superuser
 
 
 @pytest.mark.db_sensitive
-def test_stopped_periodic_task_is_not_respooled(node, superuser, commands):
-    spooler_node = node(http=False)
-    web = node(spooler_processes=0, extra_args=["--spooler-external", str(spooler_node.spool_dir)])
-    client = login(web)
-    task = add_task(
-        client, commands, "periodic-stop", "tm_sleep", "--seconds 120, --tick 0.2", **periodic_fields()
-    )
-    press(client, task, "start")
-    report = running_report(task)
+def test_stopped_periodic_task_is_not_respooled(uwsgi_node, commands):
+    spooler_node = uwsgi_node(http=False)
+    web = uwsgi_node(spooler_processes=0, extra_args=["--spooler-external", str(spooler_node.spool_dir)])
+    client = web.admin
+    task, report = start_running(client, commands, "periodic-stop", **periodic_fields())
     # The next slot was spooled when this run was claimed.
     task.refresh_from_db()
     assert task.status == Task.Status.STARTED and task.run_token and task.next_datetime
     # (The running entry's file stays until its run ends.)
-    assert task.run_token in [e["token"] for e in spool_entries(spooler_node.spool_dir)]
+    assert task.run_token in [e["token"] for e in spool_entries(spooler_node.spool_dir).values()]
 
     press(client, task, "stop")
     report = finished_report(task)
@@ -232,13 +106,13 @@ def test_stopped_periodic_task_is_not_respooled(node, superuser, commands):
     assert task.run_token == "" and task.next_datetime is None
     # The entry of the next slot is still on disk, but stale: it will be
     # consumed without running (test_end_to_end covers stale entries).
-    for entry in spool_entries(spooler_node.spool_dir):
+    for entry in spool_entries(spooler_node.spool_dir).values():
         assert entry["token"] != task.run_token
 
 
-def test_web_only_node_without_spooler_refuses_start(node, superuser, commands):
-    web = node(spooler_processes=0)
-    client = login(web)
+def test_web_only_node_without_spooler_refuses_start(uwsgi_node, commands):
+    web = uwsgi_node(spooler_processes=0)
+    client = web.admin
     task = add_task(client, commands, "nowhere", "tm_ok")
     resp = press(client, task, "start")
     assert "was not started" in resp.text
@@ -260,7 +134,7 @@ def test_task_timeout_terminates_the_run(server, admin_http, commands, ignore_te
     report = finished_report(task, timeout=30)
     assert report.result == "FAILED"
     assert report.end_reason == "timed out after 1 seconds"
-    assert "Timed out after 1 seconds: terminating the command." in texts(report)
+    assert "Timed out after 1 seconds: terminating the command." in log_texts(report)
     assert gone(report.pid)
     task.refresh_from_db()
     assert task.status == Task.Status.IDLE
@@ -271,18 +145,18 @@ def test_timeout_kills_a_command_that_left_its_process_group(server, admin_http,
     press(admin_http, task, "start")
     report = finished_report(task, timeout=30)
     assert report.end_reason == "timed out after 1 seconds"
-    assert texts(report)[0].startswith("left the group")
+    assert log_texts(report)[0].startswith("left the group")
     assert gone(report.pid)
     assert not gone(report.supervisor_pid)
 
 
-def test_endless_output_is_capped_and_default_timeout_applies(node, superuser, commands):
+def test_endless_output_is_capped_and_default_timeout_applies(uwsgi_node, commands):
     cap = 64 * 1024
-    instance = node(
+    instance = uwsgi_node(
         spooler_processes=1,
         settings={"TASKMANAGER_MAX_LOG_BYTES": cap, "TASKMANAGER_DEFAULT_TIMEOUT": 3},
     )
-    client = login(instance)
+    client = instance.admin
     (spooler,) = live_spooler_pids(instance)
     task = add_task(client, commands, "flood", "tm_flood", "--width 100")
     assert task.timeout is None
@@ -292,7 +166,7 @@ def test_endless_output_is_capped_and_default_timeout_applies(node, superuser, c
     report = finished_report(task, timeout=30)
     assert report.end_reason == "timed out after 3 seconds"
     stored = LogLine.objects.filter(report=report)
-    markers = [line for line in texts(report) if "reached its size limit" in line]
+    markers = [line for line in log_texts(report) if "reached its size limit" in line]
     assert len(markers) == 1, markers
     data_lines = stored.exclude(stream=LogLine.Stream.SYSTEM)
     stored_bytes = sum(len(t.encode()) for t in data_lines.values_list("text", flat=True))
@@ -309,14 +183,14 @@ def test_endless_output_is_capped_and_default_timeout_applies(node, superuser, c
 
 @pytest.mark.db_sensitive
 @pytest.mark.parametrize("setsid", [False, True], ids=["in-group", "setsid"])
-def test_spooler_killed_mid_run_is_recovered(node, superuser, commands, setsid, webhook):
-    instance = node(spooler_processes=1, settings={"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url + "/hook"})
-    client = login(instance)
+def test_spooler_killed_mid_run_is_recovered(uwsgi_node, commands, setsid, webhook):
+    instance = uwsgi_node(
+        spooler_processes=1, settings={"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url + "/hook"}
+    )
+    client = instance.admin
     arguments = "--count 1, --linger 120" + (", --setsid" if setsid else "")
-    task = add_task(client, commands, "killed-%s" % setsid, "tm_orphan", arguments, notify="on")
-    press(client, task, "start")
-    report = running_report(task)
-    orphan = int(texts(report)[0].split()[-1])
+    task, report = start_running(client, commands, "killed-%s" % setsid, "tm_orphan", arguments, notify="on")
+    orphan = int(log_texts(report)[0].split()[-1])
     assert is_sleep_300(orphan)
     supervisor = report.supervisor_pid
 
@@ -324,7 +198,7 @@ def test_spooler_killed_mid_run_is_recovered(node, superuser, commands, setsid, 
     report = finished_report(task, timeout=30)
     assert report.result == "FAILED"
     assert report.end_reason == "interrupted"
-    assert any("Interrupted: its supervisor (pid %d" % supervisor in t for t in texts(report))
+    assert any("Interrupted: its supervisor (pid %d" % supervisor in t for t in log_texts(report))
     wait_for(lambda: gone(report.pid), timeout=10, message="the command's child to be gone")
     wait_for(lambda: not is_sleep_300(orphan), timeout=10, message="the subprocess to be killed")
     task.refresh_from_db()
@@ -343,14 +217,10 @@ def test_spooler_killed_mid_run_is_recovered(node, superuser, commands, setsid, 
 
 
 @pytest.mark.db_sensitive
-def test_reload_interrupts_run_and_periodic_task_continues(node, superuser, commands):
-    instance = node(spooler_processes=1)
-    client = login(instance)
-    task = add_task(
-        client, commands, "reloaded", "tm_sleep", "--seconds 120, --tick 0.2", **periodic_fields()
-    )
-    press(client, task, "start")
-    report = running_report(task)
+def test_reload_interrupts_run_and_periodic_task_continues(uwsgi_node, commands):
+    instance = uwsgi_node(spooler_processes=1)
+    client = instance.admin
+    task, report = start_running(client, commands, "reloaded", **periodic_fields())
     task.refresh_from_db()
     next_slot = task.next_datetime
     assert next_slot > timezone.now()
@@ -364,18 +234,19 @@ def test_reload_interrupts_run_and_periodic_task_continues(node, superuser, comm
     # The periodic chain goes on at its next slot, whose entry is on disk.
     assert task.status == Task.Status.SPOOLED
     assert task.next_datetime == next_slot
-    tokens = [e["token"] for e in spool_entries(instance.spool_dir) if e["task"] == str(task.pk)]
+    tokens = [e["token"] for e in spool_entries(instance.spool_dir).values() if e["task"] == str(task.pk)]
     assert task.run_token in tokens
     assert Report.objects.filter(task=task).count() == 1
 
 
 @pytest.mark.db_sensitive
-def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(node, commands):
-    task_ids = {}
+def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(uwsgi_node, commands):
+    tasks = {
+        name: make_task(commands, name, status=Task.Status.STARTED)
+        for name in ("stale-remote", "fresh-remote", "dead-local", "live-local")
+    }
+    task_ids = {name: task.pk for name, task in tasks.items()}
     now = timezone.now()
-    for name in ("stale-remote", "fresh-remote", "dead-local", "live-local"):
-        task = Task.objects.create(name=name, command=commands["tm_ok"], status=Task.Status.STARTED)
-        task_ids[name] = task.pk
     old = now - timedelta(seconds=30)
     mine = processes.start_time(os.getpid())
     # A process that existed and is gone: its pid and start time are evidence.
@@ -385,43 +256,29 @@ def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(node, com
     probe_started = processes.start_time(probe)
     os.waitpid(probe, 0)
     host = socket.gethostname()
-    Report.objects.create(
-        task_id=task_ids["stale-remote"],
-        trigger="start",
-        host="elsewhere.invalid",
-        supervisor_pid=4242,
-        supervisor_started=1.0,
-        heartbeat=old,
-        invocation_datetime=old,
-    )
-    fresh = Report.objects.create(
-        task_id=task_ids["fresh-remote"],
-        trigger="start",
-        host="elsewhere.invalid",
-        supervisor_pid=4243,
-        supervisor_started=1.0,
-        heartbeat=now,
-        invocation_datetime=old,
-    )
-    Report.objects.create(
-        task_id=task_ids["dead-local"],
-        trigger="start",
-        host=host,
-        supervisor_pid=probe,
-        supervisor_started=probe_started,
-        heartbeat=now,
-        invocation_datetime=old,
-    )
-    # This test process plays a live supervisor on this host, with an old heartbeat.
-    Report.objects.create(
-        task_id=task_ids["live-local"],
-        trigger="start",
-        host=host,
-        supervisor_pid=os.getpid(),
-        supervisor_started=mine,
-        heartbeat=old,
-        invocation_datetime=old,
-    )
+    remote = {"host": "elsewhere.invalid", "supervisor_started": 1.0}
+    supervisors = {
+        "stale-remote": {**remote, "supervisor_pid": 4242, "heartbeat": old},
+        "fresh-remote": {**remote, "supervisor_pid": 4243, "heartbeat": now},
+        "dead-local": {
+            "host": host,
+            "supervisor_pid": probe,
+            "supervisor_started": probe_started,
+            "heartbeat": now,
+        },
+        # This test process plays a live supervisor on this host, with an old heartbeat.
+        "live-local": {
+            "host": host,
+            "supervisor_pid": os.getpid(),
+            "supervisor_started": mine,
+            "heartbeat": old,
+        },
+    }
+    reports = {
+        name: make_report(tasks[name], running=True, alive=False, invocation_datetime=old, **supervisor)
+        for name, supervisor in supervisors.items()
+    }
+    fresh = reports["fresh-remote"]
     stop = threading.Event()
 
     def keep_beating():  # the fresh remote supervisor stays alive
@@ -435,7 +292,7 @@ def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(node, com
     try:
         # Spooler start runs recovery too; a start time in the past
         # (recovery timer at 1 s, heartbeat timeout 5 s) shows the timer works.
-        instance = node(
+        instance = uwsgi_node(
             http=False, settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_HEARTBEAT_TIMEOUT": 5}
         )
 
@@ -461,20 +318,20 @@ def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(node, com
     assert not closed("live-local")
     stale = Report.objects.get(task_id=task_ids["stale-remote"])
     assert stale.result == "FAILED"
-    assert any("no heartbeat from its supervisor (pid 4242 on elsewhere.invalid)" in t for t in texts(stale))
+    assert any(
+        "no heartbeat from its supervisor (pid 4242 on elsewhere.invalid)" in t for t in log_texts(stale)
+    )
     assert Task.objects.get(pk=task_ids["stale-remote"]).status == Task.Status.IDLE
     assert Task.objects.get(pk=task_ids["dead-local"]).status == Task.Status.IDLE
     assert Task.objects.get(pk=task_ids["live-local"]).status == Task.Status.STARTED
 
 
 @pytest.mark.db_sensitive
-def test_timer_recovery_closes_a_run_of_a_node_that_died(node, superuser, commands):
+def test_timer_recovery_closes_a_run_of_a_node_that_died(uwsgi_node, commands):
     """A whole spooler node dies mid-run; another node's timer closes the run."""
-    first = node(spooler_processes=1)
-    client = login(first)
-    task = add_task(client, commands, "node-dies", "tm_sleep", "--seconds 120, --tick 0.2")
-    press(client, task, "start")
-    report = running_report(task)
+    first = uwsgi_node(spooler_processes=1)
+    client = first.admin
+    task, report = start_running(client, commands, "node-dies")
     # Pretend it ran on another host, then kill that whole node: no spooler
     # restarts there, so only the heartbeat can tell.
     Report.objects.filter(pk=report.pk).update(host="gone.invalid")
@@ -482,13 +339,13 @@ def test_timer_recovery_closes_a_run_of_a_node_that_died(node, superuser, comman
     first.proc.wait(timeout=10)
     wait_for(lambda: gone(report.pid), timeout=10, message="the child to die with its supervisor")
     beat = Report.objects.get(pk=report.pk).heartbeat
-    node(http=False, settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_HEARTBEAT_TIMEOUT": 6})
+    uwsgi_node(http=False, settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_HEARTBEAT_TIMEOUT": 6})
     # Still fresh when the new spooler started: its start-up recovery left it
     # alone, and only the periodic pass (the uWSGI timer) can close it.
     assert timezone.now() - beat < timedelta(seconds=6)
     report = finished_report(task, timeout=30)
     assert report.end_reason == "interrupted"
-    assert any("no heartbeat from its supervisor" in t for t in texts(report))
+    assert any("no heartbeat from its supervisor" in t for t in log_texts(report))
     task.refresh_from_db()
     assert task.status == Task.Status.IDLE
 
@@ -510,14 +367,14 @@ def test_crashing_or_leaking_commands_leave_nothing_behind(
     task = add_task(admin_http, commands, name, command, arguments)
     press(admin_http, task, "start")
     report = finished_report(task)
-    assert report.result == result, texts(report)
+    assert report.result == result, log_texts(report)
     assert report.end_reason == reason
     assert Report.objects.filter(task=task).count() == 1
-    orphans = [int(t.split()[-1]) for t in texts(report) if t.startswith("orphan pid")]
+    orphans = [int(t.split()[-1]) for t in log_texts(report) if t.startswith("orphan pid")]
     for pid in orphans:
         wait_for(lambda pid=pid: not is_sleep_300(pid), timeout=10, message="orphan %d to be killed" % pid)
     if orphans:
-        assert "2 process(es) started by the command outlived it and were killed." in texts(report)
+        assert "2 process(es) started by the command outlived it and were killed." in log_texts(report)
     # The spoolers survived and serve the next task.
     assert live_spooler_pids(server) == spoolers
     nxt = add_task(admin_http, commands, name + "-next", "tm_ok")
@@ -525,9 +382,9 @@ def test_crashing_or_leaking_commands_leave_nothing_behind(
     assert finished_report(nxt).result == "OK"
 
 
-def test_leaking_command_does_not_grow_the_spooler(node, superuser, commands):
-    instance = node(spooler_processes=1)
-    client = login(instance)
+def test_leaking_command_does_not_grow_the_spooler(uwsgi_node, commands):
+    instance = uwsgi_node(spooler_processes=1)
+    client = instance.admin
     (spooler,) = live_spooler_pids(instance)
     # 20 tasks started together, 10 times over: 200 runs in one spooler process.
     tasks = make_tasks(commands, "leaky", 20, command="tm_leak")
@@ -536,7 +393,7 @@ def test_leaking_command_does_not_grow_the_spooler(node, superuser, commands):
     leaky = Task.objects.filter(name__startswith="leaky-")
     for round_ in range(1, 11):
         before = dict(leaky.values_list("pk", "last_datetime"))
-        bulk_start(client, tasks)  # returns once all 20 are SPOOLED
+        bulk_action(client, "start_tasks", *tasks)  # returns once all 20 are SPOOLED
         wait_for(
             lambda: not leaky.exclude(status=Task.Status.IDLE).exists(),
             timeout=60,
@@ -549,7 +406,7 @@ def test_leaking_command_does_not_grow_the_spooler(node, superuser, commands):
     runs = Report.objects.filter(task__in=tasks)
     assert set(runs.values_list("result", flat=True)) == {"OK"}
     # Each run leaked into a fresh process: the leak never accumulated.
-    assert all("leaked 2 MiB in this process" in texts(r) for r in runs[:20])
+    assert all("leaked 2 MiB in this process" in log_texts(r) for r in runs[:20])
     assert live_spooler_pids(instance) == [spooler]
     # 180 runs x 2 MiB = 360 MiB had the command run in the spooler itself.
     assert peaks[200] - peaks[20] < 4 * 1024, peaks
@@ -558,13 +415,11 @@ def test_leaking_command_does_not_grow_the_spooler(node, superuser, commands):
 # -- Deletion during a run ---------------------------------------------------------
 
 
-def test_task_deleted_while_spooled_ends_quietly(node, superuser, commands):
-    instance = node(spooler_processes=1)
-    client = login(instance)
-    blocker = add_task(client, commands, "blocker", "tm_sleep", "--seconds 120, --tick 0.2")
+def test_task_deleted_while_spooled_ends_quietly(uwsgi_node, commands):
+    instance = uwsgi_node(spooler_processes=1)
+    client = instance.admin
+    blocker, _running = start_running(client, commands, "blocker")
     victim = add_task(client, commands, "victim", "tm_ok")
-    press(client, blocker, "start")
-    running_report(blocker)
     press(client, victim, "start")
     victim.refresh_from_db()
     assert victim.status == Task.Status.SPOOLED
@@ -580,13 +435,11 @@ def test_task_deleted_while_spooled_ends_quietly(node, superuser, commands):
 
 
 @pytest.mark.db_sensitive
-def test_task_deleted_while_running_kills_the_command(node, superuser, commands):
-    instance = node(spooler_processes=1)
-    client = login(instance)
+def test_task_deleted_while_running_kills_the_command(uwsgi_node, commands):
+    instance = uwsgi_node(spooler_processes=1)
+    client = instance.admin
     (spooler,) = live_spooler_pids(instance)
-    task = add_task(client, commands, "doomed", "tm_sleep", "--seconds 120, --tick 0.2")
-    press(client, task, "start")
-    report = running_report(task)
+    task, report = start_running(client, commands, "doomed")
     resp = client.post("/admin/taskmanager/task/%d/delete/" % task.pk, {"post": "yes"})
     assert resp.status == 200
     assert not Report.objects.filter(pk=report.pk).exists()
@@ -624,7 +477,7 @@ def test_fifty_concurrent_starts_make_one_run(server, admin_http, commands):
 
     def click(client):
         barrier.wait()
-        answers.append(press(client, task, "start"))
+        answers.append(press(client, task, "start", status=None))
 
     # 50 browsers of one user: same session, each its own messages cookie.
     clients = []
@@ -652,7 +505,7 @@ def test_fifty_concurrent_starts_make_one_run(server, admin_http, commands):
 @pytest.mark.db_sensitive
 def test_twenty_tasks_started_together_run_once_each(server, admin_http, commands):
     tasks = make_tasks(commands, "twenty", 20, command="tm_ok")
-    bulk_start(admin_http, tasks)
+    bulk_action(admin_http, "start_tasks", *tasks)
     wait_for(
         lambda: (
             Report.objects.filter(task__in=tasks, finished_datetime__isnull=False).count() >= 20
@@ -673,7 +526,7 @@ def test_twenty_tasks_started_together_run_once_each(server, admin_http, command
 @pytest.mark.db_sensitive
 def test_thousand_quick_runs_all_have_reports(server, admin_http, commands):
     tasks = make_tasks(commands, "quick", 1000)
-    bulk_start(admin_http, tasks)
+    bulk_action(admin_http, "start_tasks", *tasks)
     ids = [t.pk for t in tasks]
     wait_for(
         lambda: Report.objects.filter(task_id__in=ids, finished_datetime__isnull=False).count() >= 1000,
@@ -721,19 +574,19 @@ if _database_has_server():
 
     @pytest.mark.db_sensitive
     @pytest.mark.parametrize("max_age", [0, None], ids=["CONN_MAX_AGE=0", "CONN_MAX_AGE=None"])
-    def test_killed_database_connections_do_not_break_runs(node, superuser, commands, max_age):
-        _killed_database_connections_do_not_break_runs(node, commands, max_age)
+    def test_killed_database_connections_do_not_break_runs(uwsgi_node, commands, max_age):
+        _killed_database_connections_do_not_break_runs(uwsgi_node, commands, max_age)
 
 
-def _killed_database_connections_do_not_break_runs(node, commands, max_age):
+def _killed_database_connections_do_not_break_runs(uwsgi_node, commands, max_age):
     # Persistent connections in the spooler are the hard case: a killed one is
     # reused by the next run. A spooler keeps its connection from one run to
     # the next also with Django's default CONN_MAX_AGE = 0 (runner.py,
     # drop_broken_connections). The web node keeps Django's default (closed
     # after each request), so its requests are not the thing tested here.
-    spooler_node = node(http=False, spooler_processes=1, settings={"CONN_MAX_AGE": max_age})
-    web = node(spooler_processes=0, extra_args=["--spooler-external", str(spooler_node.spool_dir)])
-    client = login(web)
+    spooler_node = uwsgi_node(http=False, spooler_processes=1, settings={"CONN_MAX_AGE": max_age})
+    web = uwsgi_node(spooler_processes=0, extra_args=["--spooler-external", str(spooler_node.spool_dir)])
+    client = web.admin
     first = add_task(client, commands, "before-kill", "tm_ok")
     press(client, first, "start")
     assert finished_report(first).result == "OK"
@@ -747,8 +600,8 @@ def _killed_database_connections_do_not_break_runs(node, commands, max_age):
     running_report(third)
     assert kill_other_connections() >= 1
     report = finished_report(third)
-    assert report.result == "OK", (report.end_reason, texts(report)[-5:])
-    assert "slept" in texts(report)
+    assert report.result == "OK", (report.end_reason, log_texts(report)[-5:])
+    assert "slept" in log_texts(report)
 
 
 # -- The state table (docs/states.rst) ---------------------------------------------
@@ -791,9 +644,7 @@ def task_in_status(client, commands, status, name):
         press(client, task, "start")
         finished_report(task)
     else:
-        task = add_task(client, commands, name, "tm_sleep", "--seconds 120, --tick 0.2")
-        press(client, task, "start")
-        running_report(task)
+        task, _running = start_running(client, commands, name)
     wait_for(lambda: Task.objects.get(pk=task.pk).status == status, message="%s to be %s" % (name, status))
     return Task.objects.get(pk=task.pk)
 

@@ -7,71 +7,29 @@ of the pure parts (line splitting, style markers, link rendering) come last.
 
 import html
 import json
-import os
 import re
-import socket
 import time
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from taskmanager import logcapture, logstore, logviews, processes, retention
+from taskmanager import logcapture, logstore, logviews, retention
 from taskmanager.models import LogLine, Report, Task
 
-from .adminclient import AdminClient
-from .conftest import PASSWORD, wait_for
-from .test_browser import browser, playwright_api, static_server  # noqa: F401 - fixtures
+from .support.admin import add_task, press, run_to_end
+from .support.adminclient import AdminClient, client_for
+from .support.browser import login
+from .support.objects import add_log_lines, make_report, make_task
+from .support.procs import reset_peak, vm_kib
+from .support.waits import finished_reports, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LOG_URL = "/admin/taskmanager/report/%d/log/"
 ROW_RE = re.compile(r'<tr class="(tm-level-[\w-]+)" id="L(\d+)">(.*?)</tr>', re.S)
-
-
-def add_task(client, commands, name, command, arguments=""):
-    resp = client.post(
-        "/admin/taskmanager/task/add/",
-        {
-            "name": name,
-            "command": commands[command].pk,
-            "arguments": arguments,
-            "note": "",
-            "reports-TOTAL_FORMS": "0",
-            "reports-INITIAL_FORMS": "0",
-            "_save": "Save",
-        },
-    )
-    assert resp.status == 200, resp.text[:2000]
-    task = Task.objects.filter(name=name).first()
-    assert task is not None, re.findall(r'class="errorlist[^"]*">(.*?)</ul>', resp.text, re.S)
-    return task
-
-
-def start(client, task):
-    resp = client.post("/admin/taskmanager/task/%d/start/" % task.pk)
-    assert resp.status == 200, resp.text[:1000]
-
-
-def finished_reports(task, count=1, timeout=60):
-    return wait_for(
-        lambda: (
-            list(Report.objects.filter(task=task, finished_datetime__isnull=False).order_by("pk"))
-            if Report.objects.filter(task=task, finished_datetime__isnull=False).count() >= count
-            else None
-        ),
-        timeout=timeout,
-        message="%d finished report(s) of %s" % (count, task.name),
-    )
-
-
-def run_to_end(client, commands, name, command, arguments="", timeout=60):
-    task = add_task(client, commands, name, command, arguments)
-    start(client, task)
-    return task, finished_reports(task, timeout=timeout)[-1]
 
 
 def rows(report):
@@ -95,7 +53,7 @@ def get_json(client, url):
 @pytest.fixture
 def mixed_run(server, admin_http, commands):
     task, report = run_to_end(
-        admin_http, commands, "mix", "tm_logmix", "--long %d" % (logcapture.MAX_LINE_CHARS + 10)
+        admin_http, commands, "mix", "tm_logmix", "--long %d" % (logcapture.MAX_LINE_CHARS + 10), timeout=60
     )
     return task, report
 
@@ -265,26 +223,16 @@ def test_level_filters_and_search(mixed_run, admin_http):
 
 def test_keyset_pages_in_constant_queries(transactional_db, commands):
     """Pages of a long log cost the same queries at its start, middle and end."""
-    task = Task.objects.create(name="paging", command=commands["tm_ok"])
-    report = Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=timezone.now())
-    stamps = logstore.Stamps()
-    now_us = int(timezone.now().timestamp() * 1e6)
+    task = make_task(commands, "paging")
+    report = make_report(task)
     total = 3000
-    batch = []
-    for seq in range(1, total + 1):
-        level = 40 if seq % 100 == 0 else 30 if seq % 10 == 0 else 20
-        batch.append(
-            (
-                report.pk,
-                seq,
-                level,
-                logcapture.severity(level),
-                "stdout",
-                stamps(now_us + seq),
-                "line %d" % seq,
-            )
-        )
-    logstore.insert_rows(batch)
+    add_log_lines(
+        report,
+        [
+            (40 if seq % 100 == 0 else 30 if seq % 10 == 0 else 20, "line %d" % seq)
+            for seq in range(1, total + 1)
+        ],
+    )
     counts = []
     for level, expected_total in (("ALL", total), ("WARNING", total // 10), ("ERROR", total // 100)):
         seen = []
@@ -315,18 +263,12 @@ def test_keyset_pages_in_constant_queries(transactional_db, commands):
 def test_search_pages_forward_and_back(transactional_db, commands, monkeypatch):
     """A text search reads the log in windows and pages through every match, both ways."""
     monkeypatch.setattr(logstore, "SEARCH_WINDOW", 40)
-    task = Task.objects.create(name="search", command=commands["tm_ok"])
-    report = Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=timezone.now())
-    stamps = logstore.Stamps()
-    now_us = int(timezone.now().timestamp() * 1e6)
+    task = make_task(commands, "search")
+    report = make_report(task)
     total = 2500
-    rows_ = []
-    for seq in range(1, total + 1):
-        level = 40 if seq % 7 == 0 else 20
-        rows_.append(
-            (report.pk, seq, level, logcapture.severity(level), "stdout", stamps(now_us), "Line %d" % seq)
-        )
-    logstore.insert_rows(rows_)
+    rows_ = add_log_lines(
+        report, [(40 if seq % 7 == 0 else 20, "Line %d" % seq) for seq in range(1, total + 1)]
+    )
     for level, minimum in (("ALL", 0), ("ERROR", 40)):
         expected = [
             seq for _r, seq, lvl, _s, _st, _t, text in rows_ if "line 1" in text.lower() and lvl >= minimum
@@ -356,7 +298,7 @@ def test_search_pages_forward_and_back(transactional_db, commands, monkeypatch):
 
 def test_live_follow_while_running(server, admin_http, commands):
     task = add_task(admin_http, commands, "drip", "tm_drip", "--lines 12, --tick 0.25")
-    start(admin_http, task)
+    press(admin_http, task, "start")
     report = wait_for(lambda: Report.objects.filter(task=task).first(), message="the run to start")
     page = admin_http.get(LOG_URL % report.pk + "?level=ALL")
     assert page.status == 200
@@ -391,21 +333,10 @@ def test_live_follow_while_running(server, admin_http, commands):
 
 def test_running_log_opens_at_its_end(server, admin_http, commands):
     """A running report's log opens at its last lines and follows; an earlier page says how to follow."""
-    task = Task.objects.create(name="long-running", command=commands["tm_ok"])
-    report = Report.objects.create(
-        task=task,
-        trigger="start",
-        host=socket.gethostname(),
-        supervisor_pid=os.getpid(),  # alive: recovery leaves the run alone
-        supervisor_started=processes.start_time(os.getpid()),
-        heartbeat=timezone.now() + timedelta(hours=1),
-    )
-    stamps = logstore.Stamps()
-    now_us = int(timezone.now().timestamp() * 1e6)
+    task = make_task(commands, "long-running")
+    report = make_report(task, running=True)  # alive: recovery leaves the run alone
     total = logviews.PAGE_LINES + 100
-    logstore.insert_rows(
-        [(report.pk, n, 20, 0, "stdout", stamps(now_us), "row %d" % n) for n in range(1, total + 1)]
-    )
+    add_log_lines(report, ["row %d" % n for n in range(1, total + 1)])
     page = admin_http.get(LOG_URL % report.pk)
     seqs = [seq for _c, seq, _b in page_rows(page.text)]
     assert seqs == list(range(total - logviews.PAGE_LINES + 1, total + 1))
@@ -444,20 +375,16 @@ def test_download_is_the_whole_log(mixed_run, admin_http, server):
 
 
 @pytest.mark.browser
-def test_browser_follows_a_running_log(browser, static_server, commands):  # noqa: F811 - fixtures of test_browser
+def test_browser_follows_a_running_log(browser, static_server, superuser, commands):
     """The page's script appends new lines while the run goes on, escapes them, and stops at the end."""
     from playwright.sync_api import expect
 
-    from .test_browser import login
-
     base = static_server.url
-    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
-    client = AdminClient(base)
-    client.login("admin", PASSWORD)
+    client = client_for(base, "admin")
     task = add_task(client, commands, "drip-browser", "tm_drip", "--lines 16, --tick 0.5, --hostile")
     page = browser.new_page()
     login(page, base, "admin")
-    start(client, task)
+    press(client, task, "start")
     report = wait_for(lambda: Report.objects.filter(task=task).first(), message="the run to start")
     page.goto(base + LOG_URL % report.pk)
     first_rows = page.locator("#tm-log tbody tr[id]").count()
@@ -480,27 +407,17 @@ def test_browser_follows_a_running_log(browser, static_server, commands):  # noq
 
 
 @pytest.mark.browser
-def test_browser_stops_following_a_deleted_report(browser, static_server, commands):  # noqa: F811 - fixtures
+def test_browser_stops_following_a_deleted_report(browser, static_server, superuser, commands):
     from playwright.sync_api import expect
 
-    from .test_browser import login
-
-    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
-    task = Task.objects.create(name="to-delete", command=commands["tm_ok"])
-    report = Report.objects.create(
-        task=task,
-        trigger="start",
-        host=socket.gethostname(),
-        supervisor_pid=os.getpid(),  # alive: recovery leaves the run alone
-        supervisor_started=processes.start_time(os.getpid()),
-        heartbeat=timezone.now() + timedelta(hours=1),
-    )
-    LogLine.objects.create(report=report, seq=1, stream="stdout", timestamp=timezone.now(), text="first")
+    task = make_task(commands, "to-delete")
+    report = make_report(task, running=True)  # alive: recovery leaves the run alone
+    add_log_lines(report, ["first"])
     page = browser.new_page()
     login(page, static_server.url, "admin")
     page.goto(static_server.url + LOG_URL % report.pk)
     expect(page.locator("#tm-log")).to_have_attribute("data-follow", "1")
-    LogLine.objects.create(report=report, seq=2, stream="stdout", timestamp=timezone.now(), text="second")
+    add_log_lines(report, ["second"], first=2)
     expect(page.locator("#L2")).to_contain_text("second")
     report.delete()
     expect(page.locator("#tm-log-status")).to_have_text("This report does not exist (any more).")
@@ -510,12 +427,10 @@ def test_browser_stops_following_a_deleted_report(browser, static_server, comman
 # -- permissions -----------------------------------------------------------------------
 
 
-def test_viewer_needs_view_report_permission(server, commands):
-    task = Task.objects.create(name="perm-log", command=commands["tm_ok"])
-    report = Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=timezone.now())
-    LogLine.objects.create(
-        report=report, seq=1, stream="stdout", timestamp=timezone.now(), text="secret line"
-    )
+def test_viewer_needs_view_report_permission(server, staff, commands):
+    task = make_task(commands, "perm-log")
+    report = make_report(task)
+    add_log_lines(report, ["secret line"])
     urls = [
         LOG_URL % report.pk,
         "/admin/taskmanager/report/%d/log/follow/?after=0" % report.pk,
@@ -525,18 +440,13 @@ def test_viewer_needs_view_report_permission(server, commands):
     for url in urls:
         resp = anonymous.get(url, follow=False)
         assert resp.status == 302 and "/admin/login/" in resp.url, (url, resp.status)
-    User.objects.create_user("nobody", password=PASSWORD, is_staff=True)
-    nobody = AdminClient(server.url)
-    nobody.login("nobody", PASSWORD)
+    staff(username="nobody")
+    nobody = client_for(server.url, "nobody")
     for url in urls:
         resp = nobody.get(url)
         assert resp.status == 403 and "secret line" not in resp.text, url
-    viewer = User.objects.create_user("viewer", password=PASSWORD, is_staff=True)
-    viewer.user_permissions.add(
-        Permission.objects.get(codename="view_report", content_type__app_label="taskmanager")
-    )
-    client = AdminClient(server.url)
-    client.login("viewer", PASSWORD)
+    staff("view_report", username="viewer")
+    client = client_for(server.url, "viewer")
     for url in urls:
         resp = client.get(url)
         assert resp.status == 200 and "secret line" in resp.text, url
@@ -549,27 +459,17 @@ def test_viewer_needs_view_report_permission(server, commands):
 def test_retention_keeps_the_last_reports_of_each_task_only(server, admin_http, commands, settings):
     keep = 5  # TASKMANAGER_REPORTS_KEPT's default, which the server uses
     other = add_task(admin_http, commands, "other-task", "tm_ok", "--lines 3")
-    start(admin_http, other)
-    other_report = finished_reports(other)[0]
+    press(admin_http, other, "start")
+    other_report = finished_reports(other, timeout=60)[0]
     task = add_task(admin_http, commands, "pruned-task", "tm_ok", "--lines 3")
     # A run in progress (its supervisor "alive": this test process) older
     # than every finished report must survive pruning.
-    running = Report.objects.create(
-        task=task,
-        trigger="start",
-        invocation_datetime=timezone.now() - timedelta(days=1),
-        host=socket.gethostname(),
-        supervisor_pid=os.getpid(),
-        supervisor_started=processes.start_time(os.getpid()),
-        heartbeat=timezone.now() + timedelta(hours=1),
-    )
-    LogLine.objects.create(
-        report=running, seq=1, stream="stdout", timestamp=timezone.now(), text="still going"
-    )
+    running = make_report(task, running=True, invocation_datetime=timezone.now() - timedelta(days=1))
+    add_log_lines(running, ["still going"])
     runs = keep + 2
     ids = []
     for _ in range(runs):
-        start(admin_http, task)
+        press(admin_http, task, "start")
         done = wait_for(
             lambda: (
                 Report.objects.filter(task=task, finished_datetime__isnull=False)
@@ -601,22 +501,11 @@ def test_retention_keeps_the_last_reports_of_each_task_only(server, admin_http, 
 
 @pytest.mark.db_sensitive
 def test_log_lines_are_deleted_in_chunks(transactional_db, commands):
-    task = Task.objects.create(name="chunks", command=commands["tm_ok"])
-    reports = [
-        Report.objects.create(task=task, trigger="start", result="OK", finished_datetime=timezone.now())
-        for _ in range(2)
-    ]
-    stamps = logstore.Stamps()
-    now_us = int(timezone.now().timestamp() * 1e6)
+    task = make_task(commands, "chunks")
+    reports = [make_report(task) for _ in range(2)]
     size = retention.CHUNK * 2 + 17
     for report in reports:
-        for start_seq in range(1, size + 1, 1000):
-            logstore.insert_rows(
-                [
-                    (report.pk, seq, 20, 0, "stdout", stamps(now_us), "x")
-                    for seq in range(start_seq, min(start_seq + 1000, size + 1))
-                ]
-            )
+        add_log_lines(report, ["x"] * size)
     with CaptureQueriesContext(connection) as queries:
         retention.delete_log(reports[0].pk)
     deletes = [q["sql"] for q in queries if q["sql"].upper().startswith("DELETE")]
@@ -628,31 +517,12 @@ def test_log_lines_are_deleted_in_chunks(transactional_db, commands):
 # -- memory stays flat at 1,000,000 lines --------------------------------------------------
 
 
-def _kib(pid, field):
-    try:
-        with open("/proc/%d/status" % pid) as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak(pid):
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
 def test_a_million_lines_keep_memory_flat(server, admin_http, commands):
     """Peak RSS growth of the supervising spooler and of the child stays under a generous 64 MB."""
-    spoolers = [pid for pid in server.spooler_pids() if _kib(pid, "VmRSS")]
+    spoolers = [pid for pid in server.spooler_pids() if vm_kib(pid, "VmRSS")]
     for pid in spoolers:
-        _reset_peak(pid)
-    before = {pid: _kib(pid, "VmRSS") for pid in spoolers}
+        reset_peak(pid)
+    before = {pid: vm_kib(pid, "VmRSS") for pid in spoolers}
     task, report = run_to_end(
         admin_http, commands, "million", "tm_spam", "--lines 1000000, --memory", timeout=600
     )
@@ -663,7 +533,7 @@ def test_a_million_lines_keep_memory_flat(server, admin_http, commands):
     child = re.search(r"rss_start_kib=(\d+) hwm_kib=(\d+)", last.text)
     child_growth = int(child.group(2)) - int(child.group(1))
     assert report.supervisor_pid in before
-    supervisor_growth = _kib(report.supervisor_pid, "VmHWM") - before[report.supervisor_pid]
+    supervisor_growth = vm_kib(report.supervisor_pid, "VmHWM") - before[report.supervisor_pid]
     assert child_growth < 64 * 1024, child_growth
     assert supervisor_growth < 64 * 1024, supervisor_growth
     # The viewer's last page of the million-line log is there at once.

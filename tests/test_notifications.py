@@ -1,15 +1,17 @@
 """Notifications end to end: runs in a real uWSGI spooler notify a local webhook,
 a local Slack API endpoint and e-mail (Django's file-based backend, which works
-across processes)."""
+across processes).
+
+Each end-to-end test starts a node with its notification settings and one
+spooler process: runs and their notices happen strictly one after the
+other, so "no notice for this run" can be checked once a later run has sent
+its own.
+"""
 
 import email
-import json
 import os
 import signal
-import socket
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,57 +20,13 @@ from django.test import override_settings
 from taskmanager import notifications
 from taskmanager.models import Report, Task
 
-from .conftest import PASSWORD, server_env, wait_for
-from .test_end_to_end import add_task, finished_report, press
-from .uwsgi_server import UwsgiServer
+from .support.admin import add_task, press
+from .support.objects import make_report, make_task
+from .support.procs import free_port
+from .support.recorder import events
+from .support.waits import finished_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Recorder:
-    """A local HTTP endpoint (127.0.0.1, port 0) recording every POST; answers ``status`` and ``body``."""
-
-    def __init__(self, status=200, body=b"ok", content_type="text/plain"):
-        self.requests = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    data = json.loads(raw)
-                except ValueError:
-                    data = raw.decode("utf-8", "replace")
-                recorder.requests.append({"path": self.path, "headers": dict(self.headers), "data": data})
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def slack_api(ok=True) -> Recorder:
-    answer = (
-        {"ok": True, "channel": "C0TEST", "ts": "1.000"}
-        if ok
-        else {"ok": False, "error": "channel_not_found"}
-    )
-    return Recorder(body=json.dumps(answer).encode(), content_type="application/json")
 
 
 def read_mails(directory) -> list:
@@ -83,53 +41,10 @@ def read_mails(directory) -> list:
     return found
 
 
-@pytest.fixture
-def endpoints():
-    made = []
-
-    def make(**kwargs):
-        recorder = slack_api(**kwargs) if kwargs.pop("slack", False) else Recorder(**kwargs)
-        made.append(recorder)
-        return recorder
-
-    yield make
-    for recorder in made:
-        recorder.close()
-
-
-@pytest.fixture
-def notifying_node(superuser):
-    """Start a uWSGI node with notification settings; return (node, admin client).
-
-    One spooler process: runs and their notices happen strictly one after
-    the other, so "no notice for this run" can be checked once a later run
-    has sent its own.
-    """
-    from .adminclient import AdminClient
-
-    started = []
-
-    def start(settings):
-        env = {**server_env(), "TM_TEST_SETTINGS": json.dumps(settings)}
-        node = UwsgiServer(env=env, spooler_processes=1).start()
-        started.append(node)
-        client = AdminClient(node.url)
-        client.login("admin", PASSWORD)
-        return node, client
-
-    yield start
-    for node in started:
-        node.stop()
-
-
-def events(recorder) -> list[tuple]:
-    return [(r["data"]["event"], r["data"]["report"]["id"]) for r in recorder.requests]
-
-
-def test_failure_then_recovered_on_every_channel(notifying_node, endpoints, commands, tmp_path):
+def test_failure_then_recovered_on_every_channel(uwsgi_node, endpoints, commands, tmp_path):
     webhook, slack = endpoints(), endpoints(slack=True)
     mail_dir = tempfile.mkdtemp(prefix="tm-mail-")
-    node, client = notifying_node(
+    node = uwsgi_node(
         {
             "TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url + "/hook",
             "TASKMANAGER_NOTIFY_SLACK_TOKEN": "xoxb-test-token",
@@ -139,8 +54,10 @@ def test_failure_then_recovered_on_every_channel(notifying_node, endpoints, comm
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": mail_dir,
             "ADMINS": [["Ops", "ops@example.com"]],
-        }
+        },
+        spooler_processes=1,
     )
+    client = node.admin
     state = tmp_path / "state"
     state.write_text("fail")
     task = add_task(client, commands, "nightly <import>", "tm_flaky", "--state %s" % state, notify="on")
@@ -203,9 +120,10 @@ def test_failure_then_recovered_on_every_channel(notifying_node, endpoints, comm
     assert quiet.pk not in [pk for _e, pk in events(webhook)]
 
 
-def test_stopped_and_opted_out_runs_send_no_failure_notice(notifying_node, endpoints, commands):
+def test_stopped_and_opted_out_runs_send_no_failure_notice(uwsgi_node, endpoints, commands):
     webhook = endpoints()
-    node, client = notifying_node({"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url})
+    node = uwsgi_node({"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url}, spooler_processes=1)
+    client = node.admin
     sleeper = add_task(client, commands, "sleeper", "tm_sleep", "--seconds 60", notify="on")
     quiet = add_task(client, commands, "quiet failure", "tm_raise")  # box unticked
     loud = add_task(client, commands, "loud failure", "tm_raise", notify="on")
@@ -234,13 +152,11 @@ def test_stopped_and_opted_out_runs_send_no_failure_notice(notifying_node, endpo
     assert not sleeper.failure_notified
 
 
-def test_failing_channels_are_logged_and_change_nothing(notifying_node, endpoints, commands):
+def test_failing_channels_are_logged_and_change_nothing(uwsgi_node, endpoints, commands):
     broken_hook = endpoints(status=500, body=b"down")
     slack = endpoints(slack=True, ok=False)
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    node, client = notifying_node(
+    closed_port = free_port()  # a port nobody listens on
+    node = uwsgi_node(
         {
             "TASKMANAGER_NOTIFY_WEBHOOK_URL": broken_hook.url,
             "TASKMANAGER_NOTIFY_SLACK_TOKEN": "xoxb-test-token",
@@ -250,8 +166,10 @@ def test_failing_channels_are_logged_and_change_nothing(notifying_node, endpoint
             "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": closed_port,
-        }
+        },
+        spooler_processes=1,
     )
+    client = node.admin
     failing = add_task(client, commands, "fails", "tm_raise", notify="on")
     press(client, failing, "start")
     report = finished_report(failing)
@@ -275,10 +193,11 @@ def test_failing_channels_are_logged_and_change_nothing(notifying_node, endpoint
     assert finished_report(ok).result == "OK"
 
 
-def test_interrupted_run_sends_a_failure_notice(notifying_node, endpoints, commands):
+def test_interrupted_run_sends_a_failure_notice(uwsgi_node, endpoints, commands):
     """A spooler process killed in the middle of a run: recovery closes the run and notifies."""
     webhook = endpoints()
-    node, client = notifying_node({"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url})
+    node = uwsgi_node({"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url}, spooler_processes=1)
+    client = node.admin
     task = add_task(client, commands, "long run", "tm_sleep", "--seconds 60", notify="on")
     press(client, task, "start")
     report = wait_for(
@@ -291,11 +210,13 @@ def test_interrupted_run_sends_a_failure_notice(notifying_node, endpoints, comma
     assert webhook.requests[0]["data"]["report"]["end_reason"] == "interrupted"
 
 
-def test_errors_and_warnings_notify_by_setting(notifying_node, endpoints, commands):
+def test_errors_and_warnings_notify_by_setting(uwsgi_node, endpoints, commands):
     webhook = endpoints()
-    node, client = notifying_node(
-        {"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url, "TASKMANAGER_NOTIFY_ON": ["FAILED", "ERRORS"]}
+    node = uwsgi_node(
+        {"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url, "TASKMANAGER_NOTIFY_ON": ["FAILED", "ERRORS"]},
+        spooler_processes=1,
     )
+    client = node.admin
     errors = add_task(client, commands, "with errors", "tm_error", notify="on")
     warnings = add_task(client, commands, "with warnings", "tm_warn", notify="on")
     press(client, warnings, "start")
@@ -319,16 +240,12 @@ def test_notify_box_on_the_task_page(server, admin_http, commands):
 
 
 def finished(task, result, **fields):
-    from django.utils import timezone
-
-    return Report.objects.create(
-        task=task, trigger="start", result=result, finished_datetime=timezone.now(), **fields
-    )
+    return make_report(task, result=result, **fields)
 
 
 @override_settings(TASKMANAGER_NOTIFY_ON=["FAILED", "WARNINGS"])
 def test_decide_follows_the_failure_streak(commands):
-    task = Task.objects.create(name="streak", command=commands["tm_ok"])
+    task = make_task(commands, "streak")
     kinds = []
     for result in ["OK", "WARNINGS", "FAILED", "ERRORS", "OK", "FAILED"]:
         notice = notifications.decide(task, finished(task, result))
@@ -340,7 +257,7 @@ def test_decide_follows_the_failure_streak(commands):
 
 @override_settings(TASKMANAGER_NOTIFY_RECOVERED=False)
 def test_recovered_notices_can_be_turned_off(commands):
-    task = Task.objects.create(name="no recovery notice", command=commands["tm_ok"])
+    task = make_task(commands, "no recovery notice")
     assert notifications.decide(task, finished(task, "FAILED")).kind == "failure"
     assert notifications.decide(task, finished(task, "OK")) is None
     task.refresh_from_db()

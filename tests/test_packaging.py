@@ -21,6 +21,11 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from .support.adminclient import AdminClient
+from .support.procs import free_port
+from .support.rst import code_blocks
+from .support.waits import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "taskmanager"
 # Package data a deployment needs beside the Python modules.
@@ -137,19 +142,7 @@ def test_twine_check_strict_passes(dists):
 
 def readme_python_block(containing: str, language: str = "python") -> str:
     """Return the README's ``.. code-block:: <language>`` block that contains ``containing``, dedented."""
-    lines = (ROOT / "README.rst").read_text().splitlines()
-    for number, line in enumerate(lines):
-        if line.strip() != ".. code-block:: %s" % language:
-            continue
-        directive_indent = len(line) - len(line.lstrip())
-        body = []
-        # The block is every following line that is blank or indented deeper than the directive.
-        for following in lines[number + 1 :]:
-            if following.strip() and len(following) - len(following.lstrip()) <= directive_indent:
-                break
-            body.append(following)
-        indent = min(len(b) - len(b.lstrip()) for b in body if b.strip())
-        block = "\n".join(b[indent:] for b in body).strip("\n")
+    for block in code_blocks(ROOT / "README.rst", language):
         if containing in block:
             return block
     raise AssertionError("README.rst has no %s block containing %r" % (language, containing))
@@ -245,22 +238,11 @@ def test_wheel_installs_into_a_new_project_with_the_readme_steps(dists, tmp_path
             server.wait()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def check_readme_server(base: str, log_path: Path) -> None:
     """Log in to the admin over HTTP, fetch the static files, run collect_commands as a task."""
     import html
     import urllib.error
     import urllib.request
-
-    from .adminclient import AdminClient
-    from .conftest import wait_for
 
     def log():
         return log_path.read_text(errors="replace")

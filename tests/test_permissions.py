@@ -10,14 +10,13 @@ import re
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.urls import URLPattern, URLResolver
 
-from taskmanager.models import Command, LogLine, Report, Task, TaskCategory
+from taskmanager.models import Command, Report, Task, TaskCategory
 
-from .adminclient import AdminClient
-from .conftest import PASSWORD
+from .support.adminclient import AdminClient, client_for
+from .support.objects import add_log_lines, make_report, make_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,29 +52,13 @@ def app_urls(objects) -> list[str]:
 @pytest.fixture
 def objects(commands):
     category = TaskCategory.objects.create(name="perm-cat")
-    task = Task.objects.create(name="perm-task", command=commands["tm_ok"], category=category)
-    report = Report.objects.create(task=task, trigger="start", result="OK")
-    LogLine.objects.create(
-        report=report, seq=1, stream="stdout", timestamp=report.invocation_datetime, text="hi"
-    )
+    task = make_task(commands, "perm-task", category=category)
+    report = make_report(task, running=True, alive=False, result="OK")
+    add_log_lines(report, ["hi"])
     found = {Command: commands["tm_ok"], TaskCategory: category, Task: task, Report: report}
     missing = set(registered_models()) - set(found)
     assert not missing, "add an object of %s to this fixture" % missing
     return found
-
-
-def staff(username, *codenames):
-    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="taskmanager", codename__in=codenames)
-    )
-    return user
-
-
-def client_for(server, username):
-    client = AdminClient(server.url)
-    client.login(username, PASSWORD)
-    return client
 
 
 def test_every_url_of_the_app_needs_the_login(server, objects):
@@ -99,9 +82,9 @@ def test_every_url_of_the_app_needs_the_login(server, objects):
     assert task.status == "IDLE" and Report.objects.filter(task=task).count() == 1
 
 
-def test_staff_without_permissions_gets_403_everywhere(server, objects):
-    staff("nobody")
-    client = client_for(server, "nobody")
+def test_staff_without_permissions_gets_403_everywhere(server, staff, objects):
+    staff(username="nobody")
+    client = client_for(server.url, "nobody")
     for url in app_urls(objects):
         resp = client.get(url)  # follows the admin's "<pk>/" redirect to the change page
         is_button = url.rstrip("/").rsplit("/", 1)[-1] in BUTTONS
@@ -114,9 +97,9 @@ def test_staff_without_permissions_gets_403_everywhere(server, objects):
     assert objects[Task].status == "IDLE"
 
 
-def test_view_only_staff_sees_but_cannot_run(server, objects):
-    staff("viewer", "view_task", "view_report", "view_command", "view_taskcategory")
-    client = client_for(server, "viewer")
+def test_view_only_staff_sees_but_cannot_run(server, staff, objects):
+    staff("view_task", "view_report", "view_command", "view_taskcategory", username="viewer")
+    client = client_for(server.url, "viewer")
     task = objects[Task]
     listing = client.get("/admin/taskmanager/task/")
     assert listing.status == 200 and "perm-task" in listing.text
@@ -140,18 +123,18 @@ def test_view_only_staff_sees_but_cannot_run(server, objects):
     assert Report.objects.filter(task=task).count() == 1
 
 
-def test_logs_need_view_report(server, objects):
-    staff("tasks-only", "view_task")
-    client = client_for(server, "tasks-only")
+def test_logs_need_view_report(server, staff, objects):
+    staff("view_task", username="tasks-only")
+    client = client_for(server.url, "tasks-only")
     page = client.get("/admin/taskmanager/task/%d/change/" % objects[Task].pk)
     assert page.status == 200
     assert "complete log with filters" not in page.text  # the reports inline is hidden
     assert client.get("/admin/taskmanager/report/%d/log/" % objects[Report].pk).status == 403
 
 
-def test_run_permission_shows_buttons_and_actions(server, objects):
-    staff("runner", "view_task", "run_task")
-    client = client_for(server, "runner")
+def test_run_permission_shows_buttons_and_actions(server, staff, objects):
+    staff("view_task", "run_task", username="runner")
+    client = client_for(server.url, "runner")
     task = objects[Task]
     page = client.get("/admin/taskmanager/task/%d/change/" % task.pk).text
     for button in BUTTONS:
@@ -164,7 +147,7 @@ def test_run_permission_shows_buttons_and_actions(server, objects):
 
 
 def test_csrf_is_required_for_buttons(server, objects, superuser):
-    client = client_for(server, "admin")
+    client = client_for(server.url, "admin")
     resp = client.post("/admin/taskmanager/task/%d/start/" % objects[Task].pk, {}, csrf=False)
     assert resp.status == 403
     objects[Task].refresh_from_db()

@@ -14,8 +14,9 @@ from django.db import connection
 from taskmanager import processes, runner
 from taskmanager.models import Report, Task, TaskCategory, new_token
 
-from .conftest import wait_for
-from .test_end_to_end import add_task, press
+from .support.admin import add_task, press
+from .support.objects import make_task
+from .support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,9 +24,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def spooled(commands, name, command, arguments=""):
     """Create a task waiting in a (pretend) spool entry; return (task, token)."""
     token = new_token()
-    task = Task.objects.create(
-        name=name,
-        command=commands[command],
+    task = make_task(
+        commands,
+        name,
+        command,
         arguments=arguments,
         status=Task.Status.SPOOLED,
         run_token=token,
@@ -130,9 +132,9 @@ def test_a_slot_due_during_the_run_is_skipped_and_noted(commands, settings):
     settings.TASKMANAGER_BACKEND = "taskmanager.spooler.immediate.ImmediateBackend"
     token = new_token()
     now = timezone.now()
-    task = Task.objects.create(
-        name="daily",
-        command=commands["tm_ok"],
+    task = make_task(
+        commands,
+        "daily",
         arguments="--lines 1",
         scheduling=now - timedelta(days=3),
         repetition_period=Task.Period.DAY,

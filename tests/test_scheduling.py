@@ -1,23 +1,17 @@
 """Scheduling through the real uWSGI server: first runs, spool files, Stop, edits, recovery.
 
-The spool files are read straight from the server's spool directory with a
-parser written here (not the app's), so the tests check what uWSGI really
-holds: a 4-byte uwsgi header (modifier1, little-endian uint16 size,
-modifier2), then key/value pairs each prefixed by a little-endian uint16
-length. The file's ``at`` is its mtime too.
+The spool files are read straight from the server's spool directory
+(tests/support/spool.py): what uWSGI really holds and runs. The file's
+``at`` is its mtime too.
 """
 
 import html
 import json
 import math
 import os
-import re
 import signal
-import struct
 from datetime import datetime, timedelta
-from html.parser import HTMLParser
 from io import StringIO
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,17 +19,16 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import formats, timezone
 
-from taskmanager import schedule
+from taskmanager import schedule, spoolfiles
 from taskmanager.models import Report, SpoolerHeartbeat, Task
 
-from .adminclient import AdminClient
-from .conftest import PASSWORD, server_env, wait_for
-from .uwsgi_server import UwsgiServer
+from .support.admin import TASK_URL, add_task, bulk_action, edit_task, press, task_form
+from .support.adminclient import AdminClient, client_for, form_errors
+from .support.objects import make_task
+from .support.spool import entries_of, node_name, spool_entries, spool_paths, tokens_by_task
+from .support.waits import finished_reports, wait_for, wait_gone
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_sensitive]
-
-TASK_URL = "/admin/taskmanager/task/"
-ERRORS_RE = re.compile(r'<ul class="errorlist[^>]*>(.*?)</ul>', re.S)
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -43,38 +36,6 @@ ERRORS_RE = re.compile(r'<ul class="errorlist[^>]*>(.*?)</ul>', re.S)
 
 def project_tz():
     return ZoneInfo(settings.TIME_ZONE)
-
-
-def parse_spool_file(path) -> dict:
-    """Return the key/value pairs of a uWSGI spool file as str."""
-    data = Path(path).read_bytes()
-    _modifier1, size, _modifier2 = struct.unpack("<BHB", data[:4])
-    body, pos, values = data[4 : 4 + size], 0, []
-    while pos < len(body):
-        (length,) = struct.unpack("<H", body[pos : pos + 2])
-        values.append(body[pos + 2 : pos + 2 + length].decode())
-        pos += 2 + length
-    return dict(zip(values[::2], values[1::2], strict=True))
-
-
-def spool_entries(spool_dir) -> dict:
-    """Map each spool file path in ``spool_dir`` to its entry (files consumed meanwhile are skipped)."""
-    found = {}
-    for path in Path(spool_dir).glob("uwsgi_spoolfile_on_*"):
-        try:
-            found[str(path)] = parse_spool_file(path)
-        except (OSError, struct.error):
-            continue
-    return found
-
-
-def entries_of(spool_dir, task) -> list[dict]:
-    """The entries of the task's current token (ids may be reused between tests; tokens never)."""
-    return [
-        e
-        for e in spool_entries(spool_dir).values()
-        if e["task"] == str(task.pk) and e["token"] == task.run_token
-    ]
 
 
 def whole_seconds_ahead(seconds):
@@ -93,115 +54,6 @@ def schedule_fields(when=None, period="", rate=""):
     }
 
 
-def add_task(client, commands, name, command="tm_ok", arguments="", **fields):
-    data = {
-        "name": name,
-        "command": commands[command].pk,
-        "arguments": arguments,
-        "note": "",
-        "reports-TOTAL_FORMS": "0",
-        "reports-INITIAL_FORMS": "0",
-        "_save": "Save",
-        **fields,
-    }
-    resp = client.post(TASK_URL + "add/", data)
-    assert resp.status == 200, resp.text[:2000]
-    task = Task.objects.filter(name=name).first()
-    assert task is not None, ERRORS_RE.findall(resp.text)
-    return task
-
-
-class _FormFields(HTMLParser):
-    """The fields a browser would submit from the form with id ``form_id``."""
-
-    def __init__(self, form_id):
-        super().__init__()
-        self.form_id, self.inside, self.data = form_id, False, []
-        self._select = self._textarea = None
-        self._options = []
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form":
-            self.inside = a.get("id") == self.form_id
-        if not self.inside:
-            return
-        if tag == "input" and a.get("name"):
-            kind = a.get("type", "text")
-            if kind in ("submit", "button", "file", "image", "reset"):
-                return
-            if kind in ("checkbox", "radio") and "checked" not in a:
-                return
-            self.data.append((a["name"], a.get("value", "on" if kind == "checkbox" else "")))
-        elif tag == "select" and a.get("name"):
-            self._select, self._options = a["name"], []
-        elif tag == "option" and self._select:
-            self._options.append((a.get("value", ""), "selected" in a))
-        elif tag == "textarea" and a.get("name"):
-            self._textarea = [a["name"], ""]
-
-    def handle_data(self, data):
-        if self._textarea is not None:
-            self._textarea[1] += data
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self.inside = False
-        elif tag == "select" and self._select:
-            chosen = [v for v, sel in self._options if sel] or [v for v, _ in self._options[:1]]
-            self.data.extend((self._select, v) for v in chosen)
-            self._select = None
-        elif tag == "textarea" and self._textarea is not None:
-            self.data.append((self._textarea[0], self._textarea[1].removeprefix("\n")))
-            self._textarea = None
-
-
-def edit_task(client, task, **changes):
-    """Change fields on the task's admin page and save it, as a browser would."""
-    url = TASK_URL + "%d/change/" % task.pk
-    page = client.get(url)
-    assert page.status == 200
-    parser = _FormFields("task_form")
-    parser.feed(page.text)
-    data = {}
-    for name, value in parser.data:
-        data.setdefault(name, html.unescape(value))
-    data.update(changes)
-    data["_save"] = "Save"
-    resp = client.post(url, data)
-    assert resp.status == 200, resp.text[:2000]
-    assert "/change/" not in resp.url, ERRORS_RE.findall(resp.text)
-    return resp
-
-
-def press(client, task, button):
-    resp = client.post(TASK_URL + "%d/%s/" % (task.pk, button))
-    assert resp.status == 200
-    return resp
-
-
-def bulk(client, action, *tasks):
-    resp = client.post(TASK_URL, {"action": action, "_selected_action": [t.pk for t in tasks], "index": "0"})
-    assert resp.status == 200
-    return resp
-
-
-def finished_reports(task):
-    return list(Report.objects.filter(task=task, finished_datetime__isnull=False))
-
-
-def wait_finished(task, count=1, timeout=30):
-    return wait_for(
-        lambda: len(finished_reports(task)) >= count and finished_reports(task),
-        timeout=timeout,
-        message="%d finished report(s) of %s" % (count, task.name),
-    )
-
-
-def wait_gone(path, timeout=30):
-    wait_for(lambda: not os.path.exists(path), timeout=timeout, message="%s to be consumed" % path)
-
-
 def at_of(dt) -> str:
     """The ``at`` the spool file must carry for a run at ``dt``: whole seconds, rounded up."""
     return str(math.ceil(dt.timestamp()))
@@ -218,13 +70,13 @@ def test_one_shot_starts_at_its_time_not_before(server, admin_http, commands):
     task.refresh_from_db()
     assert task.status == Task.Status.SCHEDULED
     assert task.next_datetime == when
-    entry = parse_spool_file(task.spooler_id)
+    entry = spoolfiles.read(task.spooler_id)
     assert entry["token"] == task.run_token
     assert entry["at"] == at_of(when)
     assert int(os.stat(task.spooler_id).st_mtime) == int(at_of(when))
 
     path = task.spooler_id
-    (report,) = wait_finished(task)
+    (report,) = finished_reports(task)
     assert report.invocation_datetime >= when
     assert report.trigger == Report.Trigger.START
     task.refresh_from_db()
@@ -245,14 +97,14 @@ def test_periodic_spool_file_carries_the_next_slot(server, admin_http, commands)
     assert kept_anchor == anchor == hourly.scheduling
     assert hourly.status == Task.Status.SCHEDULED
     assert hourly.next_datetime == expected == anchor + timedelta(hours=6)
-    assert parse_spool_file(hourly.spooler_id)["at"] == at_of(expected)
+    assert spoolfiles.read(hourly.spooler_id)["at"] == at_of(expected)
 
     # Every minute from 2 s ahead: once the first run is claimed, the next
     # entry is already spooled for the next slot of the anchor's grid.
     start = whole_seconds_ahead(2)
     minutely = add_task(admin_http, commands, "minutely", **schedule_fields(start, "minute", 1))
     press(admin_http, minutely, "start")
-    (report,) = wait_finished(minutely)
+    (report,) = finished_reports(minutely)
     assert report.invocation_datetime >= start
     minutely.refresh_from_db()
     assert minutely.status == Task.Status.SPOOLED
@@ -261,7 +113,7 @@ def test_periodic_spool_file_carries_the_next_slot(server, admin_http, commands)
     (entry,) = entries_of(server.spool_dir, minutely)
     assert entry["at"] == at_of(next_run)
     assert entry["token"] == minutely.run_token
-    assert parse_spool_file(minutely.spooler_id) == entry
+    assert spoolfiles.read(minutely.spooler_id) == entry
     press(admin_http, minutely, "stop")
 
 
@@ -269,7 +121,7 @@ def test_a_failed_run_still_advances_to_the_next_slot(server, admin_http, comman
     start = whole_seconds_ahead(1)
     task = add_task(admin_http, commands, "failing", "tm_raise", **schedule_fields(start, "minute", 5))
     press(admin_http, task, "start")
-    (report,) = wait_finished(task)
+    (report,) = finished_reports(task)
     assert report.result == Task.Result.FAILED
     task.refresh_from_db()
     assert task.status == Task.Status.SPOOLED
@@ -285,23 +137,21 @@ def test_an_hour_of_missed_slots_runs_once_then_follows_the_grid(server, admin_h
     The lost entry is queued again by ``respool_tasks`` (as a spooler start
     would); the task runs once, not 12 times, and its next run is on the grid.
     """
-    import socket
-
     now = timezone.now()
     anchor = (now - timedelta(hours=1)).replace(microsecond=0)
-    task = Task.objects.create(
-        name="every 5 minutes",
-        command=commands["tm_ok"],
+    task = make_task(
+        commands,
+        "every 5 minutes",
         scheduling=anchor,
         repetition_period="minute",
         repetition_rate=5,
         status=Task.Status.SPOOLED,
         run_token="lost-with-the-old-server",
         next_datetime=anchor + timedelta(minutes=5),
-        spooler_node="%s:%s" % (socket.gethostname(), server.spool_dir),
+        spooler_node=node_name(server.spool_dir),
     )
     call_command("respool_tasks", spool_dir=str(server.spool_dir), stdout=StringIO())
-    (report,) = wait_finished(task)
+    (report,) = finished_reports(task)
     assert report.trigger == Report.Trigger.RECOVERY
     task.refresh_from_db()
     expected = schedule.next_slot(anchor, "minute", 5, report.invocation_datetime, project_tz())
@@ -340,7 +190,7 @@ def test_edit_replaces_the_spool_entry(server, admin_http, commands):
     assert task.status == Task.Status.SCHEDULED
     assert task.run_token != old_token
     assert task.next_datetime == later
-    entry = parse_spool_file(task.spooler_id)
+    entry = spoolfiles.read(task.spooler_id)
     assert (entry["token"], entry["at"]) == (task.run_token, at_of(later))
     page = admin_http.get(TASK_URL + "%d/change/" % task.pk)
     shown = formats.localize(timezone.localtime(later))
@@ -348,7 +198,7 @@ def test_edit_replaces_the_spool_entry(server, admin_http, commands):
     assert 'datetime="%s"' % later.isoformat() in page.text  # first run of the preview
 
     wait_gone(old_path)
-    (report,) = wait_finished(task)
+    (report,) = finished_reports(task)
     assert report.invocation_datetime >= later
     assert "--lines 1" in report.command_line
     assert Report.objects.filter(task=task).count() == 1
@@ -367,7 +217,7 @@ def test_editing_a_spooled_periodic_task_moves_its_next_run(server, admin_http, 
     expected, _ = schedule.first_run(new_anchor, "day", 2, timezone.now(), tz)
     assert task.run_token != old_token
     assert task.next_datetime == expected
-    assert parse_spool_file(task.spooler_id)["at"] == at_of(expected)
+    assert spoolfiles.read(task.spooler_id)["at"] == at_of(expected)
     assert len(entries_of(server.spool_dir, task)) == 1
     press(admin_http, task, "stop")
 
@@ -390,9 +240,9 @@ def test_editing_a_running_periodic_task_replaces_its_next_run(server, admin_htt
     assert task.run_token not in ("", chained)
     expected = schedule.next_slot(start, "minute", 20, timezone.now(), tz)
     assert task.next_datetime == expected == start + timedelta(minutes=20)
-    assert parse_spool_file(task.spooler_id)["at"] == at_of(expected)
+    assert spoolfiles.read(task.spooler_id)["at"] == at_of(expected)
     press(admin_http, task, "stop")
-    wait_finished(task)
+    finished_reports(task)
     task.refresh_from_db()
     assert task.status == Task.Status.IDLE
 
@@ -409,12 +259,12 @@ def test_run_now_leaves_anchor_next_run_and_status_unchanged(server, admin_http,
     assert before[0] == Task.Status.SCHEDULED
 
     press(admin_http, task, "run-now")
-    (report,) = wait_finished(task)
+    (report,) = finished_reports(task)
     assert report.trigger == Report.Trigger.RUN_NOW
     wait_for(lambda: Task.objects.get(pk=task.pk).status != Task.Status.STARTED, message="the run's end")
     task.refresh_from_db()
     assert (task.status, task.scheduling, task.next_datetime, task.run_token, task.spooler_id) == before
-    assert parse_spool_file(task.spooler_id)["at"] == at_of(anchor)
+    assert spoolfiles.read(task.spooler_id)["at"] == at_of(anchor)
 
 
 @pytest.mark.parametrize("restart", ["button", "bulk action"])
@@ -431,7 +281,7 @@ def test_start_after_stop_resumes_on_the_grid_without_catch_up(server, admin_htt
     if restart == "button":
         press(admin_http, task, "start")
     else:
-        bulk(admin_http, "start_tasks", task)
+        bulk_action(admin_http, "start_tasks", task)
     task.refresh_from_db()
     expected, _ = schedule.first_run(anchor, "hour", 2, timezone.now(), tz)
     assert task.status == Task.Status.SCHEDULED  # not SPOOLED to run at once
@@ -440,10 +290,10 @@ def test_start_after_stop_resumes_on_the_grid_without_catch_up(server, admin_htt
     (entry,) = entries_of(server.spool_dir, task)
     assert entry["at"] == at_of(first)
     assert not Report.objects.filter(task=task).exists()
-    bulk(admin_http, "stop_tasks", task)
+    bulk_action(admin_http, "stop_tasks", task)
 
 
-def test_start_uses_the_project_time_zone_not_the_request_zone(commands, superuser):
+def test_start_uses_the_project_time_zone_not_the_request_zone(uwsgi_node, commands):
     """A web request that activated another zone computes the same runs as the spooler."""
     rome, new_york = project_tz(), ZoneInfo("America/New_York")
     now = timezone.now()
@@ -460,29 +310,22 @@ def test_start_uses_the_project_time_zone_not_the_request_zone(commands, superus
             break
     else:
         pytest.fail("no anchor separates the two zones")
-    task = Task.objects.create(
-        name="zoned", command=commands["tm_ok"], scheduling=anchor, repetition_period="day", repetition_rate=1
-    )
-    extra = json.dumps(
+    task = make_task(commands, "zoned", scheduling=anchor, repetition_period="day", repetition_rate=1)
+    node = uwsgi_node(
         {
             "MIDDLEWARE": settings.MIDDLEWARE + ["tests.testapp.middleware.ActivateZoneMiddleware"],
             "TM_TEST_REQUEST_ZONE": "America/New_York",
         }
     )
-    node = UwsgiServer(env={**server_env(), "TM_TEST_SETTINGS": extra}).start()
-    try:
-        client = AdminClient(node.url)
-        client.login("admin", PASSWORD)
-        # The request's zone is active: the form shows the anchor in New York time.
-        page = client.get(TASK_URL + "%d/change/" % task.pk).text
-        assert 'value="%s"' % anchor.astimezone(new_york).strftime("%H:%M:%S") in page
-        press(client, task, "start")
-        task.refresh_from_db()
-        assert task.status == Task.Status.SCHEDULED
-        assert task.next_datetime == schedule.first_run(anchor, "day", 1, timezone.now(), rome)[0]
-        assert parse_spool_file(task.spooler_id)["at"] == at_of(task.next_datetime)
-    finally:
-        node.stop()
+    client = node.admin
+    # The request's zone is active: the form shows the anchor in New York time.
+    page = client.get(TASK_URL + "%d/change/" % task.pk).text
+    assert 'value="%s"' % anchor.astimezone(new_york).strftime("%H:%M:%S") in page
+    press(client, task, "start")
+    task.refresh_from_db()
+    assert task.status == Task.Status.SCHEDULED
+    assert task.next_datetime == schedule.first_run(anchor, "day", 1, timezone.now(), rome)[0]
+    assert spoolfiles.read(task.spooler_id)["at"] == at_of(task.next_datetime)
 
 
 # -- form errors and the preview ------------------------------------------------------------
@@ -507,21 +350,10 @@ def test_start_uses_the_project_time_zone_not_the_request_zone(commands, superus
     ],
 )
 def test_impossible_schedules_are_form_errors(server, admin_http, commands, fields, expected):
-    data = {
-        "name": "impossible",
-        "command": commands["tm_ok"].pk,
-        "arguments": "",
-        "note": "",
-        "reports-TOTAL_FORMS": "0",
-        "reports-INITIAL_FORMS": "0",
-        "_save": "Save",
-        "scheduling_0": "",
-        "scheduling_1": "",
-        **fields,
-    }
+    data = task_form(commands, "impossible", **{"scheduling_0": "", "scheduling_1": "", **fields})
     resp = admin_http.post(TASK_URL + "add/", data)
     assert resp.status == 200
-    assert expected in html.unescape(" ".join(ERRORS_RE.findall(resp.text)))
+    assert expected in form_errors(resp)
     assert not Task.objects.filter(name="impossible").exists()
 
 
@@ -580,18 +412,17 @@ def test_preview_endpoint_lists_next_runs_with_dst_marked(server, admin_http, co
     assert "taskmanager/schedule_preview.js" in page.text
 
 
-def test_preview_needs_login_and_view_permission(server, admin_http, commands):
-    from django.contrib.auth.models import Permission, User
+def test_preview_needs_login_and_view_permission(server, admin_http, staff, commands):
+    from django.contrib.auth.models import Permission
 
     anonymous = AdminClient(server.url)
     resp = anonymous.get(TASK_URL + "schedule-preview/?repetition_period=day&repetition_rate=1", follow=False)
     assert resp.status == 302 and "/admin/login/" in resp.url
 
-    staff = User.objects.create_user("staff", password=PASSWORD, is_staff=True)
-    client = AdminClient(server.url)
-    client.login("staff", PASSWORD)
+    user = staff()
+    client = client_for(server.url, "staff")
     assert client.get(TASK_URL + "schedule-preview/").status == 403
-    staff.user_permissions.add(Permission.objects.get(codename="view_task"))
+    user.user_permissions.add(Permission.objects.get(codename="view_task"))
     resp = client.get(TASK_URL + "schedule-preview/?repetition_period=hour&repetition_rate=2")
     assert resp.status == 200
     assert json.loads(resp.text)["summary"] == "every 2 hours, starting when started"
@@ -672,169 +503,139 @@ def test_task_page_fits_the_status(server, admin_http, commands):
 
     os.unlink(wait_for(next_entry, message="the next run's spool file"))
     press(admin_http, chain, "stop")
-    wait_finished(once)
-    wait_finished(chain)
+    finished_reports(once)
+    finished_reports(chain)
 
 
 # -- recovery ------------------------------------------------------------------------------
-# -- recovery ------------------------------------------------------------------------------
 
 
-def _node(spool_dir):
-    import socket
-
-    return "%s:%s" % (socket.gethostname(), os.path.abspath(spool_dir))
-
-
-def _start_node(spool_dir=None):
-    node = UwsgiServer(env=server_env(), spool_dir=spool_dir).start()
-    client = AdminClient(node.url)
-    client.login("admin", PASSWORD)
-    return node, client
-
-
-def _live_tokens(spool_dir):
-    tokens = {}
-    for entry in spool_entries(spool_dir).values():
-        tokens.setdefault(int(entry["task"]), []).append(entry["token"])
-    return tokens
-
-
-def test_emptied_spool_dir_is_repopulated_at_spooler_start(server, admin_http, commands):
+def test_emptied_spool_dir_is_repopulated_at_spooler_start(server, admin_http, uwsgi_node, commands):
     # A task of the session's server: another node, which must be left alone.
     foreign = add_task(admin_http, commands, "foreign", **schedule_fields(whole_seconds_ahead(3600)))
     press(admin_http, foreign, "start")
     foreign.refresh_from_db()
     foreign_state = (foreign.run_token, foreign.spooler_id, foreign.spooler_node)
 
-    node, client = _start_node()
+    node = uwsgi_node()
+    client = node.admin
     spool_dir = node.spool_dir
-    try:
-        hourly = add_task(
-            client, commands, "node hourly", **schedule_fields(whole_seconds_ahead(1800), "hour", 1)
-        )
-        later = add_task(client, commands, "node once", **schedule_fields(whole_seconds_ahead(3600)))
-        for task in (hourly, later):
-            press(client, task, "start")
-            task.refresh_from_db()
-            assert task.spooler_node == _node(spool_dir)
-            assert os.path.dirname(task.spooler_id) == os.path.realpath(spool_dir)
-        before = {t.pk: (t.next_datetime, t.run_token) for t in (hourly, later)}
-    finally:
-        node.stop()
+    hourly = add_task(
+        client, commands, "node hourly", **schedule_fields(whole_seconds_ahead(1800), "hour", 1)
+    )
+    later = add_task(client, commands, "node once", **schedule_fields(whole_seconds_ahead(3600)))
+    for task in (hourly, later):
+        press(client, task, "start")
+        task.refresh_from_db()
+        assert task.spooler_node == node_name(spool_dir)
+        assert os.path.dirname(task.spooler_id) == os.path.realpath(spool_dir)
+    before = {t.pk: (t.next_datetime, t.run_token) for t in (hourly, later)}
+    node.stop()
 
     # The container lost its spool volume.
-    for path in Path(spool_dir).glob("uwsgi_spoolfile_on_*"):
+    for path in spool_paths(spool_dir):
         path.unlink()
 
-    node, client = _start_node(spool_dir)
-    try:
-        wait_for(
-            lambda: all(len(_live_tokens(spool_dir).get(t.pk, [])) == 1 for t in (hourly, later)),
-            message="the spool files to be written again",
+    node = uwsgi_node(spool_dir=spool_dir)
+    client = node.admin
+    wait_for(
+        lambda: all(len(tokens_by_task(spool_dir).get(t.pk, [])) == 1 for t in (hourly, later)),
+        message="the spool files to be written again",
+    )
+    live = tokens_by_task(spool_dir)
+    for task in (hourly, later):
+        task.refresh_from_db()
+        next_run, old_token = before[task.pk]
+        assert task.status == Task.Status.SCHEDULED
+        assert task.next_datetime == next_run
+        assert live[task.pk] == [task.run_token] != [old_token]
+        entry = spoolfiles.read(task.spooler_id)
+        assert (entry["token"], entry["at"], entry["trigger"]) == (
+            task.run_token,
+            at_of(next_run),
+            "recovery",
         )
-        live = _live_tokens(spool_dir)
-        for task in (hourly, later):
-            task.refresh_from_db()
-            next_run, old_token = before[task.pk]
-            assert task.status == Task.Status.SCHEDULED
-            assert task.next_datetime == next_run
-            assert live[task.pk] == [task.run_token] != [old_token]
-            entry = parse_spool_file(task.spooler_id)
-            assert (entry["token"], entry["at"], entry["trigger"]) == (
-                task.run_token,
-                at_of(next_run),
-                "recovery",
-            )
-        # Two spooler processes recovered at once: still one entry per task.
-        assert len(spool_entries(spool_dir)) == 2
-        foreign.refresh_from_db()
-        assert (foreign.run_token, foreign.spooler_id, foreign.spooler_node) == foreign_state
-        assert os.path.exists(foreign.spooler_id)
-        tokens = {t.pk: Task.objects.get(pk=t.pk).run_token for t in (hourly, later)}
-    finally:
-        node.stop()
+    # Two spooler processes recovered at once: still one entry per task.
+    assert len(spool_entries(spool_dir)) == 2
+    foreign.refresh_from_db()
+    assert (foreign.run_token, foreign.spooler_id, foreign.spooler_node) == foreign_state
+    assert os.path.exists(foreign.spooler_id)
+    tokens = {t.pk: Task.objects.get(pk=t.pk).run_token for t in (hourly, later)}
+    node.stop()
 
     # A restart with the spool files in place respools nothing.
-    node, client = _start_node(spool_dir)
-    try:
-        wait_for(
-            lambda: SpoolerHeartbeat.objects.filter(node=_node(spool_dir)).exists(), message="a heartbeat"
-        )
-        for task in (hourly, later):
-            assert Task.objects.get(pk=task.pk).run_token == tokens[task.pk]
-        assert len(spool_entries(spool_dir)) == 2
-    finally:
-        node.stop()
+    node = uwsgi_node(spool_dir=spool_dir)
+    client = node.admin
+    wait_for(
+        lambda: SpoolerHeartbeat.objects.filter(node=node_name(spool_dir)).exists(), message="a heartbeat"
+    )
+    for task in (hourly, later):
+        assert Task.objects.get(pk=task.pk).run_token == tokens[task.pk]
+    assert len(spool_entries(spool_dir)) == 2
+    node.stop()
     press(admin_http, foreign, "stop")
 
 
-def test_respool_command_repopulates_a_running_node(server, admin_http, commands):
-    node, client = _start_node()
+def test_respool_command_repopulates_a_running_node(server, admin_http, uwsgi_node, commands):
+    node = uwsgi_node()
+    client = node.admin
     spool_dir = node.spool_dir
-    try:
-        soon = whole_seconds_ahead(4)
-        due = add_task(client, commands, "due soon", **schedule_fields(soon))
-        hourly = add_task(
-            client, commands, "hourly too", **schedule_fields(whole_seconds_ahead(1800), "hour", 1)
-        )
-        for task in (due, hourly):
-            press(client, task, "start")
-        for path in Path(spool_dir).glob("uwsgi_spoolfile_on_*"):
-            path.unlink()
-
-        out = StringIO()
-        call_command("respool_tasks", "--dry-run", spool_dir=str(spool_dir), stdout=out)
-        assert "Would respool 2 task(s)" in out.getvalue()
-        assert spool_entries(spool_dir) == {}
-
-        call_command("respool_tasks", spool_dir=str(spool_dir), stdout=out, verbosity=2)
-        assert "Respooled 2 task(s) on %s" % _node(spool_dir) in out.getvalue()
-        hourly.refresh_from_db()
-        entry = parse_spool_file(hourly.spooler_id)
-        assert (entry["token"], entry["at"]) == (hourly.run_token, at_of(hourly.next_datetime))
-
-        again = StringIO()
-        call_command("respool_tasks", spool_dir=str(spool_dir), stdout=again)
-        assert "Respooled 0 task(s)" in again.getvalue()
-
-        # The file the command wrote is one uWSGI runs, at its time, once.
-        (report,) = wait_finished(due)
-        assert report.trigger == Report.Trigger.RECOVERY
-        assert report.invocation_datetime >= soon
-        wait_for(lambda: list(_live_tokens(spool_dir)) == [hourly.pk], message="the run's file to go")
-    finally:
-        node.stop()
-
-
-def test_killed_spoolers_respool_missing_entries_when_respawned(server, admin_http, commands):
-    node, client = _start_node()
-    spool_dir = node.spool_dir
-    try:
-        task = add_task(client, commands, "respawned", **schedule_fields(whole_seconds_ahead(1800), "day", 1))
+    soon = whole_seconds_ahead(4)
+    due = add_task(client, commands, "due soon", **schedule_fields(soon))
+    hourly = add_task(client, commands, "hourly too", **schedule_fields(whole_seconds_ahead(1800), "hour", 1))
+    for task in (due, hourly):
         press(client, task, "start")
-        task.refresh_from_db()
-        old = task.run_token
-        os.unlink(task.spooler_id)
-        pids = node.spooler_pids()
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: len(node.spooler_pids()) >= len(pids) + 2, message="respawned spoolers")
-        wait_for(
-            lambda: Task.objects.filter(pk=task.pk).exclude(run_token=old).exclude(spooler_id="").exists(),
-            message="the task to be respooled",
-        )
-        task.refresh_from_db()
-        live = _live_tokens(spool_dir)
-        assert list(live) == [task.pk]
-        # Exactly one entry carries the current token. Two respawned spoolers can both
-        # re-spool before either records its file (seen on MariaDB); the loser's entry
-        # carries a superseded token and is consumed without running when due.
-        assert live[task.pk].count(task.run_token) == 1
-        assert len(live[task.pk]) <= 2
-        assert parse_spool_file(task.spooler_id)["at"] == at_of(task.next_datetime)
-    finally:
-        node.stop()
+    for path in spool_paths(spool_dir):
+        path.unlink()
+
+    out = StringIO()
+    call_command("respool_tasks", "--dry-run", spool_dir=str(spool_dir), stdout=out)
+    assert "Would respool 2 task(s)" in out.getvalue()
+    assert spool_entries(spool_dir) == {}
+
+    call_command("respool_tasks", spool_dir=str(spool_dir), stdout=out, verbosity=2)
+    assert "Respooled 2 task(s) on %s" % node_name(spool_dir) in out.getvalue()
+    hourly.refresh_from_db()
+    entry = spoolfiles.read(hourly.spooler_id)
+    assert (entry["token"], entry["at"]) == (hourly.run_token, at_of(hourly.next_datetime))
+
+    again = StringIO()
+    call_command("respool_tasks", spool_dir=str(spool_dir), stdout=again)
+    assert "Respooled 0 task(s)" in again.getvalue()
+
+    # The file the command wrote is one uWSGI runs, at its time, once.
+    (report,) = finished_reports(due)
+    assert report.trigger == Report.Trigger.RECOVERY
+    assert report.invocation_datetime >= soon
+    wait_for(lambda: list(tokens_by_task(spool_dir)) == [hourly.pk], message="the run's file to go")
+
+
+def test_killed_spoolers_respool_missing_entries_when_respawned(server, admin_http, uwsgi_node, commands):
+    node = uwsgi_node()
+    client = node.admin
+    spool_dir = node.spool_dir
+    task = add_task(client, commands, "respawned", **schedule_fields(whole_seconds_ahead(1800), "day", 1))
+    press(client, task, "start")
+    task.refresh_from_db()
+    old = task.run_token
+    os.unlink(task.spooler_id)
+    pids = node.spooler_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: len(node.spooler_pids()) >= len(pids) + 2, message="respawned spoolers")
+    wait_for(
+        lambda: Task.objects.filter(pk=task.pk).exclude(run_token=old).exclude(spooler_id="").exists(),
+        message="the task to be respooled",
+    )
+    task.refresh_from_db()
+    live = tokens_by_task(spool_dir)
+    assert list(live) == [task.pk]
+    # Exactly one entry carries the current token. Two respawned spoolers can both
+    # re-spool before either records its file (seen on MariaDB); the loser's entry
+    # carries a superseded token and is consumed without running when due.
+    assert live[task.pk].count(task.run_token) == 1
+    assert len(live[task.pk]) <= 2
+    assert spoolfiles.read(task.spooler_id)["at"] == at_of(task.next_datetime)
 
 
 def test_admin_shows_a_missing_spool_entry(server, admin_http, commands):
@@ -873,13 +674,13 @@ def test_concurrent_recoveries_respool_once(commands, tmp_path, monkeypatch):
     from taskmanager import recovery, spoolfiles
 
     spool_dir = str(tmp_path)
-    task = Task.objects.create(
-        name="contended",
-        command=commands["tm_ok"],
+    task = make_task(
+        commands,
+        "contended",
         status=Task.Status.SPOOLED,
         run_token="old",
         next_datetime=timezone.now() + timedelta(hours=1),
-        spooler_node=_node(spool_dir),
+        spooler_node=node_name(spool_dir),
         spooler_id=os.path.join(spool_dir, "uwsgi_spoolfile_on_gone"),
     )
     both_checked = threading.Barrier(2, timeout=10)
@@ -910,6 +711,6 @@ def test_concurrent_recoveries_respool_once(commands, tmp_path, monkeypatch):
         thread.join(30)
     assert sorted(len(r) for r in results) == [0, 1]
     task.refresh_from_db()
-    assert _live_tokens(spool_dir) == {task.pk: [task.run_token]}
+    assert tokens_by_task(spool_dir) == {task.pk: [task.run_token]}
     assert task.run_token != "old"
-    assert parse_spool_file(task.spooler_id)["trigger"] == "recovery"
+    assert spoolfiles.read(task.spooler_id)["trigger"] == "recovery"

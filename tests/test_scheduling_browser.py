@@ -3,20 +3,17 @@
 from datetime import datetime, timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 
-from .conftest import PASSWORD
-from .test_browser import ARTIFACTS, browser, login, playwright_api, static_server  # noqa: F401 (fixtures)
+from .support.browser import ARTIFACTS, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_preview_follows_the_form_before_saving(browser, static_server, commands):  # noqa: F811
+def test_preview_follows_the_form_before_saving(browser, static_server, superuser, commands):
     from playwright.sync_api import expect
 
     base = static_server.url
-    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
     page = browser.new_page()
     login(page, base, "admin")
     page.goto(base + "/admin/taskmanager/task/add/")

@@ -1,6 +1,7 @@
-"""Start a real uWSGI server (HTTP on a loopback port, a spooler) for the tests."""
+"""Start a real uWSGI server (HTTP on a loopback port, a spooler) for the tests and the benchmarks."""
 
 import atexit
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BOUND_RE = re.compile(rb"bound to TCP address 127\.0\.0\.1:(\d+)")
 SPOOLER_RE = re.compile(r"spawned the uWSGI spooler on dir \S+ with pid (\d+)")
 
@@ -20,6 +21,19 @@ SPOOLER_RE = re.compile(r"spawned the uWSGI spooler on dir \S+ with pid (\d+)")
 def uwsgi_binary() -> str:
     candidate = Path(sys.executable).with_name("uwsgi")
     return str(candidate) if candidate.exists() else "uwsgi"
+
+
+def node_env(settings=None) -> dict:
+    """The environment of a uWSGI on the test database (pytest-django's), with Django ``settings``.
+
+    ``settings`` ({name: value}) overrides the test settings (as TM_TEST_SETTINGS).
+    """
+    from django.conf import settings as django_settings
+
+    env = {"TM_TEST_SERVER_DB": str(django_settings.DATABASES["default"]["NAME"])}
+    if settings:
+        env["TM_TEST_SETTINGS"] = json.dumps(settings)
+    return env
 
 
 def _drop_options(args: list, names) -> list:
@@ -80,6 +94,8 @@ class UwsgiServer:
         self.has_spooler = bool(spooler_processes)
         self.proc = None
         self.port = None
+        #: An AdminClient logged in as the superuser, when the tests' ``uwsgi_node`` fixture made one.
+        self.admin = None
 
     @property
     def url(self) -> str:

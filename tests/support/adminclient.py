@@ -1,5 +1,6 @@
 """A small HTTP client for driving the admin of a real server as a browser would."""
 
+import html
 import http.cookiejar
 import re
 import urllib.error
@@ -8,6 +9,9 @@ import urllib.request
 from dataclasses import dataclass
 
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+ERRORS_RE = re.compile(r'<ul class="errorlist[^>]*>(.*?)</ul>', re.S)
+#: The password of every user the tests create.
+PASSWORD = "pw-for-tests"
 
 
 @dataclass
@@ -71,3 +75,15 @@ class AdminClient:
         )
         assert "/admin/login/" not in resp.url, "login failed for %s" % username
         return resp
+
+
+def client_for(base_url: str, username: str, password: str = PASSWORD) -> AdminClient:
+    """An AdminClient on ``base_url`` logged in as ``username``."""
+    client = AdminClient(base_url)
+    client.login(username, password)
+    return client
+
+
+def form_errors(resp: Response) -> str:
+    """The text of the error lists on a form page (HTML entities decoded)."""
+    return html.unescape(" ".join(ERRORS_RE.findall(resp.text)))

@@ -1,0 +1,51 @@
+"""Processes as Linux shows them in /proc, and a free port."""
+
+import socket
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` is no longer a live process (a zombie counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in (b"Z", b"X")
+
+
+def vm_kib(pid, field: str):
+    """A memory field of /proc/<pid>/status (``VmRSS``, ``VmHWM``) in KiB, or None.
+
+    None when the process is gone or a zombie (which has no memory fields);
+    ``pid`` may be ``"self"``.
+    """
+    try:
+        with open("/proc/%s/status" % pid) as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak(pid) -> bool:
+    """Reset VmHWM of ``pid`` to its current RSS (Linux >= 4.0); return whether it worked."""
+    try:
+        with open("/proc/%s/clear_refs" % pid, "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def live_spooler_pids(node) -> list[int]:
+    """The pids of the uWSGI ``node``'s spooler processes that are still alive."""
+    return [pid for pid in node.spooler_pids() if not gone(pid)]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
