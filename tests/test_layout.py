@@ -44,20 +44,9 @@ SMALL = ("taskmanager.runner", "taskmanager.recovery", "taskmanager.spooler")
 SMALL_MODULES = {"taskmanager.spoolfiles", "taskmanager.uwsgi_runtime"}
 MAX_LINES = 300
 
-#: (importer, imported): test modules that still import another test module.
-#: tests/support/ is being introduced by the test half of issue 12, which
-#: empties this list; never add to it.
-TEST_IMPORTS_ALLOWED = {
-    ("test_adversarial", "test_end_to_end"),
-    ("test_atomic_requests", "test_end_to_end"),
-    ("test_browser_layout", "test_browser"),
-    ("test_lifecycle", "test_end_to_end"),
-    ("test_lifecycle", "test_notifications"),
-    ("test_logs", "test_browser"),
-    ("test_notifications", "test_end_to_end"),
-    ("test_run_path", "test_end_to_end"),
-    ("test_scheduling_browser", "test_browser"),
-}
+#: (importer, imported): test modules allowed to import another test module.
+#: None: shared helpers live in tests/support/, fixtures in conftest.py.
+TEST_IMPORTS_ALLOWED: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -581,7 +581,7 @@ if _database_has_server():
 def _killed_database_connections_do_not_break_runs(uwsgi_node, commands, max_age):
     # Persistent connections in the spooler are the hard case: a killed one is
     # reused by the next run. A spooler keeps its connection from one run to
-    # the next also with Django's default CONN_MAX_AGE = 0 (runner.py,
+    # the next also with Django's default CONN_MAX_AGE = 0 (runner/,
     # drop_broken_connections). The web node keeps Django's default (closed
     # after each request), so its requests are not the thing tested here.
     spooler_node = uwsgi_node(http=False, spooler_processes=1, settings={"CONN_MAX_AGE": max_age})

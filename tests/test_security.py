@@ -18,242 +18,50 @@ site-packages directory, with commands named like django-extensions'
 ``shell_plus`` and DRF's ``drf_create_token``.
 """
 
-import html
-import json
 import os
 import re
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
-from django.contrib.auth.models import Group, Permission, User
-from django.contrib.sessions.models import Session
+from django.contrib.auth.models import Group, User
 from django.core.management import get_commands
 from django.utils import timezone
 
-from taskmanager import policy, spoolfiles
+from taskmanager import policy
 from taskmanager.forms import RUN_FIELDS
 from taskmanager.management.commands.collect_commands import collect
-from taskmanager.models import ApprovedArguments, Command, LogLine, Report, Task, TaskCategory, new_token
+from taskmanager.models import ApprovedArguments, Command, LogLine, Report, Task, TaskCategory
 
-from .adminclient import AdminClient
-from .conftest import PASSWORD, server_env, wait_for
-from .uwsgi_server import ROOT, UwsgiServer
+from .support.security import (
+    COMMANDS,
+    FAKEEXT,
+    REPORTS,
+    TASKS,
+    active_commands,
+    add_form,
+    assert_no_secret_logged,
+    assert_nothing_ran,
+    assert_refused_at_claim,
+    bulk,
+    change_form,
+    core_commands,
+    fakeext_commands,
+    finished_report,
+    force_run,
+    form_errors,
+    log_of,
+    login,
+    make_staff,
+    offered_commands,
+    press,
+    running_report,
+    shown_messages,
+    spool_entries,
+)
+from .support.uwsgi_server import ROOT
+from .support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-TASKS = "/admin/taskmanager/task/"
-COMMANDS = "/admin/taskmanager/command/"
-REPORTS = "/admin/taskmanager/report/"
-#: The third-party app of tests/fake_site.
-FAKEEXT = "tm_fakeext"
-#: What a run refused at the claim logs first.
-REFUSED = "Refused, nothing was run: "
-
-
-# -- helpers -----------------------------------------------------------------------
-
-
-def core_commands() -> set[str]:
-    """The commands of the installed Django (django.core and the django.contrib apps)."""
-    found = {
-        name for name, app in get_commands().items() if app == "django.core" or app.startswith("django.")
-    }
-    # The enumeration really sees Django's commands (not, say, an empty dict).
-    assert {"shell", "dumpdata", "diffsettings", "startapp", "check"} <= found
-    return found
-
-
-def fakeext_commands() -> set[str]:
-    return {name for name, app in get_commands().items() if app == FAKEEXT}
-
-
-def staff(username, *codenames, groups=()):
-    """A staff user with exactly these taskmanager permissions (and these groups)."""
-    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="taskmanager", codename__in=codenames)
-    )
-    assert user.user_permissions.count() == len(codenames)
-    user.groups.set(groups)
-    return user
-
-
-def login(server, username) -> AdminClient:
-    client = AdminClient(server.url)
-    client.login(username, PASSWORD)
-    return client
-
-
-def shown_messages(resp) -> str:
-    """The admin's messages on the page (success, warning...), as plain text."""
-    items = re.findall(r'<li class="(?:success|warning|error|info)">(.*?)</li>', resp.text, re.S)
-    return " | ".join(html.unescape(re.sub(r"<[^>]+>", "", item)).strip() for item in items)
-
-
-def form_errors(resp) -> str:
-    return html.unescape(" ".join(re.findall(r'<ul class="errorlist[^>]*>(.*?)</ul>', resp.text, re.S)))
-
-
-def offered_commands(client) -> set[int]:
-    """The commands the task add form offers to this client's user (pks)."""
-    page = client.get(TASKS + "add/")
-    assert page.status == 200, page.status
-    select = re.search(r'<select name="command"[^>]*>(.*?)</select>', page.text, re.S)
-    return {int(pk) for pk in re.findall(r'<option value="(\d+)"', select.group(1))}
-
-
-def add_form(client, name, command, arguments="", **fields):
-    """Post the task add form; return the response (the task may or may not exist)."""
-    return client.post(
-        TASKS + "add/",
-        {
-            "name": name,
-            "command": command.pk,
-            "arguments": arguments,
-            "note": "",
-            "notify": "on",
-            "reports-TOTAL_FORMS": "0",
-            "reports-INITIAL_FORMS": "0",
-            "_save": "Save",
-            **fields,
-        },
-    )
-
-
-def change_form(client, task, **overrides):
-    """Post the task's change form as the admin shows it, with ``overrides``."""
-    when = timezone.localtime(task.scheduling) if task.scheduling else None
-    data = {
-        "name": task.name,
-        "command": task.command_id,
-        "arguments": task.arguments,
-        "category": task.category_id or "",
-        "note": task.note,
-        "timeout": task.timeout or "",
-        "scheduling_0": when.strftime("%Y-%m-%d") if when else "",
-        "scheduling_1": when.strftime("%H:%M:%S") if when else "",
-        "repetition_period": task.repetition_period,
-        "repetition_rate": task.repetition_rate or "",
-        "reports-TOTAL_FORMS": "0",
-        "reports-INITIAL_FORMS": "0",
-        "_save": "Save",
-    }
-    if task.notify:
-        data["notify"] = "on"
-    data.update(overrides)
-    return client.post(TASKS + "%d/change/" % task.pk, {k: v for k, v in data.items() if v is not None})
-
-
-def press(client, task, button, **data):
-    return client.post(TASKS + "%d/%s/" % (task.pk, button), data)
-
-
-def bulk(client, action, *tasks):
-    return client.post(TASKS, {"action": action, "_selected_action": [t.pk for t in tasks], "index": "0"})
-
-
-def spool_entries(server) -> set[str]:
-    return {p.name for p in server.spool_dir.glob(spoolfiles.PREFIX + "*")}
-
-
-def spooled_for(server, task, before: set[str]) -> list[dict]:
-    """Entries for ``task`` written to the spool directory since ``before`` was listed."""
-    found = []
-    for name in spool_entries(server) - before:
-        try:
-            entry = spoolfiles.read(str(server.spool_dir / name))
-        except (OSError, spoolfiles.SpoolFileError):
-            continue  # consumed meanwhile: the task's state tells
-        if entry.get("task") == str(task.pk):
-            found.append(entry)
-    return found
-
-
-def assert_nothing_ran(server, task, before: set[str], reports=0):
-    """The task is IDLE with no pending run, no spool entry and no new report."""
-    task = Task.objects.get(pk=task.pk)
-    assert (task.status, task.run_token, task.run_now_token, task.next_datetime) == ("IDLE", "", "", None)
-    assert spooled_for(server, task, before) == []
-    assert Report.objects.filter(task=task).count() == reports
-
-
-def finished_report(task, after=0, timeout=30):
-    """The first finished report of ``task`` with a pk above ``after``."""
-    return wait_for(
-        lambda: Report.objects.filter(task=task, pk__gt=after, finished_datetime__isnull=False).first(),
-        timeout=timeout,
-        message="a finished report of %s" % task.name,
-    )
-
-
-def running_report(task, timeout=30):
-    return wait_for(
-        lambda: Report.objects.filter(
-            task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1
-        ).first(),
-        timeout=timeout,
-        message="the run of %s to start" % task.name,
-    )
-
-
-def log_of(report) -> list[str]:
-    return list(report.log_lines.order_by("seq").values_list("text", flat=True))
-
-
-def force_run(server, task, user):
-    """Force a run past the buttons: the task's state and a spool entry written as the app writes them.
-
-    What someone with the database or the spool directory (or a row that
-    predates the rules) could do; only the spooler's claim stands in the way.
-    """
-    token = new_token()
-    last = Report.objects.filter(task=task).order_by("-pk").values_list("pk", flat=True).first() or 0
-    Task.objects.filter(pk=task.pk).update(
-        status=Task.Status.SPOOLED, run_token=token, next_datetime=None, started_by=user
-    )
-    spoolfiles.write(str(server.spool_dir), spoolfiles.make_entry(task.pk, token, Report.Trigger.START))
-    return finished_report(task, after=last)
-
-
-def assert_refused_at_claim(report, reason_part):
-    from taskmanager import arguments
-
-    task = Task.objects.select_related("command").get(pk=report.task_id)
-    # The report shows what was refused; no process was started for it.
-    refused = arguments.command_line(task.command.name, arguments.parse_arguments(task.arguments))
-    assert (report.result, report.end_reason, report.command_line, report.pid) == (
-        "FAILED",
-        "not allowed",
-        refused,
-        None,
-    )
-    lines = log_of(report)
-    assert lines and lines[0].startswith(REFUSED) and reason_part in lines[0], lines
-    assert len(lines) == 1, lines
-    task = Task.objects.get(pk=report.task_id)
-    assert (task.status, task.run_token) == ("IDLE", "")
-
-
-def secrets() -> list[str]:
-    """The secrets the attack went for: SECRET_KEY, the live session keys, the password hashes."""
-    keys = list(Session.objects.values_list("session_key", flat=True))
-    hashes = [h for h in User.objects.values_list("password", flat=True) if not h.startswith("!")]
-    assert keys and hashes, "log in before looking for secrets"
-    return [settings.SECRET_KEY, *keys, *hashes]
-
-
-def assert_no_secret_logged(server):
-    stored = "\n".join(LogLine.objects.values_list("text", flat=True))
-    stored += "\n".join("%s %s" % row for row in Report.objects.values_list("command_line", "end_reason"))
-    server_log = server.log()
-    for secret in secrets():
-        assert secret not in stored, secret
-        assert secret not in server_log, secret
-
-
-def active_commands() -> set[tuple[str, str]]:
-    return set(Command.objects.filter(active=True).values_list("app_name", "name"))
 
 
 @pytest.fixture
@@ -263,30 +71,12 @@ def collected(transactional_db):
     return {c.name: c for c in Command.objects.all()}
 
 
-@pytest.fixture
-def instances(transactional_db):
-    """Start extra uWSGI nodes on the test database: ``start(settings={...}, **UwsgiServer args)``."""
-    started = []
-
-    def start(settings=None, **kwargs):
-        env = server_env()
-        if settings is not None:
-            env["TM_TEST_SETTINGS"] = json.dumps(settings)
-        node = UwsgiServer(env=env, **kwargs)
-        started.append(node)
-        return node.start()
-
-    yield start
-    for node in started:
-        node.stop()
-
-
 # -- step 1: collect_commands run as a task by a user who may add and run tasks -----
 
 
 def test_collect_commands_run_as_a_task_activates_no_core_or_third_party_command(server):
     Command.objects.create(app_name="taskmanager", name="collect_commands")
-    staff("attacker", "add_task", "run_task", "view_task", "view_report")
+    make_staff("attacker", "add_task", "run_task", "view_task", "view_report")
     attacker = login(server, "attacker")
     resp = add_form(attacker, "collect", Command.objects.get(name="collect_commands"))
     task = Task.objects.filter(name="collect").first()
@@ -361,7 +151,7 @@ def test_dangerous_command_cannot_be_added_started_or_forced(
     arguments = ATTEMPTS[name].format(target=target)
     command = collected[name]
     assert policy.blocked(command.app_name, name)
-    staff("attacker", "add_task", "run_task", "view_task", "view_report")
+    make_staff("attacker", "add_task", "run_task", "view_task", "view_report")
     attacker = login(server, "attacker")
     activated = active_commands()
     # 1. No such task can be created: the command is not offered, and posted anyway it is refused.
@@ -402,7 +192,7 @@ def test_dangerous_command_cannot_be_added_started_or_forced(
 
 
 def test_change_and_run_cannot_turn_an_idle_task_into_a_blocked_or_inactive_command(server, collected):
-    staff("editor", "change_task", "run_task", "view_task")
+    make_staff("editor", "change_task", "run_task", "view_task")
     editor = login(server, "editor")
     task = Task.objects.create(name="harmless", command=collected["tm_ok"], arguments="--lines 1")
     Command.objects.filter(name="dumpdata").update(active=True)  # forced: still blocked
@@ -438,7 +228,7 @@ def test_change_and_run_cannot_turn_an_idle_task_into_a_blocked_or_inactive_comm
 
 
 def test_run_task_only_starts_only_what_its_user_may_run(server, collected):
-    staff("runner", "run_task", "view_task")
+    make_staff("runner", "run_task", "view_task")
     runner = login(server, "runner")
     mine = Task.objects.create(name="mine", command=collected["tm_ok"], arguments="--lines 1")
     Command.objects.filter(pk=collected["tm_echo"].pk).update(run_by=Command.RunBy.SUPERUSERS)
@@ -513,7 +303,7 @@ def test_change_task_only_changes_name_category_and_note(server, admin_http, col
         assert "is scheduled" in shown_messages(press(admin_http, task, "start"))
     task = Task.objects.get(pk=task.pk)
     before = definition(task)
-    staff("clerk", "change_task")
+    make_staff("clerk", "change_task")
     clerk = login(server, "clerk")
     page = clerk.get(TASKS + "%d/change/" % task.pk).text
     assert "You may not run this task&#x27;s command" in page
@@ -534,7 +324,7 @@ def test_change_task_only_changes_name_category_and_note(server, admin_http, col
 
 
 def test_change_command_only_may_deactivate_but_not_activate_nor_grant(server, collected):
-    staff("operator", "change_command", "view_command")
+    make_staff("operator", "change_command", "view_command")
     operator = login(server, "operator")
     group = Group.objects.create(name="ops")
 
@@ -604,8 +394,8 @@ def test_superuser_cannot_activate_a_blocked_command(server, admin_http, collect
 
 @pytest.mark.db_sensitive
 def test_deleting_a_running_report_needs_the_right_to_stop_it(server, admin_http, collected):
-    staff("cleaner", "delete_report", "view_report")
-    staff("stopper", "delete_report", "view_report", "run_task")
+    make_staff("cleaner", "delete_report", "view_report")
+    make_staff("stopper", "delete_report", "view_report", "run_task")
     cleaner = login(server, "cleaner")
     stopper = login(server, "stopper")
     task = Task.objects.create(
@@ -651,7 +441,7 @@ def _zombie(pid) -> bool:
 
 
 def test_deleting_a_waiting_task_needs_the_right_to_stop_it(server, admin_http, collected):
-    staff("cleaner", "delete_task", "view_task")
+    make_staff("cleaner", "delete_task", "view_task")
     cleaner = login(server, "cleaner")
     task = Task.objects.create(
         name="waiting", command=collected["tm_ok"], scheduling=timezone.now() + timedelta(days=1)
@@ -674,8 +464,8 @@ def test_a_command_for_some_groups(server, collected):
     command = collected["tm_ok"]
     Command.objects.filter(pk=command.pk).update(run_by=Command.RunBy.GROUPS)
     command.groups.set([group])
-    staff("outsider", "run_task", "add_task", "view_task")
-    member = staff("member", "run_task", "view_task", groups=[group])
+    make_staff("outsider", "run_task", "add_task", "view_task")
+    member = make_staff("member", "run_task", "view_task", groups=[group])
     outsider = login(server, "outsider")
     insider = login(server, "member")
     task = Task.objects.create(name="grouped", command=command, arguments="--lines 1")
@@ -709,7 +499,7 @@ def test_locked_arguments(server, admin_http, superuser, collected):
     command = collected["tm_ok"]
     Command.objects.filter(pk=command.pk).update(locked_arguments=True)
     ApprovedArguments.objects.create(command=command, arguments="--lines 2, --word a", approved_by=superuser)
-    staff("editor", "add_task", "change_task", "run_task", "view_task")
+    make_staff("editor", "add_task", "change_task", "run_task", "view_task")
     editor = login(server, "editor")
     # Exactly the approved argv, however it is spaced or quoted.
     resp = add_form(editor, "locked", command, "--lines  2 --word   a")
@@ -740,7 +530,7 @@ def test_locked_arguments(server, admin_http, superuser, collected):
 
 @pytest.mark.db_sensitive
 def test_start_with_the_version_a_page_showed(server, admin_http, collected):
-    staff("runner", "run_task", "view_task")
+    make_staff("runner", "run_task", "view_task")
     runner = login(server, "runner")
     task = Task.objects.create(name="versioned", command=collected["tm_ok"], arguments="--lines 1")
     page = runner.get(TASKS + "%d/change/" % task.pk).text
@@ -764,7 +554,7 @@ def test_start_with_the_version_a_page_showed(server, admin_http, collected):
 
 
 def test_no_file_is_created_by_a_form_save(server, collected, tmp_path):
-    staff("editor", "add_task", "change_task", "run_task", "view_task")
+    make_staff("editor", "add_task", "change_task", "run_task", "view_task")
     editor = login(server, "editor")
     out, append, new, log = (tmp_path / n for n in ("out.txt", "append.txt", "new.txt", "log.txt"))
     # The command's relative default, from the server's working directory.
@@ -802,8 +592,8 @@ def test_third_party_commands_are_collected_inactive(transactional_db, settings)
     assert active == {"fakeext_report": True, "shell_plus": False, "drf_create_token": False}
 
 
-def test_allowed_third_party_app_through_a_server(instances, superuser, tmp_path):
-    node = instances(settings={"TASKMANAGER_ALLOWED_COMMANDS": [FAKEEXT]}, spooler_processes=1)
+def test_allowed_third_party_app_through_a_server(uwsgi_node, superuser, tmp_path):
+    node = uwsgi_node(settings={"TASKMANAGER_ALLOWED_COMMANDS": [FAKEEXT]}, spooler_processes=1)
     Command.objects.create(app_name="taskmanager", name="collect_commands")
     admin = login(node, "admin")
     collect_task = Task.objects.create(name="collect", command=Command.objects.get(name="collect_commands"))
@@ -833,9 +623,9 @@ def test_allowed_third_party_app_through_a_server(instances, superuser, tmp_path
 # -- W014: uWSGI running as root ------------------------------------------------------
 
 
-def test_uwsgi_running_as_root_is_warned(instances, server, admin_http):
+def test_uwsgi_running_as_root_is_warned(uwsgi_node, server, admin_http):
     as_root = os.geteuid() == 0
-    node = instances(settings={"SILENCED_SYSTEM_CHECKS": []}, spooler_processes=1)
+    node = uwsgi_node(settings={"SILENCED_SYSTEM_CHECKS": []}, spooler_processes=1)
     # Logged at the start of the worker and of the spooler (with or without a problem).
     wait_for(
         lambda: node.log().count("taskmanager.W014") >= 2 or node.log().count("found no problem") >= 2,

@@ -17,8 +17,7 @@ from taskmanager import policy, spoolfiles
 from taskmanager.management.commands.collect_commands import collect
 from taskmanager.models import Report, Task
 
-from .conftest import wait_for
-from .test_security import (
+from .support.security import (
     TASKS,
     add_form,
     change_form,
@@ -26,11 +25,12 @@ from .test_security import (
     form_errors,
     log_of,
     login,
+    make_staff,
     press,
     running_report,
     shown_messages,
-    staff,
 )
+from .support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,7 +74,7 @@ def test_run_now_by_another_user_does_not_take_over_a_periodic_task(server, admi
     that user is then deactivated (or loses run_task, or the group), the
     owner's schedule ends "not allowed" at every slot.
     """
-    staff("runner", "run_task", "view_task")
+    make_staff("runner", "run_task", "view_task")
     runner = login(server, "runner")
     task = Task.objects.create(
         name="nightly",
@@ -120,7 +120,7 @@ def test_editing_a_running_periodic_task_queues_the_next_run_in_the_editors_name
     editor's: an editor deactivated right after the edit still gets the
     edited runs, for ever.
     """
-    editor = staff("editor", "change_task", "run_task", "view_task")
+    editor = make_staff("editor", "change_task", "run_task", "view_task")
     client = login(server, "editor")
     task = Task.objects.create(
         name="every-minute",
@@ -166,7 +166,7 @@ def test_a_deleted_starter_does_not_leave_an_unchecked_periodic_run(server, admi
     holder was deleted instead of deactivated. A run started from the admin
     should keep needing a person with the rights.
     """
-    group_member = staff("member", "run_task", "view_task")
+    group_member = make_staff("member", "run_task", "view_task")
     member = login(server, "member")
     task = Task.objects.create(
         name="hourly",
@@ -202,7 +202,7 @@ def test_huge_arguments_do_not_tie_up_a_web_worker(server, collected):
     whole argv echoed back in the error message. Nothing bounds the length
     of the arguments field.
     """
-    staff("editor", "add_task", "run_task", "view_task")
+    make_staff("editor", "add_task", "run_task", "view_task")
     editor = login(server, "editor")
     arguments = " ".join(["-x"] * 24000)
     started = time.monotonic()
@@ -301,7 +301,7 @@ def test_inactive_commands_arguments_are_not_parsed_for_an_editor(server, collec
     """
     from taskmanager.models import Command
 
-    staff("editor", "change_task", "run_task", "view_task")
+    make_staff("editor", "change_task", "run_task", "view_task")
     editor = login(server, "editor")
     task = Task.objects.create(name="old", command=collected["tm_ok"], arguments="--lines 1")
     Command.objects.filter(pk=collected["tm_ok"].pk).update(active=False)
