@@ -258,7 +258,7 @@ class Task(models.Model):
     )
     # The usernames of the two above, kept when the user is deleted: a run
     # started by a person who no longer exists is refused at the claim, not
-    # taken for one started by the project's code (policy.starter_refusal).
+    # taken for one started by the project's code (policy.claim_refusal).
     started_by_name = models.CharField(max_length=150, blank=True, editable=False)
     run_now_by_name = models.CharField(max_length=150, blank=True, editable=False)
     # The definition's version: raised by every change of what the task runs

@@ -89,14 +89,24 @@ def admin_http(server, superuser):
     return client_for(server.url, "admin")
 
 
-@pytest.fixture
-def commands(transactional_db):
-    """Collect the commands (as ``collect_commands --excludecore``) and return {name: Command}."""
+def _collect(exclude_core: bool) -> dict:
     from taskmanager.management.commands.collect_commands import collect
     from taskmanager.models import Command
 
-    collect(exclude_core=True)
+    collect(exclude_core=exclude_core)
     return {c.name: c for c in Command.objects.all()}
+
+
+@pytest.fixture
+def collected(transactional_db):
+    """Every command collected (Django's included), as a fresh project would: ``{name: Command}``."""
+    return _collect(exclude_core=False)
+
+
+@pytest.fixture
+def commands(transactional_db):
+    """Collect the commands (as ``collect_commands --excludecore``) and return {name: Command}."""
+    return _collect(exclude_core=True)
 
 
 # -- local endpoints -----------------------------------------------------------------

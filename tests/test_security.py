@@ -64,13 +64,6 @@ from .support.waits import wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def collected(transactional_db):
-    """Every command collected (Django's included), as a fresh project would: {name: Command}."""
-    collect()
-    return {c.name: c for c in Command.objects.all()}
-
-
 # -- step 1: collect_commands run as a task by a user who may add and run tasks -----
 
 

@@ -1,9 +1,10 @@
 """Adversarial tests of the security model (issue 11): attacks by ordinary staff users.
 
-Each test here is a finding: it fails while the weakness is there. They go
-through the real uWSGI server where the attack does (tests/test_security.py
-has the helpers). What was tried and held is listed in the report that came
-with this file, not tested here.
+Each test here is a finding of the adversarial review, written failing
+first; its docstring describes the weakness as it was found, and the test now
+guards its fix. They go through the real uWSGI server where the attack does
+(helpers in tests/support/security.py). What was tried and held is listed in
+the issue's closing note, not tested here.
 """
 
 import time
@@ -14,7 +15,6 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from taskmanager import policy, spoolfiles
-from taskmanager.management.commands.collect_commands import collect
 from taskmanager.models import Report, Task
 
 from .support.security import (
@@ -33,15 +33,6 @@ from .support.security import (
 from .support.waits import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def collected(transactional_db):
-    """Every command collected, as tests/test_security.py's fixture: {name: Command}."""
-    from taskmanager.models import Command
-
-    collect()
-    return {c.name: c for c in Command.objects.all()}
 
 
 def fire_pending_run(server, task):

@@ -14,7 +14,7 @@ from taskmanager import spoolfiles
 from taskmanager.models import Command, LogLine, Report, Task, new_token
 
 from .adminclient import PASSWORD, AdminClient, client_for
-from .waits import wait_for
+from .waits import running_report, wait_for  # noqa: F401 - running_report: re-exported
 
 TASKS = "/admin/taskmanager/task/"
 COMMANDS = "/admin/taskmanager/command/"
@@ -156,16 +156,6 @@ def finished_report(task, after=0, timeout=30):
         lambda: Report.objects.filter(task=task, pk__gt=after, finished_datetime__isnull=False).first(),
         timeout=timeout,
         message="a finished report of %s" % task.name,
-    )
-
-
-def running_report(task, timeout=30):
-    return wait_for(
-        lambda: Report.objects.filter(
-            task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1
-        ).first(),
-        timeout=timeout,
-        message="the run of %s to start" % task.name,
     )
 
 
