@@ -14,6 +14,7 @@ from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
 from . import policy, schedule
+from .conf import use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
 
@@ -134,6 +135,9 @@ def start(task: Task, user=None, version: int | None = None) -> Outcome:
     refused = _not_allowed(task, user, starting=True) or _changed_meanwhile(task, version)
     if refused:
         return refused
+    problem = use_tz_problem()
+    if problem:
+        return Outcome(False, _("%(task)s cannot start: %(error)s") % {"task": task.name, "error": problem})
     now = timezone.now()
     period = task.repetition_period or None
     try:

@@ -6,6 +6,7 @@ work without any cache to invalidate.
 """
 
 from django.conf import settings as django_settings
+from django.utils.translation import gettext
 
 DEFAULTS = {
     # Dotted path of the spooler backend class (see taskmanager.spooler).
@@ -145,6 +146,22 @@ DEFAULTS = {
     # "https://ops.example.com"; None gives links without a host.
     "NOTIFY_SITE_URL": None,
 }
+
+
+def use_tz_problem() -> str | None:
+    """The message for a project with ``USE_TZ = False``, or None.
+
+    Schedules are computed with time-zone-aware datetimes. uWSGI serves
+    without running system checks, so the form and Start say it themselves,
+    naming the setting and the check (taskmanager.E003) instead of failing
+    on "the current time must include a time zone".
+    """
+    if django_settings.USE_TZ:
+        return None
+    return gettext(
+        "Schedules need USE_TZ = True in the project's settings, and it is False (system check "
+        "taskmanager.E003 reports it): ask whoever deploys the project to set it."
+    )
 
 
 class AppSettings:

@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import arguments, policy, schedule
+from .conf import use_tz_problem
 from .models import Command, Task
 
 #: Fields that decide what a run executes: only someone who may run both the
@@ -100,6 +101,10 @@ class TaskForm(forms.ModelForm):
                     arguments.validate_arguments(command.app_name, command.name, argv)
                 except arguments.ArgumentsError as exc:
                     self.add_error("arguments", str(exc))
+        problem = use_tz_problem()
+        if problem:
+            self.add_error(None, problem)
+            return cleaned
         period = cleaned.get("repetition_period") or None
         rate = cleaned.get("repetition_rate")
         try:
