@@ -193,7 +193,7 @@ def main(argv=None) -> dict:
     counts = QUICK if args.quick else FULL
     started = time.monotonic()
     env = common.BenchEnv(args.db, keep=args.keep)
-    results: dict = {"bench": "admin_scale", "db": args.db, "quick": args.quick}
+    results = common.new_results(args, "admin_scale")
     try:
         setup_started = time.monotonic()
         page_task = populate(counts["tasks"], counts["reports_per_task"])
@@ -264,10 +264,7 @@ def main(argv=None) -> dict:
             "task_page_queries": page["in_process"]["queries"],
             "task_page_ms": page["in_process"]["ms"]["median"],
         }
-    results["seconds"] = time.monotonic() - started
-    results["load_average"] = os.getloadavg()[0]
-    common.emit(results)
-    return results
+    return common.finish(results, started)
 
 
 if __name__ == "__main__":

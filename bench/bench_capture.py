@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_capture.py [--db sqlite|postgresql] [--lines 1000000] [--via stdout,logging]
+    python bench/bench_capture.py [--quick] [--db sqlite|postgresql] [--lines 1000000] [--via stdout,logging]
 
 For each way of writing (the command's ``self.stdout`` and ``logging``), it
 prints:
@@ -20,7 +20,6 @@ prints:
 Numbers only: nothing here asserts.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -32,6 +31,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _benchdb  # noqa: E402
+
+from bench import common  # noqa: E402  (importable once _benchdb put the repository on the path)
 
 
 def floor_seconds(lines: int, via: str) -> float:
@@ -96,17 +97,9 @@ def captured_run(lines: int, via: str):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql", "mariadb"])
-    parser.add_argument("--lines", type=int, default=None, help="default 1,000,000 (100,000 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="smaller counts (bench/run.py --quick)")
+    parser = common.log_parser(__doc__)
     parser.add_argument("--via", default="stdout,logging")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
-    args = parser.parse_args(argv)
-    if args.lines is None:
-        args.lines = 100_000 if args.quick else 1_000_000
+    args = common.parse_log_args(parser, argv)
     results = {"bench": "capture", "db": args.db, "quick": args.quick, "lines": args.lines, "via": {}}
     name = _benchdb.setup(args.db)
     try:

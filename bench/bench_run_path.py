@@ -679,19 +679,12 @@ def main(argv=None) -> dict:
     args = options.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     counts = QUICK if args.quick else FULL
-    frequency, source = common.shipped_spooler_frequency()
     started = time.monotonic()
+    results = common.new_results(args, "run_path", frequency=True)
+    frequency = results["spooler_frequency_s"]
     env = common.BenchEnv(args.db, keep=args.keep)
-    results: dict = {
-        "bench": "run_path",
-        "db": args.db,
-        "quick": args.quick,
-        "spooler_frequency_s": frequency,
-        "spooler_frequency_source": source,
-    }
     print(
-        "run path benchmark: db=%s%s, spooler-frequency=%s s (%s), machine has %d CPUs"
-        % (args.db, " (quick)" if args.quick else "", frequency, source, os.cpu_count() or 0)
+        "run path benchmark: %s, machine has %d CPUs" % (common.settings_line(results), os.cpu_count() or 0)
     )
     try:
         if {"latency", "overhead", "scheduling"} & set(sections):
@@ -714,10 +707,7 @@ def main(argv=None) -> dict:
         env.close()
     results["targets"] = TARGETS
     results["summary"] = headline(results)
-    results["seconds"] = time.monotonic() - started
-    results["load_average"] = os.getloadavg()[0]
-    common.emit(results)
-    return results
+    return common.finish(results, started)
 
 
 def headline(results: dict) -> dict:

@@ -167,20 +167,11 @@ def row(label: str, stats: dict) -> list:
 def main(argv=None) -> dict:
     args = common.parser(__doc__).parse_args(argv)
     counts = QUICK if args.quick else FULL
-    frequency, source = common.shipped_spooler_frequency()
     started = time.monotonic()
+    results = common.new_results(args, "schedule", frequency=True, spoolers=2)
     env = common.BenchEnv(args.db, keep=args.keep)
-    results: dict = {
-        "bench": "schedule",
-        "db": args.db,
-        "quick": args.quick,
-        "spooler_frequency_s": frequency,
-        "spooler_frequency_source": source,
-        "spoolers": 2,
-    }
     print(
-        "scheduling lateness: db=%s%s, spooler-frequency=%s s (%s), 2 spoolers, %d CPUs"
-        % (args.db, " (quick)" if args.quick else "", frequency, source, os.cpu_count() or 0)
+        "scheduling lateness: %s, 2 spoolers, %d CPUs" % (common.settings_line(results), os.cpu_count() or 0)
     )
     try:
         server = env.start_server(SPOOLERS)
@@ -213,10 +204,7 @@ def main(argv=None) -> dict:
         "late_periodic_next_max_s": r["periodic_next_run"]["claim_s"]["max"],
         "late_all_busy_after_free_max_s": r["all_spoolers_busy"]["after_free"]["claim_s"]["max"],
     }
-    results["seconds"] = time.monotonic() - started
-    results["load_average"] = os.getloadavg()[0]
-    common.emit(results)
-    return results
+    return common.finish(results, started)
 
 
 if __name__ == "__main__":

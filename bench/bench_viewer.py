@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_viewer.py [--db sqlite|postgresql] [--lines 1000000] [--repeat 5]
+    python bench/bench_viewer.py [--quick] [--db sqlite|postgresql] [--lines 1000000] [--repeat 5]
 
 Setup inserts the lines directly (``logstore.insert_rows``, as the supervisor
 does): one line in 50 a WARNING, one in 1000 an ERROR, and a rare word on the
@@ -15,7 +15,6 @@ line (it reads the whole log), the follow endpoint at the end of the log, and
 the whole download. Numbers only: nothing here asserts.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -24,6 +23,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _benchdb  # noqa: E402
+
+from bench import common  # noqa: E402  (importable once _benchdb put the repository on the path)
 
 
 def populate(lines: int):
@@ -92,17 +93,9 @@ def measure(client, url, repeat, stream=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql", "mariadb"])
-    parser.add_argument("--lines", type=int, default=None, help="default 1,000,000 (100,000 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="smaller counts (bench/run.py --quick)")
+    parser = common.log_parser(__doc__)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
-    args = parser.parse_args(argv)
-    if args.lines is None:
-        args.lines = 100_000 if args.quick else 1_000_000
+    args = common.parse_log_args(parser, argv)
     results = {"bench": "viewer", "db": args.db, "quick": args.quick, "lines": args.lines, "cases": {}}
     name = _benchdb.setup(args.db)
     try:

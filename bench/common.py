@@ -4,6 +4,8 @@ a real uWSGI serving the bench project, statistics and output.
 The interface every ``bench/bench_*.py`` follows (``bench/run.py`` relies on it):
 
 * ``main(argv=None)``; run as ``python bench/bench_x.py [--quick] [--db sqlite|postgresql]``;
+  ``bench/run.py`` passes ``--quick`` and ``--db`` only to a script whose own text names
+  them, so its docstring's usage line must (also when the options come from here);
 * print a human-readable table, then exactly one JSON object on the last line
   of stdout (``emit()`` does both);
 * nothing asserts: numbers only (targets are printed beside them).
@@ -52,6 +54,30 @@ def parser(description: str) -> argparse.ArgumentParser:
     )
     result.add_argument("--keep", action="store_true", help="keep the database and the work directory")
     return result
+
+
+def log_parser(description: str) -> argparse.ArgumentParser:
+    """Return an ArgumentParser with the options of the in-process log benches (capture, viewer).
+
+    They run on the test project's settings in this process (no uWSGI), so
+    ``--db`` also accepts mariadb. Parse with ``parse_log_args()``.
+    """
+    result = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    result.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql", "mariadb"])
+    result.add_argument("--lines", type=int, default=None, help="default 1,000,000 (100,000 with --quick)")
+    result.add_argument("--quick", action="store_true", help="smaller counts (bench/run.py --quick)")
+    result.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    return result
+
+
+def parse_log_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse a ``log_parser()`` command line; ``--lines`` defaults to 1,000,000 (100,000 with --quick)."""
+    args = parser.parse_args(argv)
+    if args.lines is None:
+        args.lines = 100_000 if args.quick else 1_000_000
+    return args
 
 
 def shipped_spooler_frequency() -> tuple[int, str]:
@@ -238,6 +264,39 @@ def rounded(value, digits: int = 2):
 
 
 # -- output ---------------------------------------------------------------------
+def new_results(args, bench: str, *, frequency: bool = False, **fields) -> dict:
+    """Return the result dict a bench fills: its name, ``--db``, ``--quick``, then ``fields``.
+
+    ``frequency``: also the shipped spooler-frequency and where it came from
+    (``spooler_frequency_s``, ``spooler_frequency_source``; see ``settings_line``).
+    """
+    results = {"bench": bench, "db": args.db, "quick": args.quick}
+    if frequency:
+        seconds, source = shipped_spooler_frequency()
+        results["spooler_frequency_s"] = seconds
+        results["spooler_frequency_source"] = source
+    results.update(fields)
+    return results
+
+
+def settings_line(results: dict) -> str:
+    """Return "db=..., spooler-frequency=... s (source)" for a bench's first line (``--quick`` said too)."""
+    return "db=%s%s, spooler-frequency=%s s (%s)" % (
+        results["db"],
+        " (quick)" if results["quick"] else "",
+        results["spooler_frequency_s"],
+        results["spooler_frequency_source"],
+    )
+
+
+def finish(results: dict, started: float) -> dict:
+    """Add the bench's duration (since ``started``, monotonic) and the load average, emit; return ``results``."""
+    results["seconds"] = time.monotonic() - started
+    results["load_average"] = os.getloadavg()[0]
+    emit(results)
+    return results
+
+
 def verdict(value, target, smaller_is_better: bool = True) -> str:
     if value is None or target is None:
         return ""

@@ -126,8 +126,19 @@ class CommandForm(forms.ModelForm):
         return active
 
 
+class TaskCountMixin:
+    """A sortable "tasks" column: how many tasks the row has (commands, categories)."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_task_count=Count("tasks"))
+
+    @admin.display(description=_("tasks"), ordering="_task_count")
+    def task_count(self, obj):
+        return obj._task_count
+
+
 @admin.register(Command)
-class CommandAdmin(admin.ModelAdmin):
+class CommandAdmin(TaskCountMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     form = CommandForm
     list_display = ["name", "app_name", "active", "runnable", "run_by", "task_count"]
@@ -196,13 +207,6 @@ class CommandAdmin(admin.ModelAdmin):
         # undoes a superuser's choices, so it is a superuser's act too.
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_task_count=Count("tasks"))
-
-    @admin.display(description=_("tasks"), ordering="_task_count")
-    def task_count(self, obj):
-        return obj._task_count
-
     @admin.display(description=_("runnable"))
     def runnable(self, obj):
         if obj is None or not obj.pk:
@@ -238,25 +242,33 @@ class CommandAdmin(admin.ModelAdmin):
     # answer a bare 403 or claim the user lacks a permission).
 
 
-class TaskInline(admin.TabularInline):
-    """The tasks of a category, read-only, with their status (category page)."""
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that only lists rows: none can be added, changed or deleted there.
 
-    model = Task
-    fields = ["name", "command", "status_badge", "last_result_badge", "last_datetime", "next_datetime"]
-    readonly_fields = fields
+    Subclasses set ``fields`` and ``readonly_fields = fields``.
+    """
+
     extra = 0
     can_delete = False
-    show_change_link = True
-    verbose_name_plural = _("tasks in this category")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("command")
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class TaskInline(ReadOnlyInline):
+    """The tasks of a category, read-only, with their status (category page)."""
+
+    model = Task
+    fields = ["name", "command", "status_badge", "last_result_badge", "last_datetime", "next_datetime"]
+    readonly_fields = fields
+    show_change_link = True
+    verbose_name_plural = _("tasks in this category")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("command")
 
     @admin.display(description=_("status"))
     def status_badge(self, obj):
@@ -268,18 +280,11 @@ class TaskInline(admin.TabularInline):
 
 
 @admin.register(TaskCategory)
-class TaskCategoryAdmin(admin.ModelAdmin):
+class TaskCategoryAdmin(TaskCountMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     list_display = ["name", "task_count", "tasks_link"]
     search_fields = ["name"]
     inlines = [TaskInline]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_task_count=Count("tasks"))
-
-    @admin.display(description=_("tasks"), ordering="_task_count")
-    def task_count(self, obj):
-        return obj._task_count
 
     @admin.display(description=_("task list"))
     def tasks_link(self, obj):
@@ -287,27 +292,23 @@ class TaskCategoryAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, _("show in the task list"))
 
 
-class ReportInline(admin.TabularInline):
-    model = Report
-    fields = ["result_badge", "invocation_datetime", "end_reason", "log_tail", "log_link"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ["-invocation_datetime", "-pk"]
-    verbose_name_plural = _("reports")
+def render_tail(report) -> str:
+    rows = report.tail()
+    if not rows:
+        return display.EMPTY
+    return format_html(
+        '<pre class="tm-tail">{}</pre>',
+        format_html_join(
+            "\n", '<span class="tm-level-{}">{}</span>', ((r.level_name.lower(), r.text) for r in rows)
+        ),
+    )
 
-    def get_queryset(self, request):
-        # Each row prints its report (Report.__str__ names the task): without
-        # the join that is one more query per report on the task page.
-        return super().get_queryset(request).select_related("task")
 
-    def has_add_permission(self, request, obj=None):
-        return False
+class ReportColumnsMixin:
+    """The report columns shared by the task page's report inline and the report pages."""
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description=_("result"))
+    # (The ordering is used by the report list; an inline's columns do not sort.)
+    @admin.display(description=_("result"), ordering="result")
     def result_badge(self, obj):
         if obj.is_running:
             return format_html('<span class="tm-badge tm-started">{}</span>', _("running"))
@@ -326,16 +327,17 @@ class ReportInline(admin.TabularInline):
         )
 
 
-def render_tail(report) -> str:
-    rows = report.tail()
-    if not rows:
-        return display.EMPTY
-    return format_html(
-        '<pre class="tm-tail">{}</pre>',
-        format_html_join(
-            "\n", '<span class="tm-level-{}">{}</span>', ((r.level_name.lower(), r.text) for r in rows)
-        ),
-    )
+class ReportInline(ReportColumnsMixin, ReadOnlyInline):
+    model = Report
+    fields = ["result_badge", "invocation_datetime", "end_reason", "log_tail", "log_link"]
+    readonly_fields = fields
+    ordering = ["-invocation_datetime", "-pk"]
+    verbose_name_plural = _("reports")
+
+    def get_queryset(self, request):
+        # Each row prints its report (Report.__str__ names the task): without
+        # the join that is one more query per report on the task page.
+        return super().get_queryset(request).select_related("task")
 
 
 def _running_report(field):
@@ -383,6 +385,16 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
     ordering = ["name"]
     actions = ["start_tasks", "stop_tasks", "run_tasks_now"]
     inlines = [ReportInline]
+    #: The read-only "Last execution" fields (the section adds the spool entry last).
+    LAST_EXECUTION_FIELDS = [
+        "live_status",
+        "last_datetime",
+        "last_result_badge",
+        "last_duration_display",
+        "next_datetime",
+        "errors",
+        "warnings",
+    ]
     fieldsets = [
         (
             _("Definition"),
@@ -403,35 +415,15 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
             _("Scheduling"),
             {"fields": ["scheduling", "repetition_period", "repetition_rate", "schedule_preview"]},
         ),
-        (
-            _("Last execution"),
-            {
-                "fields": [
-                    "live_status",
-                    "last_datetime",
-                    "last_result_badge",
-                    "last_duration_display",
-                    "next_datetime",
-                    "errors",
-                    "warnings",
-                    # last: for whoever debugs the spooler
-                    "spool_entry",
-                ]
-            },
-        ),
+        # The spool entry last: for whoever debugs the spooler.
+        (_("Last execution"), {"fields": [*LAST_EXECUTION_FIELDS, "spool_entry"]}),
         (_("Last runs"), {"fields": ["runs_chart"]}),
     ]
     readonly_fields = [
         "command_line_preview",
         "schedule_preview",
         "spool_entry",
-        "live_status",
-        "last_datetime",
-        "last_result_badge",
-        "last_duration_display",
-        "next_datetime",
-        "errors",
-        "warnings",
+        *LAST_EXECUTION_FIELDS,
         "runs_chart",
     ]
     # Sections that only mean something once the task exists.
@@ -741,7 +733,7 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Report)
-class ReportAdmin(admin.ModelAdmin):
+class ReportAdmin(ReportColumnsMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     list_display = [
         "task",
@@ -755,13 +747,9 @@ class ReportAdmin(admin.ModelAdmin):
     search_fields = ["task__name"]
     list_select_related = ["task"]
     date_hierarchy = "invocation_datetime"
+    # The report page: the list's columns first.
     fields = [
-        "task",
-        "result_badge",
-        "invocation_datetime",
-        "finished_datetime",
-        "end_reason",
-        "trigger",
+        *list_display,
         "user",
         "command_line",
         "host",
@@ -804,20 +792,6 @@ class ReportAdmin(admin.ModelAdmin):
         for report in running:
             actions.stop(report.task, request.user)
         super().delete_queryset(request, queryset)
-
-    @admin.display(description=_("result"), ordering="result")
-    def result_badge(self, obj):
-        if obj.is_running:
-            return format_html('<span class="tm-badge tm-started">{}</span>', _("running"))
-        return _badge(obj.result, obj.get_result_display())
-
-    @admin.display(description=_("last lines"))
-    def log_tail(self, obj):
-        return render_tail(obj)
-
-    @admin.display(description=_("log"))
-    def log_link(self, obj):
-        return ReportInline.log_link(None, obj)
 
     def get_urls(self):
         # The log viewer: page, live follow (JSON) and download (taskmanager.logviews).

@@ -56,6 +56,15 @@ _HEADLINES = {
 }
 
 
+def _site_url(viewname: str, pk) -> str:
+    """Return the admin URL ``viewname`` of ``pk``, ``NOTIFY_SITE_URL`` in front; "" if the admin has no such URL."""
+    try:
+        path = reverse(viewname, args=[pk])
+    except NoReverseMatch:
+        return ""
+    return (app_settings.NOTIFY_SITE_URL or "").rstrip("/") + path
+
+
 @dataclass
 class Notice:
     """One notice about one run: ``kind`` is ``"failure"`` or ``"recovered"``."""
@@ -72,18 +81,11 @@ class Notice:
 
     def link(self) -> str:
         """Return the URL of the task's admin page (with ``NOTIFY_SITE_URL`` in front, if set)."""
-        try:
-            path = reverse("admin:taskmanager_task_change", args=[self.task.pk])
-        except NoReverseMatch:
-            return ""
-        return (app_settings.NOTIFY_SITE_URL or "").rstrip("/") + path
+        return _site_url("admin:taskmanager_task_change", self.task.pk)
 
     def log_link(self) -> str:
-        try:
-            path = reverse("admin:taskmanager_report_log", args=[self.report.pk])
-        except NoReverseMatch:
-            return ""
-        return (app_settings.NOTIFY_SITE_URL or "").rstrip("/") + path
+        """Return the URL of the report's log page (with ``NOTIFY_SITE_URL`` in front, if set)."""
+        return _site_url("admin:taskmanager_report_log", self.report.pk)
 
     def tail(self) -> list[str]:
         rows = self.report.log_lines.order_by("-seq").values_list("text", flat=True)[:TAIL_LINES]
