@@ -135,6 +135,22 @@ def parse_record(text: str) -> dict | None:
     }
 
 
+#: The largest progress number the database keeps (a PositiveBigIntegerField:
+#: PostgreSQL answered "bigint out of range" above it, sqlite3 OverflowError).
+MAX_VALUE = 2**63 - 1
+
+
+def clamp(changes: dict) -> bool:
+    """Bring the numbers of a parsed record within MAX_VALUE; return whether any was too large."""
+    clamped = False
+    for key in ("progress_done", "progress_total"):
+        value = changes.get(key)
+        if value is not None and value > MAX_VALUE:
+            changes[key] = MAX_VALUE
+            clamped = True
+    return clamped
+
+
 def percent(done: int | None, total: int | None) -> float | None:
     """Return the completed percentage (0-100) or None when it cannot be known."""
     if done is None or not total:

@@ -4,7 +4,7 @@ import pytest
 
 from taskmanager.models import Task
 
-from .support.admin import TASK_URL, press, task_form
+from .support.admin import TASK_URL, press, run_to_end, task_form
 from .support.adminclient import form_errors
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,3 +25,55 @@ def test_use_tz_false_is_named_by_the_form_and_by_start(uwsgi_node, commands):
     assert "USE_TZ" in page and "taskmanager.E003" in page, page[:3000]
     task.refresh_from_db()
     assert (task.status, task.run_token) == ("IDLE", "")
+
+
+# -- values a command can produce that no column holds (issue 13, item 3) -------------
+
+
+@pytest.mark.db_sensitive
+def test_out_of_range_levels_and_progress_lose_nothing(server, admin_http, commands):
+    # Before: on PostgreSQL a level of 40000 wrapped to -25536 and failed the
+    # CHECK of every batch (0 lines stored, the task STARTED for minutes);
+    # 10**19 as progress failed "bigint out of range", and on SQLite its
+    # OverflowError aborted the supervision and killed the command.
+    from taskmanager.progress import MAX_VALUE
+
+    task, report = run_to_end(admin_http, commands, "huge-values", "tm_values")
+    rows = list(report.log_lines.order_by("seq").values_list("level", "stream", "text"))
+    texts = [text for _level, _stream, text in rows]
+    assert (report.result, report.end_reason) == ("ERRORS", "completed"), rows
+    assert (report.lines, report.errors) == (3, 2), rows
+    stored = {text: level for level, _stream, text in rows}
+    assert stored["level forty thousand"] == stored["level seventy thousand"] == 32767
+    assert "after the huge values" in texts
+    notes = [text for _level, stream, text in rows if stream == "taskmanager"]
+    assert any("level 40000 is outside 0-32767" in note for note in notes), notes
+    assert any("level 70000 is outside" in note for note in notes), notes
+    assert any("progress number" in note for note in notes), notes
+    assert (report.progress_done, report.progress_total) == (MAX_VALUE, MAX_VALUE)
+    task.refresh_from_db()
+    assert task.status == "IDLE"
+
+
+@pytest.mark.db_sensitive
+def test_a_batch_refused_for_one_row_is_written_row_by_row(transactional_db, commands):
+    # The general rule, for the value nobody foresaw: only the bad row is
+    # replaced by a note. A level too large for any integer column stands in
+    # for it here (store_line takes what add_line would have clamped).
+    from taskmanager.models import Report, Task
+    from taskmanager.runner.reportlog import ReportLog
+
+    task = Task.objects.create(name="repair", command=commands["tm_ok"])
+    report = Report.objects.create(task=task, trigger="start")
+    log = ReportLog(task, report)
+    log.add_line(20, "stdout", "before")
+    log.store_line(10**19, "stdout", "unstorable", None)
+    log.add_line(20, "stdout", "after")
+    log.safe_flush(force=True)
+    if log.batch:  # the failed attempt happened inside the retry window: flush again
+        log.safe_flush(force=True)
+    rows = list(report.log_lines.order_by("seq").values_list("seq", "stream", "text"))
+    assert [text for _seq, _stream, text in rows][0] == "before", rows
+    assert rows[2][2] == "after", rows
+    assert rows[1][1] == "taskmanager" and rows[1][2].startswith("A line could not be stored"), rows
+    assert not log.batch and not log.repair

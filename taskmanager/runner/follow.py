@@ -51,6 +51,8 @@ class ChildFollower:
             logcapture.STDERR: logcapture.LevelMarks(),
         }
         self.outcome: str | None = None
+        # A progress number was too large (noted once in the log).
+        self.progress_clamped = False
         self.stop_user: str | None = None
         self.timed_out = False
         self.kill_at: float | None = None
@@ -252,6 +254,14 @@ class ChildFollower:
                 elif stream == progress.PROGRESS_STREAM:
                     # Only the latest update matters; it goes out with the next flush.
                     changes = progress.parse_record(text)
+                    if changes and progress.clamp(changes) and not self.progress_clamped:
+                        self.progress_clamped = True
+                        self.log.add_line(
+                            logcapture.WARNING,
+                            logcapture.SYSTEM,
+                            "A progress number of the command is larger than %d; it is shown as %d."
+                            % (progress.MAX_VALUE, progress.MAX_VALUE),
+                        )
                     if changes:
                         stamp = datetime.fromtimestamp(ts / 1e6, UTC) if ts else timezone.now()
                         self.log.report_changes.update(changes, progress_at=stamp)

@@ -10,7 +10,7 @@ by recovery meanwhile (:attr:`ReportLog.gone`).
 import logging
 import time
 
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connections, transaction
 
 from .. import logcapture, logstore
 from ..conf import app_settings
@@ -20,6 +20,14 @@ logger = logging.getLogger("taskmanager.runner")
 
 # Seconds to wait before writing to the database again after an error.
 _DB_RETRY_SECONDS = 1.0
+#: The range of LogLine.level on every database: a PositiveSmallIntegerField
+#: (PostgreSQL's binary COPY wrapped 40000 to -25536, which its CHECK then
+#: refused for the whole batch; MySQL refuses it).
+MIN_LEVEL, MAX_LEVEL = 0, 32767
+#: What a value the database cannot take raises: Django's DataError, and the
+#: drivers' own OverflowError/ValueError for numbers (sqlite3: "Python int
+#: too large to convert to SQLite INTEGER"), which are no DatabaseError.
+DATA_ERRORS = (DataError, OverflowError, ValueError)
 
 
 class ReportLog:
@@ -48,6 +56,9 @@ class ReportLog:
         self.gone: str | None = None
         self.db_retry_at = 0.0
         self.lost_lines = 0
+        # A batch failed with a data error: the next flush writes its rows
+        # one by one and replaces a row that fails by a note (flush()).
+        self.repair = False
 
     def add_line(self, level: int, stream: str, text: str, ts: int | None = None) -> None:
         """Count and store one line of the log; ``ts``: unix time in microseconds (default now).
@@ -58,6 +69,15 @@ class ReportLog:
         """
         if self.gone:
             return
+        if not MIN_LEVEL <= level <= MAX_LEVEL:
+            stored = min(max(level, MIN_LEVEL), MAX_LEVEL)
+            self.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "The next line's level %d is outside %d-%d; it is stored as %d."
+                % (level, MIN_LEVEL, MAX_LEVEL, stored),
+            )
+            level = stored
         text = logcapture.clean_text(text)
         if len(text) > logcapture.MAX_LINE_CHARS:
             for piece in logcapture.split_long(text):
@@ -122,19 +142,56 @@ class ReportLog:
         report = Report.objects.filter(pk=self.report.pk)
         if running_only:
             report = report.filter(finished_datetime__isnull=True)
-        with transaction.atomic(savepoint=savepoint):
-            if self.batch:
-                logstore.insert_rows(self.batch)
-            updated = report.update(
-                lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
+        outer = transaction.get_connection().in_atomic_block
+        try:
+            with transaction.atomic(savepoint=savepoint):
+                if self.batch:
+                    if self.repair:
+                        self._insert_one_by_one()
+                    else:
+                        logstore.insert_rows(self.batch)
+                updated = report.update(
+                    lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
+                )
+                if running_only and updated != 1:
+                    transaction.set_rollback(True)
+                    return updated
+        except DATA_ERRORS as exc:
+            # A value nobody foresaw: write the batch again row by row, only
+            # the bad row becoming a note; never fail the run's log or end.
+            if self.repair or not self.batch:
+                raise
+            self.repair = True
+            logger.warning(
+                "Run of task %s: a log batch was refused (%s); writing it row by row.", self.task.pk, exc
             )
-            if running_only and updated != 1:
-                transaction.set_rollback(True)
-                return updated
+            if outer:
+                # Inside the caller's transaction, now unusable: let it retry
+                # (it does on DatabaseError), with repair on.
+                raise DataError(str(exc)) from exc
+            return self.flush(running_only, savepoint)
+        self.repair = False
         self.batch = []
         self.batch_bytes = 0
         self.report_changes = {}
         return updated
+
+    def _insert_one_by_one(self) -> None:
+        """Insert the batch row by row (a savepoint each); a row the database refuses becomes a note."""
+        for row in self.batch:
+            try:
+                with transaction.atomic():
+                    logstore.insert_rows([row])
+            except DATA_ERRORS as exc:
+                report_id, seq, _level, _severity, _stream, stamp, _text = row
+                note = "A line could not be stored (%s: %s); this note stands in for it." % (
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+                with transaction.atomic():
+                    logstore.insert_rows(
+                        [(report_id, seq, logcapture.WARNING, 1, logcapture.SYSTEM, stamp, note)]
+                    )
 
     def safe_flush(self, force: bool = False) -> None:
         """Flush while the command runs, surviving database errors.
