@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import actions, arguments, display, history, logviews, policy
 from .admin_schedule import SchedulingAdminMixin
+from .busy import BusyDatabaseMixin
 from .conf import app_settings
 from .forms import RUN_FIELDS, TaskForm
 from .models import ApprovedArguments, Command, Report, Task, TaskCategory
@@ -138,7 +139,7 @@ class TaskCountMixin:
 
 
 @admin.register(Command)
-class CommandAdmin(TaskCountMixin, admin.ModelAdmin):
+class CommandAdmin(BusyDatabaseMixin, TaskCountMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     form = CommandForm
     list_display = ["name", "app_name", "active", "runnable", "run_by", "task_count"]
@@ -280,7 +281,7 @@ class TaskInline(ReadOnlyInline):
 
 
 @admin.register(TaskCategory)
-class TaskCategoryAdmin(TaskCountMixin, admin.ModelAdmin):
+class TaskCategoryAdmin(BusyDatabaseMixin, TaskCountMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     list_display = ["name", "task_count", "tasks_link"]
     search_fields = ["name"]
@@ -362,7 +363,7 @@ def _annotated_run(task):
 
 
 @admin.register(Task)
-class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
+class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     form = TaskForm
     change_form_template = "admin/taskmanager/task/change_form.html"
@@ -733,7 +734,7 @@ class TaskAdmin(SchedulingAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Report)
-class ReportAdmin(ReportColumnsMixin, admin.ModelAdmin):
+class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     list_display = [
         "task",
