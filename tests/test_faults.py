@@ -6,7 +6,7 @@ from taskmanager.models import Task
 
 from .support.admin import TASK_URL, press, run_to_end, task_form
 from .support.adminclient import form_errors
-from .support.waits import finished_report
+from .support.waits import finished_report, finished_reports, running_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,3 +112,49 @@ def test_a_busy_database_answers_503_and_does_nothing(uwsgi_node, commands):
     # Once the lock is gone, the same button works.
     assert "was started" in press(node.admin, task, "start").text
     assert finished_report(task).result == "OK"
+
+
+# -- Start, then Run now, with every spooler busy (issue 13, item 1) ------------------
+
+
+@pytest.mark.db_sensitive
+def test_start_then_run_now_on_busy_spoolers_both_run(uwsgi_node, commands):
+    # Before: whichever entry came second found the task running and was
+    # consumed: a "run now" left its token set for ever ("already queued" to
+    # every later Run now), or the Start's run was counted as a skipped slot;
+    # one run instead of two. Both spooler processes are busy when both
+    # entries are written, then freed at once, so the two are claimed
+    # together (in either order).
+    from taskmanager.models import Report
+
+    node = uwsgi_node(spooler_processes=2)
+    blockers = [
+        Task.objects.create(
+            name="blocker-%d" % i, command=commands["tm_sleep"], arguments="--seconds 120, --tick 0.2"
+        )
+        for i in range(2)
+    ]
+    for blocker in blockers:
+        press(node.admin, blocker, "start")
+    for blocker in blockers:
+        running_report(blocker)
+    task = Task.objects.create(
+        name="twice", command=commands["tm_sleep"], arguments="--seconds 3, --tick 0.2"
+    )
+    assert "was started" in press(node.admin, task, "start").text
+    assert "will run now" in press(node.admin, task, "run-now").text
+    for blocker in blockers:
+        press(node.admin, blocker, "stop")
+    reports = finished_reports(task, count=2, timeout=60)
+    assert sorted(r.trigger for r in reports) == ["run now", "start"], [
+        (r.trigger, r.end_reason) for r in reports
+    ]
+    assert all(r.result == "OK" for r in reports), [(r.trigger, r.result, r.end_reason) for r in reports]
+    wait_for(
+        lambda: Task.objects.filter(pk=task.pk, status="IDLE", run_token="", run_now_token="").exists(),
+        message="the task to be idle with no token left",
+    )
+    assert Report.objects.filter(task=task).count() == 2
+    # Run now answers again (no stuck token).
+    assert "will run now" in press(node.admin, task, "run-now").text
+    assert len(finished_reports(task, count=3, timeout=60)) == 3

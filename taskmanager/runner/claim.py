@@ -84,6 +84,11 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
         if not token or token != task.run_now_token:
             logger.info("Stale 'run now' entry for task %s consumed.", task_id)
             return None
+        if task.status == Task.Status.STARTED:
+            # Deferred, not lost: the token stays, and the end of the current
+            # run spools the entry again (respool_deferred).
+            logger.info("'Run now' of task %s deferred until its current run ends.", task_id)
+            return None
         claimable = Task.objects.filter(
             pk=task.pk,
             run_now_token=token,
@@ -98,6 +103,12 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
             logger.info("Stale spool entry for task %s consumed without running.", task_id)
             return None
         if task.status == Task.Status.STARTED:
+            if trigger == Report.Trigger.START and not task.is_periodic:
+                # A one-shot Start meeting a "run now" run: deferred to its
+                # end (respool_deferred), not counted as a skipped slot.
+                Task.objects.filter(pk=task.pk, run_token=token).update(spooler_id="")
+                logger.info("Start of task %s deferred until its current run ends.", task_id)
+                return None
             _skip_slot(task, token, now)
             return None
         if task.next_datetime and now < task.next_datetime:
@@ -196,6 +207,29 @@ def _own_start_time() -> float | None:
 
 # pid -> start time of this process (a forked process has another pid).
 _own_start: dict[int, float | None] = {}
+
+
+def respool_deferred(task_id: int) -> None:
+    """After a run's end: spool again the entries the claim deferred while the task ran.
+
+    A queued "run now" (its token still set), and a pending run whose entry
+    was consumed (``spooler_id`` emptied by the claim). Spooling an entry
+    twice is harmless: the first claim swaps its token, the second finds it
+    stale.
+    """
+    row = (
+        Task.objects.filter(pk=task_id)
+        .values_list("status", "run_token", "run_now_token", "spooler_id", "next_datetime")
+        .first()
+    )
+    if row is None or row[0] == Task.Status.STARTED:
+        return
+    status, run_token, run_now_token, spooler_id, next_at = row
+    if run_now_token:
+        get_backend().spool(task_id, run_now_token, Report.Trigger.RUN_NOW, None)
+    if status in Task.PENDING and run_token and not spooler_id:
+        at = next_at if next_at and next_at > timezone.now() else None
+        _respool(task_id, run_token, Report.Trigger.START, at)
 
 
 def _skip_slot(task: Task, token: str, now: datetime) -> None:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from .. import history, logcapture, runend
 from ..models import Report, Task
+from .claim import respool_deferred
 from .follow import ChildFollower, seconds_text
 from .reportlog import ReportLog
 
@@ -137,6 +138,10 @@ class RunEnd:
         runend.after_commit(
             self.task.pk, more_to_prune, logger, task=self.task, report=self.report, marks=self.marks
         )
+        try:
+            respool_deferred(self.task.pk)
+        except Exception:  # noqa: BLE001 - logged; the periodic recovery re-spools lost entries
+            logger.exception("Could not spool the deferred runs of task %s", self.task.pk)
 
     def close_run(self, started: datetime, now: datetime, result: str) -> bool:
         """Write the task's side of the run's end, its history, and prune; in the finish transaction.
