@@ -41,13 +41,15 @@ def test_start_runs_command_in_spooler_child(server, admin_http, commands):
         ("tm_ok", "--lines 2, --word a, --word b", "OK", 0, 0, "completed"),
         ("tm_warn", "", "WARNINGS", 0, 2, "completed"),
         ("tm_error", "", "ERRORS", 2, 0, "completed"),
-        ("tm_raise", "", "FAILED", 0, 0, "exception: ValueError"),
+        ("tm_raise", "", "FAILED", 1, 0, "exception: ValueError"),
         ("tm_exit", "--code 1", "FAILED", 0, 0, "exit code 1"),
         ("tm_exit", "--code 3, --hard", "FAILED", 0, 0, "exit code 3"),
         ("tm_exit", "--code 0", "OK", 0, 0, "completed"),
     ],
 )
-def test_result_from_levels_and_outcome(server, admin_http, commands, command, arguments, result, errors, warnings, reason):
+def test_result_from_levels_and_outcome(
+    server, admin_http, commands, command, arguments, result, errors, warnings, reason
+):
     task, report = run_to_end(admin_http, commands, "t-" + command + arguments, command, arguments)
     assert (report.result, report.errors, report.warnings, report.end_reason) == (
         result,
@@ -66,7 +68,9 @@ def test_result_from_levels_and_outcome(server, admin_http, commands, command, a
 
 
 def test_output_and_arguments_reach_the_report(server, admin_http, commands):
-    task, report = run_to_end(admin_http, commands, "args", "tm_ok", "--lines 2, --word hello, --word 'big world'")
+    task, report = run_to_end(
+        admin_http, commands, "args", "tm_ok", "--lines 2, --word hello, --word 'big world'"
+    )
     assert log_texts(report) == ["line 1 hello big world", "line 2 hello big world", "done"]
     assert report.command_line == "manage.py tm_ok --lines 2 --word hello --word 'big world'"
     levels = list(report.log_lines.order_by("seq").values_list("level", flat=True))

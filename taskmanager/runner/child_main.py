@@ -180,6 +180,7 @@ def run_command(task: Task, argv: list[str], writer: logcapture.RecordWriter, lo
 
     out = logcapture.CommandOutput(writer, logcapture.STDOUT, logcapture.INFO)
     err = logcapture.CommandOutput(writer, logcapture.STDERR, logcapture.ERROR)
+    command = None
     try:
         command = load_command(task) if loaded is None else loaded
         if isinstance(command, BaseException):
@@ -198,9 +199,51 @@ def run_command(task: Task, argv: list[str], writer: logcapture.RecordWriter, lo
         err.write(str(exc.code) + "\n")
         return 1
     except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
-        writer.write(logcapture.ERROR, logcapture.SYSTEM, "".join(traceback.format_exception(exc)).rstrip())
+        # On the command's stderr, at ERROR: a line of the command, counted
+        # as an error (as manage.py would print it).
+        writer.write(logcapture.ERROR, logcapture.STDERR, failure_text(exc, command, argv))
         writer.write(0, logcapture.OUTCOME_STREAM, "exception: %s" % type(exc).__name__)
         return _EXIT_EXCEPTION
     finally:
         out.close_line()
         err.close_line()
+
+
+def failure_text(exc: BaseException, command, argv: list[str]) -> str:
+    """Return what the log shows of the exception that ended the command.
+
+    A ``CommandError`` is the one line ``manage.py`` prints ("CommandError:
+    message"), unless the arguments ask for ``--traceback``; otherwise the
+    traceback, starting at the command's ``handle()`` (the frames above it,
+    this runner's, ``call_command``'s and ``execute``'s, say nothing about the
+    command), with every frame below it. An exception raised before
+    ``handle()`` (arguments, system checks, import) keeps the frames from
+    ``call_command`` on.
+    """
+    # Deferred: Django's management package is only needed in the child.
+    from django.core.management.base import CommandError
+
+    if isinstance(exc, CommandError) and not wants_traceback(command, argv):
+        return "%s: %s" % (type(exc).__name__, exc)
+    tb = exc.__traceback__
+    tb = tb.tb_next or tb  # past run_command, where it was caught
+    entry = tb
+    while entry is not None:
+        frame = entry.tb_frame
+        if frame.f_code.co_name == "handle" and command is not None and frame.f_locals.get("self") is command:
+            tb = entry
+            break
+        entry = entry.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
+
+
+def wants_traceback(command, argv: list[str]) -> bool:
+    """Whether the run's arguments hold ``--traceback`` (as the command's parser reads them)."""
+    if command is None or isinstance(command, BaseException):
+        return False
+    try:
+        parser = command.create_parser("manage.py", command.__module__.rpartition(".")[2])
+        options, _rest = parser.parse_known_args(argv)
+    except BaseException:  # noqa: BLE001 - arguments that do not parse: no traceback asked for
+        return False
+    return bool(getattr(options, "traceback", False))
