@@ -60,8 +60,11 @@ def is_same_process(pid: int | None, started: float | None) -> bool | None:
         return False
 
 
-def children(ppid: int) -> list[tuple[int, float]]:
-    """Return (pid, start time) of the processes whose parent is ``ppid`` (zombies included)."""
+def children(ppid: int, alive: bool = False) -> list[tuple[int, float]]:
+    """Return (pid, start time) of the processes whose parent is ``ppid``.
+
+    Zombies are included unless ``alive``.
+    """
     found = []
     try:
         entries = os.listdir("/proc")
@@ -72,7 +75,7 @@ def children(ppid: int) -> list[tuple[int, float]]:
             continue
         fields = _stat_fields(int(name))
         try:
-            if fields and int(fields[1]) == ppid:
+            if fields and int(fields[1]) == ppid and not (alive and fields[0] in (b"Z", b"X")):
                 found.append((int(name), float(fields[19])))
         except (IndexError, ValueError):
             continue

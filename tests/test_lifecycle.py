@@ -24,7 +24,7 @@ from taskmanager.models import Command, LogLine, Report, SpoolerHeartbeat, Task
 from .support.admin import add_task, bulk_action, press, start_running
 from .support.adminclient import AdminClient
 from .support.objects import log_texts, make_report, make_task
-from .support.procs import gone, live_spooler_pids, vm_kib
+from .support.procs import gone, live_spooler_pids, vm_kib, zombie_children
 from .support.recorder import events
 from .support.spool import spool_entries, spool_is_empty
 from .support.waits import finished_report, running_report, wait_for
@@ -176,6 +176,21 @@ def test_endless_output_is_capped_and_default_timeout_applies(uwsgi_node, comman
     # The supervisor kept none of it in memory (report.lines * 100 bytes
     # went through it: tens of megabytes).
     assert vm_kib(spooler, "VmHWM") - hwm_before < 16 * 1024, report.lines
+
+
+def test_exited_orphans_are_reaped_while_the_run_goes_on(server, admin_http, commands):
+    """Orphans that exit do not stay zombies of the spooler until the run ends (issue 13, item 4)."""
+    arguments = "--count 0, --brief 200, --linger 8"
+    task, report = start_running(admin_http, commands, "brief-orphans", "tm_orphan", arguments)
+    supervisor = report.supervisor_pid
+    wait_for(lambda: "200 brief orphans started" in log_texts(report), message="the orphans to be started")
+    wait_for(lambda: zombie_children(supervisor) == 0, timeout=5, message="the exited orphans to be reaped")
+    # Reaped while the run went on, not by the sweep at its end.
+    assert Report.objects.get(pk=report.pk).finished_datetime is None
+    report = finished_report(task, timeout=30)
+    assert (report.result, report.end_reason) == ("OK", "completed"), log_texts(report)[-5:]
+    assert not [t for t in log_texts(report) if "outlived" in t]
+    assert zombie_children(supervisor) == 0
 
 
 # -- Crashes and restarts ----------------------------------------------------------

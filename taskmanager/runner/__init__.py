@@ -31,6 +31,7 @@ The run path is a package of small modules, in import order:
 * :mod:`.child_main`: what runs inside the forked child;
 * :mod:`.child`: the supervisor's handle on the child (:class:`Child`);
 * :mod:`.reportlog`: the log on its way to the database (``ReportLog``);
+* :mod:`.orphans`: the run's orphans, reaped when they exit, killed at the end;
 * :mod:`.follow`: following the child until it exits (``ChildFollower``);
 * :mod:`.outcome`: the run's end (``end_reason``, ``RunEnd``);
 * :mod:`.claim`: :func:`claim`;

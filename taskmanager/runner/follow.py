@@ -4,7 +4,8 @@ The selector loop over the child's three pipes (fd 1, fd 2, the record pipe)
 and its pidfd; the flush and heartbeat ticks; the stop poll (a stop request,
 or the report deleted or closed); the timeout, SIGTERM then SIGKILL after
 the grace period; and once the child has exited, the kill of what it left
-behind (its process group, and the orphans re-parented to this subreaper).
+behind (its process group, and the orphans re-parented to this subreaper:
+those that exit while it runs are reaped at each flush, see :mod:`.orphans`).
 """
 
 import logging
@@ -18,9 +19,10 @@ from datetime import UTC, datetime
 from django.db import DatabaseError
 from django.utils import timezone
 
-from .. import logcapture, processes, progress
+from .. import logcapture, progress
 from ..conf import app_settings
 from ..models import Report
+from . import orphans
 from .child import kill_group, pidfd_open, reap
 from .reportlog import ReportLog
 
@@ -108,6 +110,8 @@ class ChildFollower:
                         last_beat = now
                     self.log.safe_flush()
                     last_flush = now
+                    if self.subreaper:
+                        orphans.reap_exited(pid)  # exited orphans hold no pid until the end
                 ending = self.stop_user is not None or self.timed_out or self.log.gone
                 if not ending and now - last_poll >= app_settings.STOP_POLL_SECONDS:
                     last_poll = now
@@ -131,12 +135,15 @@ class ChildFollower:
             if pidfd is not None:
                 sel.unregister(pidfd)
                 os.close(pidfd)
-            # Whatever the command left behind goes too: its process group,
-            # and (in a spooler) orphans that left the group.
-            kill_group(pid, signal.SIGKILL)
+            # Whatever the command left behind goes too: (in a spooler) its
+            # orphans, counted while alive, then what is left of its group.
             if status is None:
+                kill_group(pid, signal.SIGKILL)
                 reap(pid)
-            self.sweep_orphans()
+            self.sweep_orphans(pid)
+            kill_group(pid, signal.SIGKILL)
+            if self.subreaper:
+                orphans.reap_exited(pid)
             deadline = time.monotonic() + 1.0
             while sel.get_map() and time.monotonic() < deadline:
                 events = sel.select(timeout=0.1)
@@ -162,27 +169,11 @@ class ChildFollower:
             due.append(self.kill_at)
         return min(due)
 
-    def sweep_orphans(self) -> int:
-        """Kill and reap the run's processes that re-parented to this subreaper; return how many.
-
-        They are the children of this process started after the command's
-        child: the supervisor starts no other process during a run.
-        """
+    def sweep_orphans(self, pid: int) -> int:
+        """Kill and reap the live orphans of the run (``pid``: its child); log and return how many."""
         if not self.subreaper or self.child_started is None:
             return 0
-        killed = 0
-        me = os.getpid()
-        # Killing one may orphan its own children, which then re-parent here.
-        for _ in range(20):
-            if not processes.has_children():
-                break
-            ours = [pid for pid, born in processes.children(me) if born >= self.child_started]
-            if not ours:
-                break
-            for pid in ours:
-                killed += processes.kill(pid, signal.SIGKILL)
-            for pid in ours:
-                reap(pid)
+        killed = orphans.sweep(pid, self.child_started)
         if killed:
             self.log.add_line(
                 logcapture.WARNING,

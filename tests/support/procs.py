@@ -1,5 +1,6 @@
 """Processes as Linux shows them in /proc, and a free port."""
 
+import os
 import socket
 
 
@@ -11,6 +12,21 @@ def gone(pid: int) -> bool:
     except OSError:
         return True
     return state in (b"Z", b"X")
+
+
+def zombie_children(ppid: int) -> int:
+    """How many children of ``ppid`` are zombies (exited, not reaped yet)."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        count += fields[0] == b"Z" and int(fields[1]) == ppid
+    return count
 
 
 def vm_kib(pid, field: str):
