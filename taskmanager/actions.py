@@ -6,6 +6,8 @@ person who pressed the button. None of them raises for a state conflict.
 """
 
 import logging
+import os
+import time
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -13,7 +15,7 @@ from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
-from . import policy, schedule
+from . import policy, schedule, spoolfiles
 from .conf import use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
@@ -64,6 +66,32 @@ def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo) -> str
 
     transaction.on_commit(spool_on_commit)
     return None
+
+
+def _discard_superseded(node: str, path: str, token: str) -> None:
+    """Delete the spool file of a token just superseded, when it is on this host (after commit).
+
+    Only a future entry still carrying ``token`` is deleted
+    (:func:`taskmanager.spoolfiles.discard`); anything else is left for the
+    spoolers (consumed as stale) or the periodic recovery's sweep.
+    """
+    directory = os.path.dirname(path or "")
+    if not (token and path and node and spoolfiles.node_matches(node, directory)):
+        return
+
+    def discard():
+        try:
+            spoolfiles.discard(path, token, time.time() + spoolfiles.DISCARD_MARGIN_SECONDS)
+        except Exception:  # noqa: BLE001 - the sweep of the periodic recovery removes it later
+            logger.exception("Could not delete the superseded spool file %s", path)
+
+    transaction.on_commit(discard)
+
+
+def _entry(task_id: int) -> tuple[str, str, str]:
+    """``(spooler_node, spooler_id, run_token)`` of the task now, or empty strings."""
+    row = Task.objects.filter(pk=task_id).values_list("spooler_node", "spooler_id", "run_token").first()
+    return row or ("", "", "")
 
 
 def _starter(user, field: str = "started_by") -> dict:
@@ -194,12 +222,14 @@ def stop(task: Task, user=None) -> Outcome:
                 False, _("%(task)s cannot be stopped: %(reason)s") % {"task": task.name, "reason": reason}
             )
     now = timezone.now()
+    entry = _entry(task.pk)
     cancelled = (
         Task.objects.pending()
         .filter(pk=task.pk)
         .update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", run_now_token="")
     )
     if cancelled:
+        _discard_superseded(*entry)
         return Outcome(True, _("%(task)s was stopped; its pending run is cancelled.") % {"task": task.name})
     # A queued "run now" on an IDLE task (or one whose spool entry was lost).
     queued = (
@@ -214,6 +244,7 @@ def stop(task: Task, user=None) -> Outcome:
         run_token="", next_datetime=None, resume_status="", run_now_token=""
     )
     if running:
+        _discard_superseded(*entry)
         # Read the running reports, then update them by primary key: an
         # UPDATE that scans the task's reports through their index takes
         # range locks, and on MySQL/MariaDB it deadlocked (error 1213, a 500
@@ -282,16 +313,21 @@ def reschedule(task: Task, user=None) -> Outcome | None:
     that ends the chain).
     """
     for _attempt in range(5):
-        row = Task.objects.filter(pk=task.pk).values_list("status", "run_token").first()
+        row = (
+            Task.objects.filter(pk=task.pk)
+            .values_list("status", "run_token", "spooler_node", "spooler_id")
+            .first()
+        )
         if row is None or not row[1]:
             return None
-        status, old = row
+        status, old, node, path = row
         if status in Task.PENDING:
             # Stop then start, so that every rule of Start applies to the new schedule.
             stopped = Task.objects.filter(pk=task.pk, status=status, run_token=old).update(
                 status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id=""
             )
             if stopped:
+                _discard_superseded(node, path, old)
                 task.refresh_from_db()
                 return start(task, user if user is not None else task.started_by)
         elif status == Task.Status.STARTED:
@@ -330,6 +366,7 @@ def _replace_next_run(task: Task, old_token: str, user=None) -> Outcome | None:
     backend = get_backend()
     token = new_token() if next_at else ""
     starter = _starter(user) if user is not None else {}
+    old_node, old_path = task.spooler_node, task.spooler_id
     changed = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED, run_token=old_token).update(
         **starter,
         run_token=token,
@@ -340,6 +377,7 @@ def _replace_next_run(task: Task, old_token: str, user=None) -> Outcome | None:
     )
     if not changed:
         return None
+    _discard_superseded(old_node, old_path, old_token)
     if not token:
         return Outcome(
             True,

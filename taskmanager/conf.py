@@ -43,6 +43,9 @@ DEFAULTS = {
     # process (closes runs whose supervisor died on another host); 0 = only
     # at spooler start.
     "RECOVERY_SECONDS": 30.0,
+    # Spool files the periodic recovery reads at most per pass when it looks
+    # for superseded future entries to delete (recovery/sweep.py).
+    "SPOOL_SWEEP_BATCH": 500,
     # Who may run what (taskmanager.policy, docs/security.rst).
     # Commands of Django's own and of third-party apps that collect_commands
     # adds active: app labels ("auth"), app names ("django.contrib.auth") or

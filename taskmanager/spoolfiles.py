@@ -23,6 +23,7 @@ leaf: it imports nothing from the app and no ORM.
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import socket
@@ -36,6 +37,9 @@ PREFIX = "uwsgi_spoolfile_on_"
 #: dispatches on (the handler is registered under it by spooler/uwsgi_handler.py).
 HANDLER_NAME = "taskmanager_run"
 _MODIFIER1 = 17
+#: Seconds an entry must still be from its ``at`` to be deleted (:func:`discard`):
+#: no spooler scan opens it before then.
+DISCARD_MARGIN_SECONDS = 5
 _MAX_PACKET = 0xFFFF
 
 
@@ -165,6 +169,60 @@ def write(spool_dir: str, entry: dict[bytes, bytes], at: datetime | None = None)
             pass
         raise
     return final
+
+
+def waiting_entries(
+    spool_dir: str, not_before: float, after: str = "", limit: int = 500
+) -> tuple[list[tuple[str, int, str]], str]:
+    """Read a bounded batch of this app's entries due after ``not_before`` (unix seconds).
+
+    Looks at most at ``limit`` spool file names, in name order after ``after``;
+    returns ``([(path, task id, token)...], last name looked at)``, the name
+    "" once the end of the directory was reached (the next batch starts over).
+    """
+    names = sorted(n for n in os.listdir(spool_dir) if n.startswith(PREFIX) and n > after)[:limit]
+    found = []
+    for name in names:
+        path = os.path.join(spool_dir, name)
+        try:
+            if os.stat(path).st_mtime <= not_before:
+                continue
+            entry = read(path)
+        except (OSError, SpoolFileError):
+            continue
+        if entry.get("ud_spool_func") == HANDLER_NAME and entry.get("task", "").isdigit():
+            found.append((path, int(entry["task"]), entry.get("token", "")))
+    return found, (names[-1] if len(names) == limit else "")
+
+
+def discard(path: str, token: str, not_before: float) -> bool:
+    """Delete this app's entry at ``path`` if it carries ``token`` and is due after ``not_before``.
+
+    For superseded entries only (their token is no longer the task's). Never
+    deletes a file a spooler may be running: one due after ``not_before``
+    (unix seconds, take now + :data:`DISCARD_MARGIN_SECONDS`) is skipped by
+    every scan until then, and the file is checked and unlinked under the
+    fcntl lock uWSGI takes while it runs an entry (a file a spooler holds is
+    left alone; one this holds is skipped by a spooler). Return whether it
+    was deleted.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_mtime <= not_before:
+            return False
+        entry = decode(os.read(fd, _MAX_PACKET + 4))
+        if entry.get(b"ud_spool_func") != HANDLER_NAME.encode() or entry.get(b"token") != token.encode():
+            return False
+        os.unlink(path)
+        return True
+    except (OSError, SpoolFileError):
+        return False
+    finally:
+        os.close(fd)
 
 
 def node_id(spool_dir: str, host: str | None = None) -> str:

@@ -7,10 +7,14 @@ at once (every change is a conditional UPDATE):
   gone (evidence: its pid and start time on this host, or a stale heartbeat)
   are closed as "interrupted"; leftover process groups are killed.
 * ``respool_missing()``: tasks SCHEDULED/SPOOLED on this node whose spool entry
-  is gone (spool directory emptied, reload) are spooled again for their next
-  correct slot.
+  is gone (spool directory emptied, reload, a next run that could not be
+  spooled) are spooled again for their next correct slot.
+* ``sweep_superseded()`` (periodic only): future entries of this node whose
+  token is no longer current are deleted, a bounded batch per pass.
 
-The parts live in :mod:`.interrupted` and :mod:`.respool`; this module runs
+The periodic pass is the list :func:`periodic_steps`: the work of one node on
+its own entries now; work on any node's overdue entries goes there too.
+The parts live in :mod:`.interrupted`, :mod:`.respool` and :mod:`.sweep`; this module runs
 them, logs, and never raises. It imports neither the runner nor a backend:
 the spooler passes what they would give (``spooler/uwsgi_handler.py``).
 """
@@ -21,8 +25,10 @@ from datetime import datetime
 
 from django.db import close_old_connections
 
+from ..conf import app_settings
 from .interrupted import close_interrupted, interruption_evidence, kill_leftovers, recover_interrupted_runs
 from .respool import Respooled, due_time, respool, respool_missing
+from .sweep import sweep_superseded
 
 __all__ = [
     "Respooled",
@@ -32,25 +38,60 @@ __all__ = [
     "kill_leftovers",
     "on_spooler_start",
     "on_timer",
+    "periodic_steps",
     "recover_interrupted_runs",
     "respool",
     "respool_missing",
+    "sweep_superseded",
 ]
 
 logger = logging.getLogger("taskmanager.recovery")
 
 
-def on_timer(supervising: Callable[[], int | None] | None = None) -> None:
-    """The periodic pass (a uWSGI timer in an idle spooler): close interrupted runs; never raise."""
+SpoolFn = Callable[[int, str, str, datetime | None], str]
+
+
+def periodic_steps(
+    supervising: Callable[[], int | None] | None = None,
+    spool_dir: str | None = None,
+    spool: SpoolFn | None = None,
+    node: str | None = None,
+) -> list:
+    """The steps of the periodic pass, as ``[(function, args)]``.
+
+    Always: close interrupted runs. With ``spool_dir`` (and ``spool``,
+    ``node``: the node's own spooler): respool this node's lost entries,
+    then delete a batch of its superseded future entries
+    (``TASKMANAGER_SPOOL_SWEEP_BATCH`` spool files read at most).
+    """
+    steps = [(recover_interrupted_runs, (supervising,))]
+    if spool_dir is not None:
+        steps.append((respool_missing, (spool_dir, spool, node, True)))
+        steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
+    return steps
+
+
+def on_timer(
+    supervising: Callable[[], int | None] | None = None,
+    spool_dir: str | None = None,
+    spool: SpoolFn | None = None,
+    node: str | None = None,
+) -> None:
+    """The periodic pass (a uWSGI timer in an idle spooler): :func:`periodic_steps`; never raise."""
+    _run(periodic_steps(supervising, spool_dir, spool, node))
+
+
+def _run(steps) -> None:
+    """Run each step, logging what it handled; a failing step does not stop the others."""
     close_old_connections()
-    try:
-        count = recover_interrupted_runs(supervising)
-        if count:
-            logger.warning("taskmanager recovery: recover_interrupted_runs handled %d run(s).", count)
-    except Exception:  # noqa: BLE001 - the next tick tries again
-        logger.exception("taskmanager periodic recovery failed")
-    finally:
-        close_old_connections()
+    for step, args in steps:
+        try:
+            count = step(*args)
+            if count:
+                logger.warning("taskmanager recovery: %s handled %d task(s).", step.__name__, count)
+        except Exception:  # noqa: BLE001 - the next pass tries again; the spooler must go on
+            logger.exception("taskmanager recovery step %s failed", step.__name__)
+    close_old_connections()
 
 
 def on_spooler_start(
@@ -65,15 +106,7 @@ def on_spooler_start(
     (and ``spool``, ``node``) the node's lost entries are respooled too
     (:func:`respool_missing`).
     """
-    close_old_connections()
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
         steps.append((respool_missing, (spool_dir, spool, node)))
-    for step, args in steps:
-        try:
-            count = step(*args)
-            if count:
-                logger.warning("taskmanager recovery: %s handled %d task(s).", step.__name__, count)
-        except Exception:  # noqa: BLE001 - a failing recovery must not stop the spooler
-            logger.exception("taskmanager recovery step %s failed", step.__name__)
-    close_old_connections()
+    _run(steps)

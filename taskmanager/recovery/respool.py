@@ -2,8 +2,8 @@
 
 :func:`respool` gives each such task a new token (one conditional UPDATE) and
 a new entry through the ``spool`` function it is given, due at its stored
-next run (:func:`due_time`). Used at spooler start (:func:`respool_missing`)
-and by ``manage.py respool_tasks``. Imports neither the runner nor a backend.
+next run (:func:`due_time`). Used at spooler start and by the periodic
+recovery (:func:`respool_missing`), and by ``manage.py respool_tasks``. Imports neither the runner nor a backend.
 """
 
 import logging
@@ -19,14 +19,25 @@ from ..models import Report, Task, new_token
 logger = logging.getLogger("taskmanager.recovery")
 
 
-def respool_missing(spool_dir: str, spool: Callable[[int, str, str, datetime | None], str], node: str) -> int:
+#: (task id, token) of the tasks the last periodic pass of this process found
+#: with no entry recorded at all (``spooler_id`` ""), see :func:`respool`.
+_unrecorded: set[tuple[int, str]] = set()
+
+
+def respool_missing(
+    spool_dir: str,
+    spool: Callable[[int, str, str, datetime | None], str],
+    node: str,
+    periodic: bool = False,
+) -> int:
     """Spool again this node's pending tasks that have no spool entry; return how many.
 
-    Runs in a spooler process at its start (``spooler/uwsgi_handler.py``
-    passes its spool directory, its backend's ``spool`` and ``node``): see
-    :func:`respool`. ``manage.py respool_tasks`` does the same from outside.
+    Runs in a spooler process at its start and on its recovery timer
+    (``periodic``; ``spooler/uwsgi_handler.py`` passes its spool directory,
+    its backend's ``spool`` and ``node``): see :func:`respool`.
+    ``manage.py respool_tasks`` does the same from outside.
     """
-    return len(respool(spool_dir, spool, node=node))
+    return len(respool(spool_dir, spool, node=node, settle=periodic))
 
 
 @dataclass
@@ -63,6 +74,7 @@ def respool(
     node: str | None = None,
     adopt: Iterable[str] = (),
     dry_run: bool = False,
+    settle: bool = False,
 ) -> list[Respooled]:
     """Give a new spool entry to each task of this node whose entry is not in ``spool_dir``.
 
@@ -83,6 +95,10 @@ def respool(
         (``UwsgiBackend.spool`` inside uWSGI, a file writer outside).
     :param node: the node string recorded on the respooled tasks; default
         ``host:abspath(spool_dir)``.
+    :param settle: for a pass while the node runs (the periodic recovery): a
+        task with no entry recorded (``spooler_id`` "", an entry being handed
+        over by Start, an edit or a respool right now) is respooled only when
+        the previous such pass of this process saw it so with the same token.
     :returns: the tasks respooled (or that would be, with ``dry_run``).
     """
     node = node or spoolfiles.node_id(spool_dir)
@@ -90,11 +106,16 @@ def respool(
     now = timezone.now()
     candidates = Task.objects.queued().order_by("pk")
     done = []
+    unrecorded = set()
     for task in candidates:
         if not (spoolfiles.node_matches(task.spooler_node, spool_dir) or task.spooler_node in adopt):
             continue
         if spoolfiles.is_live(task.spooler_id, spool_dir):
             continue
+        if settle and not task.spooler_id:
+            unrecorded.add((task.pk, task.run_token))
+            if (task.pk, task.run_token) not in _unrecorded:
+                continue  # maybe being handed over: the next pass decides
         try:
             at = due_time(task, now)
         except schedule.ScheduleError as exc:
@@ -127,4 +148,7 @@ def respool(
             at.isoformat() if at > now else "now",
         )
         done.append(item)
+    if settle:
+        _unrecorded.clear()
+        _unrecorded.update(unrecorded)
     return done

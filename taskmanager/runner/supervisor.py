@@ -78,6 +78,12 @@ class Supervisor:
                     logcapture.ERROR, logcapture.SYSTEM, "Refused, nothing was run: %s" % refusal
                 )
                 return self.finish("not allowed", failed=True)
+        if self.report.trigger == Report.Trigger.RECOVERY:
+            self.log.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "This run's spool entry had been lost; the recovery spooled it again.",
+            )
         spool_error = getattr(self.report, "spool_error", None)
         if spool_error:
             self.log.add_line(

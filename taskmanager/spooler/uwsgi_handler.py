@@ -87,20 +87,24 @@ def register_handler() -> bool:
 
 
 def spooler_started() -> None:
-    """Run the recovery of a starting spooler process; never raise.
+    """Run the recovery of a starting spooler process; never raise."""
+    recovery.on_spooler_start(_runner().current_report_id, *_own_node())
 
-    Lost entries are respooled only when the configured backend is one whose
-    spoolers these are (``reports_heartbeats``): its ``spool`` writes them and
-    its ``node`` is recorded on the tasks.
+
+def _own_node() -> tuple:
+    """``(spool dir, spool, node)`` of this node for recovery, or () when it must not respool.
+
+    Lost entries are respooled (and superseded ones swept) only when the
+    configured backend is one whose spoolers these are (``reports_heartbeats``):
+    its ``spool`` writes them and its ``node`` is recorded on the tasks.
     """
-    target = None
     try:
         if import_string(app_settings.BACKEND).reports_heartbeats:
             backend = get_backend()
-            target = (spool_dir(), backend.spool, backend.node())
-    except Exception:  # noqa: BLE001 - reported by check E002; the spooler must start regardless
+            return (spool_dir(), backend.spool, backend.node())
+    except Exception:  # noqa: BLE001 - reported by check E002; the spooler must go on regardless
         logger.exception("taskmanager: the configured backend cannot be loaded; no entry is respooled")
-    recovery.on_spooler_start(_runner().current_report_id, *(target or ()))
+    return ()
 
 
 def register_recovery_timer() -> int | None:
@@ -108,8 +112,10 @@ def register_recovery_timer() -> int | None:
 
     A uWSGI timer signal targeted at "spooler": one idle spooler process
     handles each tick (ticks wait while all are busy). It closes runs whose
-    supervisor died on another host (their heartbeat goes stale) without
-    waiting for a spooler restart. Only the master registers it (with
+    supervisor died on another host (their heartbeat goes stale), respools
+    this node's lost entries and sweeps its superseded ones
+    (:func:`taskmanager.recovery.periodic_steps`) without waiting for a
+    spooler restart. Only the master registers it (with
     ``lazy-apps`` the app loads in every worker, which would add one timer
     each). Return the uWSGI signal number used, or None.
     """
@@ -122,7 +128,7 @@ def register_recovery_timer() -> int | None:
     def taskmanager_recovery_tick(signum):
         try:
             record_heartbeat()
-            recovery.on_timer(_runner().current_report_id)
+            recovery.on_timer(_runner().current_report_id, *_own_node())
         except BaseException:  # noqa: BLE001 - a signal handler must not kill the spooler
             logger.exception("taskmanager: periodic recovery failed")
 

@@ -1,0 +1,138 @@
+"""The periodic recovery pass (issue 13, items 2 and 6), through real uWSGI nodes.
+
+Item 2: a next run that could not be spooled, or an entry lost from disk, is
+spooled again by the periodic pass within one recovery period, and the
+recovered run says so in its log. Item 6: Stop and edits delete the
+superseded future entry on this node, and the periodic pass sweeps the
+others, a bounded batch (``TASKMANAGER_SPOOL_SWEEP_BATCH``) per pass.
+"""
+
+import math
+import os
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from taskmanager import spoolfiles
+from taskmanager.models import Report, Task
+
+from .support.admin import add_task, edit_task, press
+from .support.objects import log_texts
+from .support.spool import entries_of, spool_entries
+from .support.waits import finished_report, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PERIODIC = {"repetition_period": "minute", "repetition_rate": "1"}
+
+
+def current_entry(node, task):
+    """The path of the task's entry with its current token in the node's spool dir, or None."""
+    task.refresh_from_db()
+    for path, entry in spool_entries(node.spool_dir).items():
+        if entry["task"] == str(task.pk) and entry["token"] == task.run_token and task.run_token:
+            return path
+    return None
+
+
+@pytest.mark.db_sensitive
+def test_next_run_not_spooled_at_claim_is_respooled_by_the_periodic_pass(uwsgi_node, commands, tmp_path):
+    """The spool directory is "full" when the claim spools the next slot (the backend's spool()
+    raises, as uwsgi.spool() does); once space is back, the periodic pass spools it again."""
+    full = tmp_path / "spool-full"
+    node = uwsgi_node(
+        settings={
+            "TASKMANAGER_RECOVERY_SECONDS": 1,
+            "TASKMANAGER_BACKEND": "tests.testapp.backends.FullSpoolBackend",
+            "TM_TEST_SPOOL_FULL": str(full),
+        }
+    )
+    task = add_task(node.admin, commands, "respool-full", "tm_ok", **PERIODIC)
+    Task.objects.filter(pk=task.pk).update(scheduling=timezone.now() + timedelta(seconds=3))
+    assert "is scheduled" in press(node.admin, task, "start").text
+    full.touch()  # the disk fills up before the slot comes
+    report = finished_report(task)
+    assert any("The next run could not be spooled" in text for text in log_texts(report))
+    task.refresh_from_db()
+    assert task.status in Task.PENDING and task.run_token and task.next_datetime
+    assert current_entry(node, task) is None
+
+    full.unlink()  # space is back
+    path = wait_for(lambda: current_entry(node, task), timeout=15, message="the next run respooled")
+    task.refresh_from_db()
+    entry = spoolfiles.read(path)
+    assert entry["trigger"] == Report.Trigger.RECOVERY
+    assert int(entry["at"]) == math.ceil(task.next_datetime.timestamp())
+    assert task.spooler_id == path
+    assert "respooled for" in node.log()
+
+
+@pytest.mark.db_sensitive
+def test_lost_entry_of_a_scheduled_periodic_task_is_respooled_and_its_slot_runs(uwsgi_node, commands):
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1})
+    task = add_task(node.admin, commands, "respool-lost", "tm_ok", **PERIODIC)
+    slot = timezone.now().replace(microsecond=0) + timedelta(seconds=8)
+    Task.objects.filter(pk=task.pk).update(scheduling=slot)
+    press(node.admin, task, "start")
+    lost = current_entry(node, task)
+    assert lost
+    os.unlink(lost)  # the entry is lost (its future date: no spooler holds it)
+
+    wait_for(lambda: current_entry(node, task), timeout=6, message="the lost entry respooled")
+    report = finished_report(task, timeout=30)
+    assert report.trigger == Report.Trigger.RECOVERY
+    assert report.invocation_datetime >= slot
+    assert "This run's spool entry had been lost; the recovery spooled it again." in log_texts(report)
+    task.refresh_from_db()
+    assert task.status in Task.PENDING and task.next_datetime == slot + timedelta(minutes=1)
+
+
+def far_task(node, commands, name):
+    task = add_task(node.admin, commands, name, "tm_ok", scheduling_0="2030-01-01", scheduling_1="03:00:00")
+    assert "is scheduled" in press(node.admin, task, "start").text
+    path = current_entry(node, task)
+    assert path
+    return task, path
+
+
+def test_stop_deletes_the_future_entry_on_this_node(uwsgi_node, commands):
+    node = uwsgi_node()
+    task, path = far_task(node, commands, "far-stop")
+    assert "was stopped" in press(node.admin, task, "stop").text
+    assert not os.path.exists(path)
+    # Start and Stop again: nothing piles up.
+    task, path = task, (press(node.admin, task, "start") and current_entry(node, task))
+    press(node.admin, task, "stop")
+    assert not [e for e in spool_entries(node.spool_dir).values() if e["task"] == str(task.pk)]
+
+
+def test_edit_that_reschedules_deletes_the_superseded_entry(uwsgi_node, commands):
+    node = uwsgi_node()
+    task, path = far_task(node, commands, "far-edit")
+    old_token = task.run_token
+    edit_task(node.admin, task, scheduling_0="2031-01-01", scheduling_1="03:00:00")
+    task.refresh_from_db()
+    assert task.run_token != old_token and task.status == Task.Status.SCHEDULED
+    assert not os.path.exists(path)
+    assert len(entries_of(node.spool_dir, task)) == 1
+    assert [e["task"] for e in spool_entries(node.spool_dir).values()] == [str(task.pk)]
+
+
+def test_periodic_pass_sweeps_superseded_entries_in_bounded_batches(uwsgi_node, commands):
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_SPOOL_SWEEP_BATCH": 3})
+    task, kept = far_task(node, commands, "far-sweep")
+    far = timezone.now() + timedelta(days=365)
+    stale = [
+        spoolfiles.write(node.spool_dir, spoolfiles.make_entry(task.pk, "stale%02d" % n, "start", far), far)
+        for n in range(7)
+    ]
+    # A project's own @spool entry and an entry due now are not the sweep's.
+    foreign = spoolfiles.write(node.spool_dir, {b"ud_spool_func": b"other", b"task": b"1"}, far)
+
+    wait_for(lambda: not any(os.path.exists(p) for p in stale), timeout=30, message="the stale entries swept")
+    assert os.path.exists(kept) and os.path.exists(foreign)
+    counts = [int(n) for n in re.findall(r"sweep_superseded handled (\d+)", node.log())]
+    assert sum(counts) == 7 and max(counts) <= 3 and len(counts) >= 3
+    os.unlink(foreign)
