@@ -147,6 +147,7 @@ RULES: dict[str, Callable] = {
     "HEARTBEAT_TIMEOUT": number_at_least(0, strict=True),
     "NODE_TIMEOUT": number_at_least(0),
     "RECOVERY_SECONDS": number_at_least(0),
+    "OVERDUE_GRACE": number_at_least(0),
     "ALLOWED_COMMANDS": list_of_text,
     "DANGEROUS_COMMANDS": list_of_text,
     "ALLOWED_DANGEROUS_COMMANDS": list_of_text,

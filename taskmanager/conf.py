@@ -46,6 +46,9 @@ DEFAULTS = {
     # Spool files the periodic recovery reads at most per pass when it looks
     # for superseded future entries to delete (recovery/sweep.py).
     "SPOOL_SWEEP_BATCH": 500,
+    # Seconds a pending task's next execution may be late before the periodic
+    # recovery sends one "overdue" notice and the admin shows it (0 = never).
+    "OVERDUE_GRACE": 300.0,
     # Who may run what (taskmanager.policy, docs/security.rst).
     # Commands of Django's own and of third-party apps that collect_commands
     # adds active: app labels ("auth"), app names ("django.contrib.auth") or

@@ -7,6 +7,7 @@ processes cannot both win.
 """
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -125,6 +126,14 @@ class TaskQuerySet(models.QuerySet):
     def running(self):
         return self.filter(status=Task.Status.STARTED)
 
+    def overdue(self, now=None):
+        """Pending tasks whose next execution is more than ``OVERDUE_GRACE`` seconds late (none if it is 0)."""
+        grace = app_settings.OVERDUE_GRACE
+        if not grace:
+            return self.none()
+        limit = (now or timezone.now()) - timedelta(seconds=float(grace))
+        return self.pending().filter(next_datetime__lt=limit)
+
     def queued(self):
         """Tasks with a run in a spool entry: pending ones, and running ones whose chain has a next run."""
         return self.filter(
@@ -233,6 +242,9 @@ class Task(models.Model):
     last_duration = models.DurationField(_("duration of last run"), null=True, blank=True, editable=False)
     # A failure notice was sent and no "recovered" notice since (notifications.py).
     failure_notified = models.BooleanField(default=False, editable=False)
+    # When an "overdue" notice was sent for the slot of next_datetime; cleared
+    # (with a "recovered" notice) when the task runs again (recovery/overdue.py).
+    overdue_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Status to return to when a "run now" run ends (the periodic chain goes on).
     resume_status = models.CharField(max_length=10, blank=True, editable=False)
     run_now_token = models.CharField(max_length=32, blank=True, editable=False)

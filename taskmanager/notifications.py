@@ -14,6 +14,12 @@ and sends it on every configured channel:
   failing run sends its notice, and the first good run after them sends one
   "recovered" notice.
 
+And about runs that did not happen: the periodic recovery
+(:mod:`taskmanager.recovery.overdue`) sends one **overdue** notice for a
+pending task whose next execution is more than ``TASKMANAGER_OVERDUE_GRACE``
+seconds in the past (``Task.overdue_notified_at`` remembers it), and the end
+of the task's next run sends a **recovered** notice (:func:`overdue_recovered`).
+
 Channels, each used when configured (see ``docs/notifications.rst``):
 
 * e-mail through Django's mail framework, to ``NOTIFY_EMAIL_RECIPIENTS`` or
@@ -34,8 +40,10 @@ import logging
 import math
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
+from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -47,6 +55,7 @@ logger = logging.getLogger("taskmanager.notifications")
 
 FAILURE = "failure"
 RECOVERED = "recovered"
+OVERDUE = "overdue"
 #: Log lines quoted at the end of a notice.
 TAIL_LINES = 10
 _HEADLINES = {
@@ -67,14 +76,28 @@ def _site_url(viewname: str, pk) -> str:
 
 @dataclass
 class Notice:
-    """One notice about one run: ``kind`` is ``"failure"`` or ``"recovered"``."""
+    """One notice about one run: ``kind`` is ``"failure"`` or ``"recovered"``.
+
+    Or about a run that did not happen: ``kind`` ``"overdue"``, no report,
+    ``due`` the missed next execution; its ``"recovered"`` notice has
+    ``cause`` ``"overdue"`` and the report of the run that came at last.
+    """
 
     kind: str
     task: Task
-    report: Report
+    report: Report | None
+    due: datetime | None = None
+    cause: str = ""
 
     @property
     def headline(self) -> str:
+        if self.kind == OVERDUE:
+            return "Task %s is overdue: its run due at %s did not happen" % (
+                self.task.name,
+                self._when(self.due),
+            )
+        if self.cause == OVERDUE:
+            return "Task %s runs again (%s)" % (self.task.name, self.report.result or "started")
         if self.kind == RECOVERED:
             return "Task %s recovered (%s)" % (self.task.name, self.report.result)
         return _HEADLINES.get(self.report.result, "Task %(task)s ended") % {"task": self.task.name}
@@ -96,6 +119,20 @@ class Notice:
 
     def text(self) -> str:
         """Return the plain-text body (e-mail, and Slack after escaping)."""
+        if self.report is None:
+            lines = [
+                self.headline + ".",
+                "",
+                "Task:      %s" % self.task.name,
+                "Command:   %s" % self.task.command.name,
+                "Status:    %s" % self.task.status,
+                "Due:       %s" % self._when(self.due),
+                "Node:      %s" % (self.task.spooler_node or "-"),
+            ]
+            link = self.link()
+            if link:
+                lines += ["", "Task:      %s" % link]
+            return "\n".join(lines) + "\n"
         report = self.report
         duration = report.duration
         lines = [
@@ -129,19 +166,39 @@ class Notice:
                         "finished": "<ISO 8601, UTC>", "duration_seconds": 1.5,
                         "host": "...", "lines": 12, "errors": 1, "warnings": 0,
                         "log_url": "...", "tail": ["...", ...]}}
+
+        An ``"overdue"`` notice has ``"report": null`` and
+        ``"overdue": {"due": "<ISO 8601, UTC>", "status": "SPOOLED", "node": "..."}``;
+        the ``"recovered"`` notice that follows it has ``"cause": "overdue"``.
         """
+        task = {
+            "id": self.task.pk,
+            "name": self.task.name,
+            "command": self.task.command.name,
+            "url": self.link(),
+        }
+        if self.report is None:
+            return {
+                "event": self.kind,
+                "version": __version__,
+                "text": self.headline,
+                "task": task,
+                "report": None,
+                "overdue": {
+                    "due": self.due.isoformat() if self.due else None,
+                    "status": self.task.status,
+                    "node": self.task.spooler_node,
+                },
+            }
         report = self.report
         duration = report.duration
+        extra = {"cause": self.cause} if self.cause else {}
         return {
             "event": self.kind,
             "version": __version__,
             "text": self.headline,
-            "task": {
-                "id": self.task.pk,
-                "name": self.task.name,
-                "command": self.task.command.name,
-                "url": self.link(),
-            },
+            **extra,
+            "task": task,
             "report": {
                 "id": report.pk,
                 "result": report.result,
@@ -194,15 +251,40 @@ def notify_run_end(task: Task, report: Report) -> list[str]:
     is logged (see the module docstring).
     """
     try:
+        sent = overdue_recovered(task, report)
         notice = decide(task, report)
         if notice is None:
-            return []
+            return sent
         # A fresh copy: the runner's object does not carry the final counters.
         notice.report = Report.objects.get(pk=report.pk)
-        return send(notice)
+        return sent + send(notice)
     except Exception:  # noqa: BLE001 - a notice must never change the run's outcome
         logger.exception("Could not notify about run %s of task %s", report.pk, task.pk)
         return []
+
+
+def overdue_recovered(task: Task, report: Report) -> list[str]:
+    """After an "overdue" notice, the task ran again: clear the mark, send one "recovered" notice.
+
+    One conditional UPDATE clears ``Task.overdue_notified_at``: only the
+    process that cleared it sends. A run that leaves the task waiting on the
+    missed slot (a "run now" of a task whose chain is still stuck) clears
+    nothing. Return the channels that sent it.
+    """
+    marked = Task.objects.filter(pk=task.pk, overdue_notified_at__isnull=False)
+    if not marked.exists():
+        return []
+    still_stuck = Q(status__in=Task.PENDING, next_datetime__lte=F("overdue_notified_at"))
+    if not marked.exclude(still_stuck).update(overdue_notified_at=None):
+        return []
+    if not Task.objects.filter(pk=task.pk, notify=True).exists():
+        return []
+    return send(Notice(RECOVERED, task, Report.objects.get(pk=report.pk), cause=OVERDUE))
+
+
+def send_overdue(task: Task) -> list[str]:
+    """Send the "overdue" notice of ``task`` (its ``next_datetime`` missed); return the channels."""
+    return send(Notice(OVERDUE, task, None, due=task.next_datetime))
 
 
 def send(notice: Notice) -> list[str]:
@@ -216,7 +298,7 @@ def send(notice: Notice) -> list[str]:
             logger.error(
                 "The %s notice of run %s of task %s could not be sent by %s: %s: %s",
                 notice.kind,
-                notice.report.pk,
+                notice.report.pk if notice.report else "-",
                 notice.task.name,
                 name,
                 type(exc).__name__,
@@ -227,7 +309,7 @@ def send(notice: Notice) -> list[str]:
         logger.info(
             "Sent the %s notice of run %s of task %s by %s.",
             notice.kind,
-            notice.report.pk,
+            notice.report.pk if notice.report else "-",
             notice.task.name,
             ", ".join(sent),
         )

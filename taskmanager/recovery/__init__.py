@@ -11,10 +11,13 @@ at once (every change is a conditional UPDATE):
   spooled) are spooled again for their next correct slot.
 * ``sweep_superseded()`` (periodic only): future entries of this node whose
   token is no longer current are deleted, a bounded batch per pass.
+* ``notify_overdue()`` (periodic only): pending tasks of any node whose next
+  execution is more than ``TASKMANAGER_OVERDUE_GRACE`` late get one
+  "overdue" notice.
 
 The periodic pass is the list :func:`periodic_steps`: the work of one node on
 its own entries now; work on any node's overdue entries goes there too.
-The parts live in :mod:`.interrupted`, :mod:`.respool` and :mod:`.sweep`; this module runs
+The parts live in :mod:`.interrupted`, :mod:`.respool`, :mod:`.sweep` and :mod:`.overdue`; this module runs
 them, logs, and never raises. It imports neither the runner nor a backend:
 the spooler passes what they would give (``spooler/uwsgi_handler.py``).
 """
@@ -27,6 +30,7 @@ from django.db import close_old_connections
 
 from ..conf import app_settings
 from .interrupted import close_interrupted, interruption_evidence, kill_leftovers, recover_interrupted_runs
+from .overdue import notify_overdue
 from .respool import Respooled, due_time, respool, respool_missing
 from .sweep import sweep_superseded
 
@@ -37,6 +41,7 @@ __all__ = [
     "interruption_evidence",
     "kill_leftovers",
     "on_spooler_start",
+    "notify_overdue",
     "on_timer",
     "periodic_steps",
     "recover_interrupted_runs",
@@ -63,11 +68,13 @@ def periodic_steps(
     ``node``: the node's own spooler): respool this node's lost entries,
     then delete a batch of its superseded future entries
     (``TASKMANAGER_SPOOL_SWEEP_BATCH`` spool files read at most).
+    Last, always: notify the overdue tasks of any node (``notify_overdue``).
     """
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
         steps.append((respool_missing, (spool_dir, spool, node, True)))
         steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
+    steps.append((notify_overdue, ()))
     return steps
 
 

@@ -1,4 +1,4 @@
-"""The admin banner shown when no spooler is alive: ``{% spooler_banner %}``.
+"""The admin banners shown when no spooler is alive or tasks are overdue: ``{% spooler_banner %}``.
 
 Used by the task list, the task page and the app index of the task manager
 (templates ``admin/taskmanager/...``). It costs two small queries.
@@ -16,7 +16,7 @@ from django.utils.module_loading import import_string
 
 from .. import uwsgi_runtime
 from ..conf import app_settings
-from ..models import Report, SpoolerHeartbeat
+from ..models import Report, SpoolerHeartbeat, Task
 
 register = template.Library()
 
@@ -72,7 +72,25 @@ def runs_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+#: Overdue tasks the banner names at most (it gives the count of all).
+OVERDUE_LISTED = 10
+
+
+def overdue_tasks() -> dict | None:
+    """Return ``{"count": n, "tasks": [(pk, name), ...]}`` for the overdue tasks, or None.
+
+    Overdue: pending, next execution more than ``TASKMANAGER_OVERDUE_GRACE``
+    seconds in the past (``TaskQuerySet.overdue``): its run did not happen.
+    """
+    overdue = Task.objects.overdue().order_by("next_datetime", "pk")
+    tasks = list(overdue.values_list("pk", "name")[:OVERDUE_LISTED])
+    if not tasks:
+        return None
+    count = len(tasks) if len(tasks) < OVERDUE_LISTED else overdue.count()
+    return {"count": count, "tasks": tasks, "more": count > len(tasks)}
+
+
 @register.inclusion_tag("admin/taskmanager/spooler_banner.html")
 def spooler_banner():
-    """Render the "tasks will not run" and "runs as root" banners, or nothing."""
-    return {"silence": silent_spoolers(), "root": runs_as_root()}
+    """Render the "tasks will not run", "overdue" and "runs as root" banners, or nothing."""
+    return {"silence": silent_spoolers(), "overdue": overdue_tasks(), "root": runs_as_root()}
