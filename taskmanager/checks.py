@@ -148,6 +148,7 @@ RULES: dict[str, Callable] = {
     "NODE_TIMEOUT": number_at_least(0),
     "RECOVERY_SECONDS": number_at_least(0),
     "OVERDUE_GRACE": number_at_least(0),
+    "SPOOL_SWEEP_BATCH": int_at_least(1),
     "ALLOWED_COMMANDS": list_of_text,
     "DANGEROUS_COMMANDS": list_of_text,
     "ALLOWED_DANGEROUS_COMMANDS": list_of_text,

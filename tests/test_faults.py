@@ -146,7 +146,11 @@ def test_start_then_run_now_on_busy_spoolers_both_run(uwsgi_node, commands):
     for blocker in blockers:
         press(node.admin, blocker, "stop")
     reports = finished_reports(task, count=2, timeout=60)
-    assert sorted(r.trigger for r in reports) == ["run now", "start"], [
+    # The Start's run, deferred behind the "run now" one, is spooled again by
+    # the end of that run, or by the periodic recovery if it sees the entry
+    # missing first (trigger "recovery"): either way it runs, once.
+    triggers = sorted(r.trigger for r in reports)
+    assert triggers in (["run now", "start"], ["recovery", "run now"]), [
         (r.trigger, r.end_reason) for r in reports
     ]
     assert all(r.result == "OK" for r in reports), [(r.trigger, r.result, r.end_reason) for r in reports]
