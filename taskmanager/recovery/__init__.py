@@ -11,6 +11,8 @@ at once (every change is a conditional UPDATE):
   spooled) are spooled again for their next correct slot.
 * ``sweep_superseded()`` (periodic only): future entries of this node whose
   token is no longer current are deleted, a bounded batch per pass.
+* ``move_aside_unreadable()`` (periodic only): spool files no spooler can
+  read (empty, broken header) are moved into ``unreadable/``.
 
 The periodic pass is the list :func:`periodic_steps`: the work of one node on
 its own entries now; work on any node's overdue entries goes there too.
@@ -28,7 +30,7 @@ from django.db import close_old_connections
 from ..conf import app_settings
 from .interrupted import close_interrupted, interruption_evidence, kill_leftovers, recover_interrupted_runs
 from .respool import Respooled, due_time, respool, respool_missing
-from .sweep import sweep_superseded
+from .sweep import move_aside_unreadable, sweep_superseded
 
 __all__ = [
     "Respooled",
@@ -36,6 +38,7 @@ __all__ = [
     "due_time",
     "interruption_evidence",
     "kill_leftovers",
+    "move_aside_unreadable",
     "on_spooler_start",
     "on_timer",
     "periodic_steps",
@@ -62,12 +65,14 @@ def periodic_steps(
     Always: close interrupted runs. With ``spool_dir`` (and ``spool``,
     ``node``: the node's own spooler): respool this node's lost entries,
     then delete a batch of its superseded future entries
-    (``TASKMANAGER_SPOOL_SWEEP_BATCH`` spool files read at most).
+    (``TASKMANAGER_SPOOL_SWEEP_BATCH`` spool files read at most), and move
+    aside its files no spooler can read (empty, broken) older than a minute.
     """
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
         steps.append((respool_missing, (spool_dir, spool, node, True)))
         steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
+        steps.append((move_aside_unreadable, (spool_dir,)))
     return steps
 
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .. import uwsgi_runtime
+from .. import spoolaside, uwsgi_runtime
 from ..conf import app_settings
 from ..models import Report, SpoolerHeartbeat
 
@@ -72,7 +72,21 @@ def runs_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+def unreadable_files() -> list[str]:
+    """Names of the spool files moved aside as unreadable in this node's spool directory (under uWSGI)."""
+    if not uwsgi_runtime.spool_target_configured():
+        return []
+    return spoolaside.moved_aside(uwsgi_runtime.spool_dir())
+
+
 @register.inclusion_tag("admin/taskmanager/spooler_banner.html")
 def spooler_banner():
-    """Render the "tasks will not run" and "runs as root" banners, or nothing."""
-    return {"silence": silent_spoolers(), "root": runs_as_root()}
+    """Render the "tasks will not run", "runs as root" and "unreadable spool files" banners, or nothing."""
+    unreadable = unreadable_files()
+    return {
+        "silence": silent_spoolers(),
+        "root": runs_as_root(),
+        "unreadable": unreadable[:10],
+        "unreadable_more": max(0, len(unreadable) - 10),
+        "unreadable_dir": os.path.join(uwsgi_runtime.spool_dir(), spoolaside.DIRNAME) if unreadable else "",
+    }
