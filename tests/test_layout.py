@@ -23,6 +23,7 @@ PURE = {
     "taskmanager.processes",
     "taskmanager.progress",
     "taskmanager.schedule",
+    "taskmanager.spoolaside",
     "taskmanager.spoolfiles",
     "taskmanager.uwsgi_runtime",
 }
@@ -41,7 +42,7 @@ ADMIN = {
 RUN_PATH = ("taskmanager.runner", "taskmanager.recovery", "taskmanager.spooler")
 #: Modules whose every line counts towards the 300-line limit.
 SMALL = ("taskmanager.runner", "taskmanager.recovery", "taskmanager.spooler")
-SMALL_MODULES = {"taskmanager.spoolfiles", "taskmanager.uwsgi_runtime"}
+SMALL_MODULES = {"taskmanager.spoolaside", "taskmanager.spoolfiles", "taskmanager.uwsgi_runtime"}
 MAX_LINES = 300
 
 #: (importer, imported): test modules allowed to import another test module.

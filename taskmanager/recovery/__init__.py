@@ -11,6 +11,8 @@ at once (every change is a conditional UPDATE):
   spooled) are spooled again for their next correct slot.
 * ``sweep_superseded()`` (periodic only): future entries of this node whose
   token is no longer current are deleted, a bounded batch per pass.
+* ``move_aside_unreadable()`` (periodic only): spool files no spooler can
+  read (empty, broken header) are moved into ``unreadable/``.
 * ``notify_overdue()`` (periodic only): pending tasks of any node whose next
   execution is more than ``TASKMANAGER_OVERDUE_GRACE`` late get one
   "overdue" notice.
@@ -32,7 +34,7 @@ from ..conf import app_settings
 from .interrupted import close_interrupted, interruption_evidence, kill_leftovers, recover_interrupted_runs
 from .overdue import notify_overdue
 from .respool import Respooled, due_time, respool, respool_missing
-from .sweep import sweep_superseded
+from .sweep import move_aside_unreadable, sweep_superseded
 
 __all__ = [
     "Respooled",
@@ -40,6 +42,7 @@ __all__ = [
     "due_time",
     "interruption_evidence",
     "kill_leftovers",
+    "move_aside_unreadable",
     "on_spooler_start",
     "notify_overdue",
     "on_timer",
@@ -67,13 +70,15 @@ def periodic_steps(
     Always: close interrupted runs. With ``spool_dir`` (and ``spool``,
     ``node``: the node's own spooler): respool this node's lost entries,
     then delete a batch of its superseded future entries
-    (``TASKMANAGER_SPOOL_SWEEP_BATCH`` spool files read at most).
+    (``TASKMANAGER_SPOOL_SWEEP_BATCH`` spool files read at most), and move
+    aside its files no spooler can read (empty, broken) older than a minute.
     Last, always: notify the overdue tasks of any node (``notify_overdue``).
     """
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
         steps.append((respool_missing, (spool_dir, spool, node, True)))
         steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
+        steps.append((move_aside_unreadable, (spool_dir,)))
     steps.append((notify_overdue, ()))
     return steps
 

@@ -12,7 +12,7 @@ current, and deletes the others through :func:`taskmanager.spoolfiles.discard`
 import logging
 import time
 
-from .. import spoolfiles
+from .. import spoolaside, spoolfiles
 from ..models import Task
 
 logger = logging.getLogger("taskmanager.recovery")
@@ -45,3 +45,21 @@ def sweep_superseded(spool_dir: str, limit: int) -> int:
         if token not in current.get(task_id, ()) and spoolfiles.discard(path, token, not_before):
             removed += 1
     return removed
+
+
+def move_aside_unreadable(spool_dir: str) -> int:
+    """Move aside the files of ``spool_dir`` that never reach Python (empty, broken header); return how many.
+
+    uWSGI gives up on those before any handler runs, at every scan: only a
+    pass over the directory ends that (:func:`taskmanager.spoolaside.sweep`,
+    files older than a minute). One log line per file.
+    """
+    moved = spoolaside.sweep(spool_dir)
+    for name, reason in moved:
+        logger.error(
+            "taskmanager: unreadable spool file %s (%s) moved aside to %s/",
+            name,
+            reason,
+            spoolaside.DIRNAME,
+        )
+    return len(moved)

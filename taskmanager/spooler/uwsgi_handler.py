@@ -16,7 +16,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .. import recovery
+from .. import recovery, spoolaside
 from ..conf import app_settings
 from ..models import SpoolerHeartbeat
 from ..spoolfiles import HANDLER_NAME
@@ -59,6 +59,43 @@ def handle_spool_entry(env: dict) -> int:
     return ok
 
 
+def make_dispatcher(chained, functions):
+    """Return the ``uwsgi.spooler`` callable: this app's entries, others chained to ``uwsgidecorators``.
+
+    ``chained`` is ``uwsgidecorators.manage_spool_request`` (projects' own
+    ``@spool`` functions, registered in ``functions``). A file neither can
+    run (not UTF-8, no or an unknown ``ud_spool_func``) is kept once in the
+    spool directory's ``unreadable/`` (:mod:`taskmanager.spoolaside`), logged
+    in one line, and consumed (``SPOOL_OK``): never retried.
+    """
+    ok = getattr(uwsgi, "SPOOL_OK", -2)
+
+    def taskmanager_dispatch(env):
+        raw = {k.encode() if isinstance(k, str) else k: v for k, v in env.items()}
+        name = raw.pop(b"spooler_task_name", b"")
+        reason = spoolaside.problem(raw, functions.__contains__)
+        if reason:
+            _move_aside(name, reason)
+            return ok
+        if raw.get(b"ud_spool_func") == HANDLER_NAME.encode():
+            return handle_spool_entry({k.decode(): v.decode() for k, v in raw.items()})
+        return chained(env)
+
+    return taskmanager_dispatch
+
+
+def _move_aside(name, reason: str) -> None:
+    """Keep an unreadable spool file in ``unreadable/`` and log one line; never raise."""
+    name = os.fsdecode(name) if isinstance(name, bytes) else str(name)
+    directory = spool_dir()
+    path = os.path.join(directory, name) if name and not os.path.isabs(name) else name
+    try:
+        target = spoolaside.keep_copy(directory, path)
+        logger.error("taskmanager: unreadable spool file %s (%s) moved aside to %s", path, reason, target)
+    except Exception as exc:  # noqa: BLE001 - the file is consumed regardless: never a retry loop
+        logger.error("taskmanager: unreadable spool file %s (%s) dropped: %s", path, reason, exc)
+
+
 def register_handler() -> bool:
     """Register the spool handler with ``uwsgidecorators`` when a spooler is configured.
 
@@ -74,6 +111,7 @@ def register_handler() -> bool:
         return handle_spool_entry(env)
 
     uwsgidecorators.spooler_functions[HANDLER_NAME] = taskmanager_run
+    uwsgi.spooler = make_dispatcher(uwsgidecorators.manage_spool_request, uwsgidecorators.spooler_functions)
 
     @uwsgidecorators.postfork
     def taskmanager_spooler_started():

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .. import uwsgi_runtime
+from .. import spoolaside, uwsgi_runtime
 from ..conf import app_settings
 from ..models import Report, SpoolerHeartbeat, Task
 
@@ -90,7 +90,22 @@ def overdue_tasks() -> dict | None:
     return {"count": count, "tasks": tasks, "more": count > len(tasks)}
 
 
+def unreadable_files() -> list[str]:
+    """Names of the spool files moved aside as unreadable in this node's spool directory (under uWSGI)."""
+    if not uwsgi_runtime.spool_target_configured():
+        return []
+    return spoolaside.moved_aside(uwsgi_runtime.spool_dir())
+
+
 @register.inclusion_tag("admin/taskmanager/spooler_banner.html")
 def spooler_banner():
-    """Render the "tasks will not run", "overdue" and "runs as root" banners, or nothing."""
-    return {"silence": silent_spoolers(), "overdue": overdue_tasks(), "root": runs_as_root()}
+    """Render the "tasks will not run", "overdue", "runs as root" and "unreadable spool files" banners."""
+    unreadable = unreadable_files()
+    return {
+        "silence": silent_spoolers(),
+        "overdue": overdue_tasks(),
+        "root": runs_as_root(),
+        "unreadable": unreadable[:10],
+        "unreadable_more": max(0, len(unreadable) - 10),
+        "unreadable_dir": os.path.join(uwsgi_runtime.spool_dir(), spoolaside.DIRNAME) if unreadable else "",
+    }

@@ -9,6 +9,11 @@ class TestAppConfig(AppConfig):
     label = "testapp"
 
     def ready(self):
+        from taskmanager.uwsgi_runtime import spooler_configured
+
+        if spooler_configured():
+            # Deferred: uwsgidecorators imports only under uWSGI with a spooler.
+            from . import spoolfuncs  # noqa: F401 - registers the project's own @spool function
         delay = getattr(settings, "TM_TEST_COMMIT_DELAY", 0)
         if delay:
             # Widen the window between a statement and its commit, so that a

@@ -1,0 +1,95 @@
+"""Spool files no handler can read (issue 13, item 5), through a real uWSGI node.
+
+A file with a non-UTF-8 value, with an unknown handler name, or of zero
+bytes is moved aside once into ``<spool>/unreadable/`` with one log line,
+the admin names it, and the spooler goes on serving this app's tasks and a
+project's own ``uwsgidecorators`` ``@spool`` function (tests/testapp/spoolfuncs.py).
+"""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from taskmanager import spoolfiles
+from taskmanager.models import SpoolerHeartbeat
+
+from .support.admin import add_task, press
+from .support.spool import node_name
+from .support.waits import finished_report, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def put(spool_dir: Path, name: str, data: bytes, age: float = 0) -> str:
+    """Write a spool file atomically (under a name the spooler ignores, then renamed); return its name."""
+    name = spoolfiles.PREFIX + name
+    tmp = spool_dir / (".tmp-" + name)
+    tmp.write_bytes(data)
+    if age:
+        stamp = time.time() - age
+        os.utime(tmp, (stamp, stamp))
+    os.rename(tmp, spool_dir / name)
+    return name
+
+
+def heartbeats(node, count: int) -> None:
+    """Wait until the node's periodic recovery ran ``count`` more times (its heartbeat advanced)."""
+    beats = SpoolerHeartbeat.objects.filter(node=node_name(node.spool_dir))
+    for _ in range(count):
+        last = beats.values_list("last_seen", flat=True).first()
+        wait_for(
+            lambda last=last: beats.values_list("last_seen", flat=True).first() != last,
+            timeout=15,
+            message="a recovery tick",
+        )
+
+
+def test_unreadable_spool_files_are_moved_aside_once(uwsgi_node, commands, tmp_path):
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, spooler_processes=1)
+    spool = Path(node.spool_dir)
+    ours = {b"ud_spool_func": spoolfiles.HANDLER_NAME.encode(), b"task": b"\xff\xfe", b"token": b"t\xe9"}
+    bad = {
+        put(spool, "test_not_utf8", spoolfiles.encode(ours)): "not UTF-8",
+        put(spool, "test_unknown", spoolfiles.encode({b"ud_spool_func": b"no_such_function"})): "unknown",
+        put(spool, "test_no_handler", spoolfiles.encode({b"task": b"1"})): "no handler",
+        put(spool, "test_empty", b"", age=120): "empty",
+    }
+    aside = spool / "unreadable"
+
+    def all_moved():
+        return all((aside / name).exists() and not (spool / name).exists() for name in bad)
+
+    wait_for(all_moved, timeout=20, message="the unreadable files moved aside")
+    heartbeats(node, 3)  # a few more scans and recovery passes
+    log = node.log()
+    for name in bad:
+        ours_lines = [line for line in log.splitlines() if name in line and "taskmanager" in line]
+        assert len(ours_lines) == 1, (name, ours_lines)
+        assert "moved aside" in ours_lines[0]
+    assert "Traceback" not in log
+    assert sorted(os.listdir(aside)) == sorted(bad)
+
+    # The admin names them (escaped).
+    page = node.admin.get("/admin/taskmanager/task/").text
+    assert "tm-unreadable-banner" in page
+    for name in bad:
+        assert name in page
+
+    # The spooler goes on: a project's own @spool function, then a task of the app.
+    marker = tmp_path / "marker"
+    put(
+        spool,
+        "test_project_function",
+        spoolfiles.encode(
+            {b"ud_spool_func": b"testapp_marker", b"path": str(marker).encode(), b"ud_spool_ret": b"-2"}
+        ),
+    )
+    wait_for(
+        lambda: marker.exists() and marker.read_text() == "ran", timeout=15, message="the project's function"
+    )
+    task = add_task(node.admin, commands, "after-unreadable", "tm_ok")
+    press(node.admin, task, "start")
+    assert finished_report(task).result == "OK"
+    assert not (aside / (spoolfiles.PREFIX + "test_project_function")).exists()
