@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
@@ -277,7 +278,11 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
         claimable = claimable.filter(version=version)
     # Who pressed Run now is recorded apart from who started the task: the
     # schedule's later runs stay theirs (and are checked with their rights).
-    changed = claimable.update(run_now_token=token, **_starter(user, "run_now_by"))
+    # An idle task records the node its entry goes to, whose periodic
+    # recovery respools the entry if it is lost (recovery.runnow).
+    backend = get_backend()
+    node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
+    changed = claimable.update(run_now_token=token, spooler_node=node, **_starter(user, "run_now_by"))
     if changed != 1:
         refused = _changed_meanwhile(task, version)
         if refused:
@@ -290,7 +295,7 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     def undo():
         Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")
 
-    error = _hand_over(get_backend(), task.pk, token, Report.Trigger.RUN_NOW, None, undo)
+    error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo)
     if error:
         return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": task.name, "error": error})
     return Outcome(True, _("%(task)s will run now.") % {"task": task.name})

@@ -195,6 +195,27 @@ def waiting_entries(
     return found, (names[-1] if len(names) == limit else "")
 
 
+def due_tokens(spool_dir: str, not_after: float) -> set[tuple[int, str]]:
+    """Return the (task id, token) of this app's entries due by ``not_after`` (unix seconds).
+
+    Files due later (future slots, superseded ones) are only stat'ed, not read.
+    """
+    found = set()
+    for name in os.listdir(spool_dir):
+        if not name.startswith(PREFIX):
+            continue
+        path = os.path.join(spool_dir, name)
+        try:
+            if os.stat(path).st_mtime > not_after:
+                continue
+            entry = read(path)
+        except (OSError, SpoolFileError):
+            continue
+        if entry.get("ud_spool_func") == HANDLER_NAME and entry.get("task", "").isdigit():
+            found.add((int(entry["task"]), entry.get("token", "")))
+    return found
+
+
 def discard(path: str, token: str, not_before: float) -> bool:
     """Delete this app's entry at ``path`` if it carries ``token`` and is due after ``not_before``.
 

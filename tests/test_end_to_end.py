@@ -149,7 +149,7 @@ def test_inactive_command_refuses_start(server, admin_http, commands):
 
 
 def test_stop_clears_a_lost_run_now_entry(server, admin_http, commands):
-    """A "run now" whose spool entry was lost would answer "already queued" for ever; Stop clears it."""
+    """A "run now" whose spool entry was lost answers "already queued" until recovered; Stop clears it."""
     task = add_task(admin_http, commands, "lost-run-now", "tm_ok")
     Task.objects.filter(pk=task.pk).update(run_now_token="f" * 32)
     assert "already queued" in press(admin_http, task, "run-now").text

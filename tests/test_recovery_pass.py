@@ -1,6 +1,7 @@
 """The periodic recovery pass (issue 13, items 2 and 6), through real uWSGI nodes.
 
-Item 2: a next run that could not be spooled, or an entry lost from disk, is
+Item 1: a "run now" token whose spool entry is gone is spooled again by the
+periodic pass. Item 2: a next run that could not be spooled, or an entry lost from disk, is
 spooled again by the periodic pass within one recovery period, and the
 recovered run says so in its log. Item 6: Stop and edits delete the
 superseded future entry on this node, and the periodic pass sweeps the
@@ -18,10 +19,10 @@ from django.utils import timezone
 from taskmanager import spoolfiles
 from taskmanager.models import Report, Task
 
-from .support.admin import add_task, edit_task, press
+from .support.admin import add_task, edit_task, press, start_running
 from .support.objects import log_texts
 from .support.spool import entries_of, spool_entries
-from .support.waits import finished_report, wait_for
+from .support.waits import finished_report, finished_reports, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -136,3 +137,38 @@ def test_periodic_pass_sweeps_superseded_entries_in_bounded_batches(uwsgi_node, 
     counts = [int(n) for n in re.findall(r"sweep_superseded handled (\d+)", node.log())]
     assert sum(counts) == 7 and max(counts) <= 3 and len(counts) >= 3
     os.unlink(foreign)
+
+
+def run_now_entries(node, task):
+    """The paths of the node's spool files carrying the task's current "run now" token."""
+    task.refresh_from_db()
+    return [
+        path
+        for path, entry in spool_entries(node.spool_dir).items()
+        if entry["task"] == str(task.pk) and entry["token"] == task.run_now_token and task.run_now_token
+    ]
+
+
+@pytest.mark.db_sensitive
+def test_run_now_whose_entry_was_lost_is_respooled_by_the_periodic_pass(uwsgi_node, commands):
+    # Before: the token stayed set with no entry behind it, and every later
+    # Run now answered "already queued" until someone pressed Stop.
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, spooler_processes=1)
+    blocker, _report = start_running(node.admin, commands, "runnow-blocker")
+    task = add_task(node.admin, commands, "runnow-lost", "tm_ok")
+    assert "will run now" in press(node.admin, task, "run-now").text
+    lost = wait_for(lambda: run_now_entries(node, task), message="the run-now entry")
+    assert len(lost) == 1
+    os.unlink(lost[0])  # the only spooler is busy: nobody holds the file
+    assert "already queued" in press(node.admin, task, "run-now").text
+    press(node.admin, blocker, "stop")
+
+    report = finished_report(task, timeout=20)
+    assert report.trigger == Report.Trigger.RUN_NOW and report.result == "OK"
+    wait_for(
+        lambda: Task.objects.filter(pk=task.pk, status="IDLE", run_now_token="").exists(),
+        message="the run-now token cleared",
+    )
+    assert "had no spool entry for its run now; respooled" in node.log()
+    assert "will run now" in press(node.admin, task, "run-now").text
+    assert len(finished_reports(task, count=2, timeout=30)) == 2

@@ -19,8 +19,8 @@ at once (every change is a conditional UPDATE):
 
 The periodic pass is the list :func:`periodic_steps`: the work of one node on
 its own entries now; work on any node's overdue entries goes there too.
-The parts live in :mod:`.interrupted`, :mod:`.respool`, :mod:`.sweep` and :mod:`.overdue`; this module runs
-them, logs, and never raises. It imports neither the runner nor a backend:
+The parts live in :mod:`.interrupted`, :mod:`.respool`, :mod:`.runnow`,
+:mod:`.sweep` and :mod:`.overdue`; this module runs them, logs, and never raises. It imports neither the runner nor a backend:
 the spooler passes what they would give (``spooler/uwsgi_handler.py``).
 """
 
@@ -34,6 +34,7 @@ from ..conf import app_settings
 from .interrupted import close_interrupted, interruption_evidence, kill_leftovers, recover_interrupted_runs
 from .overdue import notify_overdue
 from .respool import Respooled, due_time, respool, respool_missing
+from .runnow import respool_run_now
 from .sweep import move_aside_unreadable, sweep_superseded
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "recover_interrupted_runs",
     "respool",
     "respool_missing",
+    "respool_run_now",
     "sweep_superseded",
 ]
 
@@ -68,15 +70,17 @@ def periodic_steps(
     """The steps of the periodic pass, as ``[(function, args)]``.
 
     Always: close interrupted runs. With ``spool_dir`` (and ``spool``,
-    ``node``: the node's own spooler): respool this node's lost entries,
-    then delete a batch of its superseded future entries
-    (``TASKMANAGER_SPOOL_SWEEP_BATCH`` spool files read at most), and move
-    aside its files no spooler can read (empty, broken) older than a minute.
+    ``node``: the node's own spooler): respool this node's lost entries and
+    lost "run now" entries (:func:`respool_run_now`), then delete a batch
+    of its superseded future entries (``TASKMANAGER_SPOOL_SWEEP_BATCH``
+    spool files read at most), and move aside its files no spooler can read
+    (empty, broken) older than a minute.
     Last, always: notify the overdue tasks of any node (``notify_overdue``).
     """
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
         steps.append((respool_missing, (spool_dir, spool, node, True)))
+        steps.append((respool_run_now, (spool_dir, spool, node)))
         steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
         steps.append((move_aside_unreadable, (spool_dir,)))
     steps.append((notify_overdue, ()))
