@@ -258,7 +258,7 @@ def arguments_refusal(command, argv: list[str]) -> str | None:
     }
 
 
-def run_refusal(task, user=None, *, check_user: bool = True) -> str | None:
+def run_refusal(task, user=None, *, check_user: bool = True, argv: list[str] | None = None) -> str | None:
     """Why ``task`` may not run now for ``user``, or None.
 
     ``user`` None with ``check_user`` False is the project's own code (a shell,
@@ -271,14 +271,15 @@ def run_refusal(task, user=None, *, check_user: bool = True) -> str | None:
         reason = user_refusal(user, task.command)
         if reason:
             return reason
-    try:
-        argv = arguments.parse_arguments(task.arguments)
-    except arguments.ArgumentsError as exc:
-        return str(exc)
+    if argv is None:  # the claim passes the argv it parsed already (one parse per run)
+        try:
+            argv = arguments.parse_arguments(task.arguments)
+        except arguments.ArgumentsError as exc:
+            return str(exc)
     return arguments_refusal(task.command, argv)
 
 
-def claim_refusal(task, trigger: str) -> str | None:
+def claim_refusal(task, trigger: str, argv: list[str] | None = None) -> str | None:
     """The spooler's check when it claims a run: ``run_refusal`` with the run's starter, as they are now.
 
     A "run now" run is checked with the rights of who pressed Run now; every
@@ -294,7 +295,7 @@ def claim_refusal(task, trigger: str) -> str | None:
         user = task.started_by if user_id else None
     if user is None and name:
         return _("%(user)s, who started this run, no longer exists.") % {"user": name}
-    return run_refusal(task, user, check_user=user is not None)
+    return run_refusal(task, user, check_user=user is not None, argv=argv)
 
 
 def runnable_commands(user):

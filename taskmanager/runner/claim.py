@@ -129,8 +129,8 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     # Checked here, where the run happens, not only where forms are shown:
     # uWSGI serves without running system checks, rows may predate the
     # rules, and rights change after a run was queued (policy.run_refusal).
-    refusal = policy.claim_refusal(task, trigger)
     argv = runnable_argv(task)
+    refusal = policy.claim_refusal(task, trigger, argv)
     # A refused run's report still shows what it would have run.
     command_line = arguments.command_line(task.command.name, argv) if argv is not None else ""
     if refusal is not None:
