@@ -16,7 +16,8 @@ of log lines, a spool file's age.
   the last measure, taken again when older than ``HEARTBEAT_SECONDS``.
 * :func:`now`: the database's now, as this machine's clock plus the offset.
 * :func:`to_local`: a time on the database's clock as this machine's clock
-  reads it then (uWSGI's ``at``, which the spooler compares with its clock);
+  reads it then, to the second (uWSGI's ``at``, which the spooler compares
+  with its clock);
   :func:`from_local` the reverse, with the last measure and no query (a
   command's progress stamp).
 
@@ -55,9 +56,13 @@ def measure(using: str = DEFAULT_DB_ALIAS) -> float:
     """Read the database's clock (one query); keep and return the offset, in seconds.
 
     The offset is the database's time minus this machine's at the middle of
-    the query's round trip.
+    the query's round trip. On SQLite it is 0 without a query: the database's
+    clock is this process's.
     """
     connection = connections[using]
+    if connection.vendor == "sqlite":
+        _last[:] = [0.0, time.monotonic()]
+        return 0.0
     expression = DbNow()
     compiler = connection.ops.compiler("SQLCompiler")(Query(None), connection, using)
     sql, params = compiler.compile(expression)
@@ -97,8 +102,14 @@ def now() -> datetime:
 
 
 def to_local(at: datetime) -> datetime:
-    """The time this machine's clock reads when the database's clock reads ``at``."""
-    return at - timedelta(seconds=offset())
+    """The time this machine's clock reads when the database's clock reads ``at``, to the second.
+
+    For uWSGI's ``at``, which has whole seconds: an offset within the
+    measure's noise (a fraction of a second) must not push an entry due on a
+    whole second to the next one. The claim's guard, on the database's
+    clock, puts back an entry that comes due early by the fraction left.
+    """
+    return at - timedelta(seconds=round(offset()))
 
 
 def from_local(at: datetime) -> datetime:
