@@ -9,18 +9,20 @@ started through it does not run before its time by the database's clock, and
 the offset it measures is recorded, shown by the admin and reported at start.
 
 SQLite has no server clock (each process reads its own): there a node under
-libfaketime fakes the "database clock" too, so these tests need PostgreSQL or
-MariaDB (``TM_TEST_DB``).
+libfaketime fakes the "database clock" too, so the tests with such a node
+need PostgreSQL or MariaDB (``TM_TEST_DB``).
 """
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
+from django.utils import timezone
 
+from taskmanager import dbclock
 from taskmanager.models import Report, SpoolerHeartbeat, Task
 from taskmanager.schedule import project_tz
 
@@ -29,11 +31,7 @@ from .support.clock import LIBFAKETIME, database_now, skewed_env
 from .support.spool import node_name
 from .support.waits import finished_report, wait_for
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.db_sensitive,
-    pytest.mark.skipif(not LIBFAKETIME, reason="libfaketime is not installed (.ci/run installs it)"),
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_sensitive]
 
 #: How far the fast node's clock is ahead, in seconds.
 AHEAD = 90
@@ -49,8 +47,11 @@ SETTINGS = {
 
 @pytest.fixture
 def server_clock():
+    """Skip where a node under libfaketime cannot be another machine on one database."""
     if connection.vendor == "sqlite":
         pytest.skip("SQLite has no server clock: a node under libfaketime fakes the database's clock too")
+    if not LIBFAKETIME:
+        pytest.skip("libfaketime is not installed (.ci/run installs it)")
 
 
 def start_pair(uwsgi_node, before_fast=None):
@@ -153,3 +154,22 @@ def test_clock_offset_recorded_per_node_shown_and_checked_at_start(server_clock,
     # The system check at uWSGI start, on the fast node only.
     wait_for(lambda: "taskmanager.W017" in fast.log(), message="W017 in the fast node's log")
     assert "taskmanager.W017" not in normal.log()
+
+
+# -- taskmanager.dbclock in this process ---------------------------------------------
+
+
+def test_offset_to_the_database_clock_is_measured_and_applied(monkeypatch):
+    # This process and the database share this machine's clock: no offset past the query's noise.
+    assert abs(dbclock.measure()) < 1
+    assert abs((dbclock.now() - database_now_or_local()).total_seconds()) < 1
+    monkeypatch.setattr(dbclock, "offset", lambda refresh=True: -AHEAD - 0.4)
+    due = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+    # uWSGI's "at" on a clock AHEAD s ahead, to the whole second: the measure's fraction is noise.
+    assert dbclock.to_local(due) == due + timedelta(seconds=AHEAD)
+    monkeypatch.setattr(dbclock, "offset", lambda refresh=True: 0.0004)
+    assert dbclock.to_local(due) == due
+
+
+def database_now_or_local():
+    return timezone.now() if connection.vendor == "sqlite" else database_now()
