@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
-from . import policy, schedule, spoolfiles
+from . import dbclock, policy, schedule, spoolfiles
 from .conf import use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
@@ -167,7 +167,7 @@ def start(task: Task, user=None, version: int | None = None) -> Outcome:
     problem = use_tz_problem()
     if problem:
         return Outcome(False, _("%(task)s cannot start: %(error)s") % {"task": task.name, "error": problem})
-    now = timezone.now()
+    now = dbclock.now()
     period = task.repetition_period or None
     try:
         schedule.validate(period, task.repetition_rate)
@@ -222,7 +222,7 @@ def stop(task: Task, user=None) -> Outcome:
             return Outcome(
                 False, _("%(task)s cannot be stopped: %(reason)s") % {"task": task.name, "reason": reason}
             )
-    now = timezone.now()
+    now = dbclock.now()
     entry = _entry(task.pk)
     cancelled = (
         Task.objects.pending()
@@ -355,7 +355,7 @@ def _replace_next_run(task: Task, old_token: str, user=None) -> Outcome | None:
 
     The new next run is the editor's (``user``), like a Start of the new definition.
     """
-    now = timezone.now()
+    now = dbclock.now()
     period = task.repetition_period or None
     anchor = task.scheduling
     try:

@@ -14,12 +14,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F, OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from . import actions, arguments, display, history, logviews, policy
+from . import actions, arguments, dbclock, display, history, logviews, policy
 from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin
 from .conf import app_settings
@@ -174,7 +173,7 @@ class CommandAdmin(BusyDatabaseMixin, TaskCountMixin, admin.ModelAdmin):
                 for approved in formset.save(commit=False):
                     if approved.pk is None or approved.approved_by_id is None:
                         approved.approved_by = request.user
-                        approved.approved_at = timezone.now()
+                        approved.approved_at = dbclock.now()
         super().save_related(request, form, formsets, change)
         command = form.instance
         if command.locked_arguments:
@@ -584,7 +583,7 @@ class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         defined = set(RUN_FIELDS) & set(form.changed_data)
-        now = timezone.now()
+        now = dbclock.now()
         if change:
             # Write only the form's fields: status, tokens and next run belong
             # to the spoolers, which may have changed them since this page

@@ -31,7 +31,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
-from . import display, schedule, spoolfiles
+from . import dbclock, display, schedule, spoolfiles
 from .conf import app_settings
 from .models import SpoolerHeartbeat, Task
 
@@ -173,7 +173,7 @@ def edit_basis(status: str | None, run_token: str) -> str:
 
 def saved_preview(task: Task | None, now: datetime | None = None) -> dict:
     """The preview of a saved task (or of a new one, ``task`` None), fitting its status."""
-    now = now or timezone.now()
+    now = now or dbclock.now()
     if task is None:
         return preview_data(None, None, None, now)
     basis = saved_basis(task.status, task.run_token, task.next_datetime)
@@ -215,7 +215,7 @@ def entry_health(task: Task, node_seen: datetime | None, now: datetime | None = 
     host, directory = spoolfiles.split_node(task.spooler_node)
     if not directory.startswith("/"):
         return health
-    now = now or timezone.now()
+    now = now or dbclock.now()
     if host == socket.gethostname() and os.path.isdir(directory) and task.spooler_id:
         if not spoolfiles.is_live(task.spooler_id, directory):
             health.problem = _(
@@ -310,7 +310,7 @@ class SchedulingAdminMixin:
                 values["scheduling"],
                 values["repetition_period"],
                 values["repetition_rate"],
-                timezone.now(),
+                dbclock.now(),
                 basis,
             )
         data["html"] = render_preview(data)

@@ -146,6 +146,7 @@ RULES: dict[str, Callable] = {
     "HEARTBEAT_SECONDS": number_at_least(0, strict=True),
     "HEARTBEAT_TIMEOUT": number_at_least(0, strict=True),
     "NODE_TIMEOUT": number_at_least(0),
+    "CLOCK_TOLERANCE": number_at_least(0),
     "RECOVERY_SECONDS": number_at_least(0),
     "OVERDUE_GRACE": number_at_least(0),
     "SPOOL_SWEEP_BATCH": int_at_least(1),
@@ -484,7 +485,39 @@ def check_blocked_commands(app_configs=None, databases=None, **kwargs) -> list[c
 
 
 def process_messages() -> list[checks.CheckMessage]:
-    """Problems of the uWSGI process itself (not of its options): W014, running as root."""
+    """Problems of the uWSGI process itself (not of its options): W014 (root), W017 (clock)."""
+    return _root_messages() + clock_messages()
+
+
+def clock_messages() -> list[checks.CheckMessage]:
+    """W017: this machine's clock differs from the database server's by more than CLOCK_TOLERANCE.
+
+    Measured with one query (``taskmanager.dbclock``); nothing when the
+    database cannot be reached (the run path reports that) or the tolerance is 0.
+    """
+    # Deferred: the ORM, only when the check runs inside a started process.
+    from . import dbclock
+
+    tolerance = app_settings.CLOCK_TOLERANCE
+    try:
+        offset = dbclock.measure() if tolerance else 0.0
+    except Exception:  # noqa: BLE001 - a check must not fail a process's start; the run path reports it
+        return []
+    if abs(offset) <= tolerance:
+        return []
+    return [
+        checks.Warning(
+            "This machine's clock is %.1f s %s the database server's (more than %sCLOCK_TOLERANCE, %s s)."
+            % (abs(offset), "ahead of" if offset < 0 else "behind", PREFIX, tolerance),
+            hint="The task manager compares every time on the database's clock, and translates the "
+            "'at' of spool entries by the offset; synchronise the clocks anyway (NTP, chrony).",
+            obj="uWSGI",
+            id="taskmanager.W017",
+        )
+    ]
+
+
+def _root_messages() -> list[checks.CheckMessage]:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return [
             checks.Warning(

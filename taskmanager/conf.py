@@ -39,6 +39,9 @@ DEFAULTS = {
     # Seconds after which the admin warns that a spooler node holding pending
     # tasks has not been seen (its SpoolerHeartbeat is older); 0 = never warn.
     "NODE_TIMEOUT": 300.0,
+    # Seconds a node's clock may differ from the database server's before the
+    # admin's banner and check taskmanager.W017 report it (0 = never).
+    "CLOCK_TOLERANCE": 5.0,
     # Seconds between two periodic recovery passes in an idle spooler
     # process (closes runs whose supervisor died on another host); 0 = only
     # at spooler start.

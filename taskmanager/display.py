@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from . import progress
+from . import dbclock, progress
 from .models import Task
 
 #: What an empty value shows, as Django's admin shows one (``empty_value_display``).
@@ -90,7 +90,7 @@ def progress_bar(done, total, message, started, reported_at, now=None) -> str:
     """
     if done is None:
         return ""
-    now = now or timezone.now()
+    now = now or dbclock.now()
     pct = progress.percent(done, total)
     if pct is None:
         text = ngettext("%(done)s done", "%(done)s done", done) % {"done": localize(done)}

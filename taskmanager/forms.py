@@ -1,10 +1,9 @@
 """The task form: arguments and schedule are checked when the task is saved."""
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import arguments, policy, schedule
+from . import arguments, dbclock, policy, schedule
 from .conf import use_tz_problem
 from .models import Command, Task
 
@@ -123,7 +122,7 @@ class TaskForm(forms.ModelForm):
         spooler would find no next slot after the first run.
         """
         try:
-            runs = schedule.upcoming(anchor, period, rate, timezone.now(), schedule.project_tz(), count=2)
+            runs = schedule.upcoming(anchor, period, rate, dbclock.now(), schedule.project_tz(), count=2)
         except schedule.ScheduleError as exc:
             self.add_error("scheduling", str(exc))
             return

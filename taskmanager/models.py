@@ -15,7 +15,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import logcapture, schedule
+from . import dbclock, logcapture, schedule
 from .conf import app_settings
 
 
@@ -131,7 +131,7 @@ class TaskQuerySet(models.QuerySet):
         grace = app_settings.OVERDUE_GRACE
         if not grace:
             return self.none()
-        limit = (now or timezone.now()) - timedelta(seconds=float(grace))
+        limit = (now or dbclock.DbNow()) - timedelta(seconds=float(grace))
         return self.pending().filter(next_datetime__lt=limit)
 
     def queued(self):
@@ -498,7 +498,12 @@ class SpoolerHeartbeat(models.Model):
     """The last sign of life of a node's spooler (host and spool directory)."""
 
     node = models.CharField(max_length=500, unique=True)
+    #: On the database's clock (taskmanager.dbclock), as every time compared across nodes.
     last_seen = models.DateTimeField()
+    #: The database's clock minus the node's, in seconds, measured at its last
+    #: heartbeat (None: not measured yet). uWSGI compares a spool entry's
+    #: ``at`` with the node's own clock: the node translates it by this offset.
+    clock_offset = models.FloatField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("spooler heartbeat")

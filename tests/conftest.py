@@ -33,9 +33,10 @@ def server(uwsgi_server, transactional_db):
 
 @pytest.fixture
 def uwsgi_node(transactional_db):
-    """Start another uWSGI on the test database: ``uwsgi_node(settings={...}, login=True, **options)``.
+    """Start another uWSGI on the test database: ``uwsgi_node(settings={...}, login=True, env=None, **options)``.
 
-    ``settings`` overrides Django settings in that node; ``options`` are
+    ``settings`` overrides Django settings in that node; ``env`` adds to its
+    environment (e.g. ``tests/support/clock.py``'s ``skewed_env``); ``options`` are
     UwsgiServer's (``spooler_processes``, ``http``, ``extra_args``,
     ``spool_dir``, ``drop_args``). With ``login`` (and HTTP), the node's
     ``admin`` is an AdminClient logged in as the superuser "admin" (created
@@ -44,8 +45,8 @@ def uwsgi_node(transactional_db):
     """
     started = []
 
-    def start(settings=None, login=True, **options):
-        node = UwsgiServer(env=node_env(settings), **options)
+    def start(settings=None, login=True, env=None, **options):
+        node = UwsgiServer(env={**node_env(settings), **(env or {})}, **options)
         started.append(node)
         node.start()
         if login and node.http:

@@ -107,6 +107,14 @@ else:
         }
     }
 
+# A uWSGI node standing for another machine (tests/support/clock.py) has a
+# host name of its own: the other nodes cannot see its processes.
+if os.environ.get("TM_TEST_HOSTNAME"):
+    import socket
+
+    _hostname = os.environ["TM_TEST_HOSTNAME"]
+    socket.gethostname = lambda: _hostname
+
 TASKMANAGER_STOP_GRACE_SECONDS = 1.0
 TASKMANAGER_BACKEND = os.environ.get("TM_TEST_BACKEND", "taskmanager.spooler.uwsgi.UwsgiBackend")
 

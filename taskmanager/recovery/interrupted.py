@@ -16,10 +16,9 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef
-from django.utils import timezone
+from django.db.models import BooleanField, Case, Exists, Max, OuterRef, Q, When
 
-from .. import logcapture, processes, runend
+from .. import dbclock, logcapture, processes, runend
 from ..conf import app_settings
 from ..models import LogLine, Report, Task
 
@@ -36,7 +35,8 @@ def recover_interrupted_runs(supervising: Callable[[], int | None] | None = None
       time (so a reused pid does not count as alive), or the supervisor is
       this very process while it supervises another run or none;
     * on another host (or without a recorded start time), its heartbeat is
-      older than ``TASKMANAGER_HEARTBEAT_TIMEOUT`` seconds.
+      older than ``TASKMANAGER_HEARTBEAT_TIMEOUT`` seconds, tested in SQL on
+      the database's clock (:func:`stale_heartbeat`), never on this machine's.
 
     On this host the run's leftovers are killed first (see
     :func:`kill_leftovers`). The report then gets result FAILED, end reason
@@ -51,17 +51,15 @@ def recover_interrupted_runs(supervising: Callable[[], int | None] | None = None
     ``supervising`` returns the pk of the report this process supervises now
     (``taskmanager.runner.current_report_id`` in a spooler); None: nothing.
     """
-    now = timezone.now()
     host = socket.gethostname()
-    stale_before = now - timedelta(seconds=app_settings.HEARTBEAT_TIMEOUT)
     fixed = 0
-    for report in Report.objects.running().order_by("pk"):
-        why = interruption_evidence(report, host, stale_before, supervising)
+    for report in Report.objects.running().annotate(heartbeat_stale=stale_heartbeat()).order_by("pk"):
+        why = interruption_evidence(report, host, report.heartbeat_stale, supervising)
         if why is None:
             continue
         if report.host == host:
             kill_leftovers(report)
-        fixed += close_interrupted(report, why, now)
+        fixed += close_interrupted(report, why, dbclock.now())
     running = Report.objects.running().filter(task=OuterRef("pk"))
     released = Task.objects.filter(status=Task.Status.STARTED).exclude(Exists(running))
     count = released.end_run()
@@ -70,14 +68,29 @@ def recover_interrupted_runs(supervising: Callable[[], int | None] | None = None
     return fixed + count
 
 
+def stale_heartbeat():
+    """Annotation: whether a report's heartbeat (else its start) is older than HEARTBEAT_TIMEOUT.
+
+    Tested in SQL on the database's clock: the heartbeat was written with it
+    (``dbclock.DbNow()`` in the supervisor's flush), and this machine's clock
+    may be off (issue 13, item 11).
+    """
+    limit = dbclock.DbNow() - timedelta(seconds=float(app_settings.HEARTBEAT_TIMEOUT))
+    return Case(
+        When(Q(heartbeat__lt=limit) | Q(heartbeat__isnull=True, invocation_datetime__lt=limit), then=True),
+        default=False,
+        output_field=BooleanField(),
+    )
+
+
 def interruption_evidence(
-    report, host: str, stale_before, supervising: Callable[[], int | None] | None = None
+    report, host: str, heartbeat_stale: bool, supervising: Callable[[], int | None] | None = None
 ) -> str | None:
     """Return why ``report``'s supervisor is known to be gone, or None if it may be alive.
 
-    ``host`` is this machine's name; ``stale_before`` the oldest heartbeat
-    (aware datetime) that still counts as alive; ``supervising`` as for
-    :func:`recover_interrupted_runs`.
+    ``host`` is this machine's name; ``heartbeat_stale`` whether the report's
+    heartbeat is older than the timeout (:func:`stale_heartbeat`);
+    ``supervising`` as for :func:`recover_interrupted_runs`.
     """
     if report.host == host and report.supervisor_pid:
         if report.supervisor_pid == os.getpid():
@@ -90,7 +103,7 @@ def interruption_evidence(
         if alive:
             return None
     beat = report.heartbeat or report.invocation_datetime
-    if beat < stale_before:
+    if heartbeat_stale:
         return "no heartbeat from its supervisor (pid %s on %s) since %s" % (
             report.supervisor_pid,
             report.host or "?",

@@ -15,8 +15,8 @@ import logging
 from datetime import datetime
 
 from django.db.models import F, Q
-from django.utils import timezone
 
+from .. import dbclock
 from ..models import Task
 from ..notifications import send_overdue
 
@@ -28,7 +28,7 @@ BATCH = 100
 
 def notify_overdue(now: datetime | None = None) -> int:
     """Mark and notify the overdue tasks not yet notified for their slot; return how many this call marked."""
-    now = now or timezone.now()
+    now = now or dbclock.now()
     unmarked = Q(overdue_notified_at__isnull=True) | Q(overdue_notified_at__lt=F("next_datetime"))
     candidates = list(Task.objects.overdue(now).filter(unmarked).select_related("command")[:BATCH])
     marked = 0

@@ -11,9 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.utils import timezone
-
-from .. import schedule, spoolfiles
+from .. import dbclock, schedule, spoolfiles
 from ..models import Report, Task, new_token
 
 logger = logging.getLogger("taskmanager.recovery")
@@ -103,7 +101,7 @@ def respool(
     """
     node = node or spoolfiles.node_id(spool_dir)
     adopt = set(adopt)
-    now = timezone.now()
+    now = dbclock.now()
     candidates = Task.objects.queued().order_by("pk")
     done = []
     unrecorded = set()

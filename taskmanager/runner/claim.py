@@ -17,9 +17,8 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
-from .. import arguments, policy, processes, schedule
+from .. import arguments, dbclock, policy, processes, schedule
 from ..models import Report, Task, new_token
 from ..spooler import get_backend
 from .child import Child
@@ -75,7 +74,9 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     before it ran anything of the command. Without ``prefork``, the
     :class:`Supervisor` forks the child when it runs.
     """
-    now = timezone.now()
+    # The database's clock: the "not before" of the entry and the times of
+    # the run are compared by other nodes, whose clocks may differ.
+    now = dbclock.now()
     task = Task.objects.select_related("command", "started_by", "run_now_by").filter(pk=task_id).first()
     if task is None:
         logger.info("Task %s no longer exists: spool entry consumed without running.", task_id)
@@ -228,7 +229,7 @@ def respool_deferred(task_id: int) -> None:
     if run_now_token:
         get_backend().spool(task_id, run_now_token, Report.Trigger.RUN_NOW, None)
     if status in Task.PENDING and run_token and not spooler_id:
-        at = next_at if next_at and next_at > timezone.now() else None
+        at = next_at if next_at and next_at > dbclock.now() else None
         _respool(task_id, run_token, Report.Trigger.START, at)
 
 

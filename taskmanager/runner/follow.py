@@ -17,9 +17,8 @@ import time
 from datetime import UTC, datetime
 
 from django.db import DatabaseError
-from django.utils import timezone
 
-from .. import logcapture, progress
+from .. import dbclock, logcapture, progress
 from ..conf import app_settings
 from ..models import Report
 from . import orphans
@@ -106,7 +105,8 @@ class ChildFollower:
                     break
                 if now - last_flush >= app_settings.LOG_FLUSH_SECONDS:
                     if now - last_beat >= app_settings.HEARTBEAT_SECONDS:
-                        self.log.report_changes["heartbeat"] = timezone.now()
+                        # The database's now, in the flush's UPDATE: other nodes compare it.
+                        self.log.report_changes["heartbeat"] = dbclock.DbNow()
                         last_beat = now
                     self.log.safe_flush()
                     last_flush = now
@@ -254,7 +254,11 @@ class ChildFollower:
                             % (progress.MAX_VALUE, progress.MAX_VALUE),
                         )
                     if changes:
-                        stamp = datetime.fromtimestamp(ts / 1e6, UTC) if ts else timezone.now()
+                        # The child's stamp is this machine's clock; the admin compares it with
+                        # the run's start, on the database's clock.
+                        stamp = (
+                            dbclock.from_local(datetime.fromtimestamp(ts / 1e6, UTC)) if ts else dbclock.now()
+                        )
                         self.log.report_changes.update(changes, progress_at=stamp)
                 continue
             self.log.add_line(level, stream, text, ts)

@@ -16,9 +16,8 @@ from datetime import datetime
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists
-from django.utils import timezone
 
-from .. import history, logcapture, runend
+from .. import dbclock, history, logcapture, runend
 from ..models import Report, Task
 from .claim import respool_deferred
 from .follow import ChildFollower, seconds_text
@@ -113,7 +112,7 @@ class RunEnd:
             result = Task.Result.WARNINGS
         else:
             result = Task.Result.OK
-        now = timezone.now()
+        now = dbclock.now()
         started = self.report.invocation_datetime
         log.report_changes.update(result=result, finished_datetime=now, end_reason=reason[:200])
         # flush() forgets the lines it wrote; should this transaction fail

@@ -3,9 +3,7 @@
 import socket
 from datetime import datetime
 
-from django.utils import timezone
-
-from .. import runner
+from .. import dbclock, runner
 from . import BaseBackend
 
 
@@ -19,7 +17,7 @@ class ImmediateBackend(BaseBackend):
     supports_at = False
 
     def spool(self, task_id: int, token: str, trigger: str, at: datetime | None = None) -> str:
-        if at is not None and at > timezone.now():
+        if at is not None and at > dbclock.now():
             return "immediate:dropped"
         runner.execute(task_id, token, trigger)
         return "immediate"

@@ -15,6 +15,7 @@ from datetime import datetime
 # HANDLER_NAME and the uwsgi_runtime helpers are also re-exported here under
 # their old names (tests/test_end_to_end.py and bench/benchapp/floor.py import
 # them from here).
+from .. import dbclock
 from ..spoolfiles import HANDLER_NAME, make_entry, node_id
 from ..uwsgi_runtime import spool_dir, spool_target_configured, spooler_configured, uwsgi
 from . import BaseBackend, SpoolerUnavailable
@@ -45,8 +46,10 @@ class UwsgiBackend(BaseBackend):
 
     def spool(self, task_id: int, token: str, trigger: str, at: datetime | None = None) -> str:
         self.ensure_available()
-        # Identifiers only; "at" rounded up to whole seconds (see make_entry).
-        entry = make_entry(task_id, token, trigger, at)
+        # Identifiers only; "at" rounded up to whole seconds (see make_entry),
+        # on this machine's clock: the spooler compares it with that clock,
+        # while "at" is on the database's (taskmanager.dbclock).
+        entry = make_entry(task_id, token, trigger, dbclock.to_local(at) if at is not None else None)
         try:
             path = uwsgi.spool(entry)
         except Exception as exc:

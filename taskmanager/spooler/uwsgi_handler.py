@@ -13,10 +13,9 @@ import logging
 import os
 
 from django.db import close_old_connections
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .. import recovery, spoolaside
+from .. import dbclock, recovery, spoolaside
 from ..conf import app_settings
 from ..models import SpoolerHeartbeat
 from ..spoolfiles import HANDLER_NAME
@@ -180,11 +179,17 @@ def register_recovery_timer() -> int | None:
 
 
 def record_heartbeat() -> None:
-    """Record that this node's spooler is alive (SpoolerHeartbeat row, UTC now)."""
+    """Record that this node's spooler is alive, and its clock's offset (SpoolerHeartbeat row).
+
+    The offset is measured here, once per heartbeat (``taskmanager.dbclock``):
+    ``last_seen`` is the database's now, read by the same query.
+    """
     try:
         close_old_connections()
+        offset = dbclock.measure()
         SpoolerHeartbeat.objects.update_or_create(
-            node=UwsgiBackend().node(), defaults={"last_seen": timezone.now()}
+            node=UwsgiBackend().node(),
+            defaults={"last_seen": dbclock.now(), "clock_offset": round(offset, 3)},
         )
     except Exception:  # noqa: BLE001 - a heartbeat must never break the spooler
         logger.exception("taskmanager: could not record the spooler heartbeat")

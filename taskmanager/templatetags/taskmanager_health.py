@@ -1,7 +1,7 @@
 """The admin banners shown when no spooler is alive or tasks are overdue: ``{% spooler_banner %}``.
 
 Used by the task list, the task page and the app index of the task manager
-(templates ``admin/taskmanager/...``). It costs two small queries.
+(templates ``admin/taskmanager/...``). It costs three small queries.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 
 from django import template
 from django.conf import settings
-from django.utils import timezone
+from django.db.models import Q
 from django.utils.module_loading import import_string
 
-from .. import spoolaside, uwsgi_runtime
+from .. import dbclock, spoolaside, uwsgi_runtime
 from ..conf import app_settings
 from ..models import Report, SpoolerHeartbeat, Task
 
@@ -46,7 +46,7 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
         return None  # reported by the system check taskmanager.E002
     if not getattr(backend, "reports_heartbeats", False):
         return None
-    since = (now or timezone.now()) - timedelta(seconds=timeout)
+    since = (now or dbclock.now()) - timedelta(seconds=timeout)
     beats = SpoolerHeartbeat.objects.order_by("-last_seen")
     runs = Report.objects.running().filter(heartbeat__gte=since)
     if uwsgi_runtime.spool_target_configured():
@@ -59,6 +59,28 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
     if runs.exists():
         return None
     return {"last_seen": latest[0] if latest else None, "node": latest[1] if latest else ""}
+
+
+#: Nodes the clock banner names at most.
+CLOCKS_LISTED = 10
+
+
+def skewed_clocks() -> list[dict]:
+    """Return the nodes whose clock differs from the database's by more than CLOCK_TOLERANCE seconds.
+
+    Each as ``{"node": str, "seconds": float, "ahead": bool}``, from the
+    offset measured at its last heartbeat (``SpoolerHeartbeat.clock_offset``,
+    the database's clock minus the node's); only nodes seen within
+    NODE_TIMEOUT (any node when it is 0). Empty when the tolerance is 0.
+    """
+    tolerance = app_settings.CLOCK_TOLERANCE
+    if not tolerance:
+        return []
+    beats = SpoolerHeartbeat.objects.filter(Q(clock_offset__gt=tolerance) | Q(clock_offset__lt=-tolerance))
+    if app_settings.NODE_TIMEOUT:
+        beats = beats.filter(last_seen__gte=dbclock.DbNow() - timedelta(seconds=app_settings.NODE_TIMEOUT))
+    rows = beats.order_by("node").values_list("node", "clock_offset")[:CLOCKS_LISTED]
+    return [{"node": node, "seconds": round(abs(offset)), "ahead": offset < 0} for node, offset in rows]
 
 
 def runs_as_root() -> bool:
@@ -99,11 +121,12 @@ def unreadable_files() -> list[str]:
 
 @register.inclusion_tag("admin/taskmanager/spooler_banner.html")
 def spooler_banner():
-    """Render the "tasks will not run", "overdue", "runs as root" and "unreadable spool files" banners."""
+    """Render the "tasks will not run", "overdue", "clock", "runs as root" and "unreadable spool files" banners."""
     unreadable = unreadable_files()
     return {
         "silence": silent_spoolers(),
         "overdue": overdue_tasks(),
+        "clocks": skewed_clocks(),
         "root": runs_as_root(),
         "unreadable": unreadable[:10],
         "unreadable_more": max(0, len(unreadable) - 10),

@@ -11,7 +11,7 @@ import socket
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from ... import spoolfiles
+from ... import dbclock, spoolfiles
 from ...models import SpoolerHeartbeat, Task
 from ...recovery import respool
 
@@ -65,10 +65,12 @@ class Command(BaseCommand):
         )
 
         def write(task_id, token, trigger, at):
+            # uWSGI compares "at" with this machine's clock; it is on the database's.
+            at = dbclock.to_local(at) if at is not None else None
             return spoolfiles.write(spool_dir, spoolfiles.make_entry(task_id, token, trigger, at), at)
 
         done = respool(spool_dir, write, node=node, adopt=options["adopt"], dry_run=options["dry_run"])
-        now = timezone.now()
+        now = dbclock.now()
         verb = "Would respool" if options["dry_run"] else "Respooled"
         if options["verbosity"] >= 2:
             for item in done:
