@@ -17,7 +17,7 @@ from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
 from . import dbclock, policy, schedule, spoolfiles
-from .conf import use_tz_problem
+from .conf import serves_queue, use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
 
@@ -67,6 +67,17 @@ def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo) -> str
 
     transaction.on_commit(spool_on_commit)
     return None
+
+
+def _left_for_spoolers(backend, task: Task) -> bool:
+    """Whether Start and Run now only record the pending row, handing no entry to a spooler here.
+
+    So on a web-only node (``backend.web_only()``), and for a task whose
+    queue this node's spoolers do not serve: a spooler node serving it takes
+    the row at its next pass (the database is the queue of record,
+    ``recovery/takeover.py``).
+    """
+    return backend.web_only() or not serves_queue(task.queue)
 
 
 def _discard_superseded(node: str, path: str, token: str) -> None:
@@ -183,17 +194,23 @@ def start(task: Task, user=None, version: int | None = None) -> Outcome:
     claimable = Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
     if version is not None:
         claimable = claimable.filter(version=version)
+    leave = _left_for_spoolers(backend, task)
     changed = claimable.update(
         status=status,
         run_token=token,
         next_datetime=run_at,
         scheduling=anchor,
         **_starter(user),
-        spooler_node=backend.node(),
+        spooler_node="" if leave else backend.node(),
         spooler_id="",
     )
     if changed != 1:
         return _changed_meanwhile(task, version) or _refusal(task)
+    if leave:
+        if future:
+            message = _("%(task)s is scheduled; a spooler node will take it: next run %(when)s")
+            return Outcome(True, message % {"task": task.name, "when": _when(run_at)})
+        return Outcome(True, _("%(task)s is queued; a spooler node will take it.") % {"task": task.name})
 
     def undo():
         Task.objects.filter(pk=task.pk, run_token=token, status=status).update(
@@ -281,8 +298,16 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     # An idle task records the node its entry goes to, whose periodic
     # recovery respools the entry if it is lost (recovery.runnow).
     backend = get_backend()
-    node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
-    changed = claimable.update(run_now_token=token, spooler_node=node, **_starter(user, "run_now_by"))
+    leave = _left_for_spoolers(backend, task)
+    if leave:
+        # No entry here: no node at all, so that a spooler node's pass takes
+        # the row at once (recovery/takeover.py), the pending run with it.
+        node = Value("")
+    else:
+        node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
+    changed = claimable.update(
+        run_now_token=token, run_now_at=dbclock.DbNow(), spooler_node=node, **_starter(user, "run_now_by")
+    )
     if changed != 1:
         refused = _changed_meanwhile(task, version)
         if refused:
@@ -291,6 +316,11 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
         if task.status == Task.Status.STARTED:
             return Outcome(False, _("%(task)s is already running.") % {"task": task.name})
         return Outcome(False, _("%(task)s is already queued to run now.") % {"task": task.name})
+
+    if leave:
+        return Outcome(
+            True, _("%(task)s is queued to run now; a spooler node will take it.") % {"task": task.name}
+        )
 
     def undo():
         Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")

@@ -408,6 +408,7 @@ class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
                     "note",
                     "timeout",
                     "notify",
+                    "queue",
                 ]
             },
         ),

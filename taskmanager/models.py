@@ -212,6 +212,17 @@ class Task(models.Model):
         ),
     )
 
+    queue = models.CharField(
+        _("queue"),
+        max_length=100,
+        blank=True,
+        default="",
+        help_text=_(
+            "Only spooler nodes serving this queue run the task (their TASKMANAGER_SERVE_QUEUES); "
+            "empty means the default queue."
+        ),
+    )
+
     # Scheduling
     scheduling = models.DateTimeField(
         _("scheduling"),
@@ -248,6 +259,10 @@ class Task(models.Model):
     # Status to return to when a "run now" run ends (the periodic chain goes on).
     resume_status = models.CharField(max_length=10, blank=True, editable=False)
     run_now_token = models.CharField(max_length=32, blank=True, editable=False)
+    # When the pending "run now" was queued (or last taken over), on the
+    # database's clock: another node takes it once it is older than the
+    # take-over grace (recovery/takeover.py).
+    run_now_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -297,7 +312,11 @@ class Task(models.Model):
         verbose_name_plural = _("tasks")
         ordering = ["name"]
         permissions = [("run_task", _("Can start, stop and run tasks"))]
-        indexes = [models.Index(fields=["status"], name="taskmanager_task_status")]
+        indexes = [
+            models.Index(fields=["status"], name="taskmanager_task_status"),
+            # The take-over pass of every spooler node (recovery/takeover.py).
+            models.Index(fields=["status", "next_datetime"], name="taskmanager_task_due"),
+        ]
 
     def __str__(self):
         return self.name

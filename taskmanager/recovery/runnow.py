@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from .. import spoolfiles
+from ..conf import served_queues
 from ..models import Report, Task
 
 logger = logging.getLogger("taskmanager.recovery")
@@ -46,6 +47,7 @@ def respool_run_now(
         task
         for task in Task.objects.exclude(run_now_token="")
         .exclude(status=Task.Status.STARTED)
+        .filter(queue__in=served_queues())
         .only("pk", "name", "run_now_token", "spooler_node")
         .order_by("pk")
         if not task.spooler_node

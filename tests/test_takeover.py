@@ -1,0 +1,195 @@
+"""Several machines, one task manager (issue 15): the database is the queue of record.
+
+Nodes are uWSGI instances on the test database, each with a host name of its
+own (``TM_TEST_HOSTNAME``, read by ``tests/settings.py``): to each other they
+are separate machines with separate spool directories and no shared file
+system. Second-scale settings: a pass every second, a grace of 2 s.
+
+* A node dies (SIGKILL of its whole process group) with scheduled work:
+  another node takes each pending row once it is overdue by the grace, runs
+  each slot once, and the dead node's files run nothing when it comes back.
+* A web-only node (no spooler, no spooler-external) accepts Start and Run
+  now; a spooler node takes the hint-less rows at its next pass.
+* A task pinned to a queue is never run by a node that does not serve it.
+
+On SQLite the nodes share one file on this machine, which is all these tests
+need (the database's clock is each process's, the same machine's clock).
+"""
+
+import os
+import signal
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from taskmanager import dbclock, spoolfiles
+from taskmanager.models import Report, Task
+
+from .support.admin import press
+from .support.objects import make_task
+from .support.spool import spool_paths
+from .support.waits import finished_report, finished_reports, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_sensitive]
+
+SETTINGS = {
+    "TASKMANAGER_RECOVERY_SECONDS": 1,
+    "TASKMANAGER_HEARTBEAT_SECONDS": 0.5,
+    "TASKMANAGER_HEARTBEAT_TIMEOUT": 5,
+    "TASKMANAGER_TAKEOVER_GRACE": 2,
+    "TASKMANAGER_NODE_TIMEOUT": 3,
+    "TASKMANAGER_QUEUES": ["default", "gpu"],
+}
+HOST_A, HOST_B, HOST_WEB = "node-a.invalid", "node-b.invalid", "web-only.invalid"
+
+
+def node(uwsgi_node, host, serve=None, **options):
+    """A uWSGI node standing for machine ``host`` (serving the queues ``serve``, default: "default")."""
+    settings = dict(SETTINGS)
+    if serve is not None:
+        settings["TASKMANAGER_SERVE_QUEUES"] = serve
+    return uwsgi_node(settings=settings, env={"TM_TEST_HOSTNAME": host}, **options)
+
+
+def node_id(server, host) -> str:
+    return "%s:%s" % (host, os.path.abspath(server.spool_dir))
+
+
+def kill(server) -> None:
+    """SIGKILL the node's whole process group (master, workers, spoolers, commands): a machine lost."""
+    os.killpg(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(timeout=10)
+    server.proc = None
+
+
+def test_dead_node_waiting_and_repeating_tasks_run_elsewhere_once(uwsgi_node, commands):
+    a = node(uwsgi_node, HOST_A)
+    b = node(uwsgi_node, HOST_B)
+    due = (dbclock.now() + timedelta(seconds=6)).replace(microsecond=0)
+    repeating = [
+        make_task(
+            commands, "every-minute-%d" % i, scheduling=due, repetition_period="minute", repetition_rate=1
+        )
+        for i in range(3)
+    ]
+    once = make_task(commands, "once", scheduling=due)
+    tasks = [*repeating, once]
+    for task in tasks:
+        assert "is scheduled" in press(a.admin, task, "start").text
+    a_id = node_id(a, HOST_A)
+    assert set(Task.objects.filter(pk__in=[t.pk for t in tasks]).values_list("spooler_node", flat=True)) == {
+        a_id
+    }
+
+    kill(a)
+    killed = time.monotonic()
+    runs = {task.pk: finished_report(task, timeout=40) for task in tasks}
+    print(
+        "\nfailover: last run ended %.1f s after the kill (slot due %.1f s after it)"
+        % (time.monotonic() - killed, (due - dbclock.now()).total_seconds() + time.monotonic() - killed)
+    )
+    for task in tasks:
+        report = runs[task.pk]
+        assert report.host == HOST_B, (task.name, report.host)
+        assert report.result == "OK"
+        assert report.invocation_datetime >= due
+    b_id = node_id(b, HOST_B)
+    for task in repeating:
+        task.refresh_from_db()
+        # The chain goes on on B, at the next slot of the grid: nothing replayed, nothing doubled.
+        assert task.status in Task.PENDING
+        assert task.spooler_node == b_id
+        assert task.next_datetime == due + timedelta(minutes=1)
+    once.refresh_from_db()
+    assert once.status == Task.Status.IDLE
+    assert "taken over from %s" % a_id in b.log()
+
+    # A comes back with its spool directory: its files carry superseded tokens and run nothing.
+    back = node(uwsgi_node, HOST_A, spool_dir=a.spool_dir, http=False)
+    wait_for(
+        lambda: not [p for p in spool_paths(back.spool_dir) if p.stat().st_mtime <= time.time()],
+        timeout=30,
+        message="node A's stale files consumed",
+    )
+    for task in tasks:
+        assert Report.objects.filter(task=task).count() == 1, task.name
+
+
+def test_start_and_run_now_through_a_web_only_node_reach_a_spooler_node(uwsgi_node, commands):
+    web = node(uwsgi_node, HOST_WEB, spooler_processes=0)
+    node(uwsgi_node, HOST_B)
+    started = make_task(commands, "web-start")
+    text = press(web.admin, started, "start").text
+    assert "a spooler node will take it" in text, text
+    report = finished_report(started, timeout=30)
+    assert report.host == HOST_B
+    assert report.result == "OK"
+
+    now = make_task(commands, "web-run-now")
+    assert "a spooler node will take it" in press(web.admin, now, "run-now").text
+    report = finished_report(now, timeout=30)
+    assert report.host == HOST_B and report.trigger == Report.Trigger.RUN_NOW
+    assert Task.objects.get(pk=now.pk).status == Task.Status.IDLE
+
+
+def test_a_queue_pinned_task_runs_only_on_a_node_serving_its_queue(uwsgi_node, commands):
+    a = node(uwsgi_node, HOST_A, serve=["default"])
+    task = make_task(commands, "on-gpu", queue="gpu")
+    assert "a spooler node will take it" in press(a.admin, task, "start").text
+    task.refresh_from_db()
+    assert task.status == Task.Status.SPOOLED and task.spooler_node == ""
+    # An entry of the current token in A's directory anyway (a file copied, an old release):
+    # A's claim refuses it and leaves the row pending.
+    path = spoolfiles.write(a.spool_dir, spoolfiles.make_entry(task.pk, task.run_token, "start"))
+    wait_for(lambda: not os.path.exists(path), message="A consuming the entry")
+    wait_for(lambda: "does not serve queue" in a.log(), message="A's refusal in its log")
+    assert not Report.objects.filter(task=task).exists()
+    task.refresh_from_db()
+    assert task.status == Task.Status.SPOOLED
+
+    gpu = node(uwsgi_node, HOST_B, serve=["gpu"])
+    report = finished_report(task, timeout=30)
+    assert report.host == HOST_B
+    # A default-queue task started through the gpu-only node runs on A.
+    plain = make_task(commands, "on-default")
+    assert "a spooler node will take it" in press(gpu.admin, plain, "start").text
+    assert finished_report(plain, timeout=30).host == HOST_A
+    assert len(finished_reports(task)) == 1
+
+
+def test_takeover_pass_coalesces_missed_slots_and_respects_queues(commands):
+    from taskmanager.recovery import take_over
+
+    anchor = (timezone.now() - timedelta(minutes=10)).replace(microsecond=0)
+    late = timezone.now() - timedelta(minutes=3, seconds=30)
+    dead = make_task(commands, "dead-node", scheduling=anchor, repetition_period="minute", repetition_rate=1)
+    pinned = make_task(commands, "dead-node-gpu", queue="gpu")
+    fresh = make_task(commands, "alive-node")
+    for task, when in ((dead, late), (pinned, late), (fresh, timezone.now())):
+        Task.objects.filter(pk=task.pk).update(
+            status=Task.Status.SCHEDULED,
+            run_token="old%d" % task.pk,
+            next_datetime=when,
+            spooler_node="gone:/spool",
+            spooler_id="/spool/uwsgi_spoolfile_x",
+        )
+    spooled = []
+
+    def spool(task_id, token, trigger, at):
+        spooled.append((task_id, token, trigger, at))
+        return "/here/uwsgi_spoolfile_%d" % task_id
+
+    assert take_over(spool, "here:/here") == 1
+    # One entry for the missed slots, at once (its stored next run, in the past): the claim
+    # then runs one run and goes on at the next slot of the grid (the coalescing rule).
+    [(task_id, token, trigger, at)] = spooled
+    dead.refresh_from_db()
+    assert task_id == dead.pk and token == dead.run_token != "old%d" % dead.pk
+    assert trigger == Report.Trigger.RECOVERY and at is None and dead.next_datetime == late
+    assert dead.spooler_node == "here:/here" and dead.spooler_id == "/here/uwsgi_spoolfile_%d" % dead.pk
+    # Not the gpu one (not served here), not the one within the grace.
+    assert Task.objects.get(pk=pinned.pk).spooler_node == "gone:/spool"
+    assert Task.objects.get(pk=fresh.pk).spooler_node == "gone:/spool"
+    assert take_over(spool, "here:/here") == 0
