@@ -105,6 +105,13 @@ def test_dead_node_waiting_and_repeating_tasks_run_elsewhere_once(uwsgi_node, co
     once.refresh_from_db()
     assert once.status == Task.Status.IDLE
     assert "taken over from %s" % a_id in b.log()
+    # The admin names the silent node, and says its waiting work has gone.
+    page = b.admin.get("/admin/taskmanager/task/")
+    assert page.status == 200
+    banner = page.text.split("tm-silent-nodes-banner", 1)[1].split("</ul>", 1)[0]
+    assert a_id in banner and "No waiting task is recorded on it any more." in banner, banner
+    # The task's page shows the node it moved to.
+    assert b_id in b.admin.get("/admin/taskmanager/task/%d/change/" % repeating[0].pk).text
 
     # A comes back with its spool directory: its files carry superseded tokens and run nothing.
     back = node(uwsgi_node, HOST_A, spool_dir=a.spool_dir, http=False)
