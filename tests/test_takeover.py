@@ -202,3 +202,23 @@ def test_takeover_pass_coalesces_missed_slots_and_respects_queues(commands):
     assert Task.objects.get(pk=pinned.pk).spooler_node == "gone:/spool"
     assert Task.objects.get(pk=fresh.pk).spooler_node == "gone:/spool"
     assert take_over(spool, "here:/here") == 0
+
+
+def test_takeover_pass_takes_a_late_run_now_of_another_node_and_leaves_a_fresh_one(commands):
+    from taskmanager.recovery import take_over
+
+    late = make_task(commands, "run-now-late")
+    fresh = make_task(commands, "run-now-fresh")
+    for task, age in ((late, 300), (fresh, 0)):
+        Task.objects.filter(pk=task.pk).update(
+            run_now_token="rn%d" % task.pk,
+            run_now_at=timezone.now() - timedelta(seconds=age),
+            spooler_node="gone:/spool",
+        )
+    spooled = []
+    assert take_over(lambda *entry: spooled.append(entry) or "", "here:/here") == 1
+    late.refresh_from_db()
+    assert spooled == [(late.pk, late.run_now_token, Report.Trigger.RUN_NOW, None)]
+    assert late.run_now_token != "rn%d" % late.pk and late.spooler_node == "here:/here"
+    assert late.status == Task.Status.IDLE
+    assert Task.objects.get(pk=fresh.pk).run_now_token == "rn%d" % fresh.pk
