@@ -3,7 +3,8 @@
 Three admin views, registered by ``ReportAdmin.get_urls`` through
 :func:`urls` and wrapped in ``admin_site.admin_view`` (so they need the admin
 login); each also needs Django's ``view_report`` permission
-(``ModelAdmin.has_view_permission``), else 403:
+(``ModelAdmin.has_view_permission``) and the read rights of the report's
+command (``policy.may_read``, through ``ReportAdmin.get_object``), else 403:
 
 * ``admin:taskmanager_report_log`` - ``<pk>/log/``: one page of the log,
   filtered by level (``level=ALL|WARNING|ERROR``, WARNING meaning warnings and
