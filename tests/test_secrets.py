@@ -70,6 +70,7 @@ def leaks(text: str) -> list[str]:
     return found + (["the webhook URL"] if HOOK_PATH in text else [])
 
 
+@pytest.mark.db_sensitive
 def test_secrets_never_reach_the_store(uwsgi_node, endpoints, commands, monkeypatch):
     monkeypatch.setenv("TM_TEST_API_TOKEN", SECRETS["an environment variable"])
     monkeypatch.setenv(
