@@ -1,11 +1,11 @@
 """A run's log on its way to the database: ``ReportLog``.
 
 Redacts secrets (:mod:`taskmanager.redaction`) from every line and report
-field it stores, counts the lines by level, batches LogLine rows within the byte bound, flushes
-them with the report's counters and pending changes (heartbeat, progress,
-pid) in one transaction, survives database errors (lines kept, then dropped
-and counted past a bound), and notices a report that was deleted or closed
-by recovery meanwhile (:attr:`ReportLog.gone`).
+field it stores, counts the lines by level, batches LogLine rows within the
+byte bound, flushes them with the report's counters and pending changes
+(heartbeat, progress, pid) in one transaction, survives database errors
+(lines kept, then dropped and counted past a bound), and notices a report
+that was deleted or closed by recovery meanwhile (:attr:`ReportLog.gone`).
 """
 
 import logging
