@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -336,8 +336,10 @@ class ReportInline(ReportColumnsMixin, ReadOnlyInline):
 
     def get_queryset(self, request):
         # Each row prints its report (Report.__str__ names the task): without
-        # the join that is one more query per report on the task page.
-        return super().get_queryset(request).select_related("task")
+        # the join that is one more query per report on the task page. Only
+        # the reports the user may read (policy.may_read): the tails are what
+        # the runs printed.
+        return policy.readable_reports(super().get_queryset(request).select_related("task"), request.user)
 
 
 def _running_report(field):
@@ -349,8 +351,12 @@ def _running_report(field):
 
 
 def _annotated_run(task):
-    """The running report's progress, as annotated by TaskAdmin.get_queryset (or None)."""
-    if getattr(task, "run_started", None) is None:
+    """The running report's progress, as annotated by TaskAdmin.get_queryset (or None).
+
+    None also when the user may not read the task's reports (policy.may_read):
+    the progress message is what the run printed.
+    """
+    if getattr(task, "run_started", None) is None or not getattr(task, "run_readable", False):
         return None
     return SimpleNamespace(
         invocation_datetime=task.run_started,
@@ -455,6 +461,7 @@ class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
                 run_total=_running_report("progress_total"),
                 run_message=_running_report("progress_message"),
                 run_progress_at=_running_report("progress_at"),
+                run_readable=Exists(policy.readable_commands(request.user).filter(pk=OuterRef("command_id"))),
             )
         )
 
@@ -763,6 +770,33 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         "log_link",
     ]
     readonly_fields = fields
+
+    # -- read rights: who may see the command reads its reports (policy.may_read)
+    def get_queryset(self, request):
+        return policy.readable_reports(super().get_queryset(request), request.user)
+
+    def get_object(self, request, object_id, from_field=None):
+        """The report, or None if there is none; PermissionDenied (403) for one the user may not read.
+
+        The log viewer's views use it too (logviews.get_report).
+        """
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            field = self.model._meta.pk if from_field is None else self.model._meta.get_field(from_field)
+            try:
+                exists = self.model._default_manager.filter(
+                    **{field.name: field.to_python(object_id)}
+                ).exists()
+            except (ValidationError, ValueError):
+                exists = False
+            if exists:
+                raise PermissionDenied
+        return obj
+
+    def has_view_permission(self, request, obj=None):
+        if not super().has_view_permission(request, obj):
+            return False
+        return obj is None or policy.may_read(request.user, obj.task.command)
 
     def has_add_permission(self, request):
         return False

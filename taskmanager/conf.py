@@ -154,6 +154,11 @@ DEFAULTS = {
     # Scheme and host put before admin links in notices, e.g.
     # "https://ops.example.com"; None gives links without a host.
     "NOTIFY_SITE_URL": None,
+    # Secrets kept out of the stored log (see taskmanager.redaction): more
+    # settings whose values are secrets, and regular expressions whose
+    # matches are.
+    "REDACT_SETTINGS": [],
+    "REDACT_PATTERNS": [],
 }
 
 

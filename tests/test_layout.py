@@ -22,6 +22,7 @@ PURE = {
     "taskmanager.logcapture",
     "taskmanager.processes",
     "taskmanager.progress",
+    "taskmanager.redaction",
     "taskmanager.schedule",
     "taskmanager.spoolaside",
     "taskmanager.spoolfiles",

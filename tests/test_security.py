@@ -416,8 +416,12 @@ def test_deleting_a_running_report_needs_the_right_to_stop_it(server, admin_http
         lambda: not os.path.exists("/proc/%d" % report.pid) or _zombie(report.pid),
         message="the command to end",
     )
-    # A finished report: delete_report is enough.
-    Command.objects.filter(pk=collected["tm_sleep"].pk).update(run_by=Command.RunBy.SUPERUSERS)
+    # A finished report: delete_report is enough, with the right to read it
+    # (docs/security.rst, "Read rights"), not the right to stop the run.
+    cleaners = Group.objects.create(name="cleaners")
+    collected["tm_sleep"].groups.set([cleaners])
+    User.objects.get(username="cleaner").groups.add(cleaners)
+    Command.objects.filter(pk=collected["tm_sleep"].pk).update(run_by=Command.RunBy.GROUPS)
     Task.objects.filter(pk=task.pk).update(arguments="--seconds 0")
     press(admin_http, task, "start")
     done = finished_report(task, after=report.pk)
