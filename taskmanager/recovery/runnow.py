@@ -48,17 +48,22 @@ def respool_run_now(
     (``run_now_at``; none: a token from before it was recorded), so an
     entry being written now is not doubled. An entry is gone when no spool
     file of ``spool_dir`` due now carries the token; it is spooled again
-    (trigger "run now", at once) if the task still has that token, waiting
-    since the same time, and is still not running. Spooling one twice is harmless anyway: the first
+    (trigger "run now", at once) if the task still has that token, still
+    waits since before the margin (a run that ended meanwhile restarts the
+    wait) and is still not running. Spooling one twice is harmless anyway: the first
     claim clears the token, the second finds it stale.
     """
     settled = ExpressionWrapper(Now() - WRITE_MARGIN, output_field=DateTimeField())
+    # Waiting since before the margin (none recorded: a token from before
+    # run_now_at existed). Not compared for equality: SQLite's Now() and
+    # Django write datetimes with different precision.
+    waiting_long = Q(run_now_at__isnull=True) | Q(run_now_at__lt=settled)
     candidates = [
         task
         for task in Task.objects.exclude(run_now_token="")
         .exclude(status=Task.Status.STARTED)
-        .filter(Q(run_now_at__isnull=True) | Q(run_now_at__lt=settled))
-        .only("pk", "name", "run_now_token", "run_now_at", "spooler_node")
+        .filter(waiting_long)
+        .only("pk", "name", "run_now_token", "spooler_node")
         .order_by("pk")
         if not task.spooler_node
         or task.spooler_node == node
@@ -74,7 +79,7 @@ def respool_run_now(
         if (task.pk, task.run_now_token) in waiting:
             continue
         if (
-            not Task.objects.filter(pk=task.pk, run_now_token=task.run_now_token, run_now_at=task.run_now_at)
+            not Task.objects.filter(waiting_long, pk=task.pk, run_now_token=task.run_now_token)
             .exclude(status=Task.Status.STARTED)
             .exists()
         ):
