@@ -24,8 +24,8 @@ from taskmanager.recovery import runnow
 
 from .support.admin import add_task, edit_task, press, start_running
 from .support.objects import log_texts
-from .support.spool import entries_of, spool_entries
-from .support.waits import finished_report, finished_reports, wait_for
+from .support.spool import entries_of, make_due, spool_entries
+from .support.waits import finished_report, finished_reports, recovery_ticks, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,9 +54,10 @@ def test_next_run_not_spooled_at_claim_is_respooled_by_the_periodic_pass(uwsgi_n
         }
     )
     task = add_task(node.admin, commands, "respool-full", "tm_ok", **PERIODIC)
-    Task.objects.filter(pk=task.pk).update(scheduling=timezone.now() + timedelta(seconds=3))
+    Task.objects.filter(pk=task.pk).update(scheduling=timezone.now() + timedelta(hours=1))
     assert "is scheduled" in press(node.admin, task, "start").text
     full.touch()  # the disk fills up before the slot comes
+    make_due(task)
     report = finished_report(task)
     assert any("The next run could not be spooled" in text for text in log_texts(report))
     task.refresh_from_db()
@@ -64,7 +65,7 @@ def test_next_run_not_spooled_at_claim_is_respooled_by_the_periodic_pass(uwsgi_n
     assert current_entry(node, task) is None
 
     full.unlink()  # space is back
-    path = wait_for(lambda: current_entry(node, task), timeout=15, message="the next run respooled")
+    path = wait_for(lambda: current_entry(node, task), message="the next run respooled")
     task.refresh_from_db()
     entry = spoolfiles.read(path)
     assert entry["trigger"] == Report.Trigger.RECOVERY
@@ -75,7 +76,7 @@ def test_next_run_not_spooled_at_claim_is_respooled_by_the_periodic_pass(uwsgi_n
 
 @pytest.mark.db_sensitive
 def test_lost_entry_of_a_scheduled_periodic_task_is_respooled_and_its_slot_runs(uwsgi_node, commands):
-    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1})
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, spooler_processes=1)
     task = add_task(node.admin, commands, "respool-lost", "tm_ok", **PERIODIC)
     slot = timezone.now().replace(microsecond=0) + timedelta(seconds=8)
     Task.objects.filter(pk=task.pk).update(scheduling=slot)
@@ -84,7 +85,10 @@ def test_lost_entry_of_a_scheduled_periodic_task_is_respooled_and_its_slot_runs(
     assert lost
     os.unlink(lost)  # the entry is lost (its future date: no spooler holds it)
 
-    wait_for(lambda: current_entry(node, task), timeout=6, message="the lost entry respooled")
+    # Respooled by the first whole recovery pass after the loss (a pass
+    # counted by its heartbeat; one spooler process: the passes do not overlap).
+    recovery_ticks(node, 2)
+    assert current_entry(node, task) or Report.objects.filter(task=task).exists(), "not respooled"
     report = finished_report(task, timeout=30)
     assert report.trigger == Report.Trigger.RECOVERY
     assert report.invocation_datetime >= slot
@@ -135,7 +139,7 @@ def test_periodic_pass_sweeps_superseded_entries_in_bounded_batches(uwsgi_node, 
     # A project's own @spool entry and an entry due now are not the sweep's.
     foreign = spoolfiles.write(node.spool_dir, {b"ud_spool_func": b"other", b"task": b"1"}, far)
 
-    wait_for(lambda: not any(os.path.exists(p) for p in stale), timeout=30, message="the stale entries swept")
+    wait_for(lambda: not any(os.path.exists(p) for p in stale), message="the stale entries swept")
     assert os.path.exists(kept) and os.path.exists(foreign)
     counts = [int(n) for n in re.findall(r"sweep_superseded handled (\d+)", node.log())]
     assert sum(counts) == 7 and max(counts) <= 3 and len(counts) >= 3
@@ -166,7 +170,7 @@ def test_run_now_whose_entry_was_lost_is_respooled_by_the_periodic_pass(uwsgi_no
     assert "already queued" in press(node.admin, task, "run-now").text
     press(node.admin, blocker, "stop")
 
-    report = finished_report(task, timeout=20)
+    report = finished_report(task)
     assert report.trigger == Report.Trigger.RUN_NOW and report.result == "OK"
     wait_for(
         lambda: Task.objects.filter(pk=task.pk, status="IDLE", run_now_token="").exists(),
@@ -174,7 +178,7 @@ def test_run_now_whose_entry_was_lost_is_respooled_by_the_periodic_pass(uwsgi_no
     )
     assert "had no spool entry for its run now; respooled" in node.log()
     assert "will run now" in press(node.admin, task, "run-now").text
-    assert len(finished_reports(task, count=2, timeout=30)) == 2
+    assert len(finished_reports(task, count=2)) == 2
 
 
 def test_a_lost_run_now_is_respooled_at_the_first_pass_past_the_write_margin(commands, tmp_path):

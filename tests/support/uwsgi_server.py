@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .scale import scaled
+
 ROOT = Path(__file__).resolve().parents[2]
 BOUND_RE = re.compile(rb"bound to TCP address 127\.0\.0\.1:(\d+)")
 SPOOLER_RE = re.compile(r"spawned the uWSGI spooler on dir \S+ with pid (\d+)")
@@ -107,7 +109,8 @@ class UwsgiServer:
         except OSError:
             return ""
 
-    def start(self, timeout=30.0):
+    def start(self, timeout=60.0):
+        timeout = scaled(timeout)
         self.proc = subprocess.Popen(
             self.args, env=self.env, cwd=str(ROOT), start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
