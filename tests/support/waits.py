@@ -4,13 +4,14 @@ A deadline is only a failure's limit: waiting on a condition costs what the
 condition takes, so the deadlines are generous (a loaded 2-core machine runs
 uWSGI nodes, commands and the database slowly, issue 13, item 10). Every
 deadline is multiplied by ``TM_TEST_TIMEOUT_SCALE`` (default 1, ``scale.scaled``),
-for slower machines still. This is the one module of the tests that sleeps.
+for slower machines still. This is the one module of the tests that sleeps
+(tests/test_layout.py holds the others to it). It imports the models only
+inside the helpers that need them: ``uwsgi_server`` polls with
+:func:`wait_for` also in the benchmarks, before Django is set up.
 """
 
 import os
 import time
-
-from taskmanager.models import Report, SpoolerHeartbeat
 
 from .scale import scaled
 
@@ -33,6 +34,8 @@ def wait_for(predicate, timeout=DEFAULT_TIMEOUT, interval=0.05, message="conditi
 
 def finished_reports(task, count=1, timeout=DEFAULT_TIMEOUT):
     """Wait until ``task`` has ``count`` finished reports or more; return them, oldest first."""
+    from taskmanager.models import Report  # Deferred: see the module's docstring.
+
     finished = Report.objects.filter(task=task, finished_datetime__isnull=False).order_by("pk")
     return wait_for(
         lambda: finished.count() >= count and list(finished),
@@ -48,6 +51,8 @@ def finished_report(task, timeout=DEFAULT_TIMEOUT):
 
 def running_report(task, timeout=DEFAULT_TIMEOUT):
     """Wait until the task's run has its child process and a first line; return the report."""
+    from taskmanager.models import Report  # Deferred: see the module's docstring.
+
     return wait_for(
         lambda: Report.objects.filter(
             task=task, finished_datetime__isnull=True, pid__isnull=False, lines__gte=1
@@ -74,6 +79,8 @@ def recovery_ticks(node, count, timeout=DEFAULT_TIMEOUT):
     (instead of a sleep that hopes they did); a heartbeat missed by the
     polling only makes the wait longer.
     """
+    from taskmanager.models import SpoolerHeartbeat  # Deferred: see the module's docstring.
+
     beats = SpoolerHeartbeat.objects.filter(node__endswith=":%s" % node.spool_dir)
 
     def last_seen():
