@@ -1,8 +1,10 @@
 """Waiting for what the spoolers do: polls with a deadline, never a fixed sleep.
 
 A deadline is only a failure's limit: waiting on a condition costs what the
-condition takes, so the deadlines are generous (a loaded 2-core machine runs
-uWSGI nodes, commands and the database slowly, issue 13, item 10). Every
+condition takes, so the deadlines are generous (issue 13, item 10: on a
+loaded 2-core machine the uWSGI spoolers, which run at nice 19, and the
+commands they fork get a small share of the CPU; a notice that takes a
+fraction of a second took over 20 s under a load of 10). Every
 deadline is multiplied by ``TM_TEST_TIMEOUT_SCALE`` (default 1, ``scale.scaled``),
 for slower machines still. This is the one module of the tests that sleeps
 (tests/test_layout.py holds the others to it). It imports the models only
