@@ -296,7 +296,8 @@ def test_search_pages_forward_and_back(transactional_db, commands, monkeypatch):
 
 
 def test_live_follow_while_running(server, admin_http, commands):
-    task = add_task(admin_http, commands, "drip", "tm_drip", "--lines 12, --tick 0.25")
+    # 6 s of lines: the first poll below comes while the run goes on, also on a loaded machine.
+    task = add_task(admin_http, commands, "drip", "tm_drip", "--lines 12, --tick 0.5")
     press(admin_http, task, "start")
     report = wait_for(lambda: Report.objects.filter(task=task).first(), message="the run to start")
     page = admin_http.get(LOG_URL % report.pk + "?level=ALL")
