@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Case, F, Value, When
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
@@ -282,7 +283,9 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     # recovery respools the entry if it is lost (recovery.runnow).
     backend = get_backend()
     node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
-    changed = claimable.update(run_now_token=token, spooler_node=node, **_starter(user, "run_now_by"))
+    changed = claimable.update(
+        run_now_token=token, run_now_at=Now(), spooler_node=node, **_starter(user, "run_now_by")
+    )
     if changed != 1:
         refused = _changed_meanwhile(task, version)
         if refused:

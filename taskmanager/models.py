@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, Value, When
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -145,12 +146,14 @@ class TaskQuerySet(models.QuerySet):
         """End the run of these tasks on the task's side, in one UPDATE; return the row count.
 
         The status becomes :meth:`Task.end_status` and ``resume_status`` is
-        cleared; ``fields`` (the last result, counters...) are set in the same
+        cleared; ``run_now_at`` becomes now (a "run now" deferred behind the
+        run waits for its entry from this moment, ``recovery.runnow``);
+        ``fields`` (the last result, counters...) are set in the same
         UPDATE. The status comes first: MySQL/MariaDB evaluate SET assignments
         left to right, each seeing the ones before it, so it must read
         ``resume_status`` before that is cleared.
         """
-        return self.update(status=Task.end_status(), resume_status="", **fields)
+        return self.update(status=Task.end_status(), resume_status="", run_now_at=Now(), **fields)
 
 
 class Task(models.Model):
@@ -248,6 +251,11 @@ class Task(models.Model):
     # Status to return to when a "run now" run ends (the periodic chain goes on).
     resume_status = models.CharField(max_length=10, blank=True, editable=False)
     run_now_token = models.CharField(max_length=32, blank=True, editable=False)
+    # Since when the queued "run now" waits for its spool entry to run (the
+    # database's clock): set with the token, and again when the run it was
+    # deferred behind ends. The periodic recovery respools a token older than
+    # a few seconds with no entry (recovery/runnow.py).
+    run_now_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

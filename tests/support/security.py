@@ -150,7 +150,7 @@ def assert_nothing_ran(server, task, before: set[str], reports=0):
     assert Report.objects.filter(task=task).count() == reports
 
 
-def finished_report(task, after=0, timeout=30):
+def finished_report(task, after=0, timeout=60):
     """The first finished report of ``task`` with a pk above ``after``."""
     return wait_for(
         lambda: Report.objects.filter(task=task, pk__gt=after, finished_datetime__isnull=False).first(),
