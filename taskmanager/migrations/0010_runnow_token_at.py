@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("taskmanager", "0008_task_overdue"),
+        ("taskmanager", "0009_node_clock_offset"),
     ]
 
     operations = [
