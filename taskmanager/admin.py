@@ -9,8 +9,11 @@ only (with Django's CSRF protection).
 from types import SimpleNamespace
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import DatabaseError, connections
 from django.db.models import Count, F, OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
@@ -929,13 +932,54 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         return logviews.urls(self) + super().get_urls()
 
 
+#: Per database alias: whether it can group dates in the project's time zone (see _dates_work).
+_DATES_WORK: dict[str, bool] = {}
+
+
+def _dates_work(alias: str = "default") -> bool:
+    """Whether the database can group dates in the project's time zone (the date drill-down).
+
+    MySQL and MariaDB need their time zone tables for it (``CONVERT_TZ``
+    answers NULL without them and Django raises "Database returned an invalid
+    datetime value"); asked once per process.
+    """
+    if alias not in _DATES_WORK:
+        connection = connections[alias]
+        works = True
+        if connection.vendor == "mysql" and settings.USE_TZ:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT CONVERT_TZ('2000-01-01 00:00:00', 'UTC', %s)", [settings.TIME_ZONE]
+                    )
+                    works = cursor.fetchone()[0] is not None
+            except DatabaseError:
+                works = False
+        _DATES_WORK[alias] = works
+    return _DATES_WORK[alias]
+
+
+class _AuditChangeList(ChangeList):
+    """The audit list, without the date drill-down where the database cannot group dates (_dates_work)."""
+
+    def __init__(
+        self, request, model, list_display, list_display_links, list_filter, date_hierarchy, *args, **kw
+    ):
+        if not _dates_work():
+            date_hierarchy = None
+        super().__init__(
+            request, model, list_display, list_display_links, list_filter, date_hierarchy, *args, **kw
+        )
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(BusyDatabaseMixin, admin.ModelAdmin):
     """The audit list: read-only for everyone, superusers included; needs ``view_auditentry``."""
 
     Media = TaskManagerMedia
     list_display = ["when", "actor_name", "action", "object_type", "object_display", "changes_display"]
-    list_filter = ["action", "object_type", "actor_name"]
+    # "when": today, the past 7 days, this month, this year (ranges: fine on every database).
+    list_filter = ["action", "object_type", "actor_name", "when"]
     search_fields = ["object_repr", "actor_name", "message", "=object_id", "=task_ref"]
     date_hierarchy = "when"
     fields = [
@@ -959,6 +1003,9 @@ class AuditEntryAdmin(BusyDatabaseMixin, admin.ModelAdmin):
     @admin.display(description=_("before and after"))
     def changes_display(self, obj):
         return format_html("{}{}", display.audit_changes(obj.changes), obj.message)
+
+    def get_changelist(self, request, **kwargs):
+        return _AuditChangeList
 
     # Entries are written by the app only: nobody adds, changes or deletes them here.
     def has_add_permission(self, request):
