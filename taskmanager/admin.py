@@ -117,7 +117,7 @@ class AuditHistoryMixin:
     AUDIT_SHOWN = 200
 
     def history_view(self, request, object_id, extra_context=None):
-        object_type = audit._TYPES[self.model.__name__]
+        object_type = audit.OBJECT_TYPES[self.model.__name__]
         entries = list(audit.for_object(object_type, object_id)[: self.AUDIT_SHOWN + 1])
         more = ""
         if len(entries) > self.AUDIT_SHOWN:
@@ -710,9 +710,11 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
                 self.message_user(
                     request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING
                 )
-        changes = audit.diff(
-            before, _task_values(Task.objects.select_related("command", "category").get(pk=obj.pk))
-        )
+        after = _task_values(Task.objects.select_related("command", "category").get(pk=obj.pk))
+        if not change:
+            # A new task: the fields it was given.
+            after = {name: item for name, item in after.items() if item not in (None, "")}
+        changes = audit.diff(before, after)
         if changes or not change:
             audit.record(
                 audit.Action.EDIT if change else audit.Action.CREATE,

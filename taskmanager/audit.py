@@ -87,7 +87,7 @@ def record(
     """
     actor_id, actor_name = actor_of(user)
     if object_type is None:
-        object_type = _TYPES[type(obj).__name__]
+        object_type = OBJECT_TYPES[type(obj).__name__]
     if obj is not None:
         object_id = obj.pk if object_id is None else object_id
         object_repr = str(obj) if object_repr is None else object_repr
@@ -106,7 +106,8 @@ def record(
     )
 
 
-_TYPES = {"Task": ObjectType.TASK, "Command": ObjectType.COMMAND, "Report": ObjectType.REPORT}
+#: The object type of each audited model, by class name.
+OBJECT_TYPES = {"Task": ObjectType.TASK, "Command": ObjectType.COMMAND, "Report": ObjectType.REPORT}
 
 
 def for_object(object_type: str, object_id):

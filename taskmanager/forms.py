@@ -1,6 +1,7 @@
 """The task form: arguments and schedule are checked when the task is saved."""
 
 from django import forms
+from django.db import transaction
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
@@ -139,9 +140,11 @@ class TaskForm(forms.ModelForm):
         """
         if self.instance.pk is None or loaded is None:
             return True
+        rows = Task.objects.all()
+        if transaction.get_connection().in_atomic_block:  # the admin's save: lock until it commits
+            rows = rows.select_for_update()
         row = (
-            Task.objects.select_for_update()
-            .filter(pk=self.instance.pk)
+            rows.filter(pk=self.instance.pk)
             .values("version", "definition_changed_by_id", "definition_changed_at")
             .first()
         )
