@@ -168,3 +168,44 @@ def test_only_definition_edits_raise_the_version(server, collected):
     task = Task.objects.get(pk=task.pk)
     assert (task.name, task.version) == ("runs-twice-renamed", 1)
     assert Report.objects.filter(task=task).count() == 2
+
+
+def _save_together(clients, task, pages, arguments) -> dict:
+    """Post each client's page (``pages``) with its ``arguments`` at the same moment; return the answers."""
+    import threading
+
+    barrier, answers = threading.Barrier(len(clients)), {}
+
+    def save(name):
+        barrier.wait()
+        answers[name] = clients[name].post(
+            "/admin/taskmanager/task/%d/change/" % task.pk,
+            {**pages[name], "arguments": arguments[name], "_save": "Save"},
+        )
+
+    threads = [threading.Thread(target=save, args=(name,)) for name in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return answers
+
+
+@pytest.mark.db_sensitive
+def test_two_saves_at_once_from_the_same_version_save_one(server, collected):
+    """Two tabs saving at the same moment: the row lock lets one through and refuses the other."""
+    make_staff("alice", *DEFINERS)
+    make_staff("carol", *DEFINERS)
+    clients = {"alice": login(server, "alice"), "carol": login(server, "carol")}
+    add_form(clients["alice"], "racing", collected["tm_ok"], "--lines 1")
+    task = Task.objects.get(name="racing")
+    for round_ in range(1, 6):
+        pages = {name: change_page(client, task) for name, client in clients.items()}
+        arguments = {"alice": "--lines %d" % (round_ * 10 + 1), "carol": "--lines %d" % (round_ * 10 + 2)}
+        answers = _save_together(clients, task, pages, arguments)
+        saved = [name for name, resp in answers.items() if "/change/" not in resp.url]
+        refused = [name for name, resp in answers.items() if "Not saved:" in form_errors(resp)]
+        assert len(saved) == 1 and len(refused) == 1, (round_, saved, refused)
+        now = Task.objects.get(pk=task.pk)
+        assert (now.version, now.arguments) == (round_ + 1, arguments[saved[0]])
+        assert now.definition_changed_by.username == saved[0]
