@@ -164,6 +164,15 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
     :func:`reschedule`): the run stays its starter's, as the task records
     them, and the edit's own audit entry says what happened.
     """
+    if requeue and user is not None:
+        reason = policy.run_refusal(task, user)
+        if reason:
+            # Said to the editor: the refusal is about the starter, not them.
+            return Outcome(
+                False,
+                _("%(task)s is stopped: %(user)s, who started it, may not run it as it is now: %(reason)s")
+                % {"task": task.name, "user": user.get_username(), "reason": reason},
+            )
     refused = _not_allowed(task, user, starting=True) or _changed_meanwhile(task, version)
     if refused:
         return refused

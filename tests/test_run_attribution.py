@@ -209,3 +209,32 @@ def test_two_saves_at_once_from_the_same_version_save_one(server, collected):
         now = Task.objects.get(pk=task.pk)
         assert (now.version, now.arguments) == (round_ + 1, arguments[saved[0]])
         assert now.definition_changed_by.username == saved[0]
+
+
+@pytest.mark.db_sensitive
+def test_an_edit_the_starter_may_not_run_stops_the_schedule(server, admin_http, collected):
+    """A superuser changes Alice's waiting task to a command for superusers only: it is not re-queued
+    in Alice's name (her run would be refused at every slot) but stopped, and the editor is told why."""
+    make_staff("alice", *DEFINERS)
+    as_alice = login(server, "alice")
+    collected["tm_echo"].run_by = "superusers"
+    collected["tm_echo"].save()
+    add_form(
+        as_alice,
+        "alices",
+        collected["tm_ok"],
+        "--lines 1",
+        repetition_period="day",
+        repetition_rate="1",
+        **_tomorrow(),
+    )
+    task = Task.objects.get(name="alices")
+    assert "is scheduled" in shown_messages(press(as_alice, task, "start"))
+    resp = save_change_page(
+        admin_http, task, change_page(admin_http, task), command=str(collected["tm_echo"].pk), arguments="hi"
+    )
+    assert "/change/" not in resp.url, form_errors(resp)
+    message = shown_messages(resp)
+    assert "Alices is stopped: alice, who started it, may not run it as it is now" in message, message
+    task = Task.objects.get(pk=task.pk)
+    assert (task.status, task.run_token, task.started_by.username) == ("IDLE", "", "alice")
