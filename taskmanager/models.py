@@ -297,6 +297,11 @@ class Task(models.Model):
     definition_changed_at = models.DateTimeField(
         _("definition changed at"), null=True, blank=True, editable=False
     )
+    # The definition version the starter's Start committed to. An edit after
+    # it re-queues the pending run under the same starter ("defined by" the
+    # editor, see actions.reschedule), and the claim then checks the rights
+    # of both (policy.claim_refusal).
+    started_version = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     objects = TaskQuerySet.as_manager()
 
@@ -367,6 +372,22 @@ class Report(models.Model):
         related_name="+",
         verbose_name=_("started by"),
     )
+    # The starter's username, kept when the user is deleted (the task's
+    # started_by_name, or run_now_by_name for a "run now" run).
+    user_name = models.CharField(_("started by (username)"), max_length=150, blank=True)
+    # Who last defined what this run ran, and the definition's version (copied
+    # from the task at the claim): an edit re-queues a run under its starter,
+    # so the starter and the author may differ.
+    defined_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("defined by"),
+    )
+    defined_by_name = models.CharField(_("defined by (username)"), max_length=150, blank=True)
+    definition_version = models.PositiveIntegerField(_("definition version"), null=True, blank=True)
     command_line = models.TextField(_("command line"), blank=True)
     host = models.CharField(_("host"), max_length=255, blank=True)
     pid = models.IntegerField(_("pid"), null=True, blank=True)
@@ -519,3 +540,57 @@ class SpoolerHeartbeat(models.Model):
 
     def __str__(self):
         return self.node
+
+
+class AuditEntry(models.Model):
+    """Who did what to a task, a command or a report, and when (``taskmanager.audit``).
+
+    No foreign key: the actor and the object are kept as text (ids and
+    names), so an entry outlives both and deleting either deletes nothing
+    here. Entries are written by the app only, shown read-only in the admin,
+    and pruned after ``TASKMANAGER_AUDIT_DAYS`` days.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("create")
+        EDIT = "edit", _("edit")
+        START = "start", _("start")
+        STOP = "stop", _("stop")
+        RUN_NOW = "run now", _("run now")
+        ACTIVATE = "activate", _("activate")
+        DEACTIVATE = "deactivate", _("deactivate")
+        RIGHTS = "rights", _("run rights")
+        DELETE = "delete", _("delete")
+        PRUNE = "prune", _("prune reports")
+
+    class ObjectType(models.TextChoices):
+        TASK = "task", _("task")
+        COMMAND = "command", _("command")
+        REPORT = "report", _("report")
+
+    when = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    # The user's id and username as they were; no id for collection
+    # ("collect_commands") or the spooler ("system").
+    actor_id = models.BigIntegerField(_("actor id"), null=True, blank=True)
+    actor_name = models.CharField(_("who"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=12, choices=Action.choices)
+    object_type = models.CharField(_("object type"), max_length=10, choices=ObjectType.choices)
+    object_id = models.CharField(_("object id"), max_length=40)
+    object_repr = models.CharField(_("object"), max_length=300)
+    # The task an entry about a report belongs to (its history page lists it).
+    task_ref = models.CharField(_("task id"), max_length=40, blank=True)
+    # {field: [before, after]}, values as JSON (dates ISO 8601, objects by name).
+    changes = models.JSONField(_("changes"), default=dict, blank=True)
+    message = models.TextField(_("message"), blank=True)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit")
+        ordering = ["-when", "-pk"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "-when"], name="taskmanager_audit_object"),
+            models.Index(fields=["task_ref", "-when"], name="taskmanager_audit_task"),
+        ]
+
+    def __str__(self):
+        return "%s %s %s" % (self.actor_name or "-", self.get_action_display(), self.object_repr)

@@ -298,7 +298,30 @@ def claim_refusal(task, trigger: str, argv: list[str] | None = None) -> str | No
         user = task.started_by if user_id else None
     if user is None and name:
         return _("%(user)s, who started this run, no longer exists.") % {"user": name}
-    return run_refusal(task, user, check_user=user is not None, argv=argv)
+    refusal = run_refusal(task, user, check_user=user is not None, argv=argv)
+    if refusal is None and trigger != Report.Trigger.RUN_NOW:
+        refusal = _definer_refusal(task, user_id)
+    return refusal
+
+
+def _definer_refusal(task, starter_id) -> str | None:
+    """Why the person who changed the definition after its Start may not run it now, or None.
+
+    An edit re-queues a pending run under its starter, who did not see the
+    new definition: the run is checked with the rights of its author too.
+    """
+    definer = task.definition_changed_by
+    if task.started_version is None or task.version == task.started_version:
+        return None
+    if definer is None or definer.pk == starter_id:
+        return None
+    reason = user_refusal(definer, task.command)
+    if reason is None:
+        return None
+    return _("%(user)s, who changed what this task runs after it was started, may not run it: %(reason)s") % {
+        "user": definer.get_username(),
+        "reason": reason,
+    }
 
 
 def _within_run_rights(commands, user):

@@ -178,6 +178,24 @@ def force_run(server, task, user):
     return finished_report(task, after=last)
 
 
+def fire_pending_run(server, task):
+    """Make the task's pending scheduled run come due now (same token), as the spooler would at its slot.
+
+    Only the time changes: the run is the one the task had queued, in the
+    name of whoever the task says started it. Returns its finished report.
+    """
+    from datetime import timedelta
+
+    task = Task.objects.get(pk=task.pk)
+    assert task.run_token and task.status in ("SCHEDULED", "SPOOLED"), (task.status, task.run_token)
+    last = Report.objects.filter(task=task).order_by("-pk").values_list("pk", flat=True).first() or 0
+    Task.objects.filter(pk=task.pk).update(next_datetime=timezone.now() - timedelta(seconds=1))
+    spoolfiles.write(
+        str(server.spool_dir), spoolfiles.make_entry(task.pk, task.run_token, Report.Trigger.SCHEDULE)
+    )
+    return finished_report(task, after=last)
+
+
 def assert_refused_at_claim(report, reason_part):
     from taskmanager import arguments
 
