@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('taskmanager', '0008_task_overdue'),
+        ('taskmanager', '0010_runnow_token_at'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
