@@ -29,7 +29,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.functions import Now
 
 from .. import dbclock, schedule
 from ..conf import app_settings, served_queues
@@ -47,9 +48,13 @@ def takeable(node: str, now: datetime):
     due = Q(spooler_node="")
     grace = app_settings.TAKEOVER_GRACE
     if grace is not None:
-        cutoff = now - timedelta(seconds=float(grace))
-        due |= Q(status__in=Task.PENDING, next_datetime__lt=cutoff)
-        due |= ~Q(run_now_token="") & (Q(run_now_at__lt=cutoff) | Q(run_now_at__isnull=True))
+        late = timedelta(seconds=float(grace))
+        # next_datetime is written from dbclock.now(); run_now_at by the
+        # database's Now() (actions.run_now, TaskQuerySet.end_run): each is
+        # compared with the clock it was written by.
+        due |= Q(status__in=Task.PENDING, next_datetime__lt=now - late)
+        queued_before = ExpressionWrapper(Now() - late, output_field=DateTimeField())
+        due |= ~Q(run_now_token="") & (Q(run_now_at__lt=queued_before) | Q(run_now_at__isnull=True))
     return (
         Task.objects.filter(waiting, due, queue__in=served_queues())
         .exclude(spooler_node=node)
@@ -89,7 +94,7 @@ def take_over(spool: SpoolFn, node: str, now: datetime | None = None) -> int:
                 continue
             changes.update(run_token=new_token(), next_datetime=at)
         if task.run_now_token:
-            changes.update(run_now_token=new_token(), run_now_at=dbclock.DbNow())
+            changes.update(run_now_token=new_token(), run_now_at=Now())
         won = Task.objects.filter(
             pk=task.pk,
             status=task.status,
