@@ -27,7 +27,7 @@ from django.utils import timezone
 from taskmanager import dbclock, spoolfiles
 from taskmanager.models import Report, Task
 
-from .support.admin import press
+from .support.admin import TASK_URL, press, task_form
 from .support.objects import make_task
 from .support.spool import spool_paths
 from .support.waits import finished_report, finished_reports, wait_for
@@ -222,3 +222,33 @@ def test_takeover_pass_takes_a_late_run_now_of_another_node_and_leaves_a_fresh_o
     assert late.run_now_token != "rn%d" % late.pk and late.spooler_node == "here:/here"
     assert late.status == Task.Status.IDLE
     assert Task.objects.get(pk=fresh.pk).run_now_token == "rn%d" % fresh.pk
+
+
+def test_the_task_form_accepts_the_known_queues_only(client, superuser, commands, settings):
+    settings.TASKMANAGER_QUEUES = ["default", "gpu"]
+    client.force_login(superuser)
+    resp = client.post(TASK_URL + "add/", task_form(commands, "queue-cpu", queue="cpu"))
+    assert "Unknown queue cpu; the queues are: default, gpu." in resp.content.decode()
+    assert not Task.objects.filter(name="queue-cpu").exists()
+    client.post(TASK_URL + "add/", task_form(commands, "queue-gpu", queue="gpu"))
+    client.post(TASK_URL + "add/", task_form(commands, "queue-default", queue="default"))
+    assert Task.objects.get(name="queue-gpu").queue == "gpu"
+    # The default queue is stored blank: a node serving "default" serves it.
+    assert Task.objects.get(name="queue-default").queue == ""
+
+
+def test_queue_settings_are_checked(settings):
+    from taskmanager import checks
+
+    settings.TASKMANAGER_QUEUES = ["default", "gpu"]
+    settings.TASKMANAGER_SERVE_QUEUES = ["default", "gpux"]
+    settings.TASKMANAGER_TAKEOVER_GRACE = -1
+    settings.TASKMANAGER_WEB_ONLY = "yes"
+    found = {(m.id, m.obj) for m in checks.check_settings()}
+    assert ("taskmanager.W018", "TASKMANAGER_SERVE_QUEUES") in found
+    assert ("taskmanager.E001", "TASKMANAGER_TAKEOVER_GRACE") in found
+    assert ("taskmanager.E001", "TASKMANAGER_WEB_ONLY") in found
+    settings.TASKMANAGER_SERVE_QUEUES = ["default", ""]
+    assert ("taskmanager.E001", "TASKMANAGER_SERVE_QUEUES") in {
+        (m.id, m.obj) for m in checks.check_settings()
+    }
