@@ -124,6 +124,32 @@ def test_dead_node_waiting_and_repeating_tasks_run_elsewhere_once(uwsgi_node, co
         assert Report.objects.filter(task=task).count() == 1, task.name
 
 
+def test_a_busy_node_s_overdue_run_is_done_elsewhere_once(uwsgi_node, commands):
+    # Node A has one spooler process, kept busy by a long run: what waits behind it is late.
+    a = node(uwsgi_node, HOST_A, spooler_processes=1)
+    b = node(uwsgi_node, HOST_B)
+    long_task = make_task(commands, "long-on-a", "tm_sleep", arguments="--seconds 120, --tick 0.2")
+    press(a.admin, long_task, "start")
+    wait_for(
+        lambda: Report.objects.filter(task=long_task, host=HOST_A, lines__gte=1).exists(),
+        message="the long run on A",
+    )
+    waiting = make_task(commands, "behind-the-long-run")
+    assert "was started" in press(a.admin, waiting, "start").text
+    assert Task.objects.get(pk=waiting.pk).spooler_node == node_id(a, HOST_A)
+    report = finished_report(waiting, timeout=30)
+    assert report.host == HOST_B
+    assert "taken over from %s" % node_id(a, HOST_A) in b.log()
+    # A's spooler is free again: its file of the run taken over runs nothing.
+    press(a.admin, long_task, "stop")
+    finished_report(long_task)
+    wait_for(
+        lambda: not [p for p in spool_paths(a.spool_dir) if p.stat().st_mtime <= time.time()],
+        message="node A's stale file consumed",
+    )
+    assert Report.objects.filter(task=waiting).count() == 1
+
+
 def test_start_and_run_now_through_a_web_only_node_reach_a_spooler_node(uwsgi_node, commands):
     web = node(uwsgi_node, HOST_WEB, spooler_processes=0)
     node(uwsgi_node, HOST_B)
