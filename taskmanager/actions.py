@@ -448,11 +448,14 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
     backend = get_backend()
     token = new_token() if next_at else ""
     old_node, old_path = task.spooler_node, task.spooler_id
+    # Left for a spooler node: no node, no entry; the end of the current run
+    # (respool_deferred) or a spooler node's take-over pass spools it.
+    leave = _left_for_spoolers(backend, task)
     changed = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED, run_token=old_token).update(
         run_token=token,
         next_datetime=next_at,
         scheduling=anchor,
-        spooler_node=backend.node(),
+        spooler_node="" if leave else backend.node(),
         spooler_id="",
     )
     if not changed:
@@ -467,7 +470,7 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
     def undo():
         Task.objects.filter(pk=task.pk, run_token=token).update(run_token="", next_datetime=None)
 
-    error = _hand_over(backend, task.pk, token, Report.Trigger.SCHEDULE, next_at, undo)
+    error = None if leave else _hand_over(backend, task.pk, token, Report.Trigger.SCHEDULE, next_at, undo)
     if error:
         return Outcome(
             False,

@@ -278,3 +278,25 @@ def test_queue_settings_are_checked(settings):
     assert ("taskmanager.E001", "TASKMANAGER_SERVE_QUEUES") in {
         (m.id, m.obj) for m in checks.check_settings()
     }
+
+
+def test_web_only_start_and_edit_of_a_running_task_leave_the_row_to_spooler_nodes(commands, settings):
+    from taskmanager import actions
+
+    settings.TASKMANAGER_WEB_ONLY = True
+    later = timezone.now() + timedelta(hours=1)
+    task = make_task(
+        commands, "web-only-in-process", scheduling=later, repetition_period="hour", repetition_rate=1
+    )
+    outcome = actions.start(task)
+    assert outcome.ok and "a spooler node will take it" in outcome.message, outcome.message
+    task.refresh_from_db()
+    assert task.status == Task.Status.SCHEDULED and task.spooler_node == "" and task.run_token
+    # Running on a spooler node, edited here: the next run is recorded with no node, no entry.
+    Task.objects.filter(pk=task.pk).update(status=Task.Status.STARTED, run_token="old", spooler_node="n:/d")
+    task.refresh_from_db()
+    outcome = actions.reschedule(task)
+    assert outcome.ok, outcome.message
+    task.refresh_from_db()
+    assert task.status == Task.Status.STARTED and task.run_token not in ("", "old")
+    assert task.spooler_node == "" and task.spooler_id == ""
