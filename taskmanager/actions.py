@@ -18,7 +18,7 @@ from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
 from . import audit, dbclock, policy, schedule, spoolfiles
-from .conf import use_tz_problem
+from .conf import serves_queue, use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
 
@@ -68,6 +68,17 @@ def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo) -> str
 
     transaction.on_commit(spool_on_commit)
     return None
+
+
+def _left_for_spoolers(backend, task: Task) -> bool:
+    """Whether Start and Run now only record the pending row, handing no entry to a spooler here.
+
+    So on a web-only node (``backend.web_only()``), and for a task whose
+    queue this node's spoolers do not serve: a spooler node serving it takes
+    the row at its next pass (the database is the queue of record,
+    ``recovery/takeover.py``).
+    """
+    return backend.web_only() or not serves_queue(task.queue)
 
 
 def _discard_superseded(node: str, path: str, token: str) -> None:
@@ -196,6 +207,7 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
     claimable = Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
     if version is not None:
         claimable = claimable.filter(version=version)
+    leave = _left_for_spoolers(backend, task)
 
     def undo():
         Task.objects.filter(pk=task.pk, run_token=token, status=status).update(
@@ -211,26 +223,32 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
             next_datetime=run_at,
             scheduling=anchor,
             **starter,
-            spooler_node=backend.node(),
+            # Left for a spooler node (web-only, or a queue not served here): no node.
+            spooler_node="" if leave else backend.node(),
             spooler_id="",
         )
-        if changed != 1:
+        if changed != 1 or leave:
             error = None
         else:
             error = _hand_over(
                 backend, task.pk, token, Report.Trigger.START, run_at if future else None, undo
             )
-            if not error and not requeue:
-                audit.record(
-                    audit.Action.START,
-                    task,
-                    user=user,
-                    changes={"status": [Task.Status.IDLE, status], "next_datetime": [None, run_at]},
-                )
+        if changed == 1 and not error and not requeue:
+            audit.record(
+                audit.Action.START,
+                task,
+                user=user,
+                changes={"status": [Task.Status.IDLE, status], "next_datetime": [None, run_at]},
+            )
     if changed != 1:
         return _changed_meanwhile(task, version) or _refusal(task)
     if error:
         return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": task.name, "error": error})
+    if leave:
+        if future:
+            message = _("%(task)s is scheduled; a spooler node will take it: next run %(when)s")
+            return Outcome(True, message % {"task": task.name, "when": _when(run_at)})
+        return Outcome(True, _("%(task)s is queued; a spooler node will take it.") % {"task": task.name})
     if future:
         return Outcome(
             True, _("%(task)s is scheduled: next run %(when)s") % {"task": task.name, "when": _when(run_at)}
@@ -318,17 +336,26 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     # An idle task records the node its entry goes to, whose periodic
     # recovery respools the entry if it is lost (recovery.runnow).
     backend = get_backend()
-    node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
+    leave = _left_for_spoolers(backend, task)
+    if leave:
+        # No entry here: no node at all, so that a spooler node's pass takes
+        # the row at once (recovery/takeover.py), the pending run with it.
+        node = Value("")
+    else:
+        node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
 
     def undo():
         Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")
 
     # The run now and its audit entry commit together (the entry is spooled on commit).
     with transaction.atomic():
-        changed = claimable.update(run_now_token=token, run_now_at=Now(), spooler_node=node, **_starter(user, "run_now_by"))
+        changed = claimable.update(
+            run_now_token=token, run_now_at=Now(), spooler_node=node, **_starter(user, "run_now_by")
+        )
         error = None
         if changed == 1:
-            error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo)
+            if not leave:
+                error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo)
             if not error:
                 audit.record(audit.Action.RUN_NOW, task, user=user)
     if changed != 1:
@@ -339,6 +366,10 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
         if task.status == Task.Status.STARTED:
             return Outcome(False, _("%(task)s is already running.") % {"task": task.name})
         return Outcome(False, _("%(task)s is already queued to run now.") % {"task": task.name})
+    if leave:
+        return Outcome(
+            True, _("%(task)s is queued to run now; a spooler node will take it.") % {"task": task.name}
+        )
     if error:
         return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": task.name, "error": error})
     return Outcome(True, _("%(task)s will run now.") % {"task": task.name})
@@ -417,11 +448,14 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
     backend = get_backend()
     token = new_token() if next_at else ""
     old_node, old_path = task.spooler_node, task.spooler_id
+    # Left for a spooler node: no node, no entry; the end of the current run
+    # (respool_deferred) or a spooler node's take-over pass spools it.
+    leave = _left_for_spoolers(backend, task)
     changed = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED, run_token=old_token).update(
         run_token=token,
         next_datetime=next_at,
         scheduling=anchor,
-        spooler_node=backend.node(),
+        spooler_node="" if leave else backend.node(),
         spooler_id="",
     )
     if not changed:
@@ -436,7 +470,7 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
     def undo():
         Task.objects.filter(pk=task.pk, run_token=token).update(run_token="", next_datetime=None)
 
-    error = _hand_over(backend, task.pk, token, Report.Trigger.SCHEDULE, next_at, undo)
+    error = None if leave else _hand_over(backend, task.pk, token, Report.Trigger.SCHEDULE, next_at, undo)
     if error:
         return Outcome(
             False,

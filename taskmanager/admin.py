@@ -499,6 +499,7 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
                     "note",
                     "timeout",
                     "notify",
+                    "queue",
                 ]
             },
         ),

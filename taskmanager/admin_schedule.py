@@ -230,7 +230,8 @@ def entry_health(task: Task, node_seen: datetime | None, now: datetime | None = 
         }
     elif timeout and now - node_seen > timedelta(seconds=timeout):
         health.problem = _(
-            "Its spooler node %(node)s was last seen at %(when)s: if it is down, this task will not run."
+            "Its spooler node %(node)s was last seen at %(when)s: if it is down, another spooler node "
+            "takes this task over once it is TASKMANAGER_TAKEOVER_GRACE late."
         ) % {"node": task.spooler_node, "when": date_format(timezone.localtime(node_seen), "Y-m-d H:i:s")}
     return health
 

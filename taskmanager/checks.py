@@ -86,6 +86,17 @@ def boolean(value):
     return None if isinstance(value, bool) else "True or False"
 
 
+def optional_boolean(value):
+    return None if value is None or isinstance(value, bool) else "None, True or False"
+
+
+def queue_names(value):
+    """A list of queue names (non-empty strings without spaces)."""
+    if list_of_text(value) or not all(v and v == v.strip() and " " not in v for v in value):
+        return "a list of queue names (non-empty strings without spaces)"
+    return None
+
+
 def optional_text(value):
     return None if value is None or (isinstance(value, str) and value) else "None or a non-empty string"
 
@@ -164,6 +175,11 @@ RULES: dict[str, Callable] = {
     "RECOVERY_SECONDS": number_at_least(0),
     "OVERDUE_GRACE": number_at_least(0),
     "SPOOL_SWEEP_BATCH": int_at_least(1),
+    "TAKEOVER_GRACE": number_at_least(0, optional=True),
+    "TAKEOVER_BATCH": int_at_least(1),
+    "QUEUES": lambda value: None if value is None else queue_names(value),
+    "SERVE_QUEUES": queue_names,
+    "WEB_ONLY": optional_boolean,
     "ALLOWED_COMMANDS": list_of_text,
     "DANGEROUS_COMMANDS": list_of_text,
     "ALLOWED_DANGEROUS_COMMANDS": list_of_text,
@@ -334,6 +350,19 @@ def _check_relations(values: dict, invalid: set) -> list[checks.CheckMessage]:
                     "not 0), or set NODE_TIMEOUT to 0 to turn the warnings off.",
                     obj=PREFIX + "NODE_TIMEOUT",
                     id="taskmanager.W003",
+                )
+            )
+    if valid("QUEUES", "SERVE_QUEUES") and values["QUEUES"] is not None:
+        known = set(values["QUEUES"]) | {"default"}
+        unknown = sorted(set(values["SERVE_QUEUES"]) - known)
+        if unknown:
+            messages.append(
+                checks.Warning(
+                    "%sSERVE_QUEUES names queues that %sQUEUES does not list: %s; no task can be "
+                    "pinned to them." % (PREFIX, PREFIX, ", ".join(unknown)),
+                    hint="Add them to QUEUES, or fix the spelling in SERVE_QUEUES.",
+                    obj=PREFIX + "SERVE_QUEUES",
+                    id="taskmanager.W018",
                 )
             )
     return messages
@@ -634,7 +663,7 @@ def uwsgi_messages(opt: Mapping | None = None) -> list[checks.CheckMessage]:
                 id="taskmanager.E010",
             )
         )
-    if not spooler and not external:
+    if not spooler and not external and app_settings.WEB_ONLY is False:
         messages.append(
             checks.Error(
                 "uWSGI has no spooler configured: tasks cannot be started from this instance.",

@@ -49,6 +49,25 @@ DEFAULTS = {
     # process (closes runs whose supervisor died on another host); 0 = only
     # at spooler start.
     "RECOVERY_SECONDS": 30.0,
+    # Seconds a pending run (a Scheduled/Spooled task, a queued "run now")
+    # waiting on another node may be late, by the database's clock, before
+    # the periodic pass of a spooler node serving its queue takes it over
+    # (recovery/takeover.py); rows with no node at all are taken at once.
+    # None: never take another node's rows.
+    "TAKEOVER_GRACE": 60.0,
+    # Rows the take-over pass takes at most per pass (the next pass goes on).
+    "TAKEOVER_BATCH": 50,
+    # Queue names a task may be pinned to (Task.queue; "" or "default" is
+    # the default queue); None: any name.
+    "QUEUES": None,
+    # Queues this node's spoolers run; a task of another queue is left for
+    # a node that serves it (Start writes no entry here, the claim refuses).
+    "SERVE_QUEUES": ["default"],
+    # Whether this instance has no spooler of its own: Start and Run now
+    # then only record the pending row, and a spooler node's periodic pass
+    # takes it. None: detected (under uWSGI, no 'spooler' nor
+    # 'spooler-external' option).
+    "WEB_ONLY": None,
     # Spool files the periodic recovery reads at most per pass when it looks
     # for superseded future entries to delete (recovery/sweep.py).
     "SPOOL_SWEEP_BATCH": 500,
@@ -179,6 +198,28 @@ def use_tz_problem() -> str | None:
         "Schedules need USE_TZ = True in the project's settings, and it is False (system check "
         "taskmanager.E003 reports it): ask whoever deploys the project to set it."
     )
+
+
+#: The name of the default queue (``Task.queue`` blank).
+DEFAULT_QUEUE = "default"
+
+
+def queue_name(queue: str) -> str:
+    """The queue's name as settings spell it: blank is the default queue."""
+    return queue or DEFAULT_QUEUE
+
+
+def served_queues() -> list[str]:
+    """The values of ``Task.queue`` this node's spoolers run (``SERVE_QUEUES``; the default queue as "" too)."""
+    names = {str(name) for name in (app_settings.SERVE_QUEUES or ())}
+    if DEFAULT_QUEUE in names or "" in names:
+        names.update({DEFAULT_QUEUE, ""})
+    return sorted(names)
+
+
+def serves_queue(queue: str) -> bool:
+    """Whether this node's spoolers run tasks of ``queue`` (``Task.queue``)."""
+    return (queue or "") in served_queues()
 
 
 class AppSettings:

@@ -7,7 +7,7 @@ from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
 from . import arguments, dbclock, policy, schedule
-from .conf import use_tz_problem
+from .conf import DEFAULT_QUEUE, app_settings, use_tz_problem
 from .models import Command, Task
 
 #: Fields that decide what a run executes: only someone who may run both the
@@ -45,6 +45,7 @@ class TaskForm(forms.ModelForm):
             "note",
             "timeout",
             "notify",
+            "queue",
             "scheduling",
             "repetition_period",
             "repetition_rate",
@@ -73,6 +74,22 @@ class TaskForm(forms.ModelForm):
             if current is not None:
                 queryset = queryset | Command.objects.filter(pk=current.pk)
             field.queryset = queryset.order_by("app_name", "name")
+
+    def clean_queue(self) -> str:
+        """A queue of ``TASKMANAGER_QUEUES`` (when set); the default queue is stored blank."""
+        queue = (self.cleaned_data.get("queue") or "").strip()
+        if queue == DEFAULT_QUEUE:
+            return ""
+        known = app_settings.QUEUES
+        if queue and known is not None and queue not in known:
+            raise forms.ValidationError(
+                _("Unknown queue %(queue)s; the queues are: %(known)s.")
+                % {
+                    "queue": queue,
+                    "known": ", ".join([DEFAULT_QUEUE, *[q for q in known if q != DEFAULT_QUEUE]]),
+                }
+            )
+        return queue
 
     def clean(self):
         cleaned = super().clean()

@@ -215,6 +215,17 @@ class Task(models.Model):
         ),
     )
 
+    queue = models.CharField(
+        _("queue"),
+        max_length=100,
+        blank=True,
+        default="",
+        help_text=_(
+            "Only spooler nodes serving this queue run the task (their TASKMANAGER_SERVE_QUEUES); "
+            "empty means the default queue."
+        ),
+    )
+
     # Scheduling
     scheduling = models.DateTimeField(
         _("scheduling"),
@@ -254,7 +265,8 @@ class Task(models.Model):
     # Since when the queued "run now" waits for its spool entry to run (the
     # database's clock): set with the token, and again when the run it was
     # deferred behind ends. The periodic recovery respools a token older than
-    # a few seconds with no entry (recovery/runnow.py).
+    # a few seconds with no entry (recovery/runnow.py); another node takes it
+    # once it is older than the take-over grace (recovery/takeover.py).
     run_now_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -310,7 +322,11 @@ class Task(models.Model):
         verbose_name_plural = _("tasks")
         ordering = ["name"]
         permissions = [("run_task", _("Can start, stop and run tasks"))]
-        indexes = [models.Index(fields=["status"], name="taskmanager_task_status")]
+        indexes = [
+            models.Index(fields=["status"], name="taskmanager_task_status"),
+            # The take-over pass of every spooler node (recovery/takeover.py).
+            models.Index(fields=["status", "next_datetime"], name="taskmanager_task_due"),
+        ]
 
     def __str__(self):
         return self.name

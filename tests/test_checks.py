@@ -287,7 +287,8 @@ def test_weak_spooler_options_are_logged_by_worker_and_spooler(uwsgi_node):
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
-        (dict(spooler_processes=0), {"taskmanager.E011"}),
+        # Not a web-only node by the settings: no spooler is an error (detected, it is none).
+        (dict(spooler_processes=0, settings={"TASKMANAGER_WEB_ONLY": False}), {"taskmanager.E011"}),
         # The spoolers never load Django here: only the workers can tell.
         (dict(extra_args=["--lazy-apps"], spooler_logs=False), {"taskmanager.E013"}),
         (

@@ -111,8 +111,10 @@ def test_stopped_periodic_task_is_not_respooled(uwsgi_node, commands):
         assert entry["token"] != task.run_token
 
 
-def test_web_only_node_without_spooler_refuses_start(uwsgi_node, commands):
-    web = uwsgi_node(spooler_processes=0)
+def test_node_without_spooler_refuses_start_when_not_web_only(uwsgi_node, commands):
+    # Detected web-only nodes leave the run to a spooler node (test_takeover); one
+    # that says it is not web-only (TASKMANAGER_WEB_ONLY = False) refuses.
+    web = uwsgi_node(settings={"TASKMANAGER_WEB_ONLY": False}, spooler_processes=0)
     client = web.admin
     task = add_task(client, commands, "nowhere", "tm_ok")
     resp = press(client, task, "start")

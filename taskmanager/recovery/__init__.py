@@ -13,6 +13,10 @@ at once (every change is a conditional UPDATE):
   token is no longer current are deleted, a bounded batch per pass.
 * ``move_aside_unreadable()`` (periodic only): spool files no spooler can
   read (empty, broken header) are moved into ``unreadable/``.
+* ``take_over()``: pending rows of no node, or overdue by more than
+  ``TASKMANAGER_TAKEOVER_GRACE`` on another node, in the queues this node
+  serves, are taken (a token swap) and spooled here: the database is the
+  queue of record, a spool file only a hint.
 * ``notify_overdue()`` (periodic only): pending tasks of any node whose next
   execution is more than ``TASKMANAGER_OVERDUE_GRACE`` late get one
   "overdue" notice.
@@ -21,7 +25,7 @@ at once (every change is a conditional UPDATE):
 
 The periodic pass is the list :func:`periodic_steps`: the work of one node on
 its own entries now; work on any node's overdue entries goes there too.
-The parts live in :mod:`.interrupted`, :mod:`.respool`, :mod:`.runnow`,
+The parts live in :mod:`.interrupted`, :mod:`.takeover`, :mod:`.respool`, :mod:`.runnow`,
 :mod:`.sweep` and :mod:`.overdue`; this module runs them, logs, and never raises. It imports neither the runner nor a backend:
 the spooler passes what they would give (``spooler/uwsgi_handler.py``).
 """
@@ -39,6 +43,7 @@ from .overdue import notify_overdue
 from .respool import Respooled, due_time, respool, respool_missing
 from .runnow import respool_run_now
 from .sweep import move_aside_unreadable, sweep_superseded
+from .takeover import take_over
 
 __all__ = [
     "Respooled",
@@ -56,6 +61,7 @@ __all__ = [
     "respool_missing",
     "respool_run_now",
     "sweep_superseded",
+    "take_over",
 ]
 
 logger = logging.getLogger("taskmanager.recovery")
@@ -73,7 +79,8 @@ def periodic_steps(
     """The steps of the periodic pass, as ``[(function, args)]``.
 
     Always: close interrupted runs. With ``spool_dir`` (and ``spool``,
-    ``node``: the node's own spooler): respool this node's lost entries and
+    ``node``: the node's own spooler): take over the rows of no node and the
+    overdue ones of other nodes (:func:`take_over`), respool this node's lost entries and
     lost "run now" entries (:func:`respool_run_now`), then delete a batch
     of its superseded future entries (``TASKMANAGER_SPOOL_SWEEP_BATCH``
     spool files read at most), and move aside its files no spooler can read
@@ -83,6 +90,7 @@ def periodic_steps(
     """
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
+        steps.append((take_over, (spool, node)))
         steps.append((respool_missing, (spool_dir, spool, node, True)))
         steps.append((respool_run_now, (spool_dir, spool, node)))
         steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
@@ -131,4 +139,5 @@ def on_spooler_start(
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
         steps.append((respool_missing, (spool_dir, spool, node)))
+        steps.append((take_over, (spool, node)))
     _run(steps)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .. import dbclock, schedule, spoolfiles
+from ..conf import served_queues
 from ..models import Report, Task, new_token
 
 logger = logging.getLogger("taskmanager.recovery")
@@ -102,7 +103,8 @@ def respool(
     node = node or spoolfiles.node_id(spool_dir)
     adopt = set(adopt)
     now = dbclock.now()
-    candidates = Task.objects.queued().order_by("pk")
+    # A task of a queue this node does not serve is left to the nodes serving it.
+    candidates = Task.objects.queued().filter(queue__in=served_queues()).order_by("pk")
     done = []
     unrecorded = set()
     for task in candidates:

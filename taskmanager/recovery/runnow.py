@@ -23,6 +23,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 from .. import spoolfiles
+from ..conf import served_queues
 from ..models import Report, Task
 
 logger = logging.getLogger("taskmanager.recovery")
@@ -62,6 +63,7 @@ def respool_run_now(
         task
         for task in Task.objects.exclude(run_now_token="")
         .exclude(status=Task.Status.STARTED)
+        .filter(queue__in=served_queues())
         .filter(waiting_long)
         .only("pk", "name", "run_now_token", "spooler_node")
         .order_by("pk")

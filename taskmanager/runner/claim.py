@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F
 
 from .. import arguments, dbclock, policy, processes, schedule
+from ..conf import queue_name, serves_queue
 from ..models import Report, Task, new_token
 from ..spooler import get_backend
 from .child import Child
@@ -84,6 +85,9 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     )
     if task is None:
         logger.info("Task %s no longer exists: spool entry consumed without running.", task_id)
+        return None
+    if not serves_queue(task.queue):
+        _leave_to_queue(task)
         return None
     if trigger == Report.Trigger.RUN_NOW:
         if not token or token != task.run_now_token:
@@ -173,6 +177,26 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
             report.spool_error = str(exc)
     marks["claimed"] = time.perf_counter()
     return task, report
+
+
+def _leave_to_queue(task: Task) -> None:
+    """Refuse an entry of a task whose queue this node does not serve; leave the row to a node serving it.
+
+    The row stays pending; its node is cleared when it is this one, so that
+    the take-over pass of a serving node takes it at once
+    (``recovery/takeover.py``).
+    """
+    Task.objects.filter(pk=task.pk, spooler_node=get_backend().node()).exclude(
+        status=Task.Status.STARTED
+    ).update(spooler_node="", spooler_id="")
+    logger.warning(
+        "taskmanager: task %s (%s) is in queue %s, and this node does not serve queue %s: "
+        "entry consumed without running; left to a node serving it.",
+        task.pk,
+        task.name,
+        queue_name(task.queue),
+        queue_name(task.queue),
+    )
 
 
 def runnable_argv(task: Task) -> list[str] | None:

@@ -55,6 +55,15 @@ class BaseBackend(abc.ABC):
     def node(self) -> str:
         """Return the identity of the node holding the entries (host:spool dir)."""
 
+    def web_only(self) -> bool:
+        """Whether this process hands no entry to a spooler: Start and Run now only record the row.
+
+        A spooler node's periodic pass then takes the row (the database is
+        the queue of record, ``recovery/takeover.py``). ``TASKMANAGER_WEB_ONLY``
+        when set; a backend may detect it otherwise.
+        """
+        return bool(app_settings.WEB_ONLY)
+
     def ensure_available(self) -> None:  # noqa: B027 - optional: by default nothing is known to fail
         """Raise SpoolerUnavailable when ``spool()`` would certainly fail here."""
 

@@ -16,6 +16,7 @@ from datetime import datetime
 # their old names (tests/test_end_to_end.py and bench/benchapp/floor.py import
 # them from here).
 from .. import dbclock
+from ..conf import app_settings
 from ..spoolfiles import HANDLER_NAME, make_entry, node_id
 from ..uwsgi_runtime import spool_dir, spool_target_configured, spooler_configured, uwsgi
 from . import BaseBackend, SpoolerUnavailable
@@ -31,6 +32,12 @@ __all__ = [
 
 class UwsgiBackend(BaseBackend):
     reports_heartbeats = True
+
+    def web_only(self) -> bool:
+        """``TASKMANAGER_WEB_ONLY``, or else: under uWSGI with neither 'spooler' nor 'spooler-external'."""
+        if app_settings.WEB_ONLY is not None:
+            return bool(app_settings.WEB_ONLY)
+        return uwsgi is not None and not spool_target_configured()
 
     def ensure_available(self) -> None:
         if uwsgi is None:

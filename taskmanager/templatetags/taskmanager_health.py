@@ -1,7 +1,7 @@
 """The admin banners shown when no spooler is alive or tasks are overdue: ``{% spooler_banner %}``.
 
 Used by the task list, the task page and the app index of the task manager
-(templates ``admin/taskmanager/...``). It costs three small queries.
+(templates ``admin/taskmanager/...``). It costs a few small queries.
 """
 
 from __future__ import annotations
@@ -59,6 +59,37 @@ def silent_spoolers(now: datetime | None = None) -> dict | None:
     if runs.exists():
         return None
     return {"last_seen": latest[0] if latest else None, "node": latest[1] if latest else ""}
+
+
+#: Silent nodes the banner names at most, and how long a node that stopped
+#: reporting stays listed (a node removed for good drops out of the banner).
+SILENT_LISTED = 10
+SILENT_LISTED_FOR = timedelta(days=1)
+
+
+def silent_nodes() -> list[dict]:
+    """Return the spooler nodes silent for over NODE_TIMEOUT (within a day), with where their work went.
+
+    Each as ``{"node": str, "last_seen": datetime, "waiting": int}``:
+    ``waiting`` counts the pending tasks still recorded on the node (not
+    yet taken over by another node, ``recovery/takeover.py``). Empty when
+    NODE_TIMEOUT is 0. One query, plus one count per node listed.
+    """
+    timeout = app_settings.NODE_TIMEOUT
+    if not timeout:
+        return []
+    now = dbclock.now()
+    rows = (
+        SpoolerHeartbeat.objects.filter(
+            last_seen__lt=now - timedelta(seconds=timeout), last_seen__gte=now - SILENT_LISTED_FOR
+        )
+        .order_by("-last_seen")
+        .values_list("node", "last_seen")[:SILENT_LISTED]
+    )
+    return [
+        {"node": node, "last_seen": seen, "waiting": Task.objects.queued().filter(spooler_node=node).count()}
+        for node, seen in rows
+    ]
 
 
 #: Nodes the clock banner names at most.
@@ -121,12 +152,13 @@ def unreadable_files() -> list[str]:
 
 @register.inclusion_tag("admin/taskmanager/spooler_banner.html")
 def spooler_banner():
-    """Render the "tasks will not run", "overdue", "clock", "runs as root" and "unreadable spool files" banners."""
+    """Render the "tasks will not run", "overdue", "clock", "silent nodes", "runs as root" and "unreadable" banners."""
     unreadable = unreadable_files()
     return {
         "silence": silent_spoolers(),
         "overdue": overdue_tasks(),
         "clocks": skewed_clocks(),
+        "silent_nodes": silent_nodes(),
         "root": runs_as_root(),
         "unreadable": unreadable[:10],
         "unreadable_more": max(0, len(unreadable) - 10),
