@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Case, F, Value, When
-from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
@@ -350,7 +349,7 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     # The run now and its audit entry commit together (the entry is spooled on commit).
     with transaction.atomic():
         changed = claimable.update(
-            run_now_token=token, run_now_at=Now(), spooler_node=node, **_starter(user, "run_now_by")
+            run_now_token=token, run_now_at=dbclock.DbNow(), spooler_node=node, **_starter(user, "run_now_by")
         )
         error = None
         if changed == 1:

@@ -12,7 +12,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, Value, When
-from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -153,7 +152,7 @@ class TaskQuerySet(models.QuerySet):
         left to right, each seeing the ones before it, so it must read
         ``resume_status`` before that is cleared.
         """
-        return self.update(status=Task.end_status(), resume_status="", run_now_at=Now(), **fields)
+        return self.update(status=Task.end_status(), resume_status="", run_now_at=dbclock.DbNow(), **fields)
 
 
 class Task(models.Model):

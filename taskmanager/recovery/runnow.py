@@ -20,9 +20,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db.models import DateTimeField, ExpressionWrapper, Q
-from django.db.models.functions import Now
 
-from .. import spoolfiles
+from .. import dbclock, spoolfiles
 from ..conf import served_queues
 from ..models import Report, Task
 
@@ -54,9 +53,9 @@ def respool_run_now(
     wait) and is still not running. Spooling one twice is harmless anyway: the first
     claim clears the token, the second finds it stale.
     """
-    settled = ExpressionWrapper(Now() - WRITE_MARGIN, output_field=DateTimeField())
+    settled = ExpressionWrapper(dbclock.DbNow() - WRITE_MARGIN, output_field=DateTimeField())
     # Waiting since before the margin (none recorded: a token from before
-    # run_now_at existed). Not compared for equality: SQLite's Now() and
+    # run_now_at existed). Not compared for equality: SQLite's DbNow() and
     # Django write datetimes with different precision.
     waiting_long = Q(run_now_at__isnull=True) | Q(run_now_at__lt=settled)
     candidates = [

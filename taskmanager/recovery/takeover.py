@@ -30,7 +30,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db.models import DateTimeField, ExpressionWrapper, Q
-from django.db.models.functions import Now
 
 from .. import dbclock, schedule
 from ..conf import app_settings, served_queues
@@ -50,10 +49,10 @@ def takeable(node: str, now: datetime):
     if grace is not None:
         late = timedelta(seconds=float(grace))
         # next_datetime is written from dbclock.now(); run_now_at by the
-        # database's Now() (actions.run_now, TaskQuerySet.end_run): each is
+        # database's DbNow() (actions.run_now, TaskQuerySet.end_run): each is
         # compared with the clock it was written by.
         due |= Q(status__in=Task.PENDING, next_datetime__lt=now - late)
-        queued_before = ExpressionWrapper(Now() - late, output_field=DateTimeField())
+        queued_before = ExpressionWrapper(dbclock.DbNow() - late, output_field=DateTimeField())
         due |= ~Q(run_now_token="") & (Q(run_now_at__lt=queued_before) | Q(run_now_at__isnull=True))
     return (
         Task.objects.filter(waiting, due, queue__in=served_queues())
@@ -94,7 +93,7 @@ def take_over(spool: SpoolFn, node: str, now: datetime | None = None) -> int:
                 continue
             changes.update(run_token=new_token(), next_datetime=at)
         if task.run_now_token:
-            changes.update(run_now_token=new_token(), run_now_at=Now())
+            changes.update(run_now_token=new_token(), run_now_at=dbclock.DbNow())
         won = Task.objects.filter(
             pk=task.pk,
             status=task.status,
