@@ -62,19 +62,19 @@ def packet_problem(path: str) -> str:
     return ""
 
 
-def _target(spool_dir: str, name: str) -> str:
-    directory = os.path.join(spool_dir, DIRNAME)
+def _target(spool_dir: str, name: str, dirname: str = DIRNAME) -> str:
+    directory = os.path.join(spool_dir, dirname)
     os.makedirs(directory, exist_ok=True)
     return os.path.join(directory, os.path.basename(name))
 
 
-def keep_copy(spool_dir: str, path: str) -> str:
-    """Hard-link the file at ``path`` into :data:`DIRNAME`; return the new path.
+def keep_copy(spool_dir: str, path: str, dirname: str = DIRNAME) -> str:
+    """Hard-link the file at ``path`` into :data:`DIRNAME` (or ``dirname``); return the new path.
 
     For the dispatcher, which then returns ``SPOOL_OK`` so that uWSGI deletes
     the original (it kills the spooler when that file is already gone).
     """
-    target = _target(spool_dir, path)
+    target = _target(spool_dir, path, dirname)
     try:
         os.link(path, target)
     except FileExistsError:

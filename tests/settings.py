@@ -115,6 +115,13 @@ if os.environ.get("TM_TEST_HOSTNAME"):
     _hostname = os.environ["TM_TEST_HOSTNAME"]
     socket.gethostname = lambda: _hostname
 
+# A node of a newer code version (tests/test_payload_version.py): the payload
+# version of the spool entries it writes and runs.
+if os.environ.get("TM_TEST_PAYLOAD_VERSION"):
+    from taskmanager import spoolfiles as _spoolfiles
+
+    _spoolfiles.PAYLOAD_VERSION = int(os.environ["TM_TEST_PAYLOAD_VERSION"])
+
 TASKMANAGER_STOP_GRACE_SECONDS = 1.0
 TASKMANAGER_BACKEND = os.environ.get("TM_TEST_BACKEND", "taskmanager.spooler.uwsgi.UwsgiBackend")
 
@@ -131,6 +138,8 @@ LOGGING = {
 for _name, _value in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}").items():
     if _name in ("CONN_MAX_AGE", "ATOMIC_REQUESTS"):
         DATABASES["default"][_name] = _value
+    elif _name == "DATABASE_PORT":  # e.g. a TCP proxy of the test (tests/support/tcpproxy.py)
+        DATABASES["default"]["PORT"] = _value
     elif _name == "SQLITE_TIMEOUT":  # the busy timeout of an SQLite database, in seconds
         DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = _value
     else:

@@ -37,6 +37,8 @@ def end_reason(status: int, follower: ChildFollower) -> tuple[str, bool]:
         return "stopped by user %s" % follower.stop_user, True
     if follower.timed_out:
         return "timed out after %s seconds" % seconds_text(follower.timeout), True
+    if follower.fenced:
+        return "fenced: its heartbeat could not be written", True
     if follower.outcome:
         return follower.outcome, True
     if code < 0:

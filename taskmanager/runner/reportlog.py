@@ -56,6 +56,9 @@ class ReportLog:
         self.gone: str | None = None
         self.db_retry_at = 0.0
         self.lost_lines = 0
+        # time.monotonic() when the last heartbeat that was written had been
+        # sent (the claim's for the first): the holder's side of fencing.
+        self.renewed_at: float = getattr(report, "heartbeat_sent", None) or time.monotonic()
         # A batch failed with a data error: the next flush writes its rows
         # one by one and replaces a row that fails by a note (flush()).
         self.repair = False
@@ -143,6 +146,8 @@ class ReportLog:
         if running_only:
             report = report.filter(finished_datetime__isnull=True)
         outer = transaction.get_connection().in_atomic_block
+        sent = time.monotonic()
+        renewing = "heartbeat" in self.report_changes
         try:
             with transaction.atomic(savepoint=savepoint):
                 if self.batch:
@@ -174,6 +179,8 @@ class ReportLog:
         self.batch = []
         self.batch_bytes = 0
         self.report_changes = {}
+        if renewing and updated:
+            self.renewed_at = sent
         return updated
 
     def _insert_one_by_one(self) -> None:
