@@ -162,29 +162,6 @@ def is_live(path: str, spool_dir: str) -> bool:
     return os.path.isfile(path) or os.path.isfile(os.path.join(directory, NEWER_DIRNAME, name))
 
 
-def release_newer(spool_dir: str) -> list[str]:
-    """Put back into ``spool_dir`` the entries of :data:`NEWER_DIRNAME` whose version this code knows.
-
-    At a spooler's start, after a deploy: the entries a node of an older
-    version left there run now. Return the names put back.
-    """
-    directory = os.path.join(spool_dir, NEWER_DIRNAME)
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return []
-    back = []
-    for name in names:
-        path = os.path.join(directory, name)
-        try:
-            if known_version(read(path)):
-                os.rename(path, os.path.join(spool_dir, name))
-                back.append(name)
-        except (OSError, SpoolFileError):
-            continue
-    return back
-
-
 def write(spool_dir: str, entry: dict[bytes, bytes], at: datetime | None = None) -> str:
     """Add a spool entry to ``spool_dir`` from outside uWSGI; return its path.
 

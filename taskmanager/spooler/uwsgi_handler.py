@@ -104,7 +104,7 @@ def _leave_for_newer(name, version: str) -> None:
     A node of another version (a rolling deploy) runs it: this one neither
     runs nor consumes it, and never retries it (issue 15). The spooler of a
     node that knows the version puts it back at its start
-    (:func:`taskmanager.spoolfiles.release_newer`).
+    (:func:`taskmanager.spoolaside.release_newer`).
     """
     name = os.fsdecode(name) if isinstance(name, bytes) else str(name)
     directory = spool_dir()
@@ -154,7 +154,7 @@ def register_handler() -> bool:
 def spooler_started() -> None:
     """Run the recovery of a starting spooler process; never raise."""
     try:
-        back = spoolfiles.release_newer(spool_dir())
+        back = spoolaside.release_newer(spool_dir())
         if back:
             logger.warning(
                 "taskmanager: %d spool file(s) of a newer payload version put back to run", len(back)
