@@ -138,6 +138,9 @@ LOGGING = {
 for _name, _value in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}").items():
     if _name in ("CONN_MAX_AGE", "ATOMIC_REQUESTS"):
         DATABASES["default"][_name] = _value
+    elif _name == "READ_REPLICA":  # a stale copy the task manager's reads go to (tests/routers.py)
+        DATABASES["replica"] = {**DATABASES["default"], "NAME": _value}
+        DATABASE_ROUTERS = ["tests.routers.ReplicaRouter"]
     elif _name == "DATABASE_PORT":  # e.g. a TCP proxy of the test (tests/support/tcpproxy.py)
         DATABASES["default"]["PORT"] = _value
     elif _name == "SQLITE_TIMEOUT":  # the busy timeout of an SQLite database, in seconds

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import BooleanField, Case, Exists, Max, OuterRef, Q, When
 
 from .. import dbclock, fencing, logcapture, processes, runend
+from ..db import write_db
 from ..models import LogLine, Report, Task
 
 logger = logging.getLogger("taskmanager.recovery")
@@ -151,7 +152,7 @@ def kill_leftovers(report) -> int:
 
 def close_interrupted(report, why: str, now) -> int:
     """Close a running report as interrupted and release its task; return 1, or 0 if already closed."""
-    with transaction.atomic():
+    with transaction.atomic(using=write_db()):
         closed = Report.objects.filter(pk=report.pk, finished_datetime__isnull=True).update(
             result=Task.Result.FAILED, end_reason="interrupted", finished_datetime=now
         )
@@ -181,7 +182,7 @@ def close_interrupted(report, why: str, now) -> int:
 def _after_close(report, now) -> None:
     """Record the run history, prune old reports and notify, as the end of a run does; never raise."""
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=write_db()):
             more_to_prune = runend.record(
                 report.task_id, report.invocation_datetime, now, Task.Result.FAILED, logger
             )

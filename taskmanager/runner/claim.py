@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F
 
 from .. import arguments, dbclock, policy, processes, schedule
+from ..db import write_db
 from ..models import Report, Task, new_token
 from ..spooler import get_backend
 from .child import Child
@@ -147,7 +148,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     # the old token and consume the entry as stale.
     report = None
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=write_db()):
             if claimable.update(**changes) == 1:
                 report = _create_report(task, trigger, now, command_line, child)
     finally:

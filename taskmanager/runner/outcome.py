@@ -18,6 +18,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists
 
 from .. import dbclock, history, logcapture, runend
+from ..db import write_db
 from ..models import Report, Task
 from .claim import respool_deferred
 from .follow import ChildFollower, seconds_text
@@ -121,7 +122,7 @@ class RunEnd:
         # after it, they are still to be written by the next attempt.
         batch, batch_bytes = log.batch, log.batch_bytes
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=write_db()):
                 ended = log.flush(running_only=True, savepoint=False) == 1
                 # (not ended: the transaction is marked for rollback)
                 more_to_prune = self.close_run(started, now, result) if ended else False

@@ -14,6 +14,7 @@ from django.db import DatabaseError, DataError, IntegrityError, connections, tra
 
 from .. import logcapture, logstore
 from ..conf import app_settings
+from ..db import write_db
 from ..models import Report
 
 logger = logging.getLogger("taskmanager.runner")
@@ -40,7 +41,7 @@ class ReportLog:
         # Rows for logstore.insert_rows(), written by flush().
         self.batch: list[tuple] = []
         self.batch_bytes = 0
-        self.stamps = logstore.Stamps()
+        self.stamps = logstore.Stamps(write_db())
         self.report_id = report.pk
         # Read once per run: add_line() runs for every line of the log.
         self.max_log_bytes = app_settings.MAX_LOG_BYTES
@@ -145,21 +146,22 @@ class ReportLog:
         report = Report.objects.filter(pk=self.report.pk)
         if running_only:
             report = report.filter(finished_datetime__isnull=True)
-        outer = transaction.get_connection().in_atomic_block
+        using = write_db()
+        outer = transaction.get_connection(using).in_atomic_block
         sent = time.monotonic()
         renewing = "heartbeat" in self.report_changes
         try:
-            with transaction.atomic(savepoint=savepoint):
+            with transaction.atomic(using=using, savepoint=savepoint):
                 if self.batch:
                     if self.repair:
                         self._insert_one_by_one()
                     else:
-                        logstore.insert_rows(self.batch)
+                        logstore.insert_rows(self.batch, using)
                 updated = report.update(
                     lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
                 )
                 if running_only and updated != 1:
-                    transaction.set_rollback(True)
+                    transaction.set_rollback(True, using=using)
                     return updated
         except DATA_ERRORS as exc:
             # A value nobody foresaw: write the batch again row by row, only
@@ -187,17 +189,17 @@ class ReportLog:
         """Insert the batch row by row (a savepoint each); a row the database refuses becomes a note."""
         for row in self.batch:
             try:
-                with transaction.atomic():
-                    logstore.insert_rows([row])
+                with transaction.atomic(using=write_db()):
+                    logstore.insert_rows([row], write_db())
             except DATA_ERRORS as exc:
                 report_id, seq, _level, _severity, _stream, stamp, _text = row
                 note = "A line could not be stored (%s: %s); this note stands in for it." % (
                     type(exc).__name__,
                     str(exc)[:200],
                 )
-                with transaction.atomic():
+                with transaction.atomic(using=write_db()):
                     logstore.insert_rows(
-                        [(report_id, seq, logcapture.WARNING, 1, logcapture.SYSTEM, stamp, note)]
+                        [(report_id, seq, logcapture.WARNING, 1, logcapture.SYSTEM, stamp, note)], write_db()
                     )
 
     def safe_flush(self, force: bool = False) -> None:

@@ -15,7 +15,7 @@ import os
 from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
-from .. import dbclock, processes, recovery, spoolaside, spoolfiles
+from .. import db, dbclock, processes, recovery, spoolaside, spoolfiles
 from ..conf import app_settings
 from ..models import SpoolerHeartbeat
 from ..spoolfiles import HANDLER_NAME
@@ -41,6 +41,7 @@ def _runner():
     return runner
 
 
+@db.pin
 def handle_spool_entry(env: dict) -> int:
     """Run the task named by a spool entry; return ``uwsgi.SPOOL_OK``, always.
 
@@ -151,6 +152,7 @@ def register_handler() -> bool:
     return True
 
 
+@db.pin
 def spooler_started() -> None:
     """Run the recovery of a starting spooler process; never raise."""
     try:
@@ -201,7 +203,8 @@ def register_recovery_timer() -> int | None:
     def taskmanager_recovery_tick(signum):
         try:
             record_heartbeat()
-            recovery.on_timer(_runner().current_report_id, *_own_node())
+            with db.pinned():  # a lagging replica must not show runs long over as running
+                recovery.on_timer(_runner().current_report_id, *_own_node())
         except BaseException:  # noqa: BLE001 - a signal handler must not kill the spooler
             logger.exception("taskmanager: periodic recovery failed")
 
@@ -214,6 +217,7 @@ def register_recovery_timer() -> int | None:
     return timer.num
 
 
+@db.pin
 def record_heartbeat() -> None:
     """Record that this node's spooler is alive, its clock's offset and identity (SpoolerHeartbeat row).
 
