@@ -14,14 +14,14 @@ SQLite has no connection to cut: PostgreSQL and MariaDB only.
 import pytest
 from django.db import connection
 
-from taskmanager import processes
+from taskmanager import fencing, processes
 from taskmanager.models import Report
 
 from .support.admin import run_to_end, start_running
 from .support.tcpproxy import TcpProxy
 from .support.waits import wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_sensitive]
+pytestmark = pytest.mark.db_sensitive
 
 SETTINGS = {
     "TASKMANAGER_RECOVERY_SECONDS": 1,
@@ -41,6 +41,7 @@ def proxy():
     proxy.close()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_node_cut_from_the_database_kills_its_command_before_another_node_closes_the_run(
     proxy, uwsgi_node, commands
 ):
@@ -75,3 +76,11 @@ def test_node_cut_from_the_database_kills_its_command_before_another_node_closes
     assert after.result == "OK"
     report.refresh_from_db()
     assert report.end_reason == "interrupted"
+
+
+def test_the_rule_holder_gives_up_before_observers_close():
+    assert fencing.holder_limit(60, None) == 50 and fencing.observer_wait(60, None) == 70
+    assert fencing.holder_limit(8, 3) == 5 and fencing.observer_wait(8, 3) == 11
+    assert not fencing.holder_expired(100.0, 104.9, 8, 3)
+    assert fencing.holder_expired(100.0, 105.0, 8, 3)
+    assert "killed" in fencing.holder_message(5.04, 8, 3)
