@@ -119,7 +119,7 @@ class ChildFollower:
                     ending = self.stop_user is not None or self.log.gone
                 if self.log.gone and not self.terminating:
                     self.terminate(pid)
-                if not self.fenced and fencing.holder_expired(self.log.renewed_at, now, *fencing.limits()):
+                if not self.fenced and self.log.fence_due(now):
                     self.fence(pid, now)
                 if self.timeout and not ending and now - started > self.timeout:
                     self.timed_out = True

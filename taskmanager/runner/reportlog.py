@@ -4,7 +4,8 @@ Counts the lines by level, batches LogLine rows within the byte bound, flushes
 them with the report's counters and pending changes (heartbeat, progress,
 pid) in one transaction, survives database errors (lines kept, then dropped
 and counted past a bound), and notices a report that was deleted or closed
-by recovery meanwhile (:attr:`ReportLog.gone`).
+by recovery meanwhile (:attr:`ReportLog.gone`); and when the heartbeat was
+last written, for fencing (:meth:`ReportLog.fence_due`).
 """
 
 import logging
@@ -12,7 +13,7 @@ import time
 
 from django.db import DatabaseError, DataError, IntegrityError, connections, transaction
 
-from .. import logcapture, logstore
+from .. import fencing, logcapture, logstore
 from ..conf import app_settings
 from ..db import write_db
 from ..models import Report
@@ -60,6 +61,9 @@ class ReportLog:
         # time.monotonic() when the last heartbeat that was written had been
         # sent (the claim's for the first): the holder's side of fencing.
         self.renewed_at: float = getattr(report, "heartbeat_sent", None) or time.monotonic()
+        # On SQLite every process shares one machine's file: no other node to fence
+        # from, and a command's long write transaction must not get its run killed.
+        self.fences = connections[write_db()].vendor != "sqlite"
         # A batch failed with a data error: the next flush writes its rows
         # one by one and replaces a row that fails by a note (flush()).
         self.repair = False
@@ -184,6 +188,10 @@ class ReportLog:
         if renewing and updated:
             self.renewed_at = sent
         return updated
+
+    def fence_due(self, now: float) -> bool:
+        """Tell whether the heartbeat went unrenewed too long (:func:`taskmanager.fencing.holder_expired`)."""
+        return self.fences and fencing.holder_expired(self.renewed_at, now, *fencing.limits())
 
     def _insert_one_by_one(self) -> None:
         """Insert the batch row by row (a savepoint each); a row the database refuses becomes a note."""
