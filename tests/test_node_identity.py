@@ -126,3 +126,16 @@ def test_same_host_name_other_pid_namespace_is_judged_by_heartbeat(namespaced_no
 
     press(inside.admin, task, "stop")
     assert finished_report(task).end_reason == "stopped by user admin"
+
+
+def test_two_spoolers_writing_one_node_are_named(namespaced_node, uwsgi_node):
+    # One host name and one spool directory path, two PID namespaces: one node string, two spoolers.
+    inside = namespaced_node()
+    outside = uwsgi_node(settings=SETTINGS, env={"TM_TEST_HOSTNAME": HOST}, spool_dir=inside.spool_dir)
+    node_id = "%s:%s" % (HOST, os.path.abspath(inside.spool_dir))
+    wait_for(
+        lambda: SpoolerHeartbeat.objects.filter(node=node_id, clash_seen__isnull=False).exists(),
+        message="the two identities of %s to be seen in turn" % node_id,
+    )
+    banner = outside.admin.get(TASK_URL).text.split("tm-identity-banner", 1)
+    assert len(banner) == 2 and node_id in banner[1].split("</ul>", 1)[0]
