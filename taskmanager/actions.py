@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Case, F, Value, When
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
-from . import db, dbclock, policy, schedule, spoolfiles
+from . import audit, db, dbclock, policy, schedule, spoolfiles
 from .conf import use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
@@ -156,12 +157,24 @@ def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
 
 
 @db.pin
-def start(task: Task, user=None, version: int | None = None) -> Outcome:
+def start(task: Task, user=None, version: int | None = None, requeue: bool = False) -> Outcome:
     """Start an IDLE task: run it now or schedule it, as its fields say.
 
     ``version``, when given, is the definition version the person saw: the
     start happens only if it is still the task's (one conditional UPDATE).
+    ``requeue`` (an edit re-queues the task's pending run, see
+    :func:`reschedule`): the run stays its starter's, as the task records
+    them, and the edit's own audit entry says what happened.
     """
+    if requeue and user is not None:
+        reason = policy.run_refusal(task, user)
+        if reason:
+            # Said to the editor: the refusal is about the starter, not them.
+            return Outcome(
+                False,
+                _("%(task)s is stopped: %(user)s, who started it, may not run it as it is now: %(reason)s")
+                % {"task": task.name, "user": user.get_username(), "reason": reason},
+            )
     refused = _not_allowed(task, user, starting=True) or _changed_meanwhile(task, version)
     if refused:
         return refused
@@ -184,24 +197,39 @@ def start(task: Task, user=None, version: int | None = None) -> Outcome:
     claimable = Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
     if version is not None:
         claimable = claimable.filter(version=version)
-    changed = claimable.update(
-        status=status,
-        run_token=token,
-        next_datetime=run_at,
-        scheduling=anchor,
-        **_starter(user),
-        spooler_node=backend.node(),
-        spooler_id="",
-    )
-    if changed != 1:
-        return _changed_meanwhile(task, version) or _refusal(task)
 
     def undo():
         Task.objects.filter(pk=task.pk, run_token=token, status=status).update(
             status=Task.Status.IDLE, run_token="", next_datetime=None
         )
 
-    error = _hand_over(backend, task.pk, token, Report.Trigger.START, run_at if future else None, undo)
+    # The start and its audit entry commit together (the entry is spooled on commit).
+    starter = {} if requeue else {**_starter(user), "started_version": F("version")}
+    with transaction.atomic():
+        changed = claimable.update(
+            status=status,
+            run_token=token,
+            next_datetime=run_at,
+            scheduling=anchor,
+            **starter,
+            spooler_node=backend.node(),
+            spooler_id="",
+        )
+        if changed != 1:
+            error = None
+        else:
+            error = _hand_over(
+                backend, task.pk, token, Report.Trigger.START, run_at if future else None, undo
+            )
+            if not error and not requeue:
+                audit.record(
+                    audit.Action.START,
+                    task,
+                    user=user,
+                    changes={"status": [Task.Status.IDLE, status], "next_datetime": [None, run_at]},
+                )
+    if changed != 1:
+        return _changed_meanwhile(task, version) or _refusal(task)
     if error:
         return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": task.name, "error": error})
     if future:
@@ -224,6 +252,15 @@ def stop(task: Task, user=None) -> Outcome:
             return Outcome(
                 False, _("%(task)s cannot be stopped: %(reason)s") % {"task": task.name, "reason": reason}
             )
+    # Each way of stopping commits with its audit entry (one transaction).
+    with transaction.atomic():
+        outcome = _stop(task, user)
+        if outcome.ok:
+            audit.record(audit.Action.STOP, task, user=user, message=outcome.message)
+    return outcome
+
+
+def _stop(task: Task, user) -> Outcome:
     now = dbclock.now()
     entry = _entry(task.pk)
     cancelled = (
@@ -285,7 +322,18 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     # recovery respools the entry if it is lost (recovery.runnow).
     backend = get_backend()
     node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
-    changed = claimable.update(run_now_token=token, spooler_node=node, **_starter(user, "run_now_by"))
+
+    def undo():
+        Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")
+
+    # The run now and its audit entry commit together (the entry is spooled on commit).
+    with transaction.atomic():
+        changed = claimable.update(run_now_token=token, run_now_at=Now(), spooler_node=node, **_starter(user, "run_now_by"))
+        error = None
+        if changed == 1:
+            error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo)
+            if not error:
+                audit.record(audit.Action.RUN_NOW, task, user=user)
     if changed != 1:
         refused = _changed_meanwhile(task, version)
         if refused:
@@ -294,11 +342,6 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
         if task.status == Task.Status.STARTED:
             return Outcome(False, _("%(task)s is already running.") % {"task": task.name})
         return Outcome(False, _("%(task)s is already queued to run now.") % {"task": task.name})
-
-    def undo():
-        Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")
-
-    error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo)
     if error:
         return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": task.name, "error": error})
     return Outcome(True, _("%(task)s will run now.") % {"task": task.name})
@@ -309,7 +352,10 @@ def reschedule(task: Task, user=None) -> Outcome | None:
     """After an edit, make the task's pending run follow its new definition.
 
     ``user`` is who made the edit (who may run the new definition, see
-    forms.TaskForm): the new pending run is started in their name.
+    forms.TaskForm). The new pending run stays its starter's (Run now never
+    re-attributes, nor does an edit): the task records the editor as who
+    defined it (``definition_changed_by``), and the claim checks the rights
+    of both (policy.claim_refusal).
 
     * SCHEDULED/SPOOLED: the pending entry is cancelled (its token cleared,
       so the old spool file runs nothing) and Start's rules apply to the new
@@ -338,10 +384,10 @@ def reschedule(task: Task, user=None) -> Outcome | None:
             if stopped:
                 _discard_superseded(node, path, old)
                 task.refresh_from_db()
-                return start(task, user if user is not None else task.started_by)
+                return start(task, task.started_by, requeue=True)
         elif status == Task.Status.STARTED:
             task.refresh_from_db()
-            outcome = _replace_next_run(task, old, user)
+            outcome = _replace_next_run(task, old)
             if outcome is not None:
                 return outcome
         else:
@@ -354,10 +400,10 @@ def reschedule(task: Task, user=None) -> Outcome | None:
     )
 
 
-def _replace_next_run(task: Task, old_token: str, user=None) -> Outcome | None:
+def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
     """Replace the next run a running task has spooled; None if the run ended meanwhile.
 
-    The new next run is the editor's (``user``), like a Start of the new definition.
+    The new next run stays the starter's, as the task records them.
     """
     now = dbclock.now()
     period = task.repetition_period or None
@@ -374,10 +420,8 @@ def _replace_next_run(task: Task, old_token: str, user=None) -> Outcome | None:
         )
     backend = get_backend()
     token = new_token() if next_at else ""
-    starter = _starter(user) if user is not None else {}
     old_node, old_path = task.spooler_node, task.spooler_id
     changed = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED, run_token=old_token).update(
-        **starter,
         run_token=token,
         next_datetime=next_at,
         scheduling=anchor,

@@ -9,21 +9,24 @@ only (with Django's CSRF protection).
 from types import SimpleNamespace
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, F, OuterRef, Subquery
+from django.db import DatabaseError, connections
+from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from . import actions, arguments, dbclock, display, history, logviews, policy
+from . import actions, arguments, audit, dbclock, display, history, logviews, policy
 from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin
 from .conf import app_settings
 from .forms import RUN_FIELDS, TaskForm
-from .models import ApprovedArguments, Command, Report, Task, TaskCategory
+from .models import ApprovedArguments, AuditEntry, Command, Report, Task, TaskCategory
 
 RUN_PERMISSION = policy.RUN_PERMISSION
 
@@ -105,6 +108,43 @@ class ApprovedArgumentsInline(admin.TabularInline):
         return request.user.has_perm("taskmanager.view_command")
 
 
+class AuditHistoryMixin:
+    """The object's history page lists its audit entries (with before and after) above Django's log."""
+
+    object_history_template = "admin/taskmanager/object_history.html"
+    #: Audit entries shown on a history page; the audit list has the rest.
+    AUDIT_SHOWN = 200
+
+    def history_view(self, request, object_id, extra_context=None):
+        object_type = audit.OBJECT_TYPES[self.model.__name__]
+        entries = list(audit.for_object(object_type, object_id)[: self.AUDIT_SHOWN + 1])
+        more = ""
+        if len(entries) > self.AUDIT_SHOWN:
+            entries = entries[: self.AUDIT_SHOWN]
+            if request.user.has_perm("taskmanager.view_auditentry"):
+                query = {"object_type": object_type, "object_id": object_id}
+                more = reverse("admin:taskmanager_auditentry_changelist") + "?" + urlencode(query)
+        for entry in entries:
+            entry.changes_html = display.audit_changes(entry.changes)
+        context = {"audit_entries": entries, "audit_more": more, **(extra_context or {})}
+        return super().history_view(request, object_id, extra_context=context)
+
+
+def _command_rights(command) -> dict:
+    """What a command's page sets, as audit values: the active flag, the run rights, the approved strings."""
+    return {
+        "active": command.active,
+        "run_by": command.run_by,
+        "groups": sorted(command.groups.values_list("name", flat=True)) if command.pk else [],
+        "locked_arguments": command.locked_arguments,
+        "approved_arguments": (
+            list(command.approved_arguments.order_by("pk").values_list("arguments", flat=True))
+            if command.pk
+            else []
+        ),
+    }
+
+
 class CommandForm(forms.ModelForm):
     """Activation and run rights are superuser acts; others may only switch a command off."""
 
@@ -138,7 +178,7 @@ class TaskCountMixin:
 
 
 @admin.register(Command)
-class CommandAdmin(BusyDatabaseMixin, TaskCountMixin, admin.ModelAdmin):
+class CommandAdmin(AuditHistoryMixin, BusyDatabaseMixin, TaskCountMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     form = CommandForm
     list_display = ["name", "app_name", "active", "runnable", "run_by", "task_count"]
@@ -167,6 +207,33 @@ class CommandAdmin(BusyDatabaseMixin, TaskCountMixin, admin.ModelAdmin):
         form.user = request.user
         return form
 
+    def save_model(self, request, obj, form, change):
+        # The rights as they were, read in the save's transaction (audited in save_related).
+        form.audit_before = _command_rights(Command.objects.get(pk=obj.pk)) if change else {}
+        super().save_model(request, obj, form, change)
+
+    def _audit(self, request, form):
+        """One entry for an activation or deactivation, one for a change of the run rights."""
+        command = form.instance
+        changes = audit.diff(getattr(form, "audit_before", {}), _command_rights(command))
+        active = changes.pop("active", None)
+        if active is not None:
+            action = audit.Action.ACTIVATE if active[1] else audit.Action.DEACTIVATE
+            audit.record(action, command, user=request.user, changes={"active": active})
+        if changes:
+            audit.record(audit.Action.RIGHTS, command, user=request.user, changes=changes)
+
+    def delete_model(self, request, obj):
+        audit.record(audit.Action.DELETE, obj, user=request.user, changes=_deleted(_command_rights(obj)))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for command in queryset:
+            audit.record(
+                audit.Action.DELETE, command, user=request.user, changes=_deleted(_command_rights(command))
+            )
+        super().delete_queryset(request, queryset)
+
     def save_related(self, request, form, formsets, change):
         for formset in formsets:
             if formset.model is ApprovedArguments:
@@ -175,6 +242,7 @@ class CommandAdmin(BusyDatabaseMixin, TaskCountMixin, admin.ModelAdmin):
                         approved.approved_by = request.user
                         approved.approved_at = dbclock.now()
         super().save_related(request, form, formsets, change)
+        self._audit(request, form)
         command = form.instance
         if command.locked_arguments:
             # Say at once which tasks the lock stops, rather than by their failed runs.
@@ -336,8 +404,10 @@ class ReportInline(ReportColumnsMixin, ReadOnlyInline):
 
     def get_queryset(self, request):
         # Each row prints its report (Report.__str__ names the task): without
-        # the join that is one more query per report on the task page.
-        return super().get_queryset(request).select_related("task")
+        # the join that is one more query per report on the task page. Only
+        # the reports the user may read (policy.may_read): the tails are what
+        # the runs printed.
+        return policy.readable_reports(super().get_queryset(request).select_related("task"), request.user)
 
 
 def _running_report(field):
@@ -349,8 +419,12 @@ def _running_report(field):
 
 
 def _annotated_run(task):
-    """The running report's progress, as annotated by TaskAdmin.get_queryset (or None)."""
-    if getattr(task, "run_started", None) is None:
+    """The running report's progress, as annotated by TaskAdmin.get_queryset (or None).
+
+    None also when the user may not read the task's reports (policy.may_read):
+    the progress message is what the run printed.
+    """
+    if getattr(task, "run_started", None) is None or not getattr(task, "run_readable", False):
         return None
     return SimpleNamespace(
         invocation_datetime=task.run_started,
@@ -361,8 +435,25 @@ def _annotated_run(task):
     )
 
 
+def _deleted(values: dict) -> dict:
+    """Audit changes of a deletion: every value before, nothing after."""
+    return {name: [item, None] for name, item in values.items()}
+
+
+#: The task fields an edit's audit entry compares (what it runs and when, and its name, category, note).
+TASK_AUDIT_FIELDS = ("name", "category", "note", *RUN_FIELDS)
+
+
+def _task_values(task) -> dict:
+    return audit.snapshot(task, TASK_AUDIT_FIELDS)
+
+
+def _report_values(report) -> dict:
+    return audit.snapshot(report, ("task", "invocation_datetime", "result", "trigger", "user_name"))
+
+
 @admin.register(Task)
-class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
+class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     form = TaskForm
     change_form_template = "admin/taskmanager/task/change_form.html"
@@ -455,6 +546,7 @@ class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
                 run_total=_running_report("progress_total"),
                 run_message=_running_report("progress_message"),
                 run_progress_at=_running_report("progress_at"),
+                run_readable=Exists(policy.readable_commands(request.user).filter(pk=OuterRef("command_id"))),
             )
         )
 
@@ -584,6 +676,10 @@ class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         defined = set(RUN_FIELDS) & set(form.changed_data)
         now = dbclock.now()
+        # The values before, read in the save's transaction (TaskForm locked the row).
+        before = (
+            _task_values(Task.objects.select_related("command", "category").get(pk=obj.pk)) if change else {}
+        )
         if change:
             # Write only the form's fields: status, tokens and next run belong
             # to the spoolers, which may have changed them since this page
@@ -613,12 +709,33 @@ class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
             obj.definition_changed_at = now
             super().save_model(request, obj, form, change)
         watched = {"scheduling", "repetition_period", "repetition_rate", "command", "arguments"}
+        outcome = None
         if change and watched & defined:
             outcome = actions.reschedule(obj, request.user)
             if outcome is not None:
                 self.message_user(
                     request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING
                 )
+        after = _task_values(Task.objects.select_related("command", "category").get(pk=obj.pk))
+        if not change:
+            # A new task: the fields it was given.
+            after = {name: item for name, item in after.items() if item not in (None, "")}
+        changes = audit.diff(before, after)
+        if changes or not change:
+            audit.record(
+                audit.Action.EDIT if change else audit.Action.CREATE,
+                obj,
+                user=request.user,
+                changes=changes,
+                message=" ".join(
+                    part
+                    for part in (
+                        _("Definition version %(version)s.") % {"version": obj.version} if defined else "",
+                        outcome.message if outcome is not None else "",
+                    )
+                    if part
+                ),
+            )
 
     # -- extra views -----------------------------------------------------------
     def get_urls(self):
@@ -718,10 +835,11 @@ class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
     def delete_model(self, request, obj):
         if _is_waiting_or_running(obj):
             actions.stop(obj, request.user)
+        audit.record(audit.Action.DELETE, obj, user=request.user, changes=_deleted(_task_values(obj)))
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        tasks = list(queryset.select_related("command"))
+        tasks = list(queryset.select_related("command", "category"))
         if any(
             _is_waiting_or_running(t) and not (_can_run(request) and _may_stop(request, t)) for t in tasks
         ):
@@ -729,6 +847,7 @@ class TaskAdmin(BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
         for task in tasks:
             if _is_waiting_or_running(task):
                 actions.stop(task, request.user)
+            audit.record(audit.Action.DELETE, task, user=request.user, changes=_deleted(_task_values(task)))
         super().delete_queryset(request, queryset)
 
 
@@ -750,7 +869,8 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
     # The report page: the list's columns first.
     fields = [
         *list_display,
-        "user",
+        "started_by_display",
+        "defined_by_display",
         "command_line",
         "host",
         "pid",
@@ -763,6 +883,49 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         "log_link",
     ]
     readonly_fields = fields
+
+    # -- read rights: who may see the command reads its reports (policy.may_read)
+    def get_queryset(self, request):
+        return policy.readable_reports(super().get_queryset(request), request.user)
+
+    def get_object(self, request, object_id, from_field=None):
+        """The report, or None if there is none; PermissionDenied (403) for one the user may not read.
+
+        The log viewer's views use it too (logviews.get_report).
+        """
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            field = self.model._meta.pk if from_field is None else self.model._meta.get_field(from_field)
+            try:
+                exists = self.model._default_manager.filter(
+                    **{field.name: field.to_python(object_id)}
+                ).exists()
+            except (ValidationError, ValueError):
+                exists = False
+            if exists:
+                raise PermissionDenied
+        return obj
+
+    def has_view_permission(self, request, obj=None):
+        if not super().has_view_permission(request, obj):
+            return False
+        return obj is None or policy.may_read(request.user, obj.task.command)
+    @admin.display(description=_("started by"))
+    def started_by_display(self, obj):
+        # The username is kept when the user is deleted.
+        name = obj.user.get_username() if obj.user_id else obj.user_name
+        return name or _("the project's code")
+
+    @admin.display(description=_("defined by"))
+    def defined_by_display(self, obj):
+        """Who last defined what the run ran, and the definition's version."""
+        name = obj.defined_by.get_username() if obj.defined_by_id else obj.defined_by_name
+        if obj.definition_version is None:
+            return name or display.EMPTY
+        return _("%(who)s (definition version %(version)s)") % {
+            "who": name or display.EMPTY,
+            "version": obj.definition_version,
+        }
 
     def has_add_permission(self, request):
         return False
@@ -783,6 +946,7 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
     def delete_model(self, request, obj):
         if obj.is_running:
             actions.stop(obj.task, request.user)
+        audit.record(audit.Action.DELETE, obj, user=request.user, changes=_deleted(_report_values(obj)))
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
@@ -791,8 +955,98 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
             raise PermissionDenied
         for report in running:
             actions.stop(report.task, request.user)
+        for report in queryset.select_related("task"):
+            audit.record(
+                audit.Action.DELETE, report, user=request.user, changes=_deleted(_report_values(report))
+            )
         super().delete_queryset(request, queryset)
 
     def get_urls(self):
         # The log viewer: page, live follow (JSON) and download (taskmanager.logviews).
         return logviews.urls(self) + super().get_urls()
+
+
+#: Per database alias: whether it can group dates in the project's time zone (see _dates_work).
+_DATES_WORK: dict[str, bool] = {}
+
+
+def _dates_work(alias: str = "default") -> bool:
+    """Whether the database can group dates in the project's time zone (the date drill-down).
+
+    MySQL and MariaDB need their time zone tables for it (``CONVERT_TZ``
+    answers NULL without them and Django raises "Database returned an invalid
+    datetime value"); asked once per process.
+    """
+    if alias not in _DATES_WORK:
+        connection = connections[alias]
+        works = True
+        if connection.vendor == "mysql" and settings.USE_TZ:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT CONVERT_TZ('2000-01-01 00:00:00', 'UTC', %s)", [settings.TIME_ZONE]
+                    )
+                    works = cursor.fetchone()[0] is not None
+            except DatabaseError:
+                works = False
+        _DATES_WORK[alias] = works
+    return _DATES_WORK[alias]
+
+
+class _AuditChangeList(ChangeList):
+    """The audit list, without the date drill-down where the database cannot group dates (_dates_work)."""
+
+    def __init__(
+        self, request, model, list_display, list_display_links, list_filter, date_hierarchy, *args, **kw
+    ):
+        if not _dates_work():
+            date_hierarchy = None
+        super().__init__(
+            request, model, list_display, list_display_links, list_filter, date_hierarchy, *args, **kw
+        )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(BusyDatabaseMixin, admin.ModelAdmin):
+    """The audit list: read-only for everyone, superusers included; needs ``view_auditentry``."""
+
+    Media = TaskManagerMedia
+    list_display = ["when", "actor_name", "action", "object_type", "object_display", "changes_display"]
+    # "when": today, the past 7 days, this month, this year (ranges: fine on every database).
+    list_filter = ["action", "object_type", "actor_name", "when"]
+    search_fields = ["object_repr", "actor_name", "message", "=object_id", "=task_ref"]
+    date_hierarchy = "when"
+    fields = [
+        "when",
+        "actor_name",
+        "actor_id",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "task_ref",
+        "changes_display",
+        "message",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("object"), ordering="object_repr")
+    def object_display(self, obj):
+        return format_html('{} <span class="tm-sub">#{}</span>', obj.object_repr, obj.object_id)
+
+    @admin.display(description=_("before and after"))
+    def changes_display(self, obj):
+        return format_html("{}{}", display.audit_changes(obj.changes), obj.message)
+
+    def get_changelist(self, request, **kwargs):
+        return _AuditChangeList
+
+    # Entries are written by the app only: nobody adds, changes or deletes them here.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

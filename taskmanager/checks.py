@@ -25,6 +25,7 @@ import importlib.util
 import logging
 import numbers
 import os
+import re
 import socket
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -126,6 +127,18 @@ def optional_path(value):
     return "None or a directory path"
 
 
+def list_of_regexes(value):
+    problem = list_of_text(value)
+    if problem:
+        return "a list of regular expressions"
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return "a list of regular expressions (%r is not one: %s)" % (pattern, exc)
+    return None
+
+
 def dotted_path(value):
     return None if isinstance(value, str) and "." in value else "a dotted path to a class"
 
@@ -135,6 +148,7 @@ RULES: dict[str, Callable] = {
     "BACKEND": dotted_path,
     "REPORTS_KEPT": int_at_least(1),
     "HISTORY_KEPT": int_at_least(1),
+    "AUDIT_DAYS": number_at_least(0),
     "ADMIN_POLL_MS": int_at_least(100),
     "REPORT_TAIL_LINES": int_at_least(1),
     "STOP_GRACE_SECONDS": number_at_least(0),
@@ -168,6 +182,8 @@ RULES: dict[str, Callable] = {
     "NOTIFY_SLACK_BASE_URL": url,
     "NOTIFY_TIMEOUT": number_at_least(0, strict=True),
     "NOTIFY_SITE_URL": optional_url,
+    "REDACT_SETTINGS": list_of_text,
+    "REDACT_PATTERNS": list_of_regexes,
 }
 
 

@@ -15,6 +15,9 @@ DEFAULTS = {
     "REPORTS_KEPT": 5,
     # Slim run records (time, duration, result) kept per task for the chart of last runs.
     "HISTORY_KEPT": 100,
+    # Days audit entries are kept (taskmanager.audit); older ones are deleted
+    # by the periodic recovery pass. 0 keeps them for ever.
+    "AUDIT_DAYS": 365,
     # Milliseconds between two refreshes of status and progress in the admin pages.
     "ADMIN_POLL_MS": 2000,
     # Lines of the log shown as the tail of a report.
@@ -159,6 +162,11 @@ DEFAULTS = {
     # Scheme and host put before admin links in notices, e.g.
     # "https://ops.example.com"; None gives links without a host.
     "NOTIFY_SITE_URL": None,
+    # Secrets kept out of the stored log (see taskmanager.redaction): more
+    # settings whose values are secrets, and regular expressions whose
+    # matches are.
+    "REDACT_SETTINGS": [],
+    "REDACT_PATTERNS": [],
 }
 
 

@@ -24,6 +24,8 @@ loses nothing). A pure module: no ORM, only the settings.
 
 from __future__ import annotations
 
+import time
+
 from .conf import app_settings
 
 #: The margin when ``FENCE_MARGIN`` is None: this fraction of ``HEARTBEAT_TIMEOUT``.
@@ -66,3 +68,29 @@ def holder_message(seconds: float, timeout: float, margin_seconds: float | None)
         "- TASKMANAGER_FENCE_MARGIN = %g): the command was killed, as other nodes may now take the run "
         "for interrupted." % (round(seconds, 1), holder_limit(timeout, margin_seconds))
     )
+
+
+class Lease:
+    """The holder's side for one run: when the last heartbeat that was written had been sent.
+
+    ``sent`` is the ``time.monotonic()`` of the first one (the claim's).
+    On SQLite (``vendor``) it never expires: every process shares one
+    machine and its file, nobody fences from elsewhere, and a command's long
+    write transaction, which holds up the heartbeat, must not kill its run.
+    """
+
+    def __init__(self, sent: float | None = None, vendor: str = ""):
+        self.renewed_at = time.monotonic() if sent is None else sent
+        self.active = vendor != "sqlite"
+
+    def renew(self, sent: float) -> None:
+        """Record a heartbeat written, sent at ``sent`` (monotonic)."""
+        self.renewed_at = max(self.renewed_at, sent)
+
+    def expired(self, now: float) -> bool:
+        """Tell whether the command must be killed (:func:`holder_expired`, the settings now)."""
+        return self.active and holder_expired(self.renewed_at, now, *limits())
+
+    def message(self, now: float) -> str:
+        """The log line of the kill (:func:`holder_message`)."""
+        return holder_message(now - self.renewed_at, *limits())

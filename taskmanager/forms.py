@@ -1,6 +1,9 @@
 """The task form: arguments and schedule are checked when the task is saved."""
 
 from django import forms
+from django.db import transaction
+from django.utils import timezone
+from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
 from . import arguments, dbclock, policy, schedule
@@ -18,6 +21,8 @@ RUN_FIELDS = (
     "timeout",
     "notify",
 )
+#: The schedule's fields (part of RUN_FIELDS: when a task runs is part of what it runs).
+SCHEDULE_FIELDS = ("scheduling", "repetition_period", "repetition_rate")
 
 
 class TaskForm(forms.ModelForm):
@@ -25,6 +30,10 @@ class TaskForm(forms.ModelForm):
     #: makes for each request. None (a form built outside the admin) may
     #: choose nothing: every command is refused.
     user = None
+
+    #: The definition version the page was rendered with (Task.version): a
+    #: save from a page older than the task's version is refused (clean).
+    loaded_version = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
     class Meta:
         model = Task
@@ -43,6 +52,8 @@ class TaskForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["loaded_version"].initial = self.instance.version
         current = self.instance.command if self.instance.pk else None
         #: Whether this user may change what the task runs (see RUN_FIELDS).
         self.may_define = current is None or policy.user_refusal(self.user, current) is None
@@ -65,6 +76,8 @@ class TaskForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if not self._check_version(cleaned.get("loaded_version")):
+            return cleaned
         if not self.may_define:
             return cleaned
         command = cleaned.get("command")
@@ -114,6 +127,64 @@ class TaskForm(forms.ModelForm):
             if "scheduling" not in self.errors:
                 self._check_schedule_computes(cleaned.get("scheduling"), period, rate)
         return cleaned
+
+    def _check_version(self, loaded) -> bool:
+        """Refuse a save from a page rendered before the task's definition last changed.
+
+        The task's row is locked (``select_for_update``) until the admin's
+        transaction ends, so a concurrent save of the same task waits and then
+        sees the version this one writes (on SQLite the IMMEDIATE transaction
+        serializes the saves). On refusal nothing is saved; the form keeps
+        the user's input, now carrying the current version, so that saving
+        again is a deliberate overwrite. Return whether the save may go on.
+        """
+        if self.instance.pk is None or loaded is None:
+            return True
+        rows = Task.objects.all()
+        if transaction.get_connection().in_atomic_block:  # the admin's save: lock until it commits
+            rows = rows.select_for_update()
+        row = (
+            rows.filter(pk=self.instance.pk)
+            .values("version", "definition_changed_by_id", "definition_changed_at")
+            .first()
+        )
+        if row is None or row["version"] == loaded:
+            return True
+        current = Task.objects.select_related("definition_changed_by", "command").get(pk=self.instance.pk)
+        who = current.definition_changed_by.get_username() if current.definition_changed_by else _("someone")
+        when = (
+            localize(timezone.localtime(current.definition_changed_at))
+            if current.definition_changed_at
+            else ""
+        )
+        self.add_error(
+            None,
+            _(
+                "Not saved: %(who)s changed what this task runs (%(when)s) after this page was loaded. "
+                "Now: %(now)s. Your input is kept below: check it against theirs, then save again to "
+                "replace their change, or reload the page to start from it."
+            )
+            % {"who": who, "when": when, "now": self._current_values(current)},
+        )
+        data = self.data.copy()
+        data[self.add_prefix("loaded_version")] = str(row["version"])
+        self.data = data
+        return False
+
+    def _current_values(self, task) -> str:
+        """The definition fields of ``task`` whose value differs from this form's input, as text."""
+        shown = []
+        for name in RUN_FIELDS:
+            if name not in self.fields:
+                continue
+            now = getattr(task, name)
+            mine = self.cleaned_data.get(name) if hasattr(self, "cleaned_data") else None
+            if now != mine and not (now in (None, "") and mine in (None, "")):
+                label = self.fields[name].label or name
+                if hasattr(now, "tzinfo") and now is not None:
+                    now = localize(timezone.localtime(now))
+                shown.append("%s = %s" % (label, "-" if now in (None, "") else now))
+        return "; ".join(shown) or _("the same values as your input")
 
     def _check_schedule_computes(self, anchor, period, rate):
         """Refuse a schedule whose runs cannot be computed (e.g. past the year 9999).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -296,8 +297,28 @@ def iter_lines(report_id: int, chunk: int = 2000) -> Iterator[tuple[int, datetim
         size = max(1, min(chunk, int(len(rows) * 8_000_000 / chars)))
 
 
+#: What starts each further line of a multi-line entry in the download. The
+#: product's own lines start with a date (the header with "Log of"), so no
+#: text a command writes can pass for one of them (issue 14).
+CONTINUATION = "  | "
+#: Every line break of str.splitlines() (and of text viewers): \r\n, \n, \r,
+#: \v, \f, the file/group/record separators, NEL, LINE and PARAGRAPH SEPARATOR.
+_BREAKS_RE = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def mark_continuations(text: str) -> str:
+    """Return ``text`` with each line break made a newline followed by :data:`CONTINUATION`."""
+    return _BREAKS_RE.sub("\n" + CONTINUATION, text)
+
+
 def format_line(timestamp: datetime, level: int, stream: str, text: str) -> str:
-    """Return one line of the downloadable text log (``timestamp`` already local)."""
+    """Return one entry of the downloadable text log (``timestamp`` already local).
+
+    An entry spanning several lines (a traceback, a message with a newline)
+    gets :data:`CONTINUATION` before each further line.
+    """
+    if _BREAKS_RE.search(text):
+        text = mark_continuations(text)
     # isoformat() is several times faster than strftime() (a million calls).
     return "%s %-8s %-11s %s\n" % (
         timestamp.isoformat(" ", "microseconds")[:26],

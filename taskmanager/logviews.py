@@ -3,7 +3,8 @@
 Three admin views, registered by ``ReportAdmin.get_urls`` through
 :func:`urls` and wrapped in ``admin_site.admin_view`` (so they need the admin
 login); each also needs Django's ``view_report`` permission
-(``ModelAdmin.has_view_permission``), else 403:
+(``ModelAdmin.has_view_permission``) and the read rights of the report's
+command (``policy.may_read``, through ``ReportAdmin.get_object``), else 403:
 
 * ``admin:taskmanager_report_log`` - ``<pk>/log/``: one page of the log,
   filtered by level (``level=ALL|WARNING|ERROR``, WARNING meaning warnings and
@@ -15,8 +16,8 @@ login); each also needs Django's ``view_report`` permission
   cursor, and whether the run is still going; the page's script polls it
   about once a second while the run goes on.
 * ``admin:taskmanager_report_log_download`` - ``<pk>/log/download/``: the
-  whole log as a streamed text file, one line per row with its time, level
-  and source.
+  whole log as a streamed text file, one entry per row with its time, level
+  and source; further lines of an entry start with ``logstore.CONTINUATION``.
 
 All log text is escaped; ``http``/``https`` URLs become links with
 ``rel="noopener nofollow noreferrer"``. Pages cost the same few queries at any
@@ -266,7 +267,10 @@ def download_view(model_admin, request, object_id):
     """The whole log as a streamed text file (UTF-8), in line order."""
     report = get_report(model_admin, request, object_id)
     tz = timezone.get_current_timezone()
-    header = _("Log of %(report)s, times in %(tz)s") % {"report": report, "tz": tz}
+    # (a task name with a line break must not make a line of its own either)
+    header = logstore.mark_continuations(
+        _("Log of %(report)s, times in %(tz)s") % {"report": report, "tz": tz}
+    )
 
     def content():
         # About 64 KB per chunk: one write per line would cost a system call each.

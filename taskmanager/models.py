@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, Value, When
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -145,12 +146,14 @@ class TaskQuerySet(models.QuerySet):
         """End the run of these tasks on the task's side, in one UPDATE; return the row count.
 
         The status becomes :meth:`Task.end_status` and ``resume_status`` is
-        cleared; ``fields`` (the last result, counters...) are set in the same
+        cleared; ``run_now_at`` becomes now (a "run now" deferred behind the
+        run waits for its entry from this moment, ``recovery.runnow``);
+        ``fields`` (the last result, counters...) are set in the same
         UPDATE. The status comes first: MySQL/MariaDB evaluate SET assignments
         left to right, each seeing the ones before it, so it must read
         ``resume_status`` before that is cleared.
         """
-        return self.update(status=Task.end_status(), resume_status="", **fields)
+        return self.update(status=Task.end_status(), resume_status="", run_now_at=Now(), **fields)
 
 
 class Task(models.Model):
@@ -248,6 +251,11 @@ class Task(models.Model):
     # Status to return to when a "run now" run ends (the periodic chain goes on).
     resume_status = models.CharField(max_length=10, blank=True, editable=False)
     run_now_token = models.CharField(max_length=32, blank=True, editable=False)
+    # Since when the queued "run now" waits for its spool entry to run (the
+    # database's clock): set with the token, and again when the run it was
+    # deferred behind ends. The periodic recovery respools a token older than
+    # a few seconds with no entry (recovery/runnow.py).
+    run_now_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -289,6 +297,11 @@ class Task(models.Model):
     definition_changed_at = models.DateTimeField(
         _("definition changed at"), null=True, blank=True, editable=False
     )
+    # The definition version the starter's Start committed to. An edit after
+    # it re-queues the pending run under the same starter ("defined by" the
+    # editor, see actions.reschedule), and the claim then checks the rights
+    # of both (policy.claim_refusal).
+    started_version = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     objects = TaskQuerySet.as_manager()
 
@@ -359,6 +372,22 @@ class Report(models.Model):
         related_name="+",
         verbose_name=_("started by"),
     )
+    # The starter's username, kept when the user is deleted (the task's
+    # started_by_name, or run_now_by_name for a "run now" run).
+    user_name = models.CharField(_("started by (username)"), max_length=150, blank=True)
+    # Who last defined what this run ran, and the definition's version (copied
+    # from the task at the claim): an edit re-queues a run under its starter,
+    # so the starter and the author may differ.
+    defined_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("defined by"),
+    )
+    defined_by_name = models.CharField(_("defined by (username)"), max_length=150, blank=True)
+    definition_version = models.PositiveIntegerField(_("definition version"), null=True, blank=True)
     command_line = models.TextField(_("command line"), blank=True)
     host = models.CharField(_("host"), max_length=255, blank=True)
     pid = models.IntegerField(_("pid"), null=True, blank=True)
@@ -561,3 +590,57 @@ class SpoolerHeartbeat(models.Model):
 
     def __str__(self):
         return self.node
+
+
+class AuditEntry(models.Model):
+    """Who did what to a task, a command or a report, and when (``taskmanager.audit``).
+
+    No foreign key: the actor and the object are kept as text (ids and
+    names), so an entry outlives both and deleting either deletes nothing
+    here. Entries are written by the app only, shown read-only in the admin,
+    and pruned after ``TASKMANAGER_AUDIT_DAYS`` days.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("create")
+        EDIT = "edit", _("edit")
+        START = "start", _("start")
+        STOP = "stop", _("stop")
+        RUN_NOW = "run now", _("run now")
+        ACTIVATE = "activate", _("activate")
+        DEACTIVATE = "deactivate", _("deactivate")
+        RIGHTS = "rights", _("run rights")
+        DELETE = "delete", _("delete")
+        PRUNE = "prune", _("prune reports")
+
+    class ObjectType(models.TextChoices):
+        TASK = "task", _("task")
+        COMMAND = "command", _("command")
+        REPORT = "report", _("report")
+
+    when = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    # The user's id and username as they were; no id for collection
+    # ("collect_commands") or the spooler ("system").
+    actor_id = models.BigIntegerField(_("actor id"), null=True, blank=True)
+    actor_name = models.CharField(_("who"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=12, choices=Action.choices)
+    object_type = models.CharField(_("object type"), max_length=10, choices=ObjectType.choices)
+    object_id = models.CharField(_("object id"), max_length=40)
+    object_repr = models.CharField(_("object"), max_length=300)
+    # The task an entry about a report belongs to (its history page lists it).
+    task_ref = models.CharField(_("task id"), max_length=40, blank=True)
+    # {field: [before, after]}, values as JSON (dates ISO 8601, objects by name).
+    changes = models.JSONField(_("changes"), default=dict, blank=True)
+    message = models.TextField(_("message"), blank=True)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit")
+        ordering = ["-when", "-pk"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "-when"], name="taskmanager_audit_object"),
+            models.Index(fields=["task_ref", "-when"], name="taskmanager_audit_task"),
+        ]
+
+    def __str__(self):
+        return "%s %s %s" % (self.actor_name or "-", self.get_action_display(), self.object_repr)

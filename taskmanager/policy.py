@@ -20,9 +20,12 @@ behind it (``docs/security.rst`` explains them to users):
   (:func:`run_refusal` with the user pressing), and the spooler's claim
   (with the user who started the run), because uWSGI serves without running
   system checks and rows in the database may predate these rules.
+* **Who may see a command reads its reports** (:func:`may_read`,
+  :func:`readable_reports`): ``view_report`` narrowed by the command's run
+  rights, wherever a report, its log or a run's progress is served.
 
-Each function returns ``None`` when allowed, else a message a person can act
-on; none raises.
+Each ``*_refusal`` function returns ``None`` when allowed, else a message a
+person can act on; none raises.
 """
 
 from __future__ import annotations
@@ -295,7 +298,38 @@ def claim_refusal(task, trigger: str, argv: list[str] | None = None) -> str | No
         user = task.started_by if user_id else None
     if user is None and name:
         return _("%(user)s, who started this run, no longer exists.") % {"user": name}
-    return run_refusal(task, user, check_user=user is not None, argv=argv)
+    refusal = run_refusal(task, user, check_user=user is not None, argv=argv)
+    if refusal is None and trigger != Report.Trigger.RUN_NOW:
+        refusal = _definer_refusal(task, user_id)
+    return refusal
+
+
+def _definer_refusal(task, starter_id) -> str | None:
+    """Why the person who changed the definition after its Start may not run it now, or None.
+
+    An edit re-queues a pending run under its starter, who did not see the
+    new definition: the run is checked with the rights of its author too.
+    """
+    definer = task.definition_changed_by
+    if task.started_version is None or task.version == task.started_version:
+        return None
+    if definer is None or definer.pk == starter_id:
+        return None
+    reason = user_refusal(definer, task.command)
+    if reason is None:
+        return None
+    return _("%(user)s, who changed what this task runs after it was started, may not run it: %(reason)s") % {
+        "user": definer.get_username(),
+        "reason": reason,
+    }
+
+
+def _within_run_rights(commands, user):
+    """``commands`` left to a user who is not a superuser by their run rights (groups, superusers only)."""
+    in_groups = Command.objects.filter(groups__in=user.groups.all()).values("pk")
+    return commands.exclude(run_by=Command.RunBy.SUPERUSERS).exclude(
+        Q(run_by=Command.RunBy.GROUPS) & ~Q(pk__in=in_groups)
+    )
 
 
 def runnable_commands(user):
@@ -306,11 +340,57 @@ def runnable_commands(user):
         return Command.objects.none()
     candidates = Command.objects.filter(active=True)
     if not user.is_superuser:
-        in_groups = Command.objects.filter(groups__in=user.groups.all()).values("pk")
-        candidates = candidates.exclude(run_by=Command.RunBy.SUPERUSERS).exclude(
-            Q(run_by=Command.RunBy.GROUPS) & ~Q(pk__in=in_groups)
-        )
+        candidates = _within_run_rights(candidates, user)
     keep = [
         pk for pk, app, name in candidates.values_list("pk", "app_name", "name") if not blocked(app, name)
     ]
     return Command.objects.filter(pk__in=keep)
+
+
+# -- reading what a run printed -------------------------------------------------------
+#
+# One rule: whoever may see a command may read its reports (page, log, follow,
+# download, the tail and the progress on the task's pages). Seeing a command
+# is Django's view_report (or change_report) narrowed by the command's run
+# rights: anyone with view_report for "anyone who may run tasks", the members
+# of its groups for "superusers and the groups below", superusers only for
+# "superusers only". run_task is not needed (it is the right to act, and
+# view-only users read logs), nor is the command active or unblocked: a
+# command switched off keeps its readers. See docs/security.rst, "Read rights".
+
+VIEW_REPORT_PERMISSIONS = ("taskmanager.view_report", "taskmanager.change_report")
+
+
+def _may_view_reports(user) -> bool:
+    if user is None or not user.is_active:
+        return False
+    return user.is_superuser or any(user.has_perm(perm) for perm in VIEW_REPORT_PERMISSIONS)
+
+
+def may_read(user, command) -> bool:
+    """Whether ``user`` may read the reports of ``command``'s tasks (the one rule, see above)."""
+    if not _may_view_reports(user):
+        return False
+    if user.is_superuser or command.run_by == Command.RunBy.PERMISSION:
+        return True
+    if command.run_by == Command.RunBy.GROUPS:
+        return command.groups.filter(pk__in=user.groups.values("pk")).exists()
+    return False
+
+
+def readable_commands(user):
+    """The commands whose reports ``user`` may read (:func:`may_read` as a queryset)."""
+    if not _may_view_reports(user):
+        return Command.objects.none()
+    if user.is_superuser:
+        return Command.objects.all()
+    return _within_run_rights(Command.objects.all(), user)
+
+
+def readable_reports(reports, user):
+    """``reports`` (a Report queryset) without those ``user`` may not read."""
+    if not _may_view_reports(user):
+        return reports.none()
+    if user.is_superuser:
+        return reports
+    return reports.filter(task__command__in=readable_commands(user))

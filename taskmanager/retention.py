@@ -5,13 +5,18 @@ end of a run does it inside its own closing transaction, see
 :func:`prune_small_reports`); a big log is deleted first in chunks of CHUNK
 rows, each chunk its own transaction, so that deleting a 1,000,000-line log
 never holds the database (SQLite's single writer lock above all) for long.
+
+Each pruning that deletes reports writes one audit entry (actor "system",
+action "prune reports" on the task), in the transaction that deletes them:
+one entry per prune, not per report.
 """
 
 from django.db import transaction
 
+from . import audit
 from .conf import app_settings
 from .db import write_db
-from .models import LogLine, Report
+from .models import LogLine, Report, Task
 
 #: Log lines deleted per statement, so SQLite is never locked for long. A
 #: report counting fewer lines than this is deleted with its log at once.
@@ -48,12 +53,12 @@ def prune_reports(task_id: int, keep: int | None = None) -> int:
             delete_log(report_id)
             lines = 0
         if batch and size + lines > CHUNK:
-            _delete_reports(batch)
+            _delete_reports(batch, task_id)
             batch, size = [], 0
         batch.append(report_id)
         size += lines
     if batch:
-        _delete_reports(batch)
+        _delete_reports(batch, task_id)
     return len(old)
 
 
@@ -72,14 +77,34 @@ def prune_small_reports(task_id: int, keep: int | None = None) -> bool:
             batch.append(report_id)
             size += lines
     if batch:
-        _delete_reports(batch)
+        _delete_reports(batch, task_id)
     return len(batch) < len(old)
 
 
-def _delete_reports(pks: list[int]) -> None:
-    """Delete reports and their log lines (Django's collector: signals and cascades apply)."""
+def _delete_reports(pks: list[int], task_id: int) -> None:
+    """Delete reports and their log lines (Django's collector: signals and cascades apply).
+
+    One audit entry names how many went, and when the newest of them ran.
+    """
+    newest = (
+        Report.objects.filter(pk__in=pks)
+        .order_by("-invocation_datetime")
+        .values_list("invocation_datetime", flat=True)
+        .first()
+    )
     # The collector loads the reports before deleting them: their pks suffice.
     Report.objects.filter(pk__in=pks).only("pk").delete()
+    name = Task.objects.filter(pk=task_id).values_list("name", flat=True).first() or ""
+    audit.record(
+        audit.Action.PRUNE,
+        actor=audit.SYSTEM,
+        object_type=audit.ObjectType.TASK,
+        object_id=task_id,
+        object_repr=name,
+        changes={"reports": [len(pks), 0]},
+        message="%d finished report(s) deleted beyond the newest %s kept (TASKMANAGER_REPORTS_KEPT); "
+        "the newest of them started at %s." % (len(pks), app_settings.REPORTS_KEPT, audit.value(newest)),
+    )
 
 
 def delete_log(report_id: int) -> None:

@@ -134,10 +134,13 @@ LOGGING = {
 
 # A uWSGI instance started by a test may override settings with a JSON object
 # in TM_TEST_SETTINGS (names to values); "CONN_MAX_AGE" and "ATOMIC_REQUESTS"
-# apply to the database, "SQLITE_TIMEOUT" is its busy timeout.
+# apply to the database, "SQLITE_TIMEOUT" is its busy timeout, "EXTRA_DATABASES"
+# ({alias: settings}) adds databases beside the test database.
 for _name, _value in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}").items():
     if _name in ("CONN_MAX_AGE", "ATOMIC_REQUESTS"):
         DATABASES["default"][_name] = _value
+    elif _name == "EXTRA_DATABASES":
+        DATABASES.update(_value)
     elif _name == "READ_REPLICA":  # a stale copy the task manager's reads go to (tests/routers.py)
         DATABASES["replica"] = {**DATABASES["default"], "NAME": _value}
         DATABASE_ROUTERS = ["tests.routers.ReplicaRouter"]

@@ -30,5 +30,5 @@ def test_start_and_edit_under_atomic_requests(uwsgi_node, commands):
     later = add_task(client, commands, "edited", "tm_ok", scheduling_0="2999-01-01", scheduling_1="10:00:00")
     assert "is scheduled: next run" in press(client, later, "start").text
     edit_task(client, later, arguments="--lines 1", scheduling_0="", scheduling_1="")
-    report = finished_report(later, timeout=20)
+    report = finished_report(later)
     assert report.result == "OK"

@@ -85,11 +85,14 @@ def test_raised_exception_is_in_the_log(server, admin_http, commands):
 
 
 def test_two_start_presses_give_one_run(server, admin_http, commands):
-    task = add_task(admin_http, commands, "twice", "tm_sleep", "--seconds 1.5, --tick 0.3")
+    # A run longer than any test (stopped below): the second press cannot
+    # come after its end, however slow the machine.
+    task = add_task(admin_http, commands, "twice", "tm_sleep", "--seconds 120, --tick 0.2")
     first = press(admin_http, task, "start")
     second = press(admin_http, task, "start")
     assert "was started" in first.text
     assert "already" in second.text
+    press(admin_http, task, "stop")
     finished_report(task)
     task.refresh_from_db()
     assert task.status == "IDLE"
@@ -102,7 +105,7 @@ def test_stop_kills_a_command_that_ignores_sigterm(server, admin_http, commands)
     running = running_report(task)
     resp = press(admin_http, task, "stop")
     assert "is being stopped" in resp.text
-    report = finished_report(task, timeout=20)
+    report = finished_report(task)
     assert report.pk == running.pk
     assert report.result == "FAILED"
     assert report.end_reason == "stopped by user admin"

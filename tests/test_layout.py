@@ -23,6 +23,7 @@ PURE = {
     "taskmanager.logcapture",
     "taskmanager.processes",
     "taskmanager.progress",
+    "taskmanager.redaction",
     "taskmanager.schedule",
     "taskmanager.spoolaside",
     "taskmanager.spoolfiles",
@@ -256,3 +257,37 @@ def test_no_test_module_imports_another():
                     if alias.name.startswith("tests.test_"):
                         found.add((path.stem, name))
     assert found - TEST_IMPORTS_ALLOWED == set(), "a test module imports another: use tests/support/"
+
+
+#: The one module of the tests that may sleep: its polls wait on a condition, with a deadline.
+WAITS = ROOT / "tests" / "support" / "waits.py"
+#: Calls that wait a fixed time (Playwright's ``page.wait_for_timeout`` included).
+FIXED_WAITS = {"time.sleep", "sleep", "asyncio.sleep"}
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Attribute):
+        return "%s.%s" % (_dotted(node.value), node.attr)
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def test_tests_wait_on_conditions_not_on_time():
+    """A fixed sleep in a test is a bet on the machine's speed (issue 13, item 10: a test failed
+    on a loaded machine). Tests wait with tests/support/waits.py, on an event that proves the
+    system went past the point. tests/testapp/ is left out: its commands sleep on purpose, as
+    the commands under test."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path == WAITS or "testapp" in path.relative_to(ROOT).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            name = _dotted(node.func) if isinstance(node, ast.Call) else ""
+            if name in FIXED_WAITS or name.endswith(".wait_for_timeout"):
+                found.append("%s:%d %s()" % (path.relative_to(ROOT), node.lineno, name))
+            elif isinstance(node, ast.ImportFrom) and node.module in ("time", "asyncio"):
+                found += [
+                    "%s:%d from %s import sleep" % (path.relative_to(ROOT), node.lineno, node.module)
+                    for alias in node.names
+                    if alias.name == "sleep"
+                ]
+    assert not found, found

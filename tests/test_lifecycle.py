@@ -19,15 +19,16 @@ from django.db import connection
 from django.utils import timezone
 
 from taskmanager import processes
-from taskmanager.models import Command, LogLine, Report, SpoolerHeartbeat, Task
+from taskmanager.models import Command, LogLine, Report, Task
 
 from .support.admin import add_task, bulk_action, press, start_running
 from .support.adminclient import AdminClient
 from .support.objects import log_texts, make_report, make_task
-from .support.procs import gone, live_spooler_pids, vm_kib, zombie_children
+from .support.procs import children, gone, live_spooler_pids, vm_kib, zombie_children
 from .support.recorder import events
+from .support.scale import scaled
 from .support.spool import spool_entries, spool_is_empty
-from .support.waits import finished_report, running_report, wait_for
+from .support.waits import finished_report, recovery_ticks, running_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,13 +75,13 @@ def test_stop_pressed_on_web_only_node_stops_run_on_spooler_node(uwsgi_node, com
 
     resp = press(client, task, "stop")
     assert "is being stopped" in resp.text
-    report = finished_report(task, timeout=30)
+    report = finished_report(task)
     assert report.result == "FAILED"
     assert report.end_reason == "stopped by user admin"
     assert report.stopped_by.username == "admin"
     assert report.stop_requested_at is not None
     assert "Stop requested by admin." in log_texts(report)
-    wait_for(lambda: gone(report.pid), timeout=10, message="the command's process to be gone")
+    wait_for(lambda: gone(report.pid), message="the command's process to be gone")
     task.refresh_from_db()
     assert task.status == Task.Status.IDLE
     assert task.last_result == "FAILED"
@@ -131,7 +132,7 @@ def test_task_timeout_terminates_the_run(server, admin_http, commands, ignore_te
     arguments = "--seconds 120, --tick 0.2" + (", --ignore-term" if ignore_term else "")
     task = add_task(admin_http, commands, "slow-%s" % ignore_term, "tm_sleep", arguments, timeout="1")
     press(admin_http, task, "start")
-    report = finished_report(task, timeout=30)
+    report = finished_report(task)
     assert report.result == "FAILED"
     assert report.end_reason == "timed out after 1 seconds"
     assert "Timed out after 1 seconds: terminating the command." in log_texts(report)
@@ -143,7 +144,7 @@ def test_task_timeout_terminates_the_run(server, admin_http, commands, ignore_te
 def test_timeout_kills_a_command_that_left_its_process_group(server, admin_http, commands):
     task = add_task(admin_http, commands, "escapee", "tm_leave_group", timeout="1")
     press(admin_http, task, "start")
-    report = finished_report(task, timeout=30)
+    report = finished_report(task)
     assert report.end_reason == "timed out after 1 seconds"
     assert log_texts(report)[0].startswith("left the group")
     assert gone(report.pid)
@@ -163,7 +164,7 @@ def test_endless_output_is_capped_and_default_timeout_applies(uwsgi_node, comman
     press(client, task, "start")
     running_report(task)
     hwm_before = vm_kib(spooler, "VmHWM")
-    report = finished_report(task, timeout=30)
+    report = finished_report(task)
     assert report.end_reason == "timed out after 3 seconds"
     stored = LogLine.objects.filter(report=report)
     markers = [line for line in log_texts(report) if "reached its size limit" in line]
@@ -178,16 +179,22 @@ def test_endless_output_is_capped_and_default_timeout_applies(uwsgi_node, comman
     assert vm_kib(spooler, "VmHWM") - hwm_before < 16 * 1024, report.lines
 
 
-def test_exited_orphans_are_reaped_while_the_run_goes_on(server, admin_http, commands):
+def test_exited_orphans_are_reaped_while_the_run_goes_on(server, admin_http, commands, tmp_path):
     """Orphans that exit do not stay zombies of the spooler until the run ends (issue 13, item 4)."""
-    arguments = "--count 0, --brief 200, --linger 8"
+    # The command lingers until the test releases it (the run cannot end
+    # before the reaping is seen, however slow the machine).
+    release = tmp_path / "release"
+    arguments = "--count 0, --brief 200, --linger 600, --until %s" % release
     task, report = start_running(admin_http, commands, "brief-orphans", "tm_orphan", arguments)
     supervisor = report.supervisor_pid
     wait_for(lambda: "200 brief orphans started" in log_texts(report), message="the orphans to be started")
-    wait_for(lambda: zombie_children(supervisor) == 0, timeout=5, message="the exited orphans to be reaped")
+    # The supervisor adopts the orphans (a subreaper): once all 200 are
+    # reaped, the command is its only child.
+    wait_for(lambda: children(supervisor) == [report.pid], message="the exited orphans to be reaped")
     # Reaped while the run went on, not by the sweep at its end.
     assert Report.objects.get(pk=report.pk).finished_datetime is None
-    report = finished_report(task, timeout=30)
+    release.touch()
+    report = finished_report(task)
     assert (report.result, report.end_reason) == ("OK", "completed"), log_texts(report)[-5:]
     assert not [t for t in log_texts(report) if "outlived" in t]
     assert zombie_children(supervisor) == 0
@@ -210,12 +217,12 @@ def test_spooler_killed_mid_run_is_recovered(uwsgi_node, commands, setsid, webho
     supervisor = report.supervisor_pid
 
     os.kill(supervisor, signal.SIGKILL)
-    report = finished_report(task, timeout=30)
+    report = finished_report(task)
     assert report.result == "FAILED"
     assert report.end_reason == "interrupted"
     assert any("Interrupted: its supervisor (pid %d" % supervisor in t for t in log_texts(report))
-    wait_for(lambda: gone(report.pid), timeout=10, message="the command's child to be gone")
-    wait_for(lambda: not is_sleep_300(orphan), timeout=10, message="the subprocess to be killed")
+    wait_for(lambda: gone(report.pid), message="the command's child to be gone")
+    wait_for(lambda: not is_sleep_300(orphan), message="the subprocess to be killed")
     task.refresh_from_db()
     assert task.status == Task.Status.IDLE
     assert task.last_result == "FAILED"
@@ -241,7 +248,7 @@ def test_reload_interrupts_run_and_periodic_task_continues(uwsgi_node, commands)
     assert next_slot > timezone.now()
 
     os.kill(instance.proc.pid, signal.SIGHUP)  # graceful reload: uWSGI SIGKILLs its spoolers
-    report = finished_report(task, timeout=60)
+    report = finished_report(task)
     assert report.end_reason == "interrupted"
     assert report.result == "FAILED"
     assert gone(report.pid)
@@ -315,17 +322,8 @@ def test_periodic_recovery_uses_heartbeat_for_other_hosts_and_pid_here(uwsgi_nod
             return Report.objects.filter(task_id=task_ids[name], end_reason="interrupted").exists()
 
         wait_for(lambda: closed("stale-remote") and closed("dead-local"), message="recovery to close runs")
-        # Each timer tick records the node's heartbeat, then runs recovery:
-        # once 3 more ticks were recorded, at least 2 full passes ran since.
-        ticks = set()
-
-        def ticked():
-            beat = SpoolerHeartbeat.objects.filter(node__endswith=":%s" % instance.spool_dir).first()
-            if beat is not None:
-                ticks.add(beat.last_seen)
-            return len(ticks) > 3
-
-        wait_for(ticked, interval=0.1, message="more recovery passes")
+        # More passes, which must leave the live runs alone.
+        recovery_ticks(instance, 4)
     finally:
         stop.set()
         beater.join()
@@ -351,14 +349,36 @@ def test_timer_recovery_closes_a_run_of_a_node_that_died(uwsgi_node, commands):
     # restarts there, so only the heartbeat can tell.
     Report.objects.filter(pk=report.pk).update(host="gone.invalid")
     os.killpg(first.proc.pid, signal.SIGKILL)
-    first.proc.wait(timeout=10)
-    wait_for(lambda: gone(report.pid), timeout=10, message="the child to die with its supervisor")
-    beat = Report.objects.get(pk=report.pk).heartbeat
-    uwsgi_node(http=False, settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_HEARTBEAT_TIMEOUT": 6})
-    # Still fresh when the new spooler started: its start-up recovery left it
-    # alone, and only the periodic pass (the uWSGI timer) can close it.
-    assert timezone.now() - beat < timedelta(seconds=6)
-    report = finished_report(task, timeout=30)
+    first.proc.wait(timeout=scaled(60))
+    wait_for(lambda: gone(report.pid), message="the child to die with its supervisor")
+    # The test keeps the dead run's heartbeat fresh until the new node's
+    # spooler has started and run a timer tick (so its start-up recovery is
+    # over, however long the start took): only the periodic pass (the uWSGI
+    # timer) can then close it, once the heartbeat is stale.
+    stop = threading.Event()
+
+    def keep_beating():
+        while not stop.is_set():
+            Report.objects.filter(pk=report.pk).update(heartbeat=timezone.now())
+            connection.close()
+            stop.wait(0.3)
+
+    beater = threading.Thread(target=keep_beating)
+    beater.start()
+    try:
+        second = uwsgi_node(
+            http=False,
+            spooler_processes=1,
+            settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_HEARTBEAT_TIMEOUT": 6},
+        )
+        recovery_ticks(second, 2)
+        assert Report.objects.get(pk=report.pk).finished_datetime is None, (
+            "closed while its heartbeat was fresh"
+        )
+    finally:
+        stop.set()
+        beater.join()
+    report = finished_report(task)
     assert report.end_reason == "interrupted"
     assert any("no heartbeat from its supervisor" in t for t in log_texts(report))
     task.refresh_from_db()
@@ -387,7 +407,7 @@ def test_crashing_or_leaking_commands_leave_nothing_behind(
     assert Report.objects.filter(task=task).count() == 1
     orphans = [int(t.split()[-1]) for t in log_texts(report) if t.startswith("orphan pid")]
     for pid in orphans:
-        wait_for(lambda pid=pid: not is_sleep_300(pid), timeout=10, message="orphan %d to be killed" % pid)
+        wait_for(lambda pid=pid: not is_sleep_300(pid), message="orphan %d to be killed" % pid)
     if orphans:
         assert "2 process(es) started by the command outlived it and were killed." in log_texts(report)
     # The spoolers survived and serve the next task.
@@ -411,7 +431,6 @@ def test_leaking_command_does_not_grow_the_spooler(uwsgi_node, commands):
         bulk_action(client, "start_tasks", *tasks)  # returns once all 20 are SPOOLED
         wait_for(
             lambda: not leaky.exclude(status=Task.Status.IDLE).exists(),
-            timeout=60,
             interval=0.02,
             message="round %d to end" % round_,
         )
@@ -458,7 +477,7 @@ def test_task_deleted_while_running_kills_the_command(uwsgi_node, commands):
     resp = client.post("/admin/taskmanager/task/%d/delete/" % task.pk, {"post": "yes"})
     assert resp.status == 200
     assert not Report.objects.filter(pk=report.pk).exists()
-    wait_for(lambda: gone(report.pid), timeout=15, message="the command to be killed")
+    wait_for(lambda: gone(report.pid), message="the command to be killed")
     wait_for(lambda: spool_is_empty(instance.spool_dir), message="the spool entry to be consumed")
     assert "was deleted (the task was deleted?)" in instance.log()
     assert not LogLine.objects.filter(report_id=report.pk).exists()
@@ -528,7 +547,6 @@ def test_twenty_tasks_started_together_run_once_each(server, admin_http, command
             .exclude(status=Task.Status.IDLE)
             .exists()
         ),
-        timeout=60,
         message="20 runs to end",
     )
     ids = {t.pk for t in tasks}

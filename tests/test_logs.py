@@ -8,7 +8,6 @@ of the pure parts (line splitting, style markers, link rendering) come last.
 import html
 import json
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -297,7 +296,8 @@ def test_search_pages_forward_and_back(transactional_db, commands, monkeypatch):
 
 
 def test_live_follow_while_running(server, admin_http, commands):
-    task = add_task(admin_http, commands, "drip", "tm_drip", "--lines 12, --tick 0.25")
+    # 6 s of lines: the first poll below comes while the run goes on, also on a loaded machine.
+    task = add_task(admin_http, commands, "drip", "tm_drip", "--lines 12, --tick 0.5")
     press(admin_http, task, "start")
     report = wait_for(lambda: Report.objects.filter(task=task).first(), message="the run to start")
     page = admin_http.get(LOG_URL % report.pk + "?level=ALL")
@@ -306,16 +306,17 @@ def test_live_follow_while_running(server, admin_http, commands):
         assert 'data-follow="1"' in page.text
         assert "The run is still going" in page.text
     follow = "/admin/taskmanager/report/%d/log/follow/?level=ALL" % report.pk
-    cursor, seen, answers = 0, [], []
-    while True:
+    seen, answers = [], []
+
+    def poll():  # as the page does, about once a second
+        cursor = answers[-1]["cursor"] if answers else 0
         data = get_json(admin_http, follow + "&after=%d" % cursor)
         answers.append(data)
-        seen += [(line["seq"], line["html"]) for line in data["lines"]]
+        seen.extend((line["seq"], line["html"]) for line in data["lines"])
         assert data["cursor"] >= cursor
-        cursor = data["cursor"]
-        if not data["running"] and not data["more"]:
-            break
-        time.sleep(0.5)  # the page polls about once a second
+        return not data["running"] and not data["more"]
+
+    wait_for(poll, interval=0.5, message="the followed run to end")
     assert any(a["running"] for a in answers), "never saw the run going"
     assert "The run has finished" in answers[-1]["status"]
     stored = list(report.log_lines.order_by("seq").values_list("seq", "text"))

@@ -13,7 +13,8 @@ from django.contrib import admin
 from django.core.management import call_command
 from django.urls import URLPattern, URLResolver
 
-from taskmanager.models import Command, Report, Task, TaskCategory
+from taskmanager import audit
+from taskmanager.models import AuditEntry, Command, Report, Task, TaskCategory
 
 from .support.adminclient import AdminClient, client_for
 from .support.objects import add_log_lines, make_report, make_task
@@ -55,7 +56,14 @@ def objects(commands):
     task = make_task(commands, "perm-task", category=category)
     report = make_report(task, running=True, alive=False, result="OK")
     add_log_lines(report, ["hi"])
-    found = {Command: commands["tm_ok"], TaskCategory: category, Task: task, Report: report}
+    entry = audit.record(audit.Action.EDIT, task, actor="someone", changes={"note": ["", "x"]})
+    found = {
+        Command: commands["tm_ok"],
+        TaskCategory: category,
+        Task: task,
+        Report: report,
+        AuditEntry: entry,
+    }
     missing = set(registered_models()) - set(found)
     assert not missing, "add an object of %s to this fixture" % missing
     return found

@@ -1,7 +1,8 @@
 """The periodic recovery pass (issue 13, items 2 and 6), through real uWSGI nodes.
 
 Item 1: a "run now" token whose spool entry is gone is spooled again by the
-periodic pass. Item 2: a next run that could not be spooled, or an entry lost from disk, is
+periodic pass, at its first pass once the token is older than the margin
+for an entry being written (one pass called directly counts the passes). Item 2: a next run that could not be spooled, or an entry lost from disk, is
 spooled again by the periodic pass within one recovery period, and the
 recovered run says so in its log. Item 6: Stop and edits delete the
 superseded future entry on this node, and the periodic pass sweeps the
@@ -14,15 +15,17 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from taskmanager import spoolfiles
 from taskmanager.models import Report, Task
+from taskmanager.recovery import runnow
 
 from .support.admin import add_task, edit_task, press, start_running
 from .support.objects import log_texts
-from .support.spool import entries_of, spool_entries
-from .support.waits import finished_report, finished_reports, wait_for
+from .support.spool import entries_of, make_due, spool_entries
+from .support.waits import finished_report, finished_reports, recovery_ticks, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,9 +54,10 @@ def test_next_run_not_spooled_at_claim_is_respooled_by_the_periodic_pass(uwsgi_n
         }
     )
     task = add_task(node.admin, commands, "respool-full", "tm_ok", **PERIODIC)
-    Task.objects.filter(pk=task.pk).update(scheduling=timezone.now() + timedelta(seconds=3))
+    Task.objects.filter(pk=task.pk).update(scheduling=timezone.now() + timedelta(hours=1))
     assert "is scheduled" in press(node.admin, task, "start").text
     full.touch()  # the disk fills up before the slot comes
+    make_due(task)
     report = finished_report(task)
     assert any("The next run could not be spooled" in text for text in log_texts(report))
     task.refresh_from_db()
@@ -61,7 +65,7 @@ def test_next_run_not_spooled_at_claim_is_respooled_by_the_periodic_pass(uwsgi_n
     assert current_entry(node, task) is None
 
     full.unlink()  # space is back
-    path = wait_for(lambda: current_entry(node, task), timeout=15, message="the next run respooled")
+    path = wait_for(lambda: current_entry(node, task), message="the next run respooled")
     task.refresh_from_db()
     entry = spoolfiles.read(path)
     assert entry["trigger"] == Report.Trigger.RECOVERY
@@ -72,7 +76,7 @@ def test_next_run_not_spooled_at_claim_is_respooled_by_the_periodic_pass(uwsgi_n
 
 @pytest.mark.db_sensitive
 def test_lost_entry_of_a_scheduled_periodic_task_is_respooled_and_its_slot_runs(uwsgi_node, commands):
-    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1})
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, spooler_processes=1)
     task = add_task(node.admin, commands, "respool-lost", "tm_ok", **PERIODIC)
     slot = timezone.now().replace(microsecond=0) + timedelta(seconds=8)
     Task.objects.filter(pk=task.pk).update(scheduling=slot)
@@ -81,7 +85,10 @@ def test_lost_entry_of_a_scheduled_periodic_task_is_respooled_and_its_slot_runs(
     assert lost
     os.unlink(lost)  # the entry is lost (its future date: no spooler holds it)
 
-    wait_for(lambda: current_entry(node, task), timeout=6, message="the lost entry respooled")
+    # Respooled by the first whole recovery pass after the loss (a pass
+    # counted by its heartbeat; one spooler process: the passes do not overlap).
+    recovery_ticks(node, 2)
+    assert current_entry(node, task) or Report.objects.filter(task=task).exists(), "not respooled"
     report = finished_report(task, timeout=30)
     assert report.trigger == Report.Trigger.RECOVERY
     assert report.invocation_datetime >= slot
@@ -132,7 +139,7 @@ def test_periodic_pass_sweeps_superseded_entries_in_bounded_batches(uwsgi_node, 
     # A project's own @spool entry and an entry due now are not the sweep's.
     foreign = spoolfiles.write(node.spool_dir, {b"ud_spool_func": b"other", b"task": b"1"}, far)
 
-    wait_for(lambda: not any(os.path.exists(p) for p in stale), timeout=30, message="the stale entries swept")
+    wait_for(lambda: not any(os.path.exists(p) for p in stale), message="the stale entries swept")
     assert os.path.exists(kept) and os.path.exists(foreign)
     counts = [int(n) for n in re.findall(r"sweep_superseded handled (\d+)", node.log())]
     assert sum(counts) == 7 and max(counts) <= 3 and len(counts) >= 3
@@ -163,7 +170,7 @@ def test_run_now_whose_entry_was_lost_is_respooled_by_the_periodic_pass(uwsgi_no
     assert "already queued" in press(node.admin, task, "run-now").text
     press(node.admin, blocker, "stop")
 
-    report = finished_report(task, timeout=20)
+    report = finished_report(task)
     assert report.trigger == Report.Trigger.RUN_NOW and report.result == "OK"
     wait_for(
         lambda: Task.objects.filter(pk=task.pk, status="IDLE", run_now_token="").exists(),
@@ -171,4 +178,60 @@ def test_run_now_whose_entry_was_lost_is_respooled_by_the_periodic_pass(uwsgi_no
     )
     assert "had no spool entry for its run now; respooled" in node.log()
     assert "will run now" in press(node.admin, task, "run-now").text
-    assert len(finished_reports(task, count=2, timeout=30)) == 2
+    assert len(finished_reports(task, count=2)) == 2
+
+
+def test_a_lost_run_now_is_respooled_at_the_first_pass_past_the_write_margin(commands, tmp_path):
+    """So "already queued" lasts one recovery period, not two (issue 13, item 1, last sentence).
+
+    Before: a token with no entry was respooled only by the second pass of
+    the same process that saw it so. The passes are called here one by one.
+    """
+    spool_dir = str(tmp_path)
+    spooled = []
+
+    def spool(task_id, token, trigger, at):
+        spooled.append((task_id, token, trigger, at))
+        return spoolfiles.write(spool_dir, spoolfiles.make_entry(task_id, token, trigger, at), at)
+
+    def one_pass():
+        return runnow.respool_run_now(spool_dir, spool, "this-host:%s" % spool_dir)
+
+    def waiting_since(task, ago):
+        Task.objects.filter(pk=task.pk).update(run_now_at=Now() - ago)
+
+    old = runnow.WRITE_MARGIN + timedelta(seconds=1)
+    # A queued Run now older than the margin whose entry is gone: the first
+    # pass that looks respools it.
+    task = Task.objects.create(name="lost-run-now", command=commands["tm_ok"], run_now_token="tok1")
+    waiting_since(task, old)
+    assert one_pass() == 1
+    assert spooled == [(task.pk, "tok1", Report.Trigger.RUN_NOW, None)]
+    # Its entry is on disk now: the next pass leaves it.
+    assert one_pass() == 0 and len(spooled) == 1
+
+    # Run now's UPDATE, its entry not written yet: too young to be lost,
+    # until it is older than the margin.
+    young = Task.objects.create(name="young-run-now", command=commands["tm_ok"])
+    Task.objects.filter(pk=young.pk).update(run_now_token="tok0", run_now_at=Now())
+    assert one_pass() == 0 and len(spooled) == 1
+    waiting_since(young, old)
+    assert one_pass() == 1 and spooled[-1][:2] == (young.pk, "tok0")
+
+    # A token from before run_now_at was recorded counts as old.
+    other = Task.objects.create(name="lost-run-now-old", command=commands["tm_ok"], run_now_token="tok2")
+    assert one_pass() == 1 and spooled[-1][:2] == (other.pk, "tok2")
+
+    # Deferred behind a run (STARTED): left alone, however old; the run's end
+    # restarts the wait (respool_deferred writes the entry right after it).
+    running = Task.objects.create(
+        name="deferred-run-now", command=commands["tm_ok"], status=Task.Status.STARTED, run_now_token="tok3"
+    )
+    waiting_since(running, old)
+    assert one_pass() == 0
+    Task.objects.filter(pk=running.pk).end_run()
+    assert Task.objects.get(pk=running.pk).status == Task.Status.IDLE
+    assert one_pass() == 0
+    waiting_since(running, old)
+    assert one_pass() == 1 and spooled[-1][:2] == (running.pk, "tok3")
+    assert len(spooled) == 4

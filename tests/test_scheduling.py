@@ -25,6 +25,7 @@ from taskmanager.models import Report, SpoolerHeartbeat, Task
 from .support.admin import TASK_URL, add_task, bulk_action, edit_task, press, task_form
 from .support.adminclient import AdminClient, client_for, form_errors
 from .support.objects import make_task
+from .support.scale import scaled
 from .support.spool import entries_of, node_name, spool_entries, spool_paths, tokens_by_task
 from .support.waits import finished_reports, wait_for, wait_gone
 
@@ -38,9 +39,16 @@ def project_tz():
     return ZoneInfo(settings.TIME_ZONE)
 
 
+#: Seconds before any slot a test sets a few seconds ahead: the requests that add the task,
+#: press Start or edit it must be done before its time comes, also on a loaded machine (a
+#: slot 1 s ahead was passed before Start, and the run moved to the next slot of the grid).
+SETUP_LEAD = scaled(5)
+
+
 def whole_seconds_ahead(seconds):
-    """An aware UTC time ``seconds`` ahead, on a whole second (the admin takes no microseconds)."""
-    return (timezone.now() + timedelta(seconds=seconds + 1)).replace(microsecond=0)
+    """An aware UTC time ``seconds`` after :data:`SETUP_LEAD`, on a whole second (the admin
+    takes no microseconds)."""
+    return (timezone.now() + timedelta(seconds=SETUP_LEAD + seconds + 1)).replace(microsecond=0)
 
 
 def schedule_fields(when=None, period="", rate=""):

@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 from taskmanager import spoolfiles
-from taskmanager.models import SpoolerHeartbeat
 
 from .support.admin import add_task, press
-from .support.spool import node_name
-from .support.waits import finished_report, wait_for
+from .support.waits import finished_report, recovery_ticks, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,18 +30,6 @@ def put(spool_dir: Path, name: str, data: bytes, age: float = 0) -> str:
         os.utime(tmp, (stamp, stamp))
     os.rename(tmp, spool_dir / name)
     return name
-
-
-def heartbeats(node, count: int) -> None:
-    """Wait until the node's periodic recovery ran ``count`` more times (its heartbeat advanced)."""
-    beats = SpoolerHeartbeat.objects.filter(node=node_name(node.spool_dir))
-    for _ in range(count):
-        last = beats.values_list("last_seen", flat=True).first()
-        wait_for(
-            lambda last=last: beats.values_list("last_seen", flat=True).first() != last,
-            timeout=15,
-            message="a recovery tick",
-        )
 
 
 def test_unreadable_spool_files_are_moved_aside_once(uwsgi_node, commands, tmp_path):
@@ -61,8 +47,8 @@ def test_unreadable_spool_files_are_moved_aside_once(uwsgi_node, commands, tmp_p
     def all_moved():
         return all((aside / name).exists() and not (spool / name).exists() for name in bad)
 
-    wait_for(all_moved, timeout=20, message="the unreadable files moved aside")
-    heartbeats(node, 3)  # a few more scans and recovery passes
+    wait_for(all_moved, message="the unreadable files moved aside")
+    recovery_ticks(node, 3)  # a few more scans and recovery passes
     log = node.log()
     for name in bad:
         ours_lines = [line for line in log.splitlines() if name in line and "taskmanager" in line]
@@ -86,9 +72,7 @@ def test_unreadable_spool_files_are_moved_aside_once(uwsgi_node, commands, tmp_p
             {b"ud_spool_func": b"testapp_marker", b"path": str(marker).encode(), b"ud_spool_ret": b"-2"}
         ),
     )
-    wait_for(
-        lambda: marker.exists() and marker.read_text() == "ran", timeout=15, message="the project's function"
-    )
+    wait_for(lambda: marker.exists() and marker.read_text() == "ran", message="the project's function")
     task = add_task(node.admin, commands, "after-unreadable", "tm_ok")
     press(node.admin, task, "start")
     assert finished_report(task).result == "OK"

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("taskmanager", "0009_node_clock_offset"),
+        ("taskmanager", "0011_audit"),
     ]
 
     operations = [

@@ -16,6 +16,8 @@ at once (every change is a conditional UPDATE):
 * ``notify_overdue()`` (periodic only): pending tasks of any node whose next
   execution is more than ``TASKMANAGER_OVERDUE_GRACE`` late get one
   "overdue" notice.
+* ``audit.prune()`` (periodic only): audit entries older than
+  ``TASKMANAGER_AUDIT_DAYS`` are deleted (one statement).
 
 The periodic pass is the list :func:`periodic_steps`: the work of one node on
 its own entries now; work on any node's overdue entries goes there too.
@@ -30,6 +32,7 @@ from datetime import datetime
 
 from django.db import close_old_connections
 
+from .. import audit
 from ..conf import app_settings
 from .interrupted import close_interrupted, interruption_evidence, kill_leftovers, recover_interrupted_runs
 from .overdue import notify_overdue
@@ -75,7 +78,8 @@ def periodic_steps(
     of its superseded future entries (``TASKMANAGER_SPOOL_SWEEP_BATCH``
     spool files read at most), and move aside its files no spooler can read
     (empty, broken) older than a minute.
-    Last, always: notify the overdue tasks of any node (``notify_overdue``).
+    Last, always: notify the overdue tasks of any node (``notify_overdue``),
+    and delete the audit entries older than ``TASKMANAGER_AUDIT_DAYS``.
     """
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
@@ -84,6 +88,8 @@ def periodic_steps(
         steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
         steps.append((move_aside_unreadable, (spool_dir,)))
     steps.append((notify_overdue, ()))
+    # Audit entries older than TASKMANAGER_AUDIT_DAYS: one DELETE by date.
+    steps.append((audit.prune, ()))
     return steps
 
 

@@ -80,7 +80,11 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     # report's first heartbeat is this now: fencing counts from before it.
     sent = time.monotonic()
     now = dbclock.now()
-    task = Task.objects.select_related("command", "started_by", "run_now_by").filter(pk=task_id).first()
+    task = (
+        Task.objects.select_related("command", "started_by", "run_now_by", "definition_changed_by")
+        .filter(pk=task_id)
+        .first()
+    )
     if task is None:
         logger.info("Task %s no longer exists: spool entry consumed without running.", task_id)
         return None
@@ -186,10 +190,16 @@ def runnable_argv(task: Task) -> list[str] | None:
 
 
 def _create_report(task: Task, trigger: str, now: datetime, command_line: str, child) -> Report:
+    run_now = trigger == Report.Trigger.RUN_NOW
     return Report.objects.create(
         task=task,
         trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
-        user_id=task.run_now_by_id if trigger == Report.Trigger.RUN_NOW else task.started_by_id,
+        user_id=task.run_now_by_id if run_now else task.started_by_id,
+        user_name=task.run_now_by_name if run_now else task.started_by_name,
+        # Who last defined what this run runs (the task as the claim read it).
+        defined_by_id=task.definition_changed_by_id,
+        defined_by_name=task.definition_changed_by.get_username() if task.definition_changed_by else "",
+        definition_version=task.version,
         invocation_datetime=now,
         command_line=command_line,
         host=socket.gethostname(),

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from django.db import DatabaseError
 
-from .. import dbclock, fencing, logcapture, progress
+from .. import dbclock, logcapture, progress
 from ..conf import app_settings
 from ..models import Report
 from . import orphans
@@ -119,7 +119,7 @@ class ChildFollower:
                     ending = self.stop_user is not None or self.log.gone
                 if self.log.gone and not self.terminating:
                     self.terminate(pid)
-                if not self.fenced and self.log.fence_due(now):
+                if not self.fenced and self.log.lease.expired(now):
                     self.fence(pid, now)
                 if self.timeout and not ending and now - started > self.timeout:
                     self.timed_out = True
@@ -164,7 +164,7 @@ class ChildFollower:
         """SIGKILL the command at once: other nodes may close the run and start the next one."""
         self.fenced = self.terminating = True
         kill_group(pid, signal.SIGKILL)
-        text = fencing.holder_message(now - self.log.renewed_at, *fencing.limits())
+        text = self.log.lease.message(now)
         logger.error("Run of task %s: %s", self.log.task.pk, text)
         self.log.add_line(logcapture.ERROR, logcapture.SYSTEM, text)
 

@@ -97,6 +97,7 @@ class RunEnd:
         # reconnect for nothing (costly on SQLite); a connection that broke
         # during the run fails the first query, and finish() retries.
         log = self.log
+        reason = log.redact(reason)  # the notice reads it from self.report
         skipped = next(
             iter(Report.objects.filter(pk=self.report.pk).values_list("skipped_runs", flat=True)), 0
         )

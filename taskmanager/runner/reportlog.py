@@ -1,11 +1,11 @@
 """A run's log on its way to the database: ``ReportLog``.
 
-Counts the lines by level, batches LogLine rows within the byte bound, flushes
-them with the report's counters and pending changes (heartbeat, progress,
-pid) in one transaction, survives database errors (lines kept, then dropped
-and counted past a bound), and notices a report that was deleted or closed
-by recovery meanwhile (:attr:`ReportLog.gone`); and when the heartbeat was
-last written, for fencing (:meth:`ReportLog.fence_due`).
+Redacts secrets (:mod:`taskmanager.redaction`) from every line and report
+field it stores, counts the lines by level, batches LogLine rows within the
+byte bound, flushes them with the report's counters and pending changes
+(heartbeat, progress, pid) in one transaction, survives database errors
+(lines kept, then dropped and counted past a bound), notices a report that
+was deleted or closed by recovery meanwhile (:attr:`ReportLog.gone`), renews fencing's ``lease``.
 """
 
 import logging
@@ -13,7 +13,7 @@ import time
 
 from django.db import DatabaseError, DataError, IntegrityError, connections, transaction
 
-from .. import fencing, logcapture, logstore
+from .. import fencing, logcapture, logstore, redaction
 from ..conf import app_settings
 from ..db import write_db
 from ..models import Report
@@ -26,6 +26,8 @@ _DB_RETRY_SECONDS = 1.0
 #: (PostgreSQL's binary COPY wrapped 40000 to -25536, which its CHECK then
 #: refused for the whole batch; MySQL refuses it).
 MIN_LEVEL, MAX_LEVEL = 0, 32767
+#: Report fields holding text of the run, redacted like its lines.
+REDACTED_FIELDS = ("command_line", "end_reason", "progress_message")
 #: What a value the database cannot take raises: Django's DataError, and the
 #: drivers' own OverflowError/ValueError for numbers (sqlite3: "Python int
 #: too large to convert to SQLite INTEGER"), which are no DatabaseError.
@@ -58,15 +60,23 @@ class ReportLog:
         self.gone: str | None = None
         self.db_retry_at = 0.0
         self.lost_lines = 0
-        # time.monotonic() when the last heartbeat that was written had been
-        # sent (the claim's for the first): the holder's side of fencing.
-        self.renewed_at: float = getattr(report, "heartbeat_sent", None) or time.monotonic()
-        # On SQLite every process shares one machine's file: no other node to fence
-        # from, and a command's long write transaction must not get its run killed.
-        self.fences = connections[write_db()].vendor != "sqlite"
+        # Fencing's lease, from the claim's heartbeat (inactive on SQLite: see fencing.Lease).
+        self.lease = fencing.Lease(getattr(report, "heartbeat_sent", None), connections[write_db()].vendor)
         # A batch failed with a data error: the next flush writes its rows
         # one by one and replaces a row that fails by a note (flush()).
         self.repair = False
+        # Built once per run: the secrets of the settings and the environment.
+        self.redact, pattern_errors = redaction.redactor()
+        command_line = self.redact(report.command_line or "")
+        if command_line != (report.command_line or ""):
+            # (the claim stored it; the notice reads this object)
+            report.command_line = self.report_changes["command_line"] = command_line
+        for error in pattern_errors:
+            self.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "TASKMANAGER_REDACT_PATTERNS: %s; it is ignored." % error,
+            )
 
     def add_line(self, level: int, stream: str, text: str, ts: int | None = None) -> None:
         """Count and store one line of the log; ``ts``: unix time in microseconds (default now).
@@ -86,7 +96,7 @@ class ReportLog:
                 % (level, MIN_LEVEL, MAX_LEVEL, stored),
             )
             level = stored
-        text = logcapture.clean_text(text)
+        text = self.redact(logcapture.clean_text(text))
         if len(text) > logcapture.MAX_LINE_CHARS:
             for piece in logcapture.split_long(text):
                 self.add_line(level, stream, piece, ts)
@@ -147,6 +157,11 @@ class ReportLog:
         """
         if not self.batch and not self.report_changes:
             return None
+        changes = self.report_changes
+        for name in REDACTED_FIELDS:
+            if changes.get(name):
+                # (a marker longer than the secret must not overflow a CharField)
+                changes[name] = self.redact(changes[name])[: Report._meta.get_field(name).max_length]
         report = Report.objects.filter(pk=self.report.pk)
         if running_only:
             report = report.filter(finished_datetime__isnull=True)
@@ -186,12 +201,8 @@ class ReportLog:
         self.batch_bytes = 0
         self.report_changes = {}
         if renewing and updated:
-            self.renewed_at = sent
+            self.lease.renew(sent)
         return updated
-
-    def fence_due(self, now: float) -> bool:
-        """Tell whether the heartbeat went unrenewed too long (:func:`taskmanager.fencing.holder_expired`)."""
-        return self.fences and fencing.holder_expired(self.renewed_at, now, *fencing.limits())
 
     def _insert_one_by_one(self) -> None:
         """Insert the batch row by row (a savepoint each); a row the database refuses becomes a note."""

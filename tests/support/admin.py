@@ -64,7 +64,7 @@ class _FormFields(HTMLParser):
         super().__init__()
         self.form_id, self.inside, self.data = form_id, False, []
         self._select = self._textarea = None
-        self._options = []
+        self._options, self._multiple = [], False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -80,7 +80,7 @@ class _FormFields(HTMLParser):
                 return
             self.data.append((a["name"], a.get("value", "on" if kind == "checkbox" else "")))
         elif tag == "select" and a.get("name"):
-            self._select, self._options = a["name"], []
+            self._select, self._options, self._multiple = a["name"], [], "multiple" in a
         elif tag == "option" and self._select:
             self._options.append((a.get("value", ""), "selected" in a))
         elif tag == "textarea" and a.get("name"):
@@ -94,7 +94,9 @@ class _FormFields(HTMLParser):
         if tag == "form":
             self.inside = False
         elif tag == "select" and self._select:
-            chosen = [v for v, sel in self._options if sel] or [v for v, _ in self._options[:1]]
+            chosen = [v for v, sel in self._options if sel]
+            if not chosen and not self._multiple:  # a browser submits a single select's first option
+                chosen = [v for v, _ in self._options[:1]]
             self.data.extend((self._select, v) for v in chosen)
             self._select = None
         elif tag == "textarea" and self._textarea is not None:
@@ -102,20 +104,41 @@ class _FormFields(HTMLParser):
             self._textarea = None
 
 
-def edit_task(client, task, **changes):
-    """Change fields on the task's admin page and save it, as a browser would; fail on form errors."""
-    url = TASK_URL + "%d/change/" % task.pk
-    page = client.get(url)
-    assert page.status == 200
-    parser = _FormFields("task_form")
-    parser.feed(page.text)
+def page_fields(text: str, form_id: str) -> dict:
+    """The fields a browser would submit from the form ``form_id`` of the page ``text``.
+
+    A field given several times (a multiple select) is a list.
+    """
+    parser = _FormFields(form_id)
+    parser.feed(text)
     data = {}
     for name, value in parser.data:
-        data.setdefault(name, html.unescape(value))
-    data.update(changes)
-    data["_save"] = "Save"
-    resp = client.post(url, data)
+        value = html.unescape(value)
+        if name in data:
+            data[name] = [*(data[name] if isinstance(data[name], list) else [data[name]]), value]
+        else:
+            data[name] = value
+    return data
+
+
+def change_page(client, task) -> dict:
+    """Open the task's admin page; return its form's fields as a browser would submit them."""
+    page = client.get(TASK_URL + "%d/change/" % task.pk)
+    assert page.status == 200, page.text[:1000]
+    return page_fields(page.text, "task_form")
+
+
+def save_change_page(client, task, data, **changes):
+    """Save the task's form from a page opened earlier (``change_page``), with ``changes``; return the answer."""
+    data = {**data, **changes, "_save": "Save"}
+    resp = client.post(TASK_URL + "%d/change/" % task.pk, data)
     assert resp.status == 200, resp.text[:2000]
+    return resp
+
+
+def edit_task(client, task, **changes):
+    """Change fields on the task's admin page and save it, as a browser would; fail on form errors."""
+    resp = save_change_page(client, task, change_page(client, task), **changes)
     assert "/change/" not in resp.url, form_errors(resp)
     return resp
 

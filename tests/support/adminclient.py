@@ -8,6 +8,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from .scale import scaled
+
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 ERRORS_RE = re.compile(r'<ul class="errorlist[^>]*>(.*?)</ul>', re.S)
 #: The password of every user the tests create.
@@ -39,7 +41,7 @@ class AdminClient:
     def _open(self, request, follow):
         opener = self.opener if follow else self.raw_opener
         try:
-            with opener.open(request, timeout=30) as resp:
+            with opener.open(request, timeout=scaled(60)) as resp:
                 return Response(resp.status, resp.geturl(), resp.read().decode("utf-8", "replace"))
         except urllib.error.HTTPError as err:
             body = err.read().decode("utf-8", "replace")

@@ -8,6 +8,7 @@ import tempfile
 import pytest
 
 from .adminclient import PASSWORD
+from .scale import scaled
 from .uwsgi_server import ROOT
 
 CHROMIUM = os.environ.get("TM_CHROMIUM", "/usr/bin/chromium")
@@ -23,7 +24,9 @@ CHROMIUM_ARGS = [
 ]
 #: Screenshots of the browser tests.
 ARTIFACTS = ROOT / "tests" / "artifacts"
-TIMEOUT_MS = 60_000
+#: Playwright's limit for an action, a navigation and an ``expect`` (its own default is 5 s for
+#: ``expect``: a live update on a loaded machine takes longer), scaled by TM_TEST_TIMEOUT_SCALE.
+TIMEOUT_MS = int(scaled(60) * 1000)
 
 
 def unavailable(reason: str):
@@ -48,6 +51,10 @@ def chromium(playwright_api, width=1600):
         timezone_id="Europe/Rome",
     )
     context.set_default_timeout(TIMEOUT_MS)
+    # Deferred: Playwright is imported only when a browser test runs (conftest skips without it).
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
     try:
         yield context
     finally:

@@ -14,9 +14,9 @@ def gone(pid: int) -> bool:
     return state in (b"Z", b"X")
 
 
-def zombie_children(ppid: int) -> int:
-    """How many children of ``ppid`` are zombies (exited, not reaped yet)."""
-    count = 0
+def _children(ppid: int) -> list[tuple[int, bytes]]:
+    """(pid, state) of each child of ``ppid``, live or zombie."""
+    found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -25,8 +25,19 @@ def zombie_children(ppid: int) -> int:
                 fields = fh.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        count += fields[0] == b"Z" and int(fields[1]) == ppid
-    return count
+        if int(fields[1]) == ppid:
+            found.append((int(name), fields[0]))
+    return found
+
+
+def zombie_children(ppid: int) -> int:
+    """How many children of ``ppid`` are zombies (exited, not reaped yet)."""
+    return sum(state == b"Z" for _pid, state in _children(ppid))
+
+
+def children(ppid: int) -> list[int]:
+    """The pids of the children of ``ppid`` (zombies included), sorted."""
+    return sorted(pid for pid, _state in _children(ppid))
 
 
 def vm_kib(pid, field: str):

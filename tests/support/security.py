@@ -150,7 +150,7 @@ def assert_nothing_ran(server, task, before: set[str], reports=0):
     assert Report.objects.filter(task=task).count() == reports
 
 
-def finished_report(task, after=0, timeout=30):
+def finished_report(task, after=0, timeout=60):
     """The first finished report of ``task`` with a pk above ``after``."""
     return wait_for(
         lambda: Report.objects.filter(task=task, pk__gt=after, finished_datetime__isnull=False).first(),
@@ -175,6 +175,24 @@ def force_run(server, task, user):
         status=Task.Status.SPOOLED, run_token=token, next_datetime=None, started_by=user
     )
     spoolfiles.write(str(server.spool_dir), spoolfiles.make_entry(task.pk, token, Report.Trigger.START))
+    return finished_report(task, after=last)
+
+
+def fire_pending_run(server, task):
+    """Make the task's pending scheduled run come due now (same token), as the spooler would at its slot.
+
+    Only the time changes: the run is the one the task had queued, in the
+    name of whoever the task says started it. Returns its finished report.
+    """
+    from datetime import timedelta
+
+    task = Task.objects.get(pk=task.pk)
+    assert task.run_token and task.status in ("SCHEDULED", "SPOOLED"), (task.status, task.run_token)
+    last = Report.objects.filter(task=task).order_by("-pk").values_list("pk", flat=True).first() or 0
+    Task.objects.filter(pk=task.pk).update(next_datetime=timezone.now() - timedelta(seconds=1))
+    spoolfiles.write(
+        str(server.spool_dir), spoolfiles.make_entry(task.pk, task.run_token, Report.Trigger.SCHEDULE)
+    )
     return finished_report(task, after=last)
 
 

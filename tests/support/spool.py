@@ -53,6 +53,25 @@ def tokens_by_task(directory) -> dict[int, list[str]]:
     return tokens
 
 
+def make_due(task) -> None:
+    """Bring the pending run of ``task`` (a model instance) forward to now, as if its time had come.
+
+    Its ``next_datetime`` (the claim never starts a run before it) and the
+    ``at`` of its spool file (the file's mtime, which the spoolers compare
+    with their clock) become now: a test starts a run "later" when it is
+    ready, instead of racing a slot a few seconds ahead.
+    """
+    from django.utils import timezone  # Deferred: the helpers above need no Django.
+
+    from taskmanager.models import Task
+
+    task.refresh_from_db()
+    now = timezone.now()
+    Task.objects.filter(pk=task.pk, run_token=task.run_token).update(next_datetime=now)
+    stamp = now.timestamp()
+    os.utime(task.spooler_id, (stamp, stamp))
+
+
 def spool_is_empty(directory, task_ids=None) -> bool:
     """No spool file is left in ``directory`` (only of ``task_ids``, when given).
 

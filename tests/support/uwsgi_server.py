@@ -9,9 +9,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
+
+from .waits import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUND_RE = re.compile(rb"bound to TCP address 127\.0\.0\.1:(\d+)")
@@ -107,13 +108,13 @@ class UwsgiServer:
         except OSError:
             return ""
 
-    def start(self, timeout=30.0):
+    def start(self, timeout=60.0):
         self.proc = subprocess.Popen(
             self.args, env=self.env, cwd=str(ROOT), start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError("uWSGI exited with %s:\n%s" % (self.proc.returncode, self.log()))
             data = self.log_path.read_bytes() if self.log_path.exists() else b""
@@ -122,11 +123,14 @@ class UwsgiServer:
                 if match:
                     self.port = int(match.group(1))
             spooler_ready = not self.has_spooler or b"spawned the uWSGI spooler" in data
-            if spooler_ready and (not self.http or self._http_ready()):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("uWSGI did not become ready:\n" + self.log())
+            return spooler_ready and (not self.http or self._http_ready())
+
+        try:
+            wait_for(ready, timeout=timeout, message="uWSGI to be ready")
+        except AssertionError:
+            self.stop()
+            raise RuntimeError("uWSGI did not become ready:\n" + self.log()) from None
+        return self
 
     def _http_ready(self) -> bool:
         if self.port is None:

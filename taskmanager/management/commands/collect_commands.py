@@ -4,7 +4,7 @@ from django.core.management import get_commands
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from ... import policy
+from ... import audit, policy
 from ...models import Command as CommandModel
 
 # Apps whose commands --excludecore leaves out: Django's own.
@@ -45,12 +45,21 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
             if not active:
                 result["added_inactive"].append(key)
             if not dry_run:
-                CommandModel.objects.create(
+                command = CommandModel.objects.create(
                     app_name=key[0],
                     name=key[1],
                     active=active,
                     locked_arguments=policy.locked_by_default(*key),
                 )
+                if active:
+                    # Collection made it runnable: an activation, named as collection's.
+                    audit.record(
+                        audit.Action.ACTIVATE,
+                        command,
+                        actor=audit.COLLECTION,
+                        changes={"active": [None, True]},
+                        message="Added active by collection.",
+                    )
         for key, command in sorted(existing.items()):
             if key in found:
                 result["unchanged"].append(key)
@@ -58,8 +67,16 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
                     result["blocked_active"].append(key)
             elif command.active:
                 result["deactivated"].append(key)
-                if not dry_run:
-                    CommandModel.objects.filter(pk=command.pk).update(active=False)
+                if not dry_run and CommandModel.objects.filter(pk=command.pk, active=True).update(
+                    active=False
+                ):
+                    audit.record(
+                        audit.Action.DEACTIVATE,
+                        command,
+                        actor=audit.COLLECTION,
+                        changes={"active": [True, False]},
+                        message="Deactivated by collection: the command no longer exists.",
+                    )
     return result
 
 

@@ -12,6 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("--setsid", action="store_true", help="start them in a new session")
         parser.add_argument("--count", type=int, default=1)
         parser.add_argument("--linger", type=float, default=0, help="seconds to stay alive afterwards")
+        parser.add_argument("--until", default="", help="stop lingering once this file exists")
         parser.add_argument(
             "--brief", type=int, default=0, help="double-fork this many children that exit after 10 ms"
         )
@@ -33,7 +34,7 @@ class Command(BaseCommand):
             self.stdout.write("%d brief orphans started" % options["brief"])
         self.stdout.flush()
         end = time.monotonic() + options["linger"]
-        while time.monotonic() < end:
+        while time.monotonic() < end and not (options["until"] and os.path.exists(options["until"])):
             time.sleep(0.1)
             if options["brief"]:
                 self.stdout.write("still running")
