@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
-from . import audit, dbclock, policy, schedule, spoolfiles
+from . import audit, db, dbclock, policy, schedule, spoolfiles
 from .conf import serves_queue, use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
@@ -166,6 +166,7 @@ def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
     )
 
 
+@db.pin
 def start(task: Task, user=None, version: int | None = None, requeue: bool = False) -> Outcome:
     """Start an IDLE task: run it now or schedule it, as its fields say.
 
@@ -255,6 +256,7 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
     return Outcome(True, _("%(task)s was started.") % {"task": task.name})
 
 
+@db.pin
 def stop(task: Task, user=None) -> Outcome:
     """Cancel a pending run, or ask the supervising spooler to terminate a running one.
 
@@ -317,6 +319,7 @@ def _stop(task: Task, user) -> Outcome:
     return Outcome(False, _("%(task)s is not running nor scheduled.") % {"task": task.name})
 
 
+@db.pin
 def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     """Run the task once at once, leaving its schedule and status as they are."""
     refused = _not_allowed(task, user, starting=False) or _changed_meanwhile(task, version)
@@ -374,6 +377,7 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     return Outcome(True, _("%(task)s will run now.") % {"task": task.name})
 
 
+@db.pin
 def reschedule(task: Task, user=None) -> Outcome | None:
     """After an edit, make the task's pending run follow its new definition.
 

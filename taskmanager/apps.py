@@ -9,7 +9,10 @@ class TaskManagerConfig(AppConfig):
 
     def ready(self):
         # Imported here, not at the top: they use the models (app registry).
-        from . import checks, uwsgi_runtime  # checks registers the system checks
+        from . import checks, db, uwsgi_runtime  # checks registers the system checks
+
+        # With DATABASE_ROUTERS, the run path reads the write database (taskmanager.db).
+        db.install()
 
         if uwsgi_runtime.spooler_configured():
             # Under uWSGI with spoolers, register the spool handler in the

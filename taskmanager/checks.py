@@ -26,6 +26,7 @@ import logging
 import numbers
 import os
 import re
+import socket
 import zoneinfo
 from collections.abc import Callable, Mapping
 
@@ -33,7 +34,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from . import uwsgi_runtime
+from . import fencing, processes, uwsgi_runtime
 from .conf import DEFAULTS, AppSettings, app_settings
 
 logger = logging.getLogger("taskmanager.checks")
@@ -172,6 +173,7 @@ RULES: dict[str, Callable] = {
     "HEARTBEAT_TIMEOUT": number_at_least(0, strict=True),
     "NODE_TIMEOUT": number_at_least(0),
     "CLOCK_TOLERANCE": number_at_least(0),
+    "FENCE_MARGIN": number_at_least(0, optional=True),
     "RECOVERY_SECONDS": number_at_least(0),
     "OVERDUE_GRACE": number_at_least(0),
     "SPOOL_SWEEP_BATCH": int_at_least(1),
@@ -325,15 +327,25 @@ def _check_relations(values: dict, invalid: set) -> list[checks.CheckMessage]:
     def valid(*names):
         return not any(PREFIX + n in invalid for n in names)
 
-    if valid("HEARTBEAT_SECONDS", "HEARTBEAT_TIMEOUT") and (
-        values["HEARTBEAT_TIMEOUT"] < 2 * values["HEARTBEAT_SECONDS"]
+    if valid("HEARTBEAT_SECONDS", "HEARTBEAT_TIMEOUT", "FENCE_MARGIN") and (
+        fencing.holder_limit(values["HEARTBEAT_TIMEOUT"], values["FENCE_MARGIN"])
+        < 2 * values["HEARTBEAT_SECONDS"]
     ):
         messages.append(
             checks.Warning(
-                "%sHEARTBEAT_TIMEOUT (%s s) is less than twice %sHEARTBEAT_SECONDS (%s s): recovery "
-                "would take runs that are alive for interrupted ones."
-                % (PREFIX, values["HEARTBEAT_TIMEOUT"], PREFIX, values["HEARTBEAT_SECONDS"]),
-                hint="Keep HEARTBEAT_TIMEOUT at several heartbeats, e.g. 12 times HEARTBEAT_SECONDS.",
+                "%sHEARTBEAT_TIMEOUT (%s s) minus %sFENCE_MARGIN (%g s) is less than twice "
+                "%sHEARTBEAT_SECONDS (%s s): supervisors would kill commands whose heartbeat is only "
+                "late, and recovery take live runs for interrupted."
+                % (
+                    PREFIX,
+                    values["HEARTBEAT_TIMEOUT"],
+                    PREFIX,
+                    fencing.margin(values["HEARTBEAT_TIMEOUT"], values["FENCE_MARGIN"]),
+                    PREFIX,
+                    values["HEARTBEAT_SECONDS"],
+                ),
+                hint="Keep HEARTBEAT_TIMEOUT at several heartbeats above the margin, e.g. 12 times "
+                "HEARTBEAT_SECONDS, and FENCE_MARGIN a fraction of it.",
                 obj=PREFIX + "HEARTBEAT_TIMEOUT",
                 id="taskmanager.W009",
             )
@@ -530,8 +542,41 @@ def check_blocked_commands(app_configs=None, databases=None, **kwargs) -> list[c
 
 
 def process_messages() -> list[checks.CheckMessage]:
-    """Problems of the uWSGI process itself (not of its options): W014 (root), W017 (clock)."""
-    return _root_messages() + clock_messages()
+    """Problems of the uWSGI process itself (not of its options): W014 (root), W017 (clock), W019."""
+    return _root_messages() + clock_messages() + identity_messages()
+
+
+def identity_messages() -> list[checks.CheckMessage]:
+    """W019: live spooler nodes share this machine's host name but not its boot or PID namespace.
+
+    From the nodes' heartbeats (``SpoolerHeartbeat.objects.identity_clashes``);
+    nothing when the database cannot be reached.
+    """
+    # Deferred: the ORM, only when the check runs inside a started process.
+    from .models import SpoolerHeartbeat
+
+    host, me = socket.gethostname(), processes.node_identity()
+    try:
+        rows = SpoolerHeartbeat.objects.live().filter(node__startswith=host + ":")
+        nodes = sorted(
+            node for node, identity in rows.values_list("node", "identity") if identity not in ("", me)
+        )
+        clashed = [c for c in SpoolerHeartbeat.objects.identity_clashes() if c["host"] == host]
+    except Exception:  # noqa: BLE001 - a check must not fail a process's start
+        return []
+    nodes = sorted(set(nodes).union(*(c["nodes"] for c in clashed)))
+    if not nodes:
+        return []
+    return [
+        checks.Warning(
+            "Spooler nodes %s share this machine's host name %s but run on other machines or containers "
+            "(another boot or PID namespace)." % (", ".join(nodes), host),
+            hint="Give every machine and container a host name of its own: runs on nodes that share "
+            "one are judged by their heartbeat only, and the admin cannot tell the nodes apart.",
+            obj="uWSGI",
+            id="taskmanager.W019",
+        )
+    ]
 
 
 def clock_messages() -> list[checks.CheckMessage]:

@@ -39,6 +39,11 @@ DEFAULTS = {
     "HEARTBEAT_SECONDS": 5.0,
     # A run whose heartbeat is older than this is taken for interrupted.
     "HEARTBEAT_TIMEOUT": 60.0,
+    # Fencing (taskmanager.fencing): a supervisor that could not renew its
+    # run's heartbeat for HEARTBEAT_TIMEOUT minus this kills its command;
+    # other nodes wait HEARTBEAT_TIMEOUT plus this before closing the run.
+    # None: a sixth of HEARTBEAT_TIMEOUT (10 s of the default 60 s).
+    "FENCE_MARGIN": None,
     # Seconds after which the admin warns that a spooler node holding pending
     # tasks has not been seen (its SpoolerHeartbeat is older); 0 = never warn.
     "NODE_TIMEOUT": 300.0,

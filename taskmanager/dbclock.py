@@ -28,12 +28,13 @@ and the offset is 0.
 import time
 from datetime import datetime, timedelta
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from django.db.models.functions import Now
 from django.db.models.sql.query import Query
 from django.utils import timezone
 
 from .conf import app_settings
+from .db import write_db
 
 
 class DbNow(Now):
@@ -52,13 +53,14 @@ class DbNow(Now):
 _last: list = []
 
 
-def measure(using: str = DEFAULT_DB_ALIAS) -> float:
+def measure(using: str | None = None) -> float:
     """Read the database's clock (one query); keep and return the offset, in seconds.
 
     The offset is the database's time minus this machine's at the middle of
     the query's round trip. On SQLite it is 0 without a query: the database's
-    clock is this process's.
+    clock is this process's. ``using``: the write database (:mod:`taskmanager.db`).
     """
+    using = using or write_db()
     connection = connections[using]
     if connection.vendor == "sqlite":
         _last[:] = [0.0, time.monotonic()]

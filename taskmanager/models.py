@@ -15,7 +15,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import dbclock, logcapture, schedule
+from . import dbclock, logcapture, schedule, spoolfiles
 from .conf import app_settings
 
 
@@ -411,6 +411,9 @@ class Report(models.Model):
     # the pid they tell a live process from a later one that reused its pid.
     supervisor_pid = models.IntegerField(null=True, blank=True)
     supervisor_started = models.FloatField(null=True, blank=True)
+    # Where supervisor_pid means something: boot id and PID namespace
+    # (processes.node_identity); "" for runs recorded before issue 15.
+    supervisor_identity = models.CharField(max_length=100, blank=True, default="")
     pid_started = models.FloatField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True)
     stop_requested_at = models.DateTimeField(null=True, blank=True)
@@ -538,6 +541,45 @@ class LogLine(models.Model):
         return logcapture.level_name(self.level)
 
 
+class SpoolerHeartbeatQuerySet(models.QuerySet):
+    def live(self, seconds: float | None = None):
+        """The heartbeats written within ``seconds`` (default: :meth:`live_seconds`), on the database's clock."""
+        seconds = self.live_seconds() if seconds is None else seconds
+        return self.filter(last_seen__gte=dbclock.DbNow() - timedelta(seconds=seconds))
+
+    @staticmethod
+    def live_seconds() -> float:
+        """How recent a heartbeat of a live node is: three RECOVERY_SECONDS (else NODE_TIMEOUT, else 300)."""
+        seconds = float(app_settings.RECOVERY_SECONDS or 0)
+        return 3 * seconds if seconds else float(app_settings.NODE_TIMEOUT or 300)
+
+    def identity_clashes(self, seconds: float | None = None) -> list[dict]:
+        """Return the host names used by spoolers of different identities seen within ``seconds``.
+
+        Each as ``{"host": str, "nodes": [node strings]}``: live nodes (last
+        seen within ``seconds``, on the database's clock) of one host name
+        whose identities (``processes.node_identity``: boot and PID namespace)
+        differ, or one node string written by two identities in turn
+        (``clash_seen``). Such nodes judge each other's runs by heartbeat
+        only; the host names should differ (issue 15).
+        """
+        rows = self.live(seconds).order_by("node").values_list("node", "identity")
+        hosts: dict[str, dict[str, set]] = {}
+        for node, identity in rows:
+            host, _directory = spoolfiles.split_node(node)
+            hosts.setdefault(host, {}).setdefault(node, set()).add(identity)
+        since = dbclock.DbNow() - timedelta(seconds=self.live_seconds() if seconds is None else seconds)
+        for node in self.filter(clash_seen__gte=since).values_list("node", flat=True):
+            host, _directory = spoolfiles.split_node(node)
+            hosts.setdefault(host, {}).setdefault(node, set()).add("clash")
+        clashes = []
+        for host, nodes in sorted(hosts.items()):
+            identities = set().union(*nodes.values()) - {""}
+            if len(identities) > 1:
+                clashes.append({"host": host, "nodes": sorted(nodes)})
+        return clashes
+
+
 class SpoolerHeartbeat(models.Model):
     """The last sign of life of a node's spooler (host and spool directory)."""
 
@@ -548,6 +590,14 @@ class SpoolerHeartbeat(models.Model):
     #: heartbeat (None: not measured yet). uWSGI compares a spool entry's
     #: ``at`` with the node's own clock: the node translates it by this offset.
     clock_offset = models.FloatField(null=True, blank=True)
+    #: The boot and PID namespace of the node's last heartbeat (processes.node_identity),
+    #: the identity it replaced, and when a replaced identity came back (two
+    #: spoolers of one node string: see SpoolerHeartbeatQuerySet.identity_clashes).
+    identity = models.CharField(max_length=100, blank=True, default="")
+    previous_identity = models.CharField(max_length=100, blank=True, default="")
+    clash_seen = models.DateTimeField(null=True, blank=True)
+
+    objects = SpoolerHeartbeatQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("spooler heartbeat")

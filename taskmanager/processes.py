@@ -33,6 +33,26 @@ def _stat_fields(pid: int) -> list[bytes] | None:
     return data.rsplit(b")", 1)[1].split()
 
 
+@functools.cache
+def node_identity() -> str:
+    """Return what makes this process's pids mean something: ``"<boot id>/<pid namespace>"``.
+
+    Two machines, or two containers of one machine, can share a host name
+    (host networking, replicas with a fixed host name); a pid is only worth
+    judging where the boot (``/proc/sys/kernel/random/boot_id``) and the PID
+    namespace (``readlink /proc/self/ns/pid``) are the same (issue 15). ""
+    when unknown (no ``/proc``). A process's own PID namespace never
+    changes, so the value is read once.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return "%s/%s" % (boot, namespace)
+
+
 def start_time(pid: int) -> float | None:
     """Return the start time of ``pid`` in clock ticks since boot, or None if unknown."""
     fields = _stat_fields(pid)

@@ -15,6 +15,7 @@ from django.db import transaction
 
 from . import audit
 from .conf import app_settings
+from .db import write_db
 from .models import LogLine, Report, Task
 
 #: Log lines deleted per statement, so SQLite is never locked for long. A
@@ -109,7 +110,7 @@ def _delete_reports(pks: list[int], task_id: int) -> None:
 def delete_log(report_id: int) -> None:
     """Delete a report's log lines in chunks of CHUNK rows."""
     while True:
-        with transaction.atomic():
+        with transaction.atomic(using=write_db()):
             bound = list(
                 LogLine.objects.filter(report_id=report_id)
                 .order_by("seq")

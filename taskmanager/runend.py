@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db import transaction
 
 from . import history
+from .db import write_db
 from .notifications import notify_run_end
 from .retention import prune_reports, prune_small_reports
 
@@ -28,13 +29,13 @@ def record(task_id: int, started: datetime, now: datetime, result: str, log: log
     # fails, the history is written again alone, and pruning waits for the
     # commit (prune_reports then logs its own failure).
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=write_db()):
             history.record_run(task_id, started, now, result, **kw)
             return prune_small_reports(task_id)
     except Exception:  # noqa: BLE001 - see above
         log.debug("History or pruning failed for task %s; retrying apart", task_id, exc_info=True)
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=write_db()):
             history.record_run(task_id, started, now, result, **kw)
     except Exception:  # noqa: BLE001 - the chart's history must never change the run's outcome
         log.exception("Could not record the run history of task %s", task_id)

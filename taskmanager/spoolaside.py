@@ -11,7 +11,10 @@ Two ways there: the spooler's dispatcher (``spooler/uwsgi_handler.py``) for a
 file that reaches Python, by hard link (uWSGI then deletes the original, as
 after any ``SPOOL_OK``); and the periodic recovery (:func:`sweep`) for files
 that never do (zero bytes, a broken header), by rename under uWSGI's lock.
-A leaf module: nothing of the app, no ORM.
+Entries of a payload version newer than this code's wait in ``newer/``
+(:data:`~taskmanager.spoolfiles.NEWER_DIRNAME`) the same way, by hard link,
+until a spooler that knows it puts them back at its start
+(:func:`release_newer`). A leaf module: nothing of the app, no ORM.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import fcntl
 import os
 import time
 
-from .spoolfiles import _MAX_PACKET, PREFIX, SpoolFileError, decode
+from .spoolfiles import _MAX_PACKET, NEWER_DIRNAME, PREFIX, SpoolFileError, decode, known_version, read
 
 #: The subdirectory of a spool directory unreadable files are moved into.
 DIRNAME = "unreadable"
@@ -62,19 +65,19 @@ def packet_problem(path: str) -> str:
     return ""
 
 
-def _target(spool_dir: str, name: str) -> str:
-    directory = os.path.join(spool_dir, DIRNAME)
+def _target(spool_dir: str, name: str, dirname: str = DIRNAME) -> str:
+    directory = os.path.join(spool_dir, dirname)
     os.makedirs(directory, exist_ok=True)
     return os.path.join(directory, os.path.basename(name))
 
 
-def keep_copy(spool_dir: str, path: str) -> str:
-    """Hard-link the file at ``path`` into :data:`DIRNAME`; return the new path.
+def keep_copy(spool_dir: str, path: str, dirname: str = DIRNAME) -> str:
+    """Hard-link the file at ``path`` into :data:`DIRNAME` (or ``dirname``); return the new path.
 
     For the dispatcher, which then returns ``SPOOL_OK`` so that uWSGI deletes
     the original (it kills the spooler when that file is already gone).
     """
-    target = _target(spool_dir, path)
+    target = _target(spool_dir, path, dirname)
     try:
         os.link(path, target)
     except FileExistsError:
@@ -126,3 +129,26 @@ def moved_aside(spool_dir: str) -> list[str]:
         os.path.basename(p)
         for p in sorted(paths, key=lambda p: os.path.getmtime(p) if os.path.exists(p) else 0)
     ]
+
+
+def release_newer(spool_dir: str) -> list[str]:
+    """Put back into ``spool_dir`` the entries waiting in ``newer/`` whose payload version this code knows.
+
+    At a spooler's start, after a deploy: the entries a node of an older
+    version left there run now. Return the names put back.
+    """
+    directory = os.path.join(spool_dir, NEWER_DIRNAME)
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    back = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            if known_version(read(path)):
+                os.rename(path, os.path.join(spool_dir, name))
+                back.append(name)
+        except (OSError, SpoolFileError):
+            continue
+    return back

@@ -41,6 +41,12 @@ _MODIFIER1 = 17
 #: no spooler scan opens it before then.
 DISCARD_MARGIN_SECONDS = 5
 _MAX_PACKET = 0xFFFF
+#: The version of the entries this code writes, and the newest it runs (issue 15,
+#: rolling deploys): an entry without a version is version 1.
+PAYLOAD_VERSION = 1
+#: The subdirectory of a spool directory where entries of a newer version wait
+#: for a node that knows it (not numeric: numeric ones are scanned as priorities).
+NEWER_DIRNAME = "newer"
 
 
 class SpoolFileError(ValueError):
@@ -52,11 +58,13 @@ def make_entry(task_id: int, token: str, trigger: str, at: datetime | None = Non
 
     Only identifiers travel in the file (nothing pickled): the handler name
     ``uwsgidecorators`` dispatches on, the task id, the run token, the
-    trigger, and ``at`` (unix seconds, rounded *up*, so that uWSGI, which runs
-    a file once ``time() >= at``, never starts it before the stored time).
+    trigger, ``at`` (unix seconds, rounded *up*, so that uWSGI, which runs
+    a file once ``time() >= at``, never starts it before the stored time),
+    and the payload version (:data:`PAYLOAD_VERSION`).
     """
     result = {
         b"ud_spool_func": HANDLER_NAME.encode(),
+        b"version": str(PAYLOAD_VERSION).encode(),
         b"task": str(task_id).encode(),
         b"token": token.encode(),
         b"trigger": trigger.encode(),
@@ -64,6 +72,23 @@ def make_entry(task_id: int, token: str, trigger: str, at: datetime | None = Non
     if at is not None:
         result[b"at"] = str(math.ceil(at.timestamp())).encode()
     return result
+
+
+def payload_version(entry: dict) -> int | None:
+    """Return the payload version of a spool dict (str or bytes keys): 1 when missing, None when unreadable."""
+    value = entry.get("version", entry.get(b"version"))
+    if value is None:
+        return 1
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def known_version(entry: dict) -> bool:
+    """Tell whether this code knows the payload version of a spool dict (see :func:`payload_version`)."""
+    version = payload_version(entry)
+    return version is not None and 1 <= version <= PAYLOAD_VERSION
 
 
 def encode(entry: dict[bytes, bytes]) -> bytes:
@@ -126,14 +151,15 @@ def is_live(path: str, spool_dir: str) -> bool:
     """Tell whether ``path`` is an entry still waiting in ``spool_dir``.
 
     True when ``path`` is a regular file directly inside ``spool_dir``
-    (compared after resolving symbolic links) whose name uWSGI runs.
+    (compared after resolving symbolic links) whose name uWSGI runs, or when
+    that file waits in :data:`NEWER_DIRNAME` for a node that knows its version.
     """
     if not path or not spool_dir:
         return False
     directory, name = os.path.split(os.path.realpath(path))
     if directory != os.path.realpath(spool_dir) or not name.startswith(PREFIX):
         return False
-    return os.path.isfile(path)
+    return os.path.isfile(path) or os.path.isfile(os.path.join(directory, NEWER_DIRNAME, name))
 
 
 def write(spool_dir: str, entry: dict[bytes, bytes], at: datetime | None = None) -> str:

@@ -115,6 +115,13 @@ if os.environ.get("TM_TEST_HOSTNAME"):
     _hostname = os.environ["TM_TEST_HOSTNAME"]
     socket.gethostname = lambda: _hostname
 
+# A node of a newer code version (tests/test_payload_version.py): the payload
+# version of the spool entries it writes and runs.
+if os.environ.get("TM_TEST_PAYLOAD_VERSION"):
+    from taskmanager import spoolfiles as _spoolfiles
+
+    _spoolfiles.PAYLOAD_VERSION = int(os.environ["TM_TEST_PAYLOAD_VERSION"])
+
 TASKMANAGER_STOP_GRACE_SECONDS = 1.0
 TASKMANAGER_BACKEND = os.environ.get("TM_TEST_BACKEND", "taskmanager.spooler.uwsgi.UwsgiBackend")
 
@@ -134,6 +141,11 @@ for _name, _value in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}").item
         DATABASES["default"][_name] = _value
     elif _name == "EXTRA_DATABASES":
         DATABASES.update(_value)
+    elif _name == "READ_REPLICA":  # a stale copy the task manager's reads go to (tests/routers.py)
+        DATABASES["replica"] = {**DATABASES["default"], "NAME": _value}
+        DATABASE_ROUTERS = ["tests.routers.ReplicaRouter"]
+    elif _name == "DATABASE_PORT":  # e.g. a TCP proxy of the test (tests/support/tcpproxy.py)
+        DATABASES["default"]["PORT"] = _value
     elif _name == "SQLITE_TIMEOUT":  # the busy timeout of an SQLite database, in seconds
         DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = _value
     else:

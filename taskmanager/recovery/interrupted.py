@@ -18,8 +18,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import BooleanField, Case, Exists, Max, OuterRef, Q, When
 
-from .. import dbclock, logcapture, processes, runend
-from ..conf import app_settings
+from .. import dbclock, fencing, logcapture, processes, runend
+from ..db import write_db
 from ..models import LogLine, Report, Task
 
 logger = logging.getLogger("taskmanager.recovery")
@@ -31,12 +31,17 @@ def recover_interrupted_runs(supervising: Callable[[], int | None] | None = None
     A running report is declared interrupted only with evidence that its
     supervisor is gone, never because its spool file was seen again:
 
-    * on this host, its supervisor pid is not alive with the recorded start
-      time (so a reused pid does not count as alive), or the supervisor is
-      this very process while it supervises another run or none;
-    * on another host (or without a recorded start time), its heartbeat is
-      older than ``TASKMANAGER_HEARTBEAT_TIMEOUT`` seconds, tested in SQL on
-      the database's clock (:func:`stale_heartbeat`), never on this machine's.
+    * on this host (same host name *and* identity: boot and PID namespace,
+      :func:`taskmanager.processes.node_identity`), its supervisor pid is not
+      alive with the recorded start time (so a reused pid does not count as
+      alive), or the supervisor is this very process while it supervises
+      another run or none;
+    * elsewhere (or without a recorded start time), its heartbeat is older
+      than ``TASKMANAGER_HEARTBEAT_TIMEOUT`` plus ``TASKMANAGER_FENCE_MARGIN``
+      seconds, tested in SQL on the database's clock
+      (:func:`stale_heartbeat`), never on this machine's: by then a
+      supervisor cut from the database has killed its command
+      (:mod:`taskmanager.fencing`).
 
     On this host the run's leftovers are killed first (see
     :func:`kill_leftovers`). The report then gets result FAILED, end reason
@@ -57,7 +62,7 @@ def recover_interrupted_runs(supervising: Callable[[], int | None] | None = None
         why = interruption_evidence(report, host, report.heartbeat_stale, supervising)
         if why is None:
             continue
-        if report.host == host:
+        if same_node(report, host):
             kill_leftovers(report)
         fixed += close_interrupted(report, why, dbclock.now())
     running = Report.objects.running().filter(task=OuterRef("pk"))
@@ -68,14 +73,26 @@ def recover_interrupted_runs(supervising: Callable[[], int | None] | None = None
     return fixed + count
 
 
-def stale_heartbeat():
-    """Annotation: whether a report's heartbeat (else its start) is older than HEARTBEAT_TIMEOUT.
+def same_node(report, host: str) -> bool:
+    """Tell whether ``report``'s pids are this process's to judge: same host name and identity.
 
+    Runs recorded without an identity (before issue 15) go by the host name alone.
+    """
+    if report.host != host:
+        return False
+    return not report.supervisor_identity or report.supervisor_identity == processes.node_identity()
+
+
+def stale_heartbeat():
+    """Annotation: whether a report's heartbeat (else its start) is older than the observers' wait.
+
+    HEARTBEAT_TIMEOUT plus FENCE_MARGIN (:func:`taskmanager.fencing.observer_wait`).
     Tested in SQL on the database's clock: the heartbeat was written with it
     (``dbclock.DbNow()`` in the supervisor's flush), and this machine's clock
     may be off (issue 13, item 11).
     """
-    limit = dbclock.DbNow() - timedelta(seconds=float(app_settings.HEARTBEAT_TIMEOUT))
+    wait = fencing.observer_wait(*fencing.limits())
+    limit = dbclock.DbNow() - timedelta(seconds=wait)
     return Case(
         When(Q(heartbeat__lt=limit) | Q(heartbeat__isnull=True, invocation_datetime__lt=limit), then=True),
         default=False,
@@ -92,7 +109,7 @@ def interruption_evidence(
     heartbeat is older than the timeout (:func:`stale_heartbeat`);
     ``supervising`` as for :func:`recover_interrupted_runs`.
     """
-    if report.host == host and report.supervisor_pid:
+    if same_node(report, host) and report.supervisor_pid:
         if report.supervisor_pid == os.getpid():
             if supervising is not None and supervising() == report.pk:
                 return None
@@ -135,7 +152,7 @@ def kill_leftovers(report) -> int:
 
 def close_interrupted(report, why: str, now) -> int:
     """Close a running report as interrupted and release its task; return 1, or 0 if already closed."""
-    with transaction.atomic():
+    with transaction.atomic(using=write_db()):
         closed = Report.objects.filter(pk=report.pk, finished_datetime__isnull=True).update(
             result=Task.Result.FAILED, end_reason="interrupted", finished_datetime=now
         )
@@ -165,7 +182,7 @@ def close_interrupted(report, why: str, now) -> int:
 def _after_close(report, now) -> None:
     """Record the run history, prune old reports and notify, as the end of a run does; never raise."""
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=write_db()):
             more_to_prune = runend.record(
                 report.task_id, report.invocation_datetime, now, Task.Result.FAILED, logger
             )

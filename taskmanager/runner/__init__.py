@@ -47,6 +47,7 @@ import time
 
 from django.db import InterfaceError, OperationalError, connections
 
+from .. import db
 from ..models import Report, Task
 from .child import Child
 from .child_main import working_dir
@@ -85,6 +86,7 @@ def end_status():
     return Task.end_status()
 
 
+@db.pin
 def execute(task_id: int, token: str, trigger: str) -> Report | None:
     """Run the task for one spool entry, if its token is still current.
 

@@ -20,6 +20,7 @@ from django.db.models import F
 
 from .. import arguments, dbclock, policy, processes, schedule
 from ..conf import queue_name, serves_queue
+from ..db import write_db
 from ..models import Report, Task, new_token
 from ..spooler import get_backend
 from .child import Child
@@ -76,7 +77,9 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     :class:`Supervisor` forks the child when it runs.
     """
     # The database's clock: the "not before" of the entry and the times of
-    # the run are compared by other nodes, whose clocks may differ.
+    # the run are compared by other nodes, whose clocks may differ. The
+    # report's first heartbeat is this now: fencing counts from before it.
+    sent = time.monotonic()
     now = dbclock.now()
     task = (
         Task.objects.select_related("command", "started_by", "run_now_by", "definition_changed_by")
@@ -153,7 +156,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     # the old token and consume the entry as stale.
     report = None
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=write_db()):
             if claimable.update(**changes) == 1:
                 report = _create_report(task, trigger, now, command_line, child)
     finally:
@@ -167,6 +170,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
         child.release(report.run_marker())
         marks["released"] = time.perf_counter()
     report.child = child
+    report.heartbeat_sent = sent
     report.refusal = refusal
     report.timing_marks = marks
     if next_token:
@@ -225,6 +229,7 @@ def _create_report(task: Task, trigger: str, now: datetime, command_line: str, c
         host=socket.gethostname(),
         supervisor_pid=os.getpid(),
         supervisor_started=_own_start_time(),
+        supervisor_identity=processes.node_identity(),
         pid=child.pid if child is not None else None,
         pid_started=child.started if child is not None else None,
         heartbeat=now,

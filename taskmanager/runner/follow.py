@@ -2,10 +2,10 @@
 
 The selector loop over the child's three pipes (fd 1, fd 2, the record pipe)
 and its pidfd; the flush and heartbeat ticks; the stop poll (a stop request,
-or the report deleted or closed); the timeout, SIGTERM then SIGKILL after
-the grace period; and once the child has exited, the kill of what it left
-behind (its process group, and the orphans re-parented to this subreaper:
-those that exit while it runs are reaped at each flush, see :mod:`.orphans`).
+or the report deleted or closed); the timeout, SIGTERM then SIGKILL after the
+grace period; the fence (SIGKILL when the heartbeat went unrenewed too long,
+:mod:`taskmanager.fencing`); once the child has exited, the kill of what it
+left behind (its group, and the orphans re-parented to this subreaper).
 """
 
 import logging
@@ -37,10 +37,9 @@ def seconds_text(value) -> str:
 
 
 class ChildFollower:
-    """Read a run's child output into its :class:`ReportLog` and enforce stop and timeout.
+    """Read a run's child output into its :class:`ReportLog`; enforce stop, timeout and fencing.
 
-    After :meth:`follow`: ``stop_user`` (who stopped it), ``timed_out``, and
-    ``outcome`` (what the child reported of its end) say how it ended.
+    After :meth:`follow`, ``stop_user``, ``timed_out``, ``fenced`` and ``outcome`` say how it ended.
     """
 
     def __init__(self, log: ReportLog, timeout, subreaper: bool):
@@ -56,6 +55,7 @@ class ChildFollower:
         self.progress_clamped = False
         self.stop_user: str | None = None
         self.timed_out = False
+        self.fenced = False  # killed: its heartbeat went unrenewed (taskmanager.fencing)
         self.kill_at: float | None = None
         self.timeout = timeout
         self.subreaper = subreaper
@@ -119,6 +119,8 @@ class ChildFollower:
                     ending = self.stop_user is not None or self.log.gone
                 if self.log.gone and not self.terminating:
                     self.terminate(pid)
+                if not self.fenced and self.log.lease.expired(now):
+                    self.fence(pid, now)
                 if self.timeout and not ending and now - started > self.timeout:
                     self.timed_out = True
                     self.log.add_line(
@@ -158,6 +160,14 @@ class ChildFollower:
             sel.close()
         return status
 
+    def fence(self, pid: int, now: float) -> None:
+        """SIGKILL the command at once: other nodes may close the run and start the next one."""
+        self.fenced = self.terminating = True
+        kill_group(pid, signal.SIGKILL)
+        text = self.log.lease.message(now)
+        logger.error("Run of task %s: %s", self.log.task.pk, text)
+        self.log.add_line(logcapture.ERROR, logcapture.SYSTEM, text)
+
     def next_due(self, started: float, last_flush: float, last_poll: float) -> float:
         """Return the monotonic time of the loop's next timed duty (flush, poll, timeout, SIGKILL)."""
         due = [last_flush + app_settings.LOG_FLUSH_SECONDS]
@@ -194,11 +204,9 @@ class ChildFollower:
             return
         self.emit(stream, buffers[fd].feed(data))
         if len(data) < logcapture.SMALL_READ:
-            # A trickle: let lines gather before the next read. Waking up for
-            # every line a fast command writes costs both processes more
-            # than the line itself; the pause is far below what a reader sees.
-            # It ends early when the child exits (its pidfd turns readable):
-            # a run's last lines are not worth a pause.
+            # A trickle: let lines gather before the next read (waking up for every line
+            # costs both processes more than the line; the pause is far below what a reader
+            # sees). It ends early when the child exits (its pidfd turns readable).
             if self.exit_fd is None:
                 time.sleep(logcapture.READ_PAUSE)
             else:

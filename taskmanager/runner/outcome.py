@@ -18,6 +18,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists
 
 from .. import dbclock, history, logcapture, runend
+from ..db import write_db
 from ..models import Report, Task
 from .claim import respool_deferred
 from .follow import ChildFollower, seconds_text
@@ -37,6 +38,8 @@ def end_reason(status: int, follower: ChildFollower) -> tuple[str, bool]:
         return "stopped by user %s" % follower.stop_user, True
     if follower.timed_out:
         return "timed out after %s seconds" % seconds_text(follower.timeout), True
+    if follower.fenced:
+        return "fenced: its heartbeat could not be written", True
     if follower.outcome:
         return follower.outcome, True
     if code < 0:
@@ -120,7 +123,7 @@ class RunEnd:
         # after it, they are still to be written by the next attempt.
         batch, batch_bytes = log.batch, log.batch_bytes
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=write_db()):
                 ended = log.flush(running_only=True, savepoint=False) == 1
                 # (not ended: the transaction is marked for rollback)
                 more_to_prune = self.close_run(started, now, result) if ended else False

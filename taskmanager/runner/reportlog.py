@@ -4,8 +4,8 @@ Redacts secrets (:mod:`taskmanager.redaction`) from every line and report
 field it stores, counts the lines by level, batches LogLine rows within the
 byte bound, flushes them with the report's counters and pending changes
 (heartbeat, progress, pid) in one transaction, survives database errors
-(lines kept, then dropped and counted past a bound), and notices a report
-that was deleted or closed by recovery meanwhile (:attr:`ReportLog.gone`).
+(lines kept, then dropped and counted past a bound), notices a report that
+was deleted or closed by recovery meanwhile (:attr:`ReportLog.gone`), renews fencing's ``lease``.
 """
 
 import logging
@@ -13,8 +13,9 @@ import time
 
 from django.db import DatabaseError, DataError, IntegrityError, connections, transaction
 
-from .. import logcapture, logstore, redaction
+from .. import fencing, logcapture, logstore, redaction
 from ..conf import app_settings
+from ..db import write_db
 from ..models import Report
 
 logger = logging.getLogger("taskmanager.runner")
@@ -43,7 +44,7 @@ class ReportLog:
         # Rows for logstore.insert_rows(), written by flush().
         self.batch: list[tuple] = []
         self.batch_bytes = 0
-        self.stamps = logstore.Stamps()
+        self.stamps = logstore.Stamps(write_db())
         self.report_id = report.pk
         # Read once per run: add_line() runs for every line of the log.
         self.max_log_bytes = app_settings.MAX_LOG_BYTES
@@ -59,6 +60,8 @@ class ReportLog:
         self.gone: str | None = None
         self.db_retry_at = 0.0
         self.lost_lines = 0
+        # Fencing's lease, from the claim's heartbeat (inactive on SQLite: see fencing.Lease).
+        self.lease = fencing.Lease(getattr(report, "heartbeat_sent", None), connections[write_db()].vendor)
         # A batch failed with a data error: the next flush writes its rows
         # one by one and replaces a row that fails by a note (flush()).
         self.repair = False
@@ -162,19 +165,22 @@ class ReportLog:
         report = Report.objects.filter(pk=self.report.pk)
         if running_only:
             report = report.filter(finished_datetime__isnull=True)
-        outer = transaction.get_connection().in_atomic_block
+        using = write_db()
+        outer = transaction.get_connection(using).in_atomic_block
+        sent = time.monotonic()
+        renewing = "heartbeat" in self.report_changes
         try:
-            with transaction.atomic(savepoint=savepoint):
+            with transaction.atomic(using=using, savepoint=savepoint):
                 if self.batch:
                     if self.repair:
                         self._insert_one_by_one()
                     else:
-                        logstore.insert_rows(self.batch)
+                        logstore.insert_rows(self.batch, using)
                 updated = report.update(
                     lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
                 )
                 if running_only and updated != 1:
-                    transaction.set_rollback(True)
+                    transaction.set_rollback(True, using=using)
                     return updated
         except DATA_ERRORS as exc:
             # A value nobody foresaw: write the batch again row by row, only
@@ -194,23 +200,25 @@ class ReportLog:
         self.batch = []
         self.batch_bytes = 0
         self.report_changes = {}
+        if renewing and updated:
+            self.lease.renew(sent)
         return updated
 
     def _insert_one_by_one(self) -> None:
         """Insert the batch row by row (a savepoint each); a row the database refuses becomes a note."""
         for row in self.batch:
             try:
-                with transaction.atomic():
-                    logstore.insert_rows([row])
+                with transaction.atomic(using=write_db()):
+                    logstore.insert_rows([row], write_db())
             except DATA_ERRORS as exc:
                 report_id, seq, _level, _severity, _stream, stamp, _text = row
                 note = "A line could not be stored (%s: %s); this note stands in for it." % (
                     type(exc).__name__,
                     str(exc)[:200],
                 )
-                with transaction.atomic():
+                with transaction.atomic(using=write_db()):
                     logstore.insert_rows(
-                        [(report_id, seq, logcapture.WARNING, 1, logcapture.SYSTEM, stamp, note)]
+                        [(report_id, seq, logcapture.WARNING, 1, logcapture.SYSTEM, stamp, note)], write_db()
                     )
 
     def safe_flush(self, force: bool = False) -> None:

@@ -15,7 +15,7 @@ import os
 from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
-from .. import dbclock, recovery, spoolaside
+from .. import db, dbclock, processes, recovery, spoolaside, spoolfiles
 from ..conf import app_settings
 from ..models import SpoolerHeartbeat
 from ..spoolfiles import HANDLER_NAME
@@ -41,6 +41,7 @@ def _runner():
     return runner
 
 
+@db.pin
 def handle_spool_entry(env: dict) -> int:
     """Run the task named by a spool entry; return ``uwsgi.SPOOL_OK``, always.
 
@@ -77,6 +78,9 @@ def make_dispatcher(chained, functions):
             _move_aside(name, reason)
             return ok
         if raw.get(b"ud_spool_func") == HANDLER_NAME.encode():
+            if not spoolfiles.known_version(raw):
+                _leave_for_newer(name, raw.get(b"version", b"?").decode(errors="replace"))
+                return ok
             return handle_spool_entry({k.decode(): v.decode() for k, v in raw.items()})
         return chained(env)
 
@@ -93,6 +97,31 @@ def _move_aside(name, reason: str) -> None:
         logger.error("taskmanager: unreadable spool file %s (%s) moved aside to %s", path, reason, target)
     except Exception as exc:  # noqa: BLE001 - the file is consumed regardless: never a retry loop
         logger.error("taskmanager: unreadable spool file %s (%s) dropped: %s", path, reason, exc)
+
+
+def _leave_for_newer(name, version: str) -> None:
+    """Keep an entry of a payload version this code does not know in ``newer/``; log one line; never raise.
+
+    A node of another version (a rolling deploy) runs it: this one neither
+    runs nor consumes it, and never retries it (issue 15). The spooler of a
+    node that knows the version puts it back at its start
+    (:func:`taskmanager.spoolaside.release_newer`).
+    """
+    name = os.fsdecode(name) if isinstance(name, bytes) else str(name)
+    directory = spool_dir()
+    path = os.path.join(directory, name) if name and not os.path.isabs(name) else name
+    try:
+        target = spoolaside.keep_copy(directory, path, spoolfiles.NEWER_DIRNAME)
+        logger.warning(
+            "taskmanager: spool file %s has payload version %s, newer than this node's %d: "
+            "left in %s for a node that knows it",
+            path,
+            version,
+            spoolfiles.PAYLOAD_VERSION,
+            target,
+        )
+    except Exception as exc:  # noqa: BLE001 - the file is consumed regardless: never a retry loop
+        logger.error("taskmanager: spool file %s of payload version %s dropped: %s", path, version, exc)
 
 
 def register_handler() -> bool:
@@ -123,8 +152,17 @@ def register_handler() -> bool:
     return True
 
 
+@db.pin
 def spooler_started() -> None:
     """Run the recovery of a starting spooler process; never raise."""
+    try:
+        back = spoolaside.release_newer(spool_dir())
+        if back:
+            logger.warning(
+                "taskmanager: %d spool file(s) of a newer payload version put back to run", len(back)
+            )
+    except Exception:  # noqa: BLE001 - the entries wait for the next start
+        logger.exception("taskmanager: could not put back the spool files of newer versions")
     recovery.on_spooler_start(_runner().current_report_id, *_own_node())
 
 
@@ -165,7 +203,8 @@ def register_recovery_timer() -> int | None:
     def taskmanager_recovery_tick(signum):
         try:
             record_heartbeat()
-            recovery.on_timer(_runner().current_report_id, *_own_node())
+            with db.pinned():  # a lagging replica must not show runs long over as running
+                recovery.on_timer(_runner().current_report_id, *_own_node())
         except BaseException:  # noqa: BLE001 - a signal handler must not kill the spooler
             logger.exception("taskmanager: periodic recovery failed")
 
@@ -178,8 +217,9 @@ def register_recovery_timer() -> int | None:
     return timer.num
 
 
+@db.pin
 def record_heartbeat() -> None:
-    """Record that this node's spooler is alive, and its clock's offset (SpoolerHeartbeat row).
+    """Record that this node's spooler is alive, its clock's offset and identity (SpoolerHeartbeat row).
 
     The offset is measured here, once per heartbeat (``taskmanager.dbclock``):
     ``last_seen`` is the database's now, read by the same query.
@@ -187,9 +227,15 @@ def record_heartbeat() -> None:
     try:
         close_old_connections()
         offset = dbclock.measure()
-        SpoolerHeartbeat.objects.update_or_create(
-            node=UwsgiBackend().node(),
-            defaults={"last_seen": dbclock.now(), "clock_offset": round(offset, 3)},
-        )
+        node, me = UwsgiBackend().node(), processes.node_identity()
+        changes = {"last_seen": dbclock.now(), "clock_offset": round(offset, 3), "identity": me}
+        row = SpoolerHeartbeat.objects.filter(node=node).values_list("identity", "previous_identity").first()
+        if row and row[0] != me:
+            # Another identity wrote this node's row since: a restart (new boot or
+            # namespace), or, when it had replaced this one, two spoolers of one node string.
+            changes["previous_identity"] = row[0]
+            if row[1] == me and row[0]:
+                changes["clash_seen"] = changes["last_seen"]
+        SpoolerHeartbeat.objects.update_or_create(node=node, defaults=changes)
     except Exception:  # noqa: BLE001 - a heartbeat must never break the spooler
         logger.exception("taskmanager: could not record the spooler heartbeat")

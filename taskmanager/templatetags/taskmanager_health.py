@@ -114,6 +114,15 @@ def skewed_clocks() -> list[dict]:
     return [{"node": node, "seconds": round(abs(offset)), "ahead": offset < 0} for node, offset in rows]
 
 
+def shared_host_names() -> list[dict]:
+    """Return the host names shared by live spooler nodes of different identities (check W019).
+
+    ``[{"host": str, "nodes": [node strings]}]``
+    (``SpoolerHeartbeat.objects.identity_clashes``).
+    """
+    return SpoolerHeartbeat.objects.identity_clashes()[:CLOCKS_LISTED]
+
+
 def runs_as_root() -> bool:
     """Whether this uWSGI process runs as root (check taskmanager.W014), unless the check is silenced."""
     if "taskmanager.W014" in settings.SILENCED_SYSTEM_CHECKS:
@@ -159,6 +168,7 @@ def spooler_banner():
         "overdue": overdue_tasks(),
         "clocks": skewed_clocks(),
         "silent_nodes": silent_nodes(),
+        "shared_hosts": shared_host_names(),
         "root": runs_as_root(),
         "unreadable": unreadable[:10],
         "unreadable_more": max(0, len(unreadable) - 10),

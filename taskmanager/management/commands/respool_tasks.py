@@ -11,7 +11,7 @@ import socket
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from ... import dbclock, spoolfiles
+from ... import db, dbclock, spoolfiles
 from ...models import SpoolerHeartbeat, Task
 from ...recovery import respool
 
@@ -53,6 +53,7 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Show what would be respooled; change nothing."
         )
 
+    @db.pin  # it decides what runs: never from a lagging replica (taskmanager.db)
     def handle(self, *args, **options):
         spool_dir = options["spool_dir"] or self._default_dir()
         if not os.path.isdir(spool_dir):
