@@ -8,6 +8,7 @@ import pytest
 
 from .support.adminclient import PASSWORD, client_for
 from .support.browser import CHROMIUM, chromium, unavailable
+from .support.hosts import Host, namespaces_unavailable
 from .support.objects import make_superuser
 from .support.recorder import Recorder, slack_api
 from .support.uwsgi_server import ROOT, UwsgiServer, node_env
@@ -58,6 +59,36 @@ def uwsgi_node(transactional_db):
     yield start
     for node in started:
         node.stop()
+
+
+@pytest.fixture(scope="module")
+def hosts(django_db_setup, django_db_blocker):
+    """Start machines sharing the test database: ``hosts("a", "b", settings={...}, **options)``.
+
+    Each name is a uWSGI node (``tests/support/hosts.py``'s Host) in a UTS +
+    PID namespace of its own with that host name; ``settings`` and
+    ``options`` are as ``uwsgi_node``'s. Returns the started hosts, in order;
+    ``hosts.started`` lists every host of the module, all stopped at its end
+    (module-scoped: a module shares its machines between its tests). Skips,
+    saying why, where namespaces cannot be had (not root, unshare refused).
+    """
+    reason = namespaces_unavailable()
+    if reason:
+        pytest.skip("several hosts need UTS + PID namespaces: %s" % reason)
+    started = []
+
+    def start(*names, settings=None, env=None, **options):
+        made = []
+        for name in names:
+            host = Host(name, env={**node_env(settings), **(env or {})}, **options)
+            started.append(host)
+            made.append(host.start())
+        return made
+
+    start.started = started
+    yield start
+    for host in started:
+        host.stop()
 
 
 # -- users and clients ---------------------------------------------------------------
@@ -205,3 +236,5 @@ def pytest_runtest_makereport(item, call):
             report.sections.append(("uWSGI log (tail)", server.log()[-8000:]))
         for number, node in enumerate(getattr(funcargs.get("uwsgi_node"), "nodes", ()), 1):
             report.sections.append(("uWSGI node %d log (tail)" % number, node.log()[-8000:]))
+        for host in getattr(funcargs.get("hosts"), "started", ()):
+            report.sections.append(("uWSGI host %s log (tail)" % host.name, host.log()[-8000:]))
