@@ -5,13 +5,15 @@ On top of ``tests.settings`` (database chosen by ``TM_TEST_DB`` and
 
 * every ``TASKMANAGER_*`` override of the test project is dropped except the
   backend, so the run path runs with the app's defaults (forked child,
-  retention, notifications as shipped);
+  retention, notifications as shipped); a bench that needs other values
+  says so in ``TM_TEST_SETTINGS`` (as the tests do), and those apply;
 * the bench-only app ``bench.benchapp`` (floor spool function, commit
   counters) and its URL;
 * the logger ``taskmanager.runner.timing`` (one JSON line per run with the
   end time of each phase) goes to ``$TM_BENCH_DIR/timing.log``.
 """
 
+import json
 import os
 
 from tests import settings as _test_settings
@@ -20,6 +22,10 @@ from tests.settings import *  # noqa: F403
 for _name in dir(_test_settings):
     if _name.startswith("TASKMANAGER_") and _name != "TASKMANAGER_BACKEND":
         del globals()[_name]
+# What a bench asks for explicitly (bench_several_hosts.py: second-scale recovery) wins.
+for _name, _value in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}").items():
+    if _name.startswith("TASKMANAGER_"):
+        globals()[_name] = _value
 
 INSTALLED_APPS = [*_test_settings.INSTALLED_APPS, "bench.benchapp"]
 ROOT_URLCONF = "bench.urls"

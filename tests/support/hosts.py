@@ -129,25 +129,31 @@ class Host(UwsgiServer):
         found = children(self.proc.pid)
         return found[0] if found else None
 
-    def host_pid(self, ns_pid: int) -> int | None:
-        """This namespace's pid of the node's process ``ns_pid`` (a pid the node recorded), or None."""
+    def pids(self) -> list[int]:
+        """This namespace's pids of every process of the node (uWSGI's and the commands'), init first."""
         init = self.init_pid()
         if init is None:
-            return None
+            return []
         try:
             namespace = os.readlink("/proc/%d/ns/pid" % init)
         except OSError:
-            return None
+            return []
+        found = [init]
         for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            pids = _ns_pids(int(name))
-            if len(pids) > 1 and pids[-1] == ns_pid:
+            if name.isdigit() and int(name) != init:
                 try:
                     if os.readlink("/proc/%s/ns/pid" % name) == namespace:
-                        return int(name)
+                        found.append(int(name))
                 except OSError:
                     continue
+        return found
+
+    def host_pid(self, ns_pid: int) -> int | None:
+        """This namespace's pid of the node's process ``ns_pid`` (a pid the node recorded), or None."""
+        for pid in self.pids():
+            pids = _ns_pids(pid)
+            if len(pids) > 1 and pids[-1] == ns_pid:
+                return pid
         return None
 
     def kill(self, timeout=10.0):
