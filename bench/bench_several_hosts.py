@@ -155,7 +155,8 @@ def web_only_start(env, hosts, client, web_client, repeat) -> dict:
 
         before = Report.objects.filter(task=task).count()
         sent = time.time()
-        if "was started" not in start(via, task):
+        answer = start(via, task)
+        if "was started" not in answer and "is queued" not in answer:
             return None
         try:
             report = common.wait_for(

@@ -11,11 +11,10 @@ one for 5 s is taken for interrupted.
 Every slot of every task is counted (``tests/support/slots.py``): none
 doubled, none missing beyond the coalescing rule.
 
-The scenarios that need the other passes of issue 15 are strict xfails: the
-takeover (the database as queue of record: a pending run of a dead node, a
-Start through a web-only node) and the fencing (node identity beyond the host
-name, a holder cut from the database stopping its own command). They flip
-when those branches are merged.
+The last four scenarios need the other passes of issue 15: the takeover (the
+database as queue of record: a pending run of a dead node, a Start through a
+web-only node) and the fencing (node identity beyond the host name, a holder
+cut from the database stopping its own command).
 """
 
 import json
@@ -50,8 +49,6 @@ SETTINGS = {
 }
 LONG = "--seconds 120, --tick 0.2"
 PERIODIC = {"repetition_period": "minute", "repetition_rate": "1"}
-NEEDS_TAKEOVER = "needs the takeover pass (issue 15)"
-NEEDS_FENCING = "needs the fencing pass (issue 15)"
 
 
 @pytest.fixture(scope="module")
@@ -194,10 +191,9 @@ def test_simultaneous_starts_across_hosts_make_one_run(pair, commands):
     assert Report.objects.filter(task=task).count() == 1
 
 
-# -- what needs the other passes of issue 15 -------------------------------------------
+# -- with the takeover and fencing passes of issue 15 ----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_FENCING)
 def test_two_hosts_with_one_host_name_never_judge_each_others_runs_by_pid(hosts, transactional_db, commands):
     # One spooler process each: the supervisor on the first twin and the recovery pass of the
     # second both have pid 3 in their own namespaces, as in two containers of one image.
@@ -206,7 +202,7 @@ def test_two_hosts_with_one_host_name_never_judge_each_others_runs_by_pid(hosts,
         first, second = login(*twins)
         task = add_task(first.admin, commands, "hosts-twin-run", "tm_sleep", LONG)
         press(first.admin, task, "start")
-        # (Not running_report(): on main the other twin may close the run before its first line.)
+        # (Not running_report(): without node identity the other twin closed the run before its first line.)
         run = wait_for(lambda: Report.objects.filter(task=task, pid__isnull=False).first(), message="the run")
         # The other twin sees a run of "its" host name whose pids it cannot find: not a proof of death.
         recovery_passes(second, 4)
@@ -219,7 +215,6 @@ def test_two_hosts_with_one_host_name_never_judge_each_others_runs_by_pid(hosts,
             twin.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_TAKEOVER)
 def test_host_killed_with_periodic_tasks_pending_fails_over(pair, commands):
     a, b = pair
     task = add_task(a.admin, commands, "hosts-failover", "tm_ok", **PERIODIC)
@@ -239,14 +234,14 @@ def test_host_killed_with_periodic_tasks_pending_fails_over(pair, commands):
     assert not ledger["doubled"] and not ledger["missing"], ledger
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_TAKEOVER)
 def test_start_through_a_web_only_host_runs_on_a_spooler_host(pair, hosts, commands):
     a, b = pair
     (web,) = hosts("tm-web-only", settings=SETTINGS, spooler_processes=0)
     try:
         login(web)
         task = add_task(web.admin, commands, "hosts-web-only-start", "tm_ok")
-        assert "was started" in press(web.admin, task, "start").text
+        # No spool file on a web-only node: the row is the queue, a spooler host's take-over pass runs it.
+        assert "is queued; a spooler node will take it." in press(web.admin, task, "start").text
         report = finished_report(task, timeout=15)
         assert report.host in (a.name, b.name)
         assert Report.objects.filter(task=task).count() == 1
@@ -254,7 +249,6 @@ def test_start_through_a_web_only_host_runs_on_a_spooler_host(pair, hosts, comma
         web.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_FENCING)
 def test_host_cut_from_the_database_stops_its_command_and_writes_nothing_after(pair, hosts, commands):
     a, b = pair
     database = django_settings.DATABASES["default"]
