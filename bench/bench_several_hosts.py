@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from datetime import timedelta
@@ -57,6 +58,7 @@ SETTINGS = {
     "TASKMANAGER_TAKEOVER_GRACE": 2,
 }
 NEEDS_TAKEOVER = "n/a (needs the takeover pass, issue 15)"
+MESSAGE_RE = re.compile(r'<li class="(?:success|info|warning|error)">(.*?)</li>', re.S)
 #: How long a run is waited for on another node before it is taken for "not available".
 TAKEOVER_WAIT = 30
 
@@ -150,6 +152,8 @@ def web_only_start(env, hosts, client, web_client, repeat) -> dict:
     """Start latency to the first line: through a spooler node (the floor), then through a web-only node."""
     task = make_task("web-only-start", "tm_stamp")
 
+    why = []
+
     def once(via):
         from taskmanager.models import Report
 
@@ -157,6 +161,7 @@ def web_only_start(env, hosts, client, web_client, repeat) -> dict:
         sent = time.time()
         answer = start(via, task)
         if "was started" not in answer and "is queued" not in answer:
+            why.append("Start answered: %s" % (MESSAGE_RE.findall(answer) or ["?"])[0])
             return None
         try:
             report = common.wait_for(
@@ -169,6 +174,7 @@ def web_only_start(env, hosts, client, web_client, repeat) -> dict:
                 0.01,
             )
         except TimeoutError:
+            why.append("no run within %d s" % TAKEOVER_WAIT)
             return None
         first = report.log_lines.order_by("seq").first()
         try:
@@ -179,7 +185,7 @@ def web_only_start(env, hosts, client, web_client, repeat) -> dict:
     floor = [once(client) for _ in range(repeat)]
     first = once(web_client)
     if first is None:
-        return {"floor_s": common.summary(f for f in floor if f is not None), "web_only_s": None}
+        return {"floor_s": common.summary(f for f in floor if f is not None), "web_only_s": None, "why": why}
     web = [first, *(once(web_client) for _ in range(repeat - 1))]
     return {
         "floor_s": common.summary(f for f in floor if f is not None),
@@ -256,7 +262,12 @@ def main(argv=None) -> dict:
     grace = SETTINGS["TASKMANAGER_TAKEOVER_GRACE"]
     taken = f["due_to_running_elsewhere_s"]
     failover_median = taken["median"] if taken else NEEDS_TAKEOVER
-    web_median = s["web_only_s"]["median"] if s["web_only_s"] else NEEDS_TAKEOVER
+    if s["web_only_s"]:
+        web_median = s["web_only_s"]["median"]
+    elif s["why"] and s["why"][0].startswith("Start answered"):
+        web_median = "n/a (%s: needs the takeover pass, issue 15)" % s["why"][0]
+    else:
+        web_median = "n/a (%s)" % (s["why"] or ["?"])[0]
     one, three = results["cpu_1_node"]["cpu_per_run_ms"], results["cpu_3_nodes"]["cpu_per_run_ms"]
     rows = [
         [
