@@ -197,16 +197,3 @@ class Host(UwsgiServer):
         except ProcessLookupError:
             pass
         self._reap(5)
-
-
-def start_hosts(names, env, **options) -> list[Host]:
-    """Start a Host per name (``env`` and ``options`` as UwsgiServer's), in turn; return them."""
-    hosts = []
-    try:
-        for name in names:
-            hosts.append(Host(name, env=env, **options).start())
-    except Exception:
-        for host in hosts:
-            host.stop()
-        raise
-    return hosts
