@@ -174,7 +174,19 @@ def web_only_start(client, web_client, repeat) -> dict:
                 0.01,
             )
         except TimeoutError:
-            why.append("no run within %d s" % TAKEOVER_WAIT)
+            from taskmanager.models import Task
+
+            row = Task.objects.filter(pk=task.pk).values("status", "spooler_node", "run_now_token").first()
+            why.append(
+                "no run within %d s; Start %d answered %r, the task is %s on node %r"
+                % (
+                    TAKEOVER_WAIT,
+                    len(why) + 1,
+                    (MESSAGE_RE.findall(answer) or ["?"])[0][:80],
+                    row["status"],
+                    row["spooler_node"],
+                )
+            )
             return None
         first = report.log_lines.order_by("seq").first()
         try:
@@ -187,6 +199,8 @@ def web_only_start(client, web_client, repeat) -> dict:
     if first is None:
         return {"floor_s": common.summary(f for f in floor if f is not None), "web_only_s": None, "why": why}
     web = [first, *(once(web_client) for _ in range(repeat - 1))]
+    if why:
+        print("web-only Start: %d of %d without a figure: %s" % (len(why), repeat, "; ".join(why)))
     return {
         "floor_s": common.summary(f for f in floor if f is not None),
         "web_only_s": common.summary(w for w in web if w is not None),
