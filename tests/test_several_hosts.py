@@ -30,11 +30,11 @@ from taskmanager.models import Report, SpoolerHeartbeat, Task
 
 from .support.admin import TASK_URL, add_task, press, running_report
 from .support.adminclient import client_for
-from .support.dbproxy import DbRelay
 from .support.objects import make_superuser
 from .support.procs import gone
 from .support.slots import slot_ledger
 from .support.spool import spool_entries
+from .support.tcpproxy import TcpProxy
 from .support.waits import finished_report, finished_reports, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_sensitive]
@@ -258,7 +258,7 @@ def test_host_cut_from_the_database_stops_its_command_and_writes_nothing_after(p
     database = django_settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
         pytest.skip("SQLite is a file: a node cannot be cut from it")
-    relay = DbRelay(database["HOST"], database["PORT"])
+    relay = TcpProxy(database["HOST"], database["PORT"]).start()
     through_relay = {"default": {**database, "HOST": "127.0.0.1", "PORT": relay.port}}
     settings = {**SETTINGS, "DATABASES": json.loads(json.dumps(through_relay, default=str))}
     (cut,) = hosts("tm-host-cut", settings=settings)
@@ -274,7 +274,7 @@ def test_host_cut_from_the_database_stops_its_command_and_writes_nothing_after(p
         wait_for(lambda: gone(command), timeout=15, message="the cut host's command to be fenced")
         closed = finished_report(task, timeout=30)
         assert closed.end_reason == "interrupted"
-        relay.heal()
+        relay.restore()
         recovery_passes(cut, 2)
         closed.refresh_from_db()
         assert closed.end_reason == "interrupted" and closed.result == "FAILED"
