@@ -141,8 +141,13 @@ def test_periodic_pass_sweeps_superseded_entries_in_bounded_batches(uwsgi_node, 
 
     wait_for(lambda: not any(os.path.exists(p) for p in stale), message="the stale entries swept")
     assert os.path.exists(kept) and os.path.exists(foreign)
-    counts = [int(n) for n in re.findall(r"sweep_superseded handled (\d+)", node.log())]
-    assert sum(counts) == 7 and max(counts) <= 3 and len(counts) >= 3
+
+    def counts():
+        return [int(n) for n in re.findall(r"sweep_superseded handled (\d+)", node.log())]
+
+    # A pass logs its count after it deleted the files: wait for the last line.
+    wait_for(lambda: sum(counts()) >= 7, message="the sweep's log lines")
+    assert sum(counts()) == 7 and max(counts()) <= 3 and len(counts()) >= 3
     os.unlink(foreign)
 
 
