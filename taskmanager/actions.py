@@ -296,25 +296,30 @@ def _stop(task: Task, user) -> Outcome:
     )
     if queued:
         return Outcome(True, _("%(task)s: its queued run is cancelled.") % {"task": task.name})
-    # Clearing the token also ends a periodic chain: the run's end sets IDLE.
-    running = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED).update(
-        run_token="", next_datetime=None, resume_status="", run_now_token=""
+    # A running task: its running reports get the stop request, then the
+    # task's tokens are cleared (which also ends a periodic chain: the run's
+    # end sets IDLE). Reports first, then the task: the order of a run's end,
+    # whose one transaction updates its report, prunes the task's old ones
+    # and then updates the task. Stop commits in one transaction with its
+    # audit entry, so the opposite order deadlocked with a run ending
+    # meanwhile on MySQL/MariaDB (error 1213). The reports are read first,
+    # then updated by primary key: an UPDATE that scans the task's reports
+    # through their index takes range locks (the same deadlock, before).
+    ids = list(
+        Report.objects.running().filter(task=task, stop_requested_at__isnull=True).values_list("pk", flat=True)
     )
+    with transaction.atomic():
+        if ids:
+            Report.objects.filter(
+                pk__in=ids, finished_datetime__isnull=True, stop_requested_at__isnull=True
+            ).update(stop_requested_at=now, stopped_by=user if user and user.is_authenticated else None)
+        running = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED).update(
+            run_token="", next_datetime=None, resume_status="", run_now_token=""
+        )
+        if not running:
+            transaction.set_rollback(True)  # not running after all: no stop request either
     if running:
         _discard_superseded(*entry)
-        # Read the running reports, then update them by primary key: an
-        # UPDATE that scans the task's reports through their index takes
-        # range locks, and on MySQL/MariaDB it deadlocked (error 1213, a 500
-        # page) with a run ending meanwhile, whose one transaction updates
-        # its report and prunes the task's old ones through the same index.
-        ids = list(
-            Report.objects.running()
-            .filter(task=task, stop_requested_at__isnull=True)
-            .values_list("pk", flat=True)
-        )
-        Report.objects.filter(
-            pk__in=ids, finished_datetime__isnull=True, stop_requested_at__isnull=True
-        ).update(stop_requested_at=now, stopped_by=user if user and user.is_authenticated else None)
         return Outcome(True, _("%(task)s is being stopped.") % {"task": task.name})
     return Outcome(False, _("%(task)s is not running nor scheduled.") % {"task": task.name})
 

@@ -40,7 +40,7 @@ SETTINGS = {
     "TASKMANAGER_HEARTBEAT_TIMEOUT": 5,
     "TASKMANAGER_TAKEOVER_GRACE": 2,
     "TASKMANAGER_NODE_TIMEOUT": 3,
-    "TASKMANAGER_QUEUES": ["default", "gpu"],
+    "TASKMANAGER_QUEUES": ["default", "gpu", "web-only-test"],
 }
 HOST_A, HOST_B, HOST_WEB = "node-a.invalid", "node-b.invalid", "web-only.invalid"
 
@@ -151,9 +151,11 @@ def test_a_busy_node_s_overdue_run_is_done_elsewhere_once(uwsgi_node, commands):
 
 
 def test_start_and_run_now_through_a_web_only_node_reach_a_spooler_node(uwsgi_node, commands):
+    # The tasks are of a queue only B serves: a spooler node of the suite
+    # that shares the test database cannot take them in B's place.
     web = node(uwsgi_node, HOST_WEB, spooler_processes=0)
-    node(uwsgi_node, HOST_B)
-    started = make_task(commands, "web-start")
+    node(uwsgi_node, HOST_B, serve=["web-only-test"])
+    started = make_task(commands, "web-start", queue="web-only-test")
     text = press(web.admin, started, "start").text
     assert "a spooler node will take it" in text, text
     report = finished_report(started, timeout=30)
@@ -162,7 +164,7 @@ def test_start_and_run_now_through_a_web_only_node_reach_a_spooler_node(uwsgi_no
     # A web-only node is a configuration, not a mistake: no E011 at its start.
     assert "taskmanager.E011" not in web.log()
 
-    now = make_task(commands, "web-run-now")
+    now = make_task(commands, "web-run-now", queue="web-only-test")
     assert "a spooler node will take it" in press(web.admin, now, "run-now").text
     report = finished_report(now, timeout=30)
     assert report.host == HOST_B and report.trigger == Report.Trigger.RUN_NOW
