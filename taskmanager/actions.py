@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
-from . import audit, db, dbclock, policy, schedule, spoolfiles
+from . import audit, busy, db, dbclock, policy, schedule, spoolfiles
 from .conf import serves_queue, use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
@@ -166,6 +166,7 @@ def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
     )
 
 
+@busy.retry_deadlocks
 @db.pin
 def start(task: Task, user=None, version: int | None = None, requeue: bool = False) -> Outcome:
     """Start an IDLE task: run it now or schedule it, as its fields say.
@@ -256,6 +257,7 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
     return Outcome(True, _("%(task)s was started.") % {"task": task.name})
 
 
+@busy.retry_deadlocks
 @db.pin
 def stop(task: Task, user=None) -> Outcome:
     """Cancel a pending run, or ask the supervising spooler to terminate a running one.
@@ -324,6 +326,7 @@ def _stop(task: Task, user) -> Outcome:
     return Outcome(False, _("%(task)s is not running nor scheduled.") % {"task": task.name})
 
 
+@busy.retry_deadlocks
 @db.pin
 def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     """Run the task once at once, leaving its schedule and status as they are."""

@@ -30,12 +30,50 @@ def is_busy(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is busy (a lock held by someone else), not broken."""
     if not isinstance(exc, OperationalError):
         return False
-    cause = exc.__cause__ or exc
-    codes = {getattr(cause, "sqlstate", None), *(cause.args[:1] if getattr(cause, "args", None) else ())}
-    if BUSY_CODES & codes:
+    if BUSY_CODES & _codes(exc):
         return True
     text = str(exc).lower()
     return any(words in text for words in BUSY_TEXTS)
+
+
+#: Error codes of a deadlock: the database rolled back its victim's whole
+#: transaction, which can simply run again (MySQL/MariaDB 1213, PostgreSQL 40P01).
+DEADLOCK_CODES = {1213, "40P01"}
+#: How many times an action is tried when it is a deadlock's victim.
+DEADLOCK_ATTEMPTS = 3
+
+
+def _codes(exc: BaseException) -> set:
+    cause = exc.__cause__ or exc
+    return {getattr(cause, "sqlstate", None), *(cause.args[:1] if getattr(cause, "args", None) else ())}
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether ``exc`` is a deadlock whose victim was this transaction (rolled back whole)."""
+    return isinstance(exc, OperationalError) and bool(DEADLOCK_CODES & _codes(exc))
+
+
+def retry_deadlocks(action):
+    """Run ``action`` again (up to :data:`DEADLOCK_ATTEMPTS` times) when a deadlock chose it as victim.
+
+    Two single-row updates of one task can deadlock on InnoDB when they reach
+    the row through different indexes (the primary key, the status index):
+    the database rolls one back, and trying again is the documented answer.
+    Only outside an enclosing transaction (``ATOMIC_REQUESTS``): there the
+    whole request was rolled back, and the 503 page says so.
+    """
+
+    @wraps(action)
+    def wrapped(*args, **kwargs):
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                return action(*args, **kwargs)
+            except OperationalError as exc:
+                nested = transaction.get_connection().in_atomic_block
+                if attempt == DEADLOCK_ATTEMPTS or nested or not is_deadlock(exc):
+                    raise
+
+    return wrapped
 
 
 def busy_as_503(view):
