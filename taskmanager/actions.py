@@ -223,6 +223,7 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
             run_token=token,
             next_datetime=run_at,
             scheduling=anchor,
+            payload_version=spoolfiles.PAYLOAD_VERSION,
             **starter,
             # Left for a spooler node (web-only, or a queue not served here): no node.
             spooler_node="" if leave else backend.node(),
@@ -360,7 +361,11 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
     # The run now and its audit entry commit together (the entry is spooled on commit).
     with transaction.atomic():
         changed = claimable.update(
-            run_now_token=token, run_now_at=dbclock.DbNow(), spooler_node=node, **_starter(user, "run_now_by")
+            run_now_token=token,
+            run_now_at=dbclock.DbNow(),
+            spooler_node=node,
+            payload_version=spoolfiles.PAYLOAD_VERSION,
+            **_starter(user, "run_now_by"),
         )
         error = None
         if changed == 1:
@@ -466,6 +471,7 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
         run_token=token,
         next_datetime=next_at,
         scheduling=anchor,
+        payload_version=spoolfiles.PAYLOAD_VERSION,
         spooler_node="" if leave else backend.node(),
         spooler_id="",
     )

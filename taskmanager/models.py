@@ -244,6 +244,10 @@ class Task(models.Model):
     run_token = models.CharField(max_length=32, blank=True, editable=False)
     spooler_id = models.CharField(_("spooled at"), max_length=500, blank=True, editable=False)
     spooler_node = models.CharField(_("spooler node"), max_length=500, blank=True, editable=False)
+    # The payload version of the pending run queued in this row (issue 15, rolling
+    # deploys): spoolfiles.PAYLOAD_VERSION of the code that queued it. A node
+    # leaves a row of a newer version to a node that knows it.
+    payload_version = models.PositiveSmallIntegerField(default=1, editable=False)
     last_datetime = models.DateTimeField(_("last execution"), null=True, blank=True, editable=False)
     last_result = models.CharField(
         _("last result"), max_length=10, choices=Result.choices, blank=True, editable=False

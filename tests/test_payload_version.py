@@ -96,3 +96,41 @@ def test_entry_of_an_unknown_version_is_left_for_a_node_that_knows_it(uwsgi_node
     assert finished_report(future).result == "OK"
     assert not held.exists()
     assert "Traceback" not in newer.log()
+
+
+def test_row_of_an_unknown_version_is_left_for_a_node_that_knows_it(uwsgi_node, commands):
+    """A pending row queued by a newer node is neither taken nor run here; a known one is."""
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, spooler_processes=1)
+    # Spooled, of no node (queued through a web-only node): the take-over pass takes such a row at once.
+    future = make_task(
+        commands, "row-of-a-newer-node", "tm_ok", status=Task.Status.SPOOLED, run_token="row-v99"
+    )
+    Task.objects.filter(pk=future.pk).update(payload_version=99)
+    recovery_passes(node, 3)
+    future.refresh_from_db()
+    assert (future.status, future.run_token, future.spooler_node) == (Task.Status.SPOOLED, "row-v99", "")
+    assert not Report.objects.filter(task=future).exists()
+    left = [line for line in node.log().splitlines() if "newer payload version" in line]
+    assert left and "left 1 " in left[-1], node.log()[-3000:]
+    assert len(left) <= 4  # at most one line per pass
+
+    # A row of a newer version whose entry reaches this node: the claim consumes the entry without
+    # running it and leaves the row as it is; the lost-entry respool leaves the row too.
+    spool = Path(node.spool_dir)
+    held = spooled_task(commands, node, "row-v99-with-an-entry", "row-v99-entry")
+    Task.objects.filter(pk=held.pk).update(payload_version=99)
+    path = Path(spoolfiles.write(str(spool), spoolfiles.make_entry(held.pk, "row-v99-entry", "start")))
+    Task.objects.filter(pk=held.pk).update(spooler_id=str(path))
+    wait_for(lambda: not path.exists(), message="the entry consumed")
+    recovery_passes(node, 3)
+    held.refresh_from_db()
+    assert (held.status, held.run_token, held.spooler_id) == (Task.Status.SPOOLED, "row-v99-entry", str(path))
+    assert not Report.objects.filter(task=held).exists()
+    log = node.log()
+    assert "task %s is of a newer payload version (99)" % held.pk in log, log[-3000:]
+    assert "recovery: left 1 pending task(s) of a newer payload version" in log, log[-3000:]
+
+    # The same row of a version this node knows is taken and run.
+    Task.objects.filter(pk=future.pk).update(payload_version=1)
+    assert finished_report(future).result == "OK"
+    assert "Traceback" not in node.log()

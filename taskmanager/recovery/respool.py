@@ -82,7 +82,8 @@ def respool(
     node (``host:spool_dir``, see :func:`taskmanager.spoolfiles.node_matches`) or one of the
     ``adopt`` node strings (to take over the tasks of a node that is gone).
     An entry is missing when the file recorded in ``spooler_id`` is not in
-    ``spool_dir`` (:func:`taskmanager.spoolfiles.is_live`).
+    ``spool_dir`` (:func:`taskmanager.spoolfiles.is_live`). A task whose
+    ``payload_version`` is newer than this code's is left as it is (one log line).
 
     Each missing entry gets a new run token by one conditional UPDATE on the
     old token and old ``spooler_id``, then ``spool(task_id, token, trigger,
@@ -107,10 +108,14 @@ def respool(
     candidates = Task.objects.queued().filter(queue__in=served_queues()).order_by("pk")
     done = []
     unrecorded = set()
+    newer = 0
     for task in candidates:
         if not (spoolfiles.node_matches(task.spooler_node, spool_dir) or task.spooler_node in adopt):
             continue
         if spoolfiles.is_live(task.spooler_id, spool_dir):
+            continue
+        if task.payload_version > spoolfiles.PAYLOAD_VERSION:
+            newer += 1  # queued by a newer node (rolling deploys): left to a node that knows its version
             continue
         if settle and not task.spooler_id:
             unrecorded.add((task.pk, task.run_token))
@@ -132,7 +137,13 @@ def respool(
             run_token=task.run_token,
             spooler_node=task.spooler_node,
             spooler_id=task.spooler_id,
-        ).update(run_token=token, next_datetime=at, spooler_node=node, spooler_id="")
+        ).update(
+            run_token=token,
+            next_datetime=at,
+            spooler_node=node,
+            spooler_id="",
+            payload_version=spoolfiles.PAYLOAD_VERSION,
+        )
         if not won:
             continue  # another process recovered, claimed, stopped or edited it meanwhile
         try:
@@ -148,6 +159,12 @@ def respool(
             at.isoformat() if at > now else "now",
         )
         done.append(item)
+    if newer:
+        logger.warning(
+            "taskmanager recovery: left %s pending task(s) of a newer payload version than this node's (%s).",
+            newer,
+            spoolfiles.PAYLOAD_VERSION,
+        )
     if settle:
         _unrecorded.clear()
         _unrecorded.update(unrecorded)

@@ -34,6 +34,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Q
 from .. import dbclock, schedule
 from ..conf import app_settings, served_queues
 from ..models import Report, Task, new_token
+from ..spoolfiles import PAYLOAD_VERSION
 from .respool import due_time
 
 logger = logging.getLogger("taskmanager.recovery")
@@ -41,8 +42,8 @@ logger = logging.getLogger("taskmanager.recovery")
 SpoolFn = Callable[[int, str, str, datetime | None], str]
 
 
-def takeable(node: str, now: datetime):
-    """The rows this node's pass takes (see the module docstring), most overdue first, at most a batch."""
+def waiting_here(node: str, now: datetime):
+    """The rows of no node, or overdue on another node, of the queues this node serves (any payload version)."""
     waiting = Q(status__in=Task.PENDING) | (Q(status=Task.Status.IDLE) & ~Q(run_now_token=""))
     due = Q(spooler_node="")
     grace = app_settings.TAKEOVER_GRACE
@@ -54,9 +55,18 @@ def takeable(node: str, now: datetime):
         due |= Q(status__in=Task.PENDING, next_datetime__lt=now - late)
         queued_before = ExpressionWrapper(dbclock.DbNow() - late, output_field=DateTimeField())
         due |= ~Q(run_now_token="") & (Q(run_now_at__lt=queued_before) | Q(run_now_at__isnull=True))
+    return Task.objects.filter(waiting, due, queue__in=served_queues()).exclude(spooler_node=node)
+
+
+def takeable(node: str, now: datetime):
+    """The rows this node's pass takes (see the module docstring), most overdue first, at most a batch.
+
+    A row queued by a newer node (rolling deploys: its ``payload_version``
+    is above this code's) is left to a node that knows its version.
+    """
     return (
-        Task.objects.filter(waiting, due, queue__in=served_queues())
-        .exclude(spooler_node=node)
+        waiting_here(node, now)
+        .filter(payload_version__lte=PAYLOAD_VERSION)
         .only(
             "pk",
             "name",
@@ -81,10 +91,11 @@ def take_over(spool: SpoolFn, node: str, now: datetime | None = None) -> int:
     (the spooler's backend ``spool``), ``node`` is this node's string.
     """
     now = now or dbclock.now()
+    _log_newer(node, now)
     taken = 0
     for task in takeable(node, now):
         pending = task.status in Task.PENDING
-        changes = {"spooler_node": node, "spooler_id": ""}
+        changes = {"spooler_node": node, "spooler_id": "", "payload_version": PAYLOAD_VERSION}
         if pending:
             try:
                 at = due_time(task, now)
@@ -107,6 +118,18 @@ def take_over(spool: SpoolFn, node: str, now: datetime | None = None) -> int:
         taken += 1
         _spool_taken(task, changes, spool, now)
     return taken
+
+
+def _log_newer(node: str, now: datetime) -> None:
+    """Log in one line how many rows this pass would take but leaves: their payload version is newer."""
+    left = waiting_here(node, now).filter(payload_version__gt=PAYLOAD_VERSION).count()
+    if left:
+        logger.warning(
+            "taskmanager: left %s pending task(s) of a newer payload version than this node's (%s) "
+            "to a node that knows it.",
+            left,
+            PAYLOAD_VERSION,
+        )
 
 
 def _spool_taken(task: Task, changes: dict, spool: SpoolFn, now: datetime) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F
 
-from .. import arguments, dbclock, policy, processes, schedule
+from .. import arguments, dbclock, policy, processes, schedule, spoolfiles
 from ..conf import queue_name, serves_queue
 from ..db import write_db
 from ..models import Report, Task, new_token
@@ -92,6 +92,9 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     if not serves_queue(task.queue):
         _leave_to_queue(task)
         return None
+    if task.payload_version > spoolfiles.PAYLOAD_VERSION:  # rolling deploys: the row is left as it is
+        logger.warning("taskmanager: task %s is of a newer payload version (%s): entry consumed without running.", task_id, task.payload_version)  # fmt: skip
+        return None
     if trigger == Report.Trigger.RUN_NOW:
         if not token or token != task.run_now_token:
             logger.info("Stale 'run now' entry for task %s consumed.", task_id)
@@ -136,6 +139,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
             "resume_status": "",
             "run_token": next_token,
             "next_datetime": next_at,
+            "payload_version": spoolfiles.PAYLOAD_VERSION,
         }
     marks = {}
     # Checked here, where the run happens, not only where forms are shown:
@@ -277,7 +281,7 @@ def _skip_slot(task: Task, token: str, now: datetime) -> None:
     next_at = _next_run_after(task, now)
     next_token = new_token() if next_at else ""
     moved = Task.objects.filter(pk=task.pk, run_token=token, status=Task.Status.STARTED).update(
-        run_token=next_token, next_datetime=next_at
+        run_token=next_token, next_datetime=next_at, payload_version=spoolfiles.PAYLOAD_VERSION
     )
     if moved:
         # By primary key, as Stop does (actions.stop): an UPDATE scanning the
