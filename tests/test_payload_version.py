@@ -127,7 +127,7 @@ def test_row_of_an_unknown_version_is_left_for_a_node_that_knows_it(uwsgi_node, 
     assert (held.status, held.run_token, held.spooler_id) == (Task.Status.SPOOLED, "row-v99-entry", str(path))
     assert not Report.objects.filter(task=held).exists()
     log = node.log()
-    assert "task %s is of a newer payload version (99)" % held.pk in log, log[-3000:]
+    assert "task %s has a newer payload version: entry not run" % held.pk in log, log[-3000:]
     assert "recovery: left 1 pending task(s) of a newer payload version" in log, log[-3000:]
 
     # The same row of a version this node knows is taken and run.

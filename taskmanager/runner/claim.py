@@ -93,7 +93,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
         _leave_to_queue(task)
         return None
     if task.payload_version > spoolfiles.PAYLOAD_VERSION:  # rolling deploys: the row is left as it is
-        logger.warning("taskmanager: task %s is of a newer payload version (%s): entry consumed without running.", task_id, task.payload_version)  # fmt: skip
+        logger.warning("taskmanager: task %s has a newer payload version: entry not run.", task_id)
         return None
     if trigger == Report.Trigger.RUN_NOW:
         if not token or token != task.run_now_token:
