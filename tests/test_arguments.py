@@ -416,6 +416,8 @@ def test_validate_agrees_with_call_command_parsing(command, argv):
         assert accepted
 
 
+# Django 6.1's model checks ask SQLite whether it supports JSONField (AuditEntry.changes): a query.
+@pytest.mark.django_db
 def test_validated_arguments_work_with_call_command(capfd):
     argv = parse_arguments("--deploy, --fail-level CRITICAL")
     validate_arguments("django.core", "check", argv)
