@@ -166,6 +166,19 @@ def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
     )
 
 
+def _queued_on(backend, leave: bool) -> dict:
+    """The fields of a run queued in the task's row: this code's payload version and its node.
+
+    ``leave``: left for a spooler node (web-only, or a queue not served
+    here): no node. No spool file yet (``spooler_id``): the hand-over writes it.
+    """
+    return {
+        "payload_version": spoolfiles.PAYLOAD_VERSION,
+        "spooler_node": "" if leave else backend.node(),
+        "spooler_id": "",
+    }
+
+
 @busy.retry_deadlocks
 @db.pin
 def start(task: Task, user=None, version: int | None = None, requeue: bool = False) -> Outcome:
@@ -223,11 +236,8 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
             run_token=token,
             next_datetime=run_at,
             scheduling=anchor,
-            payload_version=spoolfiles.PAYLOAD_VERSION,
             **starter,
-            # Left for a spooler node (web-only, or a queue not served here): no node.
-            spooler_node="" if leave else backend.node(),
-            spooler_id="",
+            **_queued_on(backend, leave),
         )
         if changed != 1 or leave:
             error = None
@@ -471,9 +481,7 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
         run_token=token,
         next_datetime=next_at,
         scheduling=anchor,
-        payload_version=spoolfiles.PAYLOAD_VERSION,
-        spooler_node="" if leave else backend.node(),
-        spooler_id="",
+        **_queued_on(backend, leave),
     )
     if not changed:
         return None

@@ -23,6 +23,16 @@ logger = logging.getLogger("taskmanager.recovery")
 _unrecorded: set[tuple[int, str]] = set()
 
 
+def unchanged(task, *also: str):
+    """The task's row, if nothing moved its queued run since ``task`` was read (and the fields ``also``).
+
+    The token swap of recovery and take-over: of two processes acting on one
+    row, one wins; a row claimed, stopped, edited or taken meanwhile is left.
+    """
+    fields = ("status", "run_token", "spooler_node", "spooler_id", *also)
+    return Task.objects.filter(pk=task.pk, **{name: getattr(task, name) for name in fields})
+
+
 def respool_missing(
     spool_dir: str,
     spool: Callable[[int, str, str, datetime | None], str],
@@ -131,13 +141,7 @@ def respool(
             done.append(item)
             continue
         token = new_token()
-        won = Task.objects.filter(
-            pk=task.pk,
-            status=task.status,
-            run_token=task.run_token,
-            spooler_node=task.spooler_node,
-            spooler_id=task.spooler_id,
-        ).update(
+        won = unchanged(task).update(
             run_token=token,
             next_datetime=at,
             spooler_node=node,

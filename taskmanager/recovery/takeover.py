@@ -35,7 +35,7 @@ from .. import dbclock, schedule
 from ..conf import app_settings, served_queues
 from ..models import Report, Task, new_token
 from ..spoolfiles import PAYLOAD_VERSION
-from .respool import due_time
+from .respool import due_time, unchanged
 
 logger = logging.getLogger("taskmanager.recovery")
 
@@ -105,14 +105,7 @@ def take_over(spool: SpoolFn, node: str, now: datetime | None = None) -> int:
             changes.update(run_token=new_token(), next_datetime=at)
         if task.run_now_token:
             changes.update(run_now_token=new_token(), run_now_at=dbclock.DbNow())
-        won = Task.objects.filter(
-            pk=task.pk,
-            status=task.status,
-            run_token=task.run_token,
-            run_now_token=task.run_now_token,
-            spooler_node=task.spooler_node,
-            spooler_id=task.spooler_id,
-        ).update(**changes)
+        won = unchanged(task, "run_now_token").update(**changes)
         if not won:
             continue  # claimed, stopped, edited or taken by another node meanwhile
         taken += 1
