@@ -196,7 +196,14 @@ def test_failing_channels_are_logged_and_change_nothing(uwsgi_node, endpoints, c
 def test_interrupted_run_sends_a_failure_notice(uwsgi_node, endpoints, commands):
     """A spooler process killed in the middle of a run: recovery closes the run and notifies."""
     webhook = endpoints()
-    node = uwsgi_node({"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url}, spooler_processes=1)
+    # A host name of its own: the session's shared server (on this database, with no webhook) must
+    # not judge this run by its pid and close it first, sending the notice by its own settings; it
+    # would wait for the heartbeat to go stale (a minute), by when this node has closed the run.
+    node = uwsgi_node(
+        {"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url},
+        env={"TM_TEST_HOSTNAME": "notifying-node.invalid"},
+        spooler_processes=1,
+    )
     client = node.admin
     task = add_task(client, commands, "long run", "tm_sleep", "--seconds 60", notify="on")
     press(client, task, "start")

@@ -189,10 +189,12 @@ def test_a_queue_pinned_task_runs_only_on_a_node_serving_its_queue(uwsgi_node, c
     gpu = node(uwsgi_node, HOST_B, serve=["gpu"])
     report = finished_report(task, timeout=30)
     assert report.host == HOST_B
-    # A default-queue task started through the gpu-only node runs on A.
+    # A default-queue task started through the gpu-only node runs on a node serving "default":
+    # A, or the session's shared server (another live node on this database, named for this
+    # machine) when an earlier test of the session started it; never on the gpu node.
     plain = make_task(commands, "on-default")
     assert "a spooler node will take it" in press(gpu.admin, plain, "start").text
-    assert finished_report(plain, timeout=30).host == HOST_A
+    assert finished_report(plain, timeout=30).host != HOST_B
     assert len(finished_reports(task)) == 1
 
 
