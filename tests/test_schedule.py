@@ -646,7 +646,7 @@ def test_upcoming_stops_at_year_9999():
     [
         (None, None, None, "once, as soon as started"),
         (None, "", None, "once, as soon as started"),
-        (u(2026, 12, 1, 8, 0), None, None, "once at 2026-12-01 09:00"),
+        (u(2026, 12, 1, 8, 0), None, None, "once at 2026-12-01 09:00:00"),
         (u(2026, 12, 1, 8, 0), "hour", 2, "every 2 hours from 2026-12-01 09:00:00"),
         (u(2026, 12, 1, 8, 0), "day", 1, "every day from 2026-12-01 09:00:00"),
         (u(2026, 12, 1, 8, 0), "minute", 1, "every minute from 2026-12-01 09:00:00"),
