@@ -145,7 +145,9 @@ def test_the_italian_catalogue_says_attivita():
     """The Italian says "attività" for a task, never the English word (identifiers aside)."""
     english = []
     for msgstr in _msgstrs():
-        words = re.sub(r"%\(\w+\)\w|\{\{ ?\w+ ?\}\}|\w*TASKMANAGER_\w*|\w+_tasks?\b|taskmanager\.\w+", "", msgstr)
+        words = re.sub(
+            r"%\(\w+\)\w|\{\{ ?\w+ ?\}\}|\w*TASKMANAGER_\w*|\w+_tasks?\b|taskmanager\.\w+", "", msgstr
+        )
         if re.search(r"\btasks?\b", words, re.I):
             english.append(msgstr)
     assert english == []
