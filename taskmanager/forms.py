@@ -2,11 +2,9 @@
 
 from django import forms
 from django.db import transaction
-from django.utils import timezone
-from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
-from . import arguments, dbclock, policy, schedule
+from . import arguments, datetimes, dbclock, policy, schedule
 from .conf import DEFAULT_QUEUE, app_settings, use_tz_problem
 from .models import Command, Task
 
@@ -50,6 +48,10 @@ class TaskForm(forms.ModelForm):
             "repetition_period",
             "repetition_rate",
         ]
+        # One line of arguments: a two-row box as wide as the admin's long
+        # fields (Django's default is ten rows), still a textarea so a long
+        # string wraps into view (issue 16, item 11).
+        widgets = {"arguments": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField tm-arguments"})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -169,11 +171,7 @@ class TaskForm(forms.ModelForm):
             return True
         current = Task.objects.select_related("definition_changed_by", "command").get(pk=self.instance.pk)
         who = current.definition_changed_by.get_username() if current.definition_changed_by else _("someone")
-        when = (
-            localize(timezone.localtime(current.definition_changed_at))
-            if current.definition_changed_at
-            else ""
-        )
+        when = datetimes.format_datetime(current.definition_changed_at, empty="")
         self.add_error(
             None,
             _(
@@ -199,7 +197,7 @@ class TaskForm(forms.ModelForm):
             if now != mine and not (now in (None, "") and mine in (None, "")):
                 label = self.fields[name].label or name
                 if hasattr(now, "tzinfo") and now is not None:
-                    now = localize(timezone.localtime(now))
+                    now = datetimes.format_datetime(now)
                 shown.append("%s = %s" % (label, "-" if now in (None, "") else now))
         return "; ".join(shown) or _("the same values as your input")
 

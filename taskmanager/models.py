@@ -15,7 +15,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import dbclock, logcapture, schedule, spoolfiles
+from . import datetimes, dbclock, logcapture, schedule, spoolfiles
 from .conf import app_settings
 
 
@@ -409,7 +409,7 @@ class Report(models.Model):
     definition_version = models.PositiveIntegerField(_("definition version"), null=True, blank=True)
     command_line = models.TextField(_("command line"), blank=True)
     host = models.CharField(_("host"), max_length=255, blank=True)
-    pid = models.IntegerField(_("pid"), null=True, blank=True)
+    pid = models.IntegerField(_("PID"), null=True, blank=True)
     # Supervisor (spooler process) identity, for recovery after a crash. Start
     # times are Linux clock ticks since boot (/proc/<pid>/stat field 22): with
     # the pid they tell a live process from a later one that reused its pid.
@@ -448,8 +448,7 @@ class Report(models.Model):
         indexes = [models.Index(fields=["task", "-invocation_datetime"], name="taskmanager_report_task")]
 
     def __str__(self):
-        when = timezone.localtime(self.invocation_datetime).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{self.task} @ {when}"
+        return f"{self.task} @ {datetimes.format_datetime(self.invocation_datetime)}"
 
     @property
     def is_running(self) -> bool:

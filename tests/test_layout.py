@@ -19,6 +19,7 @@ PACKAGE = ROOT / "taskmanager"
 PURE = {
     "taskmanager.arguments",
     "taskmanager.conf",
+    "taskmanager.datetimes",
     "taskmanager.fencing",
     "taskmanager.logcapture",
     "taskmanager.processes",

@@ -648,7 +648,7 @@ def _killed_database_connections_do_not_break_runs(uwsgi_node, commands, max_age
 STATE_TABLE = {
     # (status before, button): (message fragment, what follows)
     ("IDLE", "start"): ("was started", "a run, then IDLE"),
-    ("IDLE", "stop"): ("is not running nor scheduled", "IDLE"),
+    ("IDLE", "stop"): ("is neither running nor scheduled", "IDLE"),
     ("IDLE", "run-now"): ("will run now", "a run, then IDLE"),
     ("SCHEDULED", "start"): ("is already scheduled: next run", "SCHEDULED"),
     ("SCHEDULED", "stop"): ("its pending run is cancelled", "IDLE"),

@@ -285,7 +285,7 @@ def check_readme_server(base: str, log_path: Path) -> None:
     )
     task = re.search(r"/admin/taskmanager/task/(\d+)/change/", resp.url).group(1)
     page = client.post("/admin/taskmanager/task/%s/start/" % task, {}).text
-    assert "Collect was started." in html.unescape(page), page[-3000:]
+    assert "“collect” was started." in html.unescape(page), page[-3000:]
 
     def result():
         page = client.get("/admin/taskmanager/task/%s/change/" % task).text
