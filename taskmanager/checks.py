@@ -34,7 +34,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from . import fencing, processes, uwsgi_runtime
+from . import fencing, logcapture, processes, uwsgi_runtime
 from .conf import DEFAULTS, AppSettings, app_settings
 
 logger = logging.getLogger("taskmanager.checks")
@@ -150,6 +150,12 @@ def list_of_regexes(value):
     return None
 
 
+def log_level(value):
+    if logcapture.capture_level(value) is None:
+        return "a logging level name such as 'INFO' or 'WARNING', or a number of at least 0"
+    return None
+
+
 def dotted_path(value):
     return None if isinstance(value, str) and "." in value else "a dotted path to a class"
 
@@ -168,6 +174,7 @@ RULES: dict[str, Callable] = {
     "LOG_BATCH_LINES": int_at_least(1),
     "LOG_BATCH_BYTES": int_at_least(1),
     "LOG_FLUSH_SECONDS": number_at_least(0, strict=True),
+    "LOG_LEVEL": log_level,
     "STOP_POLL_SECONDS": number_at_least(0, strict=True),
     "HEARTBEAT_SECONDS": number_at_least(0, strict=True),
     "HEARTBEAT_TIMEOUT": number_at_least(0, strict=True),
