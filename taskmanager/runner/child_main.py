@@ -93,7 +93,7 @@ def child_main(
         # (subprocess, multiprocessing "spawn") need the interpreter.
         processes.use_python_executable()
         writer = logcapture.RecordWriter(rec_w)
-        logcapture.install_logging_capture(writer, capture_level(writer))
+        logcapture.install_logging_capture(writer, run_log_level(writer))
         progress.attach(writer)
         # Imported while the supervisor commits the claim (the admin imports
         # command modules in-process too, to check arguments); a failure is
@@ -121,7 +121,7 @@ def child_main(
         os._exit(code)
 
 
-def capture_level(writer: logcapture.RecordWriter) -> int:
+def run_log_level(writer: logcapture.RecordWriter) -> int:
     """Return the level ``TASKMANAGER_LOG_LEVEL`` names; INFO, said in the log, if it names none.
 
     uWSGI runs no system checks (taskmanager.E001 reports the value in
