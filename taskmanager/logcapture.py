@@ -462,7 +462,8 @@ def install_logging_capture(writer: RecordWriter, level: int = INFO) -> None:
     project's level would have refused reach no handler, only the capture:
     every handler receives exactly the records it received before, and the
     root logger's level stays what the project set (read live, so a command
-    that changes it is obeyed).
+    that changes it is obeyed). A filter on the logger itself sees them too,
+    and decides whether they are captured, as for any record.
 
     ``Logger.callHandlers`` runs once per record, on the logger the record
     was logged to, after that logger's level, ``disabled`` flag and filters
