@@ -244,7 +244,7 @@ class OtherArgumentsForm(forms.Form):
     arguments = forms.CharField(
         label=_lazy("arguments"),
         required=False,
-        widget=forms.TextInput(attrs={"class": "vTextField tm-arguments", "size": 80, "autofocus": True}),
+        widget=forms.TextInput(attrs={"class": "vLargeTextField tm-arguments", "autofocus": True}),
         help_text=_lazy(
             "For this run only: the task keeps its own arguments. The same syntax as the task's arguments."
         ),
