@@ -21,6 +21,9 @@ from .spooler import SpoolerUnavailable, get_backend
 
 logger = logging.getLogger("taskmanager.actions")
 
+#: No queued Run now: its token and its one-off arguments go together.
+NO_RUN_NOW = {"run_now_token": "", "run_now_arguments": None}
+
 
 @dataclass
 class Outcome:
@@ -310,7 +313,7 @@ def _stop(task: Task, user) -> Outcome:
     cancelled = (
         Task.objects.pending()
         .filter(pk=task.pk)
-        .update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", run_now_token="")
+        .update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", **NO_RUN_NOW)
     )
     if cancelled:
         _discard_superseded(*entry)
@@ -319,7 +322,7 @@ def _stop(task: Task, user) -> Outcome:
     queued = (
         Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
         .exclude(run_now_token="")
-        .update(run_now_token="")
+        .update(**NO_RUN_NOW)
     )
     if queued:
         return Outcome(True, _("%(task)s: its queued run is cancelled.") % {"task": _quoted(task)})
@@ -341,7 +344,7 @@ def _stop(task: Task, user) -> Outcome:
                 pk__in=ids, finished_datetime__isnull=True, stop_requested_at__isnull=True
             ).update(stop_requested_at=now, stopped_by=user if user and user.is_authenticated else None)
         running = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED).update(
-            run_token="", next_datetime=None, resume_status="", run_now_token=""
+            run_token="", next_datetime=None, resume_status="", **NO_RUN_NOW
         )
         if not running:
             transaction.set_rollback(True)  # not running after all: no stop request either
@@ -387,7 +390,7 @@ def run_now(task: Task, user=None, version: int | None = None, other: str | None
         node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
 
     def undo():
-        Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")
+        Task.objects.filter(pk=task.pk, run_now_token=token).update(**NO_RUN_NOW)
 
     # The run now and its audit entry commit together (the entry is spooled on commit).
     with transaction.atomic():

@@ -272,7 +272,7 @@ class Task(models.Model):
     # once it is older than the take-over grace (recovery/takeover.py).
     run_now_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The one-off arguments of the queued "run now" (Run now with other
-    # arguments), written with its token, cleared by its claim; None: the run
+    # arguments), written with its token, cleared with it (claim, Stop); None: the run
     # uses the task's own arguments ("" is a run with no arguments). The
     # task's own ``arguments`` never change for it.
     run_now_arguments = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001 - None vs ""

@@ -306,6 +306,8 @@ def claim_refusal(task, trigger: str, argv: list[str] | None = None) -> str | No
 
     A "run now" run is checked with the rights of who pressed Run now; every
     other run (Start, the schedule) with those of who started the task. A
+    Run now with other arguments is checked with its own arguments, and its
+    author must still be allowed to choose them (:func:`other_arguments_refusal`). A
     run whose starter was deleted is refused: the username kept on the task
     tells it from a run started by the project's own code (no user at all).
     """

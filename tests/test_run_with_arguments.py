@@ -147,12 +147,14 @@ def test_a_second_run_now_while_one_is_queued(server, admin_http, commands):
     task = add_task(admin_http, commands, "queued-other", "tm_ok", OWN)
     # A queued Run now (a state, not a run: no spool entry carries this token).
     token = new_token()
-    Task.objects.filter(pk=task.pk).update(run_now_token=token)
+    Task.objects.filter(pk=task.pk).update(run_now_token=token, run_now_arguments="--lines 5")
     resp = run_with(admin_http, task, "--lines 2")
     assert "is already queued to run now" in shown_messages(resp)
     task.refresh_from_db()
-    assert (task.run_now_token, task.run_now_arguments) == (token, None)
-    Task.objects.filter(pk=task.pk).update(run_now_token="")
+    assert (task.run_now_token, task.run_now_arguments) == (token, "--lines 5")
+    # Stop cancels it, its one-off arguments with it.
+    assert "its queued run is cancelled" in shown_messages(press(admin_http, task, "stop"))
+    assert_nothing_queued(task)
 
 
 def test_a_page_of_an_older_definition_is_refused(server, admin_http, commands):
