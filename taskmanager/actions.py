@@ -14,12 +14,15 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils.translation import gettext as _
 
-from . import audit, busy, datetimes, db, dbclock, policy, schedule, spoolfiles
+from . import arguments, audit, busy, datetimes, db, dbclock, forms, policy, schedule, spoolfiles
 from .conf import serves_queue, use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
 
 logger = logging.getLogger("taskmanager.actions")
+
+#: No queued Run now: its token and its one-off arguments go together.
+NO_RUN_NOW = {"run_now_token": "", "run_now_arguments": None}
 
 
 @dataclass
@@ -137,13 +140,21 @@ def _refusal(task: Task) -> Outcome:
     return Outcome(False, _("%(task)s is already scheduled.") % {"task": _quoted(task)})
 
 
-def _not_allowed(task: Task, user, starting: bool) -> Outcome | None:
+def _not_allowed(task: Task, user, starting: bool, other: str | None = None) -> Outcome | None:
     """The refusal of policy.run_refusal as an Outcome (Start or Run now), or None when allowed.
 
     ``user`` None is the project's own code (a shell, a script): only the
-    command and its arguments are checked, not a person's rights.
+    command and its arguments are checked, not a person's rights. ``other``:
+    the one-off arguments of Run now with other arguments, checked instead
+    of the task's, as a save checks them, for a user who may change them.
     """
-    reason = policy.run_refusal(task, user, check_user=user is not None)
+    reason = argv = None
+    if other is not None:
+        reason = (policy.other_arguments_refusal(user, task) if user is not None else None) or (
+            policy.command_refusal(task.command) or forms.arguments_error(task.command, other)
+        )
+        argv = None if reason else arguments.parse_arguments(other)
+    reason = reason or policy.run_refusal(task, user, check_user=user is not None, argv=argv)
     if reason is None:
         return None
     if starting:
@@ -302,7 +313,7 @@ def _stop(task: Task, user) -> Outcome:
     cancelled = (
         Task.objects.pending()
         .filter(pk=task.pk)
-        .update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", run_now_token="")
+        .update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", **NO_RUN_NOW)
     )
     if cancelled:
         _discard_superseded(*entry)
@@ -311,7 +322,7 @@ def _stop(task: Task, user) -> Outcome:
     queued = (
         Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
         .exclude(run_now_token="")
-        .update(run_now_token="")
+        .update(**NO_RUN_NOW)
     )
     if queued:
         return Outcome(True, _("%(task)s: its queued run is cancelled.") % {"task": _quoted(task)})
@@ -333,7 +344,7 @@ def _stop(task: Task, user) -> Outcome:
                 pk__in=ids, finished_datetime__isnull=True, stop_requested_at__isnull=True
             ).update(stop_requested_at=now, stopped_by=user if user and user.is_authenticated else None)
         running = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED).update(
-            run_token="", next_datetime=None, resume_status="", run_now_token=""
+            run_token="", next_datetime=None, resume_status="", **NO_RUN_NOW
         )
         if not running:
             transaction.set_rollback(True)  # not running after all: no stop request either
@@ -345,9 +356,16 @@ def _stop(task: Task, user) -> Outcome:
 
 @busy.retry_deadlocks
 @db.pin
-def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
-    """Run the task once at once, leaving its schedule and status as they are."""
-    refused = _not_allowed(task, user, starting=False) or _changed_meanwhile(task, version)
+def run_now(task: Task, user=None, version: int | None = None, other: str | None = None) -> Outcome:
+    """Run the task once at once, leaving its schedule and status as they are.
+
+    ``other`` (Run now with other arguments): the arguments of this run
+    only, kept with the queued run (``Task.run_now_arguments``) until its
+    claim; the task's own arguments are untouched. Only for a user who may
+    change the task's arguments (policy.other_arguments_refusal), checked
+    as a save checks them.
+    """
+    refused = _not_allowed(task, user, starting=False, other=other) or _changed_meanwhile(task, version)
     if refused:
         return refused
     token = new_token()
@@ -372,13 +390,14 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
         node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
 
     def undo():
-        Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")
+        Task.objects.filter(pk=task.pk, run_now_token=token).update(**NO_RUN_NOW)
 
     # The run now and its audit entry commit together (the entry is spooled on commit).
     with transaction.atomic():
         changed = claimable.update(
             run_now_token=token,
             run_now_at=dbclock.DbNow(),
+            run_now_arguments=other,
             spooler_node=node,
             payload_version=spoolfiles.PAYLOAD_VERSION,
             **_starter(user, "run_now_by"),
@@ -388,7 +407,7 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
             if not leave:
                 error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo)
             if not error:
-                audit.record(audit.Action.RUN_NOW, task, user=user)
+                _audit_run_now(task, user, other)
     if changed != 1:
         refused = _changed_meanwhile(task, version)
         if refused:
@@ -403,7 +422,23 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
         )
     if error:
         return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": _quoted(task), "error": error})
+    if other is not None:
+        return Outcome(True, _("%(task)s will run now with other arguments.") % {"task": _quoted(task)})
     return Outcome(True, _("%(task)s will run now.") % {"task": _quoted(task)})
+
+
+def _audit_run_now(task: Task, user, other: str | None) -> None:
+    """The Run now's audit entry; with other arguments, the task's and this run's (before and after)."""
+    if other is None:
+        audit.record(audit.Action.RUN_NOW, task, user=user)
+        return
+    audit.record(
+        audit.Action.RUN_NOW,
+        task,
+        user=user,
+        changes={"arguments": [task.arguments, other]},
+        message=_("With other arguments, for this run only; the task keeps its own."),
+    )
 
 
 @db.pin

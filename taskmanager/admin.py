@@ -22,6 +22,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from . import actions, arguments, audit, dbclock, display, history, logviews, policy
+from .admin_runwith import OtherArgumentsMixin
 from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin
 from .conf import app_settings
@@ -466,9 +467,14 @@ def _report_values(report) -> dict:
 
 
 @admin.register(Task)
-class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
+class TaskAdmin(
+    AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, OtherArgumentsMixin, admin.ModelAdmin
+):
     Media = TaskManagerMedia
     form = TaskForm
+    # "Save as new": a copy of the definition (the form's fields), none of the
+    # run state (the model's defaults); a new name, and the rights of an add.
+    save_as = True
     change_form_template = "admin/taskmanager/task/change_form.html"
     # Compact columns, so that the list fits a 1280-1400 px window with the
     # admin's navigation sidebar open: command and category under the name,
@@ -893,6 +899,7 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         "started_by_display",
         "defined_by_display",
         "command_line",
+        "arguments_display",
         "host",
         "pid",
         "stopped_by",
@@ -931,6 +938,18 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         if not super().has_view_permission(request, obj):
             return False
         return obj is None or policy.may_read(request.user, obj.task.command)
+
+    @admin.display(description=_("arguments"))
+    def arguments_display(self, obj):
+        """The task's own arguments, or the one-off ones of a Run now with other arguments."""
+        if obj.arguments_override is None:
+            return _("the task's own")
+        return format_html(
+            "<code>{}</code> {}",
+            obj.arguments_override,
+            _("(one-off: Run now with other arguments; the task kept its own)"),
+        )
+
     @admin.display(description=_("started by"))
     def started_by_display(self, obj):
         # The username is kept when the user is deleted.

@@ -34,6 +34,7 @@ PURE = {
 ADMIN = {
     "taskmanager.actions",
     "taskmanager.admin",
+    "taskmanager.admin_runwith",
     "taskmanager.admin_schedule",
     "taskmanager.display",
     "taskmanager.forms",
