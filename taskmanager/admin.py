@@ -11,13 +11,14 @@ from types import SimpleNamespace
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_field, display_for_value, lookup_field
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connections
 from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
@@ -809,7 +810,9 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
         """Return JSON with the live status (badge + progress bar HTML) of the tasks in ``?ids=1,2``.
 
         The shape: ``{"tasks": {"<id>": {"status": "STARTED", "running": true,
-        "percent": 40.0 | null, "status_html": "...", "result_html": "..."}}}``.
+        "percent": 40.0 | null, "status_html": "...", "result_html": "...",
+        "cells": {"<column>": "...", ...}}}}``: ``cells`` are the task list's
+        cells (:meth:`list_cells`), which the list replaces whole.
         Needs the view permission on tasks; polled by taskmanager.js.
         """
         if not self.has_view_or_change_permission(request):
@@ -826,10 +829,35 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
                 "percent": display.progress.percent(run.progress_done, run.progress_total) if run else None,
                 "status_html": display.live_status(task, run),
                 "result_html": display.badge(task.last_result, task.get_last_result_display()),
+                "cells": self.list_cells(request, task),
             }
         response = JsonResponse({"tasks": data})
         response["Cache-Control"] = "no-store"
         return response
+
+    def list_cells(self, request, task) -> dict:
+        """Return ``{column: HTML}`` of ``task``'s row in the task list, as the list renders its cells.
+
+        Every column but the links to the task (a rename shows at the next
+        load): the status, result, counts, last and next execution change as
+        the task runs, and the list's script puts them back together (issue 16).
+        Rendered the way the admin's ``items_for_result`` does, so each
+        column's rule is written once, in its ``list_display`` method.
+        """
+        list_display = self.get_list_display(request)
+        links = set(self.get_list_display_links(request, list_display) or ())
+        cells = {}
+        for name in list_display:
+            if name == "action_checkbox" or name in links:
+                continue
+            field, attr, value = lookup_field(name, task, self)
+            empty = getattr(attr, "empty_value_display", self.get_empty_value_display())
+            if field is None or field.auto_created:
+                html = display_for_value(value, empty, getattr(attr, "boolean", False))
+            else:
+                html = display_for_field(value, field, empty)
+            cells[name] = conditional_escape(html)
+        return cells
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["can_run_task"] = _can_run(request) and (obj is None or _may_stop(request, obj))

@@ -249,6 +249,11 @@ def test_task_list_columns_filters_and_search(server, admin_http, commands):
     assert '<span class="tm-badge tm-scheduled">Scheduled</span>' in page
     assert '<span class="tm-badge tm-errors">Errors</span>' in page
     assert '<span class="tm-count-errors">3</span> / <span class="tm-count-warnings tm-zero">0</span>' in page
+    # The live status returns every cell that can change, as the list renders it (issue 16, item 5).
+    cells = status_json(admin_http, b)[str(b.pk)]["cells"]
+    assert set(cells) == {"status_badge", "last_result_badge", "counts", "last_run", "next_run"}
+    for name, cell in cells.items():
+        assert '<td class="field-%s">%s</td>' % (name, cell) in page, name
 
     def names(query):
         text = admin_http.get(TASK_URL + "?" + query).text

@@ -1,0 +1,79 @@
+"""The admin's lists and buttons in a real browser: live rows, widths, the object tools (issue 16)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from .support.browser import ARTIFACTS, login
+from .support.objects import make_task
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+#: The cells of a row of the task list, read in the browser.
+ROW_CELLS = """(name) => {
+    const row = [...document.querySelectorAll('#result_list tbody tr')]
+        .find(tr => tr.querySelector('th').textContent.includes(name));
+    const cell = (column) => row.querySelector('.field-' + column);
+    const box = cell('status_badge').getBoundingClientRect();
+    return {
+        status: cell('status_badge').querySelector('.tm-badge').textContent.trim(),
+        progress: !!cell('status_badge').querySelector('[role=progressbar]'),
+        result: cell('last_result_badge').textContent.trim(),
+        counts: cell('counts').textContent.trim(),
+        last: cell('last_run').textContent.trim(),
+        next: cell('next_run').textContent.trim(),
+        left: box.left, width: box.width,
+    };
+}"""
+
+
+def row_when(page, name, condition):
+    """Wait until the row of task ``name`` satisfies the JS ``condition`` on its cells; return them."""
+    return page.wait_for_function(
+        "(name) => { const c = (%s)(name); return (%s) ? c : false; }" % (ROW_CELLS, condition), arg=name
+    ).json_value()
+
+
+def test_task_list_rows_refresh_every_changing_cell(browser, static_server, superuser, commands):
+    """Badges, counts, last and next execution refresh without a reload; the status column keeps its width."""
+    from playwright.sync_api import expect
+
+    base = static_server.url
+    long_ago = timezone.now() - timedelta(days=2)
+    # A one-shot run a few seconds ahead: the list sees it scheduled (with its
+    # next execution), running (with a progress bar), then idle with none.
+    task = make_task(
+        commands,
+        "Refresh me",
+        command="tm_progress",
+        arguments="--steps 6, --tick 0.5, --warn-at 2",
+        last_result="OK",
+        last_datetime=long_ago,
+        last_duration=timedelta(hours=1),
+        scheduling=timezone.now() + timedelta(seconds=12),
+    )
+    make_task(commands, "Zz neighbour", last_result="OK", last_datetime=long_ago)
+    page = browser.new_page()
+    login(page, base, "admin")
+    page.goto(base + "/admin/taskmanager/task/%d/change/" % task.pk)
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator(".messagelist")).to_be_visible()
+    page.goto(base + "/admin/taskmanager/task/")
+    scheduled = row_when(page, "Refresh me", "c.status === 'Scheduled'")
+    assert scheduled["next"] != "-" and scheduled["counts"] == "0 / 0", scheduled
+    before_last = scheduled["last"]
+    running = row_when(page, "Refresh me", "c.status === 'Started' && c.progress")
+    page.screenshot(path=str(ARTIFACTS / "task_list_live_running.png"))
+    done = row_when(page, "Refresh me", "c.status === 'Idle' && c.result === 'Warnings'")
+    page.screenshot(path=str(ARTIFACTS / "task_list_live_done.png"))
+    # Every changing cell is the finished run's, without a reload.
+    assert done["counts"] == "0 / 1", done
+    assert done["last"] != before_last and "1 h" not in done["last"], (before_last, done)
+    assert done["next"] == "-", done  # a finished one-shot task has no next execution
+    task.refresh_from_db()
+    assert (task.status, task.warnings, task.next_datetime) == ("IDLE", 1, None)
+    # The status column kept its place and width through the three states.
+    for state in (running, done):
+        assert abs(state["left"] - scheduled["left"]) <= 1, (scheduled, state)
+        assert abs(state["width"] - scheduled["width"]) <= 1, (scheduled, state)
