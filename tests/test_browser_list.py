@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from .support.browser import ARTIFACTS, login
-from .support.objects import make_task
+from .support.browser import ARTIFACTS, chromium, login
+from .support.objects import make_report, make_task
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -77,3 +77,52 @@ def test_task_list_rows_refresh_every_changing_cell(browser, static_server, supe
     for state in (running, done):
         assert abs(state["left"] - scheduled["left"]) <= 1, (scheduled, state)
         assert abs(state["width"] - scheduled["width"]) <= 1, (scheduled, state)
+
+
+#: Reports of every trigger and kind of end, on tasks with long names.
+REPORT_ROWS = [
+    ("Refresh the cache every 2 minutes", "OK", "schedule", "completed"),
+    ("Rebuild the search index of the shop", "FAILED", "start", "stopped by user administrator"),
+    ("Send the newsletter", "FAILED", "run now", "timed out after 3600 seconds"),
+    ("Import customers", "FAILED", "recovery", "interrupted"),
+    ("Collect commands", "WARNINGS", "start", "exit code 1"),
+]
+
+
+def test_report_list_fits_with_the_sidebar_open(playwright_api, static_server, superuser, commands):
+    """At 1400 px with the navigation sidebar open, every column of the reports list shows, no scroll."""
+    now = timezone.now()
+    for hours, (name, result, trigger, reason) in enumerate(REPORT_ROWS):
+        task = make_task(commands, name, command="tm_progress")
+        make_report(
+            task,
+            result=result,
+            trigger=trigger,
+            end_reason=reason,
+            user_name="administrator",
+            invocation_datetime=now - timedelta(hours=hours, minutes=5),
+            finished_datetime=now - timedelta(hours=hours),
+        )
+    with chromium(playwright_api, width=1400) as context:
+        page = context.new_page()
+        login(page, static_server.url, "admin")
+        page.goto(static_server.url + "/admin/taskmanager/report/")
+        assert page.locator("#nav-sidebar").is_visible()  # the admin's default: open
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report_list_1400.png"))
+        sizes = page.evaluate(
+            """() => {
+                const results = document.querySelector('#changelist-form .results');
+                const box = results.getBoundingClientRect();
+                const cells = [...document.querySelectorAll('#result_list thead th')];
+                return {
+                    scroll: results.scrollWidth, client: results.clientWidth,
+                    outside: cells.filter(th => th.getBoundingClientRect().right > box.right + 1)
+                        .map(th => th.textContent.trim()),
+                };
+            }"""
+        )
+        # No column hidden behind the horizontal scroll of the results.
+        assert sizes["scroll"] <= sizes["client"] and not sizes["outside"], sizes
+        assert page.locator("#result_list th.column-trigger").is_visible()
+        assert page.locator("#result_list td.field-trigger").first.inner_text() == "schedule"
