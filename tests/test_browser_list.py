@@ -126,3 +126,58 @@ def test_report_list_fits_with_the_sidebar_open(playwright_api, static_server, s
         assert sizes["scroll"] <= sizes["client"] and not sizes["outside"], sizes
         assert page.locator("#result_list th.column-trigger").is_visible()
         assert page.locator("#result_list td.field-trigger").first.inner_text() == "schedule"
+
+
+#: The geometry and colours of the task page's object tools and progress bar, read in the browser.
+TOOLS = """() => {
+    const box = (el) => { const r = el.getBoundingClientRect(); return {top: r.top, height: r.height, bottom: r.bottom}; };
+    const bg = (el) => getComputedStyle(el).backgroundColor;
+    const button = (name) => document.querySelector('button[name=' + name + ']');
+    const history = document.querySelector('.object-tools a.historylink');
+    return {
+        start: box(button('start')), history: box(history), stop: box(button('stop')), run_now: box(button('run_now')),
+        start_bg: bg(button('start')), stop_bg: bg(button('stop')), run_now_bg: bg(button('run_now')),
+        history_bg: bg(history),
+        track_bg: bg(document.querySelector('.tm-bar')), page_bg: bg(document.body),
+    };
+}"""
+
+
+def rgb(css: str) -> tuple:
+    """``rgb(1, 2, 3)`` → (1, 2, 3)."""
+    return tuple(int(part) for part in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG contrast ratio of two CSS ``rgb()`` colours."""
+
+    def luminance(css):
+        linear = [(c / 255 / 12.92) if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb(css)]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_task_buttons_line_up_with_history_and_the_track_shows(browser, static_server, superuser, commands, theme):
+    """Start / Stop / Run now sit exactly like HISTORY, Start stands out, the progress track is visible."""
+    task = make_task(commands, "Buttons", command="tm_progress", status="STARTED")
+    make_report(task, running=True, progress_done=3, progress_total=10, progress_at=timezone.now())
+    page = browser.new_page()
+    page.emulate_media(color_scheme=theme)
+    login(page, static_server.url, "admin")
+    page.goto(static_server.url + "/admin/taskmanager/task/%d/change/" % task.pk)
+    page.locator("[role=progressbar]").wait_for()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / ("task_buttons_%s.png" % theme)))
+    page.locator(".field-live_status").screenshot(path=str(ARTIFACTS / ("task_track_%s.png" % theme)))
+    tools = page.evaluate(TOOLS)
+    for name in ("start", "stop", "run_now"):
+        assert abs(tools[name]["top"] - tools["history"]["top"]) <= 1, (name, tools)
+        assert abs(tools[name]["height"] - tools["history"]["height"]) <= 1, (name, tools)
+    # The main action stands out; Stop is not mistaken for it.
+    assert len({tools["start_bg"], tools["stop_bg"], tools["history_bg"]}) == 3, tools
+    assert tools["run_now_bg"] not in (tools["start_bg"], tools["stop_bg"]), tools
+    # The progress bar's track shows on the page's background.
+    assert contrast(tools["track_bg"], tools["page_bg"]) >= 1.5, tools
