@@ -813,7 +813,7 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
         The shape: ``{"tasks": {"<id>": {"status": "STARTED", "running": true,
         "percent": 40.0 | null, "status_html": "...", "result_html": "...",
         "cells": {"<column>": "...", ...}}}}``: ``cells`` are the task list's
-        cells (:meth:`list_cells`), which the list replaces whole.
+        cells and the task page's fields (:meth:`live_cells`), replaced whole.
         Needs the view permission on tasks; polled by taskmanager.js.
         """
         if not self.has_view_or_change_permission(request):
@@ -830,27 +830,28 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
                 "percent": display.progress.percent(run.progress_done, run.progress_total) if run else None,
                 "status_html": display.live_status(task, run),
                 "result_html": display.badge(task.last_result, task.get_last_result_display()),
-                "cells": self.list_cells(request, task),
+                "cells": self.live_cells(request, task),
             }
         response = JsonResponse({"tasks": data})
         response["Cache-Control"] = "no-store"
         return response
 
-    def list_cells(self, request, task) -> dict:
-        """Return ``{column: HTML}`` of ``task``'s row in the task list, as the list renders its cells.
+    def live_cells(self, request, task) -> dict:
+        """Return ``{column or field: HTML}`` of what changes as ``task`` runs, as its pages render it.
 
-        Every column but the links to the task (a rename shows at the next
-        load): the status, result, counts, last and next execution change as
-        the task runs, and the list's script puts them back together (issue 16).
-        Rendered the way the admin's ``items_for_result`` does, so each
-        column's rule is written once, in its ``list_display`` method.
+        The task list's columns (but the links to the task: a rename shows at
+        the next load) and the task page's "Last execution" fields (but the
+        live status itself): status, result, counts, last and next execution.
+        taskmanager.js puts them back in place, so no cell stays stale
+        (issue 16). Rendered the way the admin's ``items_for_result`` and
+        read-only fields do, so each rule is written once, in its column.
         """
         list_display = self.get_list_display(request)
         links = set(self.get_list_display_links(request, list_display) or ())
+        names = [name for name in list_display if name != "action_checkbox" and name not in links]
+        names += [name for name in self.LAST_EXECUTION_FIELDS if name != "live_status" and name not in names]
         cells = {}
-        for name in list_display:
-            if name == "action_checkbox" or name in links:
-                continue
+        for name in names:
             field, attr, value = lookup_field(name, task, self)
             empty = getattr(attr, "empty_value_display", self.get_empty_value_display())
             if field is None or field.auto_created:

@@ -249,11 +249,18 @@ def test_task_list_columns_filters_and_search(server, admin_http, commands):
     assert '<span class="tm-badge tm-scheduled">Scheduled</span>' in page
     assert '<span class="tm-badge tm-errors">Errors</span>' in page
     assert '<span class="tm-count-errors">3</span> / <span class="tm-count-warnings tm-zero">0</span>' in page
-    # The live status returns every cell that can change, as the list renders it (issue 16, item 5).
+    # The live status returns every cell that can change, as the list and the task page render it
+    # (issue 16, item 5).
     cells = status_json(admin_http, b)[str(b.pk)]["cells"]
-    assert set(cells) == {"status_badge", "last_result_badge", "counts", "last_run", "next_run"}
-    for name, cell in cells.items():
-        assert '<td class="field-%s">%s</td>' % (name, cell) in page, name
+    columns = {"status_badge", "last_result_badge", "counts", "last_run", "next_run"}
+    fields = {"last_datetime", "last_result_badge", "last_duration_display", "next_datetime", "errors", "warnings"}
+    assert set(cells) == columns | fields
+    for name in columns:
+        assert '<td class="field-%s">%s</td>' % (name, cells[name]) in page, name
+    task_page = admin_http.get(TASK_URL + "%d/change/" % b.pk).text
+    for name in fields:
+        shown = re.search(r'field-%s">.*?<div class="readonly">(.*?)</div>' % name, task_page, re.S)
+        assert shown.group(1) == cells[name], name
 
     def names(query):
         text = admin_http.get(TASK_URL + "?" + query).text

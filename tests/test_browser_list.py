@@ -54,11 +54,15 @@ def test_task_list_rows_refresh_every_changing_cell(browser, static_server, supe
         scheduling=timezone.now() + timedelta(seconds=12),
     )
     make_task(commands, "Zz neighbour", last_result="OK", last_datetime=long_ago)
+    task_page = browser.new_page()
+    login(task_page, base, "admin")
+    task_page.goto(base + "/admin/taskmanager/task/%d/change/" % task.pk)
+    task_page.get_by_role("button", name="Start").click()
+    expect(task_page.locator(".messagelist")).to_be_visible()
+    field = {name: task_page.locator(".field-%s .readonly" % name) for name in ("next_datetime", "warnings")}
+    expect(field["next_datetime"]).not_to_have_text("-")
+    before_page_last = task_page.locator(".field-last_datetime .readonly").inner_text()
     page = browser.new_page()
-    login(page, base, "admin")
-    page.goto(base + "/admin/taskmanager/task/%d/change/" % task.pk)
-    page.get_by_role("button", name="Start").click()
-    expect(page.locator(".messagelist")).to_be_visible()
     page.goto(base + "/admin/taskmanager/task/")
     scheduled = row_when(page, "Refresh me", "c.status === 'Scheduled'")
     assert scheduled["next"] != "-" and scheduled["counts"] == "0 / 0", scheduled
@@ -71,6 +75,12 @@ def test_task_list_rows_refresh_every_changing_cell(browser, static_server, supe
     assert done["counts"] == "0 / 1", done
     assert done["last"] != before_last and "1 h" not in done["last"], (before_last, done)
     assert done["next"] == "-", done  # a finished one-shot task has no next execution
+    # The task page, open all along, shows the run's end in its "Last execution" fields too.
+    expect(task_page.locator(".field-live_status .tm-badge")).to_have_text("Idle")
+    expect(field["warnings"]).to_have_text("1")
+    expect(field["next_datetime"]).to_have_text("-")
+    expect(task_page.locator(".field-last_datetime .readonly")).not_to_have_text(before_page_last)
+    expect(task_page.locator(".field-last_duration_display .readonly")).not_to_have_text("1 h 0 min")
     task.refresh_from_db()
     assert (task.status, task.warnings, task.next_datetime) == ("IDLE", 1, None)
     # The status column kept its place and width through the three states.

@@ -1,8 +1,9 @@
 /* Live status of tasks in the admin: polls the task status endpoint and
-   replaces the status badges, progress bars and result badges in place; in
-   the task list, every cell of the row that can change (the server renders
-   them with the list's own columns). Every HTML fragment comes from the
-   server, already escaped. */
+   replaces in place what changes as a task runs: in the task list every
+   cell of the row that can change, on the task page the status, progress
+   bar and "Last execution" fields (the server renders them with the
+   admin's own columns). Every HTML fragment comes from the server, already
+   escaped. */
 (function () {
   "use strict";
   var ACTIVE = { STARTED: true, SPOOLED: true, SCHEDULED: true };
@@ -38,6 +39,11 @@
       var before = el.getAttribute("data-status");
       el.setAttribute("data-status", info.status);
       el.innerHTML = info.status_html;
+      // The task page: its read-only "Last execution" fields.
+      Object.keys(info.cells || {}).forEach(function (name) {
+        var value = document.querySelector(".field-" + name + " .readonly");
+        if (value) { value.innerHTML = info.cells[name]; }
+      });
       if (ACTIVE[before] && !ACTIVE[info.status]) {
         var notice = el.parentNode.querySelector(".tm-live-notice");
         if (notice) { notice.hidden = false; }
