@@ -413,6 +413,42 @@ def test_task_list_queries_do_not_grow_with_rows(admin_client, monkeypatch):
     assert "10000 tasks" in page or "10,000 tasks" in page
 
 
+@pytest.mark.django_db(transaction=False)
+def test_live_status_queries_do_not_grow_with_tasks(admin_client, monkeypatch):
+    """The poll of a list's rows (every cell that can change, issue 16) costs the same few queries for 5 or 200."""
+    monkeypatch.setattr(dbclock, "offset", lambda refresh=True: 0.0)  # see the test above
+    command = Command.objects.create(app_name="tests.testapp", name="tm_ok")
+    category = TaskCategory.objects.create(name="cat")
+    tasks = Task.objects.bulk_create(
+        Task(
+            name="task %03d" % i,
+            command=command,
+            category=category,
+            status=("STARTED", "SPOOLED", "IDLE")[i % 3],
+            spooler_node="node-%d" % (i % 4),
+            last_result="OK",
+            last_datetime=timezone.now(),
+            next_datetime=timezone.now(),
+            last_duration=timedelta(seconds=i),
+        )
+        for i in range(200)
+    )
+    Report.objects.bulk_create(
+        Report(task=t, trigger="start", progress_done=1, progress_total=3, progress_at=timezone.now())
+        for t in tasks
+        if t.status == "STARTED"
+    )
+
+    def queries(count):
+        ids = ",".join(str(t.pk) for t in tasks[:count])
+        with CaptureQueriesContext(connection) as ctx:
+            resp = admin_client.get(TASK_URL + "status/?ids=" + ids)
+        assert resp.status_code == 200 and len(resp.json()["tasks"]) == count
+        return len(ctx.captured_queries)
+
+    assert queries(5) == queries(200)
+
+
 # -- helpers for command authors --------------------------------------------------
 
 
