@@ -253,7 +253,14 @@ def test_task_list_columns_filters_and_search(server, admin_http, commands):
     # (issue 16, item 5).
     cells = status_json(admin_http, b)[str(b.pk)]["cells"]
     columns = {"status_badge", "last_result_badge", "counts", "last_run", "next_run"}
-    fields = {"last_datetime", "last_result_badge", "last_duration_display", "next_datetime", "errors", "warnings"}
+    fields = {
+        "last_datetime_display",
+        "last_result_badge",
+        "last_duration_display",
+        "next_datetime_display",
+        "errors",
+        "warnings",
+    }
     assert set(cells) == columns | fields
     for name in columns:
         assert '<td class="field-%s">%s</td>' % (name, cells[name]) in page, name

@@ -50,7 +50,7 @@ def test_two_runs_of_one_minute_are_told_apart(server, admin_http, commands):
     assert shown[0] != shown[1] and shown[0].endswith(":05")
     reports = html.unescape(admin_http.get(REPORT_URL).text)
     page = html.unescape(admin_http.get(TASK_URL + "%d/change/" % task.pk).text)
-    for started, when in zip((first, second), shown):
+    for started, when in zip((first, second), shown, strict=True):
         # The reports list's "started" column (date, then time), the task page's report titles and times.
         assert re.search(
             r'<td class="field-started_run"><time [^>]*><span>%s</span> <span>%s</span></time>'
