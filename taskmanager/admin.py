@@ -11,15 +11,17 @@ from types import SimpleNamespace
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_field, display_for_value, lookup_field
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connections
 from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from . import actions, arguments, audit, dbclock, display, history, logviews, policy
 from .admin_runwith import OtherArgumentsMixin
@@ -815,7 +817,9 @@ class TaskAdmin(
         """Return JSON with the live status (badge + progress bar HTML) of the tasks in ``?ids=1,2``.
 
         The shape: ``{"tasks": {"<id>": {"status": "STARTED", "running": true,
-        "percent": 40.0 | null, "status_html": "...", "result_html": "..."}}}``.
+        "percent": 40.0 | null, "status_html": "...", "result_html": "...",
+        "cells": {"<column>": "...", ...}}}}``: ``cells`` are the task list's
+        cells and the task page's fields (:meth:`live_cells`), replaced whole.
         Needs the view permission on tasks; polled by taskmanager.js.
         """
         if not self.has_view_or_change_permission(request):
@@ -832,10 +836,36 @@ class TaskAdmin(
                 "percent": display.progress.percent(run.progress_done, run.progress_total) if run else None,
                 "status_html": display.live_status(task, run),
                 "result_html": display.badge(task.last_result, task.get_last_result_display()),
+                "cells": self.live_cells(request, task),
             }
         response = JsonResponse({"tasks": data})
         response["Cache-Control"] = "no-store"
         return response
+
+    def live_cells(self, request, task) -> dict:
+        """Return ``{column or field: HTML}`` of what changes as ``task`` runs, as its pages render it.
+
+        The task list's columns (but the links to the task: a rename shows at
+        the next load) and the task page's "Last execution" fields (but the
+        live status itself): status, result, counts, last and next execution.
+        taskmanager.js puts them back in place, so no cell stays stale
+        (issue 16). Rendered the way the admin's ``items_for_result`` and
+        read-only fields do, so each rule is written once, in its column.
+        """
+        list_display = self.get_list_display(request)
+        links = set(self.get_list_display_links(request, list_display) or ())
+        names = [name for name in list_display if name != "action_checkbox" and name not in links]
+        names += [name for name in self.LAST_EXECUTION_FIELDS if name != "live_status" and name not in names]
+        cells = {}
+        for name in names:
+            field, attr, value = lookup_field(name, task, self)
+            empty = getattr(attr, "empty_value_display", self.get_empty_value_display())
+            if field is None or field.auto_created:
+                html = display_for_value(value, empty, getattr(attr, "boolean", False))
+            else:
+                html = display_for_field(value, field, empty)
+            cells[name] = conditional_escape(html)
+        return cells
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["can_run_task"] = _can_run(request) and (obj is None or _may_stop(request, obj))
@@ -881,11 +911,13 @@ class TaskAdmin(
 @admin.register(Report)
 class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
+    # Compact columns, so that the list fits a 1400 px window with the admin's
+    # navigation sidebar open (issue 16): the start with the duration under
+    # it; the finish time is on the report's page.
     list_display = [
         "task",
         "result_badge",
-        "invocation_datetime_display",
-        "finished_datetime_display",
+        "started_run",
         "end_reason",
         "trigger",
     ]
@@ -895,7 +927,12 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
     date_hierarchy = "invocation_datetime"
     # The report page: the list's columns first.
     fields = [
-        *list_display,
+        "task",
+        "result_badge",
+        "invocation_datetime_display",
+        "finished_datetime_display",
+        "end_reason",
+        "trigger",
         "started_by_display",
         "defined_by_display",
         "command_line",
@@ -948,6 +985,21 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
             "<code>{}</code> {}",
             obj.arguments_override,
             _("(one-off: Run now with other arguments; the task kept its own)"),
+        )
+
+    @admin.display(description=pgettext_lazy("report list", "started"), ordering="invocation_datetime")
+    def started_run(self, obj):
+        """When the run started, and under it how long it took (nothing under it while it runs)."""
+        ended = obj.finished_datetime
+        return format_html(
+            "{}{}",
+            display.compact_datetime(obj.invocation_datetime),
+            format_html(
+                '<span class="tm-sub">{}</span>',
+                display.format_duration(ended - obj.invocation_datetime),
+            )
+            if ended
+            else "",
         )
 
     @admin.display(description=_("started by"))

@@ -211,6 +211,7 @@ def log_view(model_admin, request, object_id):
         **model_admin.admin_site.each_context(request),
         "title": _("Log of %(report)s") % {"report": report},
         "opts": model_admin.opts,
+        "task_opts": report.task._meta,  # for the breadcrumbs
         "report": report,
         "rows": [_row(row, link) for row in page.rows],
         "level": level,

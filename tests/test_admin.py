@@ -249,6 +249,25 @@ def test_task_list_columns_filters_and_search(server, admin_http, commands):
     assert '<span class="tm-badge tm-scheduled">Scheduled</span>' in page
     assert '<span class="tm-badge tm-errors">Errors</span>' in page
     assert '<span class="tm-count-errors">3</span> / <span class="tm-count-warnings tm-zero">0</span>' in page
+    # The live status returns every cell that can change, as the list and the task page render it
+    # (issue 16, item 5).
+    cells = status_json(admin_http, b)[str(b.pk)]["cells"]
+    columns = {"status_badge", "last_result_badge", "counts", "last_run", "next_run"}
+    fields = {
+        "last_datetime_display",
+        "last_result_badge",
+        "last_duration_display",
+        "next_datetime_display",
+        "errors",
+        "warnings",
+    }
+    assert set(cells) == columns | fields
+    for name in columns:
+        assert '<td class="field-%s">%s</td>' % (name, cells[name]) in page, name
+    task_page = admin_http.get(TASK_URL + "%d/change/" % b.pk).text
+    for name in fields:
+        shown = re.search(r'field-%s">.*?<div class="readonly">(.*?)</div>' % name, task_page, re.S)
+        assert shown.group(1) == cells[name], name
 
     def names(query):
         text = admin_http.get(TASK_URL + "?" + query).text
@@ -399,6 +418,42 @@ def test_task_list_queries_do_not_grow_with_rows(admin_client, monkeypatch):
     page = admin_client.get(TASK_URL).content.decode()
     assert page.count('role="progressbar"') >= 10  # running rows of the first page show progress
     assert "10000 tasks" in page or "10,000 tasks" in page
+
+
+@pytest.mark.django_db(transaction=False)
+def test_live_status_queries_do_not_grow_with_tasks(admin_client, monkeypatch):
+    """The poll of a list's rows (every cell that can change, issue 16) costs the same few queries for 5 or 200."""
+    monkeypatch.setattr(dbclock, "offset", lambda refresh=True: 0.0)  # see the test above
+    command = Command.objects.create(app_name="tests.testapp", name="tm_ok")
+    category = TaskCategory.objects.create(name="cat")
+    tasks = Task.objects.bulk_create(
+        Task(
+            name="task %03d" % i,
+            command=command,
+            category=category,
+            status=("STARTED", "SPOOLED", "IDLE")[i % 3],
+            spooler_node="node-%d" % (i % 4),
+            last_result="OK",
+            last_datetime=timezone.now(),
+            next_datetime=timezone.now(),
+            last_duration=timedelta(seconds=i),
+        )
+        for i in range(200)
+    )
+    Report.objects.bulk_create(
+        Report(task=t, trigger="start", progress_done=1, progress_total=3, progress_at=timezone.now())
+        for t in tasks
+        if t.status == "STARTED"
+    )
+
+    def queries(count):
+        ids = ",".join(str(t.pk) for t in tasks[:count])
+        with CaptureQueriesContext(connection) as ctx:
+            resp = admin_client.get(TASK_URL + "status/?ids=" + ids)
+        assert resp.status_code == 200 and len(resp.json()["tasks"]) == count
+        return len(ctx.captured_queries)
+
+    assert queries(5) == queries(200)
 
 
 # -- helpers for command authors --------------------------------------------------

@@ -50,14 +50,20 @@ def test_two_runs_of_one_minute_are_told_apart(server, admin_http, commands):
     assert shown[0] != shown[1] and shown[0].endswith(":05")
     reports = html.unescape(admin_http.get(REPORT_URL).text)
     page = html.unescape(admin_http.get(TASK_URL + "%d/change/" % task.pk).text)
-    for when in shown:
-        # The reports list's "invocation datetime" column, the task page's report titles and times.
-        assert re.search(r'<td class="field-invocation_datetime_display[^"]*">%s</td>' % when, reports), when
+    for started, when in zip((first, second), shown, strict=True):
+        # The reports list's "started" column (date, then time), the task page's report titles and times.
+        assert re.search(
+            r'<td class="field-started_run"><time [^>]*><span>%s</span> <span>%s</span></time>'
+            % (datetimes.date_part(started), datetimes.time_part(started)),
+            reports,
+        ), when
         assert re.search(r"<p>\s*twice a minute @ %s\s" % when, page), when
         assert re.search(r'class="field-invocation_datetime_display">\s*<p>%s</p>' % when, page), when
-    # The finished time, in the same format (Django's own would be "Dec. 6, 2026, 7:15 a.m.").
-    assert datetimes.format_datetime(second + timedelta(seconds=2)) in reports
     assert "a.m." not in reports and "p.m." not in reports
+    # The finished time, on the report's page in the same format (Django's own would be "Dec. 6, 2026, 7:15 a.m.").
+    report = task.reports.get(invocation_datetime=second)
+    report_page = html.unescape(admin_http.get(REPORT_URL + "%d/change/" % report.pk).text)
+    assert datetimes.format_datetime(second + timedelta(seconds=2)) in report_page
 
 
 def test_list_preview_and_messages_share_the_format(server, admin_http, commands):

@@ -199,6 +199,29 @@ def test_viewer_escapes_and_links_safely(mixed_run, admin_http):
         assert LOG_URL % report.pk in admin_http.get(url).text
 
 
+def test_log_page_breadcrumbs_go_through_tasks_and_reports(server, admin_http, commands):
+    """Home › Task manager › Tasks › the task › its Reports › the report › Log (issue 16, item 9)."""
+    task = make_task(commands, "crumbs")
+    report = make_report(task)
+    other = make_report(make_task(commands, "elsewhere"))
+    text = admin_http.get(LOG_URL % report.pk).text
+    crumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', text, re.S).group(1)
+    links = re.findall(r'<a href="([^"]*)">([^<]*)</a>', crumbs)
+    assert links == [
+        ("/admin/", "Home"),
+        ("/admin/taskmanager/", "Task manager"),
+        ("/admin/taskmanager/task/", "Tasks"),
+        ("/admin/taskmanager/task/%d/change/" % task.pk, "crumbs"),
+        ("/admin/taskmanager/report/?task__id__exact=%d" % task.pk, "Reports"),
+        ("/admin/taskmanager/report/%d/change/" % report.pk, html.escape(str(report))),
+    ]
+    assert crumbs.rstrip().endswith("&rsaquo; Log")
+    # "Reports" lists the task's reports only.
+    listing = admin_http.get(links[4][0])
+    assert listing.status == 200 and "/report/%d/change/" % report.pk in listing.text
+    assert "/report/%d/change/" % other.pk not in listing.text
+
+
 def test_level_filters_and_search(mixed_run, admin_http):
     task, report = mixed_run
     lines = rows(report)

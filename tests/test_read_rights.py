@@ -85,6 +85,8 @@ def test_reports_are_read_by_who_may_see_the_command(server, staff, superuser, a
             entry = status[str(task.pk)]
             assert entry["status"] == "STARTED", where
             assert ("progress of %s" % name in entry["status_html"]) is may, (where, "status JSON")
+            # The list's cells, refreshed by the same request (issue 16, item 5), hide it too.
+            assert ("progress of %s" % name in entry["cells"]["status_badge"]) is may, (where, "status cells")
             assert (entry["percent"] is not None) is may, (where, "status JSON percent")
 
 

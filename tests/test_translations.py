@@ -132,7 +132,8 @@ def test_the_italian_task_page_and_lists_are_italian(server, commands, superuser
     listing = html.unescape(client.get(TASK_URL).text)
     assert "ogni 2 ore" in listing and "Per ripetizione" in listing and "periodica" in listing
     reports = html.unescape(client.get("/admin/taskmanager/report/").text)
-    assert "Data e ora di invocazione" in reports and "Invocation datetime" not in reports
+    # The reports list's "started" column (date and duration, issue 16 item 9).
+    assert re.search(r'column-started_run[^>]*>.*?Avvio', reports, re.S) and "Started" not in reports
 
 
 def _msgstrs() -> list[str]:
