@@ -20,7 +20,7 @@ from django.db.models import BooleanField, Case, Exists, Max, OuterRef, Q, When
 
 from .. import dbclock, fencing, logcapture, processes, runend
 from ..db import write_db
-from ..models import LogLine, Report, Task
+from ..models import EndKind, LogLine, Report, Task
 
 logger = logging.getLogger("taskmanager.recovery")
 
