@@ -9,6 +9,7 @@ translated (the stored end reason "completed" was English in Italian pages).
 """
 
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -146,3 +147,59 @@ def test_the_end_is_shown_in_italian(server, commands, superuser):
     assert status and "(OK, completata)" in status.group(1), log_page
     page = client.get(REPORT_URL + "%d/change/" % stopped.pk).text
     assert "fermata da ann" in page
+
+
+@pytest.mark.browser
+def test_browser_shows_a_stopped_run_unlike_a_crash(browser, static_server, superuser, commands):
+    """The colours only a browser shows: a stopped run's badge and bar are grey, a crash's dark red."""
+    from playwright.sync_api import expect
+
+    from .support.browser import ARTIFACTS, login
+
+    base = static_server.url
+    shown = {}
+    for kind, reason in ((EndKind.STOPPED, "stopped by user admin"), (EndKind.CRASHED, "signal SIGKILL")):
+        task = make_task(commands, "run %s" % kind, last_result="FAILED", last_end_kind=kind)
+        report = make_report(task, result="FAILED", end_reason=reason, end_kind=kind)
+        RunHistory.objects.create(
+            task=task,
+            started=report.invocation_datetime,
+            duration=timedelta(seconds=3),
+            result="FAILED",
+            end_kind=kind,
+        )
+        shown[kind] = task
+    page = browser.new_page()
+    login(page, base, "admin")
+    page.goto(base + TASK_URL)
+
+    def badge(kind):
+        row = page.locator("#result_list tr", has_text="run %s" % kind)
+        return row.locator(".tm-live-result .tm-badge")
+
+    for kind, words in ((EndKind.STOPPED, "stopped"), (EndKind.CRASHED, "crashed")):
+        expect(badge(kind)).to_have_text("Failed")
+        end = page.locator("#result_list tr", has_text="run %s" % kind).locator(".tm-end")
+        expect(end).to_be_visible()
+        expect(end).to_contain_text(words)
+
+    def background(locator):
+        return locator.evaluate("el => getComputedStyle(el).backgroundColor")
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#result_list").screenshot(path=str(ARTIFACTS / "end_kind_list.png"))
+    assert background(badge(EndKind.STOPPED)) == "rgb(97, 97, 97)"
+    assert background(badge(EndKind.CRASHED)) == "rgb(106, 27, 27)"
+
+    def bar_fill(kind):
+        page.goto(base + TASK_URL + "%d/change/" % shown[kind].pk)
+        bar = page.locator("svg.tm-chart rect.tm-run")
+        expect(bar).to_have_count(1)
+        return bar.evaluate("el => getComputedStyle(el).fill")
+
+    assert bar_fill(EndKind.STOPPED) == "rgb(117, 117, 117)"
+    assert bar_fill(EndKind.CRASHED) == "rgb(106, 27, 27)"
+    page.locator("svg.tm-chart").locator("..").screenshot(path=str(ARTIFACTS / "end_kind_chart.png"))
+    legend = page.locator(".tm-chart-legend")
+    expect(legend).to_contain_text("stopped")
+    assert background(legend.locator(".tm-end-stopped .tm-badge")) == "rgb(97, 97, 97)"
