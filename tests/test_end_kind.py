@@ -8,12 +8,13 @@ words, not colour alone; the reports list filters on it; the kind is shown
 translated (the stored end reason "completed" was English in Italian pages).
 """
 
+import importlib
 import re
 from datetime import timedelta
 
 import pytest
 
-from taskmanager.models import EndKind, RunHistory
+from taskmanager.models import EndKind, Report, RunHistory, Task
 
 from .support.admin import TASK_URL, add_task, press, run_to_end, start_running, status_json
 from .support.adminclient import PASSWORD, AdminClient
@@ -121,6 +122,44 @@ def test_the_reports_list_filters_on_the_end(server, admin_http, commands):
         listed = {int(pk) for pk in re.findall(r"/admin/taskmanager/report/(\d+)/change/", page)}
         assert listed == {shown.pk}, (kind, listed)
     assert "exit code 3" in admin_http.get(REPORT_URL + "?end_kind__exact=exit+code").text
+
+
+def test_the_migration_gives_older_reports_their_kind(commands):
+    """Migration 0016 maps the end reasons written before it; a reason it does not know stays kindless."""
+    from django.apps import apps
+
+    migration = importlib.import_module("taskmanager.migrations.0016_report_end_kind")
+    reasons = {
+        "completed": ("completed", None),
+        "stopped by user ann": ("stopped", None),
+        "timed out after 5 seconds": ("timed out", None),
+        "interrupted": ("interrupted", None),
+        "fenced: its heartbeat could not be written": ("fenced", None),
+        "exception: ValueError": ("crashed", None),
+        "signal SIGKILL": ("crashed", None),
+        "supervisor error": ("crashed", None),
+        "exit code 3": ("exit code", 3),
+        "not allowed": ("not run", None),
+        "something else": ("", None),
+    }
+    reports = {}
+    for number, reason in enumerate(reasons):
+        result = "OK" if reason == "completed" else "FAILED"
+        task = make_task(commands, "old %d" % number, last_result=result)
+        report = make_report(task, result=result, end_reason=reason)
+        Task.objects.filter(pk=task.pk).update(last_datetime=report.invocation_datetime)
+        RunHistory.objects.create(
+            task=task, started=report.invocation_datetime, duration=timedelta(seconds=1), result=result
+        )
+        reports[reason] = report
+    running = make_report(make_task(commands, "still running"), running=True)
+    migration.set_end_kinds(apps, None)
+    for reason, (kind, code) in reasons.items():
+        report = Report.objects.get(pk=reports[reason].pk)
+        assert (report.end_kind, report.exit_code) == (kind, code), reason
+        assert Task.objects.get(pk=report.task_id).last_end_kind == kind, reason
+        assert RunHistory.objects.get(task_id=report.task_id).end_kind == kind, reason
+    assert Report.objects.get(pk=running.pk).end_kind == ""
 
 
 def test_the_end_is_shown_in_italian(server, commands, superuser):
