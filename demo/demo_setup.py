@@ -63,6 +63,15 @@ EXAMPLE_TASKS = [
         "while it runs, or press Stop.",
     ),
     (
+        "Try the guide's arguments",
+        ("demoapp", "demo_arguments"),
+        "-f, --secondarg param1 param2, --thirdarg=pippo, --thirdarg",
+        "Examples",
+        None,
+        "The argument example of the user guide: a flag, an option with two values and an "
+        "option with and without a value. The log shows what the command's parser made of them.",
+    ),
+    (
         "Refresh the cache every 2 minutes",
         ("demoapp", "demo_ok"),
         "--items 2",

@@ -12,16 +12,17 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Case, F, Value, When
-from django.utils import timezone
-from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
-from . import audit, busy, db, dbclock, policy, schedule, spoolfiles
+from . import arguments, audit, busy, datetimes, db, dbclock, forms, policy, schedule, spoolfiles
 from .conf import serves_queue, use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
 
 logger = logging.getLogger("taskmanager.actions")
+
+#: No queued Run now: its token and its one-off arguments go together.
+NO_RUN_NOW = {"run_now_token": "", "run_now_arguments": None}
 
 
 @dataclass
@@ -113,38 +114,54 @@ def _starter(user, field: str = "started_by") -> dict:
 
 
 def _when(dt) -> str:
-    # The localized date may end with a full stop ("3:39 a.m."), so messages
-    # end with it and add none of their own.
-    return localize(timezone.localtime(dt))
+    return datetimes.format_datetime(dt)
+
+
+def _quoted(task: Task) -> str:
+    """The task's name in quotes, as messages show it.
+
+    The admin capitalises the first letter of a message (``capfirst``): a
+    message starting with the bare name would show "Shop: nightly sync" for
+    "shop: nightly sync" (issue 16, item 11). Quoted, the name shows as typed.
+    """
+    return "“%s”" % task.name
 
 
 def _refusal(task: Task) -> Outcome:
     task.refresh_from_db()
     if task.status == Task.Status.STARTED:
-        return Outcome(False, _("%(task)s is already running.") % {"task": task.name})
+        return Outcome(False, _("%(task)s is already running.") % {"task": _quoted(task)})
     if task.next_datetime:
         return Outcome(
             False,
             _("%(task)s is already scheduled: next run %(when)s")
-            % {"task": task.name, "when": _when(task.next_datetime)},
+            % {"task": _quoted(task), "when": _when(task.next_datetime)},
         )
-    return Outcome(False, _("%(task)s is already scheduled.") % {"task": task.name})
+    return Outcome(False, _("%(task)s is already scheduled.") % {"task": _quoted(task)})
 
 
-def _not_allowed(task: Task, user, starting: bool) -> Outcome | None:
+def _not_allowed(task: Task, user, starting: bool, other: str | None = None) -> Outcome | None:
     """The refusal of policy.run_refusal as an Outcome (Start or Run now), or None when allowed.
 
     ``user`` None is the project's own code (a shell, a script): only the
-    command and its arguments are checked, not a person's rights.
+    command and its arguments are checked, not a person's rights. ``other``:
+    the one-off arguments of Run now with other arguments, checked instead
+    of the task's, as a save checks them, for a user who may change them.
     """
-    reason = policy.run_refusal(task, user, check_user=user is not None)
+    reason = argv = None
+    if other is not None:
+        reason = (policy.other_arguments_refusal(user, task) if user is not None else None) or (
+            policy.command_refusal(task.command) or forms.arguments_error(task.command, other)
+        )
+        argv = None if reason else arguments.parse_arguments(other)
+    reason = reason or policy.run_refusal(task, user, check_user=user is not None, argv=argv)
     if reason is None:
         return None
     if starting:
         message = _("%(task)s cannot start: %(reason)s")
     else:
         message = _("%(task)s cannot run now: %(reason)s")
-    return Outcome(False, message % {"task": task.name, "reason": reason})
+    return Outcome(False, message % {"task": _quoted(task), "reason": reason})
 
 
 def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
@@ -162,7 +179,7 @@ def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
             "%(task)s was not run: %(who)s changed what it runs (%(when)s) after this page was loaded. "
             "Check the task as it is now, then press the button again."
         )
-        % {"task": task.name, "who": who, "when": when},
+        % {"task": _quoted(task), "who": who, "when": when},
     )
 
 
@@ -197,14 +214,14 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
             return Outcome(
                 False,
                 _("%(task)s is stopped: %(user)s, who started it, may not run it as it is now: %(reason)s")
-                % {"task": task.name, "user": user.get_username(), "reason": reason},
+                % {"task": _quoted(task), "user": user.get_username(), "reason": reason},
             )
     refused = _not_allowed(task, user, starting=True) or _changed_meanwhile(task, version)
     if refused:
         return refused
     problem = use_tz_problem()
     if problem:
-        return Outcome(False, _("%(task)s cannot start: %(error)s") % {"task": task.name, "error": problem})
+        return Outcome(False, _("%(task)s cannot start: %(error)s") % {"task": _quoted(task), "error": problem})
     now = dbclock.now()
     period = task.repetition_period or None
     try:
@@ -213,7 +230,7 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
             task.scheduling, period, task.repetition_rate, now, schedule.project_tz()
         )
     except schedule.ScheduleError as exc:
-        return Outcome(False, _("%(task)s cannot start: %(error)s") % {"task": task.name, "error": exc})
+        return Outcome(False, _("%(task)s cannot start: %(error)s") % {"task": _quoted(task), "error": exc})
     backend = get_backend()
     token = new_token()
     future = run_at > now
@@ -255,17 +272,17 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
     if changed != 1:
         return _changed_meanwhile(task, version) or _refusal(task)
     if error:
-        return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": task.name, "error": error})
+        return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": _quoted(task), "error": error})
     if leave:
         if future:
             message = _("%(task)s is scheduled; a spooler node will take it: next run %(when)s")
-            return Outcome(True, message % {"task": task.name, "when": _when(run_at)})
-        return Outcome(True, _("%(task)s is queued; a spooler node will take it.") % {"task": task.name})
+            return Outcome(True, message % {"task": _quoted(task), "when": _when(run_at)})
+        return Outcome(True, _("%(task)s is queued; a spooler node will take it.") % {"task": _quoted(task)})
     if future:
         return Outcome(
-            True, _("%(task)s is scheduled: next run %(when)s") % {"task": task.name, "when": _when(run_at)}
+            True, _("%(task)s is scheduled: next run %(when)s") % {"task": _quoted(task), "when": _when(run_at)}
         )
-    return Outcome(True, _("%(task)s was started.") % {"task": task.name})
+    return Outcome(True, _("%(task)s was started.") % {"task": _quoted(task)})
 
 
 @busy.retry_deadlocks
@@ -280,7 +297,7 @@ def stop(task: Task, user=None) -> Outcome:
         reason = policy.user_refusal(user, task.command)
         if reason:
             return Outcome(
-                False, _("%(task)s cannot be stopped: %(reason)s") % {"task": task.name, "reason": reason}
+                False, _("%(task)s cannot be stopped: %(reason)s") % {"task": _quoted(task), "reason": reason}
             )
     # Each way of stopping commits with its audit entry (one transaction).
     with transaction.atomic():
@@ -296,19 +313,19 @@ def _stop(task: Task, user) -> Outcome:
     cancelled = (
         Task.objects.pending()
         .filter(pk=task.pk)
-        .update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", run_now_token="")
+        .update(status=Task.Status.IDLE, run_token="", next_datetime=None, spooler_id="", **NO_RUN_NOW)
     )
     if cancelled:
         _discard_superseded(*entry)
-        return Outcome(True, _("%(task)s was stopped; its pending run is cancelled.") % {"task": task.name})
+        return Outcome(True, _("%(task)s was stopped; its pending run is cancelled.") % {"task": _quoted(task)})
     # A queued "run now" on an IDLE task (or one whose spool entry was lost).
     queued = (
         Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
         .exclude(run_now_token="")
-        .update(run_now_token="")
+        .update(**NO_RUN_NOW)
     )
     if queued:
-        return Outcome(True, _("%(task)s: its queued run is cancelled.") % {"task": task.name})
+        return Outcome(True, _("%(task)s: its queued run is cancelled.") % {"task": _quoted(task)})
     # A running task: its running reports get the stop request, then the
     # task's tokens are cleared (which also ends a periodic chain: the run's
     # end sets IDLE). Reports first, then the task: the order of a run's end,
@@ -327,21 +344,28 @@ def _stop(task: Task, user) -> Outcome:
                 pk__in=ids, finished_datetime__isnull=True, stop_requested_at__isnull=True
             ).update(stop_requested_at=now, stopped_by=user if user and user.is_authenticated else None)
         running = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED).update(
-            run_token="", next_datetime=None, resume_status="", run_now_token=""
+            run_token="", next_datetime=None, resume_status="", **NO_RUN_NOW
         )
         if not running:
             transaction.set_rollback(True)  # not running after all: no stop request either
     if running:
         _discard_superseded(*entry)
-        return Outcome(True, _("%(task)s is being stopped.") % {"task": task.name})
-    return Outcome(False, _("%(task)s is not running nor scheduled.") % {"task": task.name})
+        return Outcome(True, _("%(task)s is being stopped.") % {"task": _quoted(task)})
+    return Outcome(False, _("%(task)s is neither running nor scheduled.") % {"task": _quoted(task)})
 
 
 @busy.retry_deadlocks
 @db.pin
-def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
-    """Run the task once at once, leaving its schedule and status as they are."""
-    refused = _not_allowed(task, user, starting=False) or _changed_meanwhile(task, version)
+def run_now(task: Task, user=None, version: int | None = None, other: str | None = None) -> Outcome:
+    """Run the task once at once, leaving its schedule and status as they are.
+
+    ``other`` (Run now with other arguments): the arguments of this run
+    only, kept with the queued run (``Task.run_now_arguments``) until its
+    claim; the task's own arguments are untouched. Only for a user who may
+    change the task's arguments (policy.other_arguments_refusal), checked
+    as a save checks them.
+    """
+    refused = _not_allowed(task, user, starting=False, other=other) or _changed_meanwhile(task, version)
     if refused:
         return refused
     token = new_token()
@@ -366,13 +390,14 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
         node = Case(When(status=Task.Status.IDLE, then=Value(backend.node())), default=F("spooler_node"))
 
     def undo():
-        Task.objects.filter(pk=task.pk, run_now_token=token).update(run_now_token="")
+        Task.objects.filter(pk=task.pk, run_now_token=token).update(**NO_RUN_NOW)
 
     # The run now and its audit entry commit together (the entry is spooled on commit).
     with transaction.atomic():
         changed = claimable.update(
             run_now_token=token,
             run_now_at=dbclock.DbNow(),
+            run_now_arguments=other,
             spooler_node=node,
             payload_version=spoolfiles.PAYLOAD_VERSION,
             **_starter(user, "run_now_by"),
@@ -382,22 +407,38 @@ def run_now(task: Task, user=None, version: int | None = None) -> Outcome:
             if not leave:
                 error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo)
             if not error:
-                audit.record(audit.Action.RUN_NOW, task, user=user)
+                _audit_run_now(task, user, other)
     if changed != 1:
         refused = _changed_meanwhile(task, version)
         if refused:
             return refused
         task.refresh_from_db()
         if task.status == Task.Status.STARTED:
-            return Outcome(False, _("%(task)s is already running.") % {"task": task.name})
-        return Outcome(False, _("%(task)s is already queued to run now.") % {"task": task.name})
+            return Outcome(False, _("%(task)s is already running.") % {"task": _quoted(task)})
+        return Outcome(False, _("%(task)s is already queued to run now.") % {"task": _quoted(task)})
     if leave:
         return Outcome(
-            True, _("%(task)s is queued to run now; a spooler node will take it.") % {"task": task.name}
+            True, _("%(task)s is queued to run now; a spooler node will take it.") % {"task": _quoted(task)}
         )
     if error:
-        return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": task.name, "error": error})
-    return Outcome(True, _("%(task)s will run now.") % {"task": task.name})
+        return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": _quoted(task), "error": error})
+    if other is not None:
+        return Outcome(True, _("%(task)s will run now with other arguments.") % {"task": _quoted(task)})
+    return Outcome(True, _("%(task)s will run now.") % {"task": _quoted(task)})
+
+
+def _audit_run_now(task: Task, user, other: str | None) -> None:
+    """The Run now's audit entry; with other arguments, the task's and this run's (before and after)."""
+    if other is None:
+        audit.record(audit.Action.RUN_NOW, task, user=user)
+        return
+    audit.record(
+        audit.Action.RUN_NOW,
+        task,
+        user=user,
+        changes={"arguments": [task.arguments, other]},
+        message=_("With other arguments, for this run only; the task keeps its own."),
+    )
 
 
 @db.pin
@@ -449,7 +490,7 @@ def reschedule(task: Task, user=None) -> Outcome | None:
     return Outcome(
         False,
         _("%(task)s kept changing while it was being rescheduled: check its next execution.")
-        % {"task": task.name},
+        % {"task": _quoted(task)},
     )
 
 
@@ -469,7 +510,7 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
             next_at = anchor if anchor and anchor > now else None
     except schedule.ScheduleError as exc:
         return Outcome(
-            False, _("%(task)s cannot be rescheduled: %(error)s") % {"task": task.name, "error": exc}
+            False, _("%(task)s cannot be rescheduled: %(error)s") % {"task": _quoted(task), "error": exc}
         )
     backend = get_backend()
     token = new_token() if next_at else ""
@@ -489,7 +530,7 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
     if not token:
         return Outcome(
             True,
-            _("%(task)s is running; it will not run again after this run.") % {"task": task.name},
+            _("%(task)s is running; it will not run again after this run.") % {"task": _quoted(task)},
         )
 
     def undo():
@@ -500,10 +541,10 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
         return Outcome(
             False,
             _("%(task)s is running, but its next run could not be spooled: %(error)s")
-            % {"task": task.name, "error": error},
+            % {"task": _quoted(task), "error": error},
         )
     return Outcome(
         True,
         _("%(task)s is running; next run after this one: %(when)s")
-        % {"task": task.name, "when": _when(next_at)},
+        % {"task": _quoted(task), "when": _when(next_at)},
     )

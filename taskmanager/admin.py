@@ -22,6 +22,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from . import actions, arguments, audit, dbclock, display, history, logviews, policy
+from .admin_runwith import OtherArgumentsMixin
 from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin
 from .conf import app_settings
@@ -86,9 +87,10 @@ class ApprovedArgumentsInline(admin.TabularInline):
 
     model = ApprovedArguments
     form = ApprovedArgumentsForm
-    fields = ["arguments", "approved_by", "approved_at"]
-    readonly_fields = ["approved_by", "approved_at"]
+    fields = ["arguments", "approved_by", "approved_at_display"]
+    readonly_fields = ["approved_by", "approved_at_display"]
     extra = 0
+    approved_at_display = display.datetime_column(ApprovedArguments, "approved_at")
     verbose_name_plural = _("approved arguments (used when the arguments are locked)")
 
     # Only superusers approve arguments: approving is choosing what runs.
@@ -327,9 +329,18 @@ class TaskInline(ReadOnlyInline):
     """The tasks of a category, read-only, with their status (category page)."""
 
     model = Task
-    fields = ["name", "command", "status_badge", "last_result_badge", "last_datetime", "next_datetime"]
+    fields = [
+        "name",
+        "command",
+        "status_badge",
+        "last_result_badge",
+        "last_datetime_display",
+        "next_datetime_display",
+    ]
     readonly_fields = fields
     show_change_link = True
+    last_datetime_display = display.datetime_column(Task, "last_datetime")
+    next_datetime_display = display.datetime_column(Task, "next_datetime")
     verbose_name_plural = _("tasks in this category")
 
     def get_queryset(self, request):
@@ -372,6 +383,9 @@ def render_tail(report) -> str:
 class ReportColumnsMixin:
     """The report columns shared by the task page's report inline and the report pages."""
 
+    invocation_datetime_display = display.datetime_column(Report, "invocation_datetime")
+    finished_datetime_display = display.datetime_column(Report, "finished_datetime")
+
     # (The ordering is used by the report list; an inline's columns do not sort.)
     @admin.display(description=_("result"), ordering="result")
     def result_badge(self, obj):
@@ -401,7 +415,7 @@ class ReportColumnsMixin:
 
 class ReportInline(ReportColumnsMixin, ReadOnlyInline):
     model = Report
-    fields = ["result_badge", "invocation_datetime", "end_display", "log_tail", "log_link"]
+    fields = ["result_badge", "invocation_datetime_display", "end_display", "log_tail", "log_link"]
     readonly_fields = fields
     ordering = ["-invocation_datetime", "-pk"]
     verbose_name_plural = _("reports")
@@ -457,9 +471,14 @@ def _report_values(report) -> dict:
 
 
 @admin.register(Task)
-class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admin.ModelAdmin):
+class TaskAdmin(
+    AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, OtherArgumentsMixin, admin.ModelAdmin
+):
     Media = TaskManagerMedia
     form = TaskForm
+    # "Save as new": a copy of the definition (the form's fields), none of the
+    # run state (the model's defaults); a new name, and the rights of an add.
+    save_as = True
     change_form_template = "admin/taskmanager/task/change_form.html"
     # Compact columns, so that the list fits a 1280-1400 px window with the
     # admin's navigation sidebar open: command and category under the name,
@@ -474,7 +493,7 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
         "last_run",
         "next_run",
     ]
-    list_filter = ["category", "status", "last_result", "command__app_name"]
+    list_filter = ["category", "status", "last_result", display.RepetitionFilter, "command__app_name"]
     search_fields = ["name", "command__name", "note", "category__name"]
     list_select_related = ["command", "category"]
     ordering = ["name"]
@@ -483,10 +502,10 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
     #: The read-only "Last execution" fields (the section adds the spool entry last).
     LAST_EXECUTION_FIELDS = [
         "live_status",
-        "last_datetime",
+        "last_datetime_display",
         "last_result_badge",
         "last_duration_display",
-        "next_datetime",
+        "next_datetime_display",
         "errors",
         "warnings",
     ]
@@ -578,6 +597,9 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
             display.result_badge(obj.last_result, obj.get_last_result_display(), obj.last_end_kind),
         )
 
+    last_datetime_display = display.datetime_column(Task, "last_datetime")
+    next_datetime_display = display.datetime_column(Task, "next_datetime")
+
     @admin.display(description=_("duration"), ordering="last_duration")
     def last_duration_display(self, obj):
         return display.format_duration(obj.last_duration)
@@ -586,11 +608,12 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
     def task_name(self, obj):
         command = _("%(command)s (%(app)s)") % {"command": obj.command.name, "app": obj.command.app_name}
         return format_html(
-            '{}<span class="tm-sub" title="{}">{}{}</span>',
+            '{}<span class="tm-sub" title="{}">{}{}</span>{}',
             obj.name,
             command,
             obj.command.name,
             " · %s" % obj.category.name if obj.category_id else "",
+            display.cannot_run(policy.command_refusal(obj.command)),
         )
 
     @admin.display(description=_("errors / warnings"), ordering="errors")
@@ -609,7 +632,10 @@ class TaskAdmin(AuditHistoryMixin, BusyDatabaseMixin, SchedulingAdminMixin, admi
 
     @admin.display(description=_("next execution"), ordering="next_datetime")
     def next_run(self, obj):
-        return display.compact_datetime(obj.next_datetime)
+        # How often it runs under the time: periodic tasks stand out (issue 16, item 11).
+        return format_html(
+            "{}{}", display.compact_datetime(obj.next_datetime), display.repeats(obj, periodic_only=True)
+        )
 
     @admin.display(description=_("status"))
     def live_status(self, obj):
@@ -864,8 +890,8 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
     list_display = [
         "task",
         "result_badge",
-        "invocation_datetime",
-        "finished_datetime",
+        "invocation_datetime_display",
+        "finished_datetime_display",
         "end_display",
         "trigger",
     ]
@@ -879,6 +905,7 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         "started_by_display",
         "defined_by_display",
         "command_line",
+        "arguments_display",
         "host",
         "pid",
         "stopped_by",
@@ -917,6 +944,18 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         if not super().has_view_permission(request, obj):
             return False
         return obj is None or policy.may_read(request.user, obj.task.command)
+
+    @admin.display(description=_("arguments"))
+    def arguments_display(self, obj):
+        """The task's own arguments, or the one-off ones of a Run now with other arguments."""
+        if obj.arguments_override is None:
+            return _("the task's own")
+        return format_html(
+            "<code>{}</code> {}",
+            obj.arguments_override,
+            _("(one-off: Run now with other arguments; the task kept its own)"),
+        )
+
     @admin.display(description=_("started by"))
     def started_by_display(self, obj):
         # The username is kept when the user is deleted.
@@ -1018,13 +1057,13 @@ class AuditEntryAdmin(BusyDatabaseMixin, admin.ModelAdmin):
     """The audit list: read-only for everyone, superusers included; needs ``view_auditentry``."""
 
     Media = TaskManagerMedia
-    list_display = ["when", "actor_name", "action", "object_type", "object_display", "changes_display"]
+    list_display = ["when_display", "actor_name", "action", "object_type", "object_display", "changes_display"]
     # "when": today, the past 7 days, this month, this year (ranges: fine on every database).
     list_filter = ["action", "object_type", "actor_name", "when"]
     search_fields = ["object_repr", "actor_name", "message", "=object_id", "=task_ref"]
     date_hierarchy = "when"
     fields = [
-        "when",
+        "when_display",
         "actor_name",
         "actor_id",
         "action",
@@ -1036,6 +1075,7 @@ class AuditEntryAdmin(BusyDatabaseMixin, admin.ModelAdmin):
         "message",
     ]
     readonly_fields = fields
+    when_display = display.datetime_column(AuditEntry, "when")
 
     @admin.display(description=_("object"), ordering="object_repr")
     def object_display(self, obj):

@@ -26,12 +26,12 @@ from django.db.models import OuterRef, Subquery
 from django.http import JsonResponse
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from . import dbclock, display, schedule, spoolfiles
+from . import datetimes, dbclock, display, schedule, spoolfiles
 from .conf import app_settings
 from .models import SpoolerHeartbeat, Task
 
@@ -52,8 +52,8 @@ def _format_offset(offset: timedelta) -> str:
 
 
 def _format_local(local: datetime) -> str:
-    fmt = "D Y-m-d H:i:s" if local.second or local.microsecond else "D Y-m-d H:i"
-    return date_format(local, fmt)
+    # The app's one format (taskmanager.datetimes), after the day of the week.
+    return "%s %s" % (date_format(local, "D"), datetimes.format_datetime(local, tz=local.tzinfo))
 
 
 def _run_notes(run: schedule.PreviewRun, anchor_local: datetime | None) -> list[str]:
@@ -101,7 +101,7 @@ def preview_data(anchor, period, rate, now: datetime, basis: str = "start") -> d
 
         {"ok": true, "summary": "every day from 2026-12-01 09:00",
          "timezone": "Europe/Rome", "basis": "start",
-         "runs": [{"at": "<ISO 8601, UTC>", "local": "Tue 2026-12-01 09:00",
+         "runs": [{"at": "<ISO 8601, UTC>", "local": "Tue 2026-12-01 09:00:00",
                    "zone": "CET", "dst_change": false, "notes": []}, ...],
          "errors": []}
 
@@ -232,7 +232,7 @@ def entry_health(task: Task, node_seen: datetime | None, now: datetime | None = 
         health.problem = _(
             "Its spooler node %(node)s was last seen at %(when)s: if it is down, another spooler node "
             "takes this task over once it is TASKMANAGER_TAKEOVER_GRACE late."
-        ) % {"node": task.spooler_node, "when": date_format(timezone.localtime(node_seen), "Y-m-d H:i:s")}
+        ) % {"node": task.spooler_node, "when": datetimes.format_datetime(node_seen)}
     return health
 
 
@@ -319,7 +319,7 @@ class SchedulingAdminMixin:
         response["Cache-Control"] = "no-store"
         return response
 
-    @admin.display(description=_("next runs"))
+    @admin.display(description=gettext_lazy("next runs"))
     def schedule_preview(self, obj):
         saved = obj if obj is not None and obj.pk else None
         return format_html(
@@ -329,7 +329,7 @@ class SchedulingAdminMixin:
             render_preview(saved_preview(saved)),
         )
 
-    @admin.display(description=_("spool file"))
+    @admin.display(description=gettext_lazy("spool file"))
     def spool_entry(self, obj):
         """The file of the queued run with its spooler node, and what is wrong with it, if anything."""
         if obj is None or obj.pk is None:

@@ -12,10 +12,13 @@ Three groups:
   database, so it runs only when checks are given databases
   (``manage.py check --database default``, ``migrate``).
 * **uWSGI** (E010-E019, W010-W019): the options of the uWSGI instance
-  (``uwsgi.opt``). Django never runs checks inside uWSGI, so
-  :func:`log_uwsgi_checks` runs them when a web worker or a spooler process
-  starts and logs each problem (see :func:`install_uwsgi_checks`). Outside
-  uWSGI they report nothing: running ``manage.py`` without uWSGI is normal.
+  (``uwsgi.opt``). Django never runs checks inside uWSGI, so web worker 1
+  runs every check above that needs no database query when it starts
+  (:func:`log_start_checks`), logs each problem and writes one line saying
+  what they found to the uWSGI log; each spooler process runs the uWSGI ones
+  (:func:`log_uwsgi_checks`) and logs each problem (see
+  :func:`install_uwsgi_checks`). Outside uWSGI they report nothing: running
+  ``manage.py`` without uWSGI is normal.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numbers
 import os
 import re
 import socket
+import sys
 import zoneinfo
 from collections.abc import Callable, Mapping
 
@@ -34,7 +38,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from . import fencing, processes, uwsgi_runtime
+from . import fencing, logcapture, processes, uwsgi_runtime
 from .conf import DEFAULTS, AppSettings, app_settings
 
 logger = logging.getLogger("taskmanager.checks")
@@ -150,6 +154,12 @@ def list_of_regexes(value):
     return None
 
 
+def log_level(value):
+    if logcapture.capture_level(value) is None:
+        return "a logging level name such as 'INFO' or 'WARNING', or a number of at least 0"
+    return None
+
+
 def dotted_path(value):
     return None if isinstance(value, str) and "." in value else "a dotted path to a class"
 
@@ -168,6 +178,7 @@ RULES: dict[str, Callable] = {
     "LOG_BATCH_LINES": int_at_least(1),
     "LOG_BATCH_BYTES": int_at_least(1),
     "LOG_FLUSH_SECONDS": number_at_least(0, strict=True),
+    "LOG_LEVEL": log_level,
     "STOP_POLL_SECONDS": number_at_least(0, strict=True),
     "HEARTBEAT_SECONDS": number_at_least(0, strict=True),
     "HEARTBEAT_TIMEOUT": number_at_least(0, strict=True),
@@ -835,7 +846,7 @@ def check_uwsgi(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 def log_uwsgi_checks(where: str, opt: Mapping | None = None) -> list[checks.CheckMessage]:
     """Run the uWSGI checks and log each problem; return the messages.
 
-    ``where`` names the process in the log lines, e.g. ``"worker 1"``.
+    ``where`` names the process in the log lines, e.g. ``"spooler pid 12"``.
     Errors are logged at ERROR, warnings at WARNING, with their id, so a
     line reads ``taskmanager.W013 (worker 1): die-on-term is not set: ...``.
     Never raises: a check that fails to run is logged instead.
@@ -843,20 +854,91 @@ def log_uwsgi_checks(where: str, opt: Mapping | None = None) -> list[checks.Chec
     try:
         messages = uwsgi_messages(opt) + (process_messages() if opt is None else [])
     except Exception:  # noqa: BLE001 - a check must never stop a process from starting
-        logger.exception("taskmanager: the uWSGI checks failed to run")
+        logger.exception("taskmanager: the uWSGI checks failed to run (%s)", where)
         return []
-    if not [m for m in messages if m.id not in settings.SILENCED_SYSTEM_CHECKS]:
-        logger.info("taskmanager: the uWSGI checks found no problem (%s).", where)
-    for message in messages:
-        if message.id in settings.SILENCED_SYSTEM_CHECKS:
-            continue
-        level = logging.ERROR if message.is_serious() else logging.WARNING
-        logger.log(level, "%s (%s): %s HINT: %s", message.id, where, message.msg, message.hint)
+    if not _log_problems(messages, where):
+        # Worker 1's summary line says it for the instance; this, for a spooler that loaded Django.
+        logger.debug("taskmanager: the uWSGI checks found no problem (%s).", where)
     return messages
 
 
+def _log_problems(messages: list[checks.CheckMessage], where: str) -> int:
+    """Log each problem not silenced, errors at ERROR, warnings at WARNING; return how many."""
+    logged = 0
+    for message in messages:
+        if message.is_silenced():
+            continue
+        level = logging.ERROR if message.is_serious() else logging.WARNING
+        logger.log(level, "%s (%s): %s HINT: %s", message.id, where, message.msg, message.hint)
+        logged += 1
+    return logged
+
+
+def log_start_checks(where: str) -> str:
+    """Run every check of the app that needs no database query, log each problem, write a summary.
+
+    Django runs no system check inside uWSGI: web worker 1 runs them when
+    it starts (the uWSGI checks, the settings, the time zone...), logs each
+    problem as :func:`log_uwsgi_checks` does, and writes one line saying
+    what they found straight to the uWSGI log (:func:`write_to_uwsgi_log`),
+    so that it shows whatever the project's ``LOGGING``. Return that line.
+    Never raises.
+    """
+    try:
+        messages = checks.run_checks(tags=[TAG])
+    except Exception:  # noqa: BLE001 - a check must never stop a process from starting
+        logger.exception("taskmanager: the system checks failed to run (%s)", where)
+        line = (
+            "taskmanager: system checks failed to run at uWSGI start (%s); see the traceback above." % where
+        )
+    else:
+        _log_problems(messages, where)
+        line = start_summary(messages, where)
+    write_to_uwsgi_log(line)
+    return line
+
+
+def start_summary(messages: list[checks.CheckMessage], where: str) -> str:
+    """Return the one line saying what the checks found at uWSGI start, e.g.
+
+    ``taskmanager: system checks ran at uWSGI start (worker 1): no problem found.``
+    or ``... (worker 1): 1 error, 2 warnings: taskmanager.E011, taskmanager.W010,
+    taskmanager.W013 (each logged with its hint).``, silenced ones counted at the end
+    (``no problem found (1 silenced).``).
+    """
+    shown = sorted({(not m.is_serious(), m.id) for m in messages if not m.is_silenced()})
+    silenced = sum(1 for m in messages if m.is_silenced())
+    errors = sum(1 for warning, _id in shown if not warning)
+    if shown:
+        counts = []
+        if errors:
+            counts.append("%d error%s" % (errors, "" if errors == 1 else "s"))
+        if len(shown) > errors:
+            warnings = len(shown) - errors
+            counts.append("%d warning%s" % (warnings, "" if warnings == 1 else "s"))
+        found = "%s: %s (each logged with its hint)" % (", ".join(counts), ", ".join(i for _w, i in shown))
+    else:
+        found = "no problem found"
+    if silenced:
+        found += " (%d silenced)" % silenced  # as manage.py check counts them
+    return "taskmanager: system checks ran at uWSGI start (%s): %s." % (where, found)
+
+
+def write_to_uwsgi_log(line: str) -> None:
+    """Write ``line`` to the uWSGI log (its ``logto`` file or the terminal), bypassing ``logging``."""
+    log = getattr(uwsgi_runtime.uwsgi, "log", None)
+    try:
+        if log is not None:
+            log(line)
+        else:  # pragma: no cover - outside uWSGI: its log is standard error
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+    except Exception:  # noqa: BLE001, S110 - a log line must never stop a process from starting
+        pass
+
+
 def install_uwsgi_checks() -> None:
-    """Arrange for the uWSGI checks to be logged once per web worker 1 and spooler process.
+    """Arrange for the checks to run in web worker 1 (all, with the summary line) and each spooler.
 
     Called when the app is ready. In the uWSGI master (the default, non-lazy
     loading) a ``postfork`` hook runs them after each fork; in a process
@@ -882,4 +964,4 @@ def _log_in_this_process(uwsgi) -> None:
     if uwsgi.i_am_the_spooler():
         log_uwsgi_checks("spooler pid %d" % os.getpid())
     elif uwsgi.worker_id() <= 1:
-        log_uwsgi_checks("worker %d" % uwsgi.worker_id())
+        log_start_checks("worker %d" % uwsgi.worker_id())

@@ -31,6 +31,10 @@ DEFAULTS = {
     # Log lines written per database batch, and the batch's byte bound.
     "LOG_BATCH_LINES": 1000,
     "LOG_BATCH_BYTES": 512 * 1024,
+    # Level from which the run captures the logging records of loggers whose
+    # level comes from the root logger (a name such as "INFO", or a number);
+    # loggers with a level of their own keep it (taskmanager.logcapture).
+    "LOG_LEVEL": "INFO",
     # Seconds between two flushes of pending log lines while a command runs.
     "LOG_FLUSH_SECONDS": 0.5,
     # Seconds between two checks of the database for a stop request.

@@ -2,11 +2,10 @@
 
 from django import forms
 from django.db import transaction
-from django.utils import timezone
-from django.utils.formats import localize
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
-from . import arguments, dbclock, policy, schedule
+from . import arguments, datetimes, dbclock, policy, schedule
 from .conf import DEFAULT_QUEUE, app_settings, use_tz_problem
 from .models import Command, Task
 
@@ -23,6 +22,32 @@ RUN_FIELDS = (
 )
 #: The schedule's fields (part of RUN_FIELDS: when a task runs is part of what it runs).
 SCHEDULE_FIELDS = ("scheduling", "repetition_period", "repetition_rate")
+
+
+def arguments_error(command, text: str) -> str | None:
+    """Why ``text`` may not be the arguments of a run of ``command``, or None.
+
+    The one check of a task's save and of Run now with other arguments: the
+    size and the syntax, then the locked arguments (approved strings only)
+    and the command's own parser. ``command`` None (its rights were refused
+    already: nothing of it is loaded) checks the size and syntax only.
+    """
+    try:
+        arguments.check_size(text, [])  # before splitting: a huge text is slow to split too
+        argv = arguments.parse_arguments(text)
+        arguments.check_size(None, argv)
+    except arguments.ArgumentsError as exc:
+        return str(exc)
+    if command is None:
+        return None
+    reason = policy.arguments_refusal(command, argv)
+    if reason:
+        return reason
+    try:
+        arguments.validate_arguments(command.app_name, command.name, argv)
+    except arguments.ArgumentsError as exc:
+        return str(exc)
+    return None
 
 
 class TaskForm(forms.ModelForm):
@@ -50,6 +75,10 @@ class TaskForm(forms.ModelForm):
             "repetition_period",
             "repetition_rate",
         ]
+        # One line of arguments: a two-row box as wide as the admin's long
+        # fields (Django's default is ten rows), still a textarea so a long
+        # string wraps into view (issue 16, item 11).
+        widgets = {"arguments": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField tm-arguments"})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,23 +142,9 @@ class TaskForm(forms.ModelForm):
             if reason:
                 self.add_error("command", reason)
                 rights_ok = False
-        text = cleaned.get("arguments", "")
-        try:
-            arguments.check_size(text, [])  # before splitting: a huge text is slow to split too
-            argv = arguments.parse_arguments(text)
-            arguments.check_size(None, argv)
-        except arguments.ArgumentsError as exc:
-            self.add_error("arguments", str(exc))
-            argv = None
-        if rights_ok and argv is not None:
-            reason = policy.arguments_refusal(command, argv)
-            if reason:
-                self.add_error("arguments", reason)
-            else:
-                try:
-                    arguments.validate_arguments(command.app_name, command.name, argv)
-                except arguments.ArgumentsError as exc:
-                    self.add_error("arguments", str(exc))
+        error = arguments_error(command if rights_ok else None, cleaned.get("arguments", ""))
+        if error:
+            self.add_error("arguments", error)
         problem = use_tz_problem()
         if problem:
             self.add_error(None, problem)
@@ -169,11 +184,7 @@ class TaskForm(forms.ModelForm):
             return True
         current = Task.objects.select_related("definition_changed_by", "command").get(pk=self.instance.pk)
         who = current.definition_changed_by.get_username() if current.definition_changed_by else _("someone")
-        when = (
-            localize(timezone.localtime(current.definition_changed_at))
-            if current.definition_changed_at
-            else ""
-        )
+        when = datetimes.format_datetime(current.definition_changed_at, empty="")
         self.add_error(
             None,
             _(
@@ -199,7 +210,7 @@ class TaskForm(forms.ModelForm):
             if now != mine and not (now in (None, "") and mine in (None, "")):
                 label = self.fields[name].label or name
                 if hasattr(now, "tzinfo") and now is not None:
-                    now = localize(timezone.localtime(now))
+                    now = datetimes.format_datetime(now)
                 shown.append("%s = %s" % (label, "-" if now in (None, "") else now))
         return "; ".join(shown) or _("the same values as your input")
 
@@ -221,3 +232,33 @@ class TaskForm(forms.ModelForm):
                     "This schedule has no run after the first one before the year 9999: choose an earlier first run."
                 ),
             )
+
+
+class OtherArgumentsForm(forms.Form):
+    """Run now with other arguments: the one-off arguments, checked as a save checks a task's.
+
+    ``task`` is the task to run; ``version`` the definition version the
+    page showed (a run from an older page is refused, as Run now's).
+    """
+
+    arguments = forms.CharField(
+        label=_lazy("arguments"),
+        required=False,
+        widget=forms.TextInput(attrs={"class": "vLargeTextField tm-arguments", "autofocus": True}),
+        help_text=_lazy(
+            "For this run only: the task keeps its own arguments. The same syntax as the task's arguments."
+        ),
+    )
+    version = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+
+    def __init__(self, *args, task, **kwargs):
+        self.task = task
+        super().__init__(*args, **kwargs)
+
+    def clean_arguments(self) -> str:
+        text = self.cleaned_data.get("arguments", "")
+        # A blocked or inactive command: its parser is not even loaded.
+        error = policy.command_refusal(self.task.command) or arguments_error(self.task.command, text)
+        if error:
+            raise forms.ValidationError(error)
+        return text

@@ -10,7 +10,9 @@ spooler process (see :mod:`taskmanager.runner`):
   ``[unix_time_us, level, stream, text]`` (time in integer microseconds),
   for what has a known level: the
   command's ``self.stdout`` / ``self.stderr`` (:class:`CommandOutput`) and
-  every ``logging`` record (:func:`install_logging_capture`). Streams whose
+  the ``logging`` records (:func:`install_logging_capture`: loggers whose
+  level comes from the root logger from ``TASKMANAGER_LOG_LEVEL``, others from
+  their own level). Streams whose
   name starts with ``_`` are messages to the supervisor (the run's outcome,
   progress), never log lines.
 
@@ -426,8 +428,42 @@ class CommandOutput(io.TextIOBase):
 
 
 # -- logging --------------------------------------------------------------------
-def install_logging_capture(writer: RecordWriter) -> None:
-    """Send every logging record to ``writer`` once; silence console handlers.
+def capture_level(value) -> int | None:
+    """Return the level ``value`` names (``TASKMANAGER_LOG_LEVEL``), or None if it names none.
+
+    A level name of :mod:`logging` (``"INFO"``, any case, or one the project
+    registered with ``logging.addLevelName``) or a number of at least 0.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str):
+        return logging.getLevelNamesMapping().get(value.strip().upper())
+    return None
+
+
+def inherits_root_level(logger: logging.Logger) -> bool:
+    """Whether ``logger``'s level comes from the root logger (it and its ancestors have none)."""
+    while logger.level == logging.NOTSET and logger.parent is not None:
+        logger = logger.parent
+    return logger is logging.root
+
+
+def install_logging_capture(writer: RecordWriter, level: int = INFO) -> None:
+    """Send logging records to ``writer`` once; keep the project's handlers as they were.
+
+    Loggers whose level comes from the root logger (a module's
+    ``getLogger(__name__)`` in a project without ``LOGGING``, where the root
+    stays at WARNING) are captured from ``level`` (``TASKMANAGER_LOG_LEVEL``):
+    their effective level becomes the lower of the root's and ``level``. A
+    logger with a level of its own, or below an ancestor with one, keeps it
+    and is captured from it. The records this lets through that the
+    project's level would have refused reach no handler, only the capture:
+    every handler receives exactly the records it received before, and the
+    root logger's level stays what the project set (read live, so a command
+    that changes it is obeyed). A filter on the logger itself sees them too,
+    and decides whether they are captured, as for any record.
 
     ``Logger.callHandlers`` runs once per record, on the logger the record
     was logged to, after that logger's level, ``disabled`` flag and filters
@@ -439,26 +475,42 @@ def install_logging_capture(writer: RecordWriter) -> None:
     run. Only for the forked child, which exits after the command.
     """
     formatter = logging.Formatter()
+    original_effective_level = logging.Logger.getEffectiveLevel
     original_call_handlers = logging.Logger.callHandlers
 
+    def effective_level(self):
+        if inherits_root_level(self):
+            return min(logging.root.level, level)
+        return original_effective_level(self)
+
     def call_handlers(self, record):
-        try:
-            text = record.getMessage()
-            if record.exc_info:
-                text += "\n" + formatter.formatException(record.exc_info)
-            elif record.exc_text:
-                text += "\n" + record.exc_text
-            if record.stack_info:
-                text += "\n" + formatter.formatStack(record.stack_info)
-            if _MARK_PREFIX in text:
-                text = _MARK_RE.sub("", text)
-            for piece in split_long(text):
-                writer.write(record.levelno, LOGGING, piece)
-        except Exception:  # noqa: BLE001, S110 - logging must never break the command
-            pass
+        levelno = record.levelno
+        # Only a record below one of the two thresholds needs its logger's lineage.
+        inherits = (levelno < level or levelno < logging.root.level) and inherits_root_level(self)
+        if not (inherits and levelno < level):
+            try:
+                text = record.getMessage()
+                if record.exc_info:
+                    text += "\n" + formatter.formatException(record.exc_info)
+                elif record.exc_text:
+                    text += "\n" + record.exc_text
+                if record.stack_info:
+                    text += "\n" + formatter.formatStack(record.stack_info)
+                if _MARK_PREFIX in text:
+                    text = _MARK_RE.sub("", text)
+                for piece in split_long(text):
+                    writer.write(levelno, LOGGING, piece)
+            except Exception:  # noqa: BLE001, S110 - logging must never break the command
+                pass
+        if inherits and levelno < logging.root.level:
+            return None  # the project's level refuses it: for the capture only
         return original_call_handlers(self, record)
 
+    logging.Logger.getEffectiveLevel = effective_level
     logging.Logger.callHandlers = call_handlers
+    # Setting a level empties every logger's cache of isEnabledFor answers,
+    # filled by the spooler process before the fork with the old levels.
+    logging.root.setLevel(logging.root.level)
 
     original_emit = logging.StreamHandler.emit
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from . import dbclock, logcapture, schedule, spoolfiles
+from . import datetimes, dbclock, logcapture, schedule, spoolfiles
 from .conf import app_settings
 
 
@@ -304,6 +304,11 @@ class Task(models.Model):
     # a few seconds with no entry (recovery/runnow.py); another node takes it
     # once it is older than the take-over grace (recovery/takeover.py).
     run_now_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The one-off arguments of the queued "run now" (Run now with other
+    # arguments), written with its token, cleared with it (claim, Stop); None: the run
+    # uses the task's own arguments ("" is a run with no arguments). The
+    # task's own ``arguments`` never change for it.
+    run_now_arguments = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001 - None vs ""
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -376,6 +381,12 @@ class Task(models.Model):
         """Whether a run of the task waits in a spool entry (see :meth:`TaskQuerySet.queued`)."""
         return self.status in Task.PENDING or (self.status == Task.Status.STARTED and bool(self.run_token))
 
+    def arguments_for(self, trigger: str) -> str:
+        """The argument string a run of ``trigger`` uses: a queued Run now's one-off arguments, else the task's."""
+        if trigger == Report.Trigger.RUN_NOW and self.run_now_arguments is not None:
+            return self.run_now_arguments
+        return self.arguments
+
     @staticmethod
     def end_status():
         """Return the expression of a task's status when its run ends (one UPDATE).
@@ -447,8 +458,12 @@ class Report(models.Model):
     defined_by_name = models.CharField(_("defined by (username)"), max_length=150, blank=True)
     definition_version = models.PositiveIntegerField(_("definition version"), null=True, blank=True)
     command_line = models.TextField(_("command line"), blank=True)
+    # The one-off arguments of a "run now" with other arguments (the task's
+    # run_now_arguments at the claim, redacted like the command line); None:
+    # the run used the task's own arguments.
+    arguments_override = models.TextField(_("one-off arguments"), null=True, blank=True)  # noqa: DJ001 - None vs ""
     host = models.CharField(_("host"), max_length=255, blank=True)
-    pid = models.IntegerField(_("pid"), null=True, blank=True)
+    pid = models.IntegerField(_("PID"), null=True, blank=True)
     # Supervisor (spooler process) identity, for recovery after a crash. Start
     # times are Linux clock ticks since boot (/proc/<pid>/stat field 22): with
     # the pid they tell a live process from a later one that reused its pid.
@@ -487,8 +502,7 @@ class Report(models.Model):
         indexes = [models.Index(fields=["task", "-invocation_datetime"], name="taskmanager_report_task")]
 
     def __str__(self):
-        when = timezone.localtime(self.invocation_datetime).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{self.task} @ {when}"
+        return f"{self.task} @ {datetimes.format_datetime(self.invocation_datetime)}"
 
     @property
     def is_running(self) -> bool:

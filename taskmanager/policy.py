@@ -46,6 +46,8 @@ from .conf import app_settings
 from .models import Command, Report
 
 RUN_PERMISSION = "taskmanager.run_task"
+#: Needed, with the right to run its command, to change what a task runs (its arguments too).
+CHANGE_PERMISSION = "taskmanager.change_task"
 #: The app itself: its own commands are neither the project's nor third-party ones.
 SELF = "taskmanager"
 #: (app, command) never runnable as a task: respool_tasks re-spools and adopts
@@ -225,6 +227,23 @@ def user_refusal(user, command) -> str | None:
     return None
 
 
+def other_arguments_refusal(user, task) -> str | None:
+    """Why ``user`` may not run ``task`` once with arguments of their own (Run now with other arguments), or None.
+
+    Choosing the arguments of a run is changing what it runs: it needs the
+    rights of an edit of the task's arguments, ``change_task`` and the right
+    to run its command. The arguments themselves are checked as a saved
+    task's are (:func:`arguments_refusal`: a locked command takes only its
+    approved strings).
+    """
+    reason = user_refusal(user, task.command)
+    if reason:
+        return reason
+    if not user.is_superuser and not user.has_perm(CHANGE_PERMISSION):
+        return _("You may not change tasks, so you may not run one with other arguments.")
+    return None
+
+
 def approved_argvs(command) -> list[tuple[str, list[str]]]:
     """The approved argument strings of ``command`` with their argv (unsplittable ones left out)."""
     found = []
@@ -287,6 +306,8 @@ def claim_refusal(task, trigger: str, argv: list[str] | None = None) -> str | No
 
     A "run now" run is checked with the rights of who pressed Run now; every
     other run (Start, the schedule) with those of who started the task. A
+    Run now with other arguments is checked with its own arguments, and its
+    author must still be allowed to choose them (:func:`other_arguments_refusal`). A
     run whose starter was deleted is refused: the username kept on the task
     tells it from a run started by the project's own code (no user at all).
     """
@@ -298,7 +319,15 @@ def claim_refusal(task, trigger: str, argv: list[str] | None = None) -> str | No
         user = task.started_by if user_id else None
     if user is None and name:
         return _("%(user)s, who started this run, no longer exists.") % {"user": name}
+    other = trigger == Report.Trigger.RUN_NOW and task.run_now_arguments is not None
+    if argv is None and other:  # one-off arguments: checked instead of the task's
+        try:
+            argv = arguments.parse_arguments(task.run_now_arguments)
+        except arguments.ArgumentsError as exc:
+            return str(exc)
     refusal = run_refusal(task, user, check_user=user is not None, argv=argv)
+    if refusal is None and other and user is not None:
+        refusal = other_arguments_refusal(user, task)
     if refusal is None and trigger != Report.Trigger.RUN_NOW:
         refusal = _definer_refusal(task, user_id)
     return refusal

@@ -80,6 +80,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from . import datetimes
+
 __all__ = [
     "MAX_RATE",
     "PERIODS",
@@ -91,6 +93,7 @@ __all__ = [
     "next_slot",
     "preview",
     "project_tz",
+    "repeats",
     "slot",
     "upcoming",
     "validate",
@@ -480,24 +483,31 @@ def upcoming(
 
 
 def _format_local(value: datetime, tz: tzinfo) -> str:
-    local = value.astimezone(tz)
-    if local.second or local.microsecond:
-        return local.strftime("%Y-%m-%d %H:%M:%S")
-    return local.strftime("%Y-%m-%d %H:%M")
+    return datetimes.format_datetime(value, tz)
+
+
+def repeats(period: str | None, rate: int | None) -> str:
+    """Return how often a task runs: "every 2 hours", ... or "once" (translated).
+
+    :raises ScheduleError: for an invalid period/rate (see :func:`is_periodic`).
+    """
+    if not is_periodic(period, rate):
+        return _("once")
+    return _every(_normalize_period(period), rate)
 
 
 def describe(anchor: datetime | None, period: str | None, rate: int | None, tz: tzinfo) -> str:
     """A plain-language summary of the schedule, for the admin (translated).
 
-    Times are shown in local time in ``tz`` as ``YYYY-MM-DD HH:MM`` (with
-    ``:SS`` added only when the seconds are not zero).  Examples::
+    Times are shown in local time in ``tz`` in the app's one format
+    (:func:`taskmanager.datetimes.format_datetime`).  Examples (English)::
 
         "once, as soon as started"
-        "once at 2026-12-01 09:00"
-        "every day from 2026-12-01 09:00"
-        "every 2 hours from 2026-12-01 09:00"
+        "once at 2026-12-01 09:00:00"
+        "every day from 2026-12-01 09:00:00"
+        "every 2 hours from 2026-12-01 09:00:00"
         "every 3 months, starting when started"
-        "every month from 2026-01-31 09:00 (on the last day of shorter months)"
+        "every month from 2026-01-31 09:00:00 (on the last day of shorter months)"
 
     :returns: a ``str`` in the active language.
     :raises ScheduleError: for an invalid period/rate or a naive anchor.

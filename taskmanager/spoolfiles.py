@@ -42,8 +42,10 @@ _MODIFIER1 = 17
 DISCARD_MARGIN_SECONDS = 5
 _MAX_PACKET = 0xFFFF
 #: The version of the entries this code writes, and the newest it runs (issue 15,
-#: rolling deploys): an entry without a version is version 1.
-PAYLOAD_VERSION = 1
+#: rolling deploys): an entry without a version is version 1. 2: a queued Run now
+#: may carry one-off arguments in its row (Task.run_now_arguments), which a node
+#: of version 1 would not see, running the task's own.
+PAYLOAD_VERSION = 2
 #: The subdirectory of a spool directory where entries of a newer version wait
 #: for a node that knows it (not numeric: numeric ones are scanned as priorities).
 NEWER_DIRNAME = "newer"

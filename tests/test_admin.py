@@ -118,25 +118,22 @@ def test_commands_come_from_collect_commands_only(server, admin_http, commands):
     assert (command.name, command.app_name, command.active) == ("tm_required", "tests.testapp", False)
 
 
-def test_a_message_ending_with_a_date_has_one_full_stop(server, admin_http, commands):
-    """The localized time ends with a full stop ("3:39 a.m."): the message adds none after it."""
-    from django.utils import formats, translation
-
+def test_a_message_shows_the_name_as_typed_and_the_date_to_the_second(server, admin_http, commands):
+    """The name keeps its small letter (the admin capitalises a message's first letter: the name is
+    quoted), and the time is the app's one format, with seconds (issue 16, items 8 and 11)."""
     day = timezone.localtime() + timedelta(days=2)
     task = add_task(
-        admin_http, commands, "dated", "tm_ok", scheduling_0=day.strftime("%Y-%m-%d"), scheduling_1="03:39:00"
+        admin_http, commands, "dated", "tm_ok", scheduling_0=day.strftime("%Y-%m-%d"), scheduling_1="03:39:07"
     )
     texts = []
     for _press in range(2):
         resp = admin_http.post(TASK_URL + "%d/start/" % task.pk)
         texts += re.findall(r'<ul class="messagelist">\s*<li class="\w+">(.*?)</li>', resp.text, re.S)
     task.refresh_from_db()
-    with translation.override("en"):
-        when = formats.localize(timezone.localtime(task.next_datetime))
-    assert when.endswith("3:39 a.m.")
+    when = "%s 03:39:07" % day.strftime("%Y-%m-%d")
     assert [html.unescape(t) for t in texts] == [
-        "Dated is scheduled: next run %s" % when,
-        "Dated is already scheduled: next run %s" % when,
+        "“dated” is scheduled: next run %s" % when,
+        "“dated” is already scheduled: next run %s" % when,
     ]
     # A cancelled entry stays in the spool directory until its time: remove
     # it, so that the session's spool directory holds no entry for later tests.

@@ -60,7 +60,7 @@ def test_buttons_edits_and_deletions_of_a_task_are_audited(server, admin_http, s
     finished_reports(task, 2)
     assert len(entries(action="run now")) == 1
     # A refused button records nothing.
-    assert "is not running nor scheduled" in shown_messages(press(admin_http, task, "stop"))
+    assert "is neither running nor scheduled" in shown_messages(press(admin_http, task, "stop"))
     assert entries(action="stop") == []
 
     # An edit: the values before and after, the new definition version.

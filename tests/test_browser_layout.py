@@ -39,6 +39,9 @@ def test_task_list_fits_with_the_sidebar_open(playwright_api, static_server, sup
             last_datetime=now - timedelta(hours=hours),
             last_duration=timedelta(seconds=seconds),
             next_datetime=now + timedelta(days=1) if status in ("SPOOLED", "SCHEDULED") else None,
+            # A periodic task shows its repetition under its next run.
+            repetition_period="minute" if "every 2 minutes" in name else "",
+            repetition_rate=2 if "every 2 minutes" in name else None,
         )
     Report.objects.create(
         task=Task.objects.get(name="Rebuild the search index"),

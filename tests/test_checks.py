@@ -233,41 +233,49 @@ def test_spooler_import_given_as_a_file(tmp_path):
 # -- real uWSGI instances started with bad configurations ---------------------------------
 
 LINE_RE = re.compile(r"^(taskmanager\.[EW]\d{3}) \((worker \d+|spooler pid \d+)\): ", re.M)
+#: The one line worker 1 writes to the uWSGI log once it ran the checks.
+SUMMARY_RE = re.compile(r"^taskmanager: system checks ran at uWSGI start \(worker 1\): (.*)$", re.M)
+#: How the summary ends where the tests run: W014 (uWSGI as root) is silenced by tests/settings.py.
+SILENCED_HERE = " (1 silenced)." if os.geteuid() == 0 else "."
 
 
 def start_and_collect(uwsgi_node, spooler_logs=True, **kwargs) -> tuple[UwsgiServer, dict]:
     """Start a uWSGI node; return it and {check id: set of kinds of process that logged it}.
 
-    Waits until worker 1 has logged its checks (and one spooler, if
-    ``spooler_logs`` and the node has spoolers).
+    Waits until worker 1 has written its summary line (and, when it found
+    problems, until a spooler logged its own, if ``spooler_logs`` and the
+    node has spoolers). The summary must name the ids found.
     """
     instance = uwsgi_node(login=False, **kwargs)
     needs_spooler = spooler_logs and instance.has_spooler
 
     def logged():
         text = instance.log()
-        where = {w for _id, w in LINE_RE.findall(text)} | set(
-            re.findall(r"found no problem \((worker \d+|spooler pid \d+)\)", text)
-        )
-        if "worker 1" not in where:
-            return None
-        if needs_spooler and not any(w.startswith("spooler") for w in where):
+        summary = SUMMARY_RE.search(text)
+        if summary is None:
             return None
         found = {}
         for check_id, who in LINE_RE.findall(text):
             found.setdefault(check_id, set()).add(who.split()[0])
-        return found or {"none": set()}
+        if found and needs_spooler and not any("spooler" in who for who in found.values()):
+            return None
+        return found or {"none": set()}, summary.group(1)
 
     try:
-        found = wait_for(logged, timeout=60, message="the uWSGI checks in the log")
+        found, summary = wait_for(logged, timeout=60, message="the uWSGI checks in the log")
     except AssertionError:
         raise AssertionError(instance.log()[-5000:]) from None
+    named = set(re.findall(r"taskmanager\.[EW]\d{3}", summary))
+    assert named == set(found) - {"none"}, summary
     return instance, found
 
 
-def test_test_server_configuration_passes(uwsgi_node):
-    instance, found = start_and_collect(uwsgi_node)
+def test_test_server_configuration_passes_with_djangos_default_logging(uwsgi_node):
+    """No LOGGING (root at WARNING): worker 1 still says, in one line, that the checks ran and passed."""
+    instance, found = start_and_collect(uwsgi_node, settings={"LOGGING": {}})
     assert found == {"none": set()}, instance.log()
+    assert SUMMARY_RE.findall(instance.log()) == ["no problem found" + SILENCED_HERE]
+    assert instance.log().count("taskmanager: system checks") == 1
 
 
 def test_weak_spooler_options_are_logged_by_worker_and_spooler(uwsgi_node):
@@ -313,7 +321,7 @@ def test_no_master_is_logged(uwsgi_node):
 def test_problems_reach_the_uwsgi_log_with_djangos_default_logging(uwsgi_node):
     """No LOGGING setting: Python prints the warnings to stderr, which uWSGI writes to its log.
 
-    (The "found no problem" line is INFO: it needs a LOGGING that shows it.)
+    The summary line is written to the uWSGI log directly, once, by worker 1.
     """
     instance = uwsgi_node({"LOGGING": {}}, login=False, spooler_processes=1)
     line = re.compile(r"^taskmanager\.W011 \(worker 1\): uWSGI runs a single spooler process.*HINT: ", re.M)
@@ -321,15 +329,45 @@ def test_problems_reach_the_uwsgi_log_with_djangos_default_logging(uwsgi_node):
     wait_for(
         lambda: "taskmanager.W011 (spooler pid" in instance.log(), timeout=60, message="the spooler's W011"
     )
-    assert "found no problem" not in instance.log()
+    wait_for(lambda: SUMMARY_RE.search(instance.log()), timeout=60, message="the summary line")
+    assert SUMMARY_RE.findall(instance.log()) == [
+        "1 warning: taskmanager.W011 (each logged with its hint)" + SILENCED_HERE
+    ]
+
+
+def test_settings_problems_are_in_the_start_line(uwsgi_node):
+    """Worker 1 runs the settings checks too: a value uWSGI would otherwise never report."""
+    instance, found = start_and_collect(
+        uwsgi_node, settings={"LOGGING": {}, "TASKMANAGER_LOG_LEVEL": "VERBOSE"}, spooler_logs=False
+    )
+    assert found == {"taskmanager.E001": {"worker"}}, instance.log()
+    assert SUMMARY_RE.findall(instance.log()) == [
+        "1 error: taskmanager.E001 (each logged with its hint)" + SILENCED_HERE
+    ]
+    assert "taskmanager.E001 (worker 1): TASKMANAGER_LOG_LEVEL is 'VERBOSE'" in instance.log()
 
 
 def test_lazy_apps_with_spooler_import_runs_tasks_checks(uwsgi_node):
-    """With lazy-apps and a correct spooler-import, the spoolers load Django and log their checks."""
+    """With lazy-apps and a correct spooler-import, the spoolers load Django and run their checks.
+
+    A spooler that finds no problem says so at DEBUG, which this node's LOGGING shows.
+    """
+    debug = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"console": {"class": "logging.StreamHandler"}},
+        "root": {"handlers": ["console"], "level": "INFO"},
+        "loggers": {"taskmanager.checks": {"level": "DEBUG"}},
+    }
     instance, found = start_and_collect(
-        uwsgi_node, extra_args=["--lazy-apps", "--spooler-import", "tests.wsgi"]
+        uwsgi_node, settings={"LOGGING": debug}, extra_args=["--lazy-apps", "--spooler-import", "tests.wsgi"]
     )
     assert found == {"none": set()}, instance.log()
+    wait_for(
+        lambda: "the uWSGI checks found no problem (spooler pid" in instance.log(),
+        timeout=60,
+        message="the spoolers' checks",
+    )
 
 
 # -- the admin banner ------------------------------------------------------------------

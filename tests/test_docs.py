@@ -14,6 +14,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from taskmanager import checks
+
 from .support.rst import code_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,34 @@ def test_installation_guide_shows_the_readme_uwsgi_ini():
     # Complete: an application, a socket, the static files, the spooler.
     for option in ("module", "http-socket", "master", "static-map", "spooler", "spooler-chdir"):
         assert re.search(r"^%s = " % option, readme, re.M), option
+
+
+INSTALL_PAGES = [ROOT / "README.rst", *sorted((ROOT / "docs").glob("*.rst"))]
+
+
+def test_install_commands_install_a_clone_or_a_wheel_not_a_name_from_pypi():
+    # The distribution is not published (issue 16): a bare
+    # "pip install django-spooler-taskmanager" finds nothing.
+    for page in INSTALL_PAGES:
+        for line in page.read_text().splitlines():
+            command = line.strip().strip("`").removeprefix("$ ").strip()
+            if command.startswith("pip install") and "django-spooler-taskmanager" in command:
+                raise AssertionError("%s installs by name from PyPI: %s" % (page.name, line))
+    for page in (ROOT / "README.rst", ROOT / "docs" / "installation.rst"):
+        text = " ".join(page.read_text().split())
+        assert "not on PyPI yet" in text, page
+        assert "pip install /path/to/the/clone" in text and "respool_tasks" in text, page
+
+
+def test_the_healthy_start_line_the_install_steps_quote_is_the_one_uwsgi_logs():
+    # The line that tells a user the checks passed (README step 4 and the
+    # installation guide) is quoted as taskmanager/checks.py writes it.
+    healthy = checks.start_summary([], "worker 1")
+    for page in (ROOT / "README.rst", ROOT / "docs" / "installation.rst"):
+        text = " ".join(page.read_text().split())
+        quoted = re.findall(r"``(taskmanager: [^`]*\(worker 1\)[^`]*)``", text)
+        assert quoted, "%s does not quote the healthy start line" % page.name
+        assert set(quoted) == {healthy}, (page.name, quoted)
 
 
 @pytest.fixture

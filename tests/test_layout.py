@@ -19,6 +19,7 @@ PACKAGE = ROOT / "taskmanager"
 PURE = {
     "taskmanager.arguments",
     "taskmanager.conf",
+    "taskmanager.datetimes",
     "taskmanager.fencing",
     "taskmanager.logcapture",
     "taskmanager.processes",
@@ -33,6 +34,7 @@ PURE = {
 ADMIN = {
     "taskmanager.actions",
     "taskmanager.admin",
+    "taskmanager.admin_runwith",
     "taskmanager.admin_schedule",
     "taskmanager.display",
     "taskmanager.forms",

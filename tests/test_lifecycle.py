@@ -208,8 +208,12 @@ def test_exited_orphans_are_reaped_while_the_run_goes_on(server, admin_http, com
 @pytest.mark.db_sensitive
 @pytest.mark.parametrize("setsid", [False, True], ids=["in-group", "setsid"])
 def test_spooler_killed_mid_run_is_recovered(uwsgi_node, commands, setsid, webhook):
+    # A host name of its own, as in test_notifications: the session's shared server (no webhook)
+    # must not judge this run by its pid and close it first.
     instance = uwsgi_node(
-        spooler_processes=1, settings={"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url + "/hook"}
+        spooler_processes=1,
+        settings={"TASKMANAGER_NOTIFY_WEBHOOK_URL": webhook.url + "/hook"},
+        env={"TM_TEST_HOSTNAME": "killed-spooler.invalid"},
     )
     client = instance.admin
     arguments = "--count 1, --linger 120" + (", --setsid" if setsid else "")
@@ -644,7 +648,7 @@ def _killed_database_connections_do_not_break_runs(uwsgi_node, commands, max_age
 STATE_TABLE = {
     # (status before, button): (message fragment, what follows)
     ("IDLE", "start"): ("was started", "a run, then IDLE"),
-    ("IDLE", "stop"): ("is not running nor scheduled", "IDLE"),
+    ("IDLE", "stop"): ("is neither running nor scheduled", "IDLE"),
     ("IDLE", "run-now"): ("will run now", "a run, then IDLE"),
     ("SCHEDULED", "start"): ("is already scheduled: next run", "SCHEDULED"),
     ("SCHEDULED", "stop"): ("its pending run is cancelled", "IDLE"),

@@ -235,6 +235,6 @@ def test_an_edit_the_starter_may_not_run_stops_the_schedule(server, admin_http, 
     )
     assert "/change/" not in resp.url, form_errors(resp)
     message = shown_messages(resp)
-    assert "Alices is stopped: alice, who started it, may not run it as it is now" in message, message
+    assert "“alices” is stopped: alice, who started it, may not run it as it is now" in message, message
     task = Task.objects.get(pk=task.pk)
     assert (task.status, task.run_token, task.started_by.username) == ("IDLE", "", "alice")

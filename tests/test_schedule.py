@@ -646,18 +646,18 @@ def test_upcoming_stops_at_year_9999():
     [
         (None, None, None, "once, as soon as started"),
         (None, "", None, "once, as soon as started"),
-        (u(2026, 12, 1, 8, 0), None, None, "once at 2026-12-01 09:00"),
-        (u(2026, 12, 1, 8, 0), "hour", 2, "every 2 hours from 2026-12-01 09:00"),
-        (u(2026, 12, 1, 8, 0), "day", 1, "every day from 2026-12-01 09:00"),
-        (u(2026, 12, 1, 8, 0), "minute", 1, "every minute from 2026-12-01 09:00"),
-        (u(2026, 12, 1, 8, 0), "minute", 30, "every 30 minutes from 2026-12-01 09:00"),
-        (u(2026, 7, 1, 7, 0), "day", 3, "every 3 days from 2026-07-01 09:00"),
-        (u(2026, 7, 15, 7, 0), "month", 1, "every month from 2026-07-15 09:00"),
+        (u(2026, 12, 1, 8, 0), None, None, "once at 2026-12-01 09:00:00"),
+        (u(2026, 12, 1, 8, 0), "hour", 2, "every 2 hours from 2026-12-01 09:00:00"),
+        (u(2026, 12, 1, 8, 0), "day", 1, "every day from 2026-12-01 09:00:00"),
+        (u(2026, 12, 1, 8, 0), "minute", 1, "every minute from 2026-12-01 09:00:00"),
+        (u(2026, 12, 1, 8, 0), "minute", 30, "every 30 minutes from 2026-12-01 09:00:00"),
+        (u(2026, 7, 1, 7, 0), "day", 3, "every 3 days from 2026-07-01 09:00:00"),
+        (u(2026, 7, 15, 7, 0), "month", 1, "every month from 2026-07-15 09:00:00"),
         (
             u(2026, 1, 31, 8, 0),
             "month",
             3,
-            "every 3 months from 2026-01-31 09:00 (on the last day of shorter months)",
+            "every 3 months from 2026-01-31 09:00:00 (on the last day of shorter months)",
         ),
         (u(2026, 5, 4, 8, 59, 50), "hour", 1, "every hour from 2026-05-04 10:59:50"),
         (None, "day", 1, "every day, starting when started"),
@@ -669,8 +669,8 @@ def test_describe(anchor, period, rate, expected):
 
 
 def test_describe_uses_given_tz():
-    assert describe(u(2026, 12, 1, 8, 0), "day", 1, UTC) == "every day from 2026-12-01 08:00"
-    assert describe(u(2026, 12, 1, 8, 0), "day", 1, NEW_YORK) == "every day from 2026-12-01 03:00"
+    assert describe(u(2026, 12, 1, 8, 0), "day", 1, UTC) == "every day from 2026-12-01 08:00:00"
+    assert describe(u(2026, 12, 1, 8, 0), "day", 1, NEW_YORK) == "every day from 2026-12-01 03:00:00"
 
 
 def test_describe_rejects_invalid_settings():

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.utils import formats, timezone
+from django.utils import timezone
 
-from taskmanager import schedule, spoolfiles
+from taskmanager import datetimes, schedule, spoolfiles
 from taskmanager.models import Report, SpoolerHeartbeat, Task
 
 from .support.admin import TASK_URL, add_task, bulk_action, edit_task, press, task_form
@@ -201,7 +201,7 @@ def test_edit_replaces_the_spool_entry(server, admin_http, commands):
     entry = spoolfiles.read(task.spooler_id)
     assert (entry["token"], entry["at"]) == (task.run_token, at_of(later))
     page = admin_http.get(TASK_URL + "%d/change/" % task.pk)
-    shown = formats.localize(timezone.localtime(later))
+    shown = datetimes.format_datetime(later)
     assert html.escape(shown) in page.text or shown in page.text
     assert 'datetime="%s"' % later.isoformat() in page.text  # first run of the preview
 
@@ -381,10 +381,10 @@ def test_preview_endpoint_lists_next_runs_with_dst_marked(server, admin_http, co
     assert resp.status == 200, resp.text[:500]
     data = json.loads(resp.text)
     assert data["ok"] and data["timezone"] == settings.TIME_ZONE
-    assert data["summary"] == "every day from %s 09:00" % eve.strftime("%Y-%m-%d")
+    assert data["summary"] == "every day from %s 09:00:00" % eve.strftime("%Y-%m-%d")
     runs = data["runs"]
     assert len(runs) == 5
-    assert all(r["local"].endswith("09:00") for r in runs)
+    assert all(r["local"].endswith("09:00:00") for r in runs)
     assert [r["zone"] for r in runs[:2]] == ["CET", "CEST"]
     assert [r["dst_change"] for r in runs] == [False, True, False, False, False]
     assert runs[0]["at"] == "%sT08:00:00+00:00" % eve.strftime("%Y-%m-%d")
@@ -397,7 +397,7 @@ def test_preview_endpoint_lists_next_runs_with_dst_marked(server, admin_http, co
         % eve.strftime("%Y-%m-%d")
     )
     gap_runs = json.loads(gap.text)["runs"]
-    assert gap_runs[1]["local"].endswith("03:30")
+    assert gap_runs[1]["local"].endswith("03:30:00")
     assert any("does not exist" in n for n in gap_runs[1]["notes"])
 
     bad = json.loads(
@@ -415,7 +415,7 @@ def test_preview_endpoint_lists_next_runs_with_dst_marked(server, admin_http, co
         **schedule_fields(timezone.make_aware(eve.replace(hour=9), project_tz()), "day", 1),
     )
     page = admin_http.get(TASK_URL + "%d/change/" % task.pk)
-    assert "Every day from %s 09:00" % eve.strftime("%Y-%m-%d") in page.text
+    assert "Every day from %s 09:00:00" % eve.strftime("%Y-%m-%d") in page.text
     assert 'datetime="%sT07:00:00+00:00"' % change_day.strftime("%Y-%m-%d") in page.text
     assert "taskmanager/schedule_preview.js" in page.text
 

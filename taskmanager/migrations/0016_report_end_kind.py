@@ -61,8 +61,10 @@ def set_end_kinds(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    # After 0017/0018, merged before this one (numbers given out in parallel for issue 16):
+    # a database that already has them applies this one on top.
     dependencies = [
-        ("taskmanager", "0015_task_payload_version"),
+        ("taskmanager", "0018_report_run_arguments"),
     ]
 
     operations = [

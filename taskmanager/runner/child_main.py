@@ -93,7 +93,7 @@ def child_main(
         # (subprocess, multiprocessing "spawn") need the interpreter.
         processes.use_python_executable()
         writer = logcapture.RecordWriter(rec_w)
-        logcapture.install_logging_capture(writer)
+        logcapture.install_logging_capture(writer, run_log_level(writer))
         progress.attach(writer)
         # Imported while the supervisor commits the claim (the admin imports
         # command modules in-process too, to check arguments); a failure is
@@ -119,6 +119,25 @@ def child_main(
         except BaseException:  # noqa: BLE001
             pass
         os._exit(code)
+
+
+def run_log_level(writer: logcapture.RecordWriter) -> int:
+    """Return the level ``TASKMANAGER_LOG_LEVEL`` names; INFO, said in the log, if it names none.
+
+    uWSGI runs no system checks (taskmanager.E001 reports the value in
+    ``manage.py check``): the run goes on, with a warning among its lines.
+    """
+    value = app_settings.LOG_LEVEL
+    level = logcapture.capture_level(value)
+    if level is None:
+        writer.write(
+            logcapture.WARNING,
+            logcapture.SYSTEM,
+            "TASKMANAGER_LOG_LEVEL is %r, which is no logging level: records are captured from INFO "
+            "(system check taskmanager.E001)." % (value,),
+        )
+        return logcapture.INFO
+    return level
 
 
 def await_release(go: int) -> str | None:

@@ -5,8 +5,7 @@ command's child first (``prefork``: it prepares itself while the claim
 commits), turns the task STARTED and inserts the Report row in one
 transaction (one durable commit), releases the child, and spools a periodic
 task's next run through the configured backend. Also here: the next slot of
-a periodic task, skipping a slot that came due during a run, the argv a task
-runs with.
+a periodic task, skipping a slot that came due during a run, the argv a run uses.
 """
 
 import logging
@@ -112,6 +111,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
         # resume_status first: MySQL/MariaDB evaluate SET assignments left to
         # right, so after "status = STARTED" F("status") would read STARTED.
         changes = {"resume_status": F("status"), "status": Task.Status.STARTED, "run_now_token": ""}
+        changes["run_now_arguments"] = None  # its one-off arguments, if any, are this run's only
         next_token, next_at = "", None
     else:
         if not token or token != task.run_token:
@@ -142,10 +142,9 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
             "payload_version": spoolfiles.PAYLOAD_VERSION,
         }
     marks = {}
-    # Checked here, where the run happens, not only where forms are shown:
-    # uWSGI serves without running system checks, rows may predate the
-    # rules, and rights change after a run was queued (policy.run_refusal).
-    argv = runnable_argv(task)
+    # Checked where the run happens: uWSGI serves without running system checks,
+    # rows may predate the rules, rights change after a run was queued (policy).
+    argv = runnable_argv(task, trigger)
     refusal = policy.claim_refusal(task, trigger, argv)
     # A refused run's report still shows what it would have run.
     command_line = arguments.command_line(task.command.name, argv) if argv is not None else ""
@@ -207,12 +206,12 @@ def _leave_to_queue(task: Task) -> None:
     )
 
 
-def runnable_argv(task: Task) -> list[str] | None:
-    """Return the argv of the task's command, or None when it cannot run (invalid arguments, inactive)."""
+def runnable_argv(task: Task, trigger: str = "") -> list[str] | None:
+    """Return the argv of the run's command (Task.arguments_for), or None when it cannot run (invalid, inactive)."""
     if not task.command.active:
         return None
     try:
-        return arguments.parse_arguments(task.arguments)
+        return arguments.parse_arguments(task.arguments_for(trigger))
     except arguments.ArgumentsError:
         return None
 
@@ -230,6 +229,7 @@ def _create_report(task: Task, trigger: str, now: datetime, command_line: str, c
         definition_version=task.version,
         invocation_datetime=now,
         command_line=command_line,
+        arguments_override=task.run_now_arguments if run_now else None,
         host=socket.gethostname(),
         supervisor_pid=os.getpid(),
         supervisor_started=_own_start_time(),

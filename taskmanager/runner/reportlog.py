@@ -1,11 +1,10 @@
 """A run's log on its way to the database: ``ReportLog``.
 
-Redacts secrets (:mod:`taskmanager.redaction`) from every line and report
-field it stores, counts the lines by level, batches LogLine rows within the
-byte bound, flushes them with the report's counters and pending changes
-(heartbeat, progress, pid) in one transaction, survives database errors
-(lines kept, then dropped and counted past a bound), notices a report that
-was deleted or closed by recovery meanwhile (:attr:`ReportLog.gone`), renews fencing's ``lease``.
+Redacts secrets (:mod:`taskmanager.redaction`) from every line and report field it stores,
+counts the lines by level, batches LogLine rows within the byte bound, flushes them with the
+report's counters and pending changes (heartbeat, progress, pid) in one transaction, survives
+database errors (lines kept, then dropped and counted past a bound), notices a report that was
+deleted or closed by recovery meanwhile (:attr:`ReportLog.gone`), renews fencing's ``lease``.
 """
 
 import logging
@@ -27,7 +26,7 @@ _DB_RETRY_SECONDS = 1.0
 #: refused for the whole batch; MySQL refuses it).
 MIN_LEVEL, MAX_LEVEL = 0, 32767
 #: Report fields holding text of the run, redacted like its lines.
-REDACTED_FIELDS = ("command_line", "end_reason", "progress_message")
+REDACTED_FIELDS = ("command_line", "arguments_override", "end_reason", "progress_message")
 #: What a value the database cannot take raises: Django's DataError, and the
 #: drivers' own OverflowError/ValueError for numbers (sqlite3: "Python int
 #: too large to convert to SQLite INTEGER"), which are no DatabaseError.
@@ -67,10 +66,11 @@ class ReportLog:
         self.repair = False
         # Built once per run: the secrets of the settings and the environment.
         self.redact, pattern_errors = redaction.redactor()
-        command_line = self.redact(report.command_line or "")
-        if command_line != (report.command_line or ""):
-            # (the claim stored it; the notice reads this object)
-            report.command_line = self.report_changes["command_line"] = command_line
+        for name in REDACTED_FIELDS[:2]:  # stored by the claim (the notice reads this object)
+            text = self.redact(getattr(report, name) or "")
+            if text != (getattr(report, name) or ""):
+                setattr(report, name, text)
+                self.report_changes[name] = text
         for error in pattern_errors:
             self.add_line(
                 logcapture.WARNING,

@@ -58,7 +58,7 @@ class Supervisor:
         child = getattr(self.report, "child", None)
         if child is None:
             try:
-                argv = arguments.parse_arguments(task.arguments)
+                argv = arguments.parse_arguments(task.arguments_for(self.report.trigger))
             except arguments.ArgumentsError as exc:
                 self.log.add_line(logcapture.ERROR, logcapture.SYSTEM, "Invalid arguments: %s" % exc)
                 return self.finish(End(EndKind.NOT_RUN, "invalid arguments"))

@@ -1,0 +1,23 @@
+import logging
+
+from django.core.management.base import BaseCommand
+
+# Module loggers, as a project's commands have them: their levels come from
+# the project's LOGGING, if any (tests/test_log_levels.py).
+inherited = logging.getLogger("testapp.loglevels")
+quiet = logging.getLogger("testapp.quiet")
+chatty = logging.getLogger("testapp.chatty")
+
+
+class Command(BaseCommand):
+    help = "Log at every level on loggers with and without a level of their own (log level tests)."
+
+    def handle(self, *args, **options):
+        inherited.debug("inherited debug")
+        inherited.info("inherited info")
+        inherited.warning("inherited warning")
+        quiet.info("quiet info")
+        quiet.warning("quiet warning")
+        chatty.debug("chatty debug")
+        logging.getLogger().info("root info")
+        self.stdout.write("done")
