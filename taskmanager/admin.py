@@ -57,9 +57,6 @@ def _is_pk(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 18
 
 
-_badge = display.badge
-
-
 class TaskManagerMedia:
     css = {"all": ["taskmanager/taskmanager.css"]}
     js = ["taskmanager/taskmanager.js"]
@@ -357,7 +354,7 @@ class TaskInline(ReadOnlyInline):
 
     @admin.display(description=_("last result"))
     def last_result_badge(self, obj):
-        return display.badge(obj.last_result, obj.get_last_result_display())
+        return display.result_badge(obj.last_result, obj.get_last_result_display(), obj.last_end_kind)
 
 
 @admin.register(TaskCategory)
@@ -396,7 +393,14 @@ class ReportColumnsMixin:
     def result_badge(self, obj):
         if obj.is_running:
             return format_html('<span class="tm-badge tm-started">{}</span>', _("running"))
-        return _badge(obj.result, obj.get_result_display())
+        return display.result_badge(obj.result, obj.get_result_display(), obj.end_kind, obj.exit_code)
+
+    @admin.display(description=_("end"), ordering="end_kind")
+    def end_display(self, obj):
+        """How the run ended, translated (the stored end reason is the tooltip)."""
+        if obj.is_running:
+            return display.EMPTY
+        return format_html('<span title="{}">{}</span>', obj.end_reason, display.end_text(obj) or display.EMPTY)
 
     @admin.display(description=_("last lines"))
     def log_tail(self, obj):
@@ -413,7 +417,7 @@ class ReportColumnsMixin:
 
 class ReportInline(ReportColumnsMixin, ReadOnlyInline):
     model = Report
-    fields = ["result_badge", "invocation_datetime_display", "end_reason", "log_tail", "log_link"]
+    fields = ["result_badge", "invocation_datetime_display", "end_display", "log_tail", "log_link"]
     readonly_fields = fields
     ordering = ["-invocation_datetime", "-pk"]
     verbose_name_plural = _("reports")
@@ -592,7 +596,7 @@ class TaskAdmin(
         return format_html(
             '<span class="tm-live-result" data-task="{}">{}</span>',
             obj.pk,
-            display.badge(obj.last_result, obj.get_last_result_display()),
+            display.result_badge(obj.last_result, obj.get_last_result_display(), obj.last_end_kind),
         )
 
     last_datetime_display = display.datetime_column(Task, "last_datetime")
@@ -835,7 +839,9 @@ class TaskAdmin(
                 "running": running,
                 "percent": display.progress.percent(run.progress_done, run.progress_total) if run else None,
                 "status_html": display.live_status(task, run),
-                "result_html": display.badge(task.last_result, task.get_last_result_display()),
+                "result_html": display.result_badge(
+                    task.last_result, task.get_last_result_display(), task.last_end_kind
+                ),
                 "cells": self.live_cells(request, task),
             }
         response = JsonResponse({"tasks": data})
@@ -918,10 +924,10 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         "task",
         "result_badge",
         "started_run",
-        "end_reason",
+        "end_display",
         "trigger",
     ]
-    list_filter = ["result", "trigger", "task__category"]
+    list_filter = ["result", "end_kind", "trigger", "task__category"]
     search_fields = ["task__name"]
     list_select_related = ["task"]
     date_hierarchy = "invocation_datetime"

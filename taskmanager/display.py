@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from . import datetimes, dbclock, progress, schedule
-from .models import Task
+from .models import EndKind, Task, end_kind_text
 
 #: What an empty value shows, as Django's admin shows one (``empty_value_display``).
 EMPTY = "-"
@@ -29,6 +29,57 @@ def badge(value: str, label) -> str:
     if not value:
         return EMPTY
     return format_html('<span class="tm-badge tm-{}">{}</span>', value.lower(), label)
+
+
+def _end_short(kind: str, exit_code) -> str:
+    """The few words of an end kind shown beside a Failed badge."""
+    if kind == EndKind.STOPPED:
+        return _("stopped")
+    return end_kind_text(kind, exit_code)
+
+
+def result_badge(result: str, label, end_kind: str = "", exit_code=None) -> str:
+    """Return a run's result badge and, for a failed run, how it ended (words under the badge).
+
+    The words say it, not the colour alone: a run a user stopped reads
+    "stopped" (and its badge is grey), a crash "crashed", and so on; the
+    full words are the tooltip (issue 16).
+    """
+    if result != Task.Result.FAILED or not end_kind:
+        return badge(result, label)
+    return format_html(
+        '<span class="tm-result tm-end-{}"><span class="tm-badge tm-failed">{}</span>'
+        '<span class="tm-end" title="{}">{}</span></span>',
+        end_kind.replace(" ", "-"),
+        label,
+        end_kind_text(end_kind, exit_code),
+        _end_short(end_kind, exit_code),
+    )
+
+
+def end_text(report) -> str:
+    """Return how a finished run ended, in words of the user's language ("" while it runs).
+
+    The kind (``Report.end_kind``) with what the stored end reason adds to it:
+    who stopped it, the exception or signal of a crash, why it was not run.
+    A report of before the kinds keeps its stored reason.
+    """
+    kind, reason = report.end_kind, report.end_reason
+    if not kind:
+        return reason
+    if kind == EndKind.STOPPED and reason.startswith("stopped by user "):
+        return _("stopped by %(user)s") % {"user": reason[len("stopped by user ") :]}
+    if kind == EndKind.CRASHED and reason:
+        return _("crashed (%(detail)s)") % {"detail": reason}
+    if kind == EndKind.NOT_RUN:
+        why = {
+            "invalid arguments": _("invalid arguments"),
+            "command inactive": _("command inactive"),
+            "not allowed": _("not allowed"),
+        }.get(reason)
+        if why:
+            return _("not run: %(why)s") % {"why": why}
+    return end_kind_text(kind, report.exit_code)
 
 
 def compact_datetime(value) -> str:
@@ -214,8 +265,8 @@ def runs_chart(runs) -> str:
     """Return an inline SVG bar chart of ``runs`` (RunHistory rows, oldest first).
 
     Bar height is the run's duration, on a linear scale up to the longest
-    run; the colour is its result. Each bar has a tooltip with the time,
-    duration and result.
+    run; the colour is its result, grey for a failed run a user stopped. Each
+    bar has a tooltip with the time, duration, result and how a failed run ended.
     """
     if not runs:
         return format_html('<p class="tm-chart-empty">{}</p>', _("No finished run yet."))
@@ -229,12 +280,20 @@ def runs_chart(runs) -> str:
         height = max(plot_h * run.duration.total_seconds() / longest, 1.5)
         x = CHART_LEFT + index * step + (step - bar_w) / 2
         y = 6 + plot_h - height
+        result = run.get_result_display()
+        ended = run.result == Task.Result.FAILED and run.end_kind
+        if ended:
+            result = "%s (%s)" % (result, end_kind_text(run.end_kind))
         tooltip = "%s · %s · %s" % (
             datetimes.format_datetime(run.started),
             format_duration(run.duration),
-            run.get_result_display(),
+            result,
         )
-        bars.append(("%.1f" % x, "%.1f" % y, "%.1f" % bar_w, "%.1f" % height, run.result.lower(), tooltip))
+        classes = "tm-run-%s%s" % (
+            run.result.lower(),
+            " tm-end-" + run.end_kind.replace(" ", "-") if ended else "",
+        )
+        bars.append(("%.1f" % x, "%.1f" % y, "%.1f" % bar_w, "%.1f" % height, classes, tooltip))
     return format_html(
         '<svg class="tm-chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{label}">'
         '<line class="tm-axis" x1="{left}" y1="6" x2="{left}" y2="{base}"></line>'
@@ -259,21 +318,22 @@ def runs_chart(runs) -> str:
         newer=_("newer"),
         bars=format_html_join(
             "",
-            '<rect class="tm-run tm-run-{4}" x="{0}" y="{1}" width="{2}" height="{3}"><title>{5}</title></rect>',
+            '<rect class="tm-run {4}" x="{0}" y="{1}" width="{2}" height="{3}"><title>{5}</title></rect>',
             bars,
         ),
     )
 
 
 def chart_legend() -> str:
-    """Return the legend of the chart's colours."""
+    """Return the legend of the chart's colours (a stopped run's grey included)."""
     return format_html(
-        '<span class="tm-chart-legend">{}</span>',
+        '<span class="tm-chart-legend">{} {}</span>',
         format_html_join(
             " ",
             '<span class="tm-badge tm-{}">{}</span>',
             ((value.lower(), label) for value, label in Task.Result.choices),
         ),
+        result_badge(Task.Result.FAILED, Task.Result.FAILED.label, EndKind.STOPPED),
     )
 
 

@@ -1,7 +1,7 @@
 """The slim run history: one small row per finished run, for the chart of last runs.
 
 Reports (with their logs) are pruned to ``TASKMANAGER_REPORTS_KEPT`` per task;
-the history keeps only start time, duration and result, so it can go back
+the history keeps only start time, duration, result and the kind of end, so it can go back
 further (``TASKMANAGER_HISTORY_KEPT`` runs per task, 100 by default).
 """
 
@@ -14,18 +14,27 @@ from .models import RunHistory, Task
 
 
 def record_run(
-    task_id: int, started: datetime, finished: datetime, result: str, *, update_task: bool = True
+    task_id: int,
+    started: datetime,
+    finished: datetime,
+    result: str,
+    *,
+    update_task: bool = True,
+    end_kind: str = "",
 ) -> None:
     """Add the history row of a finished run and drop the task's oldest beyond the limit.
 
     Also copy the duration (:func:`run_duration`) to ``Task.last_duration``
     (for the task list), unless ``update_task`` is False because the caller
     writes it in its own UPDATE of the task. ``started`` and ``finished`` are
-    aware datetimes; ``result`` is a ``Task.Result`` value. Call it inside
+    aware datetimes; ``result`` is a ``Task.Result`` value, ``end_kind`` an
+    ``EndKind`` value (how the run ended, for the chart). Call it inside
     the run's closing transaction.
     """
     duration = run_duration(started, finished)
-    RunHistory.objects.create(task_id=task_id, started=started, duration=duration, result=result)
+    RunHistory.objects.create(
+        task_id=task_id, started=started, duration=duration, result=result, end_kind=end_kind
+    )
     if update_task:
         Task.objects.filter(pk=task_id).update(last_duration=duration)
     prune_history(task_id)

@@ -39,7 +39,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from . import logstore
+from . import display, logstore
 from .logcapture import level_name
 
 #: Lines per page (and per answer of the follow endpoint).
@@ -146,7 +146,7 @@ def _status(report, following: bool = True) -> str:
         return _("The run is still going: new lines appear here as they are written.")
     return _("The run has finished (%(result)s, %(reason)s): this is the whole log.") % {
         "result": report.get_result_display() or "–",
-        "reason": report.end_reason or "–",
+        "reason": display.end_text(report) or "–",
     }
 
 

@@ -13,10 +13,39 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import datetimes, dbclock, logcapture, schedule, spoolfiles
 from .conf import app_settings
+
+
+class EndKind(models.TextChoices):
+    """How a run ended (issue 16): the structured side of the report's free-text end reason.
+
+    A run's result says whether it went well (``Task.Result``); its end kind
+    says how it ended, so that a run a user stopped does not read as a crash.
+    Every kind but ``COMPLETED`` and ``EXIT_CODE`` 0 comes with a FAILED result.
+    """
+
+    COMPLETED = "completed", _("completed")
+    STOPPED = "stopped", _("stopped by a user")
+    TIMED_OUT = "timed out", _("timed out")
+    INTERRUPTED = "interrupted", _("interrupted")
+    CRASHED = "crashed", _("crashed")
+    EXIT_CODE = "exit code", _("exit code")
+    FENCED = "fenced", _("heartbeat lost")
+    NOT_RUN = "not run", _("not run")
+
+
+def end_kind_text(kind: str, exit_code=None) -> str:
+    """Return the translated words for an end kind ("exit code 3" with its code); "" for none."""
+    if kind == EndKind.EXIT_CODE and exit_code is not None:
+        return gettext("exit code %(code)d") % {"code": exit_code}
+    try:
+        return str(EndKind(kind).label)
+    except ValueError:
+        return kind
 
 
 def new_token() -> str:
@@ -252,6 +281,10 @@ class Task(models.Model):
     last_result = models.CharField(
         _("last result"), max_length=10, choices=Result.choices, blank=True, editable=False
     )
+    # How the last run ended (EndKind), so the list tells a stopped run from a crash.
+    last_end_kind = models.CharField(
+        _("last end"), max_length=12, choices=EndKind.choices, blank=True, editable=False
+    )
     errors = models.PositiveIntegerField(_("errors"), default=0, editable=False)
     warnings = models.PositiveIntegerField(_("warnings"), default=0, editable=False)
     next_datetime = models.DateTimeField(_("next execution"), null=True, blank=True, editable=False)
@@ -382,6 +415,8 @@ class ReportQuerySet(models.QuerySet):
 class Report(models.Model):
     """One run of a task: created when the run is claimed, completed when it ends."""
 
+    EndKind = EndKind
+
     class Trigger(models.TextChoices):
         START = "start", _("start")
         SCHEDULE = "schedule", _("schedule")
@@ -393,6 +428,10 @@ class Report(models.Model):
     invocation_datetime = models.DateTimeField(_("invocation datetime"), default=timezone.now)
     finished_datetime = models.DateTimeField(_("finished datetime"), null=True, blank=True)
     end_reason = models.CharField(_("end reason"), max_length=200, blank=True)
+    # How the run ended (EndKind; "" while it runs), and the command's exit
+    # code for EXIT_CODE (None otherwise). end_reason keeps the details.
+    end_kind = models.CharField(_("end"), max_length=12, choices=EndKind.choices, blank=True)
+    exit_code = models.SmallIntegerField(_("exit code"), null=True, blank=True)
     trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -470,6 +509,11 @@ class Report(models.Model):
         return self.finished_datetime is None
 
     @property
+    def end_text(self) -> str:
+        """The run's end kind in words, translated ("" while it runs, or for a report without one)."""
+        return end_kind_text(self.end_kind, self.exit_code)
+
+    @property
     def duration(self):
         if self.finished_datetime is None:
             return None
@@ -503,6 +547,7 @@ class RunHistory(models.Model):
     started = models.DateTimeField(_("started"))
     duration = models.DurationField(_("duration"))
     result = models.CharField(_("result"), max_length=10, choices=Task.Result.choices)
+    end_kind = models.CharField(_("end"), max_length=12, choices=EndKind.choices, blank=True)
 
     class Meta:
         verbose_name = _("run history entry")

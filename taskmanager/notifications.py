@@ -162,6 +162,7 @@ class Notice:
             {"event": "failure" | "recovered", "version": "0.1.0", "text": "<headline>",
              "task": {"id": 3, "name": "...", "command": "...", "url": "..."},
              "report": {"id": 17, "result": "FAILED", "end_reason": "exit code 1",
+                        "end_kind": "exit code", "exit_code": 1,
                         "trigger": "schedule", "started": "<ISO 8601, UTC>",
                         "finished": "<ISO 8601, UTC>", "duration_seconds": 1.5,
                         "host": "...", "lines": 12, "errors": 1, "warnings": 0,
@@ -170,6 +171,9 @@ class Notice:
         An ``"overdue"`` notice has ``"report": null`` and
         ``"overdue": {"due": "<ISO 8601, UTC>", "status": "SPOOLED", "node": "..."}``;
         the ``"recovered"`` notice that follows it has ``"cause": "overdue"``.
+        ``end_kind`` is how the run ended (``EndKind``: "completed", "stopped",
+        "timed out", "interrupted", "crashed", "exit code", "fenced", "not run"),
+        ``exit_code`` the command's exit code for "exit code" (else null).
         """
         task = {
             "id": self.task.pk,
@@ -203,6 +207,8 @@ class Notice:
                 "id": report.pk,
                 "result": report.result,
                 "end_reason": report.end_reason,
+                "end_kind": report.end_kind,
+                "exit_code": report.exit_code,
                 "trigger": report.trigger,
                 "started": report.invocation_datetime.isoformat() if report.invocation_datetime else None,
                 "finished": report.finished_datetime.isoformat() if report.finished_datetime else None,

@@ -22,7 +22,7 @@ def record(task_id: int, started: datetime, now: datetime, result: str, log: log
     """Write the run's history and prune old small reports, inside the caller's transaction.
 
     Return whether old reports are left for :func:`after_commit` to prune.
-    ``kw`` goes to :func:`taskmanager.history.record_run` (``update_task``).
+    ``kw`` goes to :func:`taskmanager.history.record_run` (``update_task``, ``end_kind``).
     """
     # The run's history and the pruning of old reports share the caller's
     # commit, in a savepoint: neither may change the run's outcome. If it

@@ -174,7 +174,9 @@ def test_admin_journey(browser, static_server, superuser, staff):
     expect(page.locator(".tm-live-notice")).to_be_visible()
     page.reload()
     expect(page.locator(".field-last_result_badge")).to_contain_text("Failed")
-    expect(page.locator("#reports-group")).to_contain_text("stopped by user admin")
+    # A stop is told apart from a crash, in words (issue 16).
+    expect(page.locator(".field-last_result_badge .tm-end")).to_have_text("stopped")
+    expect(page.locator("#reports-group")).to_contain_text("stopped by admin")
     steps.shot("stop_after", full_page=True)
 
     # The category page lists its tasks with their status.

@@ -18,7 +18,7 @@ import pytest
 from django.test import override_settings
 
 from taskmanager import notifications
-from taskmanager.models import Report, Task
+from taskmanager.models import Report, RunHistory, Task
 
 from .support.admin import add_task, press
 from .support.objects import make_report, make_task
@@ -80,6 +80,8 @@ def test_failure_then_recovered_on_every_channel(uwsgi_node, endpoints, commands
     }
     assert payload["report"]["result"] == "FAILED"
     assert payload["report"]["end_reason"] == failed.end_reason
+    # How it ended, as data (issue 16): a CommandError is a crash, with no exit code.
+    assert (payload["report"]["end_kind"], payload["report"]["exit_code"]) == ("crashed", None)
     assert any("the state file says fail" in line for line in payload["report"]["tail"])
 
     wait_for(lambda: len(slack.requests) == 1, message="the Slack message")
@@ -215,6 +217,14 @@ def test_interrupted_run_sends_a_failure_notice(uwsgi_node, endpoints, commands)
     wait_for(lambda: webhook.requests, timeout=60, message="the notice of the interrupted run")
     assert events(webhook) == [("failure", report.pk)]
     assert webhook.requests[0]["data"]["report"]["end_reason"] == "interrupted"
+    # Recorded as an interrupted run on the report, the task and the chart's history (issue 16).
+    assert webhook.requests[0]["data"]["report"]["end_kind"] == "interrupted"
+    closed = Report.objects.get(pk=report.pk)
+    assert (closed.result, closed.end_kind, closed.exit_code) == ("FAILED", "interrupted", None)
+    assert Task.objects.get(pk=task.pk).last_end_kind == "interrupted"
+    assert list(RunHistory.objects.filter(task=task).values_list("result", "end_kind")) == [
+        ("FAILED", "interrupted")
+    ]
 
 
 def test_errors_and_warnings_notify_by_setting(uwsgi_node, endpoints, commands):

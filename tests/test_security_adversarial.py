@@ -169,6 +169,7 @@ def test_a_deleted_starter_does_not_leave_an_unchecked_periodic_run(server, admi
             report.end_reason,
             log_of(report),
         )
+        assert report.end_kind == "not run"  # refused before the command started (issue 16)
     finally:
         press(admin_http, Task.objects.get(pk=task.pk), "stop")
 

@@ -20,7 +20,7 @@ from django.db.models import BooleanField, Case, Exists, Max, OuterRef, Q, When
 
 from .. import dbclock, fencing, logcapture, processes, runend
 from ..db import write_db
-from ..models import LogLine, Report, Task
+from ..models import EndKind, LogLine, Report, Task
 
 logger = logging.getLogger("taskmanager.recovery")
 
@@ -154,7 +154,10 @@ def close_interrupted(report, why: str, now) -> int:
     """Close a running report as interrupted and release its task; return 1, or 0 if already closed."""
     with transaction.atomic(using=write_db()):
         closed = Report.objects.filter(pk=report.pk, finished_datetime__isnull=True).update(
-            result=Task.Result.FAILED, end_reason="interrupted", finished_datetime=now
+            result=Task.Result.FAILED,
+            end_reason="interrupted",
+            end_kind=EndKind.INTERRUPTED,
+            finished_datetime=now,
         )
         if not closed:
             return 0
@@ -171,6 +174,7 @@ def close_interrupted(report, why: str, now) -> int:
         Task.objects.filter(pk=report.task_id, status=Task.Status.STARTED).end_run(
             last_datetime=report.invocation_datetime,
             last_result=Task.Result.FAILED,
+            last_end_kind=EndKind.INTERRUPTED,
             errors=report.errors,
             warnings=report.warnings,
         )
@@ -184,7 +188,12 @@ def _after_close(report, now) -> None:
     try:
         with transaction.atomic(using=write_db()):
             more_to_prune = runend.record(
-                report.task_id, report.invocation_datetime, now, Task.Result.FAILED, logger
+                report.task_id,
+                report.invocation_datetime,
+                now,
+                Task.Result.FAILED,
+                logger,
+                end_kind=EndKind.INTERRUPTED,
             )
     except Exception:  # noqa: BLE001 - the chart's history must not stop recovery
         logger.exception("Could not record the run history of task %s", report.task_id)

@@ -1,8 +1,8 @@
 """The end of a run: its reason, and the one transaction that records it.
 
 :func:`end_reason` turns the child's wait status and what the follower saw
-(a stop, the timeout, the child's own outcome) into the end reason (a pure
-function). :class:`RunEnd` writes the report's result, the task's side of the
+(a stop, the timeout, the child's own outcome) into the run's :class:`End`:
+its kind, its reason and its exit code (a pure function). :class:`RunEnd` writes the report's result, the task's side of the
 end (``TaskQuerySet.end_run``), the run's history and the pruning of small old
 reports in one transaction, retried while the database is away; then the
 pruning of big logs and the notice (:mod:`taskmanager.runend`).
@@ -13,13 +13,14 @@ import os
 import signal
 import time
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists
 
 from .. import dbclock, history, logcapture, runend
 from ..db import write_db
-from ..models import Report, Task
+from ..models import EndKind, Report, Task
 from .claim import respool_deferred
 from .follow import ChildFollower, seconds_text
 from .reportlog import ReportLog
@@ -31,22 +32,34 @@ logger = logging.getLogger("taskmanager.runner")
 _FINISH_PAUSES = (0.5, 1.0, 2.0, 4.0)
 
 
-def end_reason(status: int, follower: ChildFollower) -> tuple[str, bool]:
-    """Return the run's end reason and whether it failed, from the child's wait status."""
+class End(NamedTuple):
+    """How a run ended: its kind (``EndKind``), its reason (free text) and its exit code."""
+
+    kind: str
+    reason: str
+    exit_code: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.kind != EndKind.COMPLETED
+
+
+def end_reason(status: int, follower: ChildFollower) -> End:
+    """Return the run's :class:`End`, from the child's wait status and what the follower saw."""
     code = os.waitstatus_to_exitcode(status)
     if follower.stop_user is not None:
-        return "stopped by user %s" % follower.stop_user, True
+        return End(EndKind.STOPPED, "stopped by user %s" % follower.stop_user)
     if follower.timed_out:
-        return "timed out after %s seconds" % seconds_text(follower.timeout), True
+        return End(EndKind.TIMED_OUT, "timed out after %s seconds" % seconds_text(follower.timeout))
     if follower.fenced:
-        return "fenced: its heartbeat could not be written", True
+        return End(EndKind.FENCED, "fenced: its heartbeat could not be written")
     if follower.outcome:
-        return follower.outcome, True
+        return End(EndKind.CRASHED, follower.outcome)
     if code < 0:
-        return "signal %s" % signal.Signals(-code).name, True
+        return End(EndKind.CRASHED, "signal %s" % signal.Signals(-code).name)
     if code != 0:
-        return "exit code %d" % code, True
-    return "completed", False
+        return End(EndKind.EXIT_CODE, "exit code %d" % code, code)
+    return End(EndKind.COMPLETED, "completed")
 
 
 class RunEnd:
@@ -59,7 +72,7 @@ class RunEnd:
         self.marks = marks
         self.skipped_noted = False
 
-    def finish(self, reason: str, failed: bool) -> None:
+    def finish(self, end: End) -> None:
         """Record the run's end; retry while the database is unreachable.
 
         A run whose report was deleted meanwhile ends without writing one;
@@ -70,7 +83,7 @@ class RunEnd:
             if log.gone:
                 return self.finish_gone()
             try:
-                return self._finish(reason, failed)
+                return self._finish(end)
             except IntegrityError as exc:
                 # Log lines of a report deleted meanwhile break their foreign key.
                 log.db_failed(exc)
@@ -92,12 +105,12 @@ class RunEnd:
         running = Report.objects.running().filter(task_id=self.task.pk)
         Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).exclude(Exists(running)).end_run()
 
-    def _finish(self, reason: str, failed: bool) -> None:
+    def _finish(self, end: End) -> None:
         # No close_old_connections() here: with CONN_MAX_AGE = 0 it would
         # reconnect for nothing (costly on SQLite); a connection that broke
         # during the run fails the first query, and finish() retries.
         log = self.log
-        reason = log.redact(reason)  # the notice reads it from self.report
+        reason = log.redact(end.reason)  # the notice reads it from self.report
         skipped = next(
             iter(Report.objects.filter(pk=self.report.pk).values_list("skipped_runs", flat=True)), 0
         )
@@ -108,7 +121,7 @@ class RunEnd:
                 logcapture.SYSTEM,
                 "%d scheduled run(s) came due while this run was going and were skipped." % skipped,
             )
-        if failed:
+        if end.failed:
             result = Task.Result.FAILED
         elif log.errors:
             result = Task.Result.ERRORS
@@ -118,7 +131,13 @@ class RunEnd:
             result = Task.Result.OK
         now = dbclock.now()
         started = self.report.invocation_datetime
-        log.report_changes.update(result=result, finished_datetime=now, end_reason=reason[:200])
+        log.report_changes.update(
+            result=result,
+            finished_datetime=now,
+            end_reason=reason[:200],
+            end_kind=end.kind,
+            exit_code=end.exit_code,
+        )
         # flush() forgets the lines it wrote; should this transaction fail
         # after it, they are still to be written by the next attempt.
         batch, batch_bytes = log.batch, log.batch_bytes
@@ -126,7 +145,7 @@ class RunEnd:
             with transaction.atomic(using=write_db()):
                 ended = log.flush(running_only=True, savepoint=False) == 1
                 # (not ended: the transaction is marked for rollback)
-                more_to_prune = self.close_run(started, now, result) if ended else False
+                more_to_prune = self.close_run(started, now, result, end.kind) if ended else False
         except BaseException:
             log.batch, log.batch_bytes = batch, batch_bytes
             raise
@@ -136,6 +155,7 @@ class RunEnd:
             return log.check_report()
         self.report.result = result
         self.report.end_reason = reason
+        self.report.end_kind, self.report.exit_code = end.kind, end.exit_code
         self.report.finished_datetime = now
         self.marks["saved"] = time.perf_counter()
         runend.after_commit(
@@ -146,7 +166,7 @@ class RunEnd:
         except Exception:  # noqa: BLE001 - logged; the periodic recovery re-spools lost entries
             logger.exception("Could not spool the deferred runs of task %s", self.task.pk)
 
-    def close_run(self, started: datetime, now: datetime, result: str) -> bool:
+    def close_run(self, started: datetime, now: datetime, result: str, kind: str) -> bool:
         """Write the task's side of the run's end, its history, and prune; in the finish transaction.
 
         Return whether old reports are left for :func:`taskmanager.retention.prune_reports` (after the commit).
@@ -155,10 +175,11 @@ class RunEnd:
         task_ended = Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).end_run(
             last_datetime=started,
             last_result=result,
+            last_end_kind=kind,
             last_duration=duration,
             errors=self.log.errors,
             warnings=self.log.warnings,
         )
         if not task_ended:
             Task.objects.filter(pk=self.task.pk).update(last_duration=duration)
-        return runend.record(self.task.pk, started, now, result, logger, update_task=False)
+        return runend.record(self.task.pk, started, now, result, logger, update_task=False, end_kind=kind)

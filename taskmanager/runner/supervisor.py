@@ -12,10 +12,10 @@ import time
 
 from .. import arguments, logcapture, policy
 from ..conf import app_settings
-from ..models import Report, Task
+from ..models import EndKind, Report, Task
 from .child import Child, become_subreaper
 from .follow import ChildFollower
-from .outcome import RunEnd, end_reason
+from .outcome import End, RunEnd, end_reason
 from .reportlog import ReportLog
 
 logger = logging.getLogger("taskmanager.runner")
@@ -61,7 +61,7 @@ class Supervisor:
                 argv = arguments.parse_arguments(task.arguments_for(self.report.trigger))
             except arguments.ArgumentsError as exc:
                 self.log.add_line(logcapture.ERROR, logcapture.SYSTEM, "Invalid arguments: %s" % exc)
-                return self.finish("invalid arguments", failed=True)
+                return self.finish(End(EndKind.NOT_RUN, "invalid arguments"))
             if not task.command.active:
                 self.log.add_line(
                     logcapture.ERROR,
@@ -69,7 +69,7 @@ class Supervisor:
                     "The command %s is no longer active: activate it in Commands to run this task."
                     % task.command.name,
                 )
-                return self.finish("command inactive", failed=True)
+                return self.finish(End(EndKind.NOT_RUN, "command inactive"))
             refusal = getattr(self.report, "refusal", None)
             if refusal is None and not hasattr(self.report, "refusal"):
                 refusal = policy.claim_refusal(task, self.report.trigger)
@@ -77,7 +77,7 @@ class Supervisor:
                 self.log.add_line(
                     logcapture.ERROR, logcapture.SYSTEM, "Refused, nothing was run: %s" % refusal
                 )
-                return self.finish("not allowed", failed=True)
+                return self.finish(End(EndKind.NOT_RUN, "not allowed"))
         if self.report.trigger == Report.Trigger.RECOVERY:
             self.log.add_line(
                 logcapture.WARNING,
@@ -103,9 +103,9 @@ class Supervisor:
                 logcapture.SYSTEM,
                 "The supervisor failed (%s: %s); the command was killed." % (type(exc).__name__, exc),
             )
-            return self.finish("supervisor error", failed=True)
+            return self.finish(End(EndKind.CRASHED, "supervisor error"))
         self.marks["exited"] = time.perf_counter()
-        self.finish(*end_reason(status, self.follower))
+        self.finish(end_reason(status, self.follower))
 
     def fork(self, argv: list[str]) -> "Child":
         """Fork the command's child for a report claimed without ``prefork``; record it; release it."""
@@ -120,6 +120,6 @@ class Supervisor:
         self.marks["released"] = time.perf_counter()
         return child
 
-    def finish(self, reason: str, failed: bool) -> None:
+    def finish(self, end: End) -> None:
         """Record the run's end (:class:`.outcome.RunEnd`)."""
-        RunEnd(self.task, self.report, self.log, self.marks).finish(reason, failed)
+        RunEnd(self.task, self.report, self.log, self.marks).finish(end)
