@@ -937,7 +937,7 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         "result_badge",
         "invocation_datetime_display",
         "finished_datetime_display",
-        "end_reason",
+        "end_display",
         "trigger",
         "started_by_display",
         "defined_by_display",
