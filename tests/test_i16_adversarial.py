@@ -6,12 +6,14 @@ through the real uWSGI server (helpers in tests/support/).
 """
 
 import html
+import json
 
 import pytest
 
-from taskmanager.models import AuditEntry, Command, Report
+from taskmanager.models import AuditEntry, Command, Report, Task, TaskCategory
 
-from .support.admin import add_task, edit_task, press, start_running
+from .support.admin import add_task, change_page, edit_task, press, start_running, status_json
+from .support.adminclient import AdminClient
 from .support.security import login, make_staff, shown_messages, spool_entries, spooled_for
 from .support.waits import finished_report, wait_for
 
@@ -23,10 +25,14 @@ OWN = "--lines 1, --word own"
 
 def run_with(client, task, text):
     """Post Run now with other arguments as its page does; return the answer."""
-    return client.post(TASKS + "%d/run-with-arguments/" % task.pk, {"arguments": text, "version": task.version})
+    return client.post(
+        TASKS + "%d/run-with-arguments/" % task.pk, {"arguments": text, "version": task.version}
+    )
 
 
-def test_one_off_arguments_stay_out_of_the_audit_for_those_who_may_not_read_them(server, admin_http, commands):
+def test_one_off_arguments_stay_out_of_the_audit_for_those_who_may_not_read_them(
+    server, admin_http, commands
+):
     """The run-now audit entry kept the one-off arguments raw, and the task's history showed them to any viewer.
 
     The report redacts the one-off arguments and shows them only to those who
@@ -97,3 +103,110 @@ def test_changing_the_command_cancels_a_queued_run_with_other_arguments(server, 
     assert not Report.objects.filter(task=task).exists()
     entry = AuditEntry.objects.filter(action="edit", object_id=str(task.pk)).latest("pk")
     assert "cancelled" in html.unescape(entry.message)
+
+
+def test_records_captured_below_the_root_level_are_redacted(uwsgi_node, commands):
+    """Holds: the records only TASKMANAGER_LOG_LEVEL lets through (issue 16, item 1) meet the redaction too.
+
+    A project without LOGGING, the capture level at DEBUG: a module logger's
+    DEBUG record, and an INFO record with a traceback and a stack quoting the
+    secret key, are stored with ``[redacted]``.
+    """
+    from django.conf import settings
+
+    node = uwsgi_node(settings={"LOGGING": {}, "TASKMANAGER_LOG_LEVEL": "DEBUG"}, spooler_processes=1)
+    task = add_task(node.admin, commands, "secret-records", "tm_loglevels", "--secrets")
+    press(node.admin, task, "start")
+    report = finished_report(task)
+    texts = list(report.log_lines.values_list("text", flat=True))
+    assert "debug with [redacted]" in texts, texts
+    assert any("ValueError: failed with [redacted]" in text for text in texts), texts
+    assert not [text for text in texts if settings.SECRET_KEY in text]
+
+
+def test_save_as_new_takes_no_forged_run_state(server, admin_http, commands):
+    """Holds: run state posted with "Save as new" (status, tokens, one-off arguments, version...) is ignored.
+
+    The copy's form has the definition's fields only; whatever else a crafted
+    post carries, the copy is a new idle task at version 1 with nothing
+    queued, and nothing is spooled for it.
+    """
+    task = add_task(admin_http, commands, "forge-original", "tm_ok", OWN)
+    before = spool_entries(server)
+    forged = {
+        "status": "SPOOLED",
+        "run_token": "f" * 32,
+        "run_now_token": "e" * 32,
+        "run_now_arguments": "--lines 9",
+        "run_now_by": "1",
+        "started_by": "1",
+        "next_datetime": "2030-01-01 00:00:00",
+        "version": "99",
+        "loaded_version": "99",
+        "payload_version": "1",
+        "spooler_node": "elsewhere:/spool",
+        "last_result": "OK",
+        "errors": "7",
+    }
+    data = {**change_page(admin_http, task), **forged, "name": "forge-copy", "_saveasnew": "Save as new"}
+    resp = admin_http.post(TASKS + "%d/change/" % task.pk, data)
+    assert resp.status == 200
+    copy = Task.objects.get(name="forge-copy")
+    assert (copy.status, copy.run_token, copy.run_now_token, copy.run_now_arguments) == ("IDLE", "", "", None)
+    assert (copy.version, copy.next_datetime, copy.errors, copy.last_result) == (1, None, 0, "")
+    assert (copy.started_by_id, copy.run_now_by_id, copy.spooler_node) == (None, None, "")
+    assert copy.arguments == OWN
+    assert spooled_for(server, copy, before) == []
+
+
+def test_live_cells_escape_everything_and_follow_the_read_rights(server, admin_http, commands):
+    """Holds: the status JSON's cells (issue 16, item 5) carry no markup of a user or a command, leak no progress.
+
+    A task whose name, note and category, and whose command's progress
+    message, are HTML: every cell and the status HTML are escaped; a viewer
+    who may not read the command's reports gets the status but not the
+    message; the endpoint needs a login and the view permission, and a POST
+    to it changes nothing.
+    """
+    payload = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+    category = TaskCategory.objects.create(name=payload)
+    task = add_task(
+        admin_http,
+        commands,
+        payload,
+        "tm_progress",
+        "--steps 400, --tick 0.2, --message '%s'" % payload,
+        note=payload,
+        category=category.pk,
+    )
+    press(admin_http, task, "start")
+    wait_for(
+        lambda: (
+            payload
+            in (Report.objects.filter(task=task).values_list("progress_message", flat=True).first() or "")
+        ),
+        message="the progress message",
+    )
+    data = status_json(admin_http, task)[str(task.pk)]
+    fragments = [data["status_html"], data["result_html"], *data["cells"].values()]
+    for fragment in fragments:
+        assert "<img" not in fragment and "<script" not in fragment, fragment
+    assert "&lt;img src=x onerror=alert(1)&gt;" in data["status_html"]  # the message, escaped
+
+    Command.objects.filter(pk=task.command_id).update(run_by=Command.RunBy.GROUPS)
+    make_staff("viewer", "view_task", "view_report")
+    viewer = login(server, "viewer")
+    seen = status_json(viewer, task)[str(task.pk)]
+    assert seen["status"] == "STARTED"
+    assert "onerror" not in json.dumps(seen) and "tm-progress-message" not in json.dumps(seen)
+
+    status = TASKS + "status/?ids=%d" % task.pk
+    make_staff("nobody")
+    assert login(server, "nobody").get(status).status == 403
+    anonymous = AdminClient(server.url).get(status, follow=False)
+    assert anonymous.status == 302 and "/admin/login/" in anonymous.url
+    # A POST (with its CSRF token) answers the same JSON and changes nothing.
+    assert admin_http.post(status, {}).status == 200
+    assert Task.objects.get(pk=task.pk).status == "STARTED"
+    press(admin_http, task, "stop")
+    finished_report(task)
