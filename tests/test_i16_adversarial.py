@@ -210,3 +210,26 @@ def test_live_cells_escape_everything_and_follow_the_read_rights(server, admin_h
     assert Task.objects.get(pk=task.pk).status == "STARTED"
     press(admin_http, task, "stop")
     finished_report(task)
+
+
+def test_one_off_arguments_are_never_stored_unredacted(uwsgi_node, commands):
+    """The claim stored the one-off arguments (and the command line) as typed; the redaction came later.
+
+    The report's row was inserted by the claim with the raw text; the run's
+    log redacted it in memory and wrote it with its first flush,
+    ``TASKMANAGER_LOG_FLUSH_SECONDS`` later (for good only if the spooler
+    lived that long: recovery closes an interrupted report as it is). Until
+    then the report page showed the secret. The claim now stores them
+    redacted.
+    """
+    node = uwsgi_node(settings={"TASKMANAGER_LOG_FLUSH_SECONDS": 30}, spooler_processes=1)
+    task = add_task(node.admin, commands, "raw-other", "tm_progress", "--steps 300, --tick 0.2")
+    secret = "hunter2-not-even-for-a-second"
+    resp = run_with(node.admin, task, "--steps 300, --tick 0.2, --message https://bob:%s@example.com/x" % secret)
+    assert "will run now with other arguments" in shown_messages(resp)
+    report = wait_for(lambda: Report.objects.filter(task=task).first(), message="the claimed report")
+    assert secret not in report.arguments_override and "[redacted]" in report.arguments_override
+    assert secret not in report.command_line
+    assert secret not in node.admin.get("/admin/taskmanager/report/%d/change/" % report.pk).text
+    press(node.admin, task, "stop")
+    finished_report(task)
