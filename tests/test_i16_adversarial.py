@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from taskmanager.models import AuditEntry, Command, Report, Task, TaskCategory
+from taskmanager.models import ApprovedArguments, AuditEntry, Command, Report, Task, TaskCategory
 
 from .support.admin import add_task, change_page, edit_task, press, start_running, status_json
 from .support.adminclient import AdminClient
@@ -233,3 +233,45 @@ def test_one_off_arguments_are_never_stored_unredacted(uwsgi_node, commands):
     assert secret not in node.admin.get("/admin/taskmanager/report/%d/change/" % report.pk).text
     press(node.admin, task, "stop")
     finished_report(task)
+
+
+def busy_spoolers(client, commands) -> list:
+    """Keep both spooler processes of the test server busy: an entry spooled now waits."""
+    return [start_running(client, commands, "blocker-%d" % i)[0] for i in range(2)]
+
+
+def release(client, blockers) -> None:
+    for blocker in blockers:
+        press(client, blocker, "stop")
+
+
+def test_a_queued_one_off_and_a_start_each_run_their_own_arguments(server, admin_http, commands):
+    """Holds: a Start pressed while a one-off waits runs the task's arguments; the one-off runs once, its own."""
+    blockers = busy_spoolers(admin_http, commands)
+    task = add_task(admin_http, commands, "coalesce-other", "tm_ok", OWN)
+    assert "with other arguments" in shown_messages(run_with(admin_http, task, "--lines 1, --word one-off"))
+    assert "was started" in shown_messages(press(admin_http, task, "start"))
+    release(admin_http, blockers)
+    wait_for(lambda: Report.objects.filter(task=task, finished_datetime__isnull=False).count() == 2)
+    runs = {r.trigger: (r.command_line, r.arguments_override) for r in Report.objects.filter(task=task)}
+    assert runs == {
+        "run now": ("manage.py tm_ok --lines 1 --word one-off", "--lines 1, --word one-off"),
+        "start": ("manage.py tm_ok --lines 1 --word own", None),
+    }, runs
+    task.refresh_from_db()
+    assert (task.status, task.run_now_token, task.run_now_arguments) == ("IDLE", "", None)
+
+
+def test_arguments_locked_after_the_one_off_was_queued_are_checked_at_the_claim(server, admin_http, commands):
+    """Holds: the command's arguments locked (the one-off not approved) before the claim: refused, nothing ran."""
+    blockers = busy_spoolers(admin_http, commands)
+    task = add_task(admin_http, commands, "locked-later", "tm_ok", OWN)
+    assert "with other arguments" in shown_messages(run_with(admin_http, task, "--lines 1, --word unapproved"))
+    ApprovedArguments.objects.create(command=task.command, arguments=OWN)
+    Command.objects.filter(pk=task.command_id).update(locked_arguments=True)
+    release(admin_http, blockers)
+    report = finished_report(task)
+    texts = list(report.log_lines.values_list("text", flat=True))
+    assert (report.result, report.end_reason) == ("FAILED", "not allowed"), texts
+    assert any("are locked" in text for text in texts), texts
+    assert not [text for text in texts if text.startswith("line ")], texts  # tm_ok printed nothing
