@@ -14,7 +14,7 @@ from taskmanager.models import ApprovedArguments, AuditEntry, Command, Report, T
 
 from .support.admin import add_task, change_page, edit_task, press, start_running, status_json
 from .support.adminclient import AdminClient
-from .support.security import login, make_staff, shown_messages, spool_entries, spooled_for
+from .support.security import form_errors, login, make_staff, shown_messages, spool_entries, spooled_for
 from .support.waits import finished_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -225,7 +225,9 @@ def test_one_off_arguments_are_never_stored_unredacted(uwsgi_node, commands):
     node = uwsgi_node(settings={"TASKMANAGER_LOG_FLUSH_SECONDS": 30}, spooler_processes=1)
     task = add_task(node.admin, commands, "raw-other", "tm_progress", "--steps 300, --tick 0.2")
     secret = "hunter2-not-even-for-a-second"
-    resp = run_with(node.admin, task, "--steps 300, --tick 0.2, --message https://bob:%s@example.com/x" % secret)
+    resp = run_with(
+        node.admin, task, "--steps 300, --tick 0.2, --message https://bob:%s@example.com/x" % secret
+    )
     assert "will run now with other arguments" in shown_messages(resp)
     report = wait_for(lambda: Report.objects.filter(task=task).first(), message="the claimed report")
     assert secret not in report.arguments_override and "[redacted]" in report.arguments_override
@@ -266,7 +268,9 @@ def test_arguments_locked_after_the_one_off_was_queued_are_checked_at_the_claim(
     """Holds: the command's arguments locked (the one-off not approved) before the claim: refused, nothing ran."""
     blockers = busy_spoolers(admin_http, commands)
     task = add_task(admin_http, commands, "locked-later", "tm_ok", OWN)
-    assert "with other arguments" in shown_messages(run_with(admin_http, task, "--lines 1, --word unapproved"))
+    assert "with other arguments" in shown_messages(
+        run_with(admin_http, task, "--lines 1, --word unapproved")
+    )
     ApprovedArguments.objects.create(command=task.command, arguments=OWN)
     Command.objects.filter(pk=task.command_id).update(locked_arguments=True)
     release(admin_http, blockers)
@@ -275,3 +279,21 @@ def test_arguments_locked_after_the_one_off_was_queued_are_checked_at_the_claim(
     assert (report.result, report.end_reason) == ("FAILED", "not allowed"), texts
     assert any("are locked" in text for text in texts), texts
     assert not [text for text in texts if text.startswith("line ")], texts  # tm_ok printed nothing
+
+
+def test_hostile_one_off_arguments_are_form_errors(server, admin_http, commands):
+    """Holds: NUL bytes, a text past the size limit, --settings / --pythonpath, --help: form errors, nothing queued."""
+    task = add_task(admin_http, commands, "hostile-other", "tm_ok", OWN)
+    for text, error in (
+        ("--word a\x00b", "Null characters are not allowed"),
+        ("--word " + "x" * 200_001, "200"),
+        ("--settings=tests.settings", "--settings is not allowed"),
+        ("--pythonpath=/tmp", "--pythonpath is not allowed"),
+        ("--sett tests.settings", "--settings is not allowed"),
+        ("--help", "--help is not allowed"),
+    ):
+        resp = run_with(admin_http, task, text)
+        assert resp.status == 200 and error in form_errors(resp), (text[:40], form_errors(resp)[:300])
+    task.refresh_from_db()
+    assert (task.run_now_token, task.run_now_arguments) == ("", None)
+    assert not Report.objects.filter(task=task).exists()
