@@ -297,3 +297,37 @@ def test_hostile_one_off_arguments_are_form_errors(server, admin_http, commands)
     task.refresh_from_db()
     assert (task.run_now_token, task.run_now_arguments) == ("", None)
     assert not Report.objects.filter(task=task).exists()
+
+
+@pytest.mark.db_sensitive
+def test_a_one_off_through_a_web_only_node_runs_once_elsewhere_with_its_arguments(uwsgi_node, commands):
+    """Holds: a one-off left for the spooler nodes (web-only node) is taken over with its arguments, once.
+
+    The take-over pass gives the queued Run now a new token and spools it on
+    the spooler node: the run has the one-off arguments; the next run (Start)
+    the task's own.
+    """
+    settings = {
+        "TASKMANAGER_RECOVERY_SECONDS": 1,
+        "TASKMANAGER_HEARTBEAT_SECONDS": 0.5,
+        "TASKMANAGER_TAKEOVER_GRACE": 2,
+        "TASKMANAGER_QUEUES": ["default", "web-only-test"],
+    }
+    web = uwsgi_node(settings=settings, env={"TM_TEST_HOSTNAME": "web-only.invalid"}, spooler_processes=0)
+    uwsgi_node(
+        settings={**settings, "TASKMANAGER_SERVE_QUEUES": ["web-only-test"]},
+        env={"TM_TEST_HOSTNAME": "node-b.invalid"},
+    )
+    task = add_task(web.admin, commands, "web-one-off", "tm_ok", OWN, queue="web-only-test")
+    resp = run_with(web.admin, task, "--lines 1, --word taken-over")
+    assert "a spooler node will take it" in shown_messages(resp)
+    report = finished_report(task)
+    assert (report.host, report.trigger) == ("node-b.invalid", "run now")
+    assert report.command_line == "manage.py tm_ok --lines 1 --word taken-over"
+    task.refresh_from_db()
+    assert (task.run_now_token, task.run_now_arguments) == ("", None)
+    press(web.admin, task, "start")
+    wait_for(lambda: Report.objects.filter(task=task, finished_datetime__isnull=False).count() == 2)
+    again = Report.objects.filter(task=task).latest("pk")
+    assert (again.command_line, again.arguments_override) == ("manage.py tm_ok --lines 1 --word own", None)
+    assert Report.objects.filter(task=task).count() == 2
