@@ -153,12 +153,12 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     child = Child.spawn(task, argv) if prefork and argv is not None else None
     if child is not None:
         marks["forked"] = time.perf_counter()
-    redactor = redaction.redactor()  # the report's text is stored redacted; the run's log reuses it
     # The claim and the Report row commit together (one durable commit); the
     # next run is spooled only after that commit, or its spooler could read
     # the old token and consume the entry as stale.
     report = None
     try:
+        redactor = redaction.redactor()  # the report's text is stored redacted; the run's log reuses it
         with transaction.atomic(using=write_db()):
             if claimable.update(**changes) == 1:
                 report = _create_report(task, trigger, now, redactor[0], command_line, child)
