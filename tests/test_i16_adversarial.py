@@ -30,6 +30,19 @@ def run_with(client, task, text):
     )
 
 
+def busy_spoolers(client, commands) -> list:
+    """Keep both spooler processes of the test server busy: an entry spooled now waits."""
+    return [start_running(client, commands, "blocker-%d" % i)[0] for i in range(2)]
+
+
+def release(client, blockers) -> None:
+    """Stop the blockers: the spooler processes take the waiting entries; wait for the blockers' ends."""
+    for blocker in blockers:
+        press(client, blocker, "stop")
+    for blocker in blockers:
+        finished_report(blocker)
+
+
 def test_one_off_arguments_stay_out_of_the_audit_for_those_who_may_not_read_them(
     server, admin_http, commands
 ):
@@ -79,8 +92,7 @@ def test_changing_the_command_cancels_a_queued_run_with_other_arguments(server, 
     for another command, in a run the editor never saw queued. Changing the
     command now cancels the queued one-off run, and the editor is told.
     """
-    # Both spooler processes busy: the next entry waits in the spool directory.
-    blockers = [start_running(admin_http, commands, "blocker-%d" % i)[0] for i in range(2)]
+    blockers = busy_spoolers(admin_http, commands)
     task = add_task(admin_http, commands, "edited-other", "tm_sleep", "--seconds 0.1")
     before = spool_entries(server)
     resp = run_with(admin_http, task, "--tick 0.05")
@@ -94,10 +106,7 @@ def test_changing_the_command_cancels_a_queued_run_with_other_arguments(server, 
     task.refresh_from_db()
     assert (task.command_id, task.run_now_token, task.run_now_arguments) == (commands["tm_drip"].pk, "", None)
 
-    for blocker in blockers:
-        press(admin_http, blocker, "stop")
-    for blocker in blockers:
-        finished_report(blocker)
+    release(admin_http, blockers)
     # The cancelled entry is consumed as stale: no run of the new command with the old one-off.
     wait_for(lambda: not spooled_for(server, task, before), message="the stale entry to be consumed")
     assert not Report.objects.filter(task=task).exists()
@@ -235,16 +244,6 @@ def test_one_off_arguments_are_never_stored_unredacted(uwsgi_node, commands):
     assert secret not in node.admin.get("/admin/taskmanager/report/%d/change/" % report.pk).text
     press(node.admin, task, "stop")
     finished_report(task)
-
-
-def busy_spoolers(client, commands) -> list:
-    """Keep both spooler processes of the test server busy: an entry spooled now waits."""
-    return [start_running(client, commands, "blocker-%d" % i)[0] for i in range(2)]
-
-
-def release(client, blockers) -> None:
-    for blocker in blockers:
-        press(client, blocker, "stop")
 
 
 def test_a_queued_one_off_and_a_start_each_run_their_own_arguments(server, admin_http, commands):
