@@ -1,8 +1,9 @@
 """Adversarial tests of issue 16's new surfaces (Run now with other arguments, Save as new, the live cells).
 
-Each test is a finding of the adversarial review, written failing first; its
-docstring says what was found, and the test now guards the fix. They go
-through the real uWSGI server (helpers in tests/support/).
+Each test is a finding of the adversarial review, written failing first (its
+docstring says what was found, and the test now guards the fix), or an attack
+that held (its docstring starts with "Holds:"). They go through the real
+uWSGI server (helpers in tests/support/).
 """
 
 import html
