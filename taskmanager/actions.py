@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils.translation import gettext as _
 
-from . import arguments, audit, busy, datetimes, db, dbclock, forms, policy, schedule, spoolfiles
+from . import arguments, audit, busy, datetimes, db, dbclock, forms, policy, redaction, schedule, spoolfiles
 from .conf import serves_queue, use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
@@ -428,16 +428,47 @@ def run_now(task: Task, user=None, version: int | None = None, other: str | None
 
 
 def _audit_run_now(task: Task, user, other: str | None) -> None:
-    """The Run now's audit entry; with other arguments, the task's and this run's (before and after)."""
+    """The Run now's audit entry; with other arguments, the task's and this run's (before and after).
+
+    The run's arguments are redacted as its report's are (they are a run's
+    text: ``docs/security.rst``, "Secrets in logs"); the task's history shows
+    them only to those who may read the command's reports
+    (``TaskAdmin.audit_entry_changes``).
+    """
     if other is None:
         audit.record(audit.Action.RUN_NOW, task, user=user)
         return
+    redact, _errors = redaction.redactor()
     audit.record(
         audit.Action.RUN_NOW,
         task,
         user=user,
-        changes={"arguments": [task.arguments, other]},
+        changes={"arguments": [task.arguments, redact(other)]},
         message=_("With other arguments, for this run only; the task keeps its own."),
+    )
+
+
+def cancel_other_arguments(task: Task, old_command: str) -> Outcome | None:
+    """After an edit of the task's command: cancel a queued Run now with other arguments, or None.
+
+    Its arguments were chosen for, and checked against, the command the task
+    had (its parser, its approved strings): run with the new command, they
+    would be arguments nobody checked, in a run the editor never saw queued.
+    Its spool entry is consumed as stale (its token is cleared, as Stop
+    clears it). A plain queued Run now stays: it runs the task as it is.
+    Call it in the edit's transaction.
+    """
+    queued = Task.objects.filter(pk=task.pk, run_now_arguments__isnull=False).exclude(run_now_token="")
+    who = queued.values_list("run_now_by_name", flat=True).first()
+    if who is None or not queued.update(**NO_RUN_NOW):
+        return None
+    return Outcome(
+        False,
+        _(
+            "%(task)s: the run with other arguments that %(user)s queued is cancelled: its arguments were "
+            "chosen for the command %(command)s."
+        )
+        % {"task": _quoted(task), "user": who or _("someone"), "command": old_command},
     )
 
 

@@ -125,10 +125,15 @@ class AuditHistoryMixin:
             if request.user.has_perm("taskmanager.view_auditentry"):
                 query = {"object_type": object_type, "object_id": object_id}
                 more = reverse("admin:taskmanager_auditentry_changelist") + "?" + urlencode(query)
+        shown = self.audit_changes_shown(request, object_id)
         for entry in entries:
-            entry.changes_html = display.audit_changes(entry.changes)
+            entry.changes_html = display.audit_changes(shown(entry))
         context = {"audit_entries": entries, "audit_more": more, **(extra_context or {})}
         return super().history_view(request, object_id, extra_context=context)
+
+    def audit_changes_shown(self, request, object_id):
+        """Return ``entry -> the values of it this user's history page shows`` (all of them, unless a subclass says)."""
+        return lambda entry: entry.changes
 
 
 def _command_rights(command) -> dict:
@@ -742,7 +747,12 @@ class TaskAdmin(
             obj.definition_changed_at = now
             super().save_model(request, obj, form, change)
         watched = {"scheduling", "repetition_period", "repetition_rate", "command", "arguments"}
-        outcome = None
+        outcome = cancelled = None
+        if change and "command" in defined:
+            # A queued run with other arguments was chosen for the old command.
+            cancelled = actions.cancel_other_arguments(obj, before.get("command") or "")
+            if cancelled is not None:
+                self.message_user(request, cancelled.message, messages.WARNING)
         if change and watched & defined:
             outcome = actions.reschedule(obj, request.user)
             if outcome is not None:
@@ -765,6 +775,7 @@ class TaskAdmin(
                     for part in (
                         _("Definition version %(version)s.") % {"version": obj.version} if defined else "",
                         outcome.message if outcome is not None else "",
+                        cancelled.message if cancelled is not None else "",
                     )
                     if part
                 ),
@@ -872,6 +883,26 @@ class TaskAdmin(
                 html = display_for_field(value, field, empty)
             cells[name] = conditional_escape(html)
         return cells
+
+    def audit_changes_shown(self, request, object_id):
+        """A Run now with other arguments shows the run's arguments only to who may read the command's reports.
+
+        They are a run's text, shown on its report to its readers only
+        (docs/security.rst, "Read rights"); the history page is open to
+        whoever may view the task.
+        """
+        task = Task.objects.select_related("command").filter(pk=object_id).first() if _is_pk(object_id) else None
+        if task is not None and policy.may_read(request.user, task.command):
+            return lambda entry: entry.changes
+        hidden = _("(other arguments: shown to those who may read this command's reports)")
+
+        def shown(entry):
+            changes = entry.changes or {}
+            if entry.action != audit.Action.RUN_NOW or "arguments" not in changes:
+                return changes
+            return {**changes, "arguments": [changes["arguments"][0], hidden]}
+
+        return shown
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["can_run_task"] = _can_run(request) and (obj is None or _may_stop(request, obj))

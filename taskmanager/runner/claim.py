@@ -1,11 +1,10 @@
 """Claiming a run: the one conditional UPDATE that turns a spool entry into a running report.
 
-:func:`claim` checks the entry's token against the task, optionally forks the
-command's child first (``prefork``: it prepares itself while the claim
-commits), turns the task STARTED and inserts the Report row in one
-transaction (one durable commit), releases the child, and spools a periodic
-task's next run through the configured backend. Also here: the next slot of
-a periodic task, skipping a slot that came due during a run, the argv a run uses.
+:func:`claim` checks the entry's token against the task, optionally forks the command's child
+first (``prefork``: it prepares itself while the claim commits), turns the task STARTED and
+inserts the Report row (its text redacted) in one transaction (one durable commit), releases the
+child, and spools a periodic task's next run through the configured backend. Also here: the
+next slot of a periodic task, skipping a slot that came due during a run, the argv a run uses.
 """
 
 import logging
@@ -17,7 +16,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F
 
-from .. import arguments, dbclock, policy, processes, schedule, spoolfiles
+from .. import arguments, dbclock, policy, processes, redaction, schedule, spoolfiles
 from ..conf import queue_name, serves_queue
 from ..db import write_db
 from ..models import Report, Task, new_token
@@ -159,9 +158,10 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     # the old token and consume the entry as stale.
     report = None
     try:
+        redactor = redaction.redactor()  # the report's text is stored redacted; the run's log reuses it
         with transaction.atomic(using=write_db()):
             if claimable.update(**changes) == 1:
-                report = _create_report(task, trigger, now, command_line, child)
+                report = _create_report(task, trigger, now, redactor[0], command_line, child)
     finally:
         if report is None and child is not None:
             child.cancel()
@@ -172,7 +172,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     if child is not None:
         child.release(report.run_marker())
         marks["released"] = time.perf_counter()
-    report.child = child
+    report.child, report.redactor = child, redactor
     report.heartbeat_sent = sent
     report.refusal = refusal
     report.timing_marks = marks
@@ -216,8 +216,8 @@ def runnable_argv(task: Task, trigger: str = "") -> list[str] | None:
         return None
 
 
-def _create_report(task: Task, trigger: str, now: datetime, command_line: str, child) -> Report:
-    run_now = trigger == Report.Trigger.RUN_NOW
+def _create_report(task: Task, trigger: str, now: datetime, redact, command_line: str, child) -> Report:
+    run_now, other = trigger == Report.Trigger.RUN_NOW, task.run_now_arguments
     return Report.objects.create(
         task=task,
         trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
@@ -228,8 +228,8 @@ def _create_report(task: Task, trigger: str, now: datetime, command_line: str, c
         defined_by_name=task.definition_changed_by.get_username() if task.definition_changed_by else "",
         definition_version=task.version,
         invocation_datetime=now,
-        command_line=command_line,
-        arguments_override=task.run_now_arguments if run_now else None,
+        command_line=redact(command_line),
+        arguments_override=redact(other) if run_now and other is not None else None,
         host=socket.gethostname(),
         supervisor_pid=os.getpid(),
         supervisor_started=_own_start_time(),

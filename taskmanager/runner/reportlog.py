@@ -64,8 +64,8 @@ class ReportLog:
         # A batch failed with a data error: the next flush writes its rows
         # one by one and replaces a row that fails by a note (flush()).
         self.repair = False
-        # Built once per run: the secrets of the settings and the environment.
-        self.redact, pattern_errors = redaction.redactor()
+        # Built once per run (by the claim, which stored the report's text redacted with it).
+        self.redact, pattern_errors = getattr(report, "redactor", None) or redaction.redactor()
         for name in REDACTED_FIELDS[:2]:  # stored by the claim (the notice reads this object)
             text = self.redact(getattr(report, name) or "")
             if text != (getattr(report, name) or ""):
