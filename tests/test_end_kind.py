@@ -125,10 +125,10 @@ def test_the_reports_list_filters_on_the_end(server, admin_http, commands):
 
 
 def test_the_migration_gives_older_reports_their_kind(commands):
-    """Migration 0019 maps the end reasons written before it; a reason it does not know stays kindless."""
+    """Migration 0018 maps the end reasons written before it; a reason it does not know stays kindless."""
     from django.apps import apps
 
-    migration = importlib.import_module("taskmanager.migrations.0019_report_end_kind")
+    migration = importlib.import_module("taskmanager.migrations.0018_report_end_kind")
     reasons = {
         "completed": ("completed", None),
         "stopped by user ann": ("stopped", None),

@@ -61,10 +61,8 @@ def set_end_kinds(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    # After 0017/0018, merged before this one (numbers given out in parallel for issue 16):
-    # a database that already has them applies this one on top.
     dependencies = [
-        ("taskmanager", "0018_report_run_arguments"),
+        ("taskmanager", "0017_report_run_arguments"),
     ]
 
     operations = [

@@ -1,4 +1,4 @@
-"""Adversarial tests of issue 16's new surfaces (Run now with other arguments, Save as new, the live cells).
+"""Adversarial tests of the admin surfaces of issue 16 (Run now with other arguments, Save as new, the live cells, the log level).
 
 Each test is a finding of the adversarial review, written failing first (its
 docstring says what was found, and the test now guards the fix), or an attack

@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("taskmanager", "0017_alter_report_pid"),
+        ("taskmanager", "0016_alter_report_pid"),
     ]
 
     operations = [
