@@ -288,8 +288,6 @@ class ChildFollower:
             self.log.set_gone("closed")
         elif rows[0][0] is not None:
             self.stop_user = rows[0][1] or "?"
-            # A user's act, not a warning of the command: at INFO, so the
-            # WARNING filter does not list what the warnings count leaves out.
             self.log.add_line(logcapture.INFO, logcapture.SYSTEM, "Stop requested by %s." % self.stop_user)
         else:
             return
