@@ -105,6 +105,9 @@ def test_periodic_tasks_stand_out_in_the_list(server, admin_http, commands):
     listing = admin_http.get(TASK_URL).text
     assert 'tm-repeats">every 2 hours<' in _row(listing, "every-two-hours")
     assert "tm-repeats" not in _row(listing, "just-once")
+    # The filter's values are capitalised like every other filter's ("All", "Idle").
+    assert re.search(r'href="\?repeats=periodic"[^>]*>Periodic</a>', listing), listing
+    assert re.search(r'href="\?repeats=once"[^>]*>Once</a>', listing)
     periodic = admin_http.get(TASK_URL + "?repeats=periodic").text
     assert "every-two-hours" in periodic and "just-once" not in periodic
     once = admin_http.get(TASK_URL + "?repeats=once").text

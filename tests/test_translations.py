@@ -130,7 +130,7 @@ def test_the_italian_task_page_and_lists_are_italian(server, commands, superuser
     for english in ("Next runs", "Spool file", "Next execution", "Last execution"):
         assert english not in page, english
     listing = html.unescape(client.get(TASK_URL).text)
-    assert "ogni 2 ore" in listing and "Per ripetizione" in listing and "periodica" in listing
+    assert "ogni 2 ore" in listing and "Per ripetizione" in listing and "Periodica</a>" in listing
     reports = html.unescape(client.get("/admin/taskmanager/report/").text)
     # The reports list's "started" column (date and duration, issue 16 item 9).
     assert re.search(r'column-started_run[^>]*>.*?Avvio', reports, re.S) and "Started" not in reports
