@@ -134,7 +134,7 @@ def _refusal(task: Task) -> Outcome:
     if task.next_datetime:
         return Outcome(
             False,
-            _("%(task)s is already scheduled: next run %(when)s")
+            _("%(task)s is already scheduled: next run %(when)s.")
             % {"task": _quoted(task), "when": _when(task.next_datetime)},
         )
     return Outcome(False, _("%(task)s is already scheduled.") % {"task": _quoted(task)})
@@ -158,9 +158,9 @@ def _not_allowed(task: Task, user, starting: bool, other: str | None = None) -> 
     if reason is None:
         return None
     if starting:
-        message = _("%(task)s cannot start: %(reason)s")
+        message = _("%(task)s cannot start. %(reason)s")
     else:
-        message = _("%(task)s cannot run now: %(reason)s")
+        message = _("%(task)s cannot run now. %(reason)s")
     return Outcome(False, message % {"task": _quoted(task), "reason": reason})
 
 
@@ -221,7 +221,7 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
         return refused
     problem = use_tz_problem()
     if problem:
-        return Outcome(False, _("%(task)s cannot start: %(error)s") % {"task": _quoted(task), "error": problem})
+        return Outcome(False, _("%(task)s cannot start. %(error)s") % {"task": _quoted(task), "error": problem})
     now = dbclock.now()
     period = task.repetition_period or None
     try:
@@ -230,7 +230,7 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
             task.scheduling, period, task.repetition_rate, now, schedule.project_tz()
         )
     except schedule.ScheduleError as exc:
-        return Outcome(False, _("%(task)s cannot start: %(error)s") % {"task": _quoted(task), "error": exc})
+        return Outcome(False, _("%(task)s cannot start. %(error)s") % {"task": _quoted(task), "error": exc})
     backend = get_backend()
     token = new_token()
     future = run_at > now
@@ -275,12 +275,12 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
         return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": _quoted(task), "error": error})
     if leave:
         if future:
-            message = _("%(task)s is scheduled; a spooler node will take it: next run %(when)s")
+            message = _("%(task)s is scheduled; a spooler node will take it: next run %(when)s.")
             return Outcome(True, message % {"task": _quoted(task), "when": _when(run_at)})
         return Outcome(True, _("%(task)s is queued; a spooler node will take it.") % {"task": _quoted(task)})
     if future:
         return Outcome(
-            True, _("%(task)s is scheduled: next run %(when)s") % {"task": _quoted(task), "when": _when(run_at)}
+            True, _("%(task)s is scheduled: next run %(when)s.") % {"task": _quoted(task), "when": _when(run_at)}
         )
     return Outcome(True, _("%(task)s was started.") % {"task": _quoted(task)})
 

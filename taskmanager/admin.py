@@ -911,7 +911,7 @@ class TaskAdmin(
         if obj is not None:
             refusal = policy.command_refusal(obj.command)
             if refusal:
-                notices.append(_("This task cannot run: %(reason)s") % {"reason": refusal})
+                notices.append(_("This task cannot run. %(reason)s") % {"reason": refusal})
         context["task_notices"] = [notice for notice in notices if notice]
         return super().render_change_form(request, context, add, change, form_url, obj)
 

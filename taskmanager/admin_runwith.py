@@ -81,7 +81,7 @@ class OtherArgumentsMixin:
             "form": form,
             "own_command_line": own,
             "change_url": change_url,
-            "refusal": _("This task cannot run: %(reason)s") % {"reason": refusal} if refusal else "",
+            "refusal": _("This task cannot run. %(reason)s") % {"reason": refusal} if refusal else "",
             # (the parser of a blocked or inactive command is not loaded)
             "usage": "" if refusal else arguments.command_usage(task.command.app_name, task.command.name),
         }

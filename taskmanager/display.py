@@ -151,7 +151,7 @@ class RepetitionFilter(admin.SimpleListFilter):
     parameter_name = "repeats"
 
     def lookups(self, request, model_admin):
-        return [("periodic", gettext_lazy("periodic")), ("once", gettext_lazy("once"))]
+        return [("periodic", gettext_lazy("Periodic")), ("once", gettext_lazy("Once"))]
 
     def queryset(self, request, queryset):
         periodic = Q(repetition_rate__gt=0) & ~Q(repetition_period="")

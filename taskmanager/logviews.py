@@ -38,10 +38,17 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from . import display, logstore
 from .logcapture import level_name
 
+#: The level filters' labels (their identifiers, logstore.FILTERS, stay in the URLs).
+FILTER_LABELS = {
+    "ALL": pgettext_lazy("log filter", "ALL"),
+    "WARNING": pgettext_lazy("log filter", "WARNING"),
+    "ERROR": pgettext_lazy("log filter", "ERROR"),
+}
 #: Lines per page (and per answer of the follow endpoint).
 PAGE_LINES = 500
 #: Characters of a line shown on the page; the download has every line whole.
@@ -217,7 +224,11 @@ def log_view(model_admin, request, object_id):
         "level": level,
         "query": query,
         "level_links": [
-            (name, base + "?" + urlencode({"level": name, **({"q": query} if query else {})}), name == level)
+            (
+                FILTER_LABELS[name],
+                base + "?" + urlencode({"level": name, **({"q": query} if query else {})}),
+                name == level,
+            )
             for name in logstore.FILTERS
         ],
         "first_url": link(after=0) if page.has_before else None,

@@ -132,8 +132,8 @@ def test_a_message_shows_the_name_as_typed_and_the_date_to_the_second(server, ad
     task.refresh_from_db()
     when = "%s 03:39:07" % day.strftime("%Y-%m-%d")
     assert [html.unescape(t) for t in texts] == [
-        "“dated” is scheduled: next run %s" % when,
-        "“dated” is already scheduled: next run %s" % when,
+        "“dated” is scheduled: next run %s." % when,
+        "“dated” is already scheduled: next run %s." % when,
     ]
     # A cancelled entry stays in the spool directory until its time: remove
     # it, so that the session's spool directory holds no entry for later tests.

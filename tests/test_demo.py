@@ -176,3 +176,11 @@ def test_the_demo_runs_the_guide_s_argument_example_and_serves_a_favicon(demo_se
     page = html.unescape(client.get("/admin/taskmanager/task/%s/change/" % task_id).text)
     for line in ("flag = True", "secondarg = ['param1', 'param2']", "thirdarg = ['pippo', None]"):
         assert line in page, line
+
+
+def test_the_demo_admin_follows_the_browser_s_language(demo_server):
+    """The demo's admin is translated: a browser asking for Italian gets the Italian login page."""
+    request = urllib.request.Request(demo_server + "/admin/login/", headers={"Accept-Language": "it"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        page = html.unescape(resp.read().decode())
+    assert '<html lang="it"' in page and "Nome utente" in page and 'value="Accedi"' in page, page[:3000]

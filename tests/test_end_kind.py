@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from taskmanager.models import EndKind, Report, RunHistory, Task
+from taskmanager.models import EndKind, LogLine, Report, RunHistory, Task
 
 from .support.admin import TASK_URL, add_task, press, run_to_end, start_running, status_json
 from .support.adminclient import PASSWORD, AdminClient
@@ -106,6 +106,21 @@ def test_a_stopped_run_is_told_apart_from_a_crash_everywhere(server, admin_http,
     assert legend and stopped_badge in legend.group(1)
     crash_page = admin_http.get(TASK_URL + "%d/change/" % crashed_task.pk).text
     assert re.search(r'<rect class="tm-run tm-run-failed tm-end-crashed"', crash_page)
+
+
+def test_a_users_stop_is_a_note_not_a_warning_of_the_command(server, admin_http, commands):
+    """The "Stop requested" line is the app's own INFO line: the WARNING filter agrees with the counts."""
+    task, running = start_running(admin_http, commands, "stopped quietly")
+    press(admin_http, task, "stop")
+    report = finished_report(task)
+    line = report.log_lines.get(text="Stop requested by admin.")
+    assert (line.level, line.stream) == (LogLine.Level.INFO, LogLine.Stream.SYSTEM)
+    assert (report.warnings, report.errors) == (0, 0)
+    task.refresh_from_db()
+    assert (task.warnings, task.errors) == (0, 0)
+    warnings_page = admin_http.get(REPORT_URL + "%d/log/?level=WARNING" % report.pk).text
+    assert "Stop requested" not in warnings_page and "No lines at this level." in warnings_page
+    assert "Stop requested by admin." in admin_http.get(REPORT_URL + "%d/log/" % report.pk).text
 
 
 def test_the_reports_list_filters_on_the_end(server, admin_http, commands):

@@ -71,7 +71,7 @@ def test_list_preview_and_messages_share_the_format(server, admin_http, commands
     task = make_task(commands, "later", scheduling=at)
     resp = press(admin_http, task, "start")
     when = datetimes.format_datetime(at)
-    assert "“later” is scheduled: next run %s" % when in html.unescape(resp.text)
+    assert "“later” is scheduled: next run %s." % when in html.unescape(resp.text)
     listing = html.unescape(admin_http.get(TASK_URL).text)
     assert "<span>%s</span> <span>%s</span>" % (datetimes.date_part(at), datetimes.time_part(at)) in listing
     query = "scheduling_0=%s&scheduling_1=09:30:00&repetition_period=day&repetition_rate=1" % at.strftime(
@@ -89,7 +89,12 @@ def test_a_task_that_cannot_run_says_so_before_start(server, admin_http, command
     command.active = False
     command.save()
     page = html.unescape(admin_http.get(TASK_URL + "%d/change/" % task.pk).text)
-    assert "This task cannot run: The command tm_ok is not active" in page
+    assert "This task cannot run. The command tm_ok is not active" in page
+    # The reason is a sentence of its own, not a capital after a colon.
+    start = html.unescape(press(admin_http, task, "start").text)
+    assert "“dormant” cannot start. The command tm_ok is not active: a superuser can activate it" in start
+    run_now = html.unescape(press(admin_http, task, "run-now").text)
+    assert "“dormant” cannot run now. The command tm_ok is not active" in run_now
     listing = admin_http.get(TASK_URL).text
     row = _row(listing, "dormant")
     assert 'class="tm-cannot-run"' in row and "cannot run" in row
@@ -105,6 +110,9 @@ def test_periodic_tasks_stand_out_in_the_list(server, admin_http, commands):
     listing = admin_http.get(TASK_URL).text
     assert 'tm-repeats">every 2 hours<' in _row(listing, "every-two-hours")
     assert "tm-repeats" not in _row(listing, "just-once")
+    # The filter's values are capitalised like every other filter's ("All", "Idle").
+    assert re.search(r'href="\?repeats=periodic"[^>]*>Periodic</a>', listing), listing
+    assert re.search(r'href="\?repeats=once"[^>]*>Once</a>', listing)
     periodic = admin_http.get(TASK_URL + "?repeats=periodic").text
     assert "every-two-hours" in periodic and "just-once" not in periodic
     once = admin_http.get(TASK_URL + "?repeats=once").text

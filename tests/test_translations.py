@@ -130,7 +130,7 @@ def test_the_italian_task_page_and_lists_are_italian(server, commands, superuser
     for english in ("Next runs", "Spool file", "Next execution", "Last execution"):
         assert english not in page, english
     listing = html.unescape(client.get(TASK_URL).text)
-    assert "ogni 2 ore" in listing and "Per ripetizione" in listing and "periodica" in listing
+    assert "ogni 2 ore" in listing and "Per ripetizione" in listing and "Periodica</a>" in listing
     reports = html.unescape(client.get("/admin/taskmanager/report/").text)
     # The reports list's "started" column (date and duration, issue 16 item 9).
     assert re.search(r'column-started_run[^>]*>.*?Avvio', reports, re.S) and "Started" not in reports
@@ -152,3 +152,17 @@ def test_the_italian_catalogue_says_attivita():
         if re.search(r"\btasks?\b", words, re.I):
             english.append(msgstr)
     assert english == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_italian_log_page_names_its_filters_in_italian(server, commands, superuser):
+    """The log page's level filters said "ALL / WARNING / ERROR" on the Italian page."""
+    client = _italian_client(server)
+    report = make_report(make_task(commands, "registro"))
+    page = html.unescape(client.get("/admin/taskmanager/report/%d/log/?level=WARNING" % report.pk).text)
+    levels = re.search(r'<ul class="tm-levels">(.*?)</ul>', page, re.S)
+    assert levels, page
+    names = re.findall(r"<li>(?:<a [^>]*>|<strong>)([^<]*)<", levels.group(1))
+    assert names == ["TUTTE", "AVVISI", "ERRORI"], names
+    # The links keep the level's identifier, whatever the language.
+    assert "level=ALL" in levels.group(1) and "level=ERROR" in levels.group(1)

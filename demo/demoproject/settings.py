@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin in the browser's language (Accept-Language).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -110,6 +112,9 @@ DATABASES = {
 AUTH_PASSWORD_VALIDATORS = []  # the demo sets the password given to `make demo`
 
 LANGUAGE_CODE = "en-us"
+# The languages the app is translated into: a browser asking for another
+# gets the whole admin in English, not Django's part only in its language.
+LANGUAGES = [("en", "English"), ("it", "Italiano")]
 TIME_ZONE = _local_time_zone()
 USE_I18N = True
 USE_TZ = True

@@ -288,7 +288,7 @@ class ChildFollower:
             self.log.set_gone("closed")
         elif rows[0][0] is not None:
             self.stop_user = rows[0][1] or "?"
-            self.log.add_line(logcapture.WARNING, logcapture.SYSTEM, "Stop requested by %s." % self.stop_user)
+            self.log.add_line(logcapture.INFO, logcapture.SYSTEM, "Stop requested by %s." % self.stop_user)
         else:
             return
         self.terminate(pid)
