@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from taskmanager.models import Report, Task, TaskCategory
 
-from .support.browser import ARTIFACTS, chromium, login
+from .support.browser import ARTIFACTS, changelist_overflow, chromium, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -59,17 +59,6 @@ def test_task_list_fits_with_the_sidebar_open(playwright_api, static_server, sup
         page.locator("[role=progressbar]").wait_for()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / ("task_list_%d.png" % width)))
-        sizes = page.evaluate(
-            """() => {
-                const results = document.querySelector('#changelist-form .results');
-                const box = results.getBoundingClientRect();
-                const cells = [...document.querySelectorAll('#result_list thead th')];
-                return {
-                    scroll: results.scrollWidth, client: results.clientWidth,
-                    outside: cells.filter(th => th.getBoundingClientRect().right > box.right + 1)
-                        .map(th => th.textContent.trim()),
-                };
-            }"""
-        )
+        sizes = changelist_overflow(page)
     # No column hidden behind the horizontal scroll of the results.
     assert sizes["scroll"] <= sizes["client"] and not sizes["outside"], sizes

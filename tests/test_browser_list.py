@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from .support.browser import ARTIFACTS, chromium, login
+from .support.browser import ARTIFACTS, changelist_overflow, chromium, login
 from .support.objects import make_report, make_task
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -123,18 +123,7 @@ def test_report_list_fits_with_the_sidebar_open(playwright_api, static_server, s
         assert page.locator("#nav-sidebar").is_visible()  # the admin's default: open
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report_list_1400.png"))
-        sizes = page.evaluate(
-            """() => {
-                const results = document.querySelector('#changelist-form .results');
-                const box = results.getBoundingClientRect();
-                const cells = [...document.querySelectorAll('#result_list thead th')];
-                return {
-                    scroll: results.scrollWidth, client: results.clientWidth,
-                    outside: cells.filter(th => th.getBoundingClientRect().right > box.right + 1)
-                        .map(th => th.textContent.trim()),
-                };
-            }"""
-        )
+        sizes = changelist_overflow(page)
         # No column hidden behind the horizontal scroll of the results.
         assert sizes["scroll"] <= sizes["client"] and not sizes["outside"], sizes
         assert page.locator("#result_list th.column-trigger").is_visible()

@@ -69,3 +69,24 @@ def login(page, base, username):
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
     page.wait_for_url(base + "/admin/")
+
+
+def changelist_overflow(page) -> dict:
+    """Measure the admin change list's table: ``{"scroll", "client", "outside"}``.
+
+    ``scroll`` and ``client`` are the results box's scroll and client widths
+    (scroll > client: a horizontal scroll bar); ``outside`` names the column
+    headers whose right edge is past the box (hidden behind that scroll).
+    """
+    return page.evaluate(
+        """() => {
+            const results = document.querySelector('#changelist-form .results');
+            const box = results.getBoundingClientRect();
+            const cells = [...document.querySelectorAll('#result_list thead th')];
+            return {
+                scroll: results.scrollWidth, client: results.clientWidth,
+                outside: cells.filter(th => th.getBoundingClientRect().right > box.right + 1)
+                    .map(th => th.textContent.trim()),
+            };
+        }"""
+    )
