@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -130,8 +129,9 @@ def test_slack_configuration_needs_token_and_channel():
         assert tm_messages() == []  # slack_sdk is installed with the test extra
 
 
-def test_sqlite_without_wal_immediate_and_timeout():
-    plain = {**settings.DATABASES["default"], "OPTIONS": {}}
+def test_sqlite_without_wal_immediate_and_timeout(tmp_path):
+    # An SQLite database of its own, whatever the suite runs on (PostgreSQL, MariaDB).
+    plain = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "plain.sqlite3"), "OPTIONS": {}}
     with pytest.warns(UserWarning, match="DATABASES"), override_settings(DATABASES={"default": plain}):
         found = tm_messages()
     assert ids(found) == ["taskmanager.W004", "taskmanager.W005", "taskmanager.W006"]
