@@ -335,22 +335,3 @@ def chart_legend() -> str:
         ),
         result_badge(Task.Result.FAILED, Task.Result.FAILED.label, EndKind.STOPPED),
     )
-
-
-def audit_changes(changes) -> str:
-    """An audit entry's ``{field: [before, after]}`` as lines "field: before → after"."""
-    if not changes:
-        return ""
-    return format_html_join(
-        "",
-        '<div class="tm-audit-change"><b>{}</b>: <del>{}</del> &rarr; <ins>{}</ins></div>',
-        ((name, _audit_value(pair[0]), _audit_value(pair[1])) for name, pair in changes.items()),
-    )
-
-
-def _audit_value(item) -> str:
-    if item in (None, "", []):
-        return EMPTY
-    if isinstance(item, list):
-        return ", ".join(str(x) for x in item)
-    return str(item)
