@@ -325,13 +325,20 @@ def runs_chart(runs) -> str:
 
 
 def chart_legend() -> str:
-    """Return the legend of the chart's colours (a stopped run's grey included)."""
+    """Return the legend of the chart's colours: the four results, then a stopped run's grey.
+
+    A stopped run's result is Failed: its entry says "Stopped by a user",
+    with Failed in its tooltip, not "Failed" a second time (issue 16).
+    """
+    stopped = end_kind_text(EndKind.STOPPED)
     return format_html(
-        '<span class="tm-chart-legend">{} {}</span>',
+        '<span class="tm-chart-legend">{} <span class="tm-end-stopped">'
+        '<span class="tm-badge tm-failed" title="{}">{}</span></span></span>',
         format_html_join(
             " ",
             '<span class="tm-badge tm-{}">{}</span>',
             ((value.lower(), label) for value, label in Task.Result.choices),
         ),
-        result_badge(Task.Result.FAILED, Task.Result.FAILED.label, EndKind.STOPPED),
+        "%s: %s" % (Task.Result.FAILED.label, stopped),
+        stopped[:1].upper() + stopped[1:],
     )
