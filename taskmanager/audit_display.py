@@ -33,6 +33,8 @@ MODELS = {
 #: The stored English text of the definition's version (``admin`` stores it untranslated).
 DEFINITION_VERSION = gettext_noop("Definition version %(version)s.")
 _VERSION_RE = re.compile(r"^Definition version (\d+)\.")
+#: The stored English message of a Run now with other arguments (``actions`` stores it untranslated).
+RUN_WITH_OTHER_ARGUMENTS = gettext_noop("With other arguments, for this run only; the task keeps its own.")
 
 
 def _field(model, name: str):
@@ -114,9 +116,8 @@ def changes_html(entry, changes=None) -> str:
 
 
 def message_text(entry) -> str:
-    """The entry's message, its stored "Definition version N." in the active language."""
+    """The entry's message, the stored English texts of this module in the active language."""
     message = entry.message or ""
-    if entry.action == AuditEntry.Action.RUN_NOW and "arguments" in (entry.changes or {}):
-        # Said by the line of the one-off arguments (stored in the language of the act).
-        return ""
+    if message == RUN_WITH_OTHER_ARGUMENTS:
+        return _(RUN_WITH_OTHER_ARGUMENTS)
     return _VERSION_RE.sub(lambda m: _(DEFINITION_VERSION) % {"version": m.group(1)}, message)

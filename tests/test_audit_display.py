@@ -74,4 +74,7 @@ def test_the_italian_history_page_shows_labels_not_internals(server, admin_http,
     # The one-off run: its arguments, the task's own kept (not struck through).
     assert "<del>--lines 2</del>" not in page.text
     squashed = re.sub(r"\s+", " ", text)
-    assert "argomenti di una sola esecuzione: --lines 7 (" in squashed, squashed
+    assert "argomenti di una sola esecuzione: --lines 7 (quelli dell'attività mantenuti)" in squashed, (
+        squashed
+    )
+    assert "With other arguments" not in with_it and "Con altri argomenti" in with_it
