@@ -15,6 +15,7 @@ from django.db.models import Case, F, Value, When
 from django.utils.translation import gettext as _
 
 from . import arguments, audit, busy, datetimes, db, dbclock, forms, policy, redaction, schedule, spoolfiles
+from .audit_display import RUN_WITH_OTHER_ARGUMENTS
 from .conf import serves_queue, use_tz_problem
 from .models import Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
@@ -444,7 +445,8 @@ def _audit_run_now(task: Task, user, other: str | None) -> None:
         task,
         user=user,
         changes={"arguments": [task.arguments, redact(other)]},
-        message=_("With other arguments, for this run only; the task keeps its own."),
+        # Stored in English, shown in the reader's language (audit_display).
+        message=RUN_WITH_OTHER_ARGUMENTS,
     )
 
 

@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from . import actions, arguments, audit, dbclock, display, history, logviews, policy
+from . import actions, arguments, audit, audit_display, dbclock, display, history, logviews, policy
 from .admin_runwith import OtherArgumentsMixin
 from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin
@@ -127,7 +127,8 @@ class AuditHistoryMixin:
                 more = reverse("admin:taskmanager_auditentry_changelist") + "?" + urlencode(query)
         shown = self.audit_changes_shown(request, object_id)
         for entry in entries:
-            entry.changes_html = display.audit_changes(shown(entry))
+            entry.changes_html = audit_display.changes_html(entry, shown(entry))
+            entry.message_shown = audit_display.message_text(entry)
         context = {"audit_entries": entries, "audit_more": more, **(extra_context or {})}
         return super().history_view(request, object_id, extra_context=context)
 
@@ -773,7 +774,8 @@ class TaskAdmin(
                 message=" ".join(
                     part
                     for part in (
-                        _("Definition version %(version)s.") % {"version": obj.version} if defined else "",
+                        # Stored in English, shown in the reader's language (audit_display).
+                        audit_display.DEFINITION_VERSION % {"version": obj.version} if defined else "",
                         outcome.message if outcome is not None else "",
                         cancelled.message if cancelled is not None else "",
                     )
@@ -1166,7 +1168,7 @@ class AuditEntryAdmin(BusyDatabaseMixin, admin.ModelAdmin):
 
     @admin.display(description=_("before and after"))
     def changes_display(self, obj):
-        return format_html("{}{}", display.audit_changes(obj.changes), obj.message)
+        return format_html("{}{}", audit_display.changes_html(obj), audit_display.message_text(obj))
 
     def get_changelist(self, request, **kwargs):
         return _AuditChangeList

@@ -56,6 +56,11 @@ def _format_local(local: datetime) -> str:
     return "%s %s" % (date_format(local, "D"), datetimes.format_datetime(local, tz=local.tzinfo))
 
 
+def _format_zoned(local: datetime) -> str:
+    # As the list of runs shows one (its "local" then its "zone"), for the summary above it.
+    return "%s %s" % (_format_local(local), local.tzname())
+
+
 def _run_notes(run: schedule.PreviewRun, anchor_local: datetime | None) -> list[str]:
     notes = []
     if run.dst_change:
@@ -111,7 +116,16 @@ def preview_data(anchor, period, rate, now: datetime, basis: str = "start") -> d
     tz = schedule.project_tz()
     data = {"ok": True, "summary": "", "timezone": str(tz), "basis": basis, "runs": [], "errors": []}
     try:
-        data["summary"] = schedule.describe(anchor, period or None, rate, tz)
+        data["summary"] = schedule.describe(anchor, period or None, rate, tz, fmt=_format_zoned)
+        if basis in ("start", "save") and anchor is not None and anchor <= now:
+            if not schedule.is_periodic(period or None, rate):
+                # Start runs a one-off whose time is not in the future at once
+                # (schedule.first_run), as the list below shows.
+                data["summary"] = (
+                    _("once, as soon as started (the time given has passed)")
+                    if basis == "start"
+                    else _("once, as soon as saved (the time given has passed)")
+                )
         runs = []
         if basis != "running":
             runs = schedule.preview(anchor, period or None, rate, now, tz, PREVIEW_COUNT + 1)

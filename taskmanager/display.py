@@ -201,14 +201,17 @@ def progress_bar(done, total, message, started, reported_at, now=None) -> str:
     """Return the progress bar of a running run (empty string if it reported nothing).
 
     ``done``/``total``/``message``/``reported_at`` are the Report's progress
-    fields, ``started`` its invocation time.
+    fields, ``started`` its invocation time. Besides the full text and the
+    message (the task page), a one-line short text ("81% · 1.5 s left") is
+    what the task list shows, the rest in the tooltip, so a running row
+    keeps its height as its progress changes (issue 16).
     """
     if done is None:
         return ""
     now = now or dbclock.now()
     pct = progress.percent(done, total)
     if pct is None:
-        text = ngettext("%(done)s done", "%(done)s done", done) % {"done": localize(done)}
+        text = short = ngettext("%(done)s done", "%(done)s done", done) % {"done": localize(done)}
         bar = format_html('<span class="tm-bar tm-bar-unknown"><span style="width:100%"></span></span>')
     else:
         eta = progress.eta_seconds(done, total, started, reported_at, now)
@@ -217,8 +220,10 @@ def progress_bar(done, total, message, started, reported_at, now=None) -> str:
             "done": localize(done),
             "total": localize(total),
         }
+        short = "%s%%" % localize(int(pct))
         if eta is not None and pct < 100:
             text += " · " + _("about %(duration)s left") % {"duration": format_duration(eta)}
+            short += " · " + _("%(duration)s left") % {"duration": format_duration(eta)}
         bar = format_html(
             '<span class="tm-bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
             'aria-valuenow="{}"><span style="width:{}%"></span></span>',
@@ -226,8 +231,11 @@ def progress_bar(done, total, message, started, reported_at, now=None) -> str:
             "%.1f" % pct,
         )
     return format_html(
-        '<span class="tm-progress">{}<span class="tm-progress-text">{}</span>{}</span>',
+        '<span class="tm-progress" title="{}">{}<span class="tm-progress-short">{}</span>'
+        '<span class="tm-progress-text">{}</span>{}</span>',
+        "%s\n%s" % (text, message) if message else text,
         bar,
+        short,
         text,
         format_html('<span class="tm-progress-message">{}</span>', message) if message else "",
     )
@@ -325,32 +333,20 @@ def runs_chart(runs) -> str:
 
 
 def chart_legend() -> str:
-    """Return the legend of the chart's colours (a stopped run's grey included)."""
+    """Return the legend of the chart's colours: the four results, then a stopped run's grey.
+
+    A stopped run's result is Failed: its entry says "Stopped by a user",
+    with Failed in its tooltip, not "Failed" a second time (issue 16).
+    """
+    stopped = end_kind_text(EndKind.STOPPED)
     return format_html(
-        '<span class="tm-chart-legend">{} {}</span>',
+        '<span class="tm-chart-legend">{} <span class="tm-end-stopped">'
+        '<span class="tm-badge tm-failed" title="{}">{}</span></span></span>',
         format_html_join(
             " ",
             '<span class="tm-badge tm-{}">{}</span>',
             ((value.lower(), label) for value, label in Task.Result.choices),
         ),
-        result_badge(Task.Result.FAILED, Task.Result.FAILED.label, EndKind.STOPPED),
+        "%s: %s" % (Task.Result.FAILED.label, stopped),
+        stopped[:1].upper() + stopped[1:],
     )
-
-
-def audit_changes(changes) -> str:
-    """An audit entry's ``{field: [before, after]}`` as lines "field: before → after"."""
-    if not changes:
-        return ""
-    return format_html_join(
-        "",
-        '<div class="tm-audit-change"><b>{}</b>: <del>{}</del> &rarr; <ins>{}</ins></div>',
-        ((name, _audit_value(pair[0]), _audit_value(pair[1])) for name, pair in changes.items()),
-    )
-
-
-def _audit_value(item) -> str:
-    if item in (None, "", []):
-        return EMPTY
-    if isinstance(item, list):
-        return ", ".join(str(x) for x in item)
-    return str(item)

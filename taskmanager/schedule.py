@@ -72,6 +72,7 @@ process computes it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -486,6 +487,10 @@ def _format_local(value: datetime, tz: tzinfo) -> str:
     return datetimes.format_datetime(value, tz)
 
 
+def _shown(value: datetime, tz: tzinfo, fmt: Callable[[datetime], str] | None) -> str:
+    return fmt(value.astimezone(tz)) if fmt is not None else _format_local(value, tz)
+
+
 def repeats(period: str | None, rate: int | None) -> str:
     """Return how often a task runs: "every 2 hours", ... or "once" (translated).
 
@@ -496,11 +501,18 @@ def repeats(period: str | None, rate: int | None) -> str:
     return _every(_normalize_period(period), rate)
 
 
-def describe(anchor: datetime | None, period: str | None, rate: int | None, tz: tzinfo) -> str:
+def describe(
+    anchor: datetime | None,
+    period: str | None,
+    rate: int | None,
+    tz: tzinfo,
+    fmt: Callable[[datetime], str] | None = None,
+) -> str:
     """A plain-language summary of the schedule, for the admin (translated).
 
     Times are shown in local time in ``tz`` in the app's one format
-    (:func:`taskmanager.datetimes.format_datetime`).  Examples (English)::
+    (:func:`taskmanager.datetimes.format_datetime`), or as ``fmt`` (given the
+    local time) formats them.  Examples (English)::
 
         "once, as soon as started"
         "once at 2026-12-01 09:00:00"
@@ -520,13 +532,13 @@ def describe(anchor: datetime | None, period: str | None, rate: int | None, tz: 
     if not periodic:
         if anchor is None:
             return _("once, as soon as started")
-        return _("once at %(start)s") % {"start": _format_local(anchor, tz)}
+        return _("once at %(start)s") % {"start": _shown(anchor, tz, fmt)}
 
     period = _normalize_period(period)
     every = _every(period, rate)
     if anchor is None:
         return _("%(every)s, starting when started") % {"every": every}
-    text = _("%(every)s from %(start)s") % {"every": every, "start": _format_local(anchor, tz)}
+    text = _("%(every)s from %(start)s") % {"every": every, "start": _shown(anchor, tz, fmt)}
     if period == "month" and anchor.astimezone(tz).day > 28:
         text = _("%(schedule)s (on the last day of shorter months)") % {"schedule": text}
     return text

@@ -92,6 +92,49 @@ def test_task_list_rows_refresh_every_changing_cell(browser, static_server, supe
         assert abs(state["width"] - scheduled["width"]) <= 1, (scheduled, state)
 
 
+#: The running row's height, its status cell's, and the text line height there, read in the browser.
+ROW_BOX = """(name) => {
+    const row = [...document.querySelectorAll('#result_list tbody tr')]
+        .find(tr => tr.querySelector('th').textContent.includes(name));
+    const live = row.querySelector('.field-status_badge .tm-live');
+    const bar = live.querySelector('[role=progressbar]');
+    return {
+        row: row.getBoundingClientRect().height,
+        live: live.getBoundingClientRect().height,
+        line: parseFloat(getComputedStyle(row.querySelector('.field-status_badge')).lineHeight),
+        percent: bar ? bar.getAttribute('aria-valuenow') : null,
+    };
+}"""
+
+
+def test_a_running_row_keeps_its_height_as_its_progress_changes(browser, static_server, superuser, commands):
+    """Issue 16 walk-through: the progress text wrapped onto ~5 lines in the status column, so the
+    row grew and the rows below jumped. One short line in the cell; the rest in the tooltip."""
+    task = make_task(commands, "Busy", command="tm_progress", status="STARTED")
+    make_task(commands, "Zz below")
+    run = make_report(task, running=True, progress_done=30, progress_total=100, progress_at=timezone.now())
+    page = browser.new_page()
+    login(page, static_server.url, "admin")
+    page.goto(static_server.url + "/admin/taskmanager/task/")
+    page.locator(".field-status_badge [role=progressbar]").wait_for()
+    before = page.evaluate(ROW_BOX, "Busy")
+    # A long message and a new percentage: the live refresh shows them in place.
+    message = "importing customer batch 17 of 40 from the nightly export of the shop's orders"
+    type(run).objects.filter(pk=run.pk).update(
+        progress_done=81, progress_message=message, progress_at=timezone.now()
+    )
+    page.wait_for_function("(name) => (%s)(name).percent === '81'" % ROW_BOX, arg="Busy")
+    after = page.evaluate(ROW_BOX, "Busy")
+    page.screenshot(path=str(ARTIFACTS / "task_list_running_row.png"))
+    assert abs(after["row"] - before["row"]) <= 1, (before, after)
+    assert after["live"] <= 3 * after["line"], after
+    # The message is not lost: the cell's tooltip carries it.
+    title = page.locator(".field-status_badge .tm-progress").get_attribute("title")
+    assert message in title and "81%" in title, title
+    short = page.locator(".field-status_badge .tm-progress-short")
+    assert short.inner_text().startswith("81%"), short.inner_text()
+
+
 #: Reports of every trigger and kind of end, on tasks with long names.
 REPORT_ROWS = [
     ("Refresh the cache every 2 minutes", "OK", "schedule", "completed"),

@@ -13,6 +13,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from taskmanager.models import EndKind, LogLine, Report, RunHistory, Task
 
@@ -102,8 +103,7 @@ def test_a_stopped_run_is_told_apart_from_a_crash_everywhere(server, admin_http,
         r'<rect class="tm-run tm-run-failed tm-end-stopped"[^>]*><title>([^<]*)</title>', task_page
     )
     assert bar and bar.group(1).endswith("Failed (stopped by a user)"), task_page
-    legend = re.search(r'<span class="tm-chart-legend">(.*?)</span>\s*</div>', task_page, re.S)
-    assert legend and stopped_badge in legend.group(1)
+    assert "Stopped by a user" in task_page
     crash_page = admin_http.get(TASK_URL + "%d/change/" % crashed_task.pk).text
     assert re.search(r'<rect class="tm-run tm-run-failed tm-end-crashed"', crash_page)
 
@@ -121,6 +121,32 @@ def test_a_users_stop_is_a_note_not_a_warning_of_the_command(server, admin_http,
     warnings_page = admin_http.get(REPORT_URL + "%d/log/?level=WARNING" % report.pk).text
     assert "Stop requested" not in warnings_page and "No lines at this level." in warnings_page
     assert "Stop requested by admin." in admin_http.get(REPORT_URL + "%d/log/" % report.pk).text
+
+
+def _legend_text(page: str) -> str:
+    legend = re.search(r'<span class="tm-chart-legend">(.*?)</span>\s*</div>', page, re.S)
+    assert legend, page
+    return legend.group(1)
+
+
+def test_the_chart_legend_says_stopped_by_a_user_once(server, admin_http, commands):
+    """Issue 16 walk-through: the legend read "OK Warnings Errors Failed Failed ■ stopped"."""
+    task = make_task(commands, "legend")
+    RunHistory.objects.create(
+        task=task,
+        started=timezone.now(),
+        duration=timedelta(seconds=2),
+        result="FAILED",
+        end_kind=EndKind.STOPPED,
+    )
+    legend = _legend_text(admin_http.get(TASK_URL + "%d/change/" % task.pk).text)
+    words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", legend)).strip()
+    assert words == "OK Warnings Errors Failed Stopped by a user", words
+    # The grey swatch of a stopped run; its result (Failed) said in the tooltip.
+    assert re.search(
+        r'<span class="tm-end-stopped"><span class="tm-badge tm-failed" title="Failed: stopped by a user">',
+        legend,
+    )
 
 
 def test_the_reports_list_filters_on_the_end(server, admin_http, commands):
@@ -255,5 +281,5 @@ def test_browser_shows_a_stopped_run_unlike_a_crash(browser, static_server, supe
     assert bar_fill(EndKind.CRASHED) == "rgb(106, 27, 27)"
     page.locator("svg.tm-chart").locator("..").screenshot(path=str(ARTIFACTS / "end_kind_chart.png"))
     legend = page.locator(".tm-chart-legend")
-    expect(legend).to_contain_text("stopped")
+    expect(legend).to_contain_text("Stopped by a user")
     assert background(legend.locator(".tm-end-stopped .tm-badge")) == "rgb(97, 97, 97)"

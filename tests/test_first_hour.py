@@ -79,7 +79,7 @@ def test_list_preview_and_messages_share_the_format(server, admin_http, commands
     )
     data = json.loads(admin_http.get(TASK_URL + "schedule-preview/?" + query).text)
     assert data["runs"][0]["local"].endswith(when)
-    assert data["summary"] == "every day from %s" % when
+    assert data["summary"] == "every day from %s %s" % (data["runs"][0]["local"], data["runs"][0]["zone"])
     press(admin_http, task, "stop")
 
 

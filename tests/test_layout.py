@@ -36,6 +36,7 @@ ADMIN = {
     "taskmanager.admin",
     "taskmanager.admin_runwith",
     "taskmanager.admin_schedule",
+    "taskmanager.audit_display",
     "taskmanager.display",
     "taskmanager.forms",
     "taskmanager.logviews",

@@ -381,7 +381,8 @@ def test_preview_endpoint_lists_next_runs_with_dst_marked(server, admin_http, co
     assert resp.status == 200, resp.text[:500]
     data = json.loads(resp.text)
     assert data["ok"] and data["timezone"] == settings.TIME_ZONE
-    assert data["summary"] == "every day from %s 09:00:00" % eve.strftime("%Y-%m-%d")
+    # The headline shows its time as the list does: day of the week, date, time, zone.
+    assert data["summary"] == "every day from %s CET" % data["runs"][0]["local"]
     runs = data["runs"]
     assert len(runs) == 5
     assert all(r["local"].endswith("09:00:00") for r in runs)
@@ -415,9 +416,44 @@ def test_preview_endpoint_lists_next_runs_with_dst_marked(server, admin_http, co
         **schedule_fields(timezone.make_aware(eve.replace(hour=9), project_tz()), "day", 1),
     )
     page = admin_http.get(TASK_URL + "%d/change/" % task.pk)
-    assert "Every day from %s 09:00:00" % eve.strftime("%Y-%m-%d") in page.text
+    assert "Every day from %s 09:00:00 CET" % eve.strftime("%a %Y-%m-%d") in page.text
     assert 'datetime="%sT07:00:00+00:00"' % change_day.strftime("%Y-%m-%d") in page.text
     assert "taskmanager/schedule_preview.js" in page.text
+
+
+def test_preview_headline_and_runs_agree_on_the_time_and_on_a_past_one(server, admin_http, commands):
+    """Issue 16 walk-through: "Once at 2026-12-06 08:05:46" above "Sun 2026-12-06 08:07:02 UTC", and
+    still "Once at" a time that had passed while the list showed now (Start runs it at once)."""
+    tz = project_tz()
+    later = (timezone.now() + timedelta(days=2)).astimezone(tz).replace(microsecond=0)
+
+    def preview(at):
+        query = "scheduling_0=%s&scheduling_1=%s" % (at.strftime("%Y-%m-%d"), at.strftime("%H:%M:%S"))
+        return json.loads(admin_http.get(TASK_URL + "schedule-preview/?" + query).text)
+
+    data = preview(later)
+    (run,) = data["runs"]
+    assert data["summary"] == "once at %s %s" % (run["local"], run["zone"])
+    assert run["local"].startswith(later.strftime("%a ")) and run["local"].endswith(datetimes.format_datetime(later))
+
+    past = (timezone.now() - timedelta(minutes=5)).astimezone(tz)
+    data = preview(past)
+    assert data["summary"] == "once, as soon as started (the time given has passed)"
+    (run,) = data["runs"]
+    assert abs(datetime.fromisoformat(run["at"]) - timezone.now()) < timedelta(minutes=1)
+
+    # A queued task's edit with a past time: saving reschedules it, so it runs at once.
+    task = make_task(commands, "queued", scheduling=later)
+    press(admin_http, task, "start")
+    query = "scheduling_0=%s&scheduling_1=%s&task=%d" % (
+        past.strftime("%Y-%m-%d"),
+        past.strftime("%H:%M:%S"),
+        task.pk,
+    )
+    data = json.loads(admin_http.get(TASK_URL + "schedule-preview/?" + query).text)
+    assert data["basis"] == "save"
+    assert data["summary"] == "once, as soon as saved (the time given has passed)"
+    press(admin_http, task, "stop")
 
 
 def test_preview_needs_login_and_view_permission(server, admin_http, staff, commands):

@@ -28,7 +28,7 @@ def test_preview_follows_the_form_before_saving(browser, static_server, superuse
     page.fill("#id_scheduling_1", "09:00:00")
     page.select_option("#id_repetition_period", "day")
     page.fill("#id_repetition_rate", "1")
-    expect(preview).to_contain_text("Every day from %s 09:00:00" % eve)
+    expect(preview).to_contain_text("Every day from Sat %s 09:00:00 CET" % eve)
     expect(preview.locator("li")).to_have_count(5)
     expect(preview.locator("li.tm-dst-change")).to_have_count(1)
     expect(preview.locator("li").nth(1)).to_contain_text("%s 09:00:00 CEST" % change_day.strftime("%Y-%m-%d"))
@@ -40,7 +40,7 @@ def test_preview_follows_the_form_before_saving(browser, static_server, superuse
     page.fill("#id_repetition_rate", "0")
     expect(preview).to_contain_text("at least 1")
     page.fill("#id_repetition_rate", "3")
-    expect(preview).to_contain_text("Every 3 days from %s 09:00" % eve)
+    expect(preview).to_contain_text("Every 3 days from Sat %s 09:00:00 CET" % eve)
     from taskmanager.models import Task
 
     assert not Task.objects.exists()
