@@ -19,7 +19,7 @@ from taskmanager import dbclock, display, progress
 from taskmanager.models import Command, Report, RunHistory, Task, TaskCategory
 
 from .support.admin import TASK_URL, add_task, status_json, task_form
-from .support.adminclient import PASSWORD, AdminClient, form_errors
+from .support.adminclient import client_for, form_errors
 from .support.objects import make_report, make_task
 from .support.waits import finished_report, wait_for
 
@@ -509,10 +509,7 @@ def test_format_duration(seconds, text):
 
 
 def test_admin_speaks_italian(server, commands, superuser):
-    client = AdminClient(server.url)
-    for opener in (client.opener, client.raw_opener):
-        opener.addheaders = [("Accept-Language", "it")]
-    client.login("admin", PASSWORD)
+    client = client_for(server.url, "admin", language="it")
     task = make_task(commands, "it", last_result="WARNINGS")
     index = client.get("/admin/").text
     assert "Gestione attività" in index

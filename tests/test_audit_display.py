@@ -17,18 +17,10 @@ from taskmanager import audit, datetimes
 from taskmanager.models import Task
 
 from .support.admin import TASK_URL, edit_task
-from .support.adminclient import PASSWORD, AdminClient
+from .support.adminclient import client_for
 from .support.objects import make_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _italian_client(server) -> AdminClient:
-    client = AdminClient(server.url)
-    for opener in (client.opener, client.raw_opener):
-        opener.addheaders = [("Accept-Language", "it")]
-    client.login("admin", PASSWORD)
-    return client
 
 
 def _changes_text(page: str) -> str:
@@ -58,7 +50,7 @@ def test_the_italian_history_page_shows_labels_not_internals(server, admin_http,
         message="With other arguments, for this run only; the task keeps its own.",
     )
 
-    page = _italian_client(server).get(TASK_URL + "%d/history/" % task.pk)
+    page = client_for(server.url, "admin", language="it").get(TASK_URL + "%d/history/" % task.pk)
     assert page.status == 200
     text = _changes_text(page.text)
     for raw in ("IDLE", "SPOOLED", "next_datetime", "notify", "Definition version", at.isoformat()[:10]):

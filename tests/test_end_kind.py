@@ -18,7 +18,7 @@ from django.utils import timezone
 from taskmanager.models import EndKind, LogLine, Report, RunHistory, Task
 
 from .support.admin import TASK_URL, add_task, press, run_to_end, start_running, status_json
-from .support.adminclient import PASSWORD, AdminClient
+from .support.adminclient import client_for
 from .support.objects import log_texts, make_report, make_task
 from .support.waits import finished_report
 
@@ -204,10 +204,7 @@ def test_the_migration_gives_older_reports_their_kind(commands):
 
 
 def test_the_end_is_shown_in_italian(server, commands, superuser):
-    client = AdminClient(server.url)
-    for opener in (client.opener, client.raw_opener):
-        opener.addheaders = [("Accept-Language", "it")]
-    client.login("admin", PASSWORD)
+    client = client_for(server.url, "admin", language="it")
     task = make_task(commands, "in italiano", last_result="FAILED", last_end_kind=EndKind.STOPPED)
     done = make_report(task, end_reason="completed", end_kind=EndKind.COMPLETED)
     stopped = make_report(task, result="FAILED", end_reason="stopped by user ann", end_kind=EndKind.STOPPED)

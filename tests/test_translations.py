@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from .support.admin import TASK_URL
-from .support.adminclient import PASSWORD, AdminClient
+from .support.adminclient import client_for
 from .support.objects import make_report, make_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,19 +108,11 @@ def test_the_static_check_sees_decorators_and_class_bodies():
     ]
 
 
-def _italian_client(server) -> AdminClient:
-    client = AdminClient(server.url)
-    for opener in (client.opener, client.raw_opener):
-        opener.addheaders = [("Accept-Language", "it")]
-    client.login("admin", PASSWORD)
-    return client
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_italian_task_page_and_lists_are_italian(server, commands, superuser):
     """Every label of the task page in Italian, in a server whose workers imported the admin in
     English: "Next runs" and "Spool file" were not."""
-    client = _italian_client(server)
+    client = client_for(server.url, "admin", language="it")
     task = make_task(commands, "italiano", repetition_period="hour", repetition_rate=2)
     make_report(task)
     page = html.unescape(client.get(TASK_URL + "%d/change/" % task.pk).text)
@@ -133,7 +125,7 @@ def test_the_italian_task_page_and_lists_are_italian(server, commands, superuser
     assert "ogni 2 ore" in listing and "Per ripetizione" in listing and "Periodica</a>" in listing
     reports = html.unescape(client.get("/admin/taskmanager/report/").text)
     # The reports list's "started" column (date and duration, issue 16 item 9).
-    assert re.search(r'column-started_run[^>]*>.*?Avvio', reports, re.S) and "Started" not in reports
+    assert re.search(r"column-started_run[^>]*>.*?Avvio", reports, re.S) and "Started" not in reports
 
 
 def _msgstrs() -> list[str]:
@@ -157,7 +149,7 @@ def test_the_italian_catalogue_says_attivita():
 @pytest.mark.django_db(transaction=True)
 def test_the_italian_log_page_names_its_filters_in_italian(server, commands, superuser):
     """The log page's level filters said "ALL / WARNING / ERROR" on the Italian page."""
-    client = _italian_client(server)
+    client = client_for(server.url, "admin", language="it")
     report = make_report(make_task(commands, "registro"))
     page = html.unescape(client.get("/admin/taskmanager/report/%d/log/?level=WARNING" % report.pk).text)
     levels = re.search(r'<ul class="tm-levels">(.*?)</ul>', page, re.S)

@@ -79,9 +79,16 @@ class AdminClient:
         return resp
 
 
-def client_for(base_url: str, username: str, password: str = PASSWORD) -> AdminClient:
-    """An AdminClient on ``base_url`` logged in as ``username``."""
+def client_for(base_url: str, username: str, password: str = PASSWORD, language: str = "") -> AdminClient:
+    """An AdminClient on ``base_url`` logged in as ``username``.
+
+    ``language`` (e.g. "it") is sent as ``Accept-Language`` on every request:
+    the admin then speaks it (LocaleMiddleware, tests/settings.py).
+    """
     client = AdminClient(base_url)
+    if language:
+        for opener in (client.opener, client.raw_opener):
+            opener.addheaders = [("Accept-Language", language)]
     client.login(username, password)
     return client
 
