@@ -32,7 +32,7 @@ def record(
     if not prune:
         try:
             with transaction.atomic(using=write_db()):
-                history.record_run(task_id, started, now, result, **kw)
+                history.record_run(task_id, started, now, result, prune=False, **kw)
         except Exception:  # noqa: BLE001 - the chart's history must never change the run's outcome
             log.exception("Could not record the run history of task %s", task_id)
         return False

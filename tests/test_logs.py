@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from taskmanager import logcapture, logstore, logviews, retention
-from taskmanager.models import AuditEntry, LogLine, Report, Task
+from taskmanager.models import AuditEntry, LogLine, Report, RunHistory, Task
 from taskmanager.recovery import periodic_steps
 
 from .support.admin import add_task, press, run_to_end
@@ -540,7 +540,12 @@ def test_runs_prune_every_nth_run_and_the_periodic_pass_in_between(uwsgi_node, c
     in between. Two reports kept here (the session's server keeps 5: it never prunes below that)."""
     keep = 2
     node = uwsgi_node(
-        {"TASKMANAGER_REPORTS_KEPT": keep, "TASKMANAGER_RECOVERY_SECONDS": 0}, spooler_processes=1
+        {
+            "TASKMANAGER_REPORTS_KEPT": keep,
+            "TASKMANAGER_HISTORY_KEPT": keep,
+            "TASKMANAGER_RECOVERY_SECONDS": 0,
+        },
+        spooler_processes=1,
     )
     task = add_task(node.admin, commands, "pruned now and then", "tm_noop")
     finished = Report.objects.filter(task=task, finished_datetime__isnull=False)
@@ -548,8 +553,10 @@ def test_runs_prune_every_nth_run_and_the_periodic_pass_in_between(uwsgi_node, c
     ids = []
     for _ in range(keep + 1):
         run_once(node.admin, task, ids)
-    # Before issue 17 the end of the third run deleted the first, in its own transaction.
+    # Before issue 17 the end of the third run deleted the first, in its own transaction;
+    # and its history row (the chart shows the last TASKMANAGER_HISTORY_KEPT all the same).
     assert finished.count() == keep + 1 and not prunes.exists()
+    assert RunHistory.objects.filter(task=task).count() == keep + 1
     assert (retention.prune_over_limit, ()) in periodic_steps()
     retention.prune_over_limit(keep=keep)
     assert sorted(finished.values_list("pk", flat=True)) == ids[-keep:]
@@ -561,6 +568,7 @@ def test_runs_prune_every_nth_run_and_the_periodic_pass_in_between(uwsgi_node, c
     # The PRUNE_EVERY-th run of the task in this spooler process prunes, in its end's transaction.
     run_once(node.admin, task, ids)
     assert sorted(finished.values_list("pk", flat=True)) == ids[-keep:]
+    assert RunHistory.objects.filter(task=task).count() == keep
 
 
 @pytest.mark.db_sensitive
