@@ -21,8 +21,14 @@ def record_run(
     *,
     update_task: bool = True,
     end_kind: str = "",
+    prune: bool = True,
 ) -> None:
-    """Add the history row of a finished run and drop the task's oldest beyond the limit.
+    """Add the history row of a finished run and (with ``prune``) drop the task's oldest beyond the limit.
+
+    The runner prunes at the same runs as it prunes old reports (every
+    ``retention.PRUNE_EVERY``-th of a task in a spooler process): in between
+    a task has a few rows more than ``TASKMANAGER_HISTORY_KEPT``, which the
+    chart (:func:`last_runs`) does not show.
 
     Also copy the duration (:func:`run_duration`) to ``Task.last_duration``
     (for the task list), unless ``update_task`` is False because the caller
@@ -37,7 +43,8 @@ def record_run(
     )
     if update_task:
         Task.objects.filter(pk=task_id).update(last_duration=duration)
-    prune_history(task_id)
+    if prune:
+        prune_history(task_id)
 
 
 def run_duration(started: datetime, finished: datetime) -> timedelta:

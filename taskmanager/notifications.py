@@ -254,8 +254,12 @@ def notify_run_end(task: Task, report: Report) -> list[str]:
     """Send the notice due for a finished run, if any; return the channels that sent it.
 
     ``report`` must be saved with its result. Never raises: every failure
-    is logged (see the module docstring).
+    is logged (see the module docstring). With no channel configured
+    (:func:`channels_configured`) nothing could be sent: no query at all,
+    and ``Task.failure_notified`` stays as it is.
     """
+    if not channels_configured():
+        return []
     try:
         sent = overdue_recovered(task, report)
         notice = decide(task, report)
@@ -323,6 +327,15 @@ def send(notice: Notice) -> list[str]:
 
 
 # -- channels: each returns whether it sent (False when not configured) ---------------
+
+
+def channels_configured() -> bool:
+    """Return whether any channel would send (settings only, no query): e-mail recipients, Slack, webhook."""
+    return bool(
+        email_recipients()
+        or (app_settings.NOTIFY_SLACK_TOKEN and app_settings.NOTIFY_SLACK_CHANNEL)
+        or app_settings.NOTIFY_WEBHOOK_URL
+    )
 
 
 def email_recipients() -> list[str]:

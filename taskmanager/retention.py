@@ -6,12 +6,20 @@ end of a run does it inside its own closing transaction, see
 rows, each chunk its own transaction, so that deleting a 1,000,000-line log
 never holds the database (SQLite's single writer lock above all) for long.
 
+When: not at every run's end. A spooler process prunes a task's old reports
+at the end of every PRUNE_EVERY-th run of that task it supervises
+(:func:`prune_due`), and the periodic pass (``TASKMANAGER_RECOVERY_SECONDS``)
+prunes every task that has more (:func:`prune_over_limit`). So between two
+passes a task may keep a few more finished reports than the limit; never
+fewer, and a running report is never deleted.
+
 Each pruning that deletes reports writes one audit entry (actor "system",
 action "prune reports" on the task), in the transaction that deletes them:
 one entry per prune, not per report.
 """
 
 from django.db import transaction
+from django.db.models import Count
 
 from . import audit
 from .conf import app_settings
@@ -21,6 +29,48 @@ from .models import LogLine, Report, Task
 #: Log lines deleted per statement, so SQLite is never locked for long. A
 #: report counting fewer lines than this is deleted with its log at once.
 CHUNK = 5000
+#: A spooler process prunes a task's reports at the end of every this many
+#: runs of it (the periodic pass prunes in between).
+PRUNE_EVERY = 10
+#: Tasks the periodic pass prunes at most (the next pass takes the rest).
+BATCH = 100
+
+# Runs of each task ended in this process since its last pruning here.
+_runs_since_prune: dict[int, int] = {}
+
+
+def prune_due(task_id: int) -> bool:
+    """Count a run's end of ``task_id`` in this process; return whether its old reports are pruned now.
+
+    True at every PRUNE_EVERY-th call for the task (no query: a count kept
+    in the process).
+    """
+    count = _runs_since_prune.get(task_id, 0) + 1
+    if count >= PRUNE_EVERY:
+        _runs_since_prune.pop(task_id, None)
+        return True
+    _runs_since_prune[task_id] = count
+    return False
+
+
+def prune_over_limit(keep: int | None = None) -> None:
+    """The periodic pass's step: prune the tasks with more than ``keep`` finished reports.
+
+    One grouped query finds them (at most BATCH tasks, the next pass takes
+    the rest); each is pruned as :func:`prune_reports` does. Returns None:
+    the audit entry of each pruning says what went.
+    """
+    keep = app_settings.REPORTS_KEPT if keep is None else keep
+    over = (
+        Report.objects.finished()
+        .order_by()
+        .values("task_id")
+        .annotate(finished=Count("pk"))
+        .filter(finished__gt=keep)
+        .values_list("task_id", flat=True)[:BATCH]
+    )
+    for task_id in list(over):
+        prune_reports(task_id, keep)
 
 
 def old_reports(task_id: int, keep: int | None = None) -> list[tuple[int, int]]:

@@ -18,12 +18,24 @@ from .notifications import notify_run_end
 from .retention import prune_reports, prune_small_reports
 
 
-def record(task_id: int, started: datetime, now: datetime, result: str, log: logging.Logger, **kw) -> bool:
-    """Write the run's history and prune old small reports, inside the caller's transaction.
+def record(
+    task_id: int, started: datetime, now: datetime, result: str, log: logging.Logger, prune: bool = True, **kw
+) -> bool:
+    """Write the run's history and (with ``prune``) prune old small reports, inside the caller's transaction.
 
     Return whether old reports are left for :func:`after_commit` to prune.
+    The runner prunes at every :data:`taskmanager.retention.PRUNE_EVERY`-th
+    run of a task (:func:`taskmanager.retention.prune_due`), the periodic
+    pass in between (:func:`taskmanager.retention.prune_over_limit`).
     ``kw`` goes to :func:`taskmanager.history.record_run` (``update_task``, ``end_kind``).
     """
+    if not prune:
+        try:
+            with transaction.atomic(using=write_db()):
+                history.record_run(task_id, started, now, result, prune=False, **kw)
+        except Exception:  # noqa: BLE001 - the chart's history must never change the run's outcome
+            log.exception("Could not record the run history of task %s", task_id)
+        return False
     # The run's history and the pruning of old reports share the caller's
     # commit, in a savepoint: neither may change the run's outcome. If it
     # fails, the history is written again alone, and pruning waits for the

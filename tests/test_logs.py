@@ -16,7 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from taskmanager import logcapture, logstore, logviews, retention
-from taskmanager.models import LogLine, Report, Task
+from taskmanager.models import AuditEntry, LogLine, Report, RunHistory, Task
+from taskmanager.recovery import periodic_steps
 
 from .support.admin import add_task, press, run_to_end
 from .support.adminclient import AdminClient, client_for
@@ -479,9 +480,30 @@ def test_viewer_needs_view_report_permission(server, staff, commands):
 # -- retention ---------------------------------------------------------------------------
 
 
+def run_once(client, task, seen: list) -> int:
+    """Start ``task`` and wait for its next finished report and for the task to be idle; return the report's pk."""
+    press(client, task, "start")
+    done = wait_for(
+        lambda: (
+            Report.objects.filter(task=task, finished_datetime__isnull=False)
+            .exclude(pk__in=seen)
+            .values_list("pk", flat=True)
+            .first()
+        ),
+        timeout=60,
+        message="the next run of %s" % task.name,
+    )
+    seen.append(done)
+    wait_for(lambda: Task.objects.get(pk=task.pk).status == "IDLE", message="the task to be idle")
+    return done
+
+
 @pytest.mark.db_sensitive
-def test_retention_keeps_the_last_reports_of_each_task_only(server, admin_http, commands, settings):
-    keep = 5  # TASKMANAGER_REPORTS_KEPT's default, which the server uses
+def test_retention_keeps_the_last_reports_of_each_task_only(uwsgi_node, commands):
+    keep = 5  # TASKMANAGER_REPORTS_KEPT's default, which the node uses
+    # The periodic pass prunes between the runs' ends that do (every retention.PRUNE_EVERY-th).
+    node = uwsgi_node({"TASKMANAGER_RECOVERY_SECONDS": 1})
+    admin_http = node.admin
     other = add_task(admin_http, commands, "other-task", "tm_ok", "--lines 3")
     press(admin_http, other, "start")
     other_report = finished_reports(other, timeout=60)[0]
@@ -493,20 +515,8 @@ def test_retention_keeps_the_last_reports_of_each_task_only(server, admin_http, 
     runs = keep + 2
     ids = []
     for _ in range(runs):
-        press(admin_http, task, "start")
-        done = wait_for(
-            lambda: (
-                Report.objects.filter(task=task, finished_datetime__isnull=False)
-                .exclude(pk__in=ids)
-                .values_list("pk", flat=True)
-                .first()
-            ),
-            timeout=60,
-            message="the next run of %s" % task.name,
-        )
-        ids.append(done)
-        wait_for(lambda: Task.objects.get(pk=task.pk).status == "IDLE", message="the task to be idle")
-    # Pruning runs after each run's end: wait for the last one's.
+        run_once(admin_http, task, ids)
+    # The periodic pass prunes (every second here): wait for it.
     wait_for(
         lambda: Report.objects.filter(task=task, finished_datetime__isnull=False).count() == keep,
         message="pruning to %d reports" % keep,
@@ -521,6 +531,44 @@ def test_retention_keeps_the_last_reports_of_each_task_only(server, admin_http, 
     assert Report.objects.filter(pk=running.pk, finished_datetime__isnull=True).exists()
     assert running.log_lines.count() == 1
     assert Report.objects.filter(pk=other_report.pk).exists() and other_report.log_lines.count() == 4
+
+
+@pytest.mark.db_sensitive
+def test_runs_prune_every_nth_run_and_the_periodic_pass_in_between(uwsgi_node, commands):
+    """Issue 17: a run's end does not prune (a DELETE and an audit entry) every time: a spooler
+    process prunes a task at every retention.PRUNE_EVERY-th run of it, the periodic pass prunes
+    in between. Two reports kept here (the session's server keeps 5: it never prunes below that)."""
+    keep = 2
+    node = uwsgi_node(
+        {
+            "TASKMANAGER_REPORTS_KEPT": keep,
+            "TASKMANAGER_HISTORY_KEPT": keep,
+            "TASKMANAGER_RECOVERY_SECONDS": 0,
+        },
+        spooler_processes=1,
+    )
+    task = add_task(node.admin, commands, "pruned now and then", "tm_noop")
+    finished = Report.objects.filter(task=task, finished_datetime__isnull=False)
+    prunes = AuditEntry.objects.filter(action="prune", object_id=str(task.pk))
+    ids = []
+    for _ in range(keep + 1):
+        run_once(node.admin, task, ids)
+    # Before issue 17 the end of the third run deleted the first, in its own transaction;
+    # and its history row (the chart shows the last TASKMANAGER_HISTORY_KEPT all the same).
+    assert finished.count() == keep + 1 and not prunes.exists()
+    assert RunHistory.objects.filter(task=task).count() == keep + 1
+    assert (retention.prune_over_limit, ()) in periodic_steps()
+    retention.prune_over_limit(keep=keep)
+    assert sorted(finished.values_list("pk", flat=True)) == ids[-keep:]
+    assert prunes.count() == 1
+    while len(ids) < retention.PRUNE_EVERY - 1:
+        run_once(node.admin, task, ids)
+    # (The session's server, if running, may have pruned down to its 5 meanwhile.)
+    assert finished.count() > keep
+    # The PRUNE_EVERY-th run of the task in this spooler process prunes, in its end's transaction.
+    run_once(node.admin, task, ids)
+    assert sorted(finished.values_list("pk", flat=True)) == ids[-keep:]
+    assert RunHistory.objects.filter(task=task).count() == keep
 
 
 @pytest.mark.db_sensitive

@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from taskmanager import notifications
 from taskmanager.models import Report, RunHistory, Task
@@ -251,6 +253,31 @@ def test_notify_box_on_the_task_page(server, admin_http, commands):
     page = admin_http.get("/admin/taskmanager/task/%d/change/" % task.pk)
     assert 'name="notify"' in page.text
     assert "send notifications" in page.text.lower()
+
+
+def test_no_channel_no_notification_query_at_a_runs_end(uwsgi_node, commands):
+    """Issue 17: with no channel configured (the test settings: no ADMINS, no webhook, no Slack) a
+    failing run's end asks the database nothing about notices: the failure mark stays unset."""
+    node = uwsgi_node({}, spooler_processes=1)
+    failing = add_task(node.admin, commands, "fails quietly", "tm_fail", notify="on")
+    after = add_task(node.admin, commands, "runs after", "tm_ok")
+    press(node.admin, failing, "start")
+    assert finished_report(failing).result == "FAILED"
+    # One spooler process: once the next run ended, the first run's end is all done.
+    press(node.admin, after, "start")
+    assert finished_report(after).result == "OK"
+    assert not Task.objects.get(pk=failing.pk).failure_notified
+
+
+def test_notify_run_end_without_a_channel_runs_no_query(commands):
+    task = make_task(commands, "unheard", failure_notified=True)
+    report = make_report(task, result="FAILED")
+    assert not notifications.channels_configured()
+    with CaptureQueriesContext(connection) as queries:
+        assert notifications.notify_run_end(task, report) == []
+    assert [q["sql"] for q in queries] == []
+    with override_settings(TASKMANAGER_NOTIFY_WEBHOOK_URL="http://127.0.0.1:9/"):
+        assert notifications.channels_configured()
 
 
 # -- the decision, in-process (no channel configured: nothing is sent) ----------------

@@ -13,6 +13,13 @@ bytes: a few microseconds, against ~0.7 ms for the commit it counts). The role
 is ``spooler`` (a spooler process and the command children it forks),
 ``worker`` (a uWSGI web worker) or ``other``. ``read_counts()`` sums them.
 
+Beside the process's totals, the statements and commits issued *inside a
+run* are counted apart (``run_commits``, ``run_statements``): those whose
+call stack goes through ``taskmanager.runner.execute`` (the spool entry's
+claim, fork, supervision and end). The spooler's timer (heartbeat, the
+periodic recovery pass) is in the totals only: issue 17's targets are about
+the run path, and its timer's cost depends on the clock, not on the runs.
+
 With ``TM_BENCH_TRACE_SQL`` set, each counted commit also appends the
 statement(s) it committed to ``$TM_BENCH_DIR/commits-<role>.log``: slower,
 for finding out which statements the run path commits, not for timing.
@@ -20,10 +27,14 @@ for finding out which statements the run path commits, not for timing.
 
 import os
 import struct
+import sys
 from pathlib import Path
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
-_FORMAT = "<QQ"
+_FORMAT = "<QQQQ"
+_FIELDS = ("commits", "statements", "run_commits", "run_statements")
+# The run path: taskmanager.runner.execute (a frame of this code is on the stack).
+_RUN_FILE = os.path.join("taskmanager", "runner", "__init__.py")
 
 
 class _Counts:
@@ -32,6 +43,8 @@ class _Counts:
     role = "other"
     commits = 0
     statements = 0
+    run_commits = 0
+    run_statements = 0
 
 
 _counts = _Counts()
@@ -62,7 +75,7 @@ def _save() -> None:
     if _counts.pid != pid:
         # First change in this process (or in a forked child): start from zero.
         _counts.pid = pid
-        _counts.commits = _counts.statements = 0
+        _counts.commits = _counts.statements = _counts.run_commits = _counts.run_statements = 0
         _counts.role = _role()
         _counts.fd = None
         base = _base()
@@ -74,7 +87,18 @@ def _save() -> None:
 
 def _write() -> None:
     if _counts.fd is not None:
-        os.pwrite(_counts.fd, struct.pack(_FORMAT, _counts.commits, _counts.statements), 0)
+        os.pwrite(_counts.fd, struct.pack(_FORMAT, *(getattr(_counts, name) for name in _FIELDS)), 0)
+
+
+def _in_run() -> bool:
+    """Whether the caller is inside ``taskmanager.runner.execute`` (a walk up the stack: a few us)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "execute" and code.co_filename.endswith(_RUN_FILE):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _trace(connection, sql: str) -> None:
@@ -92,13 +116,16 @@ def _is_write(sql: str) -> bool:
 def _execute_wrapper(execute, sql, params, many, context):
     result = execute(sql, params, many, context)
     _save()
+    in_run = _in_run()
     _counts.statements += 1
+    _counts.run_statements += in_run
     connection = context["connection"]
     if _is_write(sql):
         if connection.in_atomic_block or not connection.get_autocommit():
             connection.bench_pending = getattr(connection, "bench_pending", []) + [sql]
         else:
             _counts.commits += 1
+            _counts.run_commits += in_run
             _trace(connection, sql)
     _write()
     return result
@@ -118,6 +145,7 @@ def install(sender=None, connection=None, **kwargs) -> None:
         if connection.bench_pending:
             _save()
             _counts.commits += 1
+            _counts.run_commits += _in_run()
             _trace(connection, " ; ".join(connection.bench_pending))
             connection.bench_pending = []
             _write()
@@ -132,7 +160,10 @@ def install(sender=None, connection=None, **kwargs) -> None:
 
 
 def read_counts(base: Path) -> dict:
-    """Return ``{role: {"commits": n, "statements": n}}`` summed over the files under ``base``."""
+    """Return ``{role: {"commits": n, "statements": n, "run_commits": n, "run_statements": n}}``.
+
+    Summed over the files under ``base``.
+    """
     totals: dict = {}
     folder = Path(base) / "counts"
     if not folder.is_dir():
@@ -142,8 +173,7 @@ def read_counts(base: Path) -> dict:
         data = path.read_bytes()[: struct.calcsize(_FORMAT)]
         if len(data) < struct.calcsize(_FORMAT):
             continue
-        commits, statements = struct.unpack(_FORMAT, data)
-        entry = totals.setdefault(role, {"commits": 0, "statements": 0})
-        entry["commits"] += commits
-        entry["statements"] += statements
+        entry = totals.setdefault(role, dict.fromkeys(_FIELDS, 0))
+        for name, value in zip(_FIELDS, struct.unpack(_FORMAT, data), strict=True):
+            entry[name] += value
     return totals

@@ -20,6 +20,9 @@ at once (every change is a conditional UPDATE):
 * ``notify_overdue()`` (periodic only): pending tasks of any node whose next
   execution is more than ``TASKMANAGER_OVERDUE_GRACE`` late get one
   "overdue" notice.
+* ``retention.prune_over_limit()`` (periodic only): finished reports beyond
+  ``TASKMANAGER_REPORTS_KEPT`` per task are deleted (the end of a run
+  prunes only at every ``retention.PRUNE_EVERY``-th run of its task).
 * ``audit.prune()`` (periodic only): audit entries older than
   ``TASKMANAGER_AUDIT_DAYS`` are deleted (one statement).
 
@@ -36,7 +39,7 @@ from datetime import datetime
 
 from django.db import close_old_connections
 
-from .. import audit
+from .. import audit, retention
 from ..conf import app_settings
 from .interrupted import close_interrupted, interruption_evidence, kill_leftovers, recover_interrupted_runs
 from .overdue import notify_overdue
@@ -86,7 +89,8 @@ def periodic_steps(
     spool files read at most), and move aside its files no spooler can read
     (empty, broken) older than a minute.
     Last, always: notify the overdue tasks of any node (``notify_overdue``),
-    and delete the audit entries older than ``TASKMANAGER_AUDIT_DAYS``.
+    prune the reports beyond ``TASKMANAGER_REPORTS_KEPT`` per task, and
+    delete the audit entries older than ``TASKMANAGER_AUDIT_DAYS``.
     """
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
@@ -96,6 +100,8 @@ def periodic_steps(
         steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
         steps.append((move_aside_unreadable, (spool_dir,)))
     steps.append((notify_overdue, ()))
+    # Old reports beyond TASKMANAGER_REPORTS_KEPT (the runs' ends prune only now and then).
+    steps.append((retention.prune_over_limit, ()))
     # Audit entries older than TASKMANAGER_AUDIT_DAYS: one DELETE by date.
     steps.append((audit.prune, ()))
     return steps

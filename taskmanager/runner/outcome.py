@@ -18,7 +18,7 @@ from typing import NamedTuple
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists
 
-from .. import dbclock, history, logcapture, runend
+from .. import dbclock, history, logcapture, retention, runend
 from ..db import write_db
 from ..models import EndKind, Report, Task
 from .claim import respool_deferred
@@ -182,4 +182,10 @@ class RunEnd:
         )
         if not task_ended:
             Task.objects.filter(pk=self.task.pk).update(last_duration=duration)
-        return runend.record(self.task.pk, started, now, result, logger, update_task=False, end_kind=kind)
+        # Old reports go at every retention.PRUNE_EVERY-th run of the task in
+        # this process, and at the periodic pass: not a DELETE and an audit
+        # entry at every run's end.
+        prune = retention.prune_due(self.task.pk)
+        return runend.record(
+            self.task.pk, started, now, result, logger, prune=prune, update_task=False, end_kind=kind
+        )
