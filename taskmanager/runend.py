@@ -29,29 +29,23 @@ def record(
     pass in between (:func:`taskmanager.retention.prune_over_limit`).
     ``kw`` goes to :func:`taskmanager.history.record_run` (``update_task``, ``end_kind``).
     """
-    if not prune:
-        try:
-            with transaction.atomic(using=write_db()):
-                history.record_run(task_id, started, now, result, prune=False, **kw)
-        except Exception:  # noqa: BLE001 - the chart's history must never change the run's outcome
-            log.exception("Could not record the run history of task %s", task_id)
-        return False
     # The run's history and the pruning of old reports share the caller's
     # commit, in a savepoint: neither may change the run's outcome. If it
-    # fails, the history is written again alone, and pruning waits for the
-    # commit (prune_reports then logs its own failure).
+    # fails (or at a run that does not prune), the history is written alone;
+    # pruning then waits for the commit (prune_reports logs its own failure).
+    if prune:
+        try:
+            with transaction.atomic(using=write_db()):
+                history.record_run(task_id, started, now, result, **kw)
+                return prune_small_reports(task_id)
+        except Exception:  # noqa: BLE001 - see above
+            log.debug("History or pruning failed for task %s; retrying apart", task_id, exc_info=True)
     try:
         with transaction.atomic(using=write_db()):
-            history.record_run(task_id, started, now, result, **kw)
-            return prune_small_reports(task_id)
-    except Exception:  # noqa: BLE001 - see above
-        log.debug("History or pruning failed for task %s; retrying apart", task_id, exc_info=True)
-    try:
-        with transaction.atomic(using=write_db()):
-            history.record_run(task_id, started, now, result, **kw)
+            history.record_run(task_id, started, now, result, prune=prune, **kw)
     except Exception:  # noqa: BLE001 - the chart's history must never change the run's outcome
         log.exception("Could not record the run history of task %s", task_id)
-    return True
+    return prune
 
 
 def after_commit(
