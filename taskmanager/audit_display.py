@@ -19,11 +19,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from . import datetimes
+from . import datetimes, display
 from .models import AuditEntry, Command, Report, Task
 
-#: What an empty value shows, as Django's admin shows one.
-EMPTY = "-"
+#: What an empty value shows, as the admin's columns show one.
+EMPTY = display.EMPTY
 #: The model whose fields an entry's changes name, by object type.
 MODELS = {
     AuditEntry.ObjectType.TASK: Task,
@@ -78,7 +78,7 @@ def field_value(model, name: str, item) -> str:
     if moment is not None:
         return datetimes.format_datetime(moment)
     if isinstance(field, models.DurationField) and isinstance(item, int | float):
-        return _("%(seconds)s s") % {"seconds": item}
+        return display.format_duration(item)
     return str(item)
 
 
