@@ -10,13 +10,15 @@
    supervisor that dies mid-run does not break the chain.
 2. **Supervise**: the command runs through ``call_command`` in a forked
    child with its own process group, killed by Linux if the supervisor dies
-   (PDEATHSIG); the supervisor reads its output (see
+   (PDEATHSIG; in a spooler the child is forked by the spooler's fork
+   server, :mod:`.forkserver`, and the death is chained through it); the
+   supervisor reads its output (see
    :mod:`taskmanager.logcapture`), writes the log in batches with a
    heartbeat, polls the database for a stop request (or its report being
    deleted or closed by recovery), enforces the timeout (SIGTERM to the
    group, SIGKILL after the grace period), survives database errors, and
    when the child has exited kills what the run left behind (the process
-   group, and in a spooler the orphans re-parented to it as a subreaper).
+   group, and in a spooler the orphans re-parented to its fork server).
 3. **Finish**: the report gets its result and end reason, the task its last
    result and new status, in one transaction (retried while the database is
    unreachable); then old reports are pruned.
@@ -29,9 +31,12 @@ environment of the run's processes. See ``docs/lifecycle.rst``.
 The run path is a package of small modules, in import order:
 
 * :mod:`.child_main`: what runs inside the forked child;
+* :mod:`.prefork`: what a forking process does around the fork;
+* :mod:`.orphans`: the run's orphans, reaped when they exit, killed at the end;
+* :mod:`.forkserver_main`: what runs inside a spooler's fork server;
+* :mod:`.forkserver`: the fork server's design, and the spooler's end of it;
 * :mod:`.child`: the supervisor's handle on the child (:class:`Child`);
 * :mod:`.reportlog`: the log on its way to the database (``ReportLog``);
-* :mod:`.orphans`: the run's orphans, reaped when they exit, killed at the end;
 * :mod:`.follow`: following the child until it exits (``ChildFollower``);
 * :mod:`.outcome`: the run's end (``end_reason``, ``RunEnd``);
 * :mod:`.claim`: :func:`claim`;
