@@ -75,7 +75,10 @@ class Child:
     @classmethod
     def spawn(cls, task, argv: list[str]) -> "Child":
         """Fork the child that will run ``task``'s command with ``argv``; it waits for release()."""
-        subreaper = become_subreaper()
+        # Only for a spooler subreaper: should the fork server die, its orphans come
+        # here. Found (or started) before the run's pipes exist: a fork server
+        # started later would hold copies of their write ends for its whole life.
+        server = _fork_server() if become_subreaper() and app_settings.FORK_SERVER else None
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         rec_r, rec_w = os.pipe()
@@ -87,12 +90,14 @@ class Child:
         fds = {out_r: logcapture.STDOUT, err_r: logcapture.STDERR, rec_r: None}
         command = CommandName.of(task)
         try:
-            # Only a spooler subreaper: if the fork server dies, its orphans come here.
-            if subreaper and app_settings.FORK_SERVER:
-                spawned = _spawn_by_server(command, argv, [out_w, err_w, rec_w, go_child.fileno()])
-                if spawned is not None:
-                    server, pid, started = spawned
+            if server is not None:
+                try:
+                    pid, started = server.spawn(command, argv, [out_w, err_w, rec_w, go_child.fileno()])
                     return cls(pid, fds, go, started, server)
+                except (ForkServerLost, OSError) as exc:  # OSError: an argv larger than a datagram
+                    logger.warning(
+                        "taskmanager: the fork server could not fork the run (%s): forking it here", exc
+                    )
             warm_up()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -190,29 +195,13 @@ class Child:
             orphans.reap_exited(self.pid)
 
 
-def _spawn_by_server(command: CommandName, argv: list[str], fds: list[int]):
-    """Have this spooler's fork server fork the child: (server, pid, start time), or None to fork here.
-
-    A fork server found dead is replaced once; if the new one dies too (a
-    command's module that kills the process importing it), this run's child
-    is forked here.
-    """
-    for _attempt in range(2):
-        try:
-            server = ForkServer.running()
-        except Exception:  # noqa: BLE001 - no fork server (fork failed): fork here
-            logger.exception("taskmanager: could not start a fork server: the run's child is forked here")
-            return None
-        try:
-            pid, started = server.spawn(command, argv, fds)
-            return server, pid, started
-        except ForkServerLost:
-            continue
-        except (OSError, ValueError) as exc:  # a request too large for one datagram
-            logger.warning("The fork server could not take the run (%s): forking it here", exc)
-            return None
-    logger.error("taskmanager: the fork server keeps dying: the run's child is forked by the spooler")
-    return None
+def _fork_server() -> ForkServer | None:
+    """Return this spooler's fork server (started if it has none or it died), or None to fork here."""
+    try:
+        return ForkServer.running()
+    except Exception:  # noqa: BLE001 - no fork server (fork failed): the supervisor forks
+        logger.exception("taskmanager: could not start a fork server: the run's child is forked here")
+        return None
 
 
 # Whether this process is a child subreaper, by pid (see become_subreaper).

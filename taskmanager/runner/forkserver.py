@@ -98,6 +98,11 @@ class ForkServer:
     def running(cls) -> "ForkServer":
         """Return this process's fork server, started now if it has none or it died."""
         server = cls._current
+        if server is not None and server.alive and server.owner == os.getpid():
+            try:
+                server._receive(block=False)  # one syscall: EOF if it died since the last run
+            except ForkServerLost:
+                pass
         if server is None or not server.alive or server.owner != os.getpid():
             server = cls._current = cls.start()
         return server
