@@ -94,7 +94,8 @@ class Child:
                 try:
                     pid, started = server.spawn(command, argv, [out_w, err_w, rec_w, go_child.fileno()])
                     return cls(pid, fds, go, started, server)
-                except (ForkServerLost, OSError) as exc:  # OSError: an argv larger than a datagram
+                # Lost (ForkServerLost), an argv larger than a datagram (OSError): fork here.
+                except Exception as exc:  # noqa: BLE001 - the run must not fail for its fork server
                     logger.warning(
                         "taskmanager: the fork server could not fork the run (%s): forking it here", exc
                     )

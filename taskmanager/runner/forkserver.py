@@ -41,7 +41,13 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   EOF; the run's child dies with it (PDEATHSIG) and re-parents, with the
   orphans, to the spooler (still a subreaper), which kills and reaps them
   (:class:`ForkServerLost` ends the run as crashed, "the supervisor
-  failed"); the next run starts a new fork server.
+  failed"); the next run starts a new fork server (one found dead between
+  two runs is replaced the same way). A run the fork server cannot take (it
+  died during the request, or an argv too large for one datagram) is forked
+  by the spooler itself, as outside a spooler.
+* **Started before the run's pipes exist** (:meth:`.child.Child.spawn` asks
+  for it first): a fork server forked while they are open would keep their
+  write ends for its whole life, and its children too.
 * **Code and settings**: the fork server is a copy of its spooler, so it
   sees the code and settings the spooler loaded; a reload restarts the
   spoolers, hence their fork servers. The active commands' modules are
