@@ -54,7 +54,7 @@ from django.db import InterfaceError, OperationalError, connections
 
 from .. import db
 from ..models import Report, Task
-from .child import Child
+from .child import Child, prepare_spooler
 from .child_main import working_dir
 from .claim import claim, local_tz, process_start_time, runnable_argv
 from .supervisor import Supervisor, current_report_id
@@ -69,6 +69,7 @@ __all__ = [
     "end_status",
     "execute",
     "local_tz",
+    "prepare_spooler",
     "process_start_time",
     "run_marker",
     "runnable_argv",

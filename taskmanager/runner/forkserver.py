@@ -10,8 +10,9 @@ between two forks, pays few faults.
 
 The design, and the guarantees it keeps (``docs/lifecycle.rst``):
 
-* **One per spooler process**, its child, started at the spooler's first run
-  (:meth:`ForkServer.running`), after Django is set up. The spooler reads
+* **One per spooler process**, its child, started when the spooler process
+  starts (after its recovery pass, :func:`.child.prepare_spooler`; else at
+  its first run, :meth:`ForkServer.running`), after Django is set up. The spooler reads
   the active commands (one query) before forking it; the fork server never
   touches the database: it drops the spooler's connections unused (as a
   run's child does), imports the active commands' modules, warms up Django's
