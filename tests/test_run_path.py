@@ -14,6 +14,7 @@ from django.db import connection
 from taskmanager import processes, runner
 from taskmanager.models import Report, Task, TaskCategory, new_token
 
+from .support import sqlcount
 from .support.admin import add_task, press
 from .support.objects import make_task
 from .support.waits import wait_for
@@ -157,3 +158,36 @@ def test_a_slot_due_during_the_run_is_skipped_and_noted(commands, settings):
     assert texts[-1] == "1 scheduled run(s) came due while this run was going and were skipped."
     task.refresh_from_db()
     assert task.status == Task.Status.SPOOLED and task.run_token not in ("", next_token)
+
+
+#: Issue 17's budget of the run path, with the shipped settings: SQL statements
+#: (BEGIN and SAVEPOINT/RELEASE included) and durable commits of a one-shot
+#: run; a periodic run adds one of each (its next entry's path is stored).
+RUN_PATH_STATEMENTS, RUN_PATH_COMMITS = 6, 2
+
+
+@pytest.mark.db_sensitive
+def test_the_run_path_issues_a_handful_of_statements_and_two_commits(uwsgi_node, commands, tmp_path):
+    # Counted in the spooler (tests/support/sqlcount.py): the statements
+    # issued inside runner.execute, from the claim to the end's last query.
+    node = uwsgi_node(**sqlcount.counting_node(tmp_path))
+    one_shot = make_task(commands, "sql-one-shot", "tm_noop")
+    periodic = make_task(
+        commands, "sql-periodic", "tm_noop", repetition_period=Task.Period.DAY, repetition_rate=1
+    )
+    figures = {}
+    for task, extra in ((one_shot, 0), (periodic, 1), (one_shot, 0)):
+        before = sqlcount.read_counts(tmp_path).get("spooler", {})
+        runs, traced = sqlcount.runs_logged(tmp_path), len(sqlcount.read_run_trace(tmp_path))
+        press(node.admin, task, "start")
+        wait_for(lambda runs=runs: sqlcount.runs_logged(tmp_path) > runs, timeout=60, message="the run")
+        after = sqlcount.read_counts(tmp_path)["spooler"]
+        statements = after["run_statements"] - before.get("run_statements", 0)
+        commits = after["run_commits"] - before.get("run_commits", 0)
+        trace = "\n".join(sqlcount.read_run_trace(tmp_path)[traced:])
+        assert statements <= RUN_PATH_STATEMENTS + extra, trace
+        assert commits <= RUN_PATH_COMMITS + extra, trace
+        figures.setdefault(task.name, []).append((statements, commits))
+    assert Task.objects.get(pk=one_shot.pk).status == Task.Status.IDLE
+    assert Report.objects.filter(task=one_shot, result="OK").count() == 2, figures
+    assert Task.objects.get(pk=periodic.pk).status == Task.Status.SPOOLED
