@@ -222,7 +222,9 @@ def counting_node(directory: Path) -> dict:
             "timing": {"class": "logging.FileHandler", "filename": str(Path(directory) / "timing.log")},
         },
         "root": {"handlers": ["console"], "level": "INFO"},
-        "loggers": {"taskmanager.runner.timing": {"handlers": ["timing"], "level": "DEBUG", "propagate": False}},
+        "loggers": {
+            "taskmanager.runner.timing": {"handlers": ["timing"], "level": "DEBUG", "propagate": False}
+        },
     }
     return {"env": {DIR_ENV: str(directory), TRACE_ENV: "1"}, "settings": {"LOGGING": logging}}
 
