@@ -251,8 +251,6 @@ def _own_start_time() -> float | None:
 
 # pid -> start time of this process (a forked process has another pid).
 _own_start: dict[int, float | None] = {}
-
-
 #: The task's fields :func:`respool_deferred` decides by (the end's UPDATE returns them).
 DEFERRED_FIELDS = ("status", "run_token", "run_now_token", "spooler_id", "next_datetime")
 
@@ -263,8 +261,7 @@ def respool_deferred(task_id: int, row: dict | None = None) -> None:
     A queued "run now" (its token still set), and a pending run whose entry
     was consumed (``spooler_id`` emptied by the claim). Spooling an entry
     twice is harmless: the first claim swaps its token, the second finds it
-    stale. ``row``: the task's :data:`DEFERRED_FIELDS` as the end's UPDATE
-    returned them (read here when None).
+    stale. ``row``: the task's :data:`DEFERRED_FIELDS` from the end's UPDATE (else read here).
     """
     if row is None:
         row = Task.objects.filter(pk=task_id).values(*DEFERRED_FIELDS).first()

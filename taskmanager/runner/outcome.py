@@ -222,9 +222,7 @@ class RunEnd:
             errors=self.log.errors,
             warnings=self.log.warnings,
         )
-        rows = sql.update_returning(running, values, DEFERRED_FIELDS)
-        task_ended = running.update(**values) if rows is None else len(rows)
-        self.deferred = rows[0] if rows else None
+        task_ended, self.deferred = sql.update(running, values, DEFERRED_FIELDS)
         if not task_ended:
             Task.objects.filter(pk=self.task.pk).update(last_duration=duration)
         # Old reports go at every retention.PRUNE_EVERY-th run of the task in

@@ -65,7 +65,7 @@ class ReportLog:
         # A batch failed with a data error: the next flush writes its rows
         # one by one and replaces a row that fails by a note (flush()).
         self.repair = False
-        self.returned: dict | None = None  # what the last flush's UPDATE returned (flush())
+        self.returned: dict | None = None  # what the last flush's UPDATE returned (flush(returning=...))
         # Built once per run (by the claim, which stored the report's text redacted with it).
         self.redact, pattern_errors = getattr(report, "redactor", None) or redaction.redactor()
         for name in REDACTED_FIELDS[:2]:  # stored by the claim (the notice reads this object)
@@ -155,9 +155,7 @@ class ReportLog:
         None if nothing was pending. Raise DatabaseError as the database
         does; nothing pending is lost then. Inside a transaction, without
         ``savepoint``, a ``running_only`` flush that updated nothing marks the
-        enclosing transaction for rollback. ``returning``: report fields whose
-        values the UPDATE returns in :attr:`returned` (None where the database
-        cannot, :func:`.sql.update_returning`, or when nothing was updated).
+        enclosing transaction for rollback. ``returning``: fields put in :attr:`returned` (:func:`.sql.update`).
         """
         if not self.batch and not self.report_changes:
             return None
@@ -180,12 +178,8 @@ class ReportLog:
                         self._insert_one_by_one()
                     else:
                         logstore.insert_rows(self.batch, using)
-                values = dict(
-                    lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
-                )
-                rows = sql.update_returning(report, values, returning) if returning else None
-                updated = report.update(**values) if rows is None else len(rows)
-                self.returned = rows[0] if rows else None
+                counts = {"lines": self.lines, "warnings": self.warnings, "errors": self.errors}
+                updated, self.returned = sql.update(report, {**counts, **self.report_changes}, returning)
                 if running_only and updated != 1:
                     transaction.set_rollback(True, using=using)
                     return updated
@@ -203,10 +197,7 @@ class ReportLog:
                 # (it does on DatabaseError), with repair on.
                 raise DataError(str(exc)) from exc
             return self.flush(running_only, savepoint)
-        self.repair = False
-        self.batch = []
-        self.batch_bytes = 0
-        self.report_changes = {}
+        self.repair, self.batch, self.batch_bytes, self.report_changes = False, [], 0, {}
         if renewing and updated:
             self.lease.renew(sent)
         return updated

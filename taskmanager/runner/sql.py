@@ -14,13 +14,14 @@ converters, as the ORM would read them.
 SQLite >= 3.35 and PostgreSQL have ``UPDATE ... RETURNING``; MySQL and
 MariaDB (10.11 has ``INSERT``/``DELETE ... RETURNING`` only) do not: there
 :func:`update_returning` returns None and the caller reads as it did before.
-The statement runs in the caller's transaction, if any, on the queryset's
-database (the run path's querysets write to :func:`taskmanager.db.write_db`).
+:func:`update` does either, for the caller that only wants the first row.
+The statement runs in the caller's transaction, if any, on the model's write
+database (:func:`taskmanager.db.write_db` for the run path's models).
 """
 
 import sqlite3
 
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.db.models.sql import UpdateQuery
 
@@ -42,7 +43,9 @@ def update_returning(queryset: QuerySet, values: dict, fields: tuple[str, ...]) 
     Only for an UPDATE of one table (a filter spanning a relation would need
     Django's pre-selection of the keys).
     """
-    using = queryset.db
+    # The model's write database, as QuerySet.update() (queryset.db names the
+    # read one, a replica when the project's routers have one).
+    using = router.db_for_write(queryset.model)
     if not returns_from_update(using):
         return None
     connection = connections[using]
@@ -73,3 +76,16 @@ def update_returning(queryset: QuerySet, values: dict, fields: tuple[str, ...]) 
             values_out[name] = value
         result.append(values_out)
     return result
+
+
+def update(queryset: QuerySet, values: dict, returning: tuple[str, ...] = ()) -> tuple[int, dict | None]:
+    """Run ``queryset.update(**values)``; return the row count and the first updated row's ``returning`` fields.
+
+    The row is None when nothing matched, when ``returning`` is empty, or
+    where the database cannot return it (:func:`returns_from_update`): the
+    caller then reads what it needs apart.
+    """
+    rows = update_returning(queryset, values, returning) if returning else None
+    if rows is None:
+        return queryset.update(**values), None
+    return len(rows), (rows[0] if rows else None)
