@@ -34,8 +34,8 @@ def record(
     The runner prunes at every :data:`taskmanager.retention.PRUNE_EVERY`-th
     run of a task (:func:`taskmanager.retention.prune_due`), the periodic
     pass in between (:func:`taskmanager.retention.prune_over_limit`).
-    Without ``savepoint`` a run that does not prune writes its history row
-    in the caller's transaction without a savepoint of its own: a failure
+    Without ``savepoint`` the history row and the pruning go in the
+    caller's transaction without a savepoint of their own: a failure
     raises, and the caller must roll back and record the end again with
     ``savepoint`` (the runner does, so that its end pays for no
     SAVEPOINT/RELEASE pair, issue 17).
@@ -45,9 +45,9 @@ def record(
     # commit, in a savepoint: neither may change the run's outcome. If it
     # fails (or at a run that does not prune), the history is written alone;
     # pruning then waits for the commit (prune_reports logs its own failure).
-    if not prune and not savepoint:
-        history.record_run(task_id, started, now, result, prune=False, **kw)
-        return False
+    if not savepoint:
+        history.record_run(task_id, started, now, result, prune=prune, **kw)
+        return prune_small_reports(task_id) if prune else False
     if prune:
         try:
             with transaction.atomic(using=write_db()):

@@ -11,9 +11,9 @@ deferred behind this one (``claim.respool_deferred``).
 The end's SQL is lean (issue 17): where the database has ``UPDATE ...
 RETURNING`` (:mod:`.sql`), the report's UPDATE returns its skipped runs and
 the task's UPDATE the tokens of the deferred runs, so nothing is read before
-or after the transaction; the history row goes in without a savepoint, and
-only if it fails is the end written again with the history in a savepoint
-of its own (:class:`HistoryFailed`).
+or after the transaction; the history row (and the pruning, at every tenth
+run) goes in without a savepoint, and only if it fails is the end written
+again with those in a savepoint of their own (:class:`HistoryFailed`).
 """
 
 import logging
@@ -74,7 +74,7 @@ def end_reason(status: int, follower: ChildFollower) -> End:
 
 
 class HistoryFailed(Exception):
-    """The run's history row failed in the end's transaction, which rolled back: write the end again."""
+    """The run's history row or pruning failed in the end's transaction, which rolled back: write the end again."""
 
 
 class RunEnd:
@@ -230,8 +230,8 @@ class RunEnd:
         # entry at every run's end.
         if self.prune is None:
             self.prune = retention.prune_due(self.task.pk)
-        # No savepoint around the history row unless it failed without one
-        # (or with pruning, which runend.record always does in a savepoint).
+        # No savepoint around the history row and the pruning unless they
+        # failed without one (then finish() writes the end again).
         try:
             return runend.record(
                 self.task.pk,
@@ -244,5 +244,5 @@ class RunEnd:
                 update_task=False,
                 end_kind=kind,
             )
-        except Exception as exc:  # only without savepoint: runend.record swallows the others
+        except Exception as exc:  # only without savepoint: with one, runend.record swallows it
             raise HistoryFailed(str(exc)) from exc
