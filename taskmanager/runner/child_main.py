@@ -9,6 +9,7 @@ release (:func:`await_release`), run the command and leave through
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -59,12 +60,16 @@ def child_main(
     marker: str = "",
     parent: int = 0,
     go: int | None = None,
+    reuse: bool = False,
 ) -> None:
     """Run the command in the forked child and leave with ``os._exit``; never return.
 
     With ``go`` (a socket fd), wait after the preparations until the
-    supervisor sends the run marker on it (:meth:`Child.release`); leave
-    without running anything if it closes it instead (:meth:`Child.cancel`).
+    supervisor sends the run marker (and the arguments) on it
+    (:meth:`Child.release`); leave without running anything if it closes it
+    instead (:meth:`Child.cancel`). With ``reuse`` too, after each run say
+    that it ended (:func:`end_run`) and wait for the next release, until the
+    supervisor closes ``go`` (:mod:`.reuse`).
     """
     code = _EXIT_EXCEPTION
     writer = None
@@ -88,6 +93,7 @@ def child_main(
         sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stdin = open(0, closefd=False)
+        _STREAMS[:] = [sys.stdout, sys.stderr, sys.stdin]
         os.chdir(working_dir())
         # sys.executable is the uwsgi binary here: commands that start Python
         # (subprocess, multiprocessing "spawn") need the interpreter.
@@ -99,14 +105,21 @@ def child_main(
         # command modules in-process too, to check arguments); a failure is
         # reported once the run is released.
         loaded = load_command(task)
-        if go is not None:
-            marker = await_release(go)
-            if marker is None:
-                code = 0
-                return  # the claim was lost: leave (finally) without running the command
-        if marker:
-            os.environ[processes.RUN_ENV] = marker
-        code = run_command(task, argv, writer, loaded)
+        environ = dict(os.environ)  # restored before each run of a reused child
+        while True:
+            if go is not None:
+                release = await_release(go, close=not reuse)
+                if release is None:
+                    code = 0
+                    return  # the claim was lost, or a reused child retired: leave (finally)
+                marker, argv = release[0], release[1] if release[1] is not None else argv
+            if marker:
+                os.environ[processes.RUN_ENV] = marker
+            code = run_command(task, argv, writer, loaded)
+            if not (reuse and go is not None):
+                return
+            end_run(writer, code, environ)
+            loaded = load_command(task)  # a new instance (the module stays imported)
     except BaseException:  # noqa: BLE001 - the child must always leave through os._exit
         try:
             traceback.print_exc()
@@ -140,17 +153,56 @@ def run_log_level(writer: logcapture.RecordWriter) -> int:
     return level
 
 
-def await_release(go: int) -> str | None:
-    """Block until the supervisor sends the run marker on ``go``; return it, or None if it closed it."""
+def await_release(go: int, close: bool = True) -> tuple[str, list[str] | None] | None:
+    """Block until the supervisor sends a release on ``go``: return (marker, argv), or None if it closed it.
+
+    ``argv`` is None when the release gives no arguments (those of the spawn
+    apply). ``close``: close ``go`` once the release came (no run follows).
+    """
     data = b""
     while not data.endswith(b"\n"):
         chunk = os.read(go, 4096)
         if not chunk:
             return None
         data += chunk
-    os.close(go)
-    return data[:-1].decode()
+    if close:
+        os.close(go)
+    message = json.loads(data)
+    return message["marker"], message.get("argv")
 
+
+def end_run(writer: logcapture.RecordWriter, code: int, environ: dict) -> None:
+    """In a reused child, after a run: send its end, and make the process ready for the next run.
+
+    What is written to fd 1 and fd 2 is flushed before the end goes out on
+    the record pipe: the supervisor, once it has read the end, finds every
+    byte of the run in the pipes. Then what a run may have changed in the
+    process and the next run must not inherit: the environment (the run's
+    marker with it), the signal dispositions, the working directory, the
+    standard streams, and the database connections the command opened
+    (closed as at the end of a request, by ``CONN_MAX_AGE``).
+    """
+    # Deferred: only a reused child needs it.
+    from django.db import close_old_connections
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    writer.write(0, logcapture.RUN_END_STREAM, str(code))
+    close_old_connections()
+    os.environ.clear()
+    os.environ.update(environ)
+    for sig in _RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    os.chdir(working_dir())
+    sys.stdout, sys.stderr, sys.stdin = _STREAMS
+
+
+# The child's standard streams, as child_main opened them (restored by end_run).
+_STREAMS: list = []
 
 # Database connections a forked child inherited (see abandon_connections).
 _abandoned: list = []

@@ -21,7 +21,7 @@ from django.db import DatabaseError
 from .. import dbclock, logcapture, progress
 from ..conf import app_settings
 from ..models import Report
-from . import orphans
+from . import orphans, reuse
 from .child import kill_group, pidfd_open, reap
 from .reportlog import ReportLog
 
@@ -63,6 +63,10 @@ class ChildFollower:
         self.child_started: float | None = None
         # The child's pidfd while follow() runs (readable once the child exited).
         self.exit_fd: int | None = None
+        #: A reused child's exit code for the run, sent on its record pipe (:mod:`.reuse`).
+        self.run_end: int | None = None
+        #: Whether the child is alive after follow(), its pipes open, ready for another run.
+        self.kept = False
 
     def follow(self, pid: int, fds: dict) -> int:
         """Read the child's output until it exits; return its wait status.
@@ -98,6 +102,11 @@ class ChildFollower:
                 for key, _ in sel.select(timeout=min(max(wait, 0.0), 0.2)):
                     if key.data is not _EXITED:
                         self.read_fd(key.fd, key.data, buffers, records, sel)
+                if self.run_end is not None:
+                    # A reused child ended its run and waits for the next:
+                    # its exit code as the wait status an exit would give.
+                    status = (self.run_end & 0xFF) << 8
+                    break
                 now = time.monotonic()
                 done, wait_status = os.waitpid(pid, os.WNOHANG)
                 if done:
@@ -137,28 +146,70 @@ class ChildFollower:
             if pidfd is not None:
                 sel.unregister(pidfd)
                 os.close(pidfd)
-            # Whatever the command left behind goes too: (in a spooler) its
-            # orphans, counted while alive, then what is left of its group.
-            if status is None:
-                kill_group(pid, signal.SIGKILL)
-                reap(pid)
-            self.sweep_orphans(pid)
-            kill_group(pid, signal.SIGKILL)
-            if self.subreaper:
-                orphans.reap_exited(pid)
-            deadline = time.monotonic() + 1.0
-            while sel.get_map() and time.monotonic() < deadline:
-                events = sel.select(timeout=0.1)
-                if not events:
-                    break
-                for key, _ in events:
-                    self.read_fd(key.fd, key.data, buffers, records, sel)
-            for fd in list(sel.get_map()):
-                sel.unregister(fd)
-                os.close(fd)
-                self.emit(fds[fd], buffers[fd].close())
-            sel.close()
+            # (status is set just before the loop's break: no exception is on its way)
+            if not (
+                self.run_end is not None and status is not None and self.keep_child(pid, sel, fds, buffers)
+            ):
+                self.end_child(pid, status is None or self.run_end is not None, sel, fds, buffers, records)
         return status
+
+    def end_child(self, pid: int, alive: bool, sel, fds: dict, buffers: dict, records) -> None:
+        """Kill what the run left (the child too when ``alive``), read the pipes to their end, close them."""
+        # Whatever the command left behind goes too: (in a spooler) its
+        # orphans, counted while alive, then what is left of its group.
+        if alive:
+            kill_group(pid, signal.SIGKILL)
+            reap(pid)
+        self.sweep_orphans(pid)
+        kill_group(pid, signal.SIGKILL)
+        if self.subreaper:
+            orphans.reap_exited(pid)
+        deadline = time.monotonic() + 1.0
+        while sel.get_map() and time.monotonic() < deadline:
+            events = sel.select(timeout=0.1)
+            if not events:
+                break
+            for key, _ in events:
+                self.read_fd(key.fd, key.data, buffers, records, sel)
+        for fd in list(sel.get_map()):
+            sel.unregister(fd)
+            os.close(fd)
+            self.emit(fds[fd], buffers[fd].close())
+        sel.close()
+
+    def keep_child(self, pid: int, sel, fds: dict, buffers: dict) -> bool:
+        """After a reused child's run: keep it (pipes drained, left open) unless the run left something.
+
+        Left behind: a process (:func:`.reuse.left_behind`; killed, with the
+        child, by the caller) or a stop, time-out or fence under way.
+        """
+        if self.terminating or self.stop_user is not None:
+            return False
+        leftover = reuse.left_behind(pid, self.subreaper, self.log.report.run_marker())
+        if leftover:
+            self.log.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "%d process(es) started by the command outlived it and were killed; "
+                "the next run gets a new child process." % leftover,
+            )
+            return False
+        # The child flushed fd 1 and fd 2 before it sent its end: what the run
+        # wrote is in the pipes now. Read it, and leave the pipes open.
+        for fd in list(sel.get_map()):
+            while True:
+                try:
+                    data = os.read(fd, logcapture.READ_SIZE)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                self.emit(fds[fd], buffers[fd].feed(data))
+            sel.unregister(fd)
+            self.emit(fds[fd], buffers[fd].close())
+        sel.close()
+        self.kept = True
+        return True
 
     def fence(self, pid: int, now: float) -> None:
         """SIGKILL the command at once: other nodes may close the run and start the next one."""
@@ -250,6 +301,11 @@ class ChildFollower:
             if stream.startswith("_"):
                 if stream == logcapture.OUTCOME_STREAM:
                     self.outcome = text
+                elif stream == logcapture.RUN_END_STREAM:
+                    try:
+                        self.run_end = int(text)
+                    except ValueError:
+                        self.run_end = 1
                 elif stream == progress.PROGRESS_STREAM:
                     # Only the latest update matters; it goes out with the next flush.
                     changes = progress.parse_record(text)
