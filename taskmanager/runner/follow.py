@@ -10,19 +10,18 @@ left behind (its group, and the orphans re-parented to this subreaper).
 
 import logging
 import os
-import select
 import selectors
 import signal
 import time
-from datetime import UTC, datetime
 
 from django.db import DatabaseError
 
-from .. import dbclock, logcapture, progress
+from .. import dbclock, logcapture
 from ..conf import app_settings
 from ..models import Report
 from . import orphans, reuse
 from .child import kill_group, pidfd_open, reap
+from .output import ChildOutput
 from .reportlog import ReportLog
 
 logger = logging.getLogger("taskmanager.runner")
@@ -36,23 +35,15 @@ def seconds_text(value) -> str:
     return "%g" % value
 
 
-class ChildFollower:
+class ChildFollower(ChildOutput):
     """Read a run's child output into its :class:`ReportLog`; enforce stop, timeout and fencing.
 
     After :meth:`follow`, ``stop_user``, ``timed_out``, ``fenced`` and ``outcome`` say how it ended.
     """
 
     def __init__(self, log: ReportLog, timeout, subreaper: bool):
-        self.log = log
+        super().__init__(log)
         self.report = log.report
-        # Style markers may span lines: one reader per raw stream.
-        self.raw_marks = {
-            logcapture.STDOUT: logcapture.LevelMarks(),
-            logcapture.STDERR: logcapture.LevelMarks(),
-        }
-        self.outcome: str | None = None
-        # A progress number was too large (noted once in the log).
-        self.progress_clamped = False
         self.stop_user: str | None = None
         self.timed_out = False
         self.fenced = False  # killed: its heartbeat went unrenewed (taskmanager.fencing)
@@ -61,10 +52,6 @@ class ChildFollower:
         self.subreaper = subreaper
         self.terminating = False
         self.child_started: float | None = None
-        # The child's pidfd while follow() runs (readable once the child exited).
-        self.exit_fd: int | None = None
-        #: A reused child's exit code for the run, sent on its record pipe (:mod:`.reuse`).
-        self.run_end: int | None = None
         #: Whether the child is alive after follow(), its pipes open, ready for another run.
         self.kept = False
 
@@ -242,90 +229,6 @@ class ChildFollower:
                 "%d process(es) started by the command outlived it and were killed." % killed,
             )
         return killed
-
-    def read_fd(self, fd, stream, buffers, records, sel) -> None:
-        try:
-            data = os.read(fd, logcapture.READ_SIZE)
-        except BlockingIOError:
-            return
-        if not data:
-            sel.unregister(fd)
-            os.close(fd)
-            self.emit(stream, buffers[fd].close())
-            return
-        self.emit(stream, buffers[fd].feed(data))
-        if len(data) < logcapture.SMALL_READ:
-            # A trickle: let lines gather before the next read (waking up for every line
-            # costs both processes more than the line; the pause is far below what a reader
-            # sees). It ends early when the child exits (its pidfd turns readable).
-            if self.exit_fd is None:
-                time.sleep(logcapture.READ_PAUSE)
-            else:
-                select.select([self.exit_fd], [], [], logcapture.READ_PAUSE)
-
-    def emit(self, stream: str | None, lines: list[str]) -> None:
-        """Store lines read from the pipe of ``stream`` (None: the record pipe)."""
-        if stream is None:
-            self.emit_records(lines)
-        else:
-            self.emit_raw(stream, lines)
-
-    def emit_raw(self, stream: str, lines: list[str]) -> None:
-        """Store lines of fd 1 (INFO) or fd 2 (WARNING), stamped with the time they were read."""
-        if not lines:
-            return
-        level = logcapture.INFO if stream == logcapture.STDOUT else logcapture.WARNING
-        marks = self.raw_marks[stream]
-        now = time.time_ns() // 1000
-        for line in lines:
-            if marks.open is None and not logcapture.has_marks(line):
-                self.log.add_line(level, stream, line, now)
-            else:
-                lvl, line = marks.split(line, level)
-                self.log.add_line(lvl, stream, line, now)
-
-    def emit_records(self, lines: list[str]) -> None:
-        """Store the records of the record pipe; act on the messages to the supervisor."""
-        for record in logcapture.decode_records(lines):
-            try:
-                ts, level, stream, text = record
-            except (TypeError, ValueError):
-                continue
-            if (
-                type(stream) is not str
-                or type(text) is not str
-                or type(level) is not int
-                or type(ts) is not int
-            ):
-                continue  # not written by logcapture.RecordWriter
-            if stream.startswith("_"):
-                if stream == logcapture.OUTCOME_STREAM:
-                    self.outcome = text
-                elif stream == logcapture.RUN_END_STREAM:
-                    try:
-                        self.run_end = int(text)
-                    except ValueError:
-                        self.run_end = 1
-                elif stream == progress.PROGRESS_STREAM:
-                    # Only the latest update matters; it goes out with the next flush.
-                    changes = progress.parse_record(text)
-                    if changes and progress.clamp(changes) and not self.progress_clamped:
-                        self.progress_clamped = True
-                        self.log.add_line(
-                            logcapture.WARNING,
-                            logcapture.SYSTEM,
-                            "A progress number of the command is larger than %d; it is shown as %d."
-                            % (progress.MAX_VALUE, progress.MAX_VALUE),
-                        )
-                    if changes:
-                        # The child's stamp is this machine's clock; the admin compares it with
-                        # the run's start, on the database's clock.
-                        stamp = (
-                            dbclock.from_local(datetime.fromtimestamp(ts / 1e6, UTC)) if ts else dbclock.now()
-                        )
-                        self.log.report_changes.update(changes, progress_at=stamp)
-                continue
-            self.log.add_line(level, stream, text, ts)
 
     def poll_stop(self, pid: int) -> None:
         """Terminate the child if a stop was requested or the report was deleted or closed."""

@@ -29,6 +29,7 @@ import os
 from .. import processes
 from ..conf import app_settings
 from ..models import EndKind
+from . import orphans
 from .child import Child
 
 logger = logging.getLogger("taskmanager.runner")
@@ -114,8 +115,6 @@ def left_behind(pid: int, subreaper: bool, marker: str) -> int:
     """
     found = set(_children(pid))
     if subreaper:
-        from . import orphans
-
         orphans.reap_exited(pid)
         found.update(p for p in _children(os.getpid()) if p != pid)
     else:
