@@ -29,6 +29,7 @@ server, as many entries, spooled by one request; ``bench/benchapp/floor.py``).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import statistics
@@ -186,12 +187,25 @@ def main(argv=None) -> dict:
     options.add_argument("--spoolers", default="2", help="comma-separated spooler counts (default 2)")
     options.add_argument("--batches", type=int, help="batches per spooler count")
     options.add_argument("--tasks", type=int, help="tasks per batch")
+    options.add_argument(
+        "--runs-per-child",
+        type=int,
+        default=1,
+        help="TASKMANAGER_RUNS_PER_CHILD of the server (default 1, the shipped fresh child per run)",
+    )
     args = options.parse_args(argv)
+    if args.runs_per_child != 1:
+        os.environ["TM_TEST_SETTINGS"] = json.dumps({"TASKMANAGER_RUNS_PER_CHILD": args.runs_per_child})
     counts = dict(QUICK if args.quick else FULL)
     counts.update({k: v for k, v in (("batches", args.batches), ("tasks", args.tasks)) if v})
     started = time.monotonic()
-    results = common.new_results(args, "throughput", frequency=True, counts=counts)
-    print("throughput benchmark: %s, %d CPUs" % (common.settings_line(results), os.cpu_count() or 0))
+    results = common.new_results(
+        args, "throughput", frequency=True, counts=counts, runs_per_child=args.runs_per_child
+    )
+    print(
+        "throughput benchmark: %s, runs per child %d, %d CPUs"
+        % (common.settings_line(results), args.runs_per_child, os.cpu_count() or 0)
+    )
     env = common.BenchEnv(args.db, keep=args.keep)
     try:
         tasks = new_tasks("bench-tp", counts["tasks"], "tm_noop")

@@ -35,11 +35,14 @@ environment of the run's processes. See ``docs/lifecycle.rst``.
 
 The run path is a package of small modules, in import order:
 
+* :mod:`.failure`: what the log shows of the exception that ended a command;
 * :mod:`.child_main`: what runs inside the forked child;
 * :mod:`.child`: the supervisor's handle on the child (:class:`Child`);
 * :mod:`.sql`: ``UPDATE ... RETURNING``, so that the end reads nothing apart;
 * :mod:`.reportlog`: the log on its way to the database (``ReportLog``);
 * :mod:`.orphans`: the run's orphans, reaped when they exit, killed at the end;
+* :mod:`.reuse`: a child serving several runs of one command (``TASKMANAGER_RUNS_PER_CHILD``);
+* :mod:`.output`: reading what the child writes on its pipes (``ChildOutput``);
 * :mod:`.follow`: following the child until it exits (``ChildFollower``);
 * :mod:`.outcome`: the run's end (``end_reason``, ``RunEnd``);
 * :mod:`.claim`: :func:`claim`;

@@ -7,6 +7,7 @@ management machinery is warmed up once per process before the first fork.
 """
 
 import io
+import json
 import logging
 import os
 import signal
@@ -59,16 +60,25 @@ class Child:
     code of the command runs for a claim that was lost.
     """
 
-    def __init__(self, pid: int, fds: dict, go: socket.socket, started: float | None):
+    def __init__(self, pid: int, fds: dict, go: socket.socket, started: float | None, reuse: bool = False):
         self.pid = pid
         #: Read ends of the child's fd 1, fd 2 and record pipe -> stream (None: records).
         self.fds = fds
         self.go = go
         self.started = started
+        #: Whether the child waits for another run after each one (:mod:`.reuse`).
+        self.reuse = reuse
+        #: The command it runs (app, name), and how many runs it was released for.
+        self.command_key: tuple[str, str] | None = None
+        self.runs = 0
 
     @classmethod
-    def spawn(cls, task, argv: list[str]) -> "Child":
-        """Fork the child that will run ``task``'s command with ``argv``; it waits for release()."""
+    def spawn(cls, task, argv: list[str], reuse: bool = False) -> "Child":
+        """Fork the child that will run ``task``'s command with ``argv``; it waits for release().
+
+        With ``reuse`` the child, after each run, says so on its record pipe
+        and waits for the next release instead of exiting (:mod:`.reuse`).
+        """
         become_subreaper()
         _warm_up()
         out_r, out_w = os.pipe()
@@ -90,7 +100,7 @@ class Child:
             os.close(err_r)
             os.close(rec_r)
             go.close()
-            child_main(task, argv, out_w, err_w, rec_w, parent=parent, go=go_child.detach())
+            child_main(task, argv, out_w, err_w, rec_w, parent=parent, go=go_child.detach(), reuse=reuse)
         go_child.close()
         for fd in (out_w, err_w, rec_w):
             os.close(fd)
@@ -99,15 +109,20 @@ class Child:
         except OSError:
             pass  # the child did it first
         fds = {out_r: logcapture.STDOUT, err_r: logcapture.STDERR, rec_r: None}
-        return cls(pid, fds, go, _start_time_of_child(pid, before, after))
+        child = cls(pid, fds, go, _start_time_of_child(pid, before, after), reuse=reuse)
+        child.command_key = (task.command.app_name, task.command.name)
+        return child
 
-    def release(self, marker: str) -> None:
-        """Let the child run the command, carrying ``marker`` in its environment."""
+    def release(self, marker: str, argv: list[str] | None = None) -> None:
+        """Let the child run the command (with ``argv``, else the spawn's), ``marker`` in its environment."""
+        self.runs += 1
+        message = json.dumps({"marker": marker, "argv": argv}).encode() + b"\n"
         try:
-            self.go.sendall(marker.encode() + b"\n", socket.MSG_NOSIGNAL)
+            self.go.sendall(message, socket.MSG_NOSIGNAL)
         except OSError:
             pass  # the child is gone already: follow() reads its end
-        self.go.close()
+        if not self.reuse:
+            self.go.close()
 
     def cancel(self) -> None:
         """Kill the child (it has not run anything of the command), reap it, close the pipes."""

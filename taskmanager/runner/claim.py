@@ -21,7 +21,7 @@ from ..conf import queue_name, serves_queue
 from ..db import write_db
 from ..models import Report, Task, new_token
 from ..spooler import get_backend
-from .child import Child
+from . import reuse
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -150,7 +150,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     if refusal is not None:
         argv = None
     marks["prepared"] = time.perf_counter()
-    child = Child.spawn(task, argv) if prefork and argv is not None else None
+    child = reuse.child_for(task, argv) if prefork and argv is not None else None
     if child is not None:
         marks["forked"] = time.perf_counter()
     # The claim and the Report row commit together (one durable commit); the
@@ -170,7 +170,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
         return None
     marks["claim_committed"] = time.perf_counter()
     if child is not None:
-        child.release(report.run_marker())
+        child.release(report.run_marker(), argv)
         marks["released"] = time.perf_counter()
     report.child, report.redactor = child, redactor
     report.heartbeat_sent = sent
