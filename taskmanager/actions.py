@@ -10,8 +10,9 @@ import os
 import time
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import Case, Exists, F, OuterRef, Value, When
+from django.db import connections, transaction
+from django.db.models import BooleanField, Case, F, Value, When
+from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from . import arguments, audit, busy, datetimes, db, dbclock, forms, policy, redaction, schedule, spoolfiles
@@ -220,8 +221,36 @@ def startable():
     the UPDATE checks that its definition is still that one (``version``);
     the spooler's claim checks them all again with the starter's rights.
     """
-    active = Command.objects.filter(pk=OuterRef("command_id"), active=True)
-    return Task.objects.filter(Exists(active), status=Task.Status.IDLE)
+    return Task.objects.filter(_command_active(), status=Task.Status.IDLE)
+
+
+#: ``EXISTS (the task's command, active)`` as SQL, per database alias.
+_COMMAND_ACTIVE: dict[str, RawSQL] = {}
+
+
+def _command_active() -> RawSQL:
+    """The condition "the task's command is active", for the WHERE of an UPDATE of tasks.
+
+    Written as SQL once per database, not as ``Exists(Command.objects...)``:
+    Django builds and compiles such a subquery again at every UPDATE, about
+    0.5 ms of CPU on the path of every Start press (issue 17). The UPDATE's
+    table is not aliased (its WHERE has no join), so the subquery names it.
+    """
+    alias = db.write_db()
+    if alias not in _COMMAND_ACTIVE:
+        quote = connections[alias].ops.quote_name
+        task, command = quote(Task._meta.db_table), quote(Command._meta.db_table)
+        sql = "EXISTS (SELECT 1 FROM %s WHERE %s.%s = %s.%s AND %s.%s)" % (
+            command,
+            command,
+            quote(Command._meta.pk.column),
+            task,
+            quote(Task._meta.get_field("command").column),
+            command,
+            quote(Command._meta.get_field("active").column),
+        )
+        _COMMAND_ACTIVE[alias] = RawSQL(sql, (), output_field=BooleanField())
+    return _COMMAND_ACTIVE[alias]
 
 
 def plan_start(task: Task, now) -> tuple[str, object, object] | Outcome:

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from taskmanager import actions
 from taskmanager.models import AuditEntry, Command, Report, Task, new_token
 
 from .support.objects import make_task
@@ -72,6 +73,18 @@ def test_a_start_press_is_one_transaction_and_one_commit(server, admin_http, com
     (entry,) = AuditEntry.objects.filter(action="start", object_id=str(task.pk))
     assert entry.changes["status"] == ["IDLE", "SPOOLED"]
     assert "was started" in shown_messages(admin_http.get(TASKS + "%d/change/" % task.pk))
+
+
+@pytest.mark.db_sensitive
+def test_the_update_checks_that_the_command_is_still_active(superuser, commands):
+    """A command switched off between the read and the UPDATE: nothing starts, and the refusal says why."""
+    task = make_task(commands, "stale", arguments="--lines 1")
+    read = Task.objects.select_related("command").get(pk=task.pk)
+    Command.objects.filter(pk=read.command_id).update(active=False)
+    outcome = actions.start(read, superuser)  # its rules are checked on the command as read: active
+    assert not outcome.ok and "cannot start. The command tm_ok is not active" in outcome.message
+    assert (Task.objects.get(pk=task.pk).status, Task.objects.get(pk=task.pk).run_token) == ("IDLE", "")
+    assert not AuditEntry.objects.filter(action="start").exists()
 
 
 @pytest.mark.db_sensitive
