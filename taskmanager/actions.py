@@ -516,7 +516,10 @@ def run_now(task: Task, user=None, version: int | None = None, other: str | None
         error = None
         if changed == 1:
             if not leave:
-                error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo)
+                # No spool file recorded: a Run now's entry is found by its
+                # token (recovery/runnow.py); the path's UPDATE, on run_token,
+                # never matched a Run now's token anyway.
+                error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo, record=False)
             if not error:
                 _audit_run_now(task, user, other)
     if changed != 1:
