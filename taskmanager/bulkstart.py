@@ -110,13 +110,38 @@ class _Plan:
 @db.pin
 def start_many(tasks, user) -> Started:
     """Start the tasks of the queryset ``tasks`` that ``user`` may start (see the module docstring)."""
-    selected = list(
-        Task.objects.select_related("command").filter(pk__in=tasks.values("pk")).order_by("name", "pk")
-    )
+    selected = _read(tasks.values("pk"))
     result = Started()
     for first in range(0, len(selected), BATCH):
         _start_batch(selected[first : first + BATCH], user, result)
     return result
+
+
+#: What a Start reads of a task and its command: what its rules, its plan and
+#: its messages use, not the 40-odd columns of a task row.
+FIELDS = [
+    "name",
+    "arguments",
+    "queue",
+    "scheduling",
+    "repetition_period",
+    "repetition_rate",
+    "status",
+    "next_datetime",
+    "version",
+    "command__name",
+    "command__app_name",
+    "command__active",
+    "command__run_by",
+    "command__locked_arguments",
+]
+
+
+def _read(ids) -> list[Task]:
+    """The tasks ``ids`` (a list or a subquery) with their commands, by name: what a Start checks."""
+    return list(
+        Task.objects.select_related("command").only(*FIELDS).filter(pk__in=ids).order_by("name", "pk")
+    )
 
 
 def _start_batch(tasks: list[Task], user, result: Started, attempt: int = 1) -> None:
@@ -153,11 +178,7 @@ def _start_batch(tasks: list[Task], user, result: Started, attempt: int = 1) -> 
         # Rows that changed since they were read (a definition edited, a run
         # started elsewhere, a command switched off): read again, checked again.
         started_ids = {plan.task.pk for plan in done}
-        again = list(
-            Task.objects.select_related("command")
-            .filter(pk__in=[plan.task.pk for plan in plans if plan.task.pk not in started_ids])
-            .order_by("name", "pk")
-        )
+        again = _read([plan.task.pk for plan in plans if plan.task.pk not in started_ids])
         if attempt < ATTEMPTS:
             _start_batch(again, user, result, attempt + 1)
         else:

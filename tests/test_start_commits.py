@@ -119,6 +119,8 @@ def test_the_start_action_starts_what_the_user_may_start_once_each(server, colle
         "UPDATE taskmanager_task",
     ], statements
     assert commits == 2, statements
+    # The tasks are read once (beside the list's two counts): no query per task.
+    assert statements.count("SELECT taskmanager_task") <= 3, statements
     # Each allowed task ran (or waits) once, spooled once, audited once as the runner's act.
     for task in mine:
         assert finished_report(task).result == "OK"
