@@ -89,7 +89,7 @@ def test_the_update_checks_that_the_command_is_still_active(superuser, commands)
 
 @pytest.mark.db_sensitive
 def test_the_start_action_starts_what_the_user_may_start_once_each(server, collected):
-    make_staff("runner", "run_task", "view_task")
+    person = make_staff("runner", "run_task", "view_task")
     runner = login(server, "runner")
     now = timezone.now()
     mine = [make_task(collected, "mine-%02d" % i, arguments="--lines 1") for i in range(12)]
@@ -97,6 +97,8 @@ def test_the_start_action_starts_what_the_user_may_start_once_each(server, colle
         make_task(collected, "later-%d" % i, arguments="--lines 1", scheduling=now + timedelta(hours=i + 1))
         for i in range(3)
     ]
+    # A queue this node does not serve: left to a spooler node serving it (no entry here).
+    elsewhere = make_task(collected, "elsewhere", arguments="--lines 1", queue="gpu")
     Command.objects.filter(pk=collected["tm_echo"].pk).update(run_by=Command.RunBy.SUPERUSERS)
     theirs = make_task(collected, "theirs", command="tm_echo", arguments="x")
     inactive = make_task(collected, "inactive", command="fakeext_report")
@@ -105,9 +107,12 @@ def test_the_start_action_starts_what_the_user_may_start_once_each(server, colle
     )
     before = spool_entries(server)
 
-    statements, commits, shown = start_action(runner, *mine, *later, theirs, inactive, waiting)
+    statements, commits, shown = start_action(runner, *mine, *later, elsewhere, theirs, inactive, waiting)
 
-    assert "12 tasks were started, 3 tasks are scheduled, 3 tasks could not start" in shown, shown
+    assert (
+        "12 tasks were started, 3 tasks are scheduled, 1 task is queued for a spooler node, "
+        "3 tasks could not start." in shown
+    ), shown
     assert "“theirs” cannot start. Only superusers may run tasks of the command tm_echo" in shown, shown
     assert "“inactive” cannot start. The command fakeext_report is not active" in shown, shown
     assert "“waiting” is already scheduled: next run" in shown, shown
@@ -135,14 +140,18 @@ def test_the_start_action_starts_what_the_user_may_start_once_each(server, colle
         (entry,) = spooled_for(server, task, before)
         assert entry["token"] == current.run_token
         assert os.path.basename(current.spooler_id) in spool_entries(server) - before
+    left = Task.objects.get(pk=elsewhere.pk)
+    assert (left.status, left.spooler_node, spooled_for(server, left, before)) == ("SPOOLED", "", [])
     started = AuditEntry.objects.filter(action="start")
-    assert sorted(int(e.object_id) for e in started) == sorted(t.pk for t in mine + later)
+    assert sorted(int(e.object_id) for e in started) == sorted(t.pk for t in [*mine, *later, elsewhere])
     assert {e.actor_name for e in started} == {"runner"}
-    assert len({Task.objects.get(pk=t.pk).started_by_id for t in later}) == 1
+    assert {Task.objects.get(pk=t.pk).started_by_id for t in [*later, elsewhere]} == {person.pk}
     for task in (theirs, inactive):
         assert_nothing_ran(server, task, before)
     assert Task.objects.get(pk=waiting.pk).run_token == waiting.run_token
     # Pressed again: nothing starts twice.
     _statements, _commits, shown = start_action(runner, *later)
     assert "3 tasks could not start" in shown and shown.count("is already scheduled") == 3, shown
-    runner.post(TASKS, {"action": "stop_tasks", "_selected_action": [t.pk for t in later], "index": "0"})
+    runner.post(
+        TASKS, {"action": "stop_tasks", "_selected_action": [t.pk for t in [*later, elsewhere]], "index": "0"}
+    )
