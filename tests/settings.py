@@ -40,8 +40,8 @@ INSTALLED_APPS = [
 # tests/test_security.py checks the warning with it unsilenced.
 SILENCED_SYSTEM_CHECKS = ["taskmanager.W014"]
 MIDDLEWARE = [
-    # What a request did to the database, when a test asks (tests/middleware.py).
-    "tests.middleware.CountSqlMiddleware",
+    # What a request did to the database, when a test asks (tests/support/sqlcount.py).
+    "tests.support.sqlcount.CountSqlMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Accept-Language picks the admin's language (tests of the Italian translation).

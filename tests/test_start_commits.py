@@ -6,7 +6,7 @@ entry is written on commit. The list's Start action starts every selected
 task the user may start with one UPDATE, one INSERT of their audit entries
 and one spool entry each; the others are left out, counted in its summary,
 and each says why, as its Start button would. What a request did to the
-database is told by ``tests/middleware.py`` (``X-TM-Count-SQL``).
+database is told by ``tests/support/sqlcount.py`` (``X-TM-Count-SQL``).
 """
 
 import os
