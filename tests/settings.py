@@ -40,6 +40,8 @@ INSTALLED_APPS = [
 # tests/test_security.py checks the warning with it unsilenced.
 SILENCED_SYSTEM_CHECKS = ["taskmanager.W014"]
 MIDDLEWARE = [
+    # What a request did to the database, when a test asks (tests/support/sqlcount.py).
+    "tests.support.sqlcount.CountSqlMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Accept-Language picks the admin's language (tests of the Italian translation).
@@ -89,7 +91,11 @@ elif _db == "mariadb":
             "HOST": "127.0.0.1",
             "PORT": 3306,
             "OPTIONS": {"charset": "utf8mb4"},
-            "TEST": {"NAME": "test_taskmanager_%d" % os.getpid(), "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+            "TEST": {
+                "NAME": "test_taskmanager_%d" % os.getpid(),
+                "CHARSET": "utf8mb4",
+                "COLLATION": "utf8mb4_unicode_ci",
+            },
         }
     }
 else:

@@ -26,6 +26,9 @@ each statement of the run path goes to ``$TM_SQL_COUNT_DIR/run-<role>.log``
 (:func:`read_run_trace`): slower, for finding out what the run path issues,
 not for timing.
 
+:class:`CountSqlMiddleware` counts the same per request, for a test that asks
+(the header ``X-TM-Count-SQL``), in every server the tests start.
+
 A process counts once :func:`install` is connected to ``connection_created``:
 the bench app does it (``bench/benchapp/apps.py``), and so does the tests' app
 in a uWSGI node started with ``TM_SQL_COUNT_DIR`` in its environment
@@ -33,9 +36,12 @@ in a uWSGI node started with ``TM_SQL_COUNT_DIR`` in its environment
 """
 
 import os
+import re
 import struct
 import sys
 from pathlib import Path
+
+from django.db import DEFAULT_DB_ALIAS, connections
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
 _FORMAT = "<QQQQ"
@@ -233,3 +239,57 @@ def runs_logged(directory: Path) -> int:
     """Return how many runs a :func:`counting_node` has finished (its runner returned)."""
     path = Path(directory) / "timing.log"
     return path.read_text().count("\n") if path.exists() else 0
+
+
+class CountSqlMiddleware:
+    """Tell a request sent with the header ``X-TM-Count-SQL`` what it did to the database.
+
+    The same counts as the module's, per request: the answer carries
+    ``X-TM-Commits``, its durable commits, and ``X-TM-SQL``:
+    its statements, each as its first word and table (``SELECT
+    taskmanager_task``), ``|``-separated, ``BEGIN`` included. First in
+    ``MIDDLEWARE`` (``tests/settings.py``): the session and the user are
+    counted too, and what the view does on commit.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "HTTP_X_TM_COUNT_SQL" not in request.META:
+            return self.get_response(request)
+        connection = connections[DEFAULT_DB_ALIAS]
+        seen = {"sql": [], "commits": 0, "pending": False}
+
+        def count(execute, sql, params, many, context):
+            result = execute(sql, params, many, context)
+            seen["sql"].append(_statement(sql))
+            if _is_write(sql):
+                if connection.in_atomic_block or not connection.get_autocommit():
+                    seen["pending"] = True
+                else:
+                    seen["commits"] += 1
+            return result
+
+        def counted_commit():
+            type(connection).commit(connection)
+            if seen["pending"]:
+                seen["commits"] += 1
+                seen["pending"] = False
+
+        connection.commit = counted_commit  # Atomic commits through connection.commit()
+        try:
+            with connection.execute_wrapper(count):
+                response = self.get_response(request)
+        finally:
+            del connection.commit
+        response["X-TM-Commits"] = str(seen["commits"])
+        response["X-TM-SQL"] = "|".join(seen["sql"])
+        return response
+
+
+def _statement(sql: str) -> str:
+    """``"VERB table"`` of a statement (the first quoted name after the verb), or the verb alone."""
+    verb = sql.split(None, 1)[0].upper() if sql.strip() else ""
+    table = re.search(r'[`"](\w+)[`"]', sql)
+    return "%s %s" % (verb, table.group(1)) if table and verb != "BEGIN" else verb
