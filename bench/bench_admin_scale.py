@@ -14,6 +14,14 @@ in-process (``django.test.Client`` + ``CaptureQueriesContext``: the view with
 its middleware and template, no HTTP), and the time through HTTP on a real
 uWSGI serving the same database (client clock, median of the repeats).
 Targets: task list <= 15 queries and <= 300 ms at 10,000 tasks.
+
+Then the list's Start action on 1,000 new tasks of a command that does
+nothing (one POST selecting all the tasks of a search): the web worker's
+CPU time per task (from ``/proc``, the spool writes on commit included),
+its SQL statements and durable commits (``bench/benchapp/counters.py``) and
+the POST's time; target (issue 17) <= 0.5 ms of web CPU per task. Floor: the
+worker's CPU per entry of as many bare ``uwsgi.spool()`` calls in one request
+(``bench/benchapp/floor.py``), mostly kernel time.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from bench.common import print_table, summary, verdict  # noqa: E402
 
 FULL = {"tasks": 10_000, "reports_per_task": 5, "repeat": 7}
 QUICK = {"tasks": 2_000, "reports_per_task": 5, "repeat": 3}
-TARGETS = {"changelist_queries": 15, "changelist_ms": 300.0}
+BULK_START = 1_000
+TARGETS = {"changelist_queries": 15, "changelist_ms": 300.0, "bulk_start_cpu_ms_per_task": 0.5}
 
 
 def populate(count: int, reports_per_task: int) -> int:
@@ -188,6 +197,43 @@ def over_http(client, url: str, repeat: int) -> dict:
     return {"status": resp.status, "ms": summary(times)}
 
 
+def bulk_start(env, server, client, count: int) -> dict:
+    """Start ``count`` new ``tm_noop`` tasks with the list's Start action (one POST); the web side's cost."""
+    from taskmanager.models import AuditEntry, Command, Task
+
+    command = Command.objects.get(name="tm_noop")
+    Task.objects.bulk_create(
+        [Task(name="bench-bulk %05d" % i, command=command) for i in range(count)], batch_size=500
+    )
+    one = Task.objects.filter(name__startswith="bench-bulk ").values_list("pk", flat=True)[0]
+    workers = common.worker_pids(server)
+    # Floor: as many bare uwsgi.spool() calls in one request (bench/benchapp/floor.py).
+    floor_before = common.cpu_seconds(workers)
+    client.post("/bench/floor/", {"sent": "%.6f" % time.time(), "count": str(count)}, csrf=False)
+    floor = common.cpu_seconds(workers) - floor_before
+    before, cpu_before = env.counts().get("worker", {}), common.cpu_seconds(workers)
+    sent = time.perf_counter()
+    # Every task of the search: a POST may carry at most 1,000 fields (DATA_UPLOAD_MAX_NUMBER_FIELDS).
+    resp = client.post(
+        "/admin/taskmanager/task/?q=bench-bulk",
+        {"action": "start_tasks", "_selected_action": [one], "index": "0", "select_across": "1"},
+        follow=False,
+    )
+    seconds = time.perf_counter() - sent
+    cpu = common.cpu_seconds(workers) - cpu_before
+    after = env.counts().get("worker", {})
+    return {
+        "tasks": count,
+        "status": resp.status,
+        "started": AuditEntry.objects.filter(action="start", object_repr__startswith="bench-bulk ").count(),
+        "post_ms": seconds * 1000,
+        "cpu_ms_per_task": cpu * 1000 / count,
+        "floor_cpu_ms_per_spool": floor * 1000 / count,
+        "statements": after.get("statements", 0) - before.get("statements", 0),
+        "commits": after.get("commits", 0) - before.get("commits", 0),
+    }
+
+
 def main(argv=None) -> dict:
     args = common.parser(__doc__).parse_args(argv)
     counts = QUICK if args.quick else FULL
@@ -239,6 +285,7 @@ def main(argv=None) -> dict:
                     check,
                 ]
             )
+        bulk = results["bulk_start"] = bulk_start(env, server, http, BULK_START)
         env.stop_server(server)
         results["pages"] = measured
         print_table(
@@ -246,6 +293,35 @@ def main(argv=None) -> dict:
             "(target task list <= 15 queries, <= 300 ms)" % (results["tasks"], results["reports"]),
             ["page", "status", "queries", "SQL ms", "in-process median", "max", "HTTP median", "max", ""],
             rows,
+        )
+        print_table(
+            "Bulk Start: %d tasks started by one list action (HTTP %s, %d started); target <= %.1f ms "
+            "of web CPU per task"
+            % (bulk["tasks"], bulk["status"], bulk["started"], TARGETS["bulk_start_cpu_ms_per_task"]),
+            [
+                "",
+                "web CPU ms per task",
+                "target",
+                "POST ms",
+                "SQL statements",
+                "durable commits",
+                "floor: CPU ms per bare spool",
+            ],
+            [
+                [
+                    "bulk Start of %d tasks" % bulk["tasks"],
+                    bulk["cpu_ms_per_task"],
+                    "<= %.1f %s"
+                    % (
+                        TARGETS["bulk_start_cpu_ms_per_task"],
+                        verdict(bulk["cpu_ms_per_task"], TARGETS["bulk_start_cpu_ms_per_task"]),
+                    ),
+                    bulk["post_ms"],
+                    bulk["statements"],
+                    bulk["commits"],
+                    bulk["floor_cpu_ms_per_spool"],
+                ]
+            ],
         )
         for label in ("task list", "task page (5 reports)", "report list (all reports)"):
             print("\nslowest queries of the %s:" % label)
@@ -263,6 +339,7 @@ def main(argv=None) -> dict:
             "list_http_ms": listing["http"]["ms"]["median"],
             "task_page_queries": page["in_process"]["queries"],
             "task_page_ms": page["in_process"]["ms"]["median"],
+            "bulk_start_cpu_ms_per_task": results["bulk_start"]["cpu_ms_per_task"],
         }
     return common.finish(results, started)
 

@@ -355,7 +355,7 @@ def bench_overhead(env, server, client, runs: int, periodic_runs: int, floor_run
         "statements_per_run": spooler["statements"] / runs,
         "periodic_commits_per_run": p_spooler["commits"] / periodic_runs,
         "periodic_statements_per_run": p_spooler["statements"] / periodic_runs,
-        # Inside taskmanager.runner.execute only (bench/benchapp/counters.py): the run path,
+        # Inside taskmanager.runner.execute only (tests/support/sqlcount.py): the run path,
         # without the spooler's timer (heartbeat, periodic pass). Issue 17's figures.
         "run_commits_per_run": spooler["run_commits"] / runs,
         "run_statements_per_run": spooler["run_statements"] / runs,

@@ -95,14 +95,15 @@ class BenchEnv:
 
     Sets the environment that the bench process and the servers it starts share:
     ``TM_TEST_DB``, ``TM_TEST_SERVER_DB`` (the database), ``TM_BENCH_DIR`` (timing
-    log, floor log, commit counters) and ``DJANGO_SETTINGS_MODULE``.
+    log, floor log), ``TM_SQL_COUNT_DIR`` (the same directory: commit and statement
+    counters, :mod:`tests.support.sqlcount`) and ``DJANGO_SETTINGS_MODULE``.
     """
 
     def __init__(self, db: str, keep: bool = False):
         self.db = db
         self.keep = keep
         self.dir = Path(tempfile.mkdtemp(prefix="tm-bench-"))
-        os.environ["TM_BENCH_DIR"] = str(self.dir)
+        os.environ["TM_BENCH_DIR"] = os.environ["TM_SQL_COUNT_DIR"] = str(self.dir)
         import _benchdb
 
         self.name = _benchdb.setup(db, settings=SETTINGS)
@@ -120,6 +121,7 @@ class BenchEnv:
             "TM_TEST_DB": self.db,
             "TM_TEST_SERVER_DB": self.name,
             "TM_BENCH_DIR": str(self.dir),
+            "TM_SQL_COUNT_DIR": str(self.dir),
         }
 
     def start_server(self, spooler_processes: int = 2, spooler_frequency: int | None = None) -> UwsgiServer:
@@ -170,7 +172,7 @@ class BenchEnv:
             return fh.read().count(b"\n")
 
     def counts(self) -> dict:
-        from bench.benchapp.counters import read_counts
+        from tests.support.sqlcount import read_counts
 
         return read_counts(self.dir)
 

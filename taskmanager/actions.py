@@ -10,14 +10,15 @@ import os
 import time
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db import connections, transaction
+from django.db.models import BooleanField, Case, F, Value, When
+from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from . import arguments, audit, busy, datetimes, db, dbclock, forms, policy, redaction, schedule, spoolfiles
 from .audit_display import RUN_WITH_OTHER_ARGUMENTS
 from .conf import serves_queue, use_tz_problem
-from .models import Report, Task, new_token
+from .models import Command, Report, Task, new_token
 from .spooler import SpoolerUnavailable, get_backend
 
 logger = logging.getLogger("taskmanager.actions")
@@ -32,7 +33,7 @@ class Outcome:
     message: str
 
 
-def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo) -> str | None:
+def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo, record: bool = True) -> str | None:
     """Spool the entry once ``token`` is committed; return an error message or None.
 
     Outside a transaction the entry is spooled at once. Inside one
@@ -40,12 +41,16 @@ def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo) -> str
     read the entry before the token it carries is committed and consume it as
     stale, leaving the task waiting for ever; so the entry is spooled on
     commit, after a check that a spooler is there at all. ``undo()`` reverts
-    the task's state when spooling fails.
+    the task's state when spooling fails. ``record``: the spool file's path
+    is stored on the task (``spooler_id``, one more write after the commit)
+    for the recovery to find the entry by; Start's entry due at once needs
+    none (see :func:`start`).
     """
 
     def spool():
         path = backend.spool(task_id, token, trigger, at)
-        Task.objects.filter(pk=task_id, run_token=token).update(spooler_id=path)
+        if record:
+            Task.objects.filter(pk=task_id, run_token=token).update(spooler_id=path)
 
     if not transaction.get_connection().in_atomic_block:
         try:
@@ -71,7 +76,7 @@ def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo) -> str
     return None
 
 
-def _left_for_spoolers(backend, task: Task) -> bool:
+def left_for_spoolers(backend, task: Task) -> bool:
     """Whether Start and Run now only record the pending row, handing no entry to a spooler here.
 
     So on a web-only node (``backend.web_only()``), and for a task whose
@@ -118,7 +123,7 @@ def _when(dt) -> str:
     return datetimes.format_datetime(dt)
 
 
-def _quoted(task: Task) -> str:
+def quoted(task: Task) -> str:
     """The task's name in quotes, as messages show it.
 
     The admin capitalises the first letter of a message (``capfirst``): a
@@ -128,26 +133,30 @@ def _quoted(task: Task) -> str:
     return "“%s”" % task.name
 
 
-def _refusal(task: Task) -> Outcome:
-    task.refresh_from_db()
+def refusal_by_state(task: Task) -> Outcome:
+    """Why a Start of ``task`` (as just read, not idle) did nothing: it runs, or waits to."""
     if task.status == Task.Status.STARTED:
-        return Outcome(False, _("%(task)s is already running.") % {"task": _quoted(task)})
+        return Outcome(False, _("%(task)s is already running.") % {"task": quoted(task)})
     if task.next_datetime:
         return Outcome(
             False,
             _("%(task)s is already scheduled: next run %(when)s.")
-            % {"task": _quoted(task), "when": _when(task.next_datetime)},
+            % {"task": quoted(task), "when": _when(task.next_datetime)},
         )
-    return Outcome(False, _("%(task)s is already scheduled.") % {"task": _quoted(task)})
+    return Outcome(False, _("%(task)s is already scheduled.") % {"task": quoted(task)})
 
 
-def _not_allowed(task: Task, user, starting: bool, other: str | None = None) -> Outcome | None:
+def not_allowed(
+    task: Task, user, starting: bool, other: str | None = None, checks: policy.RunChecks | None = None
+) -> Outcome | None:
     """The refusal of policy.run_refusal as an Outcome (Start or Run now), or None when allowed.
 
     ``user`` None is the project's own code (a shell, a script): only the
     command and its arguments are checked, not a person's rights. ``other``:
     the one-off arguments of Run now with other arguments, checked instead
     of the task's, as a save checks them, for a user who may change them.
+    ``checks``: the user's :class:`policy.RunChecks` of many tasks (the list's
+    Start action), each command's rules decided once.
     """
     reason = argv = None
     if other is not None:
@@ -155,21 +164,28 @@ def _not_allowed(task: Task, user, starting: bool, other: str | None = None) -> 
             policy.command_refusal(task.command) or forms.arguments_error(task.command, other)
         )
         argv = None if reason else arguments.parse_arguments(other)
-    reason = reason or policy.run_refusal(task, user, check_user=user is not None, argv=argv)
+    if reason is None:
+        checks = checks or policy.RunChecks(user, check_user=user is not None)
+        reason = checks.refusal(task, argv)
     if reason is None:
         return None
     if starting:
         message = _("%(task)s cannot start. %(reason)s")
     else:
         message = _("%(task)s cannot run now. %(reason)s")
-    return Outcome(False, message % {"task": _quoted(task), "reason": reason})
+    return Outcome(False, message % {"task": quoted(task), "reason": reason})
 
 
-def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
-    """Refuse a button pressed on a page that showed another version of the task's definition."""
+def _changed_meanwhile(task: Task, version: int | None, reread: bool = True) -> Outcome | None:
+    """Refuse a button pressed on a page that showed another version of the task's definition.
+
+    ``reread`` false: ``task`` was just read (by the button's view), its
+    version is compared as it is; the conditional UPDATE checks it again.
+    """
     if version is None:
         return None
-    task.refresh_from_db(fields=["version", "definition_changed_by", "definition_changed_at"])
+    if reread:
+        task.refresh_from_db(fields=["version", "definition_changed_by", "definition_changed_at"])
     if task.version == version:
         return None
     who = task.definition_changed_by.get_username() if task.definition_changed_by else _("someone")
@@ -180,7 +196,7 @@ def _changed_meanwhile(task: Task, version: int | None) -> Outcome | None:
             "%(task)s was not run: %(who)s changed what it runs (%(when)s) after this page was loaded. "
             "Check the task as it is now, then press the button again."
         )
-        % {"task": _quoted(task), "who": who, "when": when},
+        % {"task": quoted(task), "who": who, "when": when},
     )
 
 
@@ -197,13 +213,105 @@ def _queued_on(backend, leave: bool) -> dict:
     }
 
 
+def startable():
+    """The tasks a Start may change: idle, of an active command (the rights SQL can check).
+
+    The other rules (policy.run_refusal: blocked commands, the user's
+    rights, locked arguments) are checked in Python on the row as read, and
+    the UPDATE checks that its definition is still that one (``version``);
+    the spooler's claim checks them all again with the starter's rights.
+    """
+    return Task.objects.filter(_command_active(), status=Task.Status.IDLE)
+
+
+#: ``EXISTS (the task's command, active)`` as SQL, per database alias.
+_COMMAND_ACTIVE: dict[str, RawSQL] = {}
+
+
+def _command_active() -> RawSQL:
+    """The condition "the task's command is active", for the WHERE of an UPDATE of tasks.
+
+    Written as SQL once per database, not as ``Exists(Command.objects...)``:
+    Django builds and compiles such a subquery again at every UPDATE, about
+    0.5 ms of CPU on the path of every Start press (issue 17). The UPDATE's
+    table is not aliased (its WHERE has no join), so the subquery names it.
+    """
+    alias = db.write_db()
+    if alias not in _COMMAND_ACTIVE:
+        quote = connections[alias].ops.quote_name
+        task, command = quote(Task._meta.db_table), quote(Command._meta.db_table)
+        sql = "EXISTS (SELECT 1 FROM %s WHERE %s.%s = %s.%s AND %s.%s)" % (
+            command,
+            command,
+            quote(Command._meta.pk.column),
+            task,
+            quote(Task._meta.get_field("command").column),
+            command,
+            quote(Command._meta.get_field("active").column),
+        )
+        _COMMAND_ACTIVE[alias] = RawSQL(sql, (), output_field=BooleanField())
+    return _COMMAND_ACTIVE[alias]
+
+
+def plan_start(task: Task, now) -> tuple[str, object, object] | Outcome:
+    """``(status, first run, anchor)`` of a Start of ``task`` at ``now``, or the Outcome refusing it."""
+    problem = use_tz_problem()
+    if problem:
+        return Outcome(
+            False, _("%(task)s cannot start. %(error)s") % {"task": quoted(task), "error": problem}
+        )
+    period = task.repetition_period or None
+    try:
+        schedule.validate(period, task.repetition_rate)
+        run_at, anchor = schedule.first_run(
+            task.scheduling, period, task.repetition_rate, now, schedule.project_tz()
+        )
+    except schedule.ScheduleError as exc:
+        return Outcome(False, _("%(task)s cannot start. %(error)s") % {"task": quoted(task), "error": exc})
+    return (Task.Status.SCHEDULED if run_at > now else Task.Status.SPOOLED), run_at, anchor
+
+
+def start_changes(backend, user, leave: bool, requeue: bool = False) -> dict:
+    """The fields a Start writes besides its status, token and times: who started it, and where it is queued."""
+    starter = {} if requeue else {**_starter(user), "started_version": F("version")}
+    return {**starter, **_queued_on(backend, leave)}
+
+
+def start_audit(task: Task, status: str, run_at) -> dict:
+    """The ``changes`` of a Start's audit entry."""
+    return {"status": [Task.Status.IDLE, status], "next_datetime": [None, run_at]}
+
+
+def started(task: Task, status: str, run_at, leave: bool) -> Outcome:
+    """The Outcome of a Start that happened."""
+    if leave:
+        if status == Task.Status.SCHEDULED:
+            message = _("%(task)s is scheduled; a spooler node will take it: next run %(when)s.")
+            return Outcome(True, message % {"task": quoted(task), "when": _when(run_at)})
+        return Outcome(True, _("%(task)s is queued; a spooler node will take it.") % {"task": quoted(task)})
+    if status == Task.Status.SCHEDULED:
+        return Outcome(
+            True,
+            _("%(task)s is scheduled: next run %(when)s.") % {"task": quoted(task), "when": _when(run_at)},
+        )
+    return Outcome(True, _("%(task)s was started.") % {"task": quoted(task)})
+
+
 @busy.retry_deadlocks
 @db.pin
 def start(task: Task, user=None, version: int | None = None, requeue: bool = False) -> Outcome:
     """Start an IDLE task: run it now or schedule it, as its fields say.
 
-    ``version``, when given, is the definition version the person saw: the
-    start happens only if it is still the task's (one conditional UPDATE).
+    ``task`` is the row as just read, with its command: the rights are
+    checked on it. ``version``, when given, is the definition version the
+    person saw: the start happens only if it is still the task's. One
+    transaction, one durable commit: a conditional UPDATE (idle, an active
+    command, the definition version checked; :func:`startable`) and the
+    audit entry; the spool entry is written on commit. An entry due later
+    has its spool file recorded on the task afterwards (the recovery finds
+    it by that path); one due at once does not, as Run now's does not: the
+    recovery finds it by its token among the files due now
+    (``recovery/respool.py``), and the claim takes it within milliseconds.
     ``requeue`` (an edit re-queues the task's pending run, see
     :func:`reschedule`): the run stays its starter's, as the task records
     them, and the edit's own audit entry says what happened.
@@ -215,31 +323,34 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
             return Outcome(
                 False,
                 _("%(task)s is stopped: %(user)s, who started it, may not run it as it is now: %(reason)s")
-                % {"task": _quoted(task), "user": user.get_username(), "reason": reason},
+                % {"task": quoted(task), "user": user.get_username(), "reason": reason},
             )
-    refused = _not_allowed(task, user, starting=True) or _changed_meanwhile(task, version)
+    for _attempt in range(3):
+        outcome = _start(task, user, version, requeue)
+        if outcome is not None:
+            return outcome
+        # The UPDATE changed nothing: the row changed since it was read.
+        task = Task.objects.select_related("command").get(pk=task.pk)
+        if task.status != Task.Status.IDLE or (version is not None and task.version != version):
+            break
+        # Still idle: its definition or its command changed; checked again as it is now.
+    return _changed_meanwhile(task, version, reread=False) or refusal_by_state(task)
+
+
+def _start(task: Task, user, version: int | None, requeue: bool) -> Outcome | None:
+    """One attempt of :func:`start`; None when its UPDATE changed nothing (the row changed meanwhile)."""
+    refused = not_allowed(task, user, starting=True) or _changed_meanwhile(task, version, reread=False)
     if refused:
         return refused
-    problem = use_tz_problem()
-    if problem:
-        return Outcome(False, _("%(task)s cannot start. %(error)s") % {"task": _quoted(task), "error": problem})
     now = dbclock.now()
-    period = task.repetition_period or None
-    try:
-        schedule.validate(period, task.repetition_rate)
-        run_at, anchor = schedule.first_run(
-            task.scheduling, period, task.repetition_rate, now, schedule.project_tz()
-        )
-    except schedule.ScheduleError as exc:
-        return Outcome(False, _("%(task)s cannot start. %(error)s") % {"task": _quoted(task), "error": exc})
+    plan = plan_start(task, now)
+    if isinstance(plan, Outcome):
+        return plan
+    status, run_at, anchor = plan
     backend = get_backend()
     token = new_token()
-    future = run_at > now
-    status = Task.Status.SCHEDULED if future else Task.Status.SPOOLED
-    claimable = Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
-    if version is not None:
-        claimable = claimable.filter(version=version)
-    leave = _left_for_spoolers(backend, task)
+    future = status == Task.Status.SCHEDULED
+    leave = left_for_spoolers(backend, task)
 
     def undo():
         Task.objects.filter(pk=task.pk, run_token=token, status=status).update(
@@ -247,43 +358,36 @@ def start(task: Task, user=None, version: int | None = None, requeue: bool = Fal
         )
 
     # The start and its audit entry commit together (the entry is spooled on commit).
-    starter = {} if requeue else {**_starter(user), "started_version": F("version")}
     with transaction.atomic():
-        changed = claimable.update(
-            status=status,
-            run_token=token,
-            next_datetime=run_at,
-            scheduling=anchor,
-            **starter,
-            **_queued_on(backend, leave),
-        )
-        if changed != 1 or leave:
-            error = None
-        else:
-            error = _hand_over(
-                backend, task.pk, token, Report.Trigger.START, run_at if future else None, undo
+        changed = (
+            startable()
+            .filter(pk=task.pk, version=task.version)
+            .update(
+                status=status,
+                run_token=token,
+                next_datetime=run_at,
+                scheduling=anchor,
+                **start_changes(backend, user, leave, requeue),
             )
+        )
+        error = None
+        if changed == 1 and not leave:
+            at = run_at if future else None
+            error = _hand_over(backend, task.pk, token, Report.Trigger.START, at, undo, record=future)
         if changed == 1 and not error and not requeue:
             audit.record(
-                audit.Action.START,
-                task,
-                user=user,
-                changes={"status": [Task.Status.IDLE, status], "next_datetime": [None, run_at]},
+                audit.Action.START, task, user=user, changes=start_audit(task, status, run_at), when=now
             )
     if changed != 1:
-        return _changed_meanwhile(task, version) or _refusal(task)
+        return None
     if error:
-        return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": _quoted(task), "error": error})
-    if leave:
-        if future:
-            message = _("%(task)s is scheduled; a spooler node will take it: next run %(when)s.")
-            return Outcome(True, message % {"task": _quoted(task), "when": _when(run_at)})
-        return Outcome(True, _("%(task)s is queued; a spooler node will take it.") % {"task": _quoted(task)})
-    if future:
-        return Outcome(
-            True, _("%(task)s is scheduled: next run %(when)s.") % {"task": _quoted(task), "when": _when(run_at)}
-        )
-    return Outcome(True, _("%(task)s was started.") % {"task": _quoted(task)})
+        return not_started(task, error)
+    return started(task, status, run_at, leave)
+
+
+def not_started(task: Task, error) -> Outcome:
+    """The Outcome of a Start whose entry no spooler can take (``error`` says why)."""
+    return Outcome(False, _("%(task)s was not started: %(error)s") % {"task": quoted(task), "error": error})
 
 
 @busy.retry_deadlocks
@@ -298,7 +402,7 @@ def stop(task: Task, user=None) -> Outcome:
         reason = policy.user_refusal(user, task.command)
         if reason:
             return Outcome(
-                False, _("%(task)s cannot be stopped: %(reason)s") % {"task": _quoted(task), "reason": reason}
+                False, _("%(task)s cannot be stopped: %(reason)s") % {"task": quoted(task), "reason": reason}
             )
     # Each way of stopping commits with its audit entry (one transaction).
     with transaction.atomic():
@@ -318,7 +422,9 @@ def _stop(task: Task, user) -> Outcome:
     )
     if cancelled:
         _discard_superseded(*entry)
-        return Outcome(True, _("%(task)s was stopped; its pending run is cancelled.") % {"task": _quoted(task)})
+        return Outcome(
+            True, _("%(task)s was stopped; its pending run is cancelled.") % {"task": quoted(task)}
+        )
     # A queued "run now" on an IDLE task (or one whose spool entry was lost).
     queued = (
         Task.objects.filter(pk=task.pk, status=Task.Status.IDLE)
@@ -326,7 +432,7 @@ def _stop(task: Task, user) -> Outcome:
         .update(**NO_RUN_NOW)
     )
     if queued:
-        return Outcome(True, _("%(task)s: its queued run is cancelled.") % {"task": _quoted(task)})
+        return Outcome(True, _("%(task)s: its queued run is cancelled.") % {"task": quoted(task)})
     # A running task: its running reports get the stop request, then the
     # task's tokens are cleared (which also ends a periodic chain: the run's
     # end sets IDLE). Reports first, then the task: the order of a run's end,
@@ -337,7 +443,9 @@ def _stop(task: Task, user) -> Outcome:
     # then updated by primary key: an UPDATE that scans the task's reports
     # through their index takes range locks (the same deadlock, before).
     ids = list(
-        Report.objects.running().filter(task=task, stop_requested_at__isnull=True).values_list("pk", flat=True)
+        Report.objects.running()
+        .filter(task=task, stop_requested_at__isnull=True)
+        .values_list("pk", flat=True)
     )
     with transaction.atomic():
         if ids:
@@ -351,8 +459,8 @@ def _stop(task: Task, user) -> Outcome:
             transaction.set_rollback(True)  # not running after all: no stop request either
     if running:
         _discard_superseded(*entry)
-        return Outcome(True, _("%(task)s is being stopped.") % {"task": _quoted(task)})
-    return Outcome(False, _("%(task)s is neither running nor scheduled.") % {"task": _quoted(task)})
+        return Outcome(True, _("%(task)s is being stopped.") % {"task": quoted(task)})
+    return Outcome(False, _("%(task)s is neither running nor scheduled.") % {"task": quoted(task)})
 
 
 @busy.retry_deadlocks
@@ -366,7 +474,9 @@ def run_now(task: Task, user=None, version: int | None = None, other: str | None
     change the task's arguments (policy.other_arguments_refusal), checked
     as a save checks them.
     """
-    refused = _not_allowed(task, user, starting=False, other=other) or _changed_meanwhile(task, version)
+    refused = not_allowed(task, user, starting=False, other=other) or _changed_meanwhile(
+        task, version, reread=False
+    )
     if refused:
         return refused
     token = new_token()
@@ -382,7 +492,7 @@ def run_now(task: Task, user=None, version: int | None = None, other: str | None
     # An idle task records the node its entry goes to, whose periodic
     # recovery respools the entry if it is lost (recovery.runnow).
     backend = get_backend()
-    leave = _left_for_spoolers(backend, task)
+    leave = left_for_spoolers(backend, task)
     if leave:
         # No entry here: no node at all, so that a spooler node's pass takes
         # the row at once (recovery/takeover.py), the pending run with it.
@@ -406,7 +516,10 @@ def run_now(task: Task, user=None, version: int | None = None, other: str | None
         error = None
         if changed == 1:
             if not leave:
-                error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo)
+                # No spool file recorded: a Run now's entry is found by its
+                # token (recovery/runnow.py); the path's UPDATE, on run_token,
+                # never matched a Run now's token anyway.
+                error = _hand_over(backend, task.pk, token, Report.Trigger.RUN_NOW, None, undo, record=False)
             if not error:
                 _audit_run_now(task, user, other)
     if changed != 1:
@@ -415,17 +528,17 @@ def run_now(task: Task, user=None, version: int | None = None, other: str | None
             return refused
         task.refresh_from_db()
         if task.status == Task.Status.STARTED:
-            return Outcome(False, _("%(task)s is already running.") % {"task": _quoted(task)})
-        return Outcome(False, _("%(task)s is already queued to run now.") % {"task": _quoted(task)})
+            return Outcome(False, _("%(task)s is already running.") % {"task": quoted(task)})
+        return Outcome(False, _("%(task)s is already queued to run now.") % {"task": quoted(task)})
     if leave:
         return Outcome(
-            True, _("%(task)s is queued to run now; a spooler node will take it.") % {"task": _quoted(task)}
+            True, _("%(task)s is queued to run now; a spooler node will take it.") % {"task": quoted(task)}
         )
     if error:
-        return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": _quoted(task), "error": error})
+        return Outcome(False, _("%(task)s was not run: %(error)s") % {"task": quoted(task), "error": error})
     if other is not None:
-        return Outcome(True, _("%(task)s will run now with other arguments.") % {"task": _quoted(task)})
-    return Outcome(True, _("%(task)s will run now.") % {"task": _quoted(task)})
+        return Outcome(True, _("%(task)s will run now with other arguments.") % {"task": quoted(task)})
+    return Outcome(True, _("%(task)s will run now.") % {"task": quoted(task)})
 
 
 def _audit_run_now(task: Task, user, other: str | None) -> None:
@@ -470,7 +583,7 @@ def cancel_other_arguments(task: Task, old_command: str) -> Outcome | None:
             "%(task)s: the run with other arguments that %(user)s queued is cancelled: its arguments were "
             "chosen for the command %(command)s."
         )
-        % {"task": _quoted(task), "user": who or _("someone"), "command": old_command},
+        % {"task": quoted(task), "user": who or _("someone"), "command": old_command},
     )
 
 
@@ -523,7 +636,7 @@ def reschedule(task: Task, user=None) -> Outcome | None:
     return Outcome(
         False,
         _("%(task)s kept changing while it was being rescheduled: check its next execution.")
-        % {"task": _quoted(task)},
+        % {"task": quoted(task)},
     )
 
 
@@ -543,14 +656,14 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
             next_at = anchor if anchor and anchor > now else None
     except schedule.ScheduleError as exc:
         return Outcome(
-            False, _("%(task)s cannot be rescheduled: %(error)s") % {"task": _quoted(task), "error": exc}
+            False, _("%(task)s cannot be rescheduled: %(error)s") % {"task": quoted(task), "error": exc}
         )
     backend = get_backend()
     token = new_token() if next_at else ""
     old_node, old_path = task.spooler_node, task.spooler_id
     # Left for a spooler node: no node, no entry; the end of the current run
     # (respool_deferred) or a spooler node's take-over pass spools it.
-    leave = _left_for_spoolers(backend, task)
+    leave = left_for_spoolers(backend, task)
     changed = Task.objects.filter(pk=task.pk, status=Task.Status.STARTED, run_token=old_token).update(
         run_token=token,
         next_datetime=next_at,
@@ -563,7 +676,7 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
     if not token:
         return Outcome(
             True,
-            _("%(task)s is running; it will not run again after this run.") % {"task": _quoted(task)},
+            _("%(task)s is running; it will not run again after this run.") % {"task": quoted(task)},
         )
 
     def undo():
@@ -574,10 +687,10 @@ def _replace_next_run(task: Task, old_token: str) -> Outcome | None:
         return Outcome(
             False,
             _("%(task)s is running, but its next run could not be spooled: %(error)s")
-            % {"task": _quoted(task), "error": error},
+            % {"task": quoted(task), "error": error},
         )
     return Outcome(
         True,
         _("%(task)s is running; next run after this one: %(when)s")
-        % {"task": _quoted(task), "when": _when(next_at)},
+        % {"task": quoted(task), "when": _when(next_at)},
     )

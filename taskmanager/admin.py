@@ -21,9 +21,9 @@ from django.urls import path, reverse
 from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import ngettext, pgettext_lazy
 
-from . import actions, arguments, audit, audit_display, dbclock, display, history, logviews, policy
+from . import actions, arguments, audit, audit_display, bulkstart, dbclock, display, history, logviews, policy
 from .admin_runwith import OtherArgumentsMixin
 from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin
@@ -406,7 +406,9 @@ class ReportColumnsMixin:
         """How the run ended, translated (the stored end reason is the tooltip)."""
         if obj.is_running:
             return display.EMPTY
-        return format_html('<span title="{}">{}</span>', obj.end_reason, display.end_text(obj) or display.EMPTY)
+        return format_html(
+            '<span title="{}">{}</span>', obj.end_reason, display.end_text(obj) or display.EMPTY
+        )
 
     @admin.display(description=_("last lines"))
     def log_tail(self, obj):
@@ -690,9 +692,28 @@ class TaskAdmin(
             outcome = action(task, request.user)
             self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
 
+    #: Most refusals the Start action lists one by one (the summary counts them all).
+    MAX_REFUSALS_SHOWN = 50
+
     @admin.action(description=_("Start selected tasks"), permissions=["run"])
     def start_tasks(self, request, queryset):
-        self._bulk(request, queryset, actions.start)
+        # One transaction for the selected tasks, a summary, and why each refused one did not start.
+        result = bulkstart.start_many(queryset, request.user)
+        self.message_user(request, result.summary(), messages.SUCCESS if result.ok else messages.WARNING)
+        for outcome in result.refused[: self.MAX_REFUSALS_SHOWN]:
+            self.message_user(request, outcome.message, messages.WARNING)
+        more = len(result.refused) - self.MAX_REFUSALS_SHOWN
+        if more > 0:
+            self.message_user(
+                request,
+                ngettext(
+                    "… and %(count)d more task could not start.",
+                    "… and %(count)d more tasks could not start.",
+                    more,
+                )
+                % {"count": more},
+                messages.WARNING,
+            )
 
     @admin.action(description=_("Stop selected tasks"), permissions=["run"])
     def stop_tasks(self, request, queryset):
@@ -893,7 +914,9 @@ class TaskAdmin(
         (docs/security.rst, "Read rights"); the history page is open to
         whoever may view the task.
         """
-        task = Task.objects.select_related("command").filter(pk=object_id).first() if _is_pk(object_id) else None
+        task = (
+            Task.objects.select_related("command").filter(pk=object_id).first() if _is_pk(object_id) else None
+        )
         if task is not None and policy.may_read(request.user, task.command):
             return lambda entry: entry.changes
         hidden = _("(other arguments: shown to those who may read this command's reports)")
@@ -1142,7 +1165,14 @@ class AuditEntryAdmin(BusyDatabaseMixin, admin.ModelAdmin):
     """The audit list: read-only for everyone, superusers included; needs ``view_auditentry``."""
 
     Media = TaskManagerMedia
-    list_display = ["when_display", "actor_name", "action", "object_type", "object_display", "changes_display"]
+    list_display = [
+        "when_display",
+        "actor_name",
+        "action",
+        "object_type",
+        "object_display",
+        "changes_display",
+    ]
     # "when": today, the past 7 days, this month, this year (ranges: fine on every database).
     list_filter = ["action", "object_type", "actor_name", "when"]
     search_fields = ["object_repr", "actor_name", "message", "=object_id", "=task_ref"]

@@ -1,7 +1,8 @@
 """The audit: who started, stopped, changed or deleted what, and when (``AuditEntry`` rows).
 
 :func:`record` writes one entry in the caller's transaction, so an act and
-its entry commit together or not at all; the callers are where the acts
+its entry commit together or not at all (:func:`record_many` many, in one
+INSERT: the list's Start action); the callers are where the acts
 happen (``actions``, the admin's saves and deletions, ``collect_commands``,
 report pruning). Values are kept as JSON text (:func:`value`), the actor
 and the object by id and name, so an entry outlives what it describes.
@@ -65,7 +66,19 @@ def actor_of(user) -> tuple[int | None, str]:
     return None, ""
 
 
-def record(
+def record(action: str, obj=None, **fields) -> AuditEntry:
+    """Write one audit entry in the caller's transaction and return it (the fields of :func:`entry`)."""
+    item = entry(action, obj, **fields)
+    item.save(force_insert=True)
+    return item
+
+
+def record_many(entries: list[AuditEntry]) -> None:
+    """Write the entries made by :func:`entry` in the caller's transaction (one bulk INSERT)."""
+    AuditEntry.objects.bulk_create(entries)
+
+
+def entry(
     action: str,
     obj=None,
     *,
@@ -77,13 +90,15 @@ def record(
     task_ref=None,
     changes: Mapping | None = None,
     message: str = "",
+    when: datetime.datetime | None = None,
 ) -> AuditEntry:
-    """Write one audit entry in the caller's transaction and return it.
+    """Return one audit entry, not saved (:func:`record` saves it).
 
     ``obj`` is the task, command or report acted on (or give ``object_type``,
     ``object_id`` and ``object_repr``); ``user`` who acted, or ``actor`` a
     name for an act of no user (:data:`COLLECTION`, :data:`SYSTEM`).
-    ``changes`` is ``{field: [before, after]}``.
+    ``changes`` is ``{field: [before, after]}``; ``when`` the database's now
+    (taken when not given).
     """
     actor_id, actor_name = actor_of(user)
     if object_type is None:
@@ -93,8 +108,8 @@ def record(
         object_repr = str(obj) if object_repr is None else object_repr
         if task_ref is None and object_type == ObjectType.REPORT:
             task_ref = obj.task_id
-    return AuditEntry.objects.create(
-        when=dbclock.now(),
+    return AuditEntry(
+        when=when or dbclock.now(),
         actor_id=actor_id,
         actor_name=(actor_name or actor)[:150],
         action=action,

@@ -177,6 +177,8 @@ RULES: dict[str, Callable] = {
     "MAX_LOG_BYTES": int_at_least(1),
     "LOG_BATCH_LINES": int_at_least(1),
     "LOG_BATCH_BYTES": int_at_least(1),
+    "RUNS_PER_CHILD": int_at_least(1),
+    "CHILD_MAX_MEMORY_MB": int_at_least(1),
     "LOG_FLUSH_SECONDS": number_at_least(0, strict=True),
     "LOG_LEVEL": log_level,
     "STOP_POLL_SECONDS": number_at_least(0, strict=True),

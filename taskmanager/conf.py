@@ -35,6 +35,13 @@ DEFAULTS = {
     # level comes from the root logger (a name such as "INFO", or a number);
     # loggers with a level of their own keep it (taskmanager.logcapture).
     "LOG_LEVEL": "INFO",
+    # Runs of one command a child process serves before it is replaced (1: a
+    # fresh child for every run). Above 1 a child that ended its run cleanly
+    # waits for the next run of the same command (taskmanager.runner.reuse).
+    "RUNS_PER_CHILD": 1,
+    # A reused child whose resident memory passes this many MiB after a run is
+    # replaced (only with RUNS_PER_CHILD above 1).
+    "CHILD_MAX_MEMORY_MB": 512,
     # Seconds between two flushes of pending log lines while a command runs.
     "LOG_FLUSH_SECONDS": 0.5,
     # Seconds between two checks of the database for a stop request.

@@ -68,6 +68,9 @@ STDOUT, STDERR, LOGGING, SYSTEM = "stdout", "stderr", "logging", "taskmanager"
 #: The child's outcome ("exception: ValueError") travels on the record pipe
 #: under this stream name; it never becomes a log line.
 OUTCOME_STREAM = "_outcome"
+#: A reused child (``TASKMANAGER_RUNS_PER_CHILD``) says under this stream name
+#: that its run ended, with its exit code, and that it waits for the next one.
+RUN_END_STREAM = "_run_end"
 
 #: Longest line stored as one row, in characters; a longer one becomes several rows.
 MAX_LINE_CHARS = 1024 * 1024

@@ -173,6 +173,14 @@ class TaskQuerySet(models.QuerySet):
     def end_run(self, **fields) -> int:
         """End the run of these tasks on the task's side, in one UPDATE; return the row count.
 
+        The UPDATE sets :meth:`end_values`.
+        """
+        return self.update(**self.end_values(**fields))
+
+    @staticmethod
+    def end_values(**fields) -> dict:
+        """The SET of the UPDATE that ends a task's run: ``{field: value or expression}``, in order.
+
         The status becomes :meth:`Task.end_status` and ``resume_status`` is
         cleared; ``run_now_at`` becomes now (a "run now" deferred behind the
         run waits for its entry from this moment, ``recovery.runnow``);
@@ -181,7 +189,7 @@ class TaskQuerySet(models.QuerySet):
         left to right, each seeing the ones before it, so it must read
         ``resume_status`` before that is cleared.
         """
-        return self.update(status=Task.end_status(), resume_status="", run_now_at=dbclock.DbNow(), **fields)
+        return {"status": Task.end_status(), "resume_status": "", "run_now_at": dbclock.DbNow(), **fields}
 
 
 class Task(models.Model):
@@ -364,8 +372,8 @@ class Task(models.Model):
         ordering = ["name"]
         permissions = [("run_task", _("Can start, stop and run tasks"))]
         indexes = [
-            models.Index(fields=["status"], name="taskmanager_task_status"),
-            # The take-over pass of every spooler node (recovery/takeover.py).
+            # The take-over pass of every spooler node (recovery/takeover.py);
+            # a filter on the status alone uses it too (its leading column).
             models.Index(fields=["status", "next_datetime"], name="taskmanager_task_due"),
         ]
 

@@ -286,19 +286,41 @@ def run_refusal(task, user=None, *, check_user: bool = True, argv: list[str] | N
     ``user`` None with ``check_user`` False is the project's own code (a shell,
     ``respool_tasks``): only the command and its arguments are checked.
     """
-    reason = command_refusal(task.command)
-    if reason:
-        return reason
-    if check_user:
-        reason = user_refusal(user, task.command)
-        if reason:
-            return reason
-    if argv is None:  # the claim passes the argv it parsed already (one parse per run)
-        try:
-            argv = arguments.parse_arguments(task.arguments)
-        except arguments.ArgumentsError as exc:
-            return str(exc)
-    return arguments_refusal(task.command, argv)
+    return RunChecks(user, check_user=check_user).refusal(task, argv)
+
+
+class RunChecks:
+    """:func:`run_refusal` for one user and many tasks (the list's Start action).
+
+    The rules are the same, in the same order; what depends only on the
+    command (blocked, active, the user's rights on it: a query for a command
+    of some groups) is decided once per command, and a locked command's
+    approved arguments are read once per command and argument list.
+    """
+
+    def __init__(self, user=None, *, check_user: bool = True):
+        self.user, self.check_user = user, check_user
+        self._commands: dict = {}
+        self._arguments: dict = {}
+
+    def refusal(self, task, argv: list[str] | None = None) -> str | None:
+        command = task.command
+        if command.pk not in self._commands:
+            reason = command_refusal(command)
+            if reason is None and self.check_user:
+                reason = user_refusal(self.user, command)
+            self._commands[command.pk] = reason
+        if self._commands[command.pk]:
+            return self._commands[command.pk]
+        if argv is None:  # the claim passes the argv it parsed already (one parse per run)
+            try:
+                argv = arguments.parse_arguments(task.arguments)
+            except arguments.ArgumentsError as exc:
+                return str(exc)
+        key = (command.pk, tuple(argv))
+        if key not in self._arguments:
+            self._arguments[key] = arguments_refusal(command, argv)
+        return self._arguments[key]
 
 
 def claim_refusal(task, trigger: str, argv: list[str] | None = None) -> str | None:

@@ -80,6 +80,12 @@ def is_same_process(pid: int | None, started: float | None) -> bool | None:
         return False
 
 
+def is_alive(pid: int) -> bool:
+    """Return whether ``pid`` exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in (b"Z", b"X")
+
+
 def children(ppid: int, alive: bool = False) -> list[tuple[int, float]]:
     """Return (pid, start time) of the processes whose parent is ``ppid``.
 

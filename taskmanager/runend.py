@@ -19,7 +19,14 @@ from .retention import prune_reports, prune_small_reports
 
 
 def record(
-    task_id: int, started: datetime, now: datetime, result: str, log: logging.Logger, prune: bool = True, **kw
+    task_id: int,
+    started: datetime,
+    now: datetime,
+    result: str,
+    log: logging.Logger,
+    prune: bool = True,
+    savepoint: bool = True,
+    **kw,
 ) -> bool:
     """Write the run's history and (with ``prune``) prune old small reports, inside the caller's transaction.
 
@@ -27,12 +34,20 @@ def record(
     The runner prunes at every :data:`taskmanager.retention.PRUNE_EVERY`-th
     run of a task (:func:`taskmanager.retention.prune_due`), the periodic
     pass in between (:func:`taskmanager.retention.prune_over_limit`).
+    Without ``savepoint`` the history row and the pruning go in the
+    caller's transaction without a savepoint of their own: a failure
+    raises, and the caller must roll back and record the end again with
+    ``savepoint`` (the runner does, so that its end pays for no
+    SAVEPOINT/RELEASE pair, issue 17).
     ``kw`` goes to :func:`taskmanager.history.record_run` (``update_task``, ``end_kind``).
     """
     # The run's history and the pruning of old reports share the caller's
     # commit, in a savepoint: neither may change the run's outcome. If it
     # fails (or at a run that does not prune), the history is written alone;
     # pruning then waits for the commit (prune_reports logs its own failure).
+    if not savepoint:
+        history.record_run(task_id, started, now, result, prune=prune, **kw)
+        return prune_small_reports(task_id) if prune else False
     if prune:
         try:
             with transaction.atomic(using=write_db()):

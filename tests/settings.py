@@ -40,6 +40,8 @@ INSTALLED_APPS = [
 # tests/test_security.py checks the warning with it unsilenced.
 SILENCED_SYSTEM_CHECKS = ["taskmanager.W014"]
 MIDDLEWARE = [
+    # What a request did to the database, when a test asks (tests/support/sqlcount.py).
+    "tests.support.sqlcount.CountSqlMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Accept-Language picks the admin's language (tests of the Italian translation).
@@ -89,7 +91,11 @@ elif _db == "mariadb":
             "HOST": "127.0.0.1",
             "PORT": 3306,
             "OPTIONS": {"charset": "utf8mb4"},
-            "TEST": {"NAME": "test_taskmanager_%d" % os.getpid(), "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+            "TEST": {
+                "NAME": "test_taskmanager_%d" % os.getpid(),
+                "CHARSET": "utf8mb4",
+                "COLLATION": "utf8mb4_unicode_ci",
+            },
         }
     }
 else:
@@ -121,6 +127,12 @@ if os.environ.get("TM_TEST_PAYLOAD_VERSION"):
     from taskmanager import spoolfiles as _spoolfiles
 
     _spoolfiles.PAYLOAD_VERSION = int(os.environ["TM_TEST_PAYLOAD_VERSION"])
+
+# Django's default hasher (PBKDF2, a million rounds) takes 0.3-0.8 s per password
+# on the CI machine: once to make each test's users, once more at each login to
+# a uWSGI. The tests check rights, not the hashing: a fast hasher (as Django's
+# testing docs advise) saves about a second per test that logs in.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 TASKMANAGER_STOP_GRACE_SECONDS = 1.0
 TASKMANAGER_BACKEND = os.environ.get("TM_TEST_BACKEND", "taskmanager.spooler.uwsgi.UwsgiBackend")

@@ -8,10 +8,11 @@ ever.
 
 import pytest
 
-from taskmanager.models import Task
+from taskmanager.models import AuditEntry, Report, Task
 
-from .support.admin import add_task, edit_task, press
-from .support.waits import finished_report
+from .support.admin import add_task, bulk_action, edit_task, press
+from .support.objects import make_task
+from .support.waits import finished_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,3 +33,22 @@ def test_start_and_edit_under_atomic_requests(uwsgi_node, commands):
     edit_task(client, later, arguments="--lines 1", scheduling_0="", scheduling_1="")
     report = finished_report(later)
     assert report.result == "OK"
+
+
+def test_the_start_action_under_atomic_requests(uwsgi_node, commands):
+    """The list's Start action spools each entry once the request's transaction has committed."""
+    atomic_server = uwsgi_node({"ATOMIC_REQUESTS": True, "TM_TEST_COMMIT_DELAY": 0.3})
+    tasks = [make_task(commands, "atomic-bulk-%d" % i, arguments="--lines 1") for i in range(5)]
+    bulk_action(atomic_server.admin, "start_tasks", *tasks)
+    for task in tasks:
+        assert finished_report(task).result == "OK"
+    wait_for(
+        lambda: not Task.objects.filter(pk__in=[t.pk for t in tasks]).exclude(status="IDLE").exists(),
+        message="the started tasks to end",
+    )
+    assert {Report.objects.filter(task=t).count() for t in tasks} == {1}
+    # Run by their own entries: none was consumed as stale and respooled by the recovery.
+    assert set(Report.objects.filter(task__in=tasks).values_list("trigger", flat=True)) == {
+        Report.Trigger.START
+    }
+    assert AuditEntry.objects.filter(action="start").count() == 5

@@ -37,6 +37,7 @@ ADMIN = {
     "taskmanager.admin_runwith",
     "taskmanager.admin_schedule",
     "taskmanager.audit_display",
+    "taskmanager.bulkstart",
     "taskmanager.display",
     "taskmanager.forms",
     "taskmanager.logviews",

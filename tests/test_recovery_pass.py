@@ -66,11 +66,12 @@ def test_next_run_not_spooled_at_claim_is_respooled_by_the_periodic_pass(uwsgi_n
 
     full.unlink()  # space is back
     path = wait_for(lambda: current_entry(node, task), message="the next run respooled")
+    # The pass records the entry's path right after writing the file.
+    wait_for(lambda: Task.objects.get(pk=task.pk).spooler_id == path, message="the entry's path recorded")
     task.refresh_from_db()
     entry = spoolfiles.read(path)
     assert entry["trigger"] == Report.Trigger.RECOVERY
     assert int(entry["at"]) == math.ceil(task.next_datetime.timestamp())
-    assert task.spooler_id == path
     assert "respooled for" in node.log()
 
 
@@ -240,3 +241,31 @@ def test_a_lost_run_now_is_respooled_at_the_first_pass_past_the_write_margin(com
     waiting_since(running, old)
     assert one_pass() == 1 and spooled[-1][:2] == (running.pk, "tok3")
     assert len(spooled) == 4
+
+
+def test_a_started_entry_due_now_is_found_by_its_token(commands, tmp_path):
+    """Start records no spool file for an entry due at once (issue 17: one durable commit).
+
+    Recovery, at a spooler's start or with ``respool_tasks``, finds it by its
+    token among the files due now, and respools only a task with none.
+    """
+    from taskmanager import recovery
+
+    spool_dir = str(tmp_path)
+    node = spoolfiles.node_id(spool_dir)
+
+    def spool(task_id, token, trigger, at):
+        return spoolfiles.write(spool_dir, spoolfiles.make_entry(task_id, token, trigger, at), at)
+
+    waiting = Task.objects.create(
+        name="waiting", command=commands["tm_ok"], status="SPOOLED", run_token="tok1", spooler_node=node
+    )
+    spool(waiting.pk, "tok1", Report.Trigger.START, None)
+    lost = Task.objects.create(
+        name="lost", command=commands["tm_ok"], status="SPOOLED", run_token="tok2", spooler_node=node
+    )
+    spool(lost.pk, "tok-old", Report.Trigger.START, None)  # another token's file: not its entry
+    assert [item.task_id for item in recovery.respool(spool_dir, spool)] == [lost.pk]
+    assert Task.objects.get(pk=waiting.pk).run_token == "tok1"
+    lost.refresh_from_db()
+    assert lost.run_token != "tok2" and spoolfiles.is_live(lost.spooler_id, spool_dir)

@@ -12,8 +12,9 @@ import pytest
 from django.db import connection
 
 from taskmanager import processes, runner
-from taskmanager.models import Report, Task, TaskCategory, new_token
+from taskmanager.models import Report, RunHistory, Task, TaskCategory, new_token
 
+from .support import sqlcount
 from .support.admin import add_task, press
 from .support.objects import make_task
 from .support.waits import wait_for
@@ -157,3 +158,67 @@ def test_a_slot_due_during_the_run_is_skipped_and_noted(commands, settings):
     assert texts[-1] == "1 scheduled run(s) came due while this run was going and were skipped."
     task.refresh_from_db()
     assert task.status == Task.Status.SPOOLED and task.run_token not in ("", next_token)
+
+
+#: Issue 17's budget of the run path, with the shipped settings: SQL statements
+#: and durable commits of a one-shot run; a periodic run adds one of each (its
+#: next entry's path is stored). Counted apart: the BEGIN of each transaction
+#: (SQLite's BEGIN IMMEDIATE goes through Django's cursor, PostgreSQL's and
+#: MariaDB's drivers send theirs unseen), at most one per durable commit.
+RUN_PATH_STATEMENTS, RUN_PATH_COMMITS = 6, 2
+#: MySQL/MariaDB have no UPDATE ... RETURNING: the end reads the report's
+#: skipped runs and the task's deferred runs apart (taskmanager/runner/sql.py).
+NO_RETURNING_READS = 2
+
+
+@pytest.mark.db_sensitive
+def test_the_run_path_issues_a_handful_of_statements_and_two_commits(uwsgi_node, commands, tmp_path):
+    # Counted in the spooler (tests/support/sqlcount.py): the statements
+    # issued inside runner.execute, from the claim to the end's last query.
+    node = uwsgi_node(**sqlcount.counting_node(tmp_path))
+    one_shot = make_task(commands, "sql-one-shot", "tm_noop")
+    periodic = make_task(
+        commands, "sql-periodic", "tm_noop", repetition_period=Task.Period.DAY, repetition_rate=1
+    )
+    reads = NO_RETURNING_READS if connection.vendor == "mysql" else 0
+    for task, extra in ((one_shot, 0), (periodic, 1), (one_shot, 0)):
+        runs, traced = sqlcount.runs_logged(tmp_path), len(sqlcount.read_run_trace(tmp_path))
+        press(node.admin, task, "start")
+        wait_for(lambda runs=runs: sqlcount.runs_logged(tmp_path) > runs, timeout=60, message="the run")
+        trace = [line.split(" ", 1)[1] for line in sqlcount.read_run_trace(tmp_path)[traced:]]
+        # Not the run's: the setup of a spooler's first connection (MariaDB's isolation level).
+        trace = [sql for sql in trace if not sql.startswith("SET ")]
+        begins = sum(sql.startswith("BEGIN") for sql in trace)
+        commits = trace.count("(commit)")
+        statements = len(trace) - commits - begins
+        shown = "\n".join(trace)
+        assert statements <= RUN_PATH_STATEMENTS + extra + reads, shown
+        assert commits <= RUN_PATH_COMMITS + extra and begins <= commits, shown
+    assert Report.objects.filter(task=one_shot, result="OK").count() == 2
+    assert Task.objects.get(pk=one_shot.pk).status == Task.Status.IDLE
+    assert Task.objects.get(pk=periodic.pk).status == Task.Status.SPOOLED
+
+
+@pytest.mark.db_sensitive
+def test_a_run_whose_history_row_fails_still_ends_as_it_ran(commands, caplog):
+    # The history row goes in without a savepoint of its own (issue 17); when
+    # it fails, the end's transaction is written again with the history apart
+    # (which fails again here, and is logged): the run's outcome is unchanged.
+    task, token = spooled(commands, "no-history", "tm_ok")
+    table = connection.ops.quote_name(RunHistory._meta.db_table)
+
+    def history_table_missing(execute, sql, params, many, context):
+        if sql.startswith("INSERT INTO %s" % table):
+            # A real error of the database (on PostgreSQL it aborts the transaction).
+            sql = sql.replace(table, connection.ops.quote_name("taskmanager_missing"), 1)
+        return execute(sql, params, many, context)
+
+    task, report = runner.claim(task.pk, token, "start", prefork=True)
+    with connection.execute_wrapper(history_table_missing):
+        runner.Supervisor(task, report).run()
+    report.refresh_from_db()
+    assert (report.result, report.end_kind) == ("OK", "completed"), report.end_reason
+    task.refresh_from_db()
+    assert (task.status, task.last_result, task.last_end_kind) == (Task.Status.IDLE, "OK", "completed")
+    assert not RunHistory.objects.filter(task=task).exists()
+    assert "Could not record the run history of task %d" % task.pk in caplog.text

@@ -42,7 +42,11 @@ def project_tz():
 #: Seconds before any slot a test sets a few seconds ahead: the requests that add the task,
 #: press Start or edit it must be done before its time comes, also on a loaded machine (a
 #: slot 1 s ahead was passed before Start, and the run moved to the next slot of the grid).
-SETUP_LEAD = scaled(5)
+#: Those requests take 0.1-0.4 s under a load of 3 (with the tests' fast password hasher):
+#: 2 s, plus the second :func:`whole_seconds_ahead` adds, is their margin; a slower machine
+#: scales it with TM_TEST_TIMEOUT_SCALE. The tests wait for their slots: each second here
+#: costs a second in each of them.
+SETUP_LEAD = scaled(2)
 
 
 def whole_seconds_ahead(seconds):
@@ -192,7 +196,7 @@ def test_edit_replaces_the_spool_entry(server, admin_http, commands):
     task.refresh_from_db()
     old_path, old_token = task.spooler_id, task.run_token
 
-    later = whole_seconds_ahead(6)
+    later = whole_seconds_ahead(3)  # a second or more after ``first``: computed later, one second further
     edit_task(admin_http, task, arguments="--lines 1", **schedule_fields(later))
     task.refresh_from_db()
     assert task.status == Task.Status.SCHEDULED
@@ -434,7 +438,9 @@ def test_preview_headline_and_runs_agree_on_the_time_and_on_a_past_one(server, a
     data = preview(later)
     (run,) = data["runs"]
     assert data["summary"] == "once at %s %s" % (run["local"], run["zone"])
-    assert run["local"].startswith(later.strftime("%a ")) and run["local"].endswith(datetimes.format_datetime(later))
+    assert run["local"].startswith(later.strftime("%a ")) and run["local"].endswith(
+        datetimes.format_datetime(later)
+    )
 
     past = (timezone.now() - timedelta(minutes=5)).astimezone(tz)
     data = preview(past)

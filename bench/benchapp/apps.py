@@ -8,7 +8,10 @@ class BenchConfig(AppConfig):
     verbose_name = "Benchmarks (bench only)"
 
     def ready(self):
-        from . import counters, floor
+        from tests.support import sqlcount
 
-        connection_created.connect(counters.install, dispatch_uid="bench-counters")
+        from . import floor
+
+        # The same receiver as the tests' app (tests/testapp/apps.py): connected once.
+        connection_created.connect(sqlcount.install, dispatch_uid="tm-sql-count")
         floor.register()

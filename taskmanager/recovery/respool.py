@@ -7,6 +7,7 @@ recovery (:func:`respool_missing`), and by ``manage.py respool_tasks``. Imports 
 """
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,7 +93,9 @@ def respool(
     node (``host:spool_dir``, see :func:`taskmanager.spoolfiles.node_matches`) or one of the
     ``adopt`` node strings (to take over the tasks of a node that is gone).
     An entry is missing when the file recorded in ``spooler_id`` is not in
-    ``spool_dir`` (:func:`taskmanager.spoolfiles.is_live`). A task whose
+    ``spool_dir`` (:func:`taskmanager.spoolfiles.is_live`), or, with no file
+    recorded (Start's entry due at once), when no file of ``spool_dir`` due
+    now carries the task's token (:func:`taskmanager.spoolfiles.due_tokens`). A task whose
     ``payload_version`` is newer than this code's is left as it is (one log line).
 
     Each missing entry gets a new run token by one conditional UPDATE on the
@@ -118,12 +121,22 @@ def respool(
     candidates = Task.objects.queued().filter(queue__in=served_queues()).order_by("pk")
     done = []
     unrecorded = set()
+    due = None
     newer = 0
     for task in candidates:
         if not (spoolfiles.node_matches(task.spooler_node, spool_dir) or task.spooler_node in adopt):
             continue
         if spoolfiles.is_live(task.spooler_id, spool_dir):
             continue
+        if not task.spooler_id:
+            # Start records no spool file for an entry due at once (one
+            # durable commit, issue 17): it is found by its token among the
+            # files due now, read once per pass, after the candidates (an
+            # entry claimed meanwhile has a row that the UPDATE below misses).
+            if due is None:
+                due = spoolfiles.due_tokens(spool_dir, time.time() + 1)
+            if (task.pk, task.run_token) in due:
+                continue
         if task.payload_version > spoolfiles.PAYLOAD_VERSION:
             newer += 1  # queued by a newer node (rolling deploys): left to a node that knows its version
             continue

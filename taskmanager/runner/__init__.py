@@ -20,8 +20,15 @@
    when the child has exited kills what the run left behind (the process
    group, and in a spooler the orphans re-parented to its fork server).
 3. **Finish**: the report gets its result and end reason, the task its last
-   result and new status, in one transaction (retried while the database is
-   unreachable); then old reports are pruned.
+   result and new status, the run history its row, in one transaction
+   (retried while the database is unreachable); then old reports are pruned
+   and the runs deferred behind this one spooled.
+
+A one-shot run costs the database two durable commits (claim, end) and, where
+the database has ``UPDATE ... RETURNING``, six statements besides SQLite's two
+``BEGIN``: the task read, the claim's UPDATE and Report INSERT, the report's
+and the task's UPDATE and the history INSERT of the end (issue 17,
+``bench/README.md``).
 
 Recovery after a crash (:mod:`taskmanager.recovery`) relies on what is
 recorded here: host, supervisor pid and start time, child pid (= process
@@ -30,13 +37,17 @@ environment of the run's processes. See ``docs/lifecycle.rst``.
 
 The run path is a package of small modules, in import order:
 
+* :mod:`.failure`: what the log shows of the exception that ended a command;
 * :mod:`.child_main`: what runs inside the forked child;
 * :mod:`.prefork`: what a forking process does around the fork;
 * :mod:`.orphans`: the run's orphans, reaped when they exit, killed at the end;
 * :mod:`.forkserver_main`: what runs inside a spooler's fork server;
 * :mod:`.forkserver`: the fork server's design, and the spooler's end of it;
 * :mod:`.child`: the supervisor's handle on the child (:class:`Child`);
+* :mod:`.sql`: ``UPDATE ... RETURNING``, so that the end reads nothing apart;
 * :mod:`.reportlog`: the log on its way to the database (``ReportLog``);
+* :mod:`.reuse`: a child serving several runs of one command (``TASKMANAGER_RUNS_PER_CHILD``);
+* :mod:`.output`: reading what the child writes on its pipes (``ChildOutput``);
 * :mod:`.follow`: following the child until it exits (``ChildFollower``);
 * :mod:`.outcome`: the run's end (``end_reason``, ``RunEnd``);
 * :mod:`.claim`: :func:`claim`;

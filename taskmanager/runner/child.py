@@ -10,6 +10,7 @@ runs' orphans (and of the fork server's, should it die); the management
 machinery is warmed up once per forking process.
 """
 
+import json
 import logging
 import os
 import signal
@@ -59,7 +60,13 @@ class Child:
     """
 
     def __init__(
-        self, pid: int, fds: dict, go: socket.socket, started: float | None, server: ForkServer | None = None
+        self,
+        pid: int,
+        fds: dict,
+        go: socket.socket,
+        started: float | None,
+        server: ForkServer | None = None,
+        reuse: bool = False,
     ):
         self.pid = pid
         #: Read ends of the child's fd 1, fd 2 and record pipe -> stream (None: records).
@@ -71,14 +78,24 @@ class Child:
         #: Orphans the fork server killed when the child exited (None: not known).
         self.swept: int | None = None
         self._pidfd: int | None = None
+        #: Whether the child waits for another run after each one (:mod:`.reuse`).
+        self.reuse = reuse
+        #: The command it runs, and how many runs it was released for.
+        self.command_key: CommandName | None = None
+        self.runs = 0
 
     @classmethod
-    def spawn(cls, task, argv: list[str]) -> "Child":
-        """Fork the child that will run ``task``'s command with ``argv``; it waits for release()."""
+    def spawn(cls, task, argv: list[str], reuse: bool = False) -> "Child":
+        """Fork the child that will run ``task``'s command with ``argv``; it waits for release().
+
+        With ``reuse`` the child, after each run, says so on its record pipe
+        and waits for the next release instead of exiting (:mod:`.reuse`);
+        such a child is forked by this process, never by a fork server.
+        """
         # Only for a spooler subreaper: should the fork server die, its orphans come
         # here. Found (or started) before the run's pipes exist: a fork server
         # started later would hold copies of their write ends for its whole life.
-        server = _fork_server() if become_subreaper() and app_settings.FORK_SERVER else None
+        server = _fork_server() if become_subreaper() and fork_server_wanted() else None
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         rec_r, rec_w = os.pipe()
@@ -93,7 +110,7 @@ class Child:
             if server is not None:
                 try:
                     pid, started = server.spawn(command, argv, [out_w, err_w, rec_w, go_child.fileno()])
-                    return cls(pid, fds, go, started, server)
+                    return cls._made(task, pid, fds, go, started, server)
                 # Lost (ForkServerLost), an argv larger than a datagram (OSError): fork here.
                 except Exception as exc:  # noqa: BLE001 - the run must not fail for its fork server
                     logger.warning(
@@ -110,24 +127,35 @@ class Child:
                 for fd in fds:
                     os.close(fd)
                 go.close()
-                child_main(command, argv, out_w, err_w, rec_w, parent=parent, go=go_child.detach())
+                child_main(
+                    command, argv, out_w, err_w, rec_w, parent=parent, go=go_child.detach(), reuse=reuse
+                )
             try:
                 os.setpgid(pid, pid)
             except OSError:
                 pass  # the child did it first
-            return cls(pid, fds, go, start_time_of_child(pid, before, after))
+            return cls._made(task, pid, fds, go, start_time_of_child(pid, before, after), None, reuse)
         finally:
             go_child.close()
             for fd in (out_w, err_w, rec_w):
                 os.close(fd)
 
-    def release(self, marker: str) -> None:
-        """Let the child run the command, carrying ``marker`` in its environment."""
+    @classmethod
+    def _made(cls, task, pid, fds, go, started, server, reuse=False) -> "Child":
+        child = cls(pid, fds, go, started, server, reuse)
+        child.command_key = CommandName.of(task)
+        return child
+
+    def release(self, marker: str, argv: list[str] | None = None) -> None:
+        """Let the child run the command (with ``argv``, else the spawn's), ``marker`` in its environment."""
+        self.runs += 1
+        message = json.dumps({"marker": marker, "argv": argv}).encode() + b"\n"
         try:
-            self.go.sendall(marker.encode() + b"\n", socket.MSG_NOSIGNAL)
+            self.go.sendall(message, socket.MSG_NOSIGNAL)
         except OSError:
             pass  # the child is gone already: follow() reads its end
-        self.go.close()
+        if not self.reuse:
+            self.go.close()
 
     def cancel(self) -> None:
         """Kill the child (it has not run anything of the command), reap it, close the pipes."""
@@ -202,8 +230,18 @@ def prepare_spooler() -> None:
     Started here rather than at the first run, that run does not pay for it
     (imports, warm-up, its fork: a tenth of a second or more).
     """
-    if become_subreaper() and app_settings.FORK_SERVER:
+    if become_subreaper() and fork_server_wanted():
         _fork_server()
+
+
+def fork_server_wanted() -> bool:
+    """Whether the runs' children come from a fork server: ``FORK_SERVER``, and a fresh child per run.
+
+    With ``RUNS_PER_CHILD`` above 1 the spooler forks the (rare) children
+    itself: a reused child outlives its run, and the fork server only learns
+    of a child's end when it exits (:mod:`.reuse`).
+    """
+    return app_settings.FORK_SERVER and app_settings.RUNS_PER_CHILD == 1
 
 
 def _fork_server() -> ForkServer | None:

@@ -9,6 +9,7 @@ release (:func:`await_release`), run the command and leave through
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from django.db import connections
 
 from .. import logcapture, processes, progress
 from ..conf import app_settings
+from .failure import failure_text
 
 
 class CommandName(NamedTuple):
@@ -69,12 +71,16 @@ def child_main(
     marker: str = "",
     parent: int = 0,
     go: int | None = None,
+    reuse: bool = False,
 ) -> None:
     """Run the command in the forked child and leave with ``os._exit``; never return.
 
     With ``go`` (a socket fd), wait after the preparations until the
-    supervisor sends the run marker on it (:meth:`Child.release`); leave
-    without running anything if it closes it instead (:meth:`Child.cancel`).
+    supervisor sends the run marker (and the arguments) on it
+    (:meth:`Child.release`); leave without running anything if it closes it
+    instead (:meth:`Child.cancel`). With ``reuse`` too, after each run say
+    that it ended (:func:`end_run`) and wait for the next release, until the
+    supervisor closes ``go`` (:mod:`.reuse`).
     """
     code = _EXIT_EXCEPTION
     writer = None
@@ -98,6 +104,7 @@ def child_main(
         sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stdin = open(0, closefd=False)
+        _STREAMS[:] = [sys.stdout, sys.stderr, sys.stdin]
         os.chdir(working_dir())
         # sys.executable is the uwsgi binary here: commands that start Python
         # (subprocess, multiprocessing "spawn") need the interpreter.
@@ -109,14 +116,21 @@ def child_main(
         # command modules in-process too, to check arguments); a failure is
         # reported once the run is released.
         loaded = load_command(command)
-        if go is not None:
-            marker = await_release(go)
-            if marker is None:
-                code = 0
-                return  # the claim was lost: leave (finally) without running the command
-        if marker:
-            os.environ[processes.RUN_ENV] = marker
-        code = run_command(command, argv, writer, loaded)
+        environ = dict(os.environ)  # restored before each run of a reused child
+        while True:
+            if go is not None:
+                release = await_release(go, close=not reuse)
+                if release is None:
+                    code = 0
+                    return  # the claim was lost, or a reused child retired: leave (finally)
+                marker, argv = release[0], release[1] if release[1] is not None else argv
+            if marker:
+                os.environ[processes.RUN_ENV] = marker
+            code = run_command(command, argv, writer, loaded)
+            if not (reuse and go is not None):
+                return
+            end_run(writer, code, environ)
+            loaded = load_command(command)  # a new instance (the module stays imported)
     except BaseException:  # noqa: BLE001 - the child must always leave through os._exit
         try:
             traceback.print_exc()
@@ -150,17 +164,56 @@ def run_log_level(writer: logcapture.RecordWriter) -> int:
     return level
 
 
-def await_release(go: int) -> str | None:
-    """Block until the supervisor sends the run marker on ``go``; return it, or None if it closed it."""
+def await_release(go: int, close: bool = True) -> tuple[str, list[str] | None] | None:
+    """Block until the supervisor sends a release on ``go``: return (marker, argv), or None if it closed it.
+
+    ``argv`` is None when the release gives no arguments (those of the spawn
+    apply). ``close``: close ``go`` once the release came (no run follows).
+    """
     data = b""
     while not data.endswith(b"\n"):
         chunk = os.read(go, 4096)
         if not chunk:
             return None
         data += chunk
-    os.close(go)
-    return data[:-1].decode()
+    if close:
+        os.close(go)
+    message = json.loads(data)
+    return message["marker"], message.get("argv")
 
+
+def end_run(writer: logcapture.RecordWriter, code: int, environ: dict) -> None:
+    """In a reused child, after a run: send its end, and make the process ready for the next run.
+
+    What is written to fd 1 and fd 2 is flushed before the end goes out on
+    the record pipe: the supervisor, once it has read the end, finds every
+    byte of the run in the pipes. Then what a run may have changed in the
+    process and the next run must not inherit: the environment (the run's
+    marker with it), the signal dispositions, the working directory, the
+    standard streams, and the database connections the command opened
+    (closed as at the end of a request, by ``CONN_MAX_AGE``).
+    """
+    # Deferred: only a reused child needs it.
+    from django.db import close_old_connections
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    writer.write(0, logcapture.RUN_END_STREAM, str(code))
+    close_old_connections()
+    os.environ.clear()
+    os.environ.update(environ)
+    for sig in RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    os.chdir(working_dir())
+    sys.stdout, sys.stderr, sys.stdin = _STREAMS
+
+
+# The child's standard streams, as child_main opened them (restored by end_run).
+_STREAMS: list = []
 
 # Database connections a forked child inherited (see abandon_connections).
 _abandoned: list = []
@@ -236,43 +289,3 @@ def run_command(name: CommandName, argv: list[str], writer: logcapture.RecordWri
     finally:
         out.close_line()
         err.close_line()
-
-
-def failure_text(exc: BaseException, command, argv: list[str]) -> str:
-    """Return what the log shows of the exception that ended the command.
-
-    A ``CommandError`` is the one line ``manage.py`` prints ("CommandError:
-    message"), unless the arguments ask for ``--traceback``; otherwise the
-    traceback, starting at the command's ``handle()`` (the frames above it,
-    this runner's, ``call_command``'s and ``execute``'s, say nothing about the
-    command), with every frame below it. An exception raised before
-    ``handle()`` (arguments, system checks, import) keeps the frames from
-    ``call_command`` on.
-    """
-    # Deferred: Django's management package is only needed in the child.
-    from django.core.management.base import CommandError
-
-    if isinstance(exc, CommandError) and not wants_traceback(command, argv):
-        return "%s: %s" % (type(exc).__name__, exc)
-    tb = exc.__traceback__
-    tb = tb.tb_next or tb  # past run_command, where it was caught
-    entry = tb
-    while entry is not None:
-        frame = entry.tb_frame
-        if frame.f_code.co_name == "handle" and command is not None and frame.f_locals.get("self") is command:
-            tb = entry
-            break
-        entry = entry.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
-
-
-def wants_traceback(command, argv: list[str]) -> bool:
-    """Whether the run's arguments hold ``--traceback`` (as the command's parser reads them)."""
-    if command is None or isinstance(command, BaseException):
-        return False
-    try:
-        parser = command.create_parser("manage.py", command.__module__.rpartition(".")[2])
-        options, _rest = parser.parse_known_args(argv)
-    except BaseException:  # noqa: BLE001 - arguments that do not parse: no traceback asked for
-        return False
-    return bool(getattr(options, "traceback", False))

@@ -21,7 +21,7 @@ from ..conf import queue_name, serves_queue
 from ..db import write_db
 from ..models import Report, Task, new_token
 from ..spooler import get_backend
-from .child import Child
+from . import reuse
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -150,7 +150,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     if refusal is not None:
         argv = None
     marks["prepared"] = time.perf_counter()
-    child = Child.spawn(task, argv) if prefork and argv is not None else None
+    child = reuse.child_for(task, argv) if prefork and argv is not None else None
     if child is not None:
         marks["forked"] = time.perf_counter()
     # The claim and the Report row commit together (one durable commit); the
@@ -170,7 +170,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
         return None
     marks["claim_committed"] = time.perf_counter()
     if child is not None:
-        child.release(report.run_marker())
+        child.release(report.run_marker(), argv)
         marks["released"] = time.perf_counter()
     report.child, report.redactor = child, redactor
     report.heartbeat_sent = sent
@@ -251,24 +251,23 @@ def _own_start_time() -> float | None:
 
 # pid -> start time of this process (a forked process has another pid).
 _own_start: dict[int, float | None] = {}
+#: The task's fields :func:`respool_deferred` decides by (the end's UPDATE returns them).
+DEFERRED_FIELDS = ("status", "run_token", "run_now_token", "spooler_id", "next_datetime")
 
 
-def respool_deferred(task_id: int) -> None:
+def respool_deferred(task_id: int, row: dict | None = None) -> None:
     """After a run's end: spool again the entries the claim deferred while the task ran.
 
     A queued "run now" (its token still set), and a pending run whose entry
     was consumed (``spooler_id`` emptied by the claim). Spooling an entry
     twice is harmless: the first claim swaps its token, the second finds it
-    stale.
+    stale. ``row``: the task's :data:`DEFERRED_FIELDS` from the end's UPDATE (else read here).
     """
-    row = (
-        Task.objects.filter(pk=task_id)
-        .values_list("status", "run_token", "run_now_token", "spooler_id", "next_datetime")
-        .first()
-    )
-    if row is None or row[0] == Task.Status.STARTED:
+    if row is None:
+        row = Task.objects.filter(pk=task_id).values(*DEFERRED_FIELDS).first()
+    if row is None or row["status"] == Task.Status.STARTED:
         return
-    status, run_token, run_now_token, spooler_id, next_at = row
+    status, run_token, run_now_token, spooler_id, next_at = (row[name] for name in DEFERRED_FIELDS)
     if run_now_token:
         get_backend().spool(task_id, run_now_token, Report.Trigger.RUN_NOW, None)
     if status in Task.PENDING and run_token and not spooler_id:

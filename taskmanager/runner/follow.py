@@ -11,18 +11,18 @@ the fork server).
 
 import logging
 import os
-import select
 import selectors
 import signal
 import time
-from datetime import UTC, datetime
 
 from django.db import DatabaseError
 
-from .. import dbclock, logcapture, progress
+from .. import dbclock, logcapture
 from ..conf import app_settings
 from ..models import Report
+from . import reuse
 from .child import Child, kill_group
+from .output import ChildOutput
 from .reportlog import ReportLog
 
 logger = logging.getLogger("taskmanager.runner")
@@ -36,23 +36,15 @@ def seconds_text(value) -> str:
     return "%g" % value
 
 
-class ChildFollower:
+class ChildFollower(ChildOutput):
     """Read a run's child output into its :class:`ReportLog`; enforce stop, timeout and fencing.
 
     After :meth:`follow`, ``stop_user``, ``timed_out``, ``fenced`` and ``outcome`` say how it ended.
     """
 
     def __init__(self, log: ReportLog, timeout, subreaper: bool):
-        self.log = log
+        super().__init__(log)
         self.report = log.report
-        # Style markers may span lines: one reader per raw stream.
-        self.raw_marks = {
-            logcapture.STDOUT: logcapture.LevelMarks(),
-            logcapture.STDERR: logcapture.LevelMarks(),
-        }
-        self.outcome: str | None = None
-        # A progress number was too large (noted once in the log).
-        self.progress_clamped = False
         self.stop_user: str | None = None
         self.timed_out = False
         self.fenced = False  # killed: its heartbeat went unrenewed (taskmanager.fencing)
@@ -60,8 +52,8 @@ class ChildFollower:
         self.timeout = timeout
         self.subreaper = subreaper
         self.terminating = False
-        # The child's exit fd while follow() runs (readable once the child exited).
-        self.exit_fd: int | None = None
+        #: Whether the child is alive after follow(), its pipes open, ready for another run.
+        self.kept = False
 
     def follow(self, child: Child) -> int:
         """Read the child's output until it exits; return its wait status.
@@ -98,6 +90,11 @@ class ChildFollower:
                 for key, _ in sel.select(timeout=min(max(wait, 0.0), 0.2)):
                     if key.data is not _EXITED:
                         self.read_fd(key.fd, key.data, buffers, records, sel)
+                if self.run_end is not None:
+                    # A reused child ended its run and waits for the next:
+                    # its exit code as the wait status an exit would give.
+                    status = (self.run_end & 0xFF) << 8
+                    break
                 now = time.monotonic()
                 status = child.poll()
                 if status is not None:
@@ -135,27 +132,70 @@ class ChildFollower:
             if exit_fd is not None:
                 sel.unregister(exit_fd)
             child.close_exit_fd()
-            # Whatever the command left behind goes too: (in a spooler) its
-            # orphans, counted while alive, then what is left of its group.
-            if status is None:
-                kill_group(pid, signal.SIGKILL)
-                child.wait()
-            self.sweep_orphans(child)
-            kill_group(pid, signal.SIGKILL)
-            child.reap_orphans(self.subreaper)
-            deadline = time.monotonic() + 1.0
-            while sel.get_map() and time.monotonic() < deadline:
-                events = sel.select(timeout=0.1)
-                if not events:
-                    break
-                for key, _ in events:
-                    self.read_fd(key.fd, key.data, buffers, records, sel)
-            for fd in list(sel.get_map()):
-                sel.unregister(fd)
-                os.close(fd)
-                self.emit(fds[fd], buffers[fd].close())
-            sel.close()
+            # (status is set just before the loop's break: no exception is on its way)
+            if not (
+                self.run_end is not None and status is not None and self.keep_child(pid, sel, fds, buffers)
+            ):
+                self.end_child(child, status is None or self.run_end is not None, sel, buffers, records)
         return status
+
+    def end_child(self, child: Child, alive: bool, sel, buffers: dict, records) -> None:
+        """Kill what the run left (the child too when ``alive``), read the pipes to their end, close them."""
+        # Whatever the command left behind goes too: (in a spooler) its
+        # orphans, counted while alive, then what is left of its group.
+        pid, fds = child.pid, child.fds
+        if alive:
+            kill_group(pid, signal.SIGKILL)
+            child.wait()
+        self.sweep_orphans(child)
+        kill_group(pid, signal.SIGKILL)
+        child.reap_orphans(self.subreaper)
+        deadline = time.monotonic() + 1.0
+        while sel.get_map() and time.monotonic() < deadline:
+            events = sel.select(timeout=0.1)
+            if not events:
+                break
+            for key, _ in events:
+                self.read_fd(key.fd, key.data, buffers, records, sel)
+        for fd in list(sel.get_map()):
+            sel.unregister(fd)
+            os.close(fd)
+            self.emit(fds[fd], buffers[fd].close())
+        sel.close()
+
+    def keep_child(self, pid: int, sel, fds: dict, buffers: dict) -> bool:
+        """After a reused child's run: keep it (pipes drained, left open) unless the run left something.
+
+        Left behind: a process (:func:`.reuse.left_behind`; killed, with the
+        child, by the caller) or a stop, time-out or fence under way.
+        """
+        if self.terminating or self.stop_user is not None:
+            return False
+        leftover = reuse.left_behind(pid, self.subreaper, self.log.report.run_marker())
+        if leftover:
+            self.log.add_line(
+                logcapture.WARNING,
+                logcapture.SYSTEM,
+                "%d process(es) started by the command outlived it and were killed; "
+                "the next run gets a new child process." % leftover,
+            )
+            return False
+        # The child flushed fd 1 and fd 2 before it sent its end: what the run
+        # wrote is in the pipes now. Read it, and leave the pipes open.
+        for fd in list(sel.get_map()):
+            while True:
+                try:
+                    data = os.read(fd, logcapture.READ_SIZE)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                self.emit(fds[fd], buffers[fd].feed(data))
+            sel.unregister(fd)
+            self.emit(fds[fd], buffers[fd].close())
+        sel.close()
+        self.kept = True
+        return True
 
     def fence(self, pid: int, now: float) -> None:
         """SIGKILL the command at once: other nodes may close the run and start the next one."""
@@ -186,85 +226,6 @@ class ChildFollower:
                 "%d process(es) started by the command outlived it and were killed." % killed,
             )
         return killed
-
-    def read_fd(self, fd, stream, buffers, records, sel) -> None:
-        try:
-            data = os.read(fd, logcapture.READ_SIZE)
-        except BlockingIOError:
-            return
-        if not data:
-            sel.unregister(fd)
-            os.close(fd)
-            self.emit(stream, buffers[fd].close())
-            return
-        self.emit(stream, buffers[fd].feed(data))
-        if len(data) < logcapture.SMALL_READ:
-            # A trickle: let lines gather before the next read (waking up for every line
-            # costs both processes more than the line; the pause is far below what a reader
-            # sees). It ends early when the child exits (its pidfd turns readable).
-            if self.exit_fd is None:
-                time.sleep(logcapture.READ_PAUSE)
-            else:
-                select.select([self.exit_fd], [], [], logcapture.READ_PAUSE)
-
-    def emit(self, stream: str | None, lines: list[str]) -> None:
-        """Store lines read from the pipe of ``stream`` (None: the record pipe)."""
-        if stream is None:
-            self.emit_records(lines)
-        else:
-            self.emit_raw(stream, lines)
-
-    def emit_raw(self, stream: str, lines: list[str]) -> None:
-        """Store lines of fd 1 (INFO) or fd 2 (WARNING), stamped with the time they were read."""
-        if not lines:
-            return
-        level = logcapture.INFO if stream == logcapture.STDOUT else logcapture.WARNING
-        marks = self.raw_marks[stream]
-        now = time.time_ns() // 1000
-        for line in lines:
-            if marks.open is None and not logcapture.has_marks(line):
-                self.log.add_line(level, stream, line, now)
-            else:
-                lvl, line = marks.split(line, level)
-                self.log.add_line(lvl, stream, line, now)
-
-    def emit_records(self, lines: list[str]) -> None:
-        """Store the records of the record pipe; act on the messages to the supervisor."""
-        for record in logcapture.decode_records(lines):
-            try:
-                ts, level, stream, text = record
-            except (TypeError, ValueError):
-                continue
-            if (
-                type(stream) is not str
-                or type(text) is not str
-                or type(level) is not int
-                or type(ts) is not int
-            ):
-                continue  # not written by logcapture.RecordWriter
-            if stream.startswith("_"):
-                if stream == logcapture.OUTCOME_STREAM:
-                    self.outcome = text
-                elif stream == progress.PROGRESS_STREAM:
-                    # Only the latest update matters; it goes out with the next flush.
-                    changes = progress.parse_record(text)
-                    if changes and progress.clamp(changes) and not self.progress_clamped:
-                        self.progress_clamped = True
-                        self.log.add_line(
-                            logcapture.WARNING,
-                            logcapture.SYSTEM,
-                            "A progress number of the command is larger than %d; it is shown as %d."
-                            % (progress.MAX_VALUE, progress.MAX_VALUE),
-                        )
-                    if changes:
-                        # The child's stamp is this machine's clock; the admin compares it with
-                        # the run's start, on the database's clock.
-                        stamp = (
-                            dbclock.from_local(datetime.fromtimestamp(ts / 1e6, UTC)) if ts else dbclock.now()
-                        )
-                        self.log.report_changes.update(changes, progress_at=stamp)
-                continue
-            self.log.add_line(level, stream, text, ts)
 
     def poll_stop(self, pid: int) -> None:
         """Terminate the child if a stop was requested or the report was deleted or closed."""

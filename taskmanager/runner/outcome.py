@@ -3,9 +3,17 @@
 :func:`end_reason` turns the child's wait status and what the follower saw
 (a stop, the timeout, the child's own outcome) into the run's :class:`End`:
 its kind, its reason and its exit code (a pure function). :class:`RunEnd` writes the report's result, the task's side of the
-end (``TaskQuerySet.end_run``), the run's history and the pruning of small old
+end (``TaskQuerySet.end_values``), the run's history and the pruning of small old
 reports in one transaction, retried while the database is away; then the
-pruning of big logs and the notice (:mod:`taskmanager.runend`).
+pruning of big logs, the notice (:mod:`taskmanager.runend`) and the runs
+deferred behind this one (``claim.respool_deferred``).
+
+The end's SQL is lean (issue 17): where the database has ``UPDATE ...
+RETURNING`` (:mod:`.sql`), the report's UPDATE returns its skipped runs and
+the task's UPDATE the tokens of the deferred runs, so nothing is read before
+or after the transaction; the history row (and the pruning, at every tenth
+run) goes in without a savepoint, and only if it fails is the end written
+again with those in a savepoint of their own (:class:`HistoryFailed`).
 """
 
 import logging
@@ -21,7 +29,8 @@ from django.db.models import Exists
 from .. import dbclock, history, logcapture, retention, runend
 from ..db import write_db
 from ..models import EndKind, Report, Task
-from .claim import respool_deferred
+from . import sql
+from .claim import DEFERRED_FIELDS, respool_deferred
 from .follow import ChildFollower, seconds_text
 from .reportlog import ReportLog
 
@@ -30,6 +39,8 @@ logger = logging.getLogger("taskmanager.runner")
 # Attempts at writing a run's end before giving up (the DB may be restarting);
 # the pauses between them, in seconds.
 _FINISH_PAUSES = (0.5, 1.0, 2.0, 4.0)
+# What the end's UPDATE of the report returns (where the database can).
+_SKIPPED = ("skipped_runs",)
 
 
 class End(NamedTuple):
@@ -62,6 +73,10 @@ def end_reason(status: int, follower: ChildFollower) -> End:
     return End(EndKind.COMPLETED, "completed")
 
 
+class HistoryFailed(Exception):
+    """The run's history row or pruning failed in the end's transaction, which rolled back: write the end again."""
+
+
 class RunEnd:
     """Record the end of one run: its report, its task, its history; then prune and notify."""
 
@@ -71,6 +86,12 @@ class RunEnd:
         self.log = log
         self.marks = marks
         self.skipped_noted = False
+        # Whether this end prunes old reports (retention.prune_due counts each end once).
+        self.prune: bool | None = None
+        # The history row in a savepoint of its own: once it failed without one.
+        self.history_apart = False
+        # The task's DEFERRED_FIELDS as the end's UPDATE returned them (None: read after the commit).
+        self.deferred: dict | None = None
 
     def finish(self, end: End) -> None:
         """Record the run's end; retry while the database is unreachable.
@@ -83,7 +104,14 @@ class RunEnd:
             if log.gone:
                 return self.finish_gone()
             try:
-                return self._finish(end)
+                try:
+                    return self._finish(end)
+                except HistoryFailed as exc:
+                    logger.debug(
+                        "Run history of task %s failed; the end again, apart", self.task.pk, exc_info=exc
+                    )
+                    self.history_apart = True
+                    return self._finish(end)
             except IntegrityError as exc:
                 # Log lines of a report deleted meanwhile break their foreign key.
                 log.db_failed(exc)
@@ -111,16 +139,9 @@ class RunEnd:
         # during the run fails the first query, and finish() retries.
         log = self.log
         reason = log.redact(end.reason)  # the notice reads it from self.report
-        skipped = next(
-            iter(Report.objects.filter(pk=self.report.pk).values_list("skipped_runs", flat=True)), 0
-        )
-        if skipped and not self.skipped_noted:
-            self.skipped_noted = True
-            log.add_line(
-                logcapture.WARNING,
-                logcapture.SYSTEM,
-                "%d scheduled run(s) came due while this run was going and were skipped." % skipped,
-            )
+        returning = sql.returns_from_update(write_db())
+        if not returning:  # read first; else the report's UPDATE returns it
+            self.note_skipped(Report.objects.filter(pk=self.report.pk).values_list("skipped_runs", flat=True))
         if end.failed:
             result = Task.Result.FAILED
         elif log.errors:
@@ -140,14 +161,17 @@ class RunEnd:
         )
         # flush() forgets the lines it wrote; should this transaction fail
         # after it, they are still to be written by the next attempt.
-        batch, batch_bytes = log.batch, log.batch_bytes
+        batch, batch_bytes, noted = log.batch, log.batch_bytes, self.skipped_noted
+        fields = _SKIPPED if returning else ()
         try:
             with transaction.atomic(using=write_db()):
-                ended = log.flush(running_only=True, savepoint=False) == 1
+                ended = log.flush(running_only=True, savepoint=False, returning=fields) == 1
                 # (not ended: the transaction is marked for rollback)
+                if ended and log.returned and self.note_skipped([log.returned["skipped_runs"]]):
+                    log.flush(savepoint=False)  # the note's line
                 more_to_prune = self.close_run(started, now, result, end.kind) if ended else False
         except BaseException:
-            log.batch, log.batch_bytes = batch, batch_bytes
+            log.batch, log.batch_bytes, self.skipped_noted = batch, batch_bytes, noted
             raise
         if not ended:
             # Deleted, or closed by recovery meanwhile: leave both as they are.
@@ -162,17 +186,35 @@ class RunEnd:
             self.task.pk, more_to_prune, logger, task=self.task, report=self.report, marks=self.marks
         )
         try:
-            respool_deferred(self.task.pk)
+            respool_deferred(self.task.pk, self.deferred)
         except Exception:  # noqa: BLE001 - logged; the periodic recovery re-spools lost entries
             logger.exception("Could not spool the deferred runs of task %s", self.task.pk)
+
+    def note_skipped(self, skipped) -> bool:
+        """Add the log's line about the scheduled runs skipped meanwhile, once; return whether it did.
+
+        ``skipped``: the report's ``skipped_runs``, as the one value of an iterable (none: no report).
+        """
+        skipped = next(iter(skipped), 0)
+        if not skipped or self.skipped_noted:
+            return False
+        self.skipped_noted = True
+        self.log.add_line(
+            logcapture.WARNING,
+            logcapture.SYSTEM,
+            "%d scheduled run(s) came due while this run was going and were skipped." % skipped,
+        )
+        return True
 
     def close_run(self, started: datetime, now: datetime, result: str, kind: str) -> bool:
         """Write the task's side of the run's end, its history, and prune; in the finish transaction.
 
         Return whether old reports are left for :func:`taskmanager.retention.prune_reports` (after the commit).
+        Raise :class:`HistoryFailed` when the history row failed outside a savepoint.
         """
         duration = history.run_duration(started, now)
-        task_ended = Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED).end_run(
+        running = Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED)
+        values = Task.objects.end_values(
             last_datetime=started,
             last_result=result,
             last_end_kind=kind,
@@ -180,12 +222,27 @@ class RunEnd:
             errors=self.log.errors,
             warnings=self.log.warnings,
         )
+        task_ended, self.deferred = sql.update(running, values, DEFERRED_FIELDS)
         if not task_ended:
             Task.objects.filter(pk=self.task.pk).update(last_duration=duration)
         # Old reports go at every retention.PRUNE_EVERY-th run of the task in
         # this process, and at the periodic pass: not a DELETE and an audit
         # entry at every run's end.
-        prune = retention.prune_due(self.task.pk)
-        return runend.record(
-            self.task.pk, started, now, result, logger, prune=prune, update_task=False, end_kind=kind
-        )
+        if self.prune is None:
+            self.prune = retention.prune_due(self.task.pk)
+        # No savepoint around the history row and the pruning unless they
+        # failed without one (then finish() writes the end again).
+        try:
+            return runend.record(
+                self.task.pk,
+                started,
+                now,
+                result,
+                logger,
+                prune=self.prune,
+                savepoint=self.history_apart,
+                update_task=False,
+                end_kind=kind,
+            )
+        except Exception as exc:  # only without savepoint: with one, runend.record swallows it
+            raise HistoryFailed(str(exc)) from exc

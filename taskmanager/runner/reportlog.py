@@ -16,6 +16,7 @@ from .. import fencing, logcapture, logstore, redaction
 from ..conf import app_settings
 from ..db import write_db
 from ..models import Report
+from . import sql
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -64,6 +65,7 @@ class ReportLog:
         # A batch failed with a data error: the next flush writes its rows
         # one by one and replaces a row that fails by a note (flush()).
         self.repair = False
+        self.returned: dict | None = None  # what the last flush's UPDATE returned (flush(returning=...))
         # Built once per run (by the claim, which stored the report's text redacted with it).
         self.redact, pattern_errors = getattr(report, "redactor", None) or redaction.redactor()
         for name in REDACTED_FIELDS[:2]:  # stored by the claim (the notice reads this object)
@@ -145,7 +147,7 @@ class ReportLog:
         if len(batch) >= self.batch_lines_limit or self.batch_bytes >= self.batch_bytes_limit:
             self.safe_flush()
 
-    def flush(self, running_only: bool = False, savepoint: bool = True) -> int | None:
+    def flush(self, running_only: bool = False, savepoint: bool = True, returning: tuple = ()) -> int | None:
         """Write pending lines and counters to the database, in one transaction.
 
         Return the number of report rows updated (0: the report is gone, or
@@ -153,7 +155,7 @@ class ReportLog:
         None if nothing was pending. Raise DatabaseError as the database
         does; nothing pending is lost then. Inside a transaction, without
         ``savepoint``, a ``running_only`` flush that updated nothing marks the
-        enclosing transaction for rollback.
+        enclosing transaction for rollback. ``returning``: fields put in :attr:`returned` (:func:`.sql.update`).
         """
         if not self.batch and not self.report_changes:
             return None
@@ -176,9 +178,8 @@ class ReportLog:
                         self._insert_one_by_one()
                     else:
                         logstore.insert_rows(self.batch, using)
-                updated = report.update(
-                    lines=self.lines, warnings=self.warnings, errors=self.errors, **self.report_changes
-                )
+                counts = {"lines": self.lines, "warnings": self.warnings, "errors": self.errors}
+                updated, self.returned = sql.update(report, {**counts, **self.report_changes}, returning)
                 if running_only and updated != 1:
                     transaction.set_rollback(True, using=using)
                     return updated
@@ -196,10 +197,7 @@ class ReportLog:
                 # (it does on DatabaseError), with repair on.
                 raise DataError(str(exc)) from exc
             return self.flush(running_only, savepoint)
-        self.repair = False
-        self.batch = []
-        self.batch_bytes = 0
-        self.report_changes = {}
+        self.repair, self.batch, self.batch_bytes, self.report_changes = False, [], 0, {}
         if renewing and updated:
             self.lease.renew(sent)
         return updated

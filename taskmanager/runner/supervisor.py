@@ -13,6 +13,7 @@ import time
 from .. import arguments, logcapture, policy
 from ..conf import app_settings
 from ..models import EndKind, Report, Task
+from . import reuse
 from .child import Child, become_subreaper
 from .follow import ChildFollower
 from .outcome import End, RunEnd, end_reason
@@ -104,18 +105,25 @@ class Supervisor:
             )
             return self.finish(End(EndKind.CRASHED, "supervisor error"))
         self.marks["exited"] = time.perf_counter()
-        self.finish(end_reason(status, self.follower))
+        end = end_reason(status, self.follower)
+        try:
+            self.finish(end)
+        except BaseException:
+            if self.follower.kept:
+                reuse.retire(child)  # never a waiting child whose run's end is unrecorded
+            raise
+        reuse.after_run(child, end, self.follower)
 
     def fork(self, argv: list[str]) -> "Child":
         """Fork the command's child for a report claimed without ``prefork``; record it; release it."""
-        child = Child.spawn(self.task, argv)
+        child = reuse.child_for(self.task, argv)
         self.marks["forked"] = time.perf_counter()
         self.report.pid = child.pid
         self.report.pid_started = child.started
         self.log.report_changes.update(pid=child.pid, pid_started=child.started)
         # Recorded before the command starts: if this process dies, recovery needs the group.
         self.log.safe_flush(force=True)
-        child.release(self.report.run_marker())
+        child.release(self.report.run_marker(), argv)
         self.marks["released"] = time.perf_counter()
         return child
 

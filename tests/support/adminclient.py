@@ -6,7 +6,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .scale import scaled
 
@@ -21,6 +21,7 @@ class Response:
     status: int
     url: str
     text: str
+    headers: dict = field(default_factory=dict)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -42,10 +43,12 @@ class AdminClient:
         opener = self.opener if follow else self.raw_opener
         try:
             with opener.open(request, timeout=scaled(60)) as resp:
-                return Response(resp.status, resp.geturl(), resp.read().decode("utf-8", "replace"))
+                text = resp.read().decode("utf-8", "replace")
+                return Response(resp.status, resp.geturl(), text, dict(resp.headers.items()))
         except urllib.error.HTTPError as err:
             body = err.read().decode("utf-8", "replace")
-            return Response(err.code, err.headers.get("Location") or request.full_url, body)
+            location = err.headers.get("Location") or request.full_url
+            return Response(err.code, location, body, dict(err.headers.items()))
 
     def get(self, path: str, follow=True) -> Response:
         return self._open(urllib.request.Request(self.base + path), follow)
@@ -58,13 +61,17 @@ class AdminClient:
         match = CSRF_RE.search(page.text)
         return match.group(1) if match else ""
 
-    def post(self, path: str, data=None, follow=True, csrf=True) -> Response:
+    def post(self, path: str, data=None, follow=True, csrf=True, headers=None) -> Response:
+        """POST ``data`` (with the CSRF token unless ``csrf`` is false); ``headers`` are sent as well."""
         data = dict(data or {})
         if csrf:
             data.setdefault("csrfmiddlewaretoken", self.csrf_token())
         body = urllib.parse.urlencode(data, doseq=True).encode()
         request = urllib.request.Request(
-            self.base + path, data=body, headers={"Referer": self.base + path}, method="POST"
+            self.base + path,
+            data=body,
+            headers={"Referer": self.base + path, **(headers or {})},
+            method="POST",
         )
         return self._open(request, follow)
 

@@ -12,6 +12,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from .procs import gone
 from .waits import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,10 +149,22 @@ class UwsgiServer:
     def stop(self):
         if self.proc is None:
             return
+        pid = self.proc.pid
         try:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            self.proc.wait(timeout=5)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(pid, signal.SIGINT)
+            # An operator's stop: the master kills the spoolers at once (their
+            # runs are cut). The master itself then waits for the workers'
+            # Python to finalize and reaps them at its next once-a-second
+            # cycle, a second per stop for nothing any test can observe: the
+            # SIGKILL below ends them once the spoolers are gone.
+            spoolers = self.spooler_pids()
+            wait_for(
+                lambda: self.proc.poll() is not None or all(gone(p) for p in spoolers),
+                timeout=5,
+                interval=0.02,
+                message="the spoolers to end",
+            )
+        except (ProcessLookupError, AssertionError):
             pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
