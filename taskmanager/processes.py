@@ -163,10 +163,15 @@ def kill(pid: int, sig: int = signal.SIGKILL) -> bool:
     return True
 
 
+@functools.cache
+def _libc():
+    """The C library, loaded once per process image (a forked child inherits it: no load per run)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _prctl(option: int, value: int) -> bool:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(option, value, 0, 0, 0) == 0
+        return _libc().prctl(option, value, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
