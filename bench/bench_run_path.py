@@ -149,17 +149,24 @@ def post_floor(client, count: int = 1, at: int | None = None, sent: float | None
     return sent
 
 
-def start_action(client, tasks) -> tuple[float, float]:
-    """Start ``tasks`` with the changelist action (one POST); return (sent, response seconds)."""
+def start_action(client, tasks, search: str = "") -> tuple[float, float]:
+    """Start ``tasks`` with the changelist action (one POST); return (sent, response seconds).
+
+    With ``search``, as a person starts more tasks than a page shows: the
+    changelist searched for it, "Select all" across pages (no ids sent; Django
+    refuses a POST of more than ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` fields, 1,000).
+    """
+    data = {"action": "start_tasks", "index": "0"}
+    if search:
+        data["select_across"] = "1"
+        data["_selected_action"] = [tasks[0].pk]
+    else:
+        data["select_across"] = "0"
+        data["_selected_action"] = [t.pk for t in tasks]
     sent = time.time()
     resp = client.post(
-        "/admin/taskmanager/task/",
-        {
-            "action": "start_tasks",
-            "_selected_action": [t.pk for t in tasks],
-            "index": "0",
-            "select_across": "0",
-        },
+        "/admin/taskmanager/task/" + ("?q=" + search if search else ""),
+        data,
         follow=False,
     )
     elapsed = time.time() - sent

@@ -42,6 +42,8 @@ from bench import common  # noqa: E402
 from bench.bench_run_path import floor_lines, new_tasks, post_floor, start_action  # noqa: E402
 from bench.common import print_table, verdict  # noqa: E402
 
+#: The bench's task names start with it; the admin's search selects them all.
+PREFIX = "bench-tp"
 FULL = {"tasks": 1000, "batches": 10}
 QUICK = {"tasks": 200, "batches": 3}
 TARGETS = {
@@ -102,7 +104,7 @@ def run_batch(env, server, client, tasks) -> dict:
     cpu_before = tree_cpu_seconds(root)
     # The batch's reports: those created after the last one of the previous batches.
     last_pk = Report.objects.aggregate(last=Max("pk"))["last"] or 0
-    sent, post_seconds = start_action(client, tasks)
+    sent, post_seconds = start_action(client, tasks, search=PREFIX)
     ids = [t.pk for t in tasks]
     reports = Report.objects.filter(task_id__in=ids, pk__gt=last_pk)
 
@@ -146,7 +148,7 @@ def bench_series(env, tasks, spoolers: int, batches: int) -> dict:
         floor_rate = len(tasks) / max(max(e for *_x, e in burst) - min(s for _a, s, _b, _c in burst), 1e-9)
         rows, memory = [], []
         for _batch in range(batches):
-            rows.append(run_batch(env, server, client, tasks))
+            row = run_batch(env, server, client, tasks)
             memory.append(
                 {
                     # Between batches every run has ended: what is left under a
@@ -155,6 +157,8 @@ def bench_series(env, tasks, spoolers: int, batches: int) -> dict:
                     for pid in server.spooler_pids()
                 }
             )
+            row["spooler_rss_kib"] = [sum(v or 0 for v in pids[:1]) for pids in memory[-1].values()]
+            rows.append(row)
     finally:
         env.stop_server(server)
     rates = [r["runs_per_s_first_claim_to_last_report"] for r in rows]
@@ -208,7 +212,7 @@ def main(argv=None) -> dict:
     )
     env = common.BenchEnv(args.db, keep=args.keep)
     try:
-        tasks = new_tasks("bench-tp", counts["tasks"], "tm_noop")
+        tasks = new_tasks(PREFIX, counts["tasks"], "tm_noop")
         series = [
             bench_series(env, tasks, int(n), counts["batches"]) for n in args.spoolers.split(",") if n.strip()
         ]
@@ -269,6 +273,7 @@ def main(argv=None) -> dict:
                 "action POST s",
                 "CPU ms/run",
                 "'locked' in log",
+                "spoolers' RSS KiB after",
             ],
             [
                 [
@@ -278,6 +283,7 @@ def main(argv=None) -> dict:
                     r["action_post_s"],
                     r["cpu_ms_per_run"],
                     r["database_locked_in_log"],
+                    " ".join(str(k) for k in r["spooler_rss_kib"]),
                 ]
                 for i, r in enumerate(s["batches"])
             ],
