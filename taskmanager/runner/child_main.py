@@ -95,6 +95,9 @@ def child_main(
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stdin = open(0, closefd=False)
         _STREAMS[:] = [sys.stdout, sys.stderr, sys.stdin]
+        _PIPES[:] = _fd_identities()
+        _UMASK[:] = [os.umask(0o022)]
+        os.umask(_UMASK[0])
         os.chdir(working_dir())
         # sys.executable is the uwsgi binary here: commands that start Python
         # (subprocess, multiprocessing "spawn") need the interpreter.
@@ -117,7 +120,9 @@ def child_main(
             if marker:
                 os.environ[processes.RUN_ENV] = marker
             code = run_command(task, argv, writer, loaded)
-            if not (reuse and go is not None):
+            if not (reuse and go is not None) or _fd_identities() != _PIPES:
+                # Not reused, or the run pointed fd 0-2 elsewhere (closed or
+                # redirected them): the next run's output would not reach its log.
                 return
             end_run(writer, code, environ)
             loaded = load_command(task)  # a new instance (the module stays imported)
@@ -180,7 +185,7 @@ def end_run(writer: logcapture.RecordWriter, code: int, environ: dict) -> None:
     byte of the run in the pipes. Then what a run may have changed in the
     process and the next run must not inherit: the environment (the run's
     marker with it), the signal dispositions, the working directory, the
-    standard streams, and the database connections the command opened
+    umask, the standard streams, and the database connections the command opened
     (closed as at the end of a request, by ``CONN_MAX_AGE``).
     """
     # Deferred: only a reused child needs it.
@@ -199,11 +204,25 @@ def end_run(writer: logcapture.RecordWriter, code: int, environ: dict) -> None:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     os.chdir(working_dir())
+    os.umask(_UMASK[0])
     sys.stdout, sys.stderr, sys.stdin = _STREAMS
 
 
 # The child's standard streams, as child_main opened them (restored by end_run).
 _STREAMS: list = []
+
+# What fds 0-2 were (device, inode) and the umask, as child_main set them up (checked, restored by end_run).
+_PIPES: list = []
+_UMASK: list = []
+
+
+def _fd_identities() -> list:
+    """(device, inode) of fds 0, 1 and 2; [] when one is closed."""
+    try:
+        return [(st.st_dev, st.st_ino) for st in map(os.fstat, (0, 1, 2))]
+    except OSError:
+        return []
+
 
 # Database connections a forked child inherited (see abandon_connections).
 _abandoned: list = []

@@ -172,6 +172,8 @@ class ChildFollower(ChildOutput):
         """
         if self.terminating or self.stop_user is not None:
             return False
+        if len(sel.get_map()) < len(fds):
+            return False  # a pipe reached its end and its read end is closed: the child cannot serve again
         leftover = reuse.left_behind(pid, self.subreaper, self.log.report.run_marker())
         if leftover:
             self.log.add_line(
