@@ -109,6 +109,20 @@ def test_a_run_that_changes_its_umask_or_fds_leaves_the_next_run_its_own(uwsgi_n
     assert (first.end_kind, second.end_kind) == (EndKind.COMPLETED, EndKind.COMPLETED)
 
 
+def test_what_a_thread_writes_after_its_run_never_reaches_the_next_run(uwsgi_node, commands):
+    # A thread of the command writes on fd 1 a moment after the run ended and
+    # then ends: its line belongs to its own run's log, or to none, never to
+    # the next run's (another task, maybe another person's). The moments are
+    # spread over the time the supervisor takes to record a run's end: before
+    # the fix, some landed between the pipes' last read and the thread check.
+    node = uwsgi_node(settings={"TASKMANAGER_RUNS_PER_CHILD": 100}, spooler_processes=1)
+    for i, after in enumerate((0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05)):
+        run(node, commands, "late %d" % i, "--late secret-%d, --late-after %s" % (i, after))
+        nxt, _ = run(node, commands, "next %d" % i)
+        lines = list(nxt.log_lines.values_list("text", flat=True))
+        assert not [line for line in lines if "secret" in line], (after, lines)
+
+
 def test_past_the_memory_bound_a_child_is_replaced(uwsgi_node, commands):
     node = uwsgi_node(settings={**REUSE, "TASKMANAGER_CHILD_MAX_MEMORY_MB": 1}, spooler_processes=1)
     _r, one = run(node, commands, "big one")

@@ -21,6 +21,10 @@ class Command(BaseCommand):
             "--redirect", default="", help="point fd 1 and fd 2 at this file (and leave them so)"
         )
         parser.add_argument("--umask", default="", help="set this umask (octal) and leave it so")
+        parser.add_argument(
+            "--late", default="", help="print this on fd 1 from a thread, after the run's end"
+        )
+        parser.add_argument("--late-after", type=float, default=0, help="... this many seconds after it")
         parser.add_argument("--print", default="", help="print this on sys.stdout (fd 1)")
 
     def handle(self, *args, **options):
@@ -51,6 +55,10 @@ class Command(BaseCommand):
             os.umask(int(options["umask"], 8))
         if options["print"]:
             print(options["print"], flush=True)
+        if options["late"]:
+            marker = os.environ.get("TASKMANAGER_RUN", "")
+            args = (marker, options["late"], options["late_after"])
+            threading.Thread(target=_late, args=args, daemon=True).start()
         if options["seconds"]:
             time.sleep(options["seconds"])
         if options["tail"]:
@@ -63,3 +71,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _late(marker: str, text: str, after: float) -> None:
+    """Once the run ended (its marker left the environment) and ``after`` seconds more: ``text`` on fd 1, end."""
+    while os.environ.get("TASKMANAGER_RUN") == marker:
+        time.sleep(0.0002)
+    time.sleep(after)
+    os.write(1, text.encode() + b"\n")
