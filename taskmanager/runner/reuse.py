@@ -13,7 +13,8 @@ A child is replaced, not reused (:func:`after_run`), after a run that
 * was stopped, timed out, fenced or crashed (the child is dead or killed), or
   ended by an exception (the command's state may be half-changed);
 * left processes behind (:func:`left_behind`; killed with the child), or a
-  thread running (it would go on during the next run);
+  thread running (:func:`thread_running`; it would go on during the next run),
+  or closed or redirected fds 0-2 (the child then leaves instead of waiting);
 * left the child bigger than ``TASKMANAGER_CHILD_MAX_MEMORY_MB``;
 * was its ``RUNS_PER_CHILD``-th.
 
