@@ -200,21 +200,34 @@ def worker_pids(server: UwsgiServer) -> list[int]:
 
 
 def cpu_seconds(pids) -> float:
-    """Return the CPU time (user + system, seconds) used so far by ``pids`` and their reaped children.
+    """Return the CPU time (user + system, seconds) used so far by ``pids``, their descendants and reaped children.
 
     The children's part covers the command processes a spooler forks and
-    reaps. Unreadable (gone) processes count 0.
+    reaps; the live descendants, a spooler's fork server (which forks and
+    reaps the commands itself) and whatever runs now. Unreadable (gone)
+    processes count 0.
     """
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid, "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-        except OSError:
+    stats = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name, "rb") as fh:
+                    stats[int(name)] = fh.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+    kids: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        kids.setdefault(int(fields[1]), []).append(pid)
+    total, todo, seen = 0, list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
             continue
+        seen.add(pid)
         # utime, stime, cutime, cstime are fields 14-17 (1-based) of stat.
-        total += sum(int(v) for v in fields[11:15])
+        total += sum(int(v) for v in stats[pid][11:15])
+        todo.extend(kids.get(pid, ()))
     return total / tick
 
 

@@ -201,6 +201,7 @@ RULES: dict[str, Callable] = {
     "UNSAFE_COMMANDS": list_of_text,
     "ALLOW_UNSAFE_COMMANDS": boolean,
     "WORKING_DIR": optional_path,
+    "FORK_SERVER": boolean,
     "NOTIFY_ON": results,
     "NOTIFY_RECOVERED": boolean,
     "NOTIFY_EMAIL_RECIPIENTS": optional_list_of_text,

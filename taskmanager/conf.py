@@ -169,6 +169,9 @@ DEFAULTS = {
     # Directory the command runs in; None means settings.BASE_DIR, else the
     # working directory of the process that loaded the app.
     "WORKING_DIR": None,
+    # Whether a spooler process forks the runs' children through a fork
+    # server of its own (taskmanager/runner/forkserver.py) rather than itself.
+    "FORK_SERVER": True,
     # Notifications (see docs/notifications.rst). Results whose end sends a
     # failure notice: any of "FAILED", "ERRORS", "WARNINGS".
     "NOTIFY_ON": ["FAILED"],

@@ -9,6 +9,7 @@ from taskmanager.models import Report, Task
 
 from .support.admin import add_task, press, run_to_end
 from .support.objects import log_texts
+from .support.procs import parent_pid
 from .support.waits import finished_report, running_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,8 +23,10 @@ def test_start_runs_command_in_spooler_child(server, admin_http, commands):
     assert report.result == "OK", list(report.log_lines.values_list("text", flat=True))
     assert report.end_reason == "completed"
     identity = json.loads(report.log_lines.get(seq=1).text)
-    spoolers = server.spooler_pids()
-    assert identity["ppid"] in spoolers
+    # Forked by the fork server of the spooler process that supervises the run.
+    assert report.supervisor_pid in server.spooler_pids()
+    assert identity["ppid"] != report.supervisor_pid
+    assert parent_pid(identity["ppid"]) == report.supervisor_pid
     assert identity["pid"] == report.pid != os.getpid()
     assert identity["pgid"] == identity["pid"]
     assert report.host == identity["host"]

@@ -24,7 +24,7 @@ from taskmanager.models import Command, LogLine, Report, Task
 from .support.admin import add_task, bulk_action, press, start_running
 from .support.adminclient import AdminClient
 from .support.objects import log_texts, make_report, make_task
-from .support.procs import children, gone, live_spooler_pids, vm_kib, zombie_children
+from .support.procs import children, gone, live_spooler_pids, parent_pid, vm_kib, zombie_children
 from .support.recorder import events
 from .support.scale import scaled
 from .support.spool import spool_entries, spool_is_empty
@@ -188,18 +188,20 @@ def test_exited_orphans_are_reaped_while_the_run_goes_on(server, admin_http, com
     release = tmp_path / "release"
     arguments = "--count 0, --brief 200, --linger 600, --until %s" % release
     task, report = start_running(admin_http, commands, "brief-orphans", "tm_orphan", arguments)
-    supervisor = report.supervisor_pid
+    # The orphans' reaper, a subreaper: the command's parent, the supervisor's
+    # fork server (or the supervisor itself, without one).
+    reaper = parent_pid(report.pid)
+    assert reaper in (report.supervisor_pid, *children(report.supervisor_pid))
     wait_for(lambda: "200 brief orphans started" in log_texts(report), message="the orphans to be started")
-    # The supervisor adopts the orphans (a subreaper): once all 200 are
-    # reaped, the command is its only child.
-    wait_for(lambda: children(supervisor) == [report.pid], message="the exited orphans to be reaped")
+    # It adopts the orphans: once all 200 are reaped, the command is its only child.
+    wait_for(lambda: children(reaper) == [report.pid], message="the exited orphans to be reaped")
     # Reaped while the run went on, not by the sweep at its end.
     assert Report.objects.get(pk=report.pk).finished_datetime is None
     release.touch()
     report = finished_report(task)
     assert (report.result, report.end_reason) == ("OK", "completed"), log_texts(report)[-5:]
     assert not [t for t in log_texts(report) if "outlived" in t]
-    assert zombie_children(supervisor) == 0
+    assert zombie_children(reaper) == 0
 
 
 # -- Crashes and restarts ----------------------------------------------------------

@@ -10,13 +10,15 @@
    supervisor that dies mid-run does not break the chain.
 2. **Supervise**: the command runs through ``call_command`` in a forked
    child with its own process group, killed by Linux if the supervisor dies
-   (PDEATHSIG); the supervisor reads its output (see
+   (PDEATHSIG; in a spooler the child is forked by the spooler's fork
+   server, :mod:`.forkserver`, and the death is chained through it); the
+   supervisor reads its output (see
    :mod:`taskmanager.logcapture`), writes the log in batches with a
    heartbeat, polls the database for a stop request (or its report being
    deleted or closed by recovery), enforces the timeout (SIGTERM to the
    group, SIGKILL after the grace period), survives database errors, and
    when the child has exited kills what the run left behind (the process
-   group, and in a spooler the orphans re-parented to it as a subreaper).
+   group, and in a spooler the orphans re-parented to its fork server).
 3. **Finish**: the report gets its result and end reason, the task its last
    result and new status, the run history its row, in one transaction
    (retried while the database is unreachable); then old reports are pruned
@@ -37,10 +39,13 @@ The run path is a package of small modules, in import order:
 
 * :mod:`.failure`: what the log shows of the exception that ended a command;
 * :mod:`.child_main`: what runs inside the forked child;
+* :mod:`.prefork`: what a forking process does around the fork;
+* :mod:`.orphans`: the run's orphans, reaped when they exit, killed at the end;
+* :mod:`.forkserver_main`: what runs inside a spooler's fork server;
+* :mod:`.forkserver`: the fork server's design, and the spooler's end of it;
 * :mod:`.child`: the supervisor's handle on the child (:class:`Child`);
 * :mod:`.sql`: ``UPDATE ... RETURNING``, so that the end reads nothing apart;
 * :mod:`.reportlog`: the log on its way to the database (``ReportLog``);
-* :mod:`.orphans`: the run's orphans, reaped when they exit, killed at the end;
 * :mod:`.reuse`: a child serving several runs of one command (``TASKMANAGER_RUNS_PER_CHILD``);
 * :mod:`.output`: reading what the child writes on its pipes (``ChildOutput``);
 * :mod:`.follow`: following the child until it exits (``ChildFollower``);
@@ -60,7 +65,7 @@ from django.db import InterfaceError, OperationalError, connections
 
 from .. import db
 from ..models import Report, Task
-from .child import Child
+from .child import Child, prepare_spooler
 from .child_main import working_dir
 from .claim import claim, local_tz, process_start_time, runnable_argv
 from .supervisor import Supervisor, current_report_id
@@ -75,6 +80,7 @@ __all__ = [
     "end_status",
     "execute",
     "local_tz",
+    "prepare_spooler",
     "process_start_time",
     "run_marker",
     "runnable_argv",

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connections
@@ -23,10 +23,20 @@ from .. import logcapture, processes, progress
 from ..conf import app_settings
 from .failure import failure_text
 
-if TYPE_CHECKING:  # annotations only: nothing here touches the ORM
-    from ..models import Task
 
-_RESET_SIGNALS = (
+class CommandName(NamedTuple):
+    """Which management command a run runs: its app and its name (``Command.app_name``, ``.name``)."""
+
+    app_name: str
+    name: str
+
+    @classmethod
+    def of(cls, task) -> CommandName:
+        """Return the command of ``task`` (a Task with its command loaded)."""
+        return cls(task.command.app_name, task.command.name)
+
+
+RESET_SIGNALS = (
     signal.SIGTERM,
     signal.SIGINT,
     signal.SIGHUP,
@@ -53,7 +63,7 @@ _STARTUP_CWD = os.getcwd()
 
 
 def child_main(
-    task: Task,
+    command: CommandName,
     argv: list[str],
     out_w: int,
     err_w: int,
@@ -82,7 +92,7 @@ def child_main(
             os._exit(code)  # the supervisor died before PDEATHSIG was armed
         # uWSGI catches or ignores these in its processes; the command gets
         # the defaults a shell would give it (SIGSEGV must kill, not hang).
-        for sig in _RESET_SIGNALS:
+        for sig in RESET_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -95,8 +105,7 @@ def child_main(
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stdin = open(0, closefd=False)
         _STREAMS[:] = [sys.stdout, sys.stderr, sys.stdin]
-        _PIPES[:] = _fd_identities()
-        _UMASK[:] = [os.umask(0o022)]
+        _PIPES[:], _UMASK[:] = processes.fd_identities(), [os.umask(0o022)]
         os.umask(_UMASK[0])
         os.chdir(working_dir())
         # sys.executable is the uwsgi binary here: commands that start Python
@@ -108,7 +117,7 @@ def child_main(
         # Imported while the supervisor commits the claim (the admin imports
         # command modules in-process too, to check arguments); a failure is
         # reported once the run is released.
-        loaded = load_command(task)
+        loaded = load_command(command)
         environ = dict(os.environ)  # restored before each run of a reused child
         while True:
             if go is not None:
@@ -119,13 +128,13 @@ def child_main(
                 marker, argv = release[0], release[1] if release[1] is not None else argv
             if marker:
                 os.environ[processes.RUN_ENV] = marker
-            code = run_command(task, argv, writer, loaded)
-            if not (reuse and go is not None) or _fd_identities() != _PIPES:
+            code = run_command(command, argv, writer, loaded)
+            if not (reuse and go is not None) or processes.fd_identities() != _PIPES:
                 # Not reused, or the run pointed fd 0-2 elsewhere (closed or
                 # redirected them): the next run's output would not reach its log.
                 return
             end_run(writer, code, environ)
-            loaded = load_command(task)  # a new instance (the module stays imported)
+            loaded = load_command(command)  # a new instance (the module stays imported)
     except BaseException:  # noqa: BLE001 - the child must always leave through os._exit
         try:
             traceback.print_exc()
@@ -183,10 +192,10 @@ def end_run(writer: logcapture.RecordWriter, code: int, environ: dict) -> None:
     What is written to fd 1 and fd 2 is flushed before the end goes out on
     the record pipe: the supervisor, once it has read the end, finds every
     byte of the run in the pipes. Then what a run may have changed in the
-    process and the next run must not inherit: the environment (the run's
-    marker with it), the signal dispositions, the working directory, the
-    umask, the standard streams, and the database connections the command opened
-    (closed as at the end of a request, by ``CONN_MAX_AGE``).
+    process and the next run must not inherit: the environment (its marker
+    with it), the signal dispositions, the working directory, the umask, the
+    standard streams, the command's database connections (closed as at the
+    end of a request, by ``CONN_MAX_AGE``).
     """
     # Deferred: only a reused child needs it.
     from django.db import close_old_connections
@@ -200,7 +209,7 @@ def end_run(writer: logcapture.RecordWriter, code: int, environ: dict) -> None:
     close_old_connections()
     os.environ.clear()
     os.environ.update(environ)
-    for sig in _RESET_SIGNALS:
+    for sig in RESET_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     os.chdir(working_dir())
@@ -208,20 +217,11 @@ def end_run(writer: logcapture.RecordWriter, code: int, environ: dict) -> None:
     sys.stdout, sys.stderr, sys.stdin = _STREAMS
 
 
-# The child's standard streams, as child_main opened them (restored by end_run).
+# As child_main set them up: the standard streams, fds 0-2 (device, inode) and
+# the umask (end_run restores the streams and the umask; fds 0-2 are checked).
 _STREAMS: list = []
-
-# What fds 0-2 were (device, inode) and the umask, as child_main set them up (checked, restored by end_run).
 _PIPES: list = []
 _UMASK: list = []
-
-
-def _fd_identities() -> list:
-    """(device, inode) of fds 0, 1 and 2; [] when one is closed."""
-    try:
-        return [(st.st_dev, st.st_ino) for st in map(os.fstat, (0, 1, 2))]
-    except OSError:
-        return []
 
 
 # Database connections a forked child inherited (see abandon_connections).
@@ -253,19 +253,19 @@ def abandon_connections() -> None:
             _abandoned.append(pools.pop(conn.alias))
 
 
-def load_command(task: Task):
-    """Return the task's command instance, or the exception importing or instantiating it raised."""
+def load_command(command: CommandName):
+    """Return an instance of ``command``, or the exception importing or instantiating it raised."""
     # Deferred: Django's management package is only needed in the child.
     from django.core.management import load_command_class
 
     try:
-        return load_command_class(task.command.app_name, task.command.name)
+        return load_command_class(command.app_name, command.name)
     except BaseException as exc:  # noqa: BLE001 - raised again by run_command, in the run
         return exc
 
 
-def run_command(task: Task, argv: list[str], writer: logcapture.RecordWriter, loaded=None) -> int:
-    """Run the command (``loaded`` by load_command, else loaded here); return the exit code."""
+def run_command(name: CommandName, argv: list[str], writer: logcapture.RecordWriter, loaded=None) -> int:
+    """Run the command ``name`` (``loaded`` by load_command, else loaded here); return the exit code."""
     # Deferred: Django's management package is only needed in the child.
     from django.core.management import call_command
 
@@ -273,7 +273,7 @@ def run_command(task: Task, argv: list[str], writer: logcapture.RecordWriter, lo
     err = logcapture.CommandOutput(writer, logcapture.STDERR, logcapture.ERROR)
     command = None
     try:
-        command = load_command(task) if loaded is None else loaded
+        command = load_command(name) if loaded is None else loaded
         if isinstance(command, BaseException):
             raise command
         command.style = logcapture.level_style()

@@ -1,11 +1,12 @@
 """Following a run's child until it exits: ``ChildFollower``.
 
 The selector loop over the child's three pipes (fd 1, fd 2, the record pipe)
-and its pidfd; the flush and heartbeat ticks; the stop poll (a stop request,
+and the fd that tells its exit (:meth:`.child.Child.exit_fd`); the flush and heartbeat ticks; the stop poll (a stop request,
 or the report deleted or closed); the timeout, SIGTERM then SIGKILL after the
 grace period; the fence (SIGKILL when the heartbeat went unrenewed too long,
 :mod:`taskmanager.fencing`); once the child has exited, the kill of what it
-left behind (its group, and the orphans re-parented to this subreaper).
+left behind (its group, and the orphans re-parented to this subreaper or to
+the fork server).
 """
 
 import logging
@@ -19,14 +20,14 @@ from django.db import DatabaseError
 from .. import dbclock, logcapture
 from ..conf import app_settings
 from ..models import Report
-from . import orphans, reuse
-from .child import kill_group, pidfd_open, reap
+from . import reuse
+from .child import Child, kill_group
 from .output import ChildOutput
 from .reportlog import ReportLog
 
 logger = logging.getLogger("taskmanager.runner")
 
-# Selector key data of the child's pidfd (readable once the child has exited).
+# Selector key data of the child's exit fd (readable once the child has exited).
 _EXITED = object()
 
 
@@ -51,11 +52,10 @@ class ChildFollower(ChildOutput):
         self.timeout = timeout
         self.subreaper = subreaper
         self.terminating = False
-        self.child_started: float | None = None
         #: Whether the child is alive after follow(), its pipes open, ready for another run.
         self.kept = False
 
-    def follow(self, pid: int, fds: dict) -> int:
+    def follow(self, child: Child) -> int:
         """Read the child's output until it exits; return its wait status.
 
         Every LOG_FLUSH_SECONDS pending lines are written, every
@@ -65,6 +65,7 @@ class ChildFollower(ChildOutput):
         raises, the child's group is killed and reaped before the exception
         propagates: a child is never left unsupervised.
         """
+        pid, fds = child.pid, child.fds
         sel = selectors.DefaultSelector()
         buffers = {}
         records = logcapture.LineBuffer()
@@ -75,11 +76,11 @@ class ChildFollower(ChildOutput):
             buffers[fd] = logcapture.LineBuffer(
                 logcapture.MAX_RECORD_BYTES if stream is None else logcapture.MAX_LINE_CHARS
             )
-        pidfd = pidfd_open(pid)
-        if pidfd is not None:
+        exit_fd = child.exit_fd()
+        if exit_fd is not None:
             # Wakes the loop the moment the child exits (no polling delay).
-            sel.register(pidfd, selectors.EVENT_READ, _EXITED)
-        self.exit_fd = pidfd
+            sel.register(exit_fd, selectors.EVENT_READ, _EXITED)
+        self.exit_fd = exit_fd
         started = time.monotonic()
         last_flush = last_poll = last_beat = started
         status = None
@@ -95,9 +96,8 @@ class ChildFollower(ChildOutput):
                     status = (self.run_end & 0xFF) << 8
                     break
                 now = time.monotonic()
-                done, wait_status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    status = wait_status
+                status = child.poll()
+                if status is not None:
                     break
                 if now - last_flush >= app_settings.LOG_FLUSH_SECONDS:
                     if now - last_beat >= app_settings.HEARTBEAT_SECONDS:
@@ -106,8 +106,7 @@ class ChildFollower(ChildOutput):
                         last_beat = now
                     self.log.safe_flush()
                     last_flush = now
-                    if self.subreaper:
-                        orphans.reap_exited(pid)  # exited orphans hold no pid until the end
+                    child.reap_orphans(self.subreaper)  # exited orphans hold no pid until the end
                 ending = self.stop_user is not None or self.timed_out or self.log.gone
                 if not ending and now - last_poll >= app_settings.STOP_POLL_SECONDS:
                     last_poll = now
@@ -130,27 +129,27 @@ class ChildFollower(ChildOutput):
                     self.kill_at = None
         finally:
             self.exit_fd = None
-            if pidfd is not None:
-                sel.unregister(pidfd)
-                os.close(pidfd)
+            if exit_fd is not None:
+                sel.unregister(exit_fd)
+            child.close_exit_fd()
             # (status is set just before the loop's break: no exception is on its way)
             if not (
                 self.run_end is not None and status is not None and self.keep_child(pid, sel, fds, buffers)
             ):
-                self.end_child(pid, status is None or self.run_end is not None, sel, fds, buffers, records)
+                self.end_child(child, status is None or self.run_end is not None, sel, buffers, records)
         return status
 
-    def end_child(self, pid: int, alive: bool, sel, fds: dict, buffers: dict, records) -> None:
+    def end_child(self, child: Child, alive: bool, sel, buffers: dict, records) -> None:
         """Kill what the run left (the child too when ``alive``), read the pipes to their end, close them."""
         # Whatever the command left behind goes too: (in a spooler) its
         # orphans, counted while alive, then what is left of its group.
+        pid, fds = child.pid, child.fds
         if alive:
             kill_group(pid, signal.SIGKILL)
-            reap(pid)
-        self.sweep_orphans(pid)
+            child.wait()
+        self.sweep_orphans(child)
         kill_group(pid, signal.SIGKILL)
-        if self.subreaper:
-            orphans.reap_exited(pid)
+        child.reap_orphans(self.subreaper)
         deadline = time.monotonic() + 1.0
         while sel.get_map() and time.monotonic() < deadline:
             events = sel.select(timeout=0.1)
@@ -222,11 +221,9 @@ class ChildFollower(ChildOutput):
             due.append(self.kill_at)
         return min(due)
 
-    def sweep_orphans(self, pid: int) -> int:
-        """Kill and reap the live orphans of the run (``pid``: its child); log and return how many."""
-        if not self.subreaper or self.child_started is None:
-            return 0
-        killed = orphans.sweep(pid, self.child_started)
+    def sweep_orphans(self, child: Child) -> int:
+        """Kill and reap the live orphans of the run's ``child``; log and return how many."""
+        killed = child.sweep_orphans(self.subreaper)
         if killed:
             self.log.add_line(
                 logcapture.WARNING,

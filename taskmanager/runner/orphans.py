@@ -1,5 +1,10 @@
 """The orphans of a run: its processes that re-parented to the supervisor, a child subreaper.
 
+In a spooler the fork server is their subreaper and handles them itself
+(:mod:`.forkserver_main`); this module serves a child the supervisor forked
+itself, and the orphans of a fork server that died (they re-parent to the
+spooler process).
+
 Its one job: while the run goes on, reap those that have exited
 (:func:`reap_exited`), so they do not stay zombies holding pids until the
 run ends; when it ends, kill and reap those still alive (:func:`sweep`),
@@ -10,7 +15,7 @@ import os
 import signal
 
 from .. import processes
-from .child import reap
+from .prefork import reap
 
 #: At most this many zombies reaped per call: the follow loop has other duties.
 MAX_REAPED = 10000

@@ -94,9 +94,8 @@ class Supervisor:
             )
         if child is None:
             child = self.fork(argv)
-        self.follower.child_started = child.started
         try:
-            status = self.follower.follow(child.pid, child.fds)
+            status = self.follower.follow(child)
         except Exception as exc:  # noqa: BLE001 - follow() has killed and reaped the child
             logger.exception("Supervising the run of task %s failed", task.pk)
             self.log.add_line(

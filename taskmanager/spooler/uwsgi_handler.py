@@ -147,6 +147,7 @@ def register_handler() -> bool:
         if uwsgi.i_am_the_spooler():
             record_heartbeat()
             spooler_started()
+            start_fork_server()
 
     register_recovery_timer()
     return True
@@ -164,6 +165,14 @@ def spooler_started() -> None:
     except Exception:  # noqa: BLE001 - the entries wait for the next start
         logger.exception("taskmanager: could not put back the spool files of newer versions")
     recovery.on_spooler_start(_runner().current_report_id, *_own_node())
+
+
+def start_fork_server() -> None:
+    """Start this spooler process's fork server now rather than at its first run; never raise."""
+    try:
+        _runner().prepare_spooler()
+    except Exception:  # noqa: BLE001 - the first run starts it (or forks its child itself)
+        logger.exception("taskmanager: could not start the spooler's fork server")
 
 
 def _own_node() -> tuple:

@@ -30,6 +30,15 @@ def _children(ppid: int) -> list[tuple[int, bytes]]:
     return found
 
 
+def parent_pid(pid: int) -> int | None:
+    """The pid of the parent of ``pid``, or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
 def zombie_children(ppid: int) -> int:
     """How many children of ``ppid`` are zombies (exited, not reaped yet)."""
     return sum(state == b"Z" for _pid, state in _children(ppid))

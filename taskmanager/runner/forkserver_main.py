@@ -1,0 +1,212 @@
+"""Everything that runs inside a fork server process (see :mod:`.forkserver`), which never returns.
+
+:func:`serve` prepares the process once (death signal, own process group,
+child subreaper, the spooler's database connections dropped unused, the
+active commands imported, Django's management machinery warmed up,
+``gc.freeze()``), then answers the spooler's requests on its socket until the
+spooler closes it or dies:
+
+* ``{"spawn": [app_name, name], "argv": [...]}`` with four file descriptors
+  (the write ends of the child's fd 1, fd 2 and record pipes, and its end of
+  the release socket): fork the run's child, which runs
+  :func:`.child_main.child_main`; answer ``{"spawned": pid, "started": ticks}``.
+* When a run's child exits: reap it, kill and reap its orphans (this process
+  is their subreaper), and send ``{"exit": pid, "status": wait status,
+  "swept": orphans killed}``; orphans that exit meanwhile are reaped as they
+  exit (SIGCHLD wakes the loop). Nothing here touches the database.
+"""
+
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from importlib import import_module
+
+from .. import processes
+from .child_main import RESET_SIGNALS, CommandName, abandon_connections, child_main
+from .prefork import reap, start_time_of_child, warm_up
+
+#: Largest request read (a spawn request carries the run's argv).
+REQUEST_BYTES = 1 << 20
+#: The file descriptors a spawn request carries.
+SPAWN_FDS = 4
+
+
+def serve(sock: socket.socket, spooler: int, commands: list[tuple[str, str]]) -> None:
+    """Run the fork server of the spooler process ``spooler``; leave through ``os._exit``."""
+    code = 1
+    try:
+        # Dies with its spooler; the run's child dies with this process in turn.
+        processes.set_pdeathsig(signal.SIGKILL)
+        if os.getppid() != spooler:
+            os._exit(code)  # the spooler died before PDEATHSIG was armed
+        # Out of the uWSGI instance's group: a Ctrl-C or a killpg of the
+        # instance reaches the spooler, and this process follows it (PDEATHSIG).
+        os.setpgid(0, 0)
+        for sig in RESET_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        processes.set_child_subreaper()
+        abandon_connections()
+        prepare(commands)
+        _Server(sock, os.getpid()).loop()
+        code = 0
+    except BaseException:  # noqa: BLE001 - the fork server must always leave through os._exit
+        try:
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(code)
+
+
+def prepare(commands: list[tuple[str, str]]) -> None:
+    """Import the modules of ``commands``, warm up Django's management machinery, freeze the heap.
+
+    Every child forked from here finds them ready instead of importing them
+    again. A module that fails to import is left to the child, which
+    imports it again and reports the error in the run's log. ``gc.freeze()``
+    moves every object made so far out of the collector's reach: a
+    collection in a child then does not write on (and copy) the pages it
+    shares with this process.
+    """
+    for app_name, name in commands:
+        try:
+            import_module("%s.management.commands.%s" % (app_name, name))
+        except BaseException:  # noqa: BLE001 - reported by the child of a run of it
+            pass
+    warm_up()
+    gc.collect()
+    gc.freeze()
+
+
+class _Server:
+    """The request loop: spawn children, reap them and their orphans, report their exits."""
+
+    def __init__(self, sock: socket.socket, me: int):
+        self.sock = sock
+        self.me = me
+        #: pid -> start time of each run's child not yet reported.
+        self.children: dict[int, float | None] = {}
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        # What the children get back (uWSGI's disposition), and a wake-up on every exit.
+        self.inherited_chld = signal.getsignal(signal.SIGCHLD)
+        signal.signal(signal.SIGCHLD, _ignore)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+
+    def loop(self) -> None:
+        """Serve until the spooler closes its end (or dies: then PDEATHSIG ends this process)."""
+        while True:
+            ready, _, _ = select.select([self.sock, self.wake_r], [], [])
+            if self.wake_r in ready:
+                try:
+                    while os.read(self.wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                self.reap()
+            if self.sock in ready:
+                try:
+                    data, fds, _flags, _addr = socket.recv_fds(self.sock, REQUEST_BYTES, SPAWN_FDS)
+                except InterruptedError:  # pragma: no cover - PEP 475 retries
+                    continue
+                if not data:
+                    return
+                self.handle(json.loads(data), fds)
+
+    def handle(self, request: dict, fds: list[int]) -> None:
+        if "spawn" in request and len(fds) == SPAWN_FDS:
+            pid, started = self.spawn(CommandName(*request["spawn"]), request["argv"], fds)
+            self.send({"spawned": pid, "started": started})
+        else:
+            for fd in fds:
+                os.close(fd)
+            self.send({"error": "unknown request"})
+
+    def spawn(self, command: CommandName, argv: list[str], fds: list[int]) -> tuple[int, float | None]:
+        """Fork the run's child; return its pid and start time."""
+        out_w, err_w, rec_w, go = fds
+        before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        pid = os.fork()
+        after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        if pid == 0:  # pragma: no cover - runs in the child, which never returns
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, self.inherited_chld or signal.SIG_DFL)
+            self.sock.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            child_main(command, argv, out_w, err_w, rec_w, parent=self.me, go=go)
+        for fd in fds:
+            os.close(fd)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child did it first
+        started = start_time_of_child(pid, before, after)
+        self.children[pid] = started
+        return pid, started
+
+    def reap(self) -> None:
+        """Reap every exited child; report a run's child, after killing its orphans."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            if pid in self.children:
+                started = self.children.pop(pid)
+                swept = self.sweep(started) if started is not None and not self.children else 0
+                self.send({"exit": pid, "status": status, "swept": swept})
+
+    def sweep(self, started: float) -> int:
+        """Kill and reap the live children started since ``started`` (a run's orphans); return how many.
+
+        Called when the run's child has exited and no other run's child
+        lives (a spooler runs one task at a time): every other child of this
+        subreaper is an orphan of that run. Killing one may orphan its own
+        children, which then re-parent here: a few rounds.
+        """
+        killed = 0
+        for _ in range(20):
+            if not processes.has_children():
+                break
+            ours = [pid for pid, born in processes.children(self.me, alive=True) if born >= started]
+            if not ours:
+                break
+            for pid in ours:
+                killed += processes.kill(pid, signal.SIGKILL)
+            for pid in ours:
+                reap(pid)
+        # Those that had exited already (zombies) are reaped, not counted.
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if not pid:
+                break
+        return killed
+
+    def send(self, message: dict) -> None:
+        try:
+            self.sock.send(json.dumps(message).encode())
+        except OSError:
+            pass  # the spooler is gone: PDEATHSIG ends this process
+
+
+def _ignore(signum, frame) -> None:
+    """SIGCHLD handler: nothing; its wake-up fd wakes the loop."""

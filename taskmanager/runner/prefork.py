@@ -1,0 +1,71 @@
+"""What a process that forks runs' children does around the fork: warm up, date and reap the child.
+
+Shared by the two places that fork a run's child: the supervisor itself
+(:mod:`.child`) and a spooler's fork server (:mod:`.forkserver_main`).
+"""
+
+import io
+import logging
+import os
+
+from .. import processes
+
+logger = logging.getLogger("taskmanager.runner")
+
+
+def reap(pid: int) -> None:
+    """Wait for a child of this process that was sent SIGKILL (blocks until it is gone)."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def start_time_of_child(pid: int, before: int, after: int) -> float | None:
+    """Return the start time of the child ``pid`` just forked, as ``processes.start_time`` gives it.
+
+    ``before`` and ``after`` are ``CLOCK_BOOTTIME`` (ns) read just before and
+    just after the fork. Linux stamps a new process with that clock during
+    the fork and ``/proc`` shows it in clock ticks, rounded down: when both
+    reads fall in the same tick, that tick is the start time, and reading
+    another process's ``/proc/<pid>/stat`` (a fifth of a millisecond) is spared.
+    """
+    per_tick = 1_000_000_000 // _CLOCK_TICKS
+    if before // per_tick == after // per_tick:
+        return float(before // per_tick)
+    return processes.start_time(pid)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# The pid of the process whose Django management machinery is warm (see warm_up).
+_warm_pid: int | None = None
+
+
+def warm_up() -> None:
+    """Once per process, build before forking what each child would otherwise build again.
+
+    Django's management machinery (its argument parser, the translations of
+    its help texts, their regular expressions) fills caches on first use.
+    Filled once here, every forked child finds them ready instead of paying
+    for them in each run. Only Django's code runs here, through a command that
+    does nothing: the task's command is imported and run by the child alone.
+    """
+    global _warm_pid
+    if _warm_pid == os.getpid():
+        return
+    _warm_pid = os.getpid()
+    # Deferred: needed once per process, just before its first fork.
+    from django.core.management import call_command
+    from django.core.management.base import BaseCommand
+
+    class Nothing(BaseCommand):
+        def handle(self, *args, **options):
+            pass
+
+    sink = io.StringIO()
+    try:
+        call_command(Nothing(), stdout=sink, stderr=sink)
+        processes.python_executable()  # cached: the children use it (child_main)
+    except Exception:  # noqa: BLE001 - only a speed-up: the children do it themselves
+        logger.debug("Warming up the management machinery failed", exc_info=True)
