@@ -687,6 +687,18 @@ class TaskAdmin(
                 found.pop(name, None)
         return found
 
+    def response_action(self, request, queryset):
+        # Django filters the list by the posted ids as they are: a hand-made
+        # one that is no id ("x", "", a 30-digit number) raises in the query (a 500).
+        if not all(_is_pk(pk) for pk in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)):
+            self.message_user(
+                request,
+                _("Items must be selected in order to perform actions on them. No items have been changed."),
+                messages.WARNING,
+            )
+            return None
+        return super().response_action(request, queryset)
+
     def _bulk(self, request, queryset, action):
         for task in queryset.select_related("command"):
             outcome = action(task, request.user)

@@ -80,6 +80,14 @@ def is_same_process(pid: int | None, started: float | None) -> bool | None:
         return False
 
 
+def fd_identities(fds=(0, 1, 2)) -> list:
+    """(device, inode) of each of ``fds``: what they are open on; [] when one is closed."""
+    try:
+        return [(st.st_dev, st.st_ino) for st in map(os.fstat, fds)]
+    except OSError:
+        return []
+
+
 def is_alive(pid: int) -> bool:
     """Return whether ``pid`` exists and is not a zombie."""
     fields = _stat_fields(pid)

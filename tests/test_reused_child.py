@@ -27,7 +27,10 @@ REUSE = {"TASKMANAGER_RUNS_PER_CHILD": 3}
 
 def identity(report) -> dict:
     """What tm_pidenv printed first: its pid, marker, test variable and working directory."""
-    return json.loads(report.log_lines.order_by("seq").values_list("text", flat=True)[0])
+    # Its first JSON line: a line printed on fd 1 may be read before it (another pipe).
+    return json.loads(
+        report.log_lines.filter(text__startswith="{").order_by("seq").values_list("text", flat=True)[0]
+    )
 
 
 def run(node, commands, name, arguments="", command="tm_pidenv"):
@@ -85,6 +88,39 @@ def test_a_child_is_replaced_after_a_run_that_left_something(uwsgi_node, command
     assert stopped.end_kind == EndKind.STOPPED
     _r, after_stop = run(node, commands, "after stop")
     assert after_stop["pid"] not in (identity(stopped)["pid"], after_thread["pid"])
+
+
+def test_a_run_that_changes_its_umask_or_fds_leaves_the_next_run_its_own(uwsgi_node, commands, tmp_path):
+    # A careless command loosens the umask, or points fd 1 and fd 2 at a file
+    # (as one silencing a C library does): the next run, maybe another
+    # person's, must create its files with the process's umask and write to
+    # its own log, not into that file (nor crash the supervisor).
+    node = uwsgi_node(settings=REUSE, spooler_processes=1)
+    _r, one = run(node, commands, "umask", "--umask 0")
+    _r, two = run(node, commands, "after umask")
+    assert one["pid"] == two["pid"] and two["umask"] == one["umask"] != 0
+    sink = tmp_path / "sink.txt"
+    first, three = run(node, commands, "redirect", "--redirect %s, --print mine" % sink)
+    second, four = run(node, commands, "after redirect", "--print secret-of-the-next-run")
+    assert three["pid"] == two["pid"] != four["pid"]
+    lines = list(second.log_lines.order_by("seq").values_list("text", flat=True))
+    assert "secret-of-the-next-run" in lines, lines
+    assert sink.read_text() == "mine\n"
+    assert (first.end_kind, second.end_kind) == (EndKind.COMPLETED, EndKind.COMPLETED)
+
+
+def test_what_a_thread_writes_after_its_run_never_reaches_the_next_run(uwsgi_node, commands):
+    # A thread of the command writes on fd 1 a moment after the run ended and
+    # then ends: its line belongs to its own run's log, or to none, never to
+    # the next run's (another task, maybe another person's). The moments are
+    # spread over the time the supervisor takes to record a run's end: before
+    # the fix, some landed between the pipes' last read and the thread check.
+    node = uwsgi_node(settings={"TASKMANAGER_RUNS_PER_CHILD": 100}, spooler_processes=1)
+    for i, after in enumerate((0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05)):
+        run(node, commands, "late %d" % i, "--late secret-%d, --late-after %s" % (i, after))
+        nxt, _ = run(node, commands, "next %d" % i)
+        lines = list(nxt.log_lines.values_list("text", flat=True))
+        assert not [line for line in lines if "secret" in line], (after, lines)
 
 
 def test_past_the_memory_bound_a_child_is_replaced(uwsgi_node, commands):

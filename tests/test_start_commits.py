@@ -155,3 +155,23 @@ def test_the_start_action_starts_what_the_user_may_start_once_each(server, colle
     runner.post(
         TASKS, {"action": "stop_tasks", "_selected_action": [t.pk for t in [*later, elsewhere]], "index": "0"}
     )
+
+
+def test_the_start_action_with_posted_ids_that_are_no_ids_starts_nothing_and_says_so(server, collected):
+    # A hand-made POST: ids that are no ids (Django filters the list by them
+    # as they are: a ValueError, a 500 for each of them), and one id thrice.
+    make_staff("runner", "run_task", "view_task")
+    runner = login(server, "runner")
+    task = make_task(collected, "once", arguments="--lines 1")
+    before = spool_entries(server)
+    for ids in (["x"], ["1.5"], [""], [str(10**30)], ["²"], [task.pk, "x"]):
+        resp = runner.post(
+            TASKS, {"action": "start_tasks", "_selected_action": ids, "index": "0"}, follow=False
+        )
+        assert resp.status == 302, (ids, resp.text[:2000])
+        assert "No items have been changed" in shown_messages(runner.get(TASKS)), ids
+    assert_nothing_ran(server, task, before)
+    _statements, _commits, shown = start_action(runner, task, task, task)
+    assert "1 task was started." in shown, shown
+    assert finished_report(task).result == "OK"
+    assert Report.objects.filter(task=task).count() == AuditEntry.objects.filter(action="start").count() == 1

@@ -105,6 +105,8 @@ def child_main(
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stdin = open(0, closefd=False)
         _STREAMS[:] = [sys.stdout, sys.stderr, sys.stdin]
+        _PIPES[:], _UMASK[:] = processes.fd_identities(), [os.umask(0o022)]
+        os.umask(_UMASK[0])
         os.chdir(working_dir())
         # sys.executable is the uwsgi binary here: commands that start Python
         # (subprocess, multiprocessing "spawn") need the interpreter.
@@ -127,7 +129,9 @@ def child_main(
             if marker:
                 os.environ[processes.RUN_ENV] = marker
             code = run_command(command, argv, writer, loaded)
-            if not (reuse and go is not None):
+            if not (reuse and go is not None) or processes.fd_identities() != _PIPES:
+                # Not reused, or the run pointed fd 0-2 elsewhere (closed or
+                # redirected them): the next run's output would not reach its log.
                 return
             end_run(writer, code, environ)
             loaded = load_command(command)  # a new instance (the module stays imported)
@@ -188,10 +192,10 @@ def end_run(writer: logcapture.RecordWriter, code: int, environ: dict) -> None:
     What is written to fd 1 and fd 2 is flushed before the end goes out on
     the record pipe: the supervisor, once it has read the end, finds every
     byte of the run in the pipes. Then what a run may have changed in the
-    process and the next run must not inherit: the environment (the run's
-    marker with it), the signal dispositions, the working directory, the
-    standard streams, and the database connections the command opened
-    (closed as at the end of a request, by ``CONN_MAX_AGE``).
+    process and the next run must not inherit: the environment (its marker
+    with it), the signal dispositions, the working directory, the umask, the
+    standard streams, the command's database connections (closed as at the
+    end of a request, by ``CONN_MAX_AGE``).
     """
     # Deferred: only a reused child needs it.
     from django.db import close_old_connections
@@ -209,11 +213,16 @@ def end_run(writer: logcapture.RecordWriter, code: int, environ: dict) -> None:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     os.chdir(working_dir())
+    os.umask(_UMASK[0])
     sys.stdout, sys.stderr, sys.stdin = _STREAMS
 
 
-# The child's standard streams, as child_main opened them (restored by end_run).
+# As child_main set them up: the standard streams, fds 0-2 (device, inode) and
+# the umask (end_run restores the streams and the umask; fds 0-2 are checked).
 _STREAMS: list = []
+_PIPES: list = []
+_UMASK: list = []
+
 
 # Database connections a forked child inherited (see abandon_connections).
 _abandoned: list = []

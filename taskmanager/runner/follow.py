@@ -167,10 +167,15 @@ class ChildFollower(ChildOutput):
         """After a reused child's run: keep it (pipes drained, left open) unless the run left something.
 
         Left behind: a process (:func:`.reuse.left_behind`; killed, with the
-        child, by the caller) or a stop, time-out or fence under way.
+        child, by the caller), a thread, a closed pipe, or a stop, time-out
+        or fence under way.
         """
         if self.terminating or self.stop_user is not None:
             return False
+        if len(sel.get_map()) < len(fds):
+            return False  # a pipe reached its end and its read end is closed: the child cannot serve again
+        if reuse.thread_running(pid):
+            return False  # it would go on writing during the next run (see reuse.thread_running)
         leftover = reuse.left_behind(pid, self.subreaper, self.log.report.run_marker())
         if leftover:
             self.log.add_line(

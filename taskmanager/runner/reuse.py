@@ -13,7 +13,8 @@ A child is replaced, not reused (:func:`after_run`), after a run that
 * was stopped, timed out, fenced or crashed (the child is dead or killed), or
   ended by an exception (the command's state may be half-changed);
 * left processes behind (:func:`left_behind`; killed with the child), or a
-  thread running (it would go on during the next run);
+  thread running (:func:`thread_running`; it would go on during the next run),
+  or closed or redirected fds 0-2 (the child then leaves instead of waiting);
 * left the child bigger than ``TASKMANAGER_CHILD_MAX_MEMORY_MB``;
 * was its ``RUNS_PER_CHILD``-th.
 
@@ -94,8 +95,6 @@ def _replace_reason(child, end) -> str | None:
         return "the run ended %s" % end.kind
     if child.runs >= app_settings.RUNS_PER_CHILD:
         return "it served %d runs" % child.runs
-    if _thread_count(child.pid) > 1:
-        return "a thread of the command is still running"
     rss = _rss_mib(child.pid)
     if rss is None:
         return "it is gone"
@@ -138,11 +137,18 @@ def _children(pid: int) -> list[int]:
     return [p for p in found if processes.is_alive(p)] if found else found
 
 
-def _thread_count(pid: int) -> int:
+def thread_running(pid: int) -> bool:
+    """Whether the waiting child ``pid`` runs a thread besides its main one (the run left it running).
+
+    Checked before the pipes' last read (:meth:`.follow.ChildFollower.keep_child`):
+    a thread that ended by then wrote all it wrote into its own run's log;
+    one checked later could write between that read and the check, into the
+    next run's log (another task's, maybe another person's).
+    """
     try:
-        return len(os.listdir("/proc/%d/task" % pid))
+        return len(os.listdir("/proc/%d/task" % pid)) > 1
     except OSError:
-        return 0
+        return False
 
 
 def _rss_mib(pid: int) -> float | None:
