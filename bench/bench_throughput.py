@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import common  # noqa: E402
 from bench.bench_run_path import floor_lines, new_tasks, post_floor, start_action  # noqa: E402
 from bench.common import print_table, verdict  # noqa: E402
+from tests.support import procs  # noqa: E402
 
 #: The bench's task names start with it; the admin's search selects them all.
 PREFIX = "bench-tp"
@@ -53,26 +54,6 @@ TARGETS = {
 }
 
 
-def tree_pids(root: int) -> list[int]:
-    """Return ``root`` and every live process descended from it (from ``/proc``)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry, "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(parents.get(pid, []))
-    return found
-
-
 def tree_cpu_seconds(root: int) -> float:
     """CPU time used so far by the tree under ``root``: its live processes and all they reaped.
 
@@ -80,7 +61,7 @@ def tree_cpu_seconds(root: int) -> float:
     children's times (cutime, cstime), so live processes plus those fields
     cover every process that ran under ``root`` since it started.
     """
-    return common.cpu_seconds(tree_pids(root))
+    return common.cpu_seconds(procs.tree(root))
 
 
 def rss_kib(pid: int) -> int | None:
@@ -153,7 +134,7 @@ def bench_series(env, tasks, spoolers: int, batches: int) -> dict:
                 {
                     # Between batches every run has ended: what is left under a
                     # spooler (a fork server, a reused child) lives on.
-                    str(pid): [rss_kib(p) for p in tree_pids(pid)]
+                    str(pid): [rss_kib(p) for p in procs.tree(pid)]
                     for pid in server.spooler_pids()
                 }
             )

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-import traceback
 from typing import NamedTuple
 
 from django.conf import settings
@@ -22,6 +21,7 @@ from django.db import connections
 from .. import logcapture, processes, progress
 from ..conf import app_settings
 from .failure import failure_text
+from .prefork import leave, print_exception
 
 
 class CommandName(NamedTuple):
@@ -136,17 +136,9 @@ def child_main(
             end_run(writer, code, environ)
             loaded = load_command(command)  # a new instance (the module stays imported)
     except BaseException:  # noqa: BLE001 - the child must always leave through os._exit
-        try:
-            traceback.print_exc()
-        except BaseException:  # noqa: BLE001
-            pass
+        print_exception()
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:  # noqa: BLE001
-            pass
-        os._exit(code)
+        leave(code)
 
 
 def run_log_level(writer: logcapture.RecordWriter) -> int:

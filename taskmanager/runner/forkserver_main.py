@@ -22,14 +22,13 @@ import os
 import select
 import signal
 import socket
-import sys
 import time
-import traceback
 from importlib import import_module
 
 from .. import processes
+from . import orphans
 from .child_main import RESET_SIGNALS, CommandName, abandon_connections, child_main
-from .prefork import reap, start_time_of_child, warm_up
+from .prefork import leave, print_exception, start_time_of_child, warm_up
 
 #: Largest request read (a spawn request carries the run's argv).
 REQUEST_BYTES = 1 << 20
@@ -57,17 +56,9 @@ def serve(sock: socket.socket, spooler: int, commands: list[tuple[str, str]]) ->
         _Server(sock, os.getpid()).loop()
         code = 0
     except BaseException:  # noqa: BLE001 - the fork server must always leave through os._exit
-        try:
-            traceback.print_exc()
-        except BaseException:  # noqa: BLE001
-            pass
+        print_exception()
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:  # noqa: BLE001
-            pass
-        os._exit(code)
+        leave(code)
 
 
 def prepare(commands: list[tuple[str, str]]) -> None:
@@ -169,36 +160,19 @@ class _Server:
                 return
             if pid in self.children:
                 started = self.children.pop(pid)
-                swept = self.sweep(started) if started is not None and not self.children else 0
+                swept = self.sweep(pid, started) if started is not None and not self.children else 0
                 self.send({"exit": pid, "status": status, "swept": swept})
 
-    def sweep(self, started: float) -> int:
-        """Kill and reap the live children started since ``started`` (a run's orphans); return how many.
+    def sweep(self, pid: int, started: float) -> int:
+        """Kill and reap the live children started since ``started`` (the orphans of the run of ``pid``); return how many.
 
         Called when the run's child has exited and no other run's child
         lives (a spooler runs one task at a time): every other child of this
         subreaper is an orphan of that run. Killing one may orphan its own
         children, which then re-parent here: a few rounds.
         """
-        killed = 0
-        for _ in range(20):
-            if not processes.has_children():
-                break
-            ours = [pid for pid, born in processes.children(self.me, alive=True) if born >= started]
-            if not ours:
-                break
-            for pid in ours:
-                killed += processes.kill(pid, signal.SIGKILL)
-            for pid in ours:
-                reap(pid)
-        # Those that had exited already (zombies) are reaped, not counted.
-        while True:
-            try:
-                pid, _status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if not pid:
-                break
+        killed = orphans.sweep(pid, started)
+        orphans.reap_exited(pid)  # those that had exited already are reaped, not counted
         return killed
 
     def send(self, message: dict) -> None:

@@ -7,6 +7,9 @@ Shared by the two places that fork a run's child: the supervisor itself
 import io
 import logging
 import os
+import sys
+import traceback
+from typing import NoReturn
 
 from .. import processes
 
@@ -69,3 +72,25 @@ def warm_up() -> None:
         processes.python_executable()  # cached: the children use it (child_main)
     except Exception:  # noqa: BLE001 - only a speed-up: the children do it themselves
         logger.debug("Warming up the management machinery failed", exc_info=True)
+
+
+def print_exception() -> None:
+    """In a forked process about to leave: print the exception being handled, whatever happens."""
+    try:
+        traceback.print_exc()
+    except BaseException:  # noqa: BLE001 - the process must still reach os._exit
+        pass
+
+
+def leave(code: int) -> NoReturn:
+    """Leave a forked process (a run's child, a fork server) through ``os._exit``, its output flushed.
+
+    Never ``sys.exit``: the exit handlers and finalizers of the process it was
+    forked from (uWSGI's, Django's connections) must not run here.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - the process must still reach os._exit
+        pass
+    os._exit(code)

@@ -14,19 +14,35 @@ def gone(pid: int) -> bool:
     return state in (b"Z", b"X")
 
 
-def _children(ppid: int) -> list[tuple[int, bytes]]:
-    """(pid, state) of each child of ``ppid``, live or zombie."""
-    found = []
+def _stats() -> dict[int, list[bytes]]:
+    """pid -> the fields of /proc/<pid>/stat after the command name, for every process."""
+    found = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % name, "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
+                found[int(name)] = fh.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == ppid:
-            found.append((int(name), fields[0]))
+    return found
+
+
+def _children(ppid: int) -> list[tuple[int, bytes]]:
+    """(pid, state) of each child of ``ppid``, live or zombie."""
+    return [(pid, fields[0]) for pid, fields in _stats().items() if int(fields[1]) == ppid]
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and every process descended from it."""
+    children = {}
+    for pid, fields in _stats().items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
     return found
 
 
