@@ -22,8 +22,8 @@ from .. import logcapture, processes, uwsgi_runtime
 from ..conf import app_settings
 from . import orphans
 from .child_main import CommandName, child_main
-from .forkserver import ForkServer, ForkServerLost
-from .prefork import reap, start_time_of_child, warm_up
+from .forkserver import ForkServer, ForkServerLost, ForkServerNotNow
+from .prefork import let_go_of_sqlite, reap, start_time_of_child, warm_up
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -116,6 +116,9 @@ class Child:
                     logger.warning(
                         "taskmanager: the fork server could not fork the run (%s): forking it here", exc
                     )
+            # A reused child outlives its run: it must inherit nothing of an SQLite file.
+            if reuse and not let_go_of_sqlite():
+                reuse = False
             warm_up()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -248,6 +251,8 @@ def _fork_server() -> ForkServer | None:
     """Return this spooler's fork server (started if it has none or it died), or None to fork here."""
     try:
         return ForkServer.running()
+    except ForkServerNotNow:
+        return None  # the caller's transaction covers a child forked here (let_go_of_sqlite)
     except Exception:  # noqa: BLE001 - no fork server (fork failed): the supervisor forks
         logger.exception("taskmanager: could not start a fork server: the run's child is forked here")
         return None

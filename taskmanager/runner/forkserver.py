@@ -14,8 +14,10 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   starts (after its recovery pass, :func:`.child.prepare_spooler`; else at
   its first run, :meth:`ForkServer.running`), after Django is set up. The spooler reads
   the active commands (one query) before forking it; the fork server never
-  touches the database: it drops the spooler's connections unused (as a
-  run's child does), imports the active commands' modules, warms up Django's
+  touches the database: the spooler closes its SQLite connections before
+  the fork (:func:`.prefork.let_go_of_sqlite`: a fork server outlives any
+  run, and must hold nothing of SQLite's per-process state), the fork server
+  drops the others unused (as a run's child does), imports the active commands' modules, warms up Django's
   management machinery, calls ``gc.freeze()``, and serves
   (:mod:`.forkserver_main`). A spooler's death takes only its own run down.
 * **Death chained**: the fork server has PDEATHSIG=SIGKILL to its spooler,
@@ -76,6 +78,7 @@ from .. import processes
 from ..models import Command
 from .child_main import CommandName
 from .forkserver_main import serve
+from .prefork import let_go_of_sqlite
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -85,6 +88,10 @@ _MESSAGE_BYTES = 4096
 
 class ForkServerLost(Exception):
     """The fork server died: the run's child died with it (PDEATHSIG)."""
+
+
+class ForkServerNotNow(Exception):
+    """No fork server can be forked now: an SQLite transaction of the caller is open (see let_go_of_sqlite)."""
 
 
 class ForkServer:
@@ -118,6 +125,9 @@ class ForkServer:
     def start(cls) -> "ForkServer":
         """Fork a fork server from this process (:func:`.forkserver_main.serve`)."""
         commands = _active_commands()
+        # The fork server outlives any run: it must inherit nothing of an SQLite file.
+        if not let_go_of_sqlite():
+            raise ForkServerNotNow("an SQLite transaction is open")
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         spooler = os.getpid()
         sys.stdout.flush()

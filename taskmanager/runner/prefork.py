@@ -11,6 +11,8 @@ import sys
 import traceback
 from typing import NoReturn
 
+from django.db import connections
+
 from .. import processes
 
 logger = logging.getLogger("taskmanager.runner")
@@ -72,6 +74,34 @@ def warm_up() -> None:
         processes.python_executable()  # cached: the children use it (child_main)
     except Exception:  # noqa: BLE001 - only a speed-up: the children do it themselves
         logger.debug("Warming up the management machinery failed", exc_info=True)
+
+
+def let_go_of_sqlite() -> bool:
+    """Close this process's SQLite connections before a fork whose process outlives a run; False if one is in use.
+
+    SQLite keeps, per process, what it knows of a database file: its locks
+    and its mapping of the WAL index (the ``-shm`` file). A fork copies that
+    knowledge but not the locks (POSIX locks are not inherited), so a forked
+    process does not keep the file's index alive. While the supervisor holds
+    its connection for the whole life of a run's child, the index cannot
+    change under the child. A fork server, or a reused child waiting between
+    runs, outlives that: once every process has closed the database, the last
+    deletes ``-shm``, the next creates another, and a connection opened in
+    the forked process would reuse the inherited mapping, an index no other
+    process sees: "database disk image is malformed", then a corrupt file.
+    With no SQLite connection open at the fork, the forked process inherits
+    nothing of the file, and its connections start afresh.
+
+    A connection inside a transaction (the caller's, outside a spooler) is
+    left open: the caller then forks a fresh child of the run, which its
+    connection covers (return False).
+    """
+    open_ = [conn for conn in connections.all(initialized_only=True) if conn.vendor == "sqlite"]
+    if any(conn.in_atomic_block for conn in open_):
+        return False
+    for conn in open_:
+        conn.close()
+    return True
 
 
 def print_exception() -> None:
