@@ -964,7 +964,17 @@ def install_uwsgi_checks() -> None:
 
 
 def _log_in_this_process(uwsgi) -> None:
-    if uwsgi.i_am_the_spooler():
-        log_uwsgi_checks("spooler pid %d" % os.getpid())
-    elif uwsgi.worker_id() <= 1:
-        log_start_checks("worker %d" % uwsgi.worker_id())
+    # Deferred: the database layer, only inside a started uWSGI process.
+    from django.db import connections
+
+    try:
+        if uwsgi.i_am_the_spooler():
+            log_uwsgi_checks("spooler pid %d" % os.getpid())
+        elif uwsgi.worker_id() <= 1:
+            log_start_checks("worker %d" % uwsgi.worker_id())
+    finally:
+        # The clock and identity checks (W017, W019) query the database outside
+        # any request: nothing would close that connection until a request
+        # happened to be served on this thread (PostgreSQL: an idle session;
+        # SQLite: a file that never gets let go of, its WAL never reset).
+        connections.close_all()

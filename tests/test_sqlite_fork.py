@@ -10,7 +10,10 @@ the next one creates a new one, and a child that reuses the inherited
 mapping reads (and writes) a WAL index nobody else sees: "database disk
 image is malformed", or commits the other processes never see.
 
-The test makes that happen for real: a node on a database file of its own,
+So every process must let go of the file when idle (the first test: worker
+1's start-up checks used to keep a connection nobody closed), and a process
+forked from a spooler must open the file afresh (the second). The second
+test makes the hazard happen for real: a node on a database file of its own,
 a run, then every process lets go of the file (the recovery pass closes the
 spooler's connection, web workers close theirs per request, this test only
 opens it briefly) until ``-shm`` is gone; the second run must write and
@@ -18,8 +21,6 @@ read its rows like the first.
 """
 
 import os
-import sqlite3
-from contextlib import closing
 
 import pytest
 from django.db import connection
@@ -29,6 +30,7 @@ from taskmanager.models import Task
 from .support.admin import press
 from .support.adminclient import client_for
 from .support.objects import make_superuser, make_task
+from .support.sqlitefile import copy_test_database, holders, query
 from .support.waits import wait_for
 
 pytestmark = [
@@ -39,32 +41,29 @@ pytestmark = [
 ]
 
 
-def query(path, sql, *params):
-    """Run ``sql`` on the database file ``path`` in a connection closed at once; return the rows."""
-    with closing(sqlite3.connect(path, timeout=30)) as db:
-        return db.execute(sql, params).fetchall()
-
-
-def holders(path) -> dict:
-    """Return {pid: command line} of the processes with a file descriptor on ``path`` or its ``-wal``/``-shm``."""
-    found = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            targets = [os.readlink("/proc/%s/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%s/fd" % pid)]
-            if any(t.startswith(path) for t in targets):
-                with open("/proc/%s/stat" % pid) as fh:
-                    found[int(pid)] = fh.read().split(")")[1].split()[:2]  # state and parent pid
-        except OSError:
-            continue  # gone meanwhile
-    return found
-
-
 def runs_done(path, task) -> list[tuple]:
     return query(
         path,
         "SELECT result, end_reason, id FROM taskmanager_report WHERE task_id = ? AND finished_datetime IS NOT NULL",
         task.pk,
     )
+
+
+def let_go(path) -> None:
+    """Wait until no process holds the database file (the last one to close deleted ``-shm``)."""
+    try:
+        wait_for(lambda: not os.path.exists(path + "-shm"), timeout=60, message="-shm deleted")
+    except AssertionError as exc:
+        raise AssertionError("%s; processes holding it open: %s" % (exc, holders(path))) from None
+
+
+def test_a_started_node_lets_go_of_the_database_when_idle(uwsgi_node, commands, tmp_path):
+    # Worker 1's start-up checks query the database (clock, node identity)
+    # outside any request; the idle spooler closes its connection after each
+    # recovery pass. Nothing else may keep the file open.
+    path = copy_test_database(str(tmp_path / "own.sqlite3"))
+    uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, env={"TM_TEST_SERVER_DB": path}, login=False)
+    let_go(path)
 
 
 @pytest.mark.parametrize("runs_per_child", [1, 2], ids=["fresh-child", "reused-child"])
@@ -78,11 +77,7 @@ def test_a_run_after_every_process_let_go_of_the_database_reads_and_writes_it(
     ]
     make_superuser()
     # A database file of this node's own (the suite's other servers keep the test database open).
-    path = str(tmp_path / "own.sqlite3")
-    connection.ensure_connection()
-    with closing(sqlite3.connect(path)) as copy:
-        connection.connection.backup(copy)
-        copy.execute("PRAGMA journal_mode=WAL")
+    path = copy_test_database(str(tmp_path / "own.sqlite3"))
     node = uwsgi_node(
         settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_RUNS_PER_CHILD": runs_per_child},
         env={"TM_TEST_SERVER_DB": path},
@@ -92,11 +87,7 @@ def test_a_run_after_every_process_let_go_of_the_database_reads_and_writes_it(
     admin = client_for(node.url, "admin")
     for task in tasks:
         if task is tasks[1]:
-            # Every process lets go: the last to close deletes the WAL index.
-            try:
-                wait_for(lambda: not os.path.exists(path + "-shm"), timeout=60, message="-shm deleted")
-            except AssertionError as exc:
-                raise AssertionError("%s; processes holding it open: %s" % (exc, holders(path))) from None
+            let_go(path)  # every process lets go: the last to close deletes the WAL index
         press(admin, task, "start")
         wait_for(lambda task=task: runs_done(path, task), timeout=60, message="the run of %s" % task.name)
         assert query(path, "SELECT status FROM taskmanager_task WHERE id = ?", task.pk) == [(Task.Status.IDLE,)]
