@@ -21,7 +21,7 @@ from ..conf import queue_name, serves_queue
 from ..db import write_db
 from ..models import Report, Task, new_token
 from ..spooler import get_backend
-from . import reuse
+from . import reuse, sql, statements
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -79,11 +79,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     # report's first heartbeat is this now: fencing counts from before it.
     sent = time.monotonic()
     now = dbclock.now()
-    task = (
-        Task.objects.select_related("command", "started_by", "run_now_by", "definition_changed_by")
-        .filter(pk=task_id)
-        .first()
-    )
+    task = statements.read_task(task_id)
     if task is None:
         logger.info("Task %s no longer exists: spool entry consumed without running.", task_id)
         return None
@@ -132,10 +128,10 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
             return None
         next_at = _next_run_after(task, now)
         next_token = new_token() if next_at else ""
-        claimable = Task.objects.pending().filter(pk=task.pk, run_token=token)
+        claimable = None  # a pending task's claim is the prepared statements.claim_start
         changes = {
-            "status": Task.Status.STARTED,
-            "resume_status": "",
+            "pk": task.pk,
+            "token": token,
             "run_token": next_token,
             "next_datetime": next_at,
             "payload_version": spoolfiles.PAYLOAD_VERSION,
@@ -160,7 +156,10 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     try:
         redactor = redaction.redactor()  # the report's text is stored redacted; the run's log reuses it
         with transaction.atomic(using=write_db()):
-            if claimable.update(**changes) == 1:
+            claimed = (
+                claimable.update(**changes) if claimable is not None else statements.claim_start(**changes)
+            )
+            if claimed == 1:
                 report = _create_report(task, trigger, now, redactor[0], command_line, child)
     finally:
         if report is None and child is not None:
@@ -218,7 +217,8 @@ def runnable_argv(task: Task, trigger: str = "") -> list[str] | None:
 
 def _create_report(task: Task, trigger: str, now: datetime, redact, command_line: str, child) -> Report:
     run_now, other = trigger == Report.Trigger.RUN_NOW, task.run_now_arguments
-    return Report.objects.create(
+    # Report.objects.create(), its INSERT prepared once per process (sql.insert).
+    report = Report(
         task=task,
         trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
         user_id=task.run_now_by_id if run_now else task.started_by_id,
@@ -238,6 +238,7 @@ def _create_report(task: Task, trigger: str, now: datetime, redact, command_line
         pid_started=child.started if child is not None else None,
         heartbeat=now,
     )
+    return sql.insert(report)
 
 
 def _own_start_time() -> float | None:

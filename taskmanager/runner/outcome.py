@@ -29,7 +29,7 @@ from django.db.models import Exists
 from .. import dbclock, history, logcapture, retention, runend
 from ..db import write_db
 from ..models import EndKind, Report, Task
-from . import sql
+from . import sql, statements
 from .claim import DEFERRED_FIELDS, respool_deferred
 from .follow import ChildFollower, seconds_text
 from .reportlog import ReportLog
@@ -213,8 +213,7 @@ class RunEnd:
         Raise :class:`HistoryFailed` when the history row failed outside a savepoint.
         """
         duration = history.run_duration(started, now)
-        running = Task.objects.filter(pk=self.task.pk, status=Task.Status.STARTED)
-        values = Task.objects.end_values(
+        values = dict(
             last_datetime=started,
             last_result=result,
             last_end_kind=kind,
@@ -222,7 +221,8 @@ class RunEnd:
             errors=self.log.errors,
             warnings=self.log.warnings,
         )
-        task_ended, self.deferred = sql.update(running, values, DEFERRED_FIELDS)
+        # UPDATE ... SET Task.objects.end_values(**values) WHERE the task is STARTED.
+        task_ended, self.deferred = statements.end_task(self.task.pk, values, DEFERRED_FIELDS)
         if not task_ended:
             Task.objects.filter(pk=self.task.pk).update(last_duration=duration)
         # Old reports go at every retention.PRUNE_EVERY-th run of the task in

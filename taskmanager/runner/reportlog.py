@@ -16,7 +16,7 @@ from .. import fencing, logcapture, logstore, redaction
 from ..conf import app_settings
 from ..db import write_db
 from ..models import Report
-from . import sql
+from . import statements
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -155,7 +155,7 @@ class ReportLog:
         None if nothing was pending. Raise DatabaseError as the database
         does; nothing pending is lost then. Inside a transaction, without
         ``savepoint``, a ``running_only`` flush that updated nothing marks the
-        enclosing transaction for rollback. ``returning``: fields put in :attr:`returned` (:func:`.sql.update`).
+        enclosing transaction for rollback. ``returning``: fields put in :attr:`returned` (:func:`.statements.update_report`).
         """
         if not self.batch and not self.report_changes:
             return None
@@ -164,9 +164,6 @@ class ReportLog:
             if changes.get(name):
                 # (a marker longer than the secret must not overflow a CharField)
                 changes[name] = self.redact(changes[name])[: Report._meta.get_field(name).max_length]
-        report = Report.objects.filter(pk=self.report.pk)
-        if running_only:
-            report = report.filter(finished_datetime__isnull=True)
         using = write_db()
         outer = transaction.get_connection(using).in_atomic_block
         sent = time.monotonic()
@@ -179,7 +176,10 @@ class ReportLog:
                     else:
                         logstore.insert_rows(self.batch, using)
                 counts = {"lines": self.lines, "warnings": self.warnings, "errors": self.errors}
-                updated, self.returned = sql.update(report, {**counts, **self.report_changes}, returning)
+                values = {**counts, **self.report_changes}
+                updated, self.returned = statements.update_report(
+                    self.report_id, values, running_only, returning
+                )
                 if running_only and updated != 1:
                     transaction.set_rollback(True, using=using)
                     return updated
