@@ -92,7 +92,12 @@ def cpu_by_role(server, fork_server: bool) -> dict[str, float]:
     def whole(pid):
         return own(pid) + reaped(pid) + sum(whole(k) for k in kids.get(pid, ()))
 
+    def faults(pid):  # minor faults (copy-on-write among them) of pid, its descendants and what it reaped
+        mine = sum(int(v) for v in stats[pid][7:9]) if pid in stats else 0
+        return mine + sum(faults(k) for k in kids.get(pid, ()))
+
     found = {"spooler": 0, "fork_server": 0, "children": 0}
+    child_faults = 0
     for spooler in server.spooler_pids():
         if spooler not in stats:
             continue
@@ -102,9 +107,12 @@ def cpu_by_role(server, fork_server: bool) -> dict[str, float]:
             if fork_server:
                 found["fork_server"] += own(pid)
                 found["children"] += reaped(pid) + sum(whole(k) for k in kids.get(pid, ()))
+                child_faults += int(stats[pid][8]) + sum(faults(k) for k in kids.get(pid, ()))
             else:
                 found["children"] += whole(pid)
-    return {k: v / tick for k, v in found.items()}
+                child_faults += faults(pid)
+        child_faults += int(stats[spooler][8])
+    return {k: v / tick for k, v in found.items()} | {"children_faults": child_faults}
 
 
 def rss_kib(pid: int) -> int | None:
@@ -143,6 +151,7 @@ def run_batch(env, server, client, tasks) -> dict:
     common.wait_for(all_done, 600, "%d runs" % len(tasks), interval=0.05)
     cpu = tree_cpu_seconds(root) - cpu_before
     roles = {k: v - roles_before[k] for k, v in cpu_by_role(server, fork_server_wanted()).items()}
+    child_faults = roles.pop("children_faults")
     time.sleep(0.5)  # any duplicate run would show up now
     per_task = dict(reports.values("task").annotate(n=Count("pk")).values_list("task", "n"))
     bounds = reports.aggregate(first=Min("invocation_datetime"), last=Max("finished_datetime"))
@@ -161,6 +170,7 @@ def run_batch(env, server, client, tasks) -> dict:
         "tracebacks_in_log": log.count("Traceback"),
         "cpu_ms_per_run": cpu * 1000.0 / len(tasks),
         "cpu_ms_per_run_by_role": {k: v * 1000.0 / len(tasks) for k, v in roles.items()},
+        "children_minor_faults_per_run": child_faults / len(tasks),
     }
 
 
@@ -206,6 +216,9 @@ def bench_series(env, tasks, spoolers: int, batches: int) -> dict:
         "median_runs_per_s": statistics.median(rates),
         "median_cpu_ms_per_run": statistics.median(cpu),
         "median_cpu_ms_per_run_by_role": by_role,
+        "median_children_minor_faults_per_run": statistics.median(
+            r["children_minor_faults_per_run"] for r in rows
+        ),
         "cpu_bound_runs_per_s": (os.cpu_count() or 1) * 1000.0 / statistics.median(cpu),
         "floor_bare_spool_per_s": floor_rate,
         "exactly_once": all(r["ran_once"] == len(tasks) for r in rows),
@@ -326,8 +339,17 @@ def main(argv=None) -> dict:
             " %s -> %s" % (s["rss_kib_first"], s["rss_kib_last"])
         )
     print_table(
-        "CPU ms per run by process (median of the batches; the rest: master, web workers)",
-        ["spoolers", "spooler", "fork server (own)", "runs' children", "the rest", "all"],
+        "CPU ms per run by process (median of the batches; the rest: master, web workers),"
+        " and the minor page faults of the runs' children",
+        [
+            "spoolers",
+            "spooler",
+            "fork server (own)",
+            "runs' children",
+            "the rest",
+            "all",
+            "children's faults/run",
+        ],
         [
             [
                 s["spoolers"],
@@ -336,6 +358,7 @@ def main(argv=None) -> dict:
                 s["median_cpu_ms_per_run_by_role"]["children"],
                 s["median_cpu_ms_per_run"] - sum(s["median_cpu_ms_per_run_by_role"].values()),
                 s["median_cpu_ms_per_run"],
+                s["median_children_minor_faults_per_run"],
             ]
             for s in series
         ],
