@@ -511,9 +511,7 @@ def install_logging_capture(writer: RecordWriter, level: int = INFO) -> None:
 
     logging.Logger.getEffectiveLevel = effective_level
     logging.Logger.callHandlers = call_handlers
-    # Setting a level empties every logger's cache of isEnabledFor answers,
-    # filled by the spooler process before the fork with the old levels.
-    logging.root.setLevel(logging.root.level)
+    _answer_afresh()
 
     original_emit = logging.StreamHandler.emit
 
@@ -523,6 +521,40 @@ def install_logging_capture(writer: RecordWriter, level: int = INFO) -> None:
         return original_emit(self, record)
 
     logging.StreamHandler.emit = emit
+
+
+def _answer_afresh() -> None:
+    """Make ``Logger.isEnabledFor`` answer from a cache of this process's own, empty now.
+
+    Each logger caches its answers (``Logger._cache``), filled by the
+    spooler process before the fork with the levels of before the capture.
+    Emptying them (what ``setLevel`` does) would write on every logger of
+    the project, a copy-on-write page fault each in a forked child; the
+    answers come from a new cache instead, emptied whenever logging empties
+    its own (a level set, ``logging.disable``), with the same answers.
+    """
+    answers: dict = {}
+    original_clear_cache = logging.Manager._clear_cache
+
+    def is_enabled_for(self, level):
+        if self.disabled:
+            return False
+        try:
+            return answers[self, level]
+        except KeyError:
+            with logging._lock:
+                enabled = answers[self, level] = (
+                    self.manager.disable < level and level >= self.getEffectiveLevel()
+                )
+            return enabled
+
+    def clear_cache(self):
+        with logging._lock:
+            answers.clear()
+            original_clear_cache(self)
+
+    logging.Logger.isEnabledFor = is_enabled_for
+    logging.Manager._clear_cache = clear_cache
 
 
 def _writes_to_console(handler) -> bool:

@@ -73,6 +73,7 @@ def child_main(
     parent: int = 0,
     go: int | None = None,
     reuse: bool = False,
+    cwd: str = "",
 ) -> None:
     """Run the command in the forked child and leave with ``os._exit``; never return.
 
@@ -81,7 +82,8 @@ def child_main(
     (:meth:`Child.release`); leave without running anything if it closes it
     instead (:meth:`Child.cancel`). With ``reuse`` too, after each run say
     that it ended (:func:`end_run`) and wait for the next release, until the
-    supervisor closes ``go`` (:mod:`.reuse`).
+    supervisor closes ``go`` (:mod:`.reuse`). ``cwd``: :func:`working_dir`, as
+    the fork server found it once (else read here).
     """
     code = _EXIT_EXCEPTION
     writer = None
@@ -108,7 +110,7 @@ def child_main(
         _STREAMS[:] = [sys.stdout, sys.stderr, sys.stdin]
         _PIPES[:], _UMASK[:] = processes.fd_identities(), [os.umask(0o022)]
         os.umask(_UMASK[0])
-        os.chdir(working_dir())
+        os.chdir(cwd or working_dir())
         # sys.executable is the uwsgi binary here: commands that start Python
         # (subprocess, multiprocessing "spawn") need the interpreter.
         processes.use_python_executable()

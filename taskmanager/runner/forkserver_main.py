@@ -27,7 +27,7 @@ from importlib import import_module
 
 from .. import processes
 from . import orphans, parsers
-from .child_main import RESET_SIGNALS, CommandName, abandon_connections, child_main
+from .child_main import RESET_SIGNALS, CommandName, abandon_connections, child_main, working_dir
 from .prefork import leave, print_exception, start_time_of_child, warm_up
 
 #: Largest request read (a spawn request carries the run's argv).
@@ -88,6 +88,8 @@ class _Server:
     def __init__(self, sock: socket.socket, me: int):
         self.sock = sock
         self.me = me
+        #: The children's working directory (the settings are this process's for its whole life).
+        self.cwd = working_dir()
         #: pid -> start time of each run's child not yet reported.
         self.children: dict[int, float | None] = {}
         self.wake_r, self.wake_w = os.pipe()
@@ -139,7 +141,7 @@ class _Server:
             self.sock.close()
             os.close(self.wake_r)
             os.close(self.wake_w)
-            child_main(command, argv, out_w, err_w, rec_w, parent=self.me, go=go)
+            child_main(command, argv, out_w, err_w, rec_w, parent=self.me, go=go, cwd=self.cwd)
         for fd in fds:
             os.close(fd)
         try:
