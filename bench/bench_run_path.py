@@ -735,6 +735,12 @@ def main(argv=None) -> dict:
     options.add_argument(
         "--only", default=",".join(SECTIONS), help="comma-separated sections: " + ", ".join(SECTIONS)
     )
+    options.add_argument(
+        "--spoolers",
+        type=int,
+        default=2,
+        help="spooler processes of the server of the latency, overhead and scheduling sections (default 2)",
+    )
     args = options.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     counts = QUICK if args.quick else FULL
@@ -747,7 +753,7 @@ def main(argv=None) -> dict:
     )
     try:
         if {"latency", "overhead", "scheduling"} & set(sections):
-            server = env.start_server(2)
+            server = env.start_server(args.spoolers)
             client = env.admin(server)
             if "latency" in sections:
                 results["latency"] = bench_latency(env, server, client, counts["latency"])
@@ -757,7 +763,7 @@ def main(argv=None) -> dict:
                 )
             if "scheduling" in sections:
                 results["scheduling"] = bench_scheduling(
-                    env, server, client, counts["scheduled"], counts["long"], 2, frequency
+                    env, server, client, counts["scheduled"], counts["long"], args.spoolers, frequency
                 )
             env.stop_server(server)
         if "throughput" in sections:

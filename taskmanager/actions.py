@@ -49,6 +49,8 @@ def _hand_over(backend, task_id: int, token: str, trigger: str, at, undo, record
 
     def spool():
         path = backend.spool(task_id, token, trigger, at)
+        if at is None:
+            backend.wake()  # a busy spooler takes it once free, not at the next scan tick
         if record:
             Task.objects.filter(pk=task_id, run_token=token).update(spooler_id=path)
 

@@ -247,6 +247,7 @@ def _per_task(plans: list[_Plan], name: str, value):
 def _spool(backend, token: str, plans: list[_Plan]) -> None:
     """Write one spool entry per started task (after the commit); record the paths of those due later."""
     paths = {}
+    due = 0
     for plan in plans:
         future = plan.status == Task.Status.SCHEDULED
         try:
@@ -259,6 +260,11 @@ def _spool(backend, token: str, plans: list[_Plan]) -> None:
             continue
         if future:
             paths[plan.task.pk] = path
+        else:
+            due += 1
+    if due:
+        # Busy spoolers rescan once free, rather than at the next spooler-frequency tick.
+        backend.wake()
     if paths:
         Task.objects.filter(pk__in=list(paths), run_token=token).update(
             spooler_id=Case(*(When(pk=pk, then=Value(path)) for pk, path in paths.items()), default=Value(""))

@@ -166,3 +166,27 @@ def test_stop_clears_a_lost_run_now_entry(server, admin_http, commands):
     report = finished_report(task)
     assert report.trigger == "run now"
     assert report.result == "OK"
+
+
+def test_a_start_while_every_spooler_is_busy_runs_once_one_is_free(uwsgi_node, commands):
+    """``uwsgi.spool()`` wakes idle spooler processes only: the Start wakes the busy one too.
+
+    Its entry runs when the current run ends, not at the next directory scan
+    (every ``spooler-frequency`` seconds, 600 here; no recovery timer either).
+    """
+    node = uwsgi_node(
+        settings={"TASKMANAGER_RECOVERY_SECONDS": 0},
+        spooler_processes=1,
+        drop_args=("--spooler-frequency",),
+        extra_args=["--spooler-frequency", "600"],
+    )
+    busy = add_task(node.admin, commands, "busy", "tm_sleep", "--seconds 4, --tick 0.2")
+    press(node.admin, busy, "start")
+    running = running_report(busy)
+    waiting = add_task(node.admin, commands, "waiting", "tm_ok")
+    press(node.admin, waiting, "start")
+    # Spooled while the only spooler was busy (else this test proves nothing).
+    running.refresh_from_db()
+    assert running.finished_datetime is None
+    report = finished_report(waiting, timeout=120)
+    assert report.finished_datetime > finished_report(busy).finished_datetime

@@ -47,10 +47,12 @@ class ChildOutput:
             self.emit(stream, buffers[fd].close())
             return
         self.emit(stream, buffers[fd].feed(data))
-        if len(data) < logcapture.SMALL_READ:
+        if len(data) < logcapture.SMALL_READ and self.run_end is None:
             # A trickle: let lines gather before the next read (waking up for every line
             # costs both processes more than the line; the pause is far below what a reader
-            # sees). It ends early when the child exits (its pidfd turns readable).
+            # sees). It ends early when the child exits (its pidfd turns readable). Never
+            # after a reused child's end of run: it flushed its output before that record,
+            # and waits for the next run (its pidfd would not turn readable).
             if self.exit_fd is None:
                 time.sleep(logcapture.READ_PAUSE)
             else:

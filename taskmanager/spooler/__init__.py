@@ -64,6 +64,9 @@ class BaseBackend(abc.ABC):
         """
         return bool(app_settings.WEB_ONLY)
 
+    def wake(self) -> None:  # noqa: B027 - optional: by default the spoolers need no telling
+        """Tell the spoolers that entries due now were just spooled; called once after a batch of them."""
+
     def ensure_available(self) -> None:  # noqa: B027 - optional: by default nothing is known to fail
         """Raise SpoolerUnavailable when ``spool()`` would certainly fail here."""
 

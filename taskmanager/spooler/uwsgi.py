@@ -10,6 +10,8 @@ What runs inside a spooler process (the handler, recovery at start, the
 heartbeat and the recovery timer) is in :mod:`taskmanager.spooler.uwsgi_handler`.
 """
 
+import os
+import signal
 from datetime import datetime
 
 # HANDLER_NAME and the uwsgi_runtime helpers are also re-exported here under
@@ -64,6 +66,31 @@ class UwsgiBackend(BaseBackend):
         if isinstance(path, bytes):
             path = path.decode(errors="replace")
         return path or ""
+
+    def wake(self) -> None:
+        """Send SIGUSR1 to every spooler process: each scans the spool directory again once it is free.
+
+        ``uwsgi.spool()`` wakes only the spooler processes that are idle. One
+        that is running an entry scans the directory again when its current
+        scan ends only if it was woken meanwhile; its current scan never sees
+        the files written after it began (uWSGI reads the directory once per
+        scan), so without this a burst of entries spooled while every spooler
+        is busy waits for the next ``spooler-frequency`` tick (1 to 30 s).
+        Each signal adds one scan at most (uWSGI counts them), so this is
+        sent once per batch, not once per entry.
+        """
+        if uwsgi is None:
+            return
+        try:
+            pids = uwsgi.spooler_pids()
+        except Exception:  # noqa: BLE001 - no spooler here (spooler-external): the scan tick only
+            return
+        for pid in pids:
+            if pid > 0 and pid != os.getpid():
+                try:
+                    os.kill(pid, signal.SIGUSR1)
+                except OSError:
+                    pass  # respawned meanwhile: the new one scans at its start
 
     def node(self) -> str:
         return node_id(spool_dir())
