@@ -1,0 +1,116 @@
+"""django.tasks on the uWSGI spooler (issue 18), through a real uWSGI server.
+
+A function enqueued in a web worker runs in a spooler's supervised child,
+its log captured with levels into a report, its result stored in the row
+and read from this process (``get_result()``, ``refresh()``).
+
+Django 6.0+ only: on Django 5.2 (the main suite's) there is no
+django.tasks and the module is skipped, saying so; tox's django60 and
+django61 envs run it (``tox -e py312-django61``).
+"""
+
+import json
+import urllib.request
+
+import pytest
+
+pytest.importorskip(
+    "django.tasks",
+    reason="django.tasks is Django 6.0+; the tox envs py312-django60/py312-django61 run these tests",
+)
+
+from django.tasks import TaskResultStatus  # noqa: E402 - after the skip
+
+from taskmanager.models import DjangoTaskResult, LogLine  # noqa: E402
+
+from .support.waits import wait_for  # noqa: E402
+
+pytestmark = pytest.mark.db_sensitive
+
+
+def enqueue(server, name: str, *args) -> str:
+    """Enqueue the test function ``name`` through a uWSGI web worker; return the result's id."""
+    query = "task=%s&args=%s" % (name, urllib.request.quote(json.dumps(list(args))))
+    with urllib.request.urlopen("%s/tm-test/enqueue/?%s" % (server.url, query), timeout=30) as resp:
+        answer = json.loads(resp.read())
+    assert answer["status"] == TaskResultStatus.READY
+    return answer["id"]
+
+
+def finished(result):
+    """Wait until ``result`` (a TaskResult) is finished, refreshing it from the database; return it."""
+
+    def done():
+        result.refresh()
+        return result.is_finished
+
+    wait_for(done, message="task result %s to finish" % result.id)
+    return result
+
+
+def ended_report(result_id: str):
+    """Wait until the run of the row ``result_id`` has its report closed; return the report."""
+    row = wait_for(
+        lambda: DjangoTaskResult.objects.filter(
+            pk=result_id, report__finished_datetime__isnull=False
+        ).first(),
+        message="the report of task result %s to end" % result_id,
+    )
+    return row.report
+
+
+def test_enqueued_function_runs_in_a_supervised_child_and_its_result_is_read_here(server):
+    from tests.testapp import djtasks
+
+    result_id = enqueue(server, "add", 2, 3)
+    result = finished(djtasks.add.get_result(result_id))
+    assert result.status == TaskResultStatus.SUCCESSFUL, result.errors
+    assert result.return_value == 5
+    assert result.args == [2, 3] and result.kwargs == {}
+    assert len(result.worker_ids) == 1 and result.attempts == 1
+    assert result.enqueued_at <= result.started_at <= result.finished_at
+    report = ended_report(result_id)
+    # Supervised by a spooler process, run in a child of its own.
+    assert report.supervisor_pid in server.spooler_pids()
+    assert report.pid and report.pid != report.supervisor_pid
+    assert report.trigger == "enqueue"
+    assert report.task.name == "django.tasks: tests.testapp.djtasks.add"
+    lines = {line.text: line for line in report.log_lines.all()}
+    assert lines["adding 2 and 3"].level == LogLine.Level.WARNING, lines
+    assert lines["the sum is 5"].level == LogLine.Level.INFO
+    assert (report.result, report.end_kind, report.warnings) == ("WARNINGS", "completed", 1)
+
+
+def test_a_function_that_raises_ends_failed_with_its_exception(server):
+    from tests.testapp import djtasks
+
+    result_id = enqueue(server, "fail", "boom")
+    result = finished(djtasks.fail.get_result(result_id))
+    assert result.status == TaskResultStatus.FAILED
+    (error,) = result.errors
+    assert error.exception_class_path == "builtins.ValueError"
+    assert error.exception_class is ValueError
+    assert "ValueError: boom" in error.traceback
+    with pytest.raises(ValueError, match="Task failed"):
+        result.return_value  # noqa: B018 - the property raises
+    report = ended_report(result_id)
+    assert report.result == "FAILED"
+    assert any("ValueError: boom" in text for text in report.log_lines.values_list("text", flat=True))
+
+
+def test_a_run_past_the_backends_time_out_ends_failed_with_timed_out(uwsgi_node):
+    from tests.testapp import djtasks
+
+    backend = {
+        "BACKEND": "taskmanager.djangotasks.backend.SpoolerTaskBackend",
+        "OPTIONS": {"TIMEOUT": 1},
+    }
+    node = uwsgi_node(settings={"TASKS": {"default": backend}}, login=False)
+    result_id = enqueue(node, "sleep", 600)
+    result = finished(djtasks.sleep.get_result(result_id))
+    assert result.status == TaskResultStatus.FAILED
+    (error,) = result.errors
+    assert error.exception_class_path == "taskmanager.exceptions.TimedOut"
+    assert "timed out after 1 seconds" in error.traceback
+    report = ended_report(result_id)
+    assert (report.result, report.end_kind) == ("FAILED", "timed out")
