@@ -19,6 +19,10 @@ uWSGI as ``demo/uwsgi.ini`` runs it (2 workers, N spooler processes):
   whether still alive or already reaped) over the batch, divided by the runs.
   This figure barely depends on the machine's load, unlike the rates, and
   ``cores / CPU per run`` is the ceiling the CPU alone puts on throughput;
+  split by process: the spooler processes themselves, their fork servers
+  (their own time), the runs' children (reaped by a fork server or a
+  spooler, or still waiting: a reused child), and the rest (master, web
+  workers, anything else);
 * **memory**: the resident set of each spooler process (and of every
   long-lived process under it) after each batch; with the full counts
   10 batches of 1,000 runs, so the growth printed is over 10,000 runs.
@@ -64,6 +68,53 @@ def tree_cpu_seconds(root: int) -> float:
     return common.cpu_seconds(procs.tree(root))
 
 
+def cpu_by_role(server, fork_server: bool) -> dict[str, float]:
+    """CPU seconds used so far under each spooler process, by role: spooler, fork server, children.
+
+    ``spooler``: the spooler processes' own time. ``children``: the runs'
+    children, reaped (the cutime and cstime of the spooler or fork server that
+    reaped them) or still alive (a reused child waiting). ``fork_server``: the
+    fork servers' own time; with ``fork_server`` False the spooler's live
+    children are runs' children (reused ones).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = procs._stats()
+    kids: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        kids.setdefault(int(fields[1]), []).append(pid)
+
+    def own(pid):
+        return sum(int(v) for v in stats[pid][11:13]) if pid in stats else 0
+
+    def reaped(pid):
+        return sum(int(v) for v in stats[pid][13:15]) if pid in stats else 0
+
+    def whole(pid):
+        return own(pid) + reaped(pid) + sum(whole(k) for k in kids.get(pid, ()))
+
+    def faults(pid):  # minor faults (copy-on-write among them) of pid, its descendants and what it reaped
+        mine = sum(int(v) for v in stats[pid][7:9]) if pid in stats else 0
+        return mine + sum(faults(k) for k in kids.get(pid, ()))
+
+    found = {"spooler": 0, "fork_server": 0, "children": 0}
+    child_faults = 0
+    for spooler in server.spooler_pids():
+        if spooler not in stats:
+            continue
+        found["spooler"] += own(spooler)
+        found["children"] += reaped(spooler)
+        for pid in kids.get(spooler, ()):
+            if fork_server:
+                found["fork_server"] += own(pid)
+                found["children"] += reaped(pid) + sum(whole(k) for k in kids.get(pid, ()))
+                child_faults += int(stats[pid][8]) + sum(faults(k) for k in kids.get(pid, ()))
+            else:
+                found["children"] += whole(pid)
+                child_faults += faults(pid)
+        child_faults += int(stats[spooler][8])
+    return {k: v / tick for k, v in found.items()} | {"children_faults": child_faults}
+
+
 def rss_kib(pid: int) -> int | None:
     try:
         with open("/proc/%d/status" % pid) as fh:
@@ -79,10 +130,12 @@ def run_batch(env, server, client, tasks) -> dict:
     from django.db.models import Count, Max, Min
 
     from taskmanager.models import Report, Task
+    from taskmanager.runner.child import fork_server_wanted
 
     root = server.proc.pid
     log_before = len(server.log())
     cpu_before = tree_cpu_seconds(root)
+    roles_before = cpu_by_role(server, fork_server_wanted())
     # The batch's reports: those created after the last one of the previous batches.
     last_pk = Report.objects.aggregate(last=Max("pk"))["last"] or 0
     sent, post_seconds = start_action(client, tasks, search=PREFIX)
@@ -97,6 +150,8 @@ def run_batch(env, server, client, tasks) -> dict:
 
     common.wait_for(all_done, 600, "%d runs" % len(tasks), interval=0.05)
     cpu = tree_cpu_seconds(root) - cpu_before
+    roles = {k: v - roles_before[k] for k, v in cpu_by_role(server, fork_server_wanted()).items()}
+    child_faults = roles.pop("children_faults")
     time.sleep(0.5)  # any duplicate run would show up now
     per_task = dict(reports.values("task").annotate(n=Count("pk")).values_list("task", "n"))
     bounds = reports.aggregate(first=Min("invocation_datetime"), last=Max("finished_datetime"))
@@ -114,6 +169,8 @@ def run_batch(env, server, client, tasks) -> dict:
         "database_locked_in_log": len(re.findall(r"database is locked", log)),
         "tracebacks_in_log": log.count("Traceback"),
         "cpu_ms_per_run": cpu * 1000.0 / len(tasks),
+        "cpu_ms_per_run_by_role": {k: v * 1000.0 / len(tasks) for k, v in roles.items()},
+        "children_minor_faults_per_run": child_faults / len(tasks),
     }
 
 
@@ -143,6 +200,10 @@ def bench_series(env, tasks, spoolers: int, batches: int) -> dict:
     finally:
         env.stop_server(server)
     rates = [r["runs_per_s_first_claim_to_last_report"] for r in rows]
+    by_role = {
+        k: statistics.median(r["cpu_ms_per_run_by_role"][k] for r in rows)
+        for k in rows[0]["cpu_ms_per_run_by_role"]
+    }
     cpu = [r["cpu_ms_per_run"] for r in rows]
     first, last = memory[0], memory[-1]
     growth = {
@@ -154,6 +215,10 @@ def bench_series(env, tasks, spoolers: int, batches: int) -> dict:
         "batches": rows,
         "median_runs_per_s": statistics.median(rates),
         "median_cpu_ms_per_run": statistics.median(cpu),
+        "median_cpu_ms_per_run_by_role": by_role,
+        "median_children_minor_faults_per_run": statistics.median(
+            r["children_minor_faults_per_run"] for r in rows
+        ),
         "cpu_bound_runs_per_s": (os.cpu_count() or 1) * 1000.0 / statistics.median(cpu),
         "floor_bare_spool_per_s": floor_rate,
         "exactly_once": all(r["ran_once"] == len(tasks) for r in rows),
@@ -273,6 +338,31 @@ def main(argv=None) -> dict:
             "   resident memory (KiB) per spooler [and processes under it], after the first and the last batch:"
             " %s -> %s" % (s["rss_kib_first"], s["rss_kib_last"])
         )
+    print_table(
+        "CPU ms per run by process (median of the batches; the rest: master, web workers),"
+        " and the minor page faults of the runs' children",
+        [
+            "spoolers",
+            "spooler",
+            "fork server (own)",
+            "runs' children",
+            "the rest",
+            "all",
+            "children's faults/run",
+        ],
+        [
+            [
+                s["spoolers"],
+                s["median_cpu_ms_per_run_by_role"]["spooler"],
+                s["median_cpu_ms_per_run_by_role"]["fork_server"],
+                s["median_cpu_ms_per_run_by_role"]["children"],
+                s["median_cpu_ms_per_run"] - sum(s["median_cpu_ms_per_run_by_role"].values()),
+                s["median_cpu_ms_per_run"],
+                s["median_children_minor_faults_per_run"],
+            ]
+            for s in series
+        ],
+    )
     results["series"] = series
     results["targets"] = TARGETS
     results["summary"] = {

@@ -20,6 +20,7 @@ from django.db import connections
 
 from .. import logcapture, processes, progress
 from ..conf import app_settings
+from . import parsers
 from .failure import failure_text
 from .prefork import leave, print_exception
 
@@ -128,7 +129,7 @@ def child_main(
                 marker, argv = release[0], release[1] if release[1] is not None else argv
             if marker:
                 os.environ[processes.RUN_ENV] = marker
-            code = run_command(command, argv, writer, loaded)
+            code = run_command(command, argv, writer, loaded, reuse=reuse and go is not None)
             if not (reuse and go is not None) or processes.fd_identities() != _PIPES:
                 # Not reused, or the run pointed fd 0-2 elsewhere (closed or
                 # redirected them): the next run's output would not reach its log.
@@ -256,11 +257,14 @@ def load_command(command: CommandName):
         return exc
 
 
-def run_command(name: CommandName, argv: list[str], writer: logcapture.RecordWriter, loaded=None) -> int:
-    """Run the command ``name`` (``loaded`` by load_command, else loaded here); return the exit code."""
-    # Deferred: Django's management package is only needed in the child.
-    from django.core.management import call_command
+def run_command(
+    name: CommandName, argv: list[str], writer: logcapture.RecordWriter, loaded=None, reuse: bool = False
+) -> int:
+    """Run the command ``name`` (``loaded`` by load_command, else loaded here); return the exit code.
 
+    As ``call_command`` would, with the parser built ahead if there is one
+    (:mod:`.parsers`; ``reuse``: a reused child, which builds it at its first run).
+    """
     out = logcapture.CommandOutput(writer, logcapture.STDOUT, logcapture.INFO)
     err = logcapture.CommandOutput(writer, logcapture.STDERR, logcapture.ERROR)
     command = None
@@ -272,7 +276,7 @@ def run_command(name: CommandName, argv: list[str], writer: logcapture.RecordWri
         # --no-color / --force-color would make execute() replace the style
         # that marks levels (styled errors would count as INFO); the log is
         # never coloured anyway.
-        call_command(command, *argv, stdout=out, stderr=err, no_color=False, force_color=False)
+        parsers.call(name, command, argv, out, err, reuse=reuse)
         return 0
     except SystemExit as exc:
         if exc.code is None:

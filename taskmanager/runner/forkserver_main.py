@@ -26,7 +26,7 @@ import time
 from importlib import import_module
 
 from .. import processes
-from . import orphans
+from . import orphans, parsers
 from .child_main import RESET_SIGNALS, CommandName, abandon_connections, child_main
 from .prefork import leave, print_exception, start_time_of_child, warm_up
 
@@ -62,10 +62,10 @@ def serve(sock: socket.socket, spooler: int, commands: list[tuple[str, str]]) ->
 
 
 def prepare(commands: list[tuple[str, str]]) -> None:
-    """Import the modules of ``commands``, warm up Django's management machinery, freeze the heap.
+    """Import the modules of ``commands``, build their parsers, warm up Django's management machinery, freeze the heap.
 
     Every child forked from here finds them ready instead of importing them
-    again. A module that fails to import is left to the child, which
+    again, or building the command's argument parser (:mod:`.parsers`). A module that fails to import is left to the child, which
     imports it again and reports the error in the run's log. ``gc.freeze()``
     moves every object made so far out of the collector's reach: a
     collection in a child then does not write on (and copy) the pages it
@@ -75,7 +75,8 @@ def prepare(commands: list[tuple[str, str]]) -> None:
         try:
             import_module("%s.management.commands.%s" % (app_name, name))
         except BaseException:  # noqa: BLE001 - reported by the child of a run of it
-            pass
+            continue
+        parsers.prebuild(CommandName(app_name, name))
     warm_up()
     gc.collect()
     gc.freeze()

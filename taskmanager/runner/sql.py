@@ -37,6 +37,7 @@ from django.db import connections, router, transaction
 from django.db.models import Expression, QuerySet, signals
 from django.db.models.query import get_related_populators
 from django.db.models.sql import InsertQuery, UpdateQuery
+from django.utils.inspect import func_supports_parameter
 
 
 def returns_from_update(using: str) -> bool:
@@ -118,7 +119,12 @@ class _Select:
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         self.fields = slice(start, end)
         self.init_list = [column[0].target.attname for column in select[start:end]]
-        self.populators = get_related_populators(klass_info, select, using)
+        # Django 6.1 gave querysets a fetch mode, which the ORM passes to the
+        # populators and to from_db(); earlier versions take neither.
+        self.fetch_mode = {}
+        if func_supports_parameter(get_related_populators, "fetch_mode"):
+            self.fetch_mode = {"fetch_mode": queryset._fetch_mode}
+        self.populators = get_related_populators(klass_info, select, using, *self.fetch_mode.values())
         self.converters = _converters(connection, [column[0] for column in select])
 
 
@@ -138,7 +144,7 @@ def select_one(key: str, model, build, values: dict):
     if not rows:
         return None
     row = _convert(rows, prepared.converters, connection)[0]
-    obj = prepared.model.from_db(using, prepared.init_list, row[prepared.fields])
+    obj = prepared.model.from_db(using, prepared.init_list, row[prepared.fields], **prepared.fetch_mode)
     for populator in prepared.populators:
         populator.populate(row, obj)
     return obj
@@ -215,6 +221,14 @@ class _Insert:
         self.converters = _converters(connection, [meta.pk.get_col(meta.db_table)])
 
 
+def _fetch_returned_row(connection, cursor, returning_params) -> tuple:
+    """The row an ``INSERT ... RETURNING`` just returned, as the ORM reads it (its name changed in Django 6.0)."""
+    fetch_rows = getattr(connection.ops, "fetch_returned_rows", None)
+    if fetch_rows is not None:  # Django 6.0 and later: a list of rows (bulk inserts share it)
+        return fetch_rows(cursor, returning_params)[0]
+    return connection.ops.fetch_returned_insert_columns(cursor, returning_params)
+
+
 def insert(obj):
     """Insert the new model instance ``obj`` as ``obj.save(force_insert=True)`` would; set its pk; return it.
 
@@ -241,7 +255,7 @@ def insert(obj):
     with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
         cursor.execute(prepared.sql, params)
         if prepared.returns:
-            row = connection.ops.fetch_returned_insert_columns(cursor, prepared.returning_params)
+            row = _fetch_returned_row(connection, cursor, prepared.returning_params)
         else:
             meta = model._meta
             row = (connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column),)
