@@ -734,6 +734,21 @@ class AuditEntry(models.Model):
         return "%s %s %s" % (self.actor_name or "-", self.get_action_display(), self.object_repr)
 
 
+class DjangoTaskResultQuerySet(models.QuerySet):
+    def due(self, queues):
+        """The rows a spooler serving ``queues`` may claim now, in claim order.
+
+        READY, of one of ``queues`` (Django's queue names are the app's), with
+        no ``run_after`` or one past on the database's clock; the highest
+        ``priority`` first, then the oldest (the index ``taskmanager_result_claim``).
+        Used by the claim (``djangotasks/run.py``) and by the periodic pass
+        that hints rows nobody hinted (``recovery/results.py``).
+        """
+        ready = self.filter(status=DjangoTaskResult.Status.READY, queue_name__in=queues)
+        due = ready.filter(models.Q(run_after__isnull=True) | models.Q(run_after__lte=dbclock.DbNow()))
+        return due.order_by("-priority", "enqueued_at", "pk")
+
+
 class DjangoTaskResult(models.Model):
     """One enqueued ``django.tasks`` function call and its result (``taskmanager.djangotasks``).
 
@@ -777,6 +792,8 @@ class DjangoTaskResult(models.Model):
     report = models.ForeignKey(
         Report, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("report")
     )
+
+    objects = DjangoTaskResultQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("task result")

@@ -22,6 +22,7 @@ pytest.importorskip(
 from django.tasks import TaskResultStatus  # noqa: E402 - after the skip
 
 from taskmanager.models import DjangoTaskResult, LogLine  # noqa: E402
+from taskmanager.spooler import SpoolerUnavailable, get_backend  # noqa: E402
 
 from .support.waits import wait_for  # noqa: E402
 
@@ -114,3 +115,28 @@ def test_a_run_past_the_backends_time_out_ends_failed_with_timed_out(uwsgi_node)
     assert "timed out after 1 seconds" in error.traceback
     report = ended_report(result_id)
     assert (report.result, report.end_kind) == ("FAILED", "timed out")
+
+
+def test_a_row_enqueued_where_no_spooler_is_runs_at_a_spoolers_periodic_pass(uwsgi_node):
+    """Enqueued here (pytest, no uWSGI: no spool hint can be written), the row is run by a spooler
+    serving its queue at its periodic pass (``recovery/results.py``), and its result read here;
+    while the other spooler runs a long function, whose hint it holds (that hint is not work
+    still to come)."""
+    from tests.testapp import djtasks
+
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, login=False)
+    long_id = enqueue(node, "sleep", 600)
+    wait_for(
+        lambda: DjangoTaskResult.objects.filter(pk=long_id, status="RUNNING").exists(),
+        message="the long function to run",
+    )
+    with pytest.raises(SpoolerUnavailable):
+        get_backend().ensure_available()  # this process writes no hint: only a pass can run the row
+    result = djtasks.add.enqueue(20, 22)
+    result = finished(djtasks.add.get_result(result.id))
+    assert result.status == TaskResultStatus.SUCCESSFUL, result.errors
+    assert result.return_value == 42
+    report = ended_report(result.id)
+    assert report.supervisor_pid in node.spooler_pids()
+    assert report.task.name == "django.tasks: tests.testapp.djtasks.add"
+    assert DjangoTaskResult.objects.get(pk=long_id).status == "RUNNING"

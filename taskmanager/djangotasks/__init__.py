@@ -10,8 +10,9 @@ queue, priority, ``run_after``, arguments as JSON) in the caller's
 transaction; after its commit a spool hint is written (a spool entry of task
 0 whose token is the row's id, trigger ``enqueue``). The hint only wakes a
 spooler: a process with no spooler (a shell, a web-only node) stores the row
-and nothing else, and a spooler's periodic pass takes such rows (not built
-yet).
+and nothing else, and the periodic pass of a spooler node serving its queue
+hints it there (``recovery/results.py``: the due rows no waiting hint covers,
+within ``TASKMANAGER_RECOVERY_SECONDS``).
 
 **Claim.** A spooler woken by a hint claims the best due row of the queues
 its node serves (``TASKMANAGER_SERVE_QUEUES``; Django's queue names are the

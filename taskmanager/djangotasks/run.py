@@ -29,7 +29,6 @@ import time
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from .. import dbclock, exceptions, processes
 from ..conf import served_queues
@@ -48,20 +47,15 @@ CARRIER_PREFIX = "django.tasks: "
 CANDIDATES = 5
 
 
-def due_rows():
-    """The READY rows a spooler of this node may claim now, in claim order (priority, then age)."""
-    ready = DjangoTaskResult.objects.filter(
-        status=DjangoTaskResult.Status.READY, queue_name__in=served_queues()
-    )
-    due = ready.filter(Q(run_after__isnull=True) | Q(run_after__lte=dbclock.DbNow()))
-    return due.order_by("-priority", "enqueued_at", "pk")
-
-
 def execute_hint(result_id: str) -> Report | None:
     """Claim and run the best due row for a spool hint; return its report, or None when none was left."""
     drop_broken_connections()
     try:
-        candidates = list(due_rows().values_list("pk", "task_path", "worker_ids")[:CANDIDATES])
+        candidates = list(
+            DjangoTaskResult.objects.due(served_queues()).values_list("pk", "task_path", "worker_ids")[
+                :CANDIDATES
+            ]
+        )
         for pk, path, workers in candidates:
             run = claim_row(pk, path, workers)
             if run is not None:
