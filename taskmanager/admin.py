@@ -23,7 +23,19 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext, pgettext_lazy
 
-from . import actions, arguments, audit, audit_display, bulkstart, dbclock, display, history, logviews, policy
+from . import (
+    actions,
+    admin_results,  # noqa: F401 - registers the django.tasks results' admin
+    arguments,
+    audit,
+    audit_display,
+    bulkstart,
+    dbclock,
+    display,
+    history,
+    logviews,
+    policy,
+)
 from .admin_runwith import OtherArgumentsMixin
 from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin

@@ -21,7 +21,7 @@ pytest.importorskip(
 
 from django.tasks import TaskResultStatus  # noqa: E402 - after the skip
 
-from taskmanager.models import DjangoTaskResult, LogLine  # noqa: E402
+from taskmanager.models import Command, DjangoTaskResult, LogLine  # noqa: E402
 from taskmanager.spooler import SpoolerUnavailable, get_backend  # noqa: E402
 
 from .support.waits import wait_for  # noqa: E402
@@ -47,6 +47,14 @@ def finished(result):
 
     wait_for(done, message="task result %s to finish" % result.id)
     return result
+
+
+def finished_row(result_id: str) -> DjangoTaskResult:
+    """Wait until the row ``result_id`` is SUCCESSFUL or FAILED; return it."""
+    return wait_for(
+        lambda: DjangoTaskResult.objects.filter(pk=result_id, status__in=["SUCCESSFUL", "FAILED"]).first(),
+        message="task result %s to finish" % result_id,
+    )
 
 
 def ended_report(result_id: str):
@@ -140,3 +148,72 @@ def test_a_row_enqueued_where_no_spooler_is_runs_at_a_spoolers_periodic_pass(uws
     assert report.supervisor_pid in node.spooler_pids()
     assert report.task.name == "django.tasks: tests.testapp.djtasks.add"
     assert DjangoTaskResult.objects.get(pk=long_id).status == "RUNNING"
+
+
+RESULTS_URL = "/admin/taskmanager/djangotaskresult/"
+
+
+def test_the_results_admin_lists_shows_and_escapes_a_result_and_links_its_log(server, superuser):
+    from tests.support.adminclient import client_for
+
+    ok_id = enqueue(server, "add", 2, 3)
+    failed_id = enqueue(server, "fail", "<b>boom</b>")
+    finished_rows = [finished_row(pk) for pk in (ok_id, failed_id)]
+    assert [row.status for row in finished_rows] == ["SUCCESSFUL", "FAILED"]
+    admin = client_for(server.url, "admin")
+    listing = admin.get(RESULTS_URL + "?status__exact=FAILED")
+    assert listing.status == 200
+    assert failed_id in listing.text and ok_id not in listing.text
+    assert "tests.testapp.djtasks.fail" in listing.text
+    assert ok_id in admin.get(RESULTS_URL + "?q=" + ok_id).text
+    page = admin.get(RESULTS_URL + "%s/change/" % failed_id)
+    assert page.status == 200
+    assert "builtins.ValueError" in page.text
+    assert "ValueError: &lt;b&gt;boom&lt;/b&gt;" in page.text and "<b>boom</b>" not in page.text
+    report_id = DjangoTaskResult.objects.get(pk=failed_id).report_id
+    assert "/admin/taskmanager/report/%d/log/" % report_id in page.text
+    assert "boom" in admin.get("/admin/taskmanager/report/%d/log/" % report_id).text
+    ok_page = admin.get(RESULTS_URL + "%s/change/" % ok_id).text
+    assert '<pre class="tm-json">5</pre>' in ok_page
+    # Read-only: no add page, no save, no delete.
+    assert admin.get(RESULTS_URL + "add/").status == 403
+    assert 'name="_save"' not in ok_page and "/delete/" not in ok_page
+
+
+def test_the_results_admin_needs_the_report_read_rights_too(server):
+    from tests.support.adminclient import client_for
+    from tests.support.security import make_staff
+
+    result_id = enqueue(server, "add", 1, 1)
+    finished_row(result_id)
+    make_staff("results-only", "view_djangotaskresult")
+    make_staff("reader", "view_djangotaskresult", "view_report")
+    only = client_for(server.url, "results-only")
+    assert result_id not in only.get(RESULTS_URL).text
+    assert only.get(RESULTS_URL + "%s/change/" % result_id).status == 403
+    # view_report, but the carrier command is for superusers only (its default): still nothing.
+    reader = client_for(server.url, "reader")
+    assert reader.get(RESULTS_URL + "%s/change/" % result_id).status == 403
+    Command.objects.filter(name="_run_task_result").update(run_by=Command.RunBy.PERMISSION)
+    assert reader.get(RESULTS_URL + "%s/change/" % result_id).status == 200
+    assert result_id in reader.get(RESULTS_URL).text
+
+
+def test_stop_in_the_results_admin_stops_that_run_only(server, superuser):
+    from tests.support.adminclient import client_for
+
+    admin = client_for(server.url, "admin")
+    result_id = enqueue(server, "sleep", 600)
+    wait_for(
+        lambda: DjangoTaskResult.objects.filter(pk=result_id, status="RUNNING").exists(),
+        message="the function to run",
+    )
+    page = admin.get(RESULTS_URL + "%s/change/" % result_id)
+    assert "/%s/stop/" % result_id in page.text
+    assert admin.get(RESULTS_URL + "%s/stop/" % result_id).status == 405
+    assert admin.post(RESULTS_URL + "%s/stop/" % result_id, csrf=False).status == 403
+    assert admin.post(RESULTS_URL + "%s/stop/" % result_id).status == 200
+    row = finished_row(result_id)
+    assert row.status == "FAILED"
+    assert [e["exception_class_path"] for e in row.errors] == ["taskmanager.exceptions.Stopped"]
+    assert ended_report(result_id).stopped_by.username == "admin"

@@ -35,6 +35,7 @@ PURE = {
 ADMIN = {
     "taskmanager.actions",
     "taskmanager.admin",
+    "taskmanager.admin_results",
     "taskmanager.admin_runwith",
     "taskmanager.admin_schedule",
     "taskmanager.audit_display",

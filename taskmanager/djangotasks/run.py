@@ -36,13 +36,10 @@ from ..db import write_db
 from ..models import Command, DjangoTaskResult, Report, Task
 from ..runner import Supervisor, drop_broken_connections
 from ..spooler import get_backend
+from . import CARRIER_COMMAND, CARRIER_PREFIX
 
 logger = logging.getLogger("taskmanager.runner")
 
-#: The internal command a run's child runs (a leading "_": Django lists no such command).
-CARRIER_COMMAND = "_run_task_result"
-#: How carrier tasks are named: this prefix and the function's path.
-CARRIER_PREFIX = "django.tasks: "
 #: Due rows read per claim: the next one is tried when another spooler took one.
 CANDIDATES = 5
 
