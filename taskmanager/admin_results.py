@@ -35,8 +35,9 @@ from django.utils.translation import gettext_lazy as _
 
 from . import audit, dbclock, display, policy
 from .busy import BusyDatabaseMixin
-from .djangotasks import CARRIER_COMMAND
 from .models import Command, DjangoTaskResult, Report
+
+CARRIER_COMMAND = DjangoTaskResult.CARRIER_COMMAND
 
 #: The CSS class of each status's badge (taskmanager.css).
 BADGES = {"READY": "spooled", "RUNNING": "started", "SUCCESSFUL": "ok", "FAILED": "failed"}

@@ -795,6 +795,11 @@ class DjangoTaskResult(models.Model):
 
     objects = DjangoTaskResultQuerySet.as_manager()
 
+    #: The internal command a run's child runs (a leading "_": Django lists no such command).
+    CARRIER_COMMAND = "_run_task_result"
+    #: How carrier tasks (one per function, holding its runs' reports) are named: this and the path.
+    CARRIER_PREFIX = "django.tasks: "
+
     class Meta:
         verbose_name = _("task result")
         verbose_name_plural = _("task results")

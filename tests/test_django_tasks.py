@@ -217,3 +217,28 @@ def test_stop_in_the_results_admin_stops_that_run_only(server, superuser):
     assert row.status == "FAILED"
     assert [e["exception_class_path"] for e in row.errors] == ["taskmanager.exceptions.Stopped"]
     assert ended_report(result_id).stopped_by.username == "admin"
+
+
+def test_carrier_tasks_are_not_offered_as_tasks_to_start(server, superuser):
+    """The carrier of a function's runs is left out of the Task list (which says so and links the
+    results); its page, reached from a report, is read-only with no Start, Stop or Run now; a Start
+    posted by hand is refused by the rules (no run)."""
+    from tests.support.adminclient import client_for
+
+    result_id = enqueue(server, "add", 1, 2)
+    carrier = ended_report(result_id).task
+    admin = client_for(server.url, "admin")
+    listing = admin.get("/admin/taskmanager/task/")
+    assert listing.status == 200
+    assert "django.tasks: tests.testapp.djtasks.add" not in listing.text
+    assert "django.tasks function are not listed here" in listing.text and RESULTS_URL in listing.text
+    page = admin.get("/admin/taskmanager/task/%d/change/" % carrier.pk)
+    assert page.status == 200
+    assert "This task carries the runs of the django.tasks function tests.testapp.djtasks.add" in page.text
+    for button in ("start", "stop", "run-now", "run-with-arguments"):
+        assert "/admin/taskmanager/task/%d/%s/" % (carrier.pk, button) not in page.text
+    assert 'name="_save"' not in page.text
+    reports = carrier.reports.count()
+    answer = admin.post("/admin/taskmanager/task/%d/start/" % carrier.pk)
+    assert "never runs as a task of its own" in answer.text
+    assert carrier.reports.count() == reports

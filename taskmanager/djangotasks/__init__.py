@@ -45,8 +45,3 @@ Modules: :mod:`.backend` (the ``BaseTaskBackend``; Django 6.0+ only),
 outside this package imports ``django.tasks``, and the model and its
 migration are plain Django: the app runs unchanged on Django 5.2.
 """
-
-#: The internal command a run's child runs (a leading "_": Django lists no such command).
-CARRIER_COMMAND = "_run_task_result"
-#: How carrier tasks are named: this prefix and the function's path.
-CARRIER_PREFIX = "django.tasks: "

@@ -36,9 +36,11 @@ from ..db import write_db
 from ..models import Command, DjangoTaskResult, Report, Task
 from ..runner import Supervisor, drop_broken_connections
 from ..spooler import get_backend
-from . import CARRIER_COMMAND, CARRIER_PREFIX
 
 logger = logging.getLogger("taskmanager.runner")
+
+CARRIER_COMMAND = DjangoTaskResult.CARRIER_COMMAND
+CARRIER_PREFIX = DjangoTaskResult.CARRIER_PREFIX
 
 #: Due rows read per claim: the next one is tried when another spooler took one.
 CANDIDATES = 5
