@@ -23,13 +23,25 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext, pgettext_lazy
 
-from . import actions, arguments, audit, audit_display, bulkstart, dbclock, display, history, logviews, policy
+from . import (
+    actions,
+    admin_results,  # noqa: F401 - registers the django.tasks results' admin
+    arguments,
+    audit,
+    audit_display,
+    bulkstart,
+    dbclock,
+    display,
+    history,
+    logviews,
+    policy,
+)
 from .admin_runwith import OtherArgumentsMixin
 from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin
 from .conf import app_settings
 from .forms import RUN_FIELDS, TaskForm
-from .models import ApprovedArguments, AuditEntry, Command, Report, Task, TaskCategory
+from .models import ApprovedArguments, AuditEntry, Command, DjangoTaskResult, Report, Task, TaskCategory
 
 RUN_PERMISSION = policy.RUN_PERMISSION
 
@@ -46,6 +58,22 @@ def _may_stop(request, task) -> bool:
 
 def _is_waiting_or_running(task) -> bool:
     return task.status != Task.Status.IDLE or bool(task.run_now_token)
+
+
+def _is_carrier(task) -> bool:
+    """Whether ``task`` carries the runs of a django.tasks function (not a task anyone starts)."""
+    return task.command.app_name == policy.SELF and task.command.name == DjangoTaskResult.CARRIER_COMMAND
+
+
+class _TaskChangeList(ChangeList):
+    """The task list without the carrier tasks of django.tasks functions (see TaskAdmin.changelist_view)."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        return (
+            super()
+            .get_queryset(request, exclude_parameters)
+            .exclude(command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND)
+        )
 
 
 def _is_pk(text: str) -> bool:
@@ -941,11 +969,44 @@ class TaskAdmin(
 
         return shown
 
+    # -- carrier tasks of django.tasks functions --------------------------------
+    # They hold the reports of a function's runs (its log, history, rights):
+    # reached from a report, read-only, with no Start, Stop or Run now (the
+    # code enqueues the calls; one call's run is stopped from its result's
+    # page). The list leaves them out and says where they are.
+    def get_changelist(self, request, **kwargs):
+        return _TaskChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        carriers = Task.objects.filter(
+            command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND
+        ).count()
+        extra_context = {**(extra_context or {}), "carrier_tasks": carriers}
+        return super().changelist_view(request, extra_context)
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and _is_carrier(obj):
+            return False
+        return super().has_change_permission(request, obj)
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        context["can_run_task"] = _can_run(request) and (obj is None or _may_stop(request, obj))
+        carrier = obj is not None and _is_carrier(obj)
+        context["is_carrier"] = carrier
+        context["can_run_task"] = (
+            not carrier and _can_run(request) and (obj is None or _may_stop(request, obj))
+        )
         form = context.get("adminform").form if context.get("adminform") else None
         notices = [getattr(form, "definition_locked_reason", "")]
-        if obj is not None:
+        if carrier:
+            notices.append(
+                _(
+                    "This task carries the runs of the django.tasks function %(path)s: the code "
+                    "enqueues them, and each one is in Task results (Stop is on a running result's "
+                    "page). It cannot be started or changed here."
+                )
+                % {"path": obj.name.removeprefix(DjangoTaskResult.CARRIER_PREFIX)}
+            )
+        elif obj is not None:
             refusal = policy.command_refusal(obj.command)
             if refusal:
                 notices.append(_("This task cannot run. %(reason)s") % {"reason": refusal})

@@ -430,6 +430,8 @@ class Report(models.Model):
         SCHEDULE = "schedule", _("schedule")
         RUN_NOW = "run now", _("run now")
         RECOVERY = "recovery", _("recovery")
+        # A django.tasks function enqueued by the project's code (DjangoTaskResult).
+        ENQUEUE = "enqueue", _("enqueued")
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="reports", verbose_name=_("task"))
     result = models.CharField(_("result"), max_length=10, choices=Task.Result.choices, blank=True)
@@ -730,3 +732,84 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return "%s %s %s" % (self.actor_name or "-", self.get_action_display(), self.object_repr)
+
+
+class DjangoTaskResultQuerySet(models.QuerySet):
+    def due(self, queues):
+        """The rows a spooler serving ``queues`` may claim now, in claim order.
+
+        READY, of one of ``queues`` (Django's queue names are the app's), with
+        no ``run_after`` or one past on the database's clock; the highest
+        ``priority`` first, then the oldest (the index ``taskmanager_result_claim``).
+        Used by the claim (``djangotasks/run.py``) and by the periodic pass
+        that hints rows nobody hinted (``recovery/results.py``).
+        """
+        ready = self.filter(status=DjangoTaskResult.Status.READY, queue_name__in=queues)
+        due = ready.filter(models.Q(run_after__isnull=True) | models.Q(run_after__lte=dbclock.DbNow()))
+        return due.order_by("-priority", "enqueued_at", "pk")
+
+
+class DjangoTaskResult(models.Model):
+    """One enqueued ``django.tasks`` function call and its result (``taskmanager.djangotasks``).
+
+    The row is the queue of record of the django.tasks backend: enqueued
+    READY, claimed by one conditional UPDATE to RUNNING (highest ``priority``
+    first, then the oldest, among the due rows of the queues a node serves),
+    ended SUCCESSFUL or FAILED, never left RUNNING (the supervisor, else
+    recovery, fails it). Its arguments and return value are JSON; ``errors``
+    are ``{"exception_class_path", "traceback"}`` objects. The run's log is
+    the ``report``'s (the same viewer as a command's). The field names and
+    statuses are Django's (``django.tasks.TaskResult``); nothing here imports
+    ``django.tasks``, so the table exists (empty) on Django 5.2 too.
+    """
+
+    class Status(models.TextChoices):
+        READY = "READY", _("Ready")
+        RUNNING = "RUNNING", _("Running")
+        FAILED = "FAILED", _("Failed")
+        SUCCESSFUL = "SUCCESSFUL", _("Successful")
+
+    #: A uuid4 in hex: the TaskResult's id, also the token of its spool hint.
+    id = models.CharField(_("id"), max_length=32, primary_key=True, default=new_token, editable=False)
+    backend = models.CharField(_("backend"), max_length=100)
+    task_path = models.CharField(_("task"), max_length=300)
+    queue_name = models.CharField(_("queue"), max_length=100)
+    priority = models.SmallIntegerField(_("priority"), default=0)
+    takes_context = models.BooleanField(default=False)
+    run_after = models.DateTimeField(_("run after"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.READY)
+    args = models.JSONField(_("positional arguments"), default=list, blank=True)
+    kwargs = models.JSONField(_("keyword arguments"), default=dict, blank=True)
+    return_value = models.JSONField(_("return value"), null=True, blank=True)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    worker_ids = models.JSONField(_("workers"), default=list, blank=True)
+    # On the database's clock (dbclock), as every time other nodes compare.
+    enqueued_at = models.DateTimeField(_("enqueued at"))
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    last_attempted_at = models.DateTimeField(_("last attempted at"), null=True, blank=True)
+    # The run's report (its log, its supervisor for recovery, Stop); set by the claim.
+    report = models.ForeignKey(
+        Report, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("report")
+    )
+
+    objects = DjangoTaskResultQuerySet.as_manager()
+
+    #: The internal command a run's child runs (a leading "_": Django lists no such command).
+    CARRIER_COMMAND = "_run_task_result"
+    #: How carrier tasks (one per function, holding its runs' reports) are named: this and the path.
+    CARRIER_PREFIX = "django.tasks: "
+
+    class Meta:
+        verbose_name = _("task result")
+        verbose_name_plural = _("task results")
+        ordering = ["-enqueued_at", "-pk"]
+        indexes = [
+            # The claim: the READY rows of a queue, highest priority first, oldest first.
+            models.Index(
+                fields=["status", "queue_name", "-priority", "enqueued_at"], name="taskmanager_result_claim"
+            ),
+        ]
+
+    def __str__(self):
+        return "%s (%s)" % (self.task_path, self.pk)

@@ -43,7 +43,7 @@ from django.utils.translation import gettext as _
 
 from . import arguments
 from .conf import app_settings
-from .models import Command, Report
+from .models import Command, DjangoTaskResult, Report
 
 RUN_PERMISSION = "taskmanager.run_task"
 #: Needed, with the right to run its command, to change what a task runs (its arguments too).
@@ -147,6 +147,13 @@ def blocked(app_name: str, name: str) -> str | None:
     """Why the settings block this command whatever its ``active`` flag says, or None."""
     if (app_name, name) in NEVER_RUNNABLE:
         return _("%(command)s is an operator command: it never runs as a task.") % {"command": name}
+    if (app_name, name) == (SELF, DjangoTaskResult.CARRIER_COMMAND):
+        # Its tasks carry the runs of django.tasks functions (taskmanager.djangotasks),
+        # which the code enqueues; a spooler runs them without this check.
+        return _(
+            "%(command)s runs the django.tasks functions the code enqueues: it never runs as a task "
+            "of its own."
+        ) % {"command": name}
     if is_dangerous(app_name, name) and not _listed(
         app_settings.ALLOWED_DANGEROUS_COMMANDS, app_name, name, whole_apps=False
     ):

@@ -134,6 +134,15 @@ if os.environ.get("TM_TEST_PAYLOAD_VERSION"):
 # testing docs advise) saves about a second per test that logs in.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# The django.tasks backend (issue 18; tests/test_django_tasks.py). Django 6.0+ reads it;
+# Django 5.2 has no django.tasks and ignores the setting.
+TASKS = {
+    "default": {
+        "BACKEND": "taskmanager.djangotasks.backend.SpoolerTaskBackend",
+        "QUEUES": ["default"],
+    }
+}
+
 TASKMANAGER_STOP_GRACE_SECONDS = 1.0
 TASKMANAGER_BACKEND = os.environ.get("TM_TEST_BACKEND", "taskmanager.spooler.uwsgi.UwsgiBackend")
 

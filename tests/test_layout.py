@@ -20,6 +20,7 @@ PURE = {
     "taskmanager.arguments",
     "taskmanager.conf",
     "taskmanager.datetimes",
+    "taskmanager.exceptions",
     "taskmanager.fencing",
     "taskmanager.logcapture",
     "taskmanager.processes",
@@ -34,6 +35,7 @@ PURE = {
 ADMIN = {
     "taskmanager.actions",
     "taskmanager.admin",
+    "taskmanager.admin_results",
     "taskmanager.admin_runwith",
     "taskmanager.admin_schedule",
     "taskmanager.audit_display",
@@ -45,9 +47,9 @@ ADMIN = {
     "taskmanager.templatetags.taskmanager_health",
 }
 #: What runs a task: the runner, recovery and the spooler backends.
-RUN_PATH = ("taskmanager.runner", "taskmanager.recovery", "taskmanager.spooler")
+RUN_PATH = ("taskmanager.runner", "taskmanager.recovery", "taskmanager.spooler", "taskmanager.djangotasks")
 #: Modules whose every line counts towards the 300-line limit.
-SMALL = ("taskmanager.runner", "taskmanager.recovery", "taskmanager.spooler")
+SMALL = ("taskmanager.runner", "taskmanager.recovery", "taskmanager.spooler", "taskmanager.djangotasks")
 SMALL_MODULES = {"taskmanager.spoolaside", "taskmanager.spoolfiles", "taskmanager.uwsgi_runtime"}
 MAX_LINES = 300
 

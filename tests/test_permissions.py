@@ -13,8 +13,8 @@ from django.contrib import admin
 from django.core.management import call_command
 from django.urls import URLPattern, URLResolver
 
-from taskmanager import audit
-from taskmanager.models import AuditEntry, Command, Report, Task, TaskCategory
+from taskmanager import audit, dbclock
+from taskmanager.models import AuditEntry, Command, DjangoTaskResult, Report, Task, TaskCategory
 
 from .support.adminclient import AdminClient, client_for
 from .support.objects import add_log_lines, make_report, make_task
@@ -57,12 +57,21 @@ def objects(commands):
     report = make_report(task, running=True, alive=False, result="OK")
     add_log_lines(report, ["hi"])
     entry = audit.record(audit.Action.EDIT, task, actor="someone", changes={"note": ["", "x"]})
+    result = DjangoTaskResult.objects.create(
+        backend="default",
+        task_path="tests.testapp.djtasks.sleep",
+        queue_name="default",
+        status=DjangoTaskResult.Status.RUNNING,
+        enqueued_at=dbclock.now(),
+        report=report,
+    )
     found = {
         Command: commands["tm_ok"],
         TaskCategory: category,
         Task: task,
         Report: report,
         AuditEntry: entry,
+        DjangoTaskResult: result,
     }
     missing = set(registered_models()) - set(found)
     assert not missing, "add an object of %s to this fixture" % missing

@@ -17,6 +17,9 @@ at once (every change is a conditional UPDATE):
   ``TASKMANAGER_TAKEOVER_GRACE`` on another node, in the queues this node
   serves, are taken (a token swap) and spooled here: the database is the
   queue of record, a spool file only a hint.
+* ``hint_waiting_results()`` (periodic only): django.tasks rows due in the
+  queues this node serves that no waiting spool hint covers (enqueued where
+  no spooler is, their hint consumed elsewhere or lost) get a hint here.
 * ``notify_overdue()`` (periodic only): pending tasks of any node whose next
   execution is more than ``TASKMANAGER_OVERDUE_GRACE`` late get one
   "overdue" notice.
@@ -29,7 +32,7 @@ at once (every change is a conditional UPDATE):
 The periodic pass is the list :func:`periodic_steps`: the work of one node on
 its own entries now; work on any node's overdue entries goes there too.
 The parts live in :mod:`.interrupted`, :mod:`.takeover`, :mod:`.respool`, :mod:`.runnow`,
-:mod:`.sweep` and :mod:`.overdue`; this module runs them, logs, and never raises. It imports neither the runner nor a backend:
+:mod:`.results`, :mod:`.sweep` and :mod:`.overdue`; this module runs them, logs, and never raises. It imports neither the runner nor a backend:
 the spooler passes what they would give (``spooler/uwsgi_handler.py``).
 """
 
@@ -44,6 +47,7 @@ from ..conf import app_settings
 from .interrupted import close_interrupted, interruption_evidence, kill_leftovers, recover_interrupted_runs
 from .overdue import notify_overdue
 from .respool import Respooled, due_time, respool, respool_missing
+from .results import hint_waiting_results
 from .runnow import respool_run_now
 from .sweep import move_aside_unreadable, sweep_superseded
 from .takeover import take_over
@@ -52,6 +56,7 @@ __all__ = [
     "Respooled",
     "close_interrupted",
     "due_time",
+    "hint_waiting_results",
     "interruption_evidence",
     "kill_leftovers",
     "move_aside_unreadable",
@@ -84,7 +89,8 @@ def periodic_steps(
     Always: close interrupted runs. With ``spool_dir`` (and ``spool``,
     ``node``: the node's own spooler): take over the rows of no node and the
     overdue ones of other nodes (:func:`take_over`), respool this node's lost entries and
-    lost "run now" entries (:func:`respool_run_now`), then delete a batch
+    lost "run now" entries (:func:`respool_run_now`), hint the due
+    django.tasks rows no waiting hint covers (:func:`hint_waiting_results`), then delete a batch
     of its superseded future entries (``TASKMANAGER_SPOOL_SWEEP_BATCH``
     spool files read at most), and move aside its files no spooler can read
     (empty, broken) older than a minute.
@@ -97,6 +103,7 @@ def periodic_steps(
         steps.append((take_over, (spool, node)))
         steps.append((respool_missing, (spool_dir, spool, node, True)))
         steps.append((respool_run_now, (spool_dir, spool, node)))
+        steps.append((hint_waiting_results, (spool_dir, spool)))
         steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
         steps.append((move_aside_unreadable, (spool_dir,)))
     steps.append((notify_overdue, ()))

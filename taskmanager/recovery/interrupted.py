@@ -18,9 +18,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import BooleanField, Case, Exists, Max, OuterRef, Q, When
 
-from .. import dbclock, fencing, logcapture, processes, runend
+from .. import dbclock, exceptions, fencing, logcapture, processes, runend
 from ..db import write_db
-from ..models import EndKind, LogLine, Report, Task
+from ..models import DjangoTaskResult, EndKind, LogLine, Report, Task
 
 logger = logging.getLogger("taskmanager.recovery")
 
@@ -170,6 +170,17 @@ def close_interrupted(report, why: str, now) -> int:
             timestamp=now,
             text="Interrupted: %s. Closed by recovery (pid %d on %s)."
             % (why, os.getpid(), socket.gethostname()),
+        )
+        # A django.tasks row of the run is never left RUNNING (taskmanager.djangotasks).
+        DjangoTaskResult.objects.filter(report_id=report.pk, status=DjangoTaskResult.Status.RUNNING).update(
+            status=DjangoTaskResult.Status.FAILED,
+            finished_at=now,
+            errors=[
+                {
+                    "exception_class_path": exceptions.class_path(exceptions.Interrupted),
+                    "traceback": "The run was interrupted: %s." % why,
+                }
+            ],
         )
         Task.objects.filter(pk=report.task_id, status=Task.Status.STARTED).end_run(
             last_datetime=report.invocation_datetime,

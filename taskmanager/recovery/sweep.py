@@ -34,6 +34,8 @@ def sweep_superseded(spool_dir: str, limit: int) -> int:
     found, _cursor[spool_dir] = spoolfiles.waiting_entries(
         spool_dir, not_before, after=_cursor.get(spool_dir, ""), limit=limit
     )
+    # Task 0: the hint of a django.tasks row (taskmanager.djangotasks), deferred to its run_after; kept.
+    found = [entry for entry in found if entry[1] != 0]
     if not found:
         return 0
     current: dict[int, set[str]] = {}

@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 
 from .. import db, dbclock, processes, recovery, spoolaside, spoolfiles
 from ..conf import app_settings
-from ..models import SpoolerHeartbeat
+from ..models import Report, SpoolerHeartbeat
 from ..spoolfiles import HANDLER_NAME
 from ..uwsgi_runtime import spool_dir, spooler_configured, uwsgi
 from . import get_backend
@@ -41,6 +41,14 @@ def _runner():
     return runner
 
 
+def _djangotasks():
+    """Return :mod:`taskmanager.djangotasks.run`, for a spool hint of a django.tasks row."""
+    # Deferred: as the runner (see _runner), and only hints of django.tasks rows need it.
+    from ..djangotasks import run
+
+    return run
+
+
 @db.pin
 def handle_spool_entry(env: dict) -> int:
     """Run the task named by a spool entry; return ``uwsgi.SPOOL_OK``, always.
@@ -51,9 +59,12 @@ def handle_spool_entry(env: dict) -> int:
     """
     ok = getattr(uwsgi, "SPOOL_OK", -2)
     try:
-        runner = _runner()
-        task_id = int(env.get("task", 0))
-        runner.execute(task_id, env.get("token", ""), env.get("trigger", "schedule"))
+        if env.get("trigger") == Report.Trigger.ENQUEUE:
+            _djangotasks().execute_hint(env.get("token", ""))
+        else:
+            runner = _runner()
+            task_id = int(env.get("task", 0))
+            runner.execute(task_id, env.get("token", ""), env.get("trigger", "schedule"))
     except BaseException:  # noqa: BLE001 - see the docstring
         logger.exception("taskmanager: spool entry %r failed outside the run", env)
     return ok

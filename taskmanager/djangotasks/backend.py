@@ -1,0 +1,115 @@
+"""The django.tasks backend: ``TASKS = {"default": {"BACKEND": "taskmanager.djangotasks.backend.SpoolerTaskBackend"}}``.
+
+Django 6.0+ only (it subclasses ``django.tasks.backends.base.BaseTaskBackend``;
+nothing else of the package imports this module). What it promises:
+
+* ``supports_defer`` (``run_after``), ``supports_priority`` (the claim takes
+  the highest priority first), ``supports_get_result`` (from any process:
+  the row is in the database); not ``supports_async_task`` yet.
+* :meth:`enqueue` validates the task as the base class does (raising
+  Django's ``InvalidTask``), stores the call as a :class:`DjangoTaskResult`
+  row (arguments as JSON: what JSON cannot carry raises ``TypeError`` or
+  ``ValueError`` before anything is stored), sends ``task_enqueued``, and
+  once the row is committed (``transaction.on_commit``: an enqueue inside a
+  transaction is seen by no spooler before the commit) writes a spool hint
+  through ``TASKMANAGER_BACKEND``. A process with no spooler to hint (a
+  shell, a web-only node) stores the row only: the row is the queue of
+  record, a hint only makes it run at once.
+* :meth:`get_result` reads the row (``TaskResultDoesNotExist`` if none).
+
+``OPTIONS``: ``TIMEOUT`` (seconds; default ``TASKMANAGER_DEFAULT_TIMEOUT``).
+"""
+
+import logging
+
+from django.db import transaction
+from django.tasks import TaskResult, TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.base import TaskError
+from django.tasks.exceptions import TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+from django.utils.json import normalize_json
+from django.utils.module_loading import import_string
+
+from .. import dbclock
+from ..db import write_db
+from ..models import DjangoTaskResult, Report
+from ..spooler import SpoolerUnavailable, get_backend
+
+logger = logging.getLogger("taskmanager.spooler")
+
+#: The trigger of a spool hint of a django.tasks row (``spoolfiles.make_entry``'s
+#: task id is 0, its token the row's id).
+HINT_TRIGGER = Report.Trigger.ENQUEUE
+
+
+class SpoolerTaskBackend(BaseTaskBackend):
+    """django.tasks on the uWSGI spooler: a row per call, a supervised child per run."""
+
+    supports_defer = True
+    supports_priority = True
+    supports_get_result = True
+    supports_async_task = False
+
+    def __init__(self, alias, params):
+        super().__init__(alias, params)
+        self.timeout = self.options.get("TIMEOUT")
+
+    def enqueue(self, task, args, kwargs):
+        self.validate_task(task)
+        row = DjangoTaskResult(
+            backend=self.alias,
+            task_path=task.module_path,
+            queue_name=task.queue_name,
+            priority=task.priority,
+            takes_context=task.takes_context,
+            run_after=task.run_after,
+            args=normalize_json(args),
+            kwargs=normalize_json(kwargs),
+            enqueued_at=dbclock.now(),
+        )
+        using = write_db()
+        row.save(using=using, force_insert=True)
+        result = to_task_result(row, task)
+        task_enqueued.send(type(self), task_result=result)
+        transaction.on_commit(lambda: hint(row.pk, row.run_after), using=using)
+        return result
+
+    def get_result(self, result_id):
+        row = DjangoTaskResult.objects.using(write_db()).filter(pk=str(result_id)).first()
+        if row is None:
+            raise TaskResultDoesNotExist(result_id)
+        return to_task_result(row)
+
+
+def hint(result_id: str, run_after=None) -> None:
+    """Write the spool hint of a committed row; without a spooler here, leave the row to a node's pass."""
+    try:
+        get_backend().spool(0, result_id, HINT_TRIGGER, run_after)
+    except SpoolerUnavailable as exc:
+        logger.info("taskmanager: task result %s stored without a spool hint (%s).", result_id, exc)
+
+
+def to_task_result(row: DjangoTaskResult, task=None) -> TaskResult:
+    """The ``TaskResult`` of a row; ``task`` the ``Task`` it was enqueued as (else imported by its path)."""
+    if task is None:
+        task = import_string(row.task_path).using(
+            priority=row.priority, queue_name=row.queue_name, backend=row.backend, run_after=row.run_after
+        )
+    result = TaskResult(
+        task=task,
+        id=row.pk,
+        status=TaskResultStatus(row.status),
+        enqueued_at=row.enqueued_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        last_attempted_at=row.last_attempted_at,
+        args=row.args,
+        kwargs=row.kwargs,
+        backend=row.backend,
+        errors=[TaskError(**error) for error in row.errors],
+        worker_ids=list(row.worker_ids),
+    )
+    if row.status == DjangoTaskResult.Status.SUCCESSFUL:
+        object.__setattr__(result, "_return_value", row.return_value)
+    return result

@@ -1,0 +1,185 @@
+"""A spooler running django.tasks rows: the hint's handler, the claim, the supervised run, the row's end.
+
+:func:`execute_hint` is what a spooler process does with a spool hint of a
+django.tasks row (``Report.Trigger.ENQUEUE``): it claims the best due row of
+the queues this node serves, which need not be the hinted one (a hint says
+"there is work": the highest priority runs first, then the oldest), and
+runs it as a command run. The claim is one conditional UPDATE of the row
+from READY to RUNNING, checked by its row count, with the run's Report
+inserted in the same transaction: of two spoolers claiming one row one
+wins, and a row runs once. The run is the run path's own
+(:class:`taskmanager.runner.Supervisor`): a forked child (from the fork
+server, or a reused child), log capture with levels, heartbeat, Stop, the
+time-out, fencing, the report's end. The child runs the internal command
+``_run_task_result`` (:mod:`.work`), which calls the function and stores its
+result. The report belongs to the function's *carrier task*, a Task row per
+function path (:func:`carrier_task`) whose command is that internal command:
+its rights are the rights over the function's results, its report list and
+history those of the function. Once the run has ended, a row still RUNNING
+(the function did not return or raise: stopped, timed out, killed) is
+FAILED with the error :mod:`taskmanager.exceptions` names for the run's end
+kind (:func:`fail_unfinished`); recovery does the same for a run whose
+supervisor died (``recovery/interrupted.py``).
+"""
+
+import logging
+import os
+import socket
+import time
+
+from django.conf import settings
+from django.db import transaction
+
+from .. import dbclock, exceptions, processes
+from ..conf import served_queues
+from ..db import write_db
+from ..models import Command, DjangoTaskResult, Report, Task
+from ..runner import Supervisor, drop_broken_connections
+from ..spooler import get_backend
+
+logger = logging.getLogger("taskmanager.runner")
+
+CARRIER_COMMAND = DjangoTaskResult.CARRIER_COMMAND
+CARRIER_PREFIX = DjangoTaskResult.CARRIER_PREFIX
+
+#: Due rows read per claim: the next one is tried when another spooler took one.
+CANDIDATES = 5
+
+
+def execute_hint(result_id: str) -> Report | None:
+    """Claim and run the best due row for a spool hint; return its report, or None when none was left."""
+    drop_broken_connections()
+    try:
+        candidates = list(
+            DjangoTaskResult.objects.due(served_queues()).values_list("pk", "task_path", "worker_ids")[
+                :CANDIDATES
+            ]
+        )
+        for pk, path, workers in candidates:
+            run = claim_row(pk, path, workers)
+            if run is not None:
+                break
+        else:
+            logger.debug("Spool hint of task result %s: no due row left to claim.", result_id)
+            return None
+        task, report = run
+        supervisor = FunctionSupervisor(task, report, [pk])
+        try:
+            supervisor.run()
+        finally:
+            fail_unfinished(pk, report.pk)
+        return report
+    finally:
+        drop_broken_connections()
+
+
+def claim_row(pk: str, path: str, workers: list) -> tuple[Task, Report] | None:
+    """Turn the row RUNNING and insert its run's Report, in one transaction; None if another spooler won."""
+    task = carrier_task(path)
+    task.timeout = row_timeout(pk)
+    sent = time.monotonic()  # fencing counts from before the first heartbeat
+    now = dbclock.now()
+    worker = "%s#%d" % (get_backend().node(), os.getpid())
+    with transaction.atomic(using=write_db()):
+        claimed = DjangoTaskResult.objects.filter(pk=pk, status=DjangoTaskResult.Status.READY).update(
+            status=DjangoTaskResult.Status.RUNNING,
+            started_at=now,
+            last_attempted_at=now,
+            worker_ids=[*workers, worker],
+        )
+        if claimed != 1:
+            return None
+        report = Report.objects.create(
+            task=task,
+            trigger=Report.Trigger.ENQUEUE,
+            invocation_datetime=now,
+            command_line="%s (task result %s)" % (path, pk),
+            host=socket.gethostname(),
+            supervisor_pid=os.getpid(),
+            supervisor_started=processes.start_time(os.getpid()),
+            supervisor_identity=processes.node_identity(),
+            heartbeat=now,
+        )
+        DjangoTaskResult.objects.filter(pk=pk).update(report=report)
+    report.heartbeat_sent = sent
+    return task, report
+
+
+def row_timeout(pk: str) -> int | None:
+    """The run's time-out in seconds: its backend's ``OPTIONS["TIMEOUT"]``, else None (the project's default)."""
+    alias = DjangoTaskResult.objects.filter(pk=pk).values_list("backend", flat=True).first()
+    options = (getattr(settings, "TASKS", {}).get(alias) or {}).get("OPTIONS") or {}
+    return options.get("TIMEOUT")
+
+
+# Carrier task pks by function path, per process (a forked process keeps the map: rows only).
+_carriers: dict[str, int] = {}
+
+
+def carrier_task(path: str) -> Task:
+    """The carrier Task of the function ``path`` (created at its first run), its command loaded."""
+    pk = _carriers.get(path)
+    task = Task.objects.select_related("command").filter(pk=pk).first() if pk else None
+    if task is None:
+        command, _created = Command.objects.get_or_create(
+            app_name="taskmanager", name=CARRIER_COMMAND, defaults={"run_by": Command.RunBy.SUPERUSERS}
+        )
+        task, _created = Task.objects.select_related("command").get_or_create(
+            name=(CARRIER_PREFIX + path)[:200],
+            command=command,
+            defaults={"notify": False, "note": "Runs of the django.tasks function %s." % path},
+        )
+        _carriers[path] = task.pk
+    return task
+
+
+class FunctionSupervisor(Supervisor):
+    """The run path's supervisor for a claimed row: forks the child with the row's id as its argv."""
+
+    def __init__(self, task: Task, report: Report, argv: list[str]):
+        super().__init__(task, report)
+        self.argv = argv
+
+    def _run(self) -> None:
+        # The claim checked what there is to check (the row's status); the
+        # child refuses a row not claimed for this very report (.work).
+        if getattr(self.report, "child", None) is None:
+            self.report.child = self.fork(self.argv)
+        self.report.refusal = None
+        return super()._run()
+
+
+def fail_unfinished(pk: str, report_id: int) -> int:
+    """After the run: FAIL the row if its function neither returned nor raised; return 1 if it did.
+
+    The error's class path says how the run ended (:mod:`taskmanager.exceptions`),
+    its text is the report's end reason. Then ``task_finished`` is sent.
+    """
+    kind, reason = Report.objects.filter(pk=report_id).values_list("end_kind", "end_reason").first() or (
+        "interrupted",
+        "its report was deleted",
+    )
+    error = {
+        "exception_class_path": exceptions.class_path(exceptions.for_end_kind(kind)),
+        "traceback": "The run ended before the function returned: %s." % (reason or kind),
+    }
+    failed = DjangoTaskResult.objects.filter(pk=pk, status=DjangoTaskResult.Status.RUNNING).update(
+        status=DjangoTaskResult.Status.FAILED, finished_at=dbclock.now(), errors=[error]
+    )
+    if failed:
+        send_finished(pk)
+    return failed
+
+
+def send_finished(pk: str) -> None:
+    """Send django.tasks' ``task_finished`` for the row; never raise."""
+    try:
+        # Deferred: django.tasks exists on Django 6.0+ only, where such rows are made.
+        from django.tasks.signals import task_finished
+
+        from .backend import to_task_result
+
+        result = to_task_result(DjangoTaskResult.objects.get(pk=pk))
+        task_finished.send(type(result.task.get_backend()), task_result=result)
+    except Exception:  # noqa: BLE001 - a receiver's failure must not break the spooler
+        logger.exception("taskmanager: task_finished of task result %s failed", pk)

@@ -1,0 +1,86 @@
+"""Inside a run's child: call the claimed row's function and store its result (``_run_task_result``).
+
+The child runs the internal command ``_run_task_result <id>``
+(:mod:`taskmanager.management.commands._run_task_result`), which calls
+:func:`run_result`. It refuses a row that is not RUNNING for this very run
+(the report's pk leads the run's ``TASKMANAGER_RUN`` marker): started any
+other way (a carrier task started by hand) it runs nothing. It sends
+``task_started``, calls the function (with a ``TaskContext`` first when
+the task takes one), stores the return value as JSON and SUCCESSFUL, or the
+exception (class path and traceback) and FAILED, by a conditional UPDATE
+that only a row still RUNNING for this run takes, sends ``task_finished``,
+and raises the function's exception again: the run's log shows it and the
+report ends as a command's that raised. What the function logs is captured
+with its levels, as a command's records are.
+"""
+
+import os
+import traceback
+
+from django.core.management.base import CommandError
+
+from .. import dbclock, exceptions, processes
+from ..models import DjangoTaskResult
+
+
+def claimed_row(result_id: str) -> tuple[DjangoTaskResult, int]:
+    """The row RUNNING for this run and the run's report pk; CommandError when there is none."""
+    report_id = os.environ.get(processes.RUN_ENV, "").partition(":")[0]
+    row = None
+    if report_id.isdigit():
+        row = DjangoTaskResult.objects.filter(
+            pk=result_id, status=DjangoTaskResult.Status.RUNNING, report_id=int(report_id)
+        ).first()
+    if row is None:
+        raise CommandError("Task result %s is not claimed for this run: nothing was run." % result_id)
+    return row, int(report_id)
+
+
+def run_result(result_id: str) -> None:
+    """Run the function of the claimed row ``result_id`` and store its outcome (see the module's docstring)."""
+    row, report_id = claimed_row(result_id)
+    # Deferred: django.tasks exists on Django 6.0+ only, where such rows are made.
+    from django.tasks import TaskContext, TaskResultStatus
+    from django.tasks.base import TaskError
+    from django.tasks.signals import task_finished, task_started
+    from django.utils.json import normalize_json
+
+    from .backend import to_task_result
+
+    result = sender = None
+    try:
+        result = to_task_result(row)  # imports the function's module
+        sender = type(result.task.get_backend())
+        task_started.send(sender, task_result=result)
+        task = result.task
+        if task.takes_context:
+            value = task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
+        else:
+            value = task.call(*result.args, **result.kwargs)
+        value = normalize_json(value)
+    except BaseException as exc:
+        error = {
+            "exception_class_path": exceptions.class_path(type(exc)),
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+        finished = store(row, report_id, DjangoTaskResult.Status.FAILED, errors=[*row.errors, error])
+        if result is not None:
+            object.__setattr__(result, "status", TaskResultStatus.FAILED)
+            object.__setattr__(result, "finished_at", finished)
+            result.errors.append(TaskError(**error))
+            task_finished.send(sender, task_result=result)
+        raise
+    finished = store(row, report_id, DjangoTaskResult.Status.SUCCESSFUL, return_value=value)
+    object.__setattr__(result, "status", TaskResultStatus.SUCCESSFUL)
+    object.__setattr__(result, "finished_at", finished)
+    object.__setattr__(result, "_return_value", value)
+    task_finished.send(sender, task_result=result)
+
+
+def store(row: DjangoTaskResult, report_id: int, status: str, **fields):
+    """Write the row's end if it is still RUNNING for this run; return the end's time (database clock)."""
+    finished = dbclock.now()
+    DjangoTaskResult.objects.filter(
+        pk=row.pk, status=DjangoTaskResult.Status.RUNNING, report_id=report_id
+    ).update(status=status, finished_at=finished, **fields)
+    return finished

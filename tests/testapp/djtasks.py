@@ -1,0 +1,44 @@
+"""The django.tasks functions of the tests (Django 6.0+ only: tests/test_django_tasks.py), and the
+view that enqueues one from a uWSGI web worker (``/tm-test/enqueue/``, added by tests/urls.py on
+Django 6.0+ only)."""
+
+import json
+import logging
+import time
+
+from django.db import transaction
+from django.http import JsonResponse
+from django.tasks import task
+
+logger = logging.getLogger("tests.djtasks")
+
+
+@task
+def add(a, b):
+    """Log at WARNING (the log keeps levels) and return the sum."""
+    logger.warning("adding %s and %s", a, b)
+    print("the sum is %s" % (a + b))
+    return a + b
+
+
+@task
+def fail(message):
+    """Raise ValueError(message)."""
+    logger.info("about to fail")
+    raise ValueError(message)
+
+
+@task
+def sleep(seconds):
+    """Sleep ``seconds`` (a run for Stop and the time-out); return them."""
+    print("sleeping", flush=True)
+    time.sleep(seconds)
+    return seconds
+
+
+def enqueue_view(request):
+    """Enqueue ``?task=<name>&args=<JSON list>`` inside a transaction; answer ``{"id": ...}``."""
+    function = {"add": add, "fail": fail, "sleep": sleep}[request.GET["task"]]
+    with transaction.atomic():
+        result = function.enqueue(*json.loads(request.GET.get("args", "[]")))
+    return JsonResponse({"id": result.id, "status": result.status})
