@@ -36,6 +36,7 @@ from . import (
     logviews,
     policy,
 )
+from .admin_readonly import WrittenByTheAppMixin
 from .admin_runwith import OtherArgumentsMixin
 from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin
@@ -1234,7 +1235,7 @@ class _AuditChangeList(ChangeList):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(BusyDatabaseMixin, admin.ModelAdmin):
+class AuditEntryAdmin(WrittenByTheAppMixin, BusyDatabaseMixin, admin.ModelAdmin):
     """The audit list: read-only for everyone, superusers included; needs ``view_auditentry``."""
 
     Media = TaskManagerMedia
@@ -1276,12 +1277,3 @@ class AuditEntryAdmin(BusyDatabaseMixin, admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return _AuditChangeList
 
-    # Entries are written by the app only: nobody adds, changes or deletes them here.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -34,6 +34,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from . import audit, dbclock, display, policy
+from .admin_readonly import WrittenByTheAppMixin
 from .busy import BusyDatabaseMixin
 from .models import Command, DjangoTaskResult, Report
 
@@ -54,7 +55,7 @@ def _json(value) -> str:
 
 
 @admin.register(DjangoTaskResult)
-class DjangoTaskResultAdmin(BusyDatabaseMixin, admin.ModelAdmin):
+class DjangoTaskResultAdmin(WrittenByTheAppMixin, BusyDatabaseMixin, admin.ModelAdmin):
     class Media:
         css = {"all": ["taskmanager/taskmanager.css"]}
 
@@ -101,15 +102,6 @@ class DjangoTaskResultAdmin(BusyDatabaseMixin, admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return super().has_view_permission(request, obj) and policy.may_read(request.user, carrier_command())
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_object(self, request, object_id, from_field=None):
         """The row, or None if there is none; PermissionDenied (403) for one the user may not see."""
