@@ -70,11 +70,11 @@ class _TaskChangeList(ChangeList):
     """The task list without the carrier tasks of django.tasks functions (see TaskAdmin.changelist_view)."""
 
     def get_queryset(self, request, exclude_parameters=None):
-        return (
-            super()
-            .get_queryset(request, exclude_parameters)
-            .exclude(command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND)
+        # From the root queryset: the list's total ("0 results (1 total)") must not count them either.
+        self.root_queryset = self.root_queryset.exclude(
+            command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND
         )
+        return super().get_queryset(request, exclude_parameters)
 
 
 def _is_pk(text: str) -> bool:
