@@ -979,9 +979,13 @@ class TaskAdmin(
         return _TaskChangeList
 
     def changelist_view(self, request, extra_context=None):
-        carriers = Task.objects.filter(
-            command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND
-        ).count()
+        # Said (and linked) only to who may see Task results: to others the link is a 403.
+        results = self.admin_site.get_model_admin(DjangoTaskResult)
+        carriers = results.has_view_permission(request) and (
+            Task.objects.filter(
+                command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND
+            ).count()
+        )
         extra_context = {**(extra_context or {}), "carrier_tasks": carriers}
         return super().changelist_view(request, extra_context)
 

@@ -20,7 +20,8 @@ the app's security model (``docs/security.rst``):
   row ends FAILED with ``taskmanager.exceptions.Stopped``. Audited.
 
 The page shows the arguments and return value as JSON, an error's class path
-and traceback (escaped, as every value here), and links to the run's report
+and traceback (escaped, as every value here, and redacted as the run's log
+lines are: :mod:`taskmanager.redaction`; the row keeps them as they were), and links to the run's report
 log (``admin:taskmanager_report_log``, which checks its own read rights).
 """
 
@@ -33,7 +34,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from . import audit, dbclock, display, policy
+from . import audit, dbclock, display, policy, redaction
 from .admin_readonly import WrittenByTheAppMixin
 from .busy import BusyDatabaseMixin
 from .models import Command, DjangoTaskResult, Report
@@ -50,8 +51,20 @@ def carrier_command() -> Command:
     return command or Command(app_name="taskmanager", name=CARRIER_COMMAND, run_by=Command.RunBy.SUPERUSERS)
 
 
-def _json(value) -> str:
-    return format_html('<pre class="tm-json">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False))
+def _redacted(value, redact):
+    """``value`` (JSON) with every string in it, keys too, redacted as the run's log lines are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(key): _redacted(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, redact) for item in value]
+    return value
+
+
+def _json(value, redact) -> str:
+    shown = json.dumps(_redacted(value, redact), indent=2, ensure_ascii=False)
+    return format_html('<pre class="tm-json">{}</pre>', shown)
 
 
 @admin.register(DjangoTaskResult)
@@ -111,23 +124,33 @@ class DjangoTaskResultAdmin(WrittenByTheAppMixin, BusyDatabaseMixin, admin.Model
         return obj
 
     # -- columns and fields
+    @property
+    def redact(self):
+        """The redaction of the run's log (:mod:`taskmanager.redaction`) for these settings and environment.
+
+        The row keeps the values as the function got and returned them (the
+        API's); what a page shows of them is redacted, as their log lines are.
+        Built at each use (about 0.1 ms): a settings change is seen at once.
+        """
+        return redaction.redactor()[0]
+
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
         return display.badge(BADGES.get(obj.status, obj.status), obj.get_status_display())
 
     @admin.display(description=_("positional arguments"))
     def args_display(self, obj):
-        return _json(obj.args)
+        return _json(obj.args, self.redact)
 
     @admin.display(description=_("keyword arguments"))
     def kwargs_display(self, obj):
-        return _json(obj.kwargs)
+        return _json(obj.kwargs, self.redact)
 
     @admin.display(description=_("return value"))
     def return_value_display(self, obj):
         if obj.status != DjangoTaskResult.Status.SUCCESSFUL:
             return display.EMPTY
-        return _json(obj.return_value)
+        return _json(obj.return_value, self.redact)
 
     @admin.display(description=_("errors"))
     def errors_display(self, obj):
@@ -136,7 +159,10 @@ class DjangoTaskResultAdmin(WrittenByTheAppMixin, BusyDatabaseMixin, admin.Model
         return format_html_join(
             "",
             '<p><code>{}</code></p><pre class="tm-traceback">{}</pre>',
-            ((e.get("exception_class_path", ""), e.get("traceback", "")) for e in obj.errors),
+            (
+                (self.redact(e.get("exception_class_path", "")), self.redact(e.get("traceback", "")))
+                for e in obj.errors
+            ),
         )
 
     @admin.display(description=_("log"))

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _lazy
 
 from . import arguments, datetimes, dbclock, policy, schedule
 from .conf import DEFAULT_QUEUE, app_settings, use_tz_problem
-from .models import Command, Task
+from .models import Command, DjangoTaskResult, Task
 
 #: Fields that decide what a run executes: only someone who may run both the
 #: task's command and the new one may change them (docs/security.rst).
@@ -103,6 +103,19 @@ class TaskForm(forms.ModelForm):
             if current is not None:
                 queryset = queryset | Command.objects.filter(pk=current.pk)
             field.queryset = queryset.order_by("app_name", "name")
+
+    def clean_name(self) -> str:
+        """Not a carrier task's name (``django.tasks: <path>``): the spoolers make those, one per function."""
+        name = self.cleaned_data.get("name") or ""
+        prefix = DjangoTaskResult.CARRIER_PREFIX
+        if name.startswith(prefix) and name != (self.instance.name if self.instance.pk else None):
+            # Task names are unique: a task of another command holding the name
+            # of a function's carrier would leave that function's calls unrun.
+            raise forms.ValidationError(
+                _("Names starting with “%(prefix)s” are kept for the tasks carrying django.tasks functions.")
+                % {"prefix": prefix}
+            )
+        return name
 
     def clean_queue(self) -> str:
         """A queue of ``TASKMANAGER_QUEUES`` (when set); the default queue is stored blank."""

@@ -19,7 +19,10 @@ history those of the function. Once the run has ended, a row still RUNNING
 (the function did not return or raise: stopped, timed out, killed) is
 FAILED with the error :mod:`taskmanager.exceptions` names for the run's end
 kind (:func:`fail_unfinished`); recovery does the same for a run whose
-supervisor died (``recovery/interrupted.py``).
+supervisor died (``recovery/interrupted.py``). A row whose carrier task
+cannot be made (a task of another command holds its name) is FAILED unrun
+with ``Crashed`` saying so (:func:`refuse_row`): left READY it would head
+its queue for ever, and no row behind it would run.
 """
 
 import logging
@@ -28,7 +31,7 @@ import socket
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from .. import dbclock, exceptions, processes
 from ..conf import served_queues
@@ -56,7 +59,13 @@ def execute_hint(result_id: str) -> Report | None:
             ]
         )
         for pk, path, workers in candidates:
-            run = claim_row(pk, path, workers)
+            try:
+                run = claim_row(pk, path, workers)
+            except CarrierUnavailable as exc:
+                # Left READY it would be the head of its queue for ever: no
+                # row behind it would run.
+                refuse_row(pk, str(exc))
+                continue
             if run is not None:
                 break
         else:
@@ -112,23 +121,55 @@ def row_timeout(pk: str) -> int | None:
     return options.get("TIMEOUT")
 
 
+class CarrierUnavailable(Exception):
+    """The name of a function's carrier task is held by a task of another command."""
+
+
+def refuse_row(pk: str, reason: str) -> None:
+    """FAIL the READY row ``pk`` without running it (``Crashed``: refused before the function ran)."""
+    error = {
+        "exception_class_path": exceptions.class_path(exceptions.Crashed),
+        "traceback": "Not run: %s." % reason,
+    }
+    logger.error("taskmanager: task result %s not run: %s", pk, reason)
+    failed = DjangoTaskResult.objects.filter(pk=pk, status=DjangoTaskResult.Status.READY).update(
+        status=DjangoTaskResult.Status.FAILED, finished_at=dbclock.now(), errors=[error]
+    )
+    if failed:
+        send_finished(pk)
+
+
 # Carrier task pks by function path, per process (a forked process keeps the map: rows only).
 _carriers: dict[str, int] = {}
 
 
 def carrier_task(path: str) -> Task:
-    """The carrier Task of the function ``path`` (created at its first run), its command loaded."""
+    """The carrier Task of the function ``path`` (created at its first run), its command loaded.
+
+    Raises :class:`CarrierUnavailable` when a task of another command holds its name.
+    """
     pk = _carriers.get(path)
     task = Task.objects.select_related("command").filter(pk=pk).first() if pk else None
     if task is None:
         command, _created = Command.objects.get_or_create(
             app_name="taskmanager", name=CARRIER_COMMAND, defaults={"run_by": Command.RunBy.SUPERUSERS}
         )
-        task, _created = Task.objects.select_related("command").get_or_create(
-            name=(CARRIER_PREFIX + path)[:200],
-            command=command,
-            defaults={"notify": False, "note": "Runs of the django.tasks function %s." % path},
-        )
+        name = (CARRIER_PREFIX + path)[:200]
+        try:
+            task, _created = Task.objects.select_related("command").get_or_create(
+                name=name,
+                command=command,
+                defaults={"notify": False, "note": "Runs of the django.tasks function %s." % path},
+            )
+        except IntegrityError:
+            # Task names are unique: one of another command (made before the
+            # admin kept such names for carriers) leaves this function none.
+            if Task.objects.filter(name=name).exclude(command=command).exists():
+                raise CarrierUnavailable(
+                    "a task of another command is named %r, the name of this function's carrier task: "
+                    "rename that task" % name
+                ) from None
+            raise
         _carriers[path] = task.pk
     return task
 

@@ -7,7 +7,8 @@ The child runs the internal command ``_run_task_result <id>``
 other way (a carrier task started by hand) it runs nothing. It sends
 ``task_started``, calls the function (with a ``TaskContext`` first when
 the task takes one), stores the return value as JSON and SUCCESSFUL, or the
-exception (class path and traceback) and FAILED, by a conditional UPDATE
+exception (class path and traceback) and FAILED (a return value that JSON
+or the database cannot store counts as an exception), by a conditional UPDATE
 that only a row still RUNNING for this run takes, sends ``task_finished``,
 and raises the function's exception again: the run's log shows it and the
 report ends as a command's that raised. What the function logs is captured
@@ -58,6 +59,10 @@ def run_result(result_id: str) -> None:
         else:
             value = task.call(*result.args, **result.kwargs)
         value = normalize_json(value)
+        # Stored in the try: a value JSON or the database refuses (an int past
+        # Python's digit limit, a NUL in PostgreSQL's jsonb) ends the result
+        # FAILED with that error, not as a run that ended before returning.
+        finished = store(row, report_id, DjangoTaskResult.Status.SUCCESSFUL, return_value=value)
     except BaseException as exc:
         error = {
             "exception_class_path": exceptions.class_path(type(exc)),
@@ -70,7 +75,6 @@ def run_result(result_id: str) -> None:
             result.errors.append(TaskError(**error))
             task_finished.send(sender, task_result=result)
         raise
-    finished = store(row, report_id, DjangoTaskResult.Status.SUCCESSFUL, return_value=value)
     object.__setattr__(result, "status", TaskResultStatus.SUCCESSFUL)
     object.__setattr__(result, "finished_at", finished)
     object.__setattr__(result, "_return_value", value)

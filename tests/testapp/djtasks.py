@@ -36,9 +36,20 @@ def sleep(seconds):
     return seconds
 
 
+@task
+def give(kind):
+    """Return or raise what is hard to store: ``bigint`` (an int JSON cannot write: over Python's
+    4300-digit limit), ``huge_error`` (raise a ValueError of 2 MB)."""
+    if kind == "bigint":
+        return 10**5000
+    if kind == "huge_error":
+        raise ValueError("x" * 2_000_000)
+    raise LookupError(kind)
+
+
 def enqueue_view(request):
     """Enqueue ``?task=<name>&args=<JSON list>`` inside a transaction; answer ``{"id": ...}``."""
-    function = {"add": add, "fail": fail, "sleep": sleep}[request.GET["task"]]
+    function = {"add": add, "fail": fail, "sleep": sleep, "give": give}[request.GET["task"]]
     with transaction.atomic():
         result = function.enqueue(*json.loads(request.GET.get("args", "[]")))
     return JsonResponse({"id": result.id, "status": result.status})

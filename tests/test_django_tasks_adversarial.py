@@ -1,0 +1,119 @@
+"""django.tasks results against careless and hostile users (issue 18), through a real uWSGI server.
+
+What a result page shows is redacted as its run's log is; a task named like a function's carrier
+neither blocks the queue nor can be made in the admin; a return value that cannot be stored ends
+the result FAILED with that error. Django 6.0+ only, as tests/test_django_tasks.py.
+"""
+
+import json
+import urllib.request
+
+import pytest
+
+pytest.importorskip(
+    "django.tasks",
+    reason="django.tasks is Django 6.0+; the tox envs py312-django60/py312-django61 run these tests",
+)
+
+from taskmanager.models import DjangoTaskResult, Task  # noqa: E402 - after the skip
+
+from .support.admin import task_form  # noqa: E402
+from .support.adminclient import client_for, form_errors  # noqa: E402
+from .support.waits import wait_for  # noqa: E402
+
+pytestmark = pytest.mark.db_sensitive
+
+RESULTS_URL = "/admin/taskmanager/djangotaskresult/"
+#: A URL whose password the redaction rules replace (docs/security.rst, "Secrets in logs").
+SECRET = "hunter2-not-for-eyes"
+
+
+def enqueue(server, name: str, *args) -> str:
+    query = "task=%s&args=%s" % (name, urllib.request.quote(json.dumps(list(args))))
+    with urllib.request.urlopen("%s/tm-test/enqueue/?%s" % (server.url, query), timeout=30) as resp:
+        return json.loads(resp.read())["id"]
+
+
+def finished_row(result_id: str) -> DjangoTaskResult:
+    return wait_for(
+        lambda: DjangoTaskResult.objects.filter(
+            pk=result_id, status__in=["SUCCESSFUL", "FAILED"], report__finished_datetime__isnull=False
+        ).first(),
+        message="task result %s to finish" % result_id,
+    )
+
+
+def test_a_result_page_redacts_secrets_as_its_runs_log_does(server, superuser):
+    """A function's exception and return value are shown redacted, as the run's log shows them."""
+    admin = client_for(server.url, "admin")
+    failed = finished_row(enqueue(server, "fail", "cannot reach postgres://app:%s@db/x" % SECRET))
+    returned = finished_row(enqueue(server, "add", "redis://:%s" % SECRET[:7], "%s@cache" % SECRET[7:]))
+    assert failed.status == "FAILED" and returned.status == "SUCCESSFUL"
+    assert returned.return_value == "redis://:%s@cache" % SECRET  # the API keeps the value as it is
+    log = admin.get("/admin/taskmanager/report/%d/log/" % failed.report_id).text
+    assert "postgres://app:[redacted]@db/x" in log and SECRET not in log
+    page = admin.get(RESULTS_URL + "%s/change/" % failed.pk).text
+    assert "postgres://app:[redacted]@db/x" in page
+    assert SECRET not in page
+    page = admin.get(RESULTS_URL + "%s/change/" % returned.pk).text
+    assert "redis://:[redacted]@cache" in page and SECRET not in page
+
+
+def test_a_task_named_like_a_carrier_does_not_block_the_queue(server, commands):
+    """A task of another command holding a function's carrier name (made before the rule below,
+    or in the database): that function's calls end FAILED saying why, and the calls behind them
+    in the queue run."""
+    Task.objects.create(name="django.tasks: tests.testapp.djtasks.add", command=commands["tm_ok"])
+    blocked = enqueue(server, "add", 1, 2)
+    behind = enqueue(server, "fail", "behind")
+    row = wait_for(
+        lambda: DjangoTaskResult.objects.filter(pk=behind, status="FAILED").first(),
+        message="the call behind the blocked one to run",
+    )
+    assert "ValueError: behind" in row.errors[0]["traceback"]
+    row = wait_for(
+        lambda: DjangoTaskResult.objects.filter(pk=blocked, status="FAILED").first(),
+        message="the call of the blocked function to fail",
+    )
+    (error,) = row.errors
+    assert error["exception_class_path"] == "taskmanager.exceptions.Crashed"
+    assert "django.tasks: tests.testapp.djtasks.add" in error["traceback"]
+
+
+def test_the_admin_refuses_a_task_named_like_a_carrier(server, superuser, commands):
+    admin = client_for(server.url, "admin")
+    name = "django.tasks: tests.testapp.djtasks.add"
+    answer = admin.post("/admin/taskmanager/task/add/", task_form(commands, name))
+    assert "django.tasks: " in form_errors(answer)
+    assert not Task.objects.filter(name=name).exists()
+
+
+def test_a_return_value_that_cannot_be_stored_ends_failed_with_that_error(server):
+    row = finished_row(enqueue(server, "give", "bigint"))
+    assert row.status == "FAILED"
+    (error,) = row.errors
+    assert error["exception_class_path"] == "builtins.ValueError", error
+    assert "integer string conversion" in error["traceback"]
+
+
+def test_a_huge_exception_message_ends_failed_with_it(server, superuser):
+    row = finished_row(enqueue(server, "give", "huge_error"))
+    assert row.status == "FAILED"
+    (error,) = row.errors
+    assert error["exception_class_path"] == "builtins.ValueError"
+    assert "x" * 1000 in error["traceback"]
+    page = client_for(server.url, "admin").get(RESULTS_URL + "%s/change/" % row.pk)
+    assert page.status == 200
+
+
+def test_the_task_list_speaks_of_carriers_only_to_who_may_see_task_results(server, superuser):
+    """The Task list's line about the functions' carriers links Task results: a user who may not
+    see them (403) is not told how many functions run there."""
+    from .support.security import make_staff
+
+    finished_row(enqueue(server, "add", 1, 1))
+    make_staff("tasks-only", "view_task")
+    listing = client_for(server.url, "tasks-only").get("/admin/taskmanager/task/")
+    assert listing.status == 200
+    assert "django.tasks function" not in listing.text and RESULTS_URL not in listing.text
+    assert "django.tasks function" in client_for(server.url, "admin").get("/admin/taskmanager/task/").text
