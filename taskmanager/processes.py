@@ -14,6 +14,7 @@ import ctypes
 import functools
 import os
 import signal
+import socket
 import sys
 
 #: Environment variable carried by every process of a run (see ``run_marker``).
@@ -230,3 +231,31 @@ def use_python_executable() -> None:
     spawn = sys.modules.get("multiprocessing.spawn")
     if spawn is not None:  # it copied sys.executable when it was imported
         spawn.set_executable(path)
+
+
+def supervised_here(now) -> dict:
+    """A new report's fields saying this process supervises it, and its first heartbeat (``now``).
+
+    Recovery judges the run by them: on this host by the pid and its start
+    time, elsewhere by the heartbeat (``recovery/interrupted.py``).
+    """
+    return {
+        "host": socket.gethostname(),
+        "supervisor_pid": os.getpid(),
+        "supervisor_started": _own_start_time(),
+        "supervisor_identity": node_identity(),
+        "heartbeat": now,
+    }
+
+
+def _own_start_time() -> float | None:
+    """Return this process's start time (``start_time``), read once per process."""
+    pid = os.getpid()
+    if pid not in _own_start:
+        _own_start.clear()
+        _own_start[pid] = start_time(pid)
+    return _own_start[pid]
+
+
+# pid -> start time of this process (a forked process has another pid).
+_own_start: dict[int, float | None] = {}

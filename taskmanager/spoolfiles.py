@@ -223,12 +223,9 @@ def waiting_entries(
     return found, (names[-1] if len(names) == limit else "")
 
 
-def due_tokens(spool_dir: str, not_after: float) -> set[tuple[int, str]]:
-    """Return the (task id, token) of this app's entries due by ``not_after`` (unix seconds).
-
-    Files due later (future slots, superseded ones) are only stat'ed, not read.
-    """
-    found = set()
+def due_entries(spool_dir: str, not_after: float) -> list[tuple[str, dict[str, str]]]:
+    """Return (path, entry) of this app's entries due by ``not_after`` (unix seconds); later ones are only stat'ed."""
+    found = []
     for name in os.listdir(spool_dir):
         if not name.startswith(PREFIX):
             continue
@@ -240,8 +237,13 @@ def due_tokens(spool_dir: str, not_after: float) -> set[tuple[int, str]]:
         except (OSError, SpoolFileError):
             continue
         if entry.get("ud_spool_func") == HANDLER_NAME and entry.get("task", "").isdigit():
-            found.add((int(entry["task"]), entry.get("token", "")))
+            found.append((path, entry))
     return found
+
+
+def due_tokens(spool_dir: str, not_after: float) -> set[tuple[int, str]]:
+    """Return the (task id, token) of this app's entries due by ``not_after`` (:func:`due_entries`)."""
+    return {(int(entry["task"]), entry.get("token", "")) for _path, entry in due_entries(spool_dir, not_after)}
 
 
 def discard(path: str, token: str, not_before: float) -> bool:

@@ -27,7 +27,6 @@ its queue for ever, and no row behind it would run.
 
 import logging
 import os
-import socket
 import time
 
 from django.conf import settings
@@ -103,11 +102,7 @@ def claim_row(pk: str, path: str, workers: list) -> tuple[Task, Report] | None:
             trigger=Report.Trigger.ENQUEUE,
             invocation_datetime=now,
             command_line="%s (task result %s)" % (path, pk),
-            host=socket.gethostname(),
-            supervisor_pid=os.getpid(),
-            supervisor_started=processes.start_time(os.getpid()),
-            supervisor_identity=processes.node_identity(),
-            heartbeat=now,
+            **processes.supervised_here(now),
         )
         DjangoTaskResult.objects.filter(pk=pk).update(report=report)
     report.heartbeat_sent = sent

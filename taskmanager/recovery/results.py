@@ -70,22 +70,11 @@ def hint_waiting_results(spool_dir: str, spool: Callable[[int, str, str, datetim
 
 def waiting_hints(spool_dir: str, now: float) -> int:
     """How many django.tasks hints of ``spool_dir`` are due by ``now`` (unix seconds) and held by no spooler."""
-    count = 0
-    for name in os.listdir(spool_dir):
-        if not name.startswith(spoolfiles.PREFIX):
-            continue
-        path = os.path.join(spool_dir, name)
-        try:
-            if os.stat(path).st_mtime > now:
-                continue  # a hint deferred to its row's run_after
-            entry = spoolfiles.read(path)
-        except (OSError, spoolfiles.SpoolFileError):
-            continue  # consumed meanwhile, or being written
-        if entry.get("ud_spool_func") != spoolfiles.HANDLER_NAME or entry.get("task") != "0":
-            continue
-        if entry.get("trigger") == HINT and not held(path):
-            count += 1
-    return count
+    return sum(
+        1
+        for path, entry in spoolfiles.due_entries(spool_dir, now)  # a hint deferred to run_after is not due
+        if entry["task"] == "0" and entry.get("trigger") == HINT and not held(path)
+    )
 
 
 def held(path: str) -> bool:

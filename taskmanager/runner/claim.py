@@ -8,8 +8,6 @@ next slot of a periodic task, skipping a slot that came due during a run, the ar
 """
 
 import logging
-import os
-import socket
 import time
 from datetime import datetime
 
@@ -230,28 +228,13 @@ def _create_report(task: Task, trigger: str, now: datetime, redact, command_line
         invocation_datetime=now,
         command_line=redact(command_line),
         arguments_override=redact(other) if run_now and other is not None else None,
-        host=socket.gethostname(),
-        supervisor_pid=os.getpid(),
-        supervisor_started=_own_start_time(),
-        supervisor_identity=processes.node_identity(),
         pid=child.pid if child is not None else None,
         pid_started=child.started if child is not None else None,
-        heartbeat=now,
+        **processes.supervised_here(now),
     )
     return sql.insert(report)
 
 
-def _own_start_time() -> float | None:
-    """Return this process's start time (``processes.start_time``), read once per process."""
-    pid = os.getpid()
-    if pid not in _own_start:
-        _own_start.clear()
-        _own_start[pid] = process_start_time(pid)
-    return _own_start[pid]
-
-
-# pid -> start time of this process (a forked process has another pid).
-_own_start: dict[int, float | None] = {}
 #: The task's fields :func:`respool_deferred` decides by (the end's UPDATE returns them).
 DEFERRED_FIELDS = ("status", "run_token", "run_now_token", "spooler_id", "next_datetime")
 
