@@ -6,6 +6,8 @@ the result FAILED with that error. Django 6.0+ only, as tests/test_django_tasks.
 """
 
 import json
+import os
+import signal
 import urllib.request
 
 import pytest
@@ -19,6 +21,7 @@ from taskmanager.models import DjangoTaskResult, Task  # noqa: E402 - after the 
 
 from .support.admin import task_form  # noqa: E402
 from .support.adminclient import client_for, form_errors  # noqa: E402
+from .support.procs import gone  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.db_sensitive
@@ -117,3 +120,22 @@ def test_the_task_list_speaks_of_carriers_only_to_who_may_see_task_results(serve
     assert listing.status == 200
     assert "django.tasks function" not in listing.text and RESULTS_URL not in listing.text
     assert "django.tasks function" in client_for(server.url, "admin").get("/admin/taskmanager/task/").text
+
+
+def test_a_spooler_killed_mid_function_leaves_its_result_failed_interrupted_never_running(uwsgi_node):
+    """SIGKILL of the spooler running a function: its child dies with it (the death chain), the
+    respawned spooler's recovery closes the run, and the result ends FAILED with
+    ``taskmanager.exceptions.Interrupted``; the next call of the queue still runs."""
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, spooler_processes=1, login=False)
+    long_id = enqueue(node, "sleep", 600)
+    running = wait_for(
+        lambda: DjangoTaskResult.objects.filter(pk=long_id, status="RUNNING", report__pid__isnull=False).first(),
+        message="the long function to run",
+    )
+    spooler, child = running.report.supervisor_pid, running.report.pid
+    os.kill(spooler, signal.SIGKILL)
+    wait_for(lambda: gone(child), message="the function's child to die with its spooler")
+    row = finished_row(long_id)
+    assert row.status == "FAILED"
+    assert [e["exception_class_path"] for e in row.errors] == ["taskmanager.exceptions.Interrupted"], row.errors
+    assert finished_row(enqueue(node, "add", 1, 2)).return_value == 3
