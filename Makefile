@@ -40,16 +40,12 @@ help:
 # A stamp file per virtualenv records that the install is done; it is redone
 # when the package metadata changes.
 
-$(DEMO_VENV)/bin/python:
-	$(PYTHON) -m venv $(DEMO_VENV)
-	$(DEMO_VENV)/bin/python -m pip install --quiet --upgrade pip
-
-$(DEMO_VENV)/.installed: setup.cfg pyproject.toml | $(DEMO_VENV)/bin/python
-	@echo "Installing the app and its dependencies into $(DEMO_VENV) (compiling uWSGI takes ~20 s the first time)"
-	$(DEMO_VENV)/bin/python -m pip install --quiet -e .
-	touch $@
-
-demo-venv: $(DEMO_VENV)/.installed
+# The demo's virtualenv runs Django 6.1 (and the demo its django.tasks part)
+# where a Python >= 3.12 is found (PYTHON itself, python3.12+ on PATH, pyenv's
+# versions), else Django 5.2 on PYTHON: demo/demo_venv.py chooses, makes it
+# again when the interpreter changes, and does nothing when it is up to date.
+demo-venv:
+	$(PYTHON) demo/demo_venv.py $(DEMO_VENV)
 
 $(TEST_VENV)/bin/python:
 	$(PYTHON) -m venv $(TEST_VENV)
@@ -64,7 +60,8 @@ test-venv: $(TEST_STAMP)
 
 # -- the demo ------------------------------------------------------------------
 # demo/var/ (database, spool files, static files, secret key) is kept across
-# restarts; delete it to start from scratch.
+# restarts (also when the virtualenv moves to another Django); delete it to
+# start from scratch.
 
 demo: export DEMO_ADMIN_PASSWORD = $(ADMIN_PASSWORD)
 demo: export DEMO_PORT = $(PORT)
@@ -101,4 +98,4 @@ clean:
 	rm -rf build dist docs/_build .tox *.egg-info
 
 distclean: clean
-	rm -rf $(DEMO_VENV) $(TEST_VENV) demo/var
+	rm -rf $(DEMO_VENV) $(DEMO_VENV).lock $(TEST_VENV) demo/var

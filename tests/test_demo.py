@@ -2,25 +2,30 @@
 
 Each step is a fresh process on the demo's settings, with its database in a
 temporary directory (DEMO_VAR_DIR) instead of demo/var/; the served demo is
-a copy of demo/ in a temporary directory, under its own uwsgi.ini.
+a copy of demo/ in a temporary directory, under its own uwsgi.ini
+(``tests/support/demo.py``). The demo is served twice over: by this suite's
+Python (Django 5.2 in ``make test``), and on Django 6.1 by the virtualenv
+``make demo`` makes where the machine has a Python 3.12 or later
+(``demo/demo_venv.py``; made on first use, then shared with ``make demo``),
+where its django.tasks part runs: a ``@task`` function enqueued from the
+admin, its result SUCCESSFUL in *Task results*.
 """
 
 import html
 import os
 import re
-import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from .support.adminclient import AdminClient, form_errors
+from .support.demo import django6_python, served_demo
 from .support.procs import free_port
-from .support.uwsgi_server import uwsgi_binary
 from .support.waits import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,57 +87,25 @@ def test_demo_setup_sets_the_password_only_when_asked(demo):
 
 @pytest.fixture
 def demo_server(tmp_path):
-    """A copy of demo/ prepared by make demo's steps and served by its uwsgi.ini; yields its URL."""
-    copy = tmp_path / "demo"
-    shutil.copytree(DEMO, copy, ignore=shutil.ignore_patterns("var", "__pycache__"))
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DJANGO_SETTINGS_MODULE", "DEMO_ADMIN_PASSWORD", "DEMO_VAR_DIR")
-    }
-    # This checkout's taskmanager, whatever the virtualenv has installed.
-    env.update(DEMO_PORT=str(port), PYTHONPATH=str(ROOT))
-    for step in (
-        ["manage.py", "migrate", "--noinput", "-v0"],
-        ["manage.py", "collectstatic", "--noinput", "-v0"],
-        ["manage.py", "collect_commands", "--excludecore", "-v0"],
-        ["demo_setup.py", "--port", str(port)],
-    ):
-        done = subprocess.run(
-            [sys.executable, *step], cwd=copy, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    log_path = tmp_path / "uwsgi.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [uwsgi_binary(), "--ini", "uwsgi.ini"],
-            cwd=copy,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = "http://127.0.0.1:%d" % port
-
-    def answers():
-        assert server.poll() is None, log_path.read_text(errors="replace")
-        try:
-            with urllib.request.urlopen(base + "/admin/login/", timeout=5) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(answers, timeout=120, message="the demo's uWSGI to answer")
+    """The demo served by this suite's Python (Django 5.2 in ``make test``); yields its URL."""
+    with served_demo(tmp_path, sys.executable) as base:
         yield base
-    finally:
-        os.killpg(server.pid, signal.SIGINT)  # die-on-term: it stops
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+
+
+@pytest.fixture(scope="module")
+def django6_demo_python():
+    """The Python of make demo's Django 6 virtualenv (made on first use, as make demo makes it)."""
+    python, why = django6_python()
+    if python is None:
+        pytest.skip("the demo runs Django 6 where a Python >= 3.12 is found; here: " + why)
+    return python
+
+
+@pytest.fixture
+def django6_demo(tmp_path, django6_demo_python):
+    """The demo served on Django 6.1 by make demo's virtualenv, as ``make demo`` serves it; yields its URL."""
+    with served_demo(tmp_path, django6_demo_python) as base:
+        yield base
 
 
 def task_result(client, task_id):
@@ -184,3 +157,82 @@ def test_the_demo_admin_follows_the_browser_s_language(demo_server):
     with urllib.request.urlopen(request, timeout=10) as resp:
         page = html.unescape(resp.read().decode())
     assert '<html lang="it"' in page and "Nome utente" in page and 'value="Accedi"' in page, page[:3000]
+
+
+TRY_PAGE = "/admin/demoapp/trydjangotasks/"
+RESULT_PAGE_RE = re.compile(r"/admin/taskmanager/djangotaskresult/(\w+)/change/$")
+
+
+def enqueue_from_the_admin(client, data) -> str:
+    """POST the demo's Try django.tasks form; return the result's page it redirects to (which says so)."""
+    resp = client.post(TRY_PAGE, data, follow=False)
+    assert resp.status == 302, form_errors(resp) or resp.text[-3000:]
+    assert RESULT_PAGE_RE.search(resp.url), resp.url
+    page = urllib.parse.urlsplit(resp.url).path
+    landed = html.unescape(client.get(page).text)
+    assert "Enqueued %s: a spooler runs it" % data["function"] in landed, landed[-3000:]
+    return page
+
+
+def successful_page(client, page: str) -> str:
+    """Wait until the result's page shows it Successful (reloading it, as a person would); return the page."""
+
+    def ended():
+        text = html.unescape(client.get(page).text)
+        found = re.search(r'<span class="tm-badge tm-(\w+)">', text)
+        return text if found and found.group(1) in ("ok", "failed") else None
+
+    text = wait_for(ended, timeout=120, message="the demo function's result")
+    assert '<span class="tm-badge tm-ok">Successful</span>' in text, text[-4000:]
+    return text
+
+
+def test_the_demo_on_django_6_enqueues_its_task_functions_from_the_admin(django6_demo):
+    client = AdminClient(django6_demo)
+    client.login("admin", "admin")
+    index = client.get("/admin/").text
+    assert TRY_PAGE in index and "Try django.tasks" in index, index[-3000:]
+    page = client.get(TRY_PAGE).text
+    assert "Enqueue daily_report()" in page and "Enqueue count_words(text, top)" in page, page[-3000:]
+
+    # A form without Django's CSRF token enqueues nothing; neither does a wrong top.
+    assert client.post(TRY_PAGE, {"function": "daily_report"}, follow=False, csrf=False).status == 403
+    refused = client.post(TRY_PAGE, {"function": "count_words", "text": "a b", "top": "0"})
+    assert refused.status == 200 and "needs a text and a number from 1 to 20" in refused.text
+    assert "tm-badge" not in client.get("/admin/taskmanager/djangotaskresult/").text
+
+    # The function without arguments: enqueued, run by a spooler of the demo, its result and log in the admin.
+    report = successful_page(client, enqueue_from_the_admin(client, {"function": "daily_report"}))
+    assert "demoapp.tasks.daily_report" in report, report[-4000:]
+    assert '"failed_runs": 0' in report, report[-4000:]
+    log_url = re.search(r'href="(/admin/taskmanager/report/\d+/log/)"', report).group(1)
+    log = html.unescape(client.get(log_url).text)
+    for line in ("Counting the task manager", "No run ended FAILED", "Printed lines are captured too."):
+        assert line in log, (line, log[-4000:])
+
+    # The function with arguments: what the form gave, and what it returned.
+    words = successful_page(
+        client,
+        enqueue_from_the_admin(client, {"function": "count_words", "text": "b a b c b a", "top": "2"}),
+    )
+    assert '"b a b c b a"' in words and '"top": 2' in words, words[-4000:]
+    assert re.search(r'"most_common": \[\s*\[\s*"b",\s*3\s*\],\s*\[\s*"a",\s*2\s*\]\s*\]', words), words[
+        -4000:
+    ]
+    listing = client.get("/admin/taskmanager/djangotaskresult/").text
+    assert listing.count('<span class="tm-badge tm-ok">') == 2, listing[-4000:]
+
+
+def test_the_demo_on_django_5_2_says_its_django_tasks_part_needs_django_6(demo_server):
+    import django
+
+    if django.VERSION >= (6, 0):
+        pytest.skip(
+            "this suite runs Django %s: the demo served by it has django.tasks" % django.get_version()
+        )
+    client = AdminClient(demo_server)
+    client.login("admin", "admin")
+    page = " ".join(re.sub(r"<[^>]+>", " ", html.unescape(client.get(TRY_PAGE).text)).split())
+    assert "This part of the demo needs Django 6.0 or later" in page, page[-3000:]
+    # A POST enqueues nothing there: the same page, no redirect.
+    assert client.post(TRY_PAGE, {"function": "daily_report"}, follow=False).status == 200

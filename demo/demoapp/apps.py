@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class DemoAppConfig(AppConfig):
     name = "demoapp"
-    verbose_name = "Demo commands"
+    verbose_name = "Demo"

@@ -9,6 +9,8 @@ import os
 import secrets
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # DEMO_VAR_DIR puts it elsewhere (the tests prepare a demo in a temporary directory).
 VAR_DIR = Path(os.environ.get("DEMO_VAR_DIR") or BASE_DIR / "var")
@@ -124,6 +126,22 @@ STATIC_ROOT = VAR_DIR / "static"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django.tasks (Django 6.0+) on the uWSGI spoolers: the functions of
+# demoapp/tasks.py, enqueued from the admin (Demo > Try django.tasks), run
+# there as command runs do, their results under Task manager > Task results.
+# Django 5.2 has no django.tasks: the demo leaves the setting out there and
+# its page says that this part needs Django 6 (make demo installs Django 6.1
+# where it finds a Python 3.12 or later: demo/demo_venv.py).
+if django.VERSION >= (6, 0):
+    TASKS = {
+        "default": {
+            "BACKEND": "taskmanager.djangotasks.backend.SpoolerTaskBackend",
+            "QUEUES": ["default"],
+            # Seconds a call may run before it is stopped and FAILED (TimedOut).
+            "OPTIONS": {"TIMEOUT": 300},
+        }
+    }
+
 # Where the spooler's log lines and the runner's messages go: the terminal
 # that runs `make demo`.
 LOGGING = {
@@ -133,6 +151,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "taskmanager": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The demo's functions log at DEBUG too: their runs' logs keep every level.
+        "demoapp": {"level": "DEBUG"},
         "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
