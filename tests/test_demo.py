@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from .support.adminclient import AdminClient, form_errors
-from .support.demo import django6_python, served_demo
+from .support.demo import demo_step, django6_python, served_demo
 from .support.procs import free_port
 from .support.waits import wait_for
 
@@ -236,3 +236,24 @@ def test_the_demo_on_django_5_2_says_its_django_tasks_part_needs_django_6(demo_s
     assert "This part of the demo needs Django 6.0 or later" in page, page[-3000:]
     # A POST enqueues nothing there: the same page, no redirect.
     assert client.post(TRY_PAGE, {"function": "daily_report"}, follow=False).status == 200
+
+
+def test_the_demo_s_django_tasks_page_is_for_who_may_run_function_runs(demo_server, tmp_path):
+    """A staff user with every permission of the app, while function runs are for superusers only: no page."""
+    demo_step(
+        tmp_path / "demo",
+        sys.executable,
+        [
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import Permission, User; "
+            "u = User.objects.create_user('staff', password='pw', is_staff=True); "
+            "u.user_permissions.set(Permission.objects.filter(content_type__app_label__in=['taskmanager', 'demoapp']))",
+        ],
+    )
+    client = AdminClient(demo_server)
+    client.login("staff", "pw")
+    assert TRY_PAGE not in client.get("/admin/").text
+    assert client.get(TRY_PAGE).status == 403
+    assert client.post(TRY_PAGE, {"function": "daily_report"}, follow=False).status == 403

@@ -46,9 +46,19 @@ def django6_python() -> tuple[str | None, str]:
     return str(venv / "bin" / "python"), ""
 
 
+def demo_step(copy: Path, python: str, argv: list[str], env: dict | None = None) -> str:
+    """Run ``python argv`` in the demo copy ``copy`` (e.g. ``manage.py shell -c ...``); return its stdout."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DEMO_VAR_DIR")}
+        env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([python, *argv], cwd=copy, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 @contextlib.contextmanager
 def served_demo(tmp_path: Path, python: str):
-    """Prepare a copy of demo/ with ``python`` and serve it with its uWSGI; yield the base URL."""
+    """Prepare a copy of demo/ (``tmp_path / "demo"``) with ``python``, serve it with its uWSGI; yield the URL."""
     copy = tmp_path / "demo"
     shutil.copytree(DEMO, copy, ignore=shutil.ignore_patterns("var", "__pycache__"))
     port = free_port()
@@ -64,8 +74,7 @@ def served_demo(tmp_path: Path, python: str):
         ["manage.py", "collect_commands", "--excludecore", "-v0"],
         ["demo_setup.py", "--port", str(port)],
     ):
-        done = subprocess.run([python, *step], cwd=copy, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
+        demo_step(copy, python, step, env)
     log_path = tmp_path / "uwsgi.log"
     uwsgi = Path(python).with_name("uwsgi")
     with open(log_path, "wb") as log:
