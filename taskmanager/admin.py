@@ -716,9 +716,10 @@ class TaskAdmin(
                 found.pop(name, None)
         return found
 
-    def response_action(self, request, queryset):
+    def response_action(self, request, queryset, *args, **kwargs):
         # Django filters the list by the posted ids as they are: a hand-made
         # one that is no id ("x", "", a 30-digit number) raises in the query (a 500).
+        # Django 6.1 passes action_location too (*args, **kwargs: 5.2 does not).
         if not all(_is_pk(pk) for pk in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)):
             self.message_user(
                 request,
@@ -726,7 +727,7 @@ class TaskAdmin(
                 messages.WARNING,
             )
             return None
-        return super().response_action(request, queryset)
+        return super().response_action(request, queryset, *args, **kwargs)
 
     def _bulk(self, request, queryset, action):
         for task in queryset.select_related("command"):

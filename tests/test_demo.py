@@ -257,3 +257,17 @@ def test_the_demo_s_django_tasks_page_is_for_who_may_run_function_runs(demo_serv
     assert TRY_PAGE not in client.get("/admin/").text
     assert client.get(TRY_PAGE).status == 403
     assert client.post(TRY_PAGE, {"function": "daily_report"}, follow=False).status == 403
+
+
+def test_the_demo_on_django_6_starts_tasks_with_the_list_s_start_action(django6_demo):
+    """The demo's first step (tick a task, choose Start): Django 6.1's admin passes actions their location."""
+    client = AdminClient(django6_demo)
+    client.login("admin", "admin")
+    listing = html.unescape(client.get("/admin/taskmanager/task/").text)
+    task_id = re.search(
+        r'href="/admin/taskmanager/task/(\d+)/change/[^"]*">Refresh the cache<', listing
+    ).group(1)
+    data = {"action": "start_tasks", "index": "0", "select_across": "0", "_selected_action": [task_id]}
+    started = client.post("/admin/taskmanager/task/", data, follow=False)
+    assert started.status == 302, started.text[-3000:]
+    assert wait_for(lambda: task_result(client, task_id), timeout=120, message="the run's end") == "OK"
