@@ -231,10 +231,11 @@ def commit_floor(runs: int) -> dict:
 
 
 # -- 1. start latency --------------------------------------------------------------
-def bench_latency(env, server, client, runs: int) -> dict:
-    from taskmanager.models import Task
+def spool_floor(env, client, runs: int) -> tuple[list[float], list[float]]:
+    """The floor of a start: the same server's bare spool function, ``runs`` times one at a time.
 
-    # Floor: the same server's bare spool function.
+    Return (POST sent -> function entered, ``uwsgi.spool()`` -> function entered), ms.
+    """
     floor_client, floor_spool = [], []
     for _ in range(runs):
         before = len(floor_lines(env))
@@ -244,7 +245,13 @@ def bench_latency(env, server, client, runs: int) -> dict:
         floor_client.append(ms(entered - sent))
         floor_spool.append(ms(entered - spooled))
         time.sleep(0.05)
+    return floor_client, floor_spool
 
+
+def bench_latency(env, server, client, runs: int) -> dict:
+    from taskmanager.models import Task
+
+    floor_client, floor_spool = spool_floor(env, client, runs)
     task = Task.objects.create(name="bench-latency", command=command("tm_stamp"))
     total, to_handler, handler_to_line = [], [], []
     missing = 0

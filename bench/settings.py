@@ -8,13 +8,15 @@ On top of ``tests.settings`` (database chosen by ``TM_TEST_DB`` and
   retention, notifications as shipped); a bench that needs other values
   says so in ``TM_TEST_SETTINGS`` (as the tests do), and those apply;
 * the bench-only app ``bench.benchapp`` (floor spool function, commit
-  counters) and its URL;
+  counters) and its URL; django-tasks-db's app and a ``"db"`` django.tasks
+  backend where it is installed (``bench_tasks.py``);
 * the logger ``taskmanager.runner.timing`` (one JSON line per run with the
   end time of each phase) goes to ``$TM_BENCH_DIR/timing.log``.
 """
 
 import json
 import os
+from importlib.util import find_spec
 
 from tests import settings as _test_settings
 from tests.settings import *  # noqa: F403
@@ -28,6 +30,13 @@ for _name, _value in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}").item
         globals()[_name] = _value
 
 INSTALLED_APPS = [*_test_settings.INSTALLED_APPS, "bench.benchapp"]
+
+# bench_tasks.py measures django-tasks-db's db_worker beside the spooler on
+# the same database: where it is installed (with Django 6.0+), its app and a
+# "db" backend next to the test project's "default" (the spooler's).
+if find_spec("django.tasks") and find_spec("django_tasks_db"):
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {**_test_settings.TASKS, "db": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 ROOT_URLCONF = "bench.urls"
 
 _bench_dir = os.environ.get("TM_BENCH_DIR")
