@@ -2,7 +2,8 @@
 #   make demo    serve the demo project's admin with uWSGI (PORT=8000, ADMIN_PASSWORD=admin)
 #   make test    run the whole test suite in its own virtualenv (TM_TEST_DB=sqlite|postgresql|mariadb)
 # and `make bench` for the benchmarks. Each target creates the virtualenv it needs
-# (.venv-demo, .venv-test) on first use and reuses it afterwards.
+# (.venv-demo, .venv-test; bench/bench_tasks.py also .venv-bench-tasks, Django 6.1)
+# on first use and reuses it afterwards.
 
 PYTHON ?= python3
 PORT ?= 8000
@@ -98,4 +99,4 @@ clean:
 	rm -rf build dist docs/_build .tox *.egg-info
 
 distclean: clean
-	rm -rf $(DEMO_VENV) $(DEMO_VENV).lock $(TEST_VENV) demo/var
+	rm -rf $(DEMO_VENV) $(DEMO_VENV).lock $(TEST_VENV) .venv-bench-tasks .venv-bench-tasks.lock demo/var
