@@ -444,8 +444,8 @@ def test_every_setting_is_documented_with_its_default():
 
 
 def test_every_check_id_is_documented():
-    source = (ROOT / "taskmanager" / "checks.py").read_text()
-    used = set(re.findall(r'id="(taskmanager\.[EW]\d{3})"', source))
+    sources = [ROOT / "taskmanager" / "checks.py", *(ROOT / "taskmanager").glob("*/checks.py")]
+    used = set(re.findall(r'id="(taskmanager\.[EW]\d{3})"', "".join(p.read_text() for p in sources)))
     documented = set(
         re.findall(r"^(taskmanager\.[EW]\d{3})$", (ROOT / "docs" / "checks.rst").read_text(), re.M)
     )

@@ -1,6 +1,6 @@
-"""The django.tasks functions of the tests (Django 6.0+ only: tests/test_django_tasks.py), and the
-view that enqueues one from a uWSGI web worker (``/tm-test/enqueue/``, added by tests/urls.py on
-Django 6.0+ only)."""
+"""The django.tasks functions of the tests (tests/test_django_tasks.py), and the view that enqueues
+one from a uWSGI web worker (``/tm-test/enqueue/``). Imported only where django.tasks or its
+backport is installed (tests/urls.py asks ``taskmanager.djangotasks.api``)."""
 
 import json
 import logging
@@ -8,7 +8,8 @@ import time
 
 from django.db import transaction
 from django.http import JsonResponse
-from django.tasks import task
+
+from taskmanager.djangotasks.api import task
 
 logger = logging.getLogger("tests.djtasks")
 
