@@ -534,10 +534,15 @@ def check_blocked_commands(app_configs=None, databases=None, **kwargs) -> list[c
     from django.db import DatabaseError
 
     from . import policy
-    from .models import Task
+    from .models import DjangoTaskResult, Task
 
     try:
-        rows = list(Task.objects.values_list("name", "command__app_name", "command__name"))
+        # Not the carrier tasks of django.tasks functions: their command never runs as a task
+        # (policy.blocked says so), yet a spooler runs their function calls (djangotasks/run.py).
+        rows = list(
+            Task.objects.exclude(command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND)
+            .values_list("name", "command__app_name", "command__name")
+        )
     except DatabaseError:  # tables not created yet (migrate runs the checks first)
         return []
     blocked = [(name, app, command) for name, app, command in rows if policy.blocked(app, command)]
