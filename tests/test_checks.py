@@ -383,6 +383,7 @@ def test_banner_when_the_spooler_never_reported(uwsgi_node, commands):
         "/admin/taskmanager/task/",
         "/admin/taskmanager/task/%d/change/" % task.pk,
         "/admin/taskmanager/",
+        "/admin/taskmanager/djangotaskresult/",  # where a @task user looks
     ):
         page = client.get(path)
         assert page.status == 200
