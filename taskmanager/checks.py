@@ -40,6 +40,7 @@ from django.utils.module_loading import import_string
 
 from . import fencing, logcapture, processes, uwsgi_runtime
 from .conf import DEFAULTS, AppSettings, app_settings
+from .spooler import get_backend
 
 logger = logging.getLogger("taskmanager.checks")
 
@@ -903,7 +904,30 @@ def log_start_checks(where: str) -> str:
         _log_problems(messages, where)
         line = start_summary(messages, where)
     write_to_uwsgi_log(line)
+    web_only = _web_only_line()
+    if web_only:
+        write_to_uwsgi_log(web_only)
+        line += "\n" + web_only
     return line
+
+
+def _web_only_line() -> str | None:
+    """The line saying that this instance runs nothing itself (no spooler), or None.
+
+    Legitimate on a web-only node of several machines, so not a check; but a
+    first deployment that forgot the ``spooler`` option would otherwise see no
+    word of it in the log while every run waits.
+    """
+    try:
+        if not get_backend().web_only():
+            return None
+    except Exception:  # noqa: BLE001 - a log line must never stop a process from starting
+        return None
+    return (
+        "taskmanager: this uWSGI instance has no spooler (web-only, %sWEB_ONLY): the runs and "
+        "django.tasks calls it starts wait for a spooler node; add 'spooler = /path/to/spool/dir' "
+        "to run them here." % PREFIX
+    )
 
 
 def start_summary(messages: list[checks.CheckMessage], where: str) -> str:
