@@ -21,9 +21,19 @@ from django.core.management import call_command
 from taskmanager.djangotasks import api
 from taskmanager.models import AuditEntry, Command, LogLine, Task
 
-from .support.admin import TASK_URL, add_task, change_page, edit_task, page_fields, press, task_form
+from .support.admin import (
+    TASK_URL,
+    add_task,
+    change_page,
+    edit_task,
+    page_fields,
+    press,
+    run_to_end,
+    task_form,
+)
 from .support.adminclient import client_for, form_errors
 from .support.scheduling import schedule_fields, whole_seconds_ahead
+from .support.security import change_form
 from .support.waits import finished_report, finished_reports, running_report, wait_for
 
 if api.Task is None:
@@ -82,13 +92,27 @@ def test_only_a_superuser_activates_a_function_or_sets_its_rights(server, comman
     function = commands[GREET]
     staff("view_command", "change_command", "run_task", "add_task", "change_task", "view_task")
     client = client_for(server.url, "staff")
-    answer = save_command_page(client, function, active="on", run_by="superusers", locked_arguments="on")
+    # The fields are read-only for them: what they post is ignored, an approved call too.
+    save_command_page(
+        client,
+        function,
+        active="on",
+        run_by="superusers",
+        locked_arguments="on",
+        **{
+            "approved_arguments-TOTAL_FORMS": "1",
+            "approved_arguments-INITIAL_FORMS": "0",
+            "approved_arguments-0-arguments": '{"args": ["x"]}',
+        },
+    )
     function.refresh_from_db()
     assert (function.active, function.run_by, function.locked_arguments) == (False, "permission", False)
-    # Their add form does not offer it.
-    page = client.get(TASK_URL + "add/")
-    assert 'value="%d"' % function.pk not in page.text
-    assert "/change/" not in answer.url or "Only superusers may activate" in answer.text
+    assert not function.approved_arguments.exists()
+    assert not AuditEntry.objects.filter(object_type="command", object_id=str(function.pk)).exists()
+    # Their add form does not offer it, and a post of it is refused.
+    assert 'value="%d"' % function.pk not in client.get(TASK_URL + "add/").text
+    answer = client.post(TASK_URL + "add/", task_form(commands, "mine", GREET, '{"args": ["x"]}'))
+    assert "Select a valid choice" in form_errors(answer)
 
     admin = client_for(server.url, "admin")
     answer = save_command_page(admin, function, active="on")
@@ -141,6 +165,11 @@ def test_the_rights_are_checked_before_the_signature(server, commands, staff):
     assert "Only superusers may run tasks of the command" in errors or "Select a valid choice" in errors
     assert "do not fit" not in errors
     assert not Task.objects.filter(name="sneaky").exists()
+    # A task of it made by a superuser: they may not change its arguments (nor load the function).
+    task = Task.objects.create(name="theirs", command=commands[GREET], arguments='{"args": ["ada"]}')
+    change_form(client, task, arguments='{"args": [1, 2, 3]}')
+    task.refresh_from_db()
+    assert task.arguments == '{"args": ["ada"]}'
 
 
 def test_locked_arguments_take_the_approved_calls_only(server, admin_http, commands):
@@ -154,9 +183,9 @@ def test_locked_arguments_take_the_approved_calls_only(server, admin_http, comma
 
 def test_start_runs_the_function_with_its_log_levels_and_return_value(server, admin_http, commands):
     activate(GREET)
-    task = add_task(admin_http, commands, "greeting", GREET, '{"args": ["ada"], "kwargs": {"times": 2}}')
-    press(admin_http, task, "start")
-    report = finished_report(task)
+    task, report = run_to_end(
+        admin_http, commands, "greeting", GREET, '{"args": ["ada"], "kwargs": {"times": 2}}'
+    )
     lines = log_lines(report)
     assert lines["greeting ada"] == LogLine.Level.INFO, lines
     assert lines["ada is greeted 2 time(s)"] == LogLine.Level.WARNING
@@ -173,9 +202,7 @@ def test_start_runs_the_function_with_its_log_levels_and_return_value(server, ad
 
 def test_a_function_that_takes_a_context_gets_one_describing_the_run(server, admin_http, commands):
     activate(WHICH_RUN)
-    task = add_task(admin_http, commands, "context", WHICH_RUN, '{"args": ["mine"]}')
-    press(admin_http, task, "start")
-    report = finished_report(task)
+    _task, report = run_to_end(admin_http, commands, "context", WHICH_RUN, '{"args": ["mine"]}')
     lines = log_lines(report)
     assert "attempt 1 of taskmanager-report-%d" % report.pk in lines, lines
     assert "Returned: 'mine'" in lines
@@ -184,15 +211,13 @@ def test_a_function_that_takes_a_context_gets_one_describing_the_run(server, adm
 
 def test_a_function_that_raises_fails_the_run(server, admin_http, commands):
     activate(EXPLODE)
-    task = add_task(admin_http, commands, "exploding", EXPLODE, '{"args": ["boom"]}')
-    press(admin_http, task, "start")
-    report = finished_report(task)
+    _task, report = run_to_end(admin_http, commands, "exploding", EXPLODE, '{"args": ["boom"]}')
     assert (report.result, report.end_kind) == ("FAILED", "crashed")
     assert report.end_reason == "exception: ValueError"
     errors = [text for text, level in log_lines(report).items() if level == LogLine.Level.ERROR]
     (traceback,) = errors
     assert traceback.startswith("Traceback") and traceback.endswith("ValueError: boom")
-    assert "def explode" not in traceback and 'raise ValueError(message)' in traceback
+    assert "def explode" not in traceback and "raise ValueError(message)" in traceback
     assert not any(text.startswith("Returned") for text in log_lines(report))
 
 
@@ -215,7 +240,12 @@ def test_a_scheduled_function_task_runs_on_its_schedule(server, admin_http, comm
     activate(GREET)
     start = whole_seconds_ahead(1)
     task = add_task(
-        admin_http, commands, "every minute", GREET, '{"args": ["bob"]}', **schedule_fields(start, "minute", 1)
+        admin_http,
+        commands,
+        "every minute",
+        GREET,
+        '{"args": ["bob"]}',
+        **schedule_fields(start, "minute", 1),
     )
     press(admin_http, task, "start")
     (report,) = finished_reports(task)
