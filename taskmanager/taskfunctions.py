@@ -50,8 +50,8 @@ class Discovery:
 
 def discover() -> Discovery:
     """Find the functions of the installed apps' ``tasks`` modules (see the module's docstring)."""
-    if api.Task is None:
-        return Discovery(api.MISSING)
+    if api.SOURCE is None:
+        return Discovery(api.MISSING.rstrip("."))
     result = Discovery()
     for config in apps.get_app_configs():
         if not module_has_submodule(config.module, MODULE):
@@ -70,10 +70,10 @@ def discover() -> Discovery:
 
 def load(path: str):
     """Return the django.tasks ``Task`` at ``path``; raise `ArgumentsError` saying why there is none."""
-    if api.Task is None:
+    if api.SOURCE is None:
         raise ArgumentsError(
             _("The function %(function)s cannot run here: %(reason)s.")
-            % {"function": path, "reason": api.MISSING}
+            % {"function": path, "reason": api.MISSING.rstrip(".")}
         )
     try:
         task = import_string(path)
