@@ -716,7 +716,9 @@ class TaskAdmin(
         return format_html(
             '<code class="tm-command-line">{}</code><div class="tm-help">{}</div>',
             callargs.run_line(obj.command, argv),
-            _("The exact command line the task runs (updated when the task is saved)."),
+            _("The call the task makes (updated when the task is saved).")
+            if obj.command.is_function
+            else _("The exact command line the task runs (updated when the task is saved)."),
         )
 
     @admin.display(description=_("durations and results"))

@@ -192,6 +192,7 @@ def test_start_runs_the_function_with_its_log_levels_and_return_value(server, ad
     # The task page shows the call; the list tells it is a function.
     page = admin_http.get(TASK_URL + "%d/change/" % task.pk)
     assert "%s(&quot;ada&quot;, times=2)" % GREET in page.text
+    assert "The call the task makes" in page.text
     assert "%s()" % GREET in admin_http.get(TASK_URL).text
 
 
