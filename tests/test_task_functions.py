@@ -10,6 +10,7 @@ Needs the django.tasks API (Django 6.0+, or the django-tasks backport on
 Django 5.2, which the test extra installs): skipped without it, saying so.
 """
 
+import html
 import re
 from datetime import timedelta
 from io import StringIO
@@ -110,6 +111,10 @@ def test_only_a_superuser_activates_a_function_or_sets_its_rights(server, comman
     assert "Select a valid choice" in form_errors(answer)
 
     admin = client_for(server.url, "admin")
+    # Its page shows its signature, its docstring and the form of its tasks' arguments.
+    page = html.unescape(admin.get(COMMAND_URL % function.pk).text)
+    assert "%s(name, times=1, *, loud=False)" % GREET in page
+    assert "Log at INFO and WARNING" in page and '{"args": [...], "kwargs": {...}}' in page
     answer = save_command_page(admin, function, active="on")
     assert "/change/" not in answer.url, form_errors(answer)
     function.refresh_from_db()
