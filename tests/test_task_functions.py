@@ -79,9 +79,15 @@ def test_collect_commands_collects_the_apps_task_functions_inactive(transactiona
     # Commands keep their kind and rules: the project's own are active.
     assert Command.objects.get(name="tm_ok").kind == Command.Kind.COMMAND
     assert Command.objects.get(name="tm_ok").active
-    # Collected again: nothing changes, nothing is activated.
+    # Collected again: nothing is activated; a function gone from the code is deactivated (audited).
+    gone = Command.objects.create(
+        app_name="tests.testapp", name="tests.testapp.tasks.gone", kind=Command.Kind.FUNCTION, active=True
+    )
     call_command("collect_commands", "--excludecore", stdout=StringIO())
     assert not Command.objects.filter(kind=Command.Kind.FUNCTION, active=True).exists()
+    entry = AuditEntry.objects.get(object_type="command", object_id=str(gone.pk))
+    assert (entry.action, entry.actor_name) == ("deactivate", "collect_commands")
+    assert entry.message == "Deactivated by collection: the function no longer exists."
 
 
 def test_only_a_superuser_activates_a_function_or_sets_its_rights(server, commands, staff, superuser):

@@ -2,9 +2,10 @@
 
 A Command row of kind "function" (its name the function's dotted path) is
 run by calling the function instead of ``call_command``: :class:`CommandName`
-carries the kind to the child (through the fork server too), and
-:mod:`.child_main` decides by it, the only place that does; everything
-before and after is the same (release, log capture, exit, reuse). The
+carries the kind to the child (through the fork server too), where
+:func:`load_command` and :mod:`.child_main`'s ``run_command`` decide by it,
+the only places that do; everything before and after is the same
+(release, log capture, exit, reuse). The
 function is imported while the claim commits, as a command's module is
 (:func:`load_command`), and called with the run's
 arguments (:func:`taskmanager.callargs.call_of`) through Django's

@@ -1,7 +1,7 @@
 """Register the management commands and the ``@task`` functions of the installed apps as Command rows.
 
 Functions are found in the apps' ``tasks`` modules (``taskmanager.taskfunctions``)
-and always added inactive: a superuser activates each (``docs/tasks_backend.rst``).
+and always added inactive: a superuser activates each (``docs/task_functions.rst``).
 """
 
 from django.core.management import get_commands
