@@ -274,3 +274,22 @@ def test_editing_a_function_task_checks_the_new_arguments(server, admin_http, co
     assert "The arguments of a function are JSON" in form_errors(answer)
     task.refresh_from_db()
     assert task.arguments == '{"args": ["ada", 3]}'
+
+
+def test_run_now_with_other_arguments_checks_them_against_the_signature(server, admin_http, commands):
+    activate(GREET)
+    task = add_task(admin_http, commands, "other call", GREET, '{"args": ["ada"]}')
+    url = TASK_URL + "%d/run-with-arguments/" % task.pk
+    page = html.unescape(admin_http.get(url).text)
+    assert '%s("ada")' % GREET in page and "%s(name, times=1, *, loud=False)" % GREET in page
+    refused = admin_http.post(url, {"arguments": '{"args": []}', "version": task.version})
+    assert "missing a required argument: 'name'" in form_errors(refused)
+    assert not task.reports.exists()
+    admin_http.post(
+        url, {"arguments": '{"args": ["bob"], "kwargs": {"loud": true}}', "version": task.version}
+    )
+    report = finished_report(task)
+    assert report.trigger == "run now" and report.command_line == '%s("bob", loud=true)' % GREET
+    assert "HELLO bob" in log_lines(report)
+    task.refresh_from_db()
+    assert task.arguments == '{"args": ["ada"]}'
