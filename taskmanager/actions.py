@@ -15,7 +15,7 @@ from django.db.models import BooleanField, Case, F, Value, When
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
-from . import arguments, audit, busy, datetimes, db, dbclock, forms, policy, redaction, schedule, spoolfiles
+from . import audit, busy, callargs, datetimes, db, dbclock, forms, policy, redaction, schedule, spoolfiles
 from .audit_display import RUN_WITH_OTHER_ARGUMENTS
 from .conf import serves_queue, use_tz_problem
 from .models import Command, Report, Task, new_token
@@ -165,7 +165,7 @@ def not_allowed(
         reason = (policy.other_arguments_refusal(user, task) if user is not None else None) or (
             policy.command_refusal(task.command) or forms.arguments_error(task.command, other)
         )
-        argv = None if reason else arguments.parse_arguments(other)
+        argv = None if reason else callargs.argv_of(task.command, other)
     if reason is None:
         checks = checks or policy.RunChecks(user, check_user=user is not None)
         reason = checks.refusal(task, argv)

@@ -18,6 +18,7 @@ PACKAGE = ROOT / "taskmanager"
 #: Modules that hold rules or formats only: no ORM, nothing of the package but each other.
 PURE = {
     "taskmanager.arguments",
+    "taskmanager.callargs",
     "taskmanager.conf",
     "taskmanager.datetimes",
     "taskmanager.exceptions",

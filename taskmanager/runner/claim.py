@@ -14,7 +14,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F
 
-from .. import arguments, dbclock, policy, processes, redaction, schedule, spoolfiles
+from .. import arguments, callargs, dbclock, policy, processes, redaction, schedule, spoolfiles
 from ..conf import queue_name, serves_queue
 from ..db import write_db
 from ..models import Report, Task, new_token
@@ -140,7 +140,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     argv = runnable_argv(task, trigger)
     refusal = policy.claim_refusal(task, trigger, argv)
     # A refused run's report still shows what it would have run.
-    command_line = arguments.command_line(task.command.name, argv) if argv is not None else ""
+    command_line = callargs.run_line(task.command, argv) if argv is not None else ""
     if refusal is not None:
         argv = None
     marks["prepared"] = time.perf_counter()
@@ -208,7 +208,7 @@ def runnable_argv(task: Task, trigger: str = "") -> list[str] | None:
     if not task.command.active:
         return None
     try:
-        return arguments.parse_arguments(task.arguments_for(trigger))
+        return callargs.argv_of(task.command, task.arguments_for(trigger))
     except arguments.ArgumentsError:
         return None
 
