@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.db.models import Count
+
 from .conf import app_settings
 from .models import RunHistory, Task
 
@@ -25,10 +27,12 @@ def record_run(
 ) -> None:
     """Add the history row of a finished run and (with ``prune``) drop the task's oldest beyond the limit.
 
-    The runner prunes at the same runs as it prunes old reports (every
-    ``retention.PRUNE_EVERY``-th of a task in a spooler process): in between
-    a task has a few rows more than ``TASKMANAGER_HISTORY_KEPT``, which the
-    chart (:func:`last_runs`) does not show.
+    The runner prunes at the same runs as it prunes old reports (only where
+    no periodic pass does, at every ``retention.PRUNE_EVERY``-th run of a
+    task: ``retention.prune_due``), the periodic pass with
+    :func:`prune_over_limit`: in between a task has rows more than
+    ``TASKMANAGER_HISTORY_KEPT``, which the chart (:func:`last_runs`) does
+    not show.
 
     Also copy the duration (:func:`run_duration`) to ``Task.last_duration``
     (for the task list), unless ``update_task`` is False because the caller
@@ -63,6 +67,28 @@ def prune_history(task_id: int, keep: int | None = None) -> int:
     if old:
         RunHistory.objects.filter(pk__in=old).delete()
     return len(old)
+
+
+#: Tasks the periodic pass prunes the history of at most (the next pass takes the rest).
+BATCH = 100
+
+
+def prune_over_limit(keep: int | None = None) -> None:
+    """The periodic pass's step: prune the history of the tasks with more than ``keep`` rows.
+
+    One grouped query finds them (at most BATCH tasks), then
+    :func:`prune_history` each. Returns None (a step of the pass).
+    """
+    keep = app_settings.HISTORY_KEPT if keep is None else keep
+    over = (
+        RunHistory.objects.order_by()
+        .values("task_id")
+        .annotate(rows=Count("pk"))
+        .filter(rows__gt=keep)
+        .values_list("task_id", flat=True)[:BATCH]
+    )
+    for task_id in list(over):
+        prune_history(task_id, keep)
 
 
 def last_runs(task_id: int, count: int | None = None) -> list[RunHistory]:

@@ -225,9 +225,9 @@ class RunEnd:
         task_ended, self.deferred = statements.end_task(self.task.pk, values, DEFERRED_FIELDS)
         if not task_ended:
             Task.objects.filter(pk=self.task.pk).update(last_duration=duration)
-        # Old reports go at every retention.PRUNE_EVERY-th run of the task in
-        # this process, and at the periodic pass: not a DELETE and an audit
-        # entry at every run's end.
+        # Old reports and history rows go at the periodic pass (or, with
+        # none, at every retention.PRUNE_EVERY-th run of the task in this
+        # process): not a DELETE and an audit entry at a run's end.
         if self.prune is None:
             self.prune = retention.prune_due(self.task.pk)
         # No savepoint around the history row and the pruning unless they
