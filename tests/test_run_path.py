@@ -169,7 +169,7 @@ def test_a_slot_due_during_the_run_is_skipped_and_noted(commands, settings):
 #: durable commit.
 RUN_PATH_STATEMENTS, RUN_PATH_COMMITS = 6, 2
 #: MySQL/MariaDB have no UPDATE ... RETURNING: the end reads the report's
-#: skipped runs and the task's deferred runs apart (taskmanager/runner/sql.py).
+#: skipped runs and the task's deferred runs apart (taskmanager/prepared.py).
 NO_RETURNING_READS = 2
 
 

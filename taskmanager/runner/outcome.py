@@ -26,10 +26,10 @@ from typing import NamedTuple
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists
 
-from .. import dbclock, history, logcapture, retention, runend
+from .. import dbclock, history, logcapture, prepared, retention, runend
 from ..db import write_db
 from ..models import EndKind, Report, Task
-from . import sql, statements
+from . import statements
 from .claim import DEFERRED_FIELDS, respool_deferred
 from .follow import ChildFollower, seconds_text
 from .reportlog import ReportLog
@@ -139,7 +139,7 @@ class RunEnd:
         # during the run fails the first query, and finish() retries.
         log = self.log
         reason = log.redact(end.reason)  # the notice reads it from self.report
-        returning = sql.returns_from_update(write_db())
+        returning = prepared.returns_from_update(write_db())
         if not returning:  # read first; else the report's UPDATE returns it
             self.note_skipped(Report.objects.filter(pk=self.report.pk).values_list("skipped_runs", flat=True))
         if end.failed:
