@@ -180,6 +180,7 @@ def press_start(client, task) -> float:
     resp = client.post("/admin/taskmanager/task/%d/start/" % task.pk, follow=False)
     if resp.status != 302:
         raise RuntimeError("Start answered %s: %s" % (resp.status, resp.text[:1000]))
+    client.forget_messages()  # as the browser following the redirect would
     return sent
 
 
