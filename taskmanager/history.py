@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Count
-
+from . import retention
 from .conf import app_settings
 from .models import RunHistory, Task
 
@@ -69,25 +68,14 @@ def prune_history(task_id: int, keep: int | None = None) -> int:
     return len(old)
 
 
-#: Tasks the periodic pass prunes the history of at most (the next pass takes the rest).
-BATCH = 100
-
-
 def prune_over_limit(keep: int | None = None) -> None:
     """The periodic pass's step: prune the history of the tasks with more than ``keep`` rows.
 
-    One grouped query finds them (at most BATCH tasks), then
-    :func:`prune_history` each. Returns None (a step of the pass).
+    One grouped query finds them (at most ``retention.BATCH`` tasks,
+    :func:`taskmanager.retention.tasks_over`), then :func:`prune_history` each. Returns None (a step of the pass).
     """
     keep = app_settings.HISTORY_KEPT if keep is None else keep
-    over = (
-        RunHistory.objects.order_by()
-        .values("task_id")
-        .annotate(rows=Count("pk"))
-        .filter(rows__gt=keep)
-        .values_list("task_id", flat=True)[:BATCH]
-    )
-    for task_id in list(over):
+    for task_id in retention.tasks_over(RunHistory.objects.all(), keep):
         prune_history(task_id, keep)
 
 

@@ -80,16 +80,17 @@ def prune_over_limit(keep: int | None = None) -> None:
     the audit entry of each pruning says what went.
     """
     keep = app_settings.REPORTS_KEPT if keep is None else keep
-    over = (
-        Report.objects.finished()
-        .order_by()
-        .values("task_id")
-        .annotate(finished=Count("pk"))
-        .filter(finished__gt=keep)
-        .values_list("task_id", flat=True)[:BATCH]
-    )
-    for task_id in list(over):
+    for task_id in tasks_over(Report.objects.finished(), keep):
         prune_reports(task_id, keep)
+
+
+def tasks_over(rows, keep: int) -> list[int]:
+    """The ids of the tasks with more than ``keep`` of ``rows`` (a queryset of a model with a task), BATCH at most.
+
+    One grouped query; the periodic pass prunes them (the next pass takes the rest).
+    """
+    over = rows.order_by().values("task_id").annotate(rows=Count("pk")).filter(rows__gt=keep)
+    return list(over.values_list("task_id", flat=True)[:BATCH])
 
 
 def old_reports(task_id: int, keep: int | None = None) -> list[tuple[int, int]]:
