@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from . import retention
+from . import prepared, retention
 from .conf import app_settings
 from .models import RunHistory, Task
 
@@ -41,8 +41,9 @@ def record_run(
     the run's closing transaction.
     """
     duration = run_duration(started, finished)
-    RunHistory.objects.create(
-        task_id=task_id, started=started, duration=duration, result=result, end_kind=end_kind
+    # RunHistory.objects.create(), its INSERT compiled once per process: every run's end writes one.
+    prepared.insert(
+        RunHistory(task_id=task_id, started=started, duration=duration, result=result, end_kind=end_kind)
     )
     if update_task:
         Task.objects.filter(pk=task_id).update(last_duration=duration)
