@@ -14,12 +14,12 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F
 
-from .. import arguments, callargs, dbclock, policy, processes, redaction, schedule, spoolfiles
+from .. import arguments, callargs, dbclock, policy, prepared, processes, redaction, schedule, spoolfiles
 from ..conf import queue_name, serves_queue
 from ..db import write_db
 from ..models import Report, Task, new_token
 from ..spooler import get_backend
-from . import reuse, sql, statements
+from . import reuse, statements
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -215,7 +215,7 @@ def runnable_argv(task: Task, trigger: str = "") -> list[str] | None:
 
 def _create_report(task: Task, trigger: str, now: datetime, redact, command_line: str, child) -> Report:
     run_now, other = trigger == Report.Trigger.RUN_NOW, task.run_now_arguments
-    # Report.objects.create(), its INSERT prepared once per process (sql.insert).
+    # Report.objects.create(), its INSERT prepared once per process (prepared.insert).
     report = Report(
         task=task,
         trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
@@ -232,7 +232,7 @@ def _create_report(task: Task, trigger: str, now: datetime, redact, command_line
         pid_started=child.started if child is not None else None,
         **processes.supervised_here(now),
     )
-    return sql.insert(report)
+    return prepared.insert(report)
 
 
 #: The task's fields :func:`respool_deferred` decides by (the end's UPDATE returns them).
