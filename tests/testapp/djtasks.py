@@ -49,8 +49,10 @@ def give(kind):
 
 
 def enqueue_view(request):
-    """Enqueue ``?task=<name>&args=<JSON list>`` inside a transaction; answer ``{"id": ...}``."""
+    """Enqueue ``?task=<name>&args=<JSON list>[&queue=<name>]`` inside a transaction; answer ``{"id": ...}``."""
     function = {"add": add, "fail": fail, "sleep": sleep, "give": give}[request.GET["task"]]
+    if request.GET.get("queue"):
+        function = function.using(queue_name=request.GET["queue"])
     with transaction.atomic():
         result = function.enqueue(*json.loads(request.GET.get("args", "[]")))
     return JsonResponse({"id": result.id, "status": result.status})
