@@ -32,6 +32,7 @@ from ..conf import app_settings
 from ..models import EndKind
 from . import orphans
 from .child import Child
+from .child_main import CommandName
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -54,7 +55,7 @@ def take(task):
     child = _waiting.pop(os.getpid(), None)
     if child is None:
         return None
-    if child.command_key == (task.command.app_name, task.command.name) and processes.is_alive(child.pid):
+    if child.command_key == CommandName.of(task) and processes.is_alive(child.pid):
         return child
     retire(child)
     return None

@@ -1,6 +1,6 @@
-"""The django.tasks functions of the tests (Django 6.0+ only: tests/test_django_tasks.py), and the
-view that enqueues one from a uWSGI web worker (``/tm-test/enqueue/``, added by tests/urls.py on
-Django 6.0+ only)."""
+"""The django.tasks functions of the tests (tests/test_django_tasks.py), and the view that enqueues
+one from a uWSGI web worker (``/tm-test/enqueue/``). Imported only where django.tasks or its
+backport is installed (tests/urls.py asks ``taskmanager.djangotasks.api``)."""
 
 import json
 import logging
@@ -8,7 +8,8 @@ import time
 
 from django.db import transaction
 from django.http import JsonResponse
-from django.tasks import task
+
+from taskmanager.djangotasks.api import task
 
 logger = logging.getLogger("tests.djtasks")
 
@@ -48,8 +49,10 @@ def give(kind):
 
 
 def enqueue_view(request):
-    """Enqueue ``?task=<name>&args=<JSON list>`` inside a transaction; answer ``{"id": ...}``."""
+    """Enqueue ``?task=<name>&args=<JSON list>[&queue=<name>]`` inside a transaction; answer ``{"id": ...}``."""
     function = {"add": add, "fail": fail, "sleep": sleep, "give": give}[request.GET["task"]]
+    if request.GET.get("queue"):
+        function = function.using(queue_name=request.GET["queue"])
     with transaction.atomic():
         result = function.enqueue(*json.loads(request.GET.get("args", "[]")))
     return JsonResponse({"id": result.id, "status": result.status})
