@@ -7,9 +7,8 @@
   names another one (``make demo ADMIN_PASSWORD=...``);
 * creates the example tasks that are missing (existing ones, possibly edited
   in the admin, are left alone, so running this again changes nothing);
-* checks that the HTTP port is free, and prints where to log in (and, on
-  Django 6, where to enqueue the demo's ``@task`` functions; on Django 5.2,
-  that this part of the demo needs Django 6).
+* checks that the HTTP port is free, and prints where to log in (and where
+  to enqueue the demo's ``@task`` functions, or what is missing for them).
 
 A plain script rather than a management command, so that it does not show up
 among the commands that tasks can run.
@@ -196,14 +195,13 @@ def main(argv=None) -> None:
         print("  user: admin   password: unchanged (set it with: make demo ADMIN_PASSWORD=...)")
     print("  Open 'Tasks', tick a task, choose the Start action (or open it and press Start),")
     print("  then read its report on the task page.")
-    if django.VERSION >= (6, 0):
+    from taskmanager.djangotasks import api
+
+    if api.SOURCE:
         print("  django.tasks: open 'Demo > Try django.tasks' and enqueue a @task function;")
         print("  its result appears in 'Task results' within a second.")
     else:
-        print(
-            "  django.tasks: this demo runs Django %s; that part needs Django 6 (Python 3.12+)."
-            % django.get_version()
-        )
+        print("  django.tasks: " + api.MISSING)
     print("  Stop the demo with Ctrl-C.")
     print("=" * 72)
     print()

@@ -16,11 +16,12 @@ its own (``--with django-tasks-db``).
   PATH (a pyenv shim of a version that is not active fails and is skipped),
   and pyenv's ``~/.pyenv/versions/3.12*`` then ``3.13*`` and later (newest
   patch first). 3.12 comes first: it is the interpreter CI runs Django 6.1
-  on (``.ci/run``). With it the
-  virtualenv gets Django 6.1 and the demo its django.tasks part. Without
-  one: the Python running this file and Django 5.2, and a message saying
-  that the django.tasks part needs Django 6 (``--require-django6``: exit 3
-  instead, for the test and the bench, which then say why they skipped).
+  on (``.ci/run``). With it the virtualenv gets Django 6.1, whose
+  ``django.tasks`` the demo's functions use. Without one: the Python
+  running this file, Django 5.2 and the ``django-tasks`` backport (the same
+  API under ``django_tasks``, which the backend supports on 5.2), and a
+  message saying so (``--require-django6``: exit 3 instead, for the test and
+  the bench, which then say why they skipped).
 * **A virtualenv made for another Python is made again**, saying so (the
   pip installs of a virtualenv are tied to its interpreter). ``demo/var/``
   is kept: ``migrate`` brings its database to the new Django (Django 6.x
@@ -49,7 +50,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STAMP = ".demo-venv.json"
 DJANGO6 = "Django>=6.1,<6.2"
+#: Django 5.2 with the django-tasks backport (the django.tasks API under ``django_tasks``).
 DJANGO52 = "Django>=5.2,<6.0"
+BACKPORT = "django-tasks>=0.12"
 #: Exit status of --require-django6 when no Python >= 3.12 is found.
 NO_DJANGO6 = 3
 PROBE = "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"
@@ -95,6 +98,11 @@ def choose() -> tuple[str, str, str]:
     return sys.executable, "%d.%d" % sys.version_info[:2], DJANGO52
 
 
+def requirements(django: str) -> list[str]:
+    """What to install beside the app: Django, and on 5.2 the django-tasks backport."""
+    return [django] if django == DJANGO6 else [django, BACKPORT]
+
+
 def metadata_digest() -> str:
     digest = hashlib.sha256()
     for name in ("setup.cfg", "pyproject.toml"):
@@ -119,7 +127,13 @@ def venv_version(venv: Path) -> str | None:
 def build(venv: Path, extras: list[str]) -> dict:
     """Make ``venv`` what the stamp says it should be; return the stamp."""
     python, version, django = choose()
-    wanted = {"python": python, "django": django, "with": sorted(extras), "metadata": metadata_digest()}
+    wanted = {
+        "python": python,
+        "django": django,
+        "requirements": requirements(django),
+        "with": sorted(extras),
+        "metadata": metadata_digest(),
+    }
     stamp_path = venv / STAMP
     try:
         stamp = json.loads(stamp_path.read_text())
@@ -146,7 +160,17 @@ def build(venv: Path, extras: list[str]) -> dict:
         % (django, "".join(", " + e for e in extras), venv)
     )
     subprocess.run(
-        [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "-e", str(ROOT), django, *extras],
+        [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-e",
+            str(ROOT),
+            *requirements(django),
+            *extras,
+        ],
         check=True,
     )
     stamp_path.write_text(json.dumps(wanted, indent=1))
@@ -174,8 +198,8 @@ def main(argv=None) -> int:
     if stamp["django"] != DJANGO6:
         say(
             "no Python >= 3.12 found (looked for python3.12+ on PATH and in ~/.pyenv/versions): the demo "
-            "runs Django 5.2, without its django.tasks part (Django 6.0+). Install Python 3.12 or later "
-            "and run make demo again."
+            "runs Django 5.2, its django.tasks part on the django-tasks backport. Install Python 3.12 or "
+            "later and run make demo again for Django 6.1."
         )
     return 0
 

@@ -14,9 +14,10 @@ that command to others) and see their results (``view_djangotaskresult``);
 the page is hidden from the others and answers 403 to them. No add, change
 or delete: the proxy model only places the page in the admin.
 
-On Django 5.2 there is no ``django.tasks``: the page says that this part of
-the demo needs Django 6.0 or later (``make demo`` installs it where a Python
-3.12 or later is found).
+The django.tasks API is Django 6's, or on Django 5.2 the ``django-tasks``
+backport's (``make demo`` installs Django 6.1 where a Python 3.12 or later
+is found, else Django 5.2 and the backport); where neither is installed the
+page says so and enqueues nothing.
 """
 
 import django
@@ -28,10 +29,12 @@ from django.urls import path, reverse
 
 from taskmanager import policy
 from taskmanager.admin_results import carrier_command
+from taskmanager.djangotasks import api
 
 from .models import TryDjangoTasks
 
-HAS_DJANGO_TASKS = django.VERSION >= (6, 0)
+#: Whether the django.tasks API is installed (Django 6.0+, or the backport on 5.2).
+HAS_DJANGO_TASKS = api.SOURCE is not None
 #: The ``top`` of count_words that the form accepts.
 TOP_RANGE = range(1, 21)
 
@@ -48,7 +51,7 @@ def may_enqueue(user) -> bool:
 
 def demo_functions():
     """{name: the @task function} of :mod:`demoapp.tasks`."""
-    # Deferred: demoapp.tasks imports django.tasks, which Django 5.2 has not.
+    # Deferred: demoapp.tasks needs the django.tasks API, which may not be installed (HAS_DJANGO_TASKS).
     from . import tasks
 
     return {"daily_report": tasks.daily_report, "count_words": tasks.count_words}
@@ -84,6 +87,7 @@ class TryDjangoTasksAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "has_django_tasks": HAS_DJANGO_TASKS,
             "django_version": django.get_version(),
+            "api_source": api.SOURCE,
             "top_range": TOP_RANGE,
         }
         if request.method == "POST" and HAS_DJANGO_TASKS:

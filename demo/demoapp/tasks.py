@@ -1,18 +1,21 @@
-"""The demo's django.tasks functions (Django 6.0+ only: ``demoproject.settings`` sets TASKS there).
+"""The demo's django.tasks functions (``demoproject.settings`` sets TASKS where the API is installed).
 
 Enqueued from the admin (*Demo > Try django.tasks*, :mod:`demoapp.admin`),
 each call runs on a uWSGI spooler in a supervised child, like a command run:
 what it logs is in its run's log with the levels, what it returns is the
 result's return value (JSON), an exception makes it FAILED with the
-traceback. Only :mod:`demoapp.admin` imports this module, and only on
-Django 6.0+ (there is no ``django.tasks`` on 5.2).
+traceback. ``task`` comes from Django 6's ``django.tasks``, or on Django
+5.2 from the ``django-tasks`` backport (:mod:`taskmanager.djangotasks.api`
+chooses). Imported by :mod:`demoapp.admin` only where one of them is
+installed, and by ``collect_commands``, which records these functions
+(inactive) as functions a Task may run (``docs/task_functions.rst``).
 """
 
 import logging
 import re
 from collections import Counter
 
-from django.tasks import task
+from taskmanager.djangotasks.api import task
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,8 @@ kept across restarts and ignored by git: delete it to start from scratch.
 
 import os
 import secrets
+from importlib.util import find_spec
 from pathlib import Path
-
-import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # DEMO_VAR_DIR puts it elsewhere (the tests prepare a demo in a temporary directory).
@@ -126,13 +125,14 @@ STATIC_ROOT = VAR_DIR / "static"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# django.tasks (Django 6.0+) on the uWSGI spoolers: the functions of
-# demoapp/tasks.py, enqueued from the admin (Demo > Try django.tasks), run
-# there as command runs do, their results under Task manager > Task results.
-# Django 5.2 has no django.tasks: the demo leaves the setting out there and
-# its page says that this part needs Django 6 (make demo installs Django 6.1
-# where it finds a Python 3.12 or later: demo/demo_venv.py).
-if django.VERSION >= (6, 0):
+# django.tasks on the uWSGI spoolers: the functions of demoapp/tasks.py,
+# enqueued from the admin (Demo > Try django.tasks), run there as command
+# runs do, their results under Task manager > Task results. The API is
+# Django's own from 6.0, the django-tasks backport's on 5.2 (make demo
+# installs Django 6.1 where it finds a Python 3.12 or later, else Django 5.2
+# and the backport: demo/demo_venv.py). Where neither is installed the demo
+# leaves the setting out and its page says what is missing.
+if find_spec("django.tasks") or find_spec("django_tasks"):
     TASKS = {
         "default": {
             "BACKEND": "taskmanager.djangotasks.backend.SpoolerTaskBackend",
