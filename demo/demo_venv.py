@@ -156,8 +156,8 @@ def build(venv: Path, extras: list[str]) -> dict:
             [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True
         )
     say(
-        "installing the app, %s%s into %s (compiling uWSGI takes ~20 s the first time)"
-        % (django, "".join(", " + e for e in extras), venv)
+        "installing the app, %s into %s (compiling uWSGI takes ~20 s the first time)"
+        % (", ".join(requirements(django) + extras), venv)
     )
     subprocess.run(
         [
