@@ -16,15 +16,26 @@ fewer, and a running report is never deleted.
 Each pruning that deletes reports writes one audit entry (actor "system",
 action "prune reports" on the task), in the transaction that deletes them:
 one entry per prune, not per report.
+
+django.tasks results (:func:`prune_results`) are kept by age, not by count:
+a caller holds a result's id and may read it (``get_result``) long after
+the function's carrier task has had ``REPORTS_KEPT`` more runs. The periodic
+pass deletes the finished ones (SUCCESSFUL, FAILED) that ended more than
+``TASKMANAGER_RESULTS_DAYS`` days ago on the database's clock, CHUNK rows
+per statement (each its own transaction), at most BATCH statements a pass;
+READY and RUNNING rows stay whatever their age. Their reports go by the
+count above (a result whose report went keeps its value or errors).
 """
+
+import datetime
 
 from django.db import transaction
 from django.db.models import Count
 
-from . import audit
+from . import audit, dbclock
 from .conf import app_settings
 from .db import write_db
-from .models import LogLine, Report, Task
+from .models import DjangoTaskResult, LogLine, Report, Task
 
 #: Log lines deleted per statement, so SQLite is never locked for long. A
 #: report counting fewer lines than this is deleted with its log at once.
@@ -32,7 +43,8 @@ CHUNK = 5000
 #: A spooler process prunes a task's reports at the end of every this many
 #: runs of it (the periodic pass prunes in between).
 PRUNE_EVERY = 10
-#: Tasks the periodic pass prunes at most (the next pass takes the rest).
+#: Tasks the periodic pass prunes at most, and statements deleting old
+#: django.tasks results (the next pass takes the rest).
 BATCH = 100
 
 # Runs of each task ended in this process since its last pruning here.
@@ -170,3 +182,26 @@ def delete_log(report_id: int) -> None:
                 LogLine.objects.filter(report_id=report_id).delete()
                 return
             LogLine.objects.filter(report_id=report_id, seq__lte=bound[0]).delete()
+
+
+def prune_results(now: datetime.datetime | None = None) -> int:
+    """The periodic pass's step: delete the django.tasks results finished over ``RESULTS_DAYS`` days ago.
+
+    0 (or less) keeps them for ever. Returns how many went.
+    """
+    days = float(app_settings.RESULTS_DAYS or 0)
+    if days <= 0:
+        return 0
+    cutoff = (now or dbclock.now()) - datetime.timedelta(days=days)
+    old = DjangoTaskResult.objects.filter(
+        status__in=[DjangoTaskResult.Status.SUCCESSFUL, DjangoTaskResult.Status.FAILED], finished_at__lt=cutoff
+    )
+    deleted = 0
+    for _batch in range(BATCH):
+        pks = list(old.order_by().values_list("pk", flat=True)[:CHUNK])
+        if not pks:
+            break
+        # By pk and status again: a row is never deleted but finished.
+        count, _per_model = old.filter(pk__in=pks).delete()
+        deleted += count
+    return deleted
