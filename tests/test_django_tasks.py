@@ -9,9 +9,6 @@ django.tasks and the module is skipped, saying so; tox's django60 and
 django61 envs run it (``tox -e py312-django61``).
 """
 
-import json
-import urllib.request
-
 import pytest
 
 pytest.importorskip(
@@ -24,18 +21,10 @@ from django.tasks import TaskResultStatus  # noqa: E402 - after the skip
 from taskmanager.models import Command, DjangoTaskResult, LogLine  # noqa: E402
 from taskmanager.spooler import SpoolerUnavailable, get_backend  # noqa: E402
 
+from .support.djtasks import enqueue, finished_row  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.db_sensitive
-
-
-def enqueue(server, name: str, *args) -> str:
-    """Enqueue the test function ``name`` through a uWSGI web worker; return the result's id."""
-    query = "task=%s&args=%s" % (name, urllib.request.quote(json.dumps(list(args))))
-    with urllib.request.urlopen("%s/tm-test/enqueue/?%s" % (server.url, query), timeout=30) as resp:
-        answer = json.loads(resp.read())
-    assert answer["status"] == TaskResultStatus.READY
-    return answer["id"]
 
 
 def finished(result):
@@ -47,14 +36,6 @@ def finished(result):
 
     wait_for(done, message="task result %s to finish" % result.id)
     return result
-
-
-def finished_row(result_id: str) -> DjangoTaskResult:
-    """Wait until the row ``result_id`` is SUCCESSFUL or FAILED; return it."""
-    return wait_for(
-        lambda: DjangoTaskResult.objects.filter(pk=result_id, status__in=["SUCCESSFUL", "FAILED"]).first(),
-        message="task result %s to finish" % result_id,
-    )
 
 
 def ended_report(result_id: str):

@@ -5,10 +5,8 @@ neither blocks the queue nor can be made in the admin; a return value that canno
 the result FAILED with that error. Django 6.0+ only, as tests/test_django_tasks.py.
 """
 
-import json
 import os
 import signal
-import urllib.request
 
 import pytest
 
@@ -21,6 +19,7 @@ from taskmanager.models import DjangoTaskResult, Task  # noqa: E402 - after the 
 
 from .support.admin import task_form  # noqa: E402
 from .support.adminclient import client_for, form_errors  # noqa: E402
+from .support.djtasks import enqueue, finished_row  # noqa: E402
 from .support.procs import gone  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
@@ -29,21 +28,6 @@ pytestmark = pytest.mark.db_sensitive
 RESULTS_URL = "/admin/taskmanager/djangotaskresult/"
 #: A URL whose password the redaction rules replace (docs/security.rst, "Secrets in logs").
 SECRET = "hunter2-not-for-eyes"
-
-
-def enqueue(server, name: str, *args) -> str:
-    query = "task=%s&args=%s" % (name, urllib.request.quote(json.dumps(list(args))))
-    with urllib.request.urlopen("%s/tm-test/enqueue/?%s" % (server.url, query), timeout=30) as resp:
-        return json.loads(resp.read())["id"]
-
-
-def finished_row(result_id: str) -> DjangoTaskResult:
-    return wait_for(
-        lambda: DjangoTaskResult.objects.filter(
-            pk=result_id, status__in=["SUCCESSFUL", "FAILED"], report__finished_datetime__isnull=False
-        ).first(),
-        message="task result %s to finish" % result_id,
-    )
 
 
 def test_a_result_page_redacts_secrets_as_its_runs_log_does(server, superuser):

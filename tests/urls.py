@@ -8,6 +8,6 @@ try:
 except ImportError:
     pass
 else:
-    from .testapp.djtasks import enqueue_view
+    from .testapp.djtasks import enqueue_view, result_view
 
-    urlpatterns.append(path("tm-test/enqueue/", enqueue_view))
+    urlpatterns += [path("tm-test/enqueue/", enqueue_view), path("tm-test/result/", result_view)]
