@@ -10,6 +10,7 @@ class TaskManagerConfig(AppConfig):
     def ready(self):
         # Imported here, not at the top: they use the models (app registry).
         from . import checks, db, uwsgi_runtime  # checks registers the system checks
+        from .djangotasks import checks as tasks_checks  # noqa: F401 - registers E020
 
         # With DATABASE_ROUTERS, the run path reads the write database (taskmanager.db).
         db.install()

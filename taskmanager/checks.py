@@ -40,6 +40,7 @@ from django.utils.module_loading import import_string
 
 from . import fencing, logcapture, processes, uwsgi_runtime
 from .conf import DEFAULTS, AppSettings, app_settings
+from .spooler import get_backend
 
 logger = logging.getLogger("taskmanager.checks")
 
@@ -535,10 +536,15 @@ def check_blocked_commands(app_configs=None, databases=None, **kwargs) -> list[c
     from django.db import DatabaseError
 
     from . import policy
-    from .models import Task
+    from .models import DjangoTaskResult, Task
 
     try:
-        rows = list(Task.objects.values_list("name", "command__app_name", "command__name"))
+        # Not the carrier tasks of django.tasks functions: their command never runs as a task
+        # (policy.blocked says so), yet a spooler runs their function calls (djangotasks/run.py).
+        rows = list(
+            Task.objects.exclude(command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND)
+            .values_list("name", "command__app_name", "command__name")
+        )
     except DatabaseError:  # tables not created yet (migrate runs the checks first)
         return []
     blocked = [(name, app, command) for name, app, command in rows if policy.blocked(app, command)]
@@ -899,7 +905,30 @@ def log_start_checks(where: str) -> str:
         _log_problems(messages, where)
         line = start_summary(messages, where)
     write_to_uwsgi_log(line)
+    web_only = _web_only_line()
+    if web_only:
+        write_to_uwsgi_log(web_only)
+        line += "\n" + web_only
     return line
+
+
+def _web_only_line() -> str | None:
+    """The line saying that this instance runs nothing itself (no spooler), or None.
+
+    Legitimate on a web-only node of several machines, so not a check; but a
+    first deployment that forgot the ``spooler`` option would otherwise see no
+    word of it in the log while every run waits.
+    """
+    try:
+        if not get_backend().web_only():
+            return None
+    except Exception:  # noqa: BLE001 - a log line must never stop a process from starting
+        return None
+    return (
+        "taskmanager: this uWSGI instance has no spooler (web-only, %sWEB_ONLY): the runs and "
+        "django.tasks calls it starts wait for a spooler node; add 'spooler = /path/to/spool/dir' "
+        "to run them here." % PREFIX
+    )
 
 
 def start_summary(messages: list[checks.CheckMessage], where: str) -> str:

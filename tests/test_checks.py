@@ -278,6 +278,17 @@ def test_test_server_configuration_passes_with_djangos_default_logging(uwsgi_nod
     assert instance.log().count("taskmanager: system checks") == 1
 
 
+def test_an_instance_without_a_spooler_says_in_its_log_that_it_is_web_only(uwsgi_node):
+    """Not a problem (a web node of several machines), but said: a forgotten spooler is not silent."""
+    web_only = "taskmanager: this uWSGI instance has no spooler (web-only, TASKMANAGER_WEB_ONLY)"
+    instance, found = start_and_collect(uwsgi_node, spooler_processes=0)
+    assert found == {"none": set()}, instance.log()
+    wait_for(lambda: web_only in instance.log(), timeout=60, message="the web-only line in the log")
+    assert instance.log().count(web_only) == 1
+    with_spooler, _found = start_and_collect(uwsgi_node)
+    assert "this uWSGI instance has no spooler" not in with_spooler.log()
+
+
 def test_weak_spooler_options_are_logged_by_worker_and_spooler(uwsgi_node):
     instance, found = start_and_collect(
         uwsgi_node,
@@ -383,6 +394,7 @@ def test_banner_when_the_spooler_never_reported(uwsgi_node, commands):
         "/admin/taskmanager/task/",
         "/admin/taskmanager/task/%d/change/" % task.pk,
         "/admin/taskmanager/",
+        "/admin/taskmanager/djangotaskresult/",  # where a @task user looks
     ):
         page = client.get(path)
         assert page.status == 200
@@ -444,8 +456,8 @@ def test_every_setting_is_documented_with_its_default():
 
 
 def test_every_check_id_is_documented():
-    source = (ROOT / "taskmanager" / "checks.py").read_text()
-    used = set(re.findall(r'id="(taskmanager\.[EW]\d{3})"', source))
+    sources = [ROOT / "taskmanager" / "checks.py", *(ROOT / "taskmanager").glob("*/checks.py")]
+    used = set(re.findall(r'id="(taskmanager\.[EW]\d{3})"', "".join(p.read_text() for p in sources)))
     documented = set(
         re.findall(r"^(taskmanager\.[EW]\d{3})$", (ROOT / "docs" / "checks.rst").read_text(), re.M)
     )

@@ -2,7 +2,8 @@
 
 What a result page shows is redacted as its run's log is; a task named like a function's carrier
 neither blocks the queue nor can be made in the admin; a return value that cannot be stored ends
-the result FAILED with that error. Django 6.0+ only, as tests/test_django_tasks.py.
+the result FAILED with that error. Where django.tasks or its backport is installed, as
+tests/test_django_tasks.py.
 """
 
 import os
@@ -10,10 +11,10 @@ import signal
 
 import pytest
 
-pytest.importorskip(
-    "django.tasks",
-    reason="django.tasks is Django 6.0+; the tox envs py312-django60/py312-django61 run these tests",
-)
+from taskmanager.djangotasks import api
+
+if api.SOURCE is None:
+    pytest.skip(api.MISSING, allow_module_level=True)
 
 from taskmanager.models import DjangoTaskResult, Task  # noqa: E402 - after the skip
 

@@ -1,7 +1,7 @@
 """django.tasks runs (issue 18), through a real uWSGI server: async functions, one function per
 reused child, the retention of old results, and carrier tasks left out of every task list and count.
 
-Django 6.0+ only, as tests/test_django_tasks.py.
+Where django.tasks or its backport is installed, as tests/test_django_tasks.py.
 """
 
 import datetime
@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-pytest.importorskip(
-    "django.tasks",
-    reason="django.tasks is Django 6.0+; the tox envs py312-django60/py312-django61 run these tests",
-)
+from taskmanager.djangotasks import api
+
+if api.SOURCE is None:
+    pytest.skip(api.MISSING, allow_module_level=True)
 
 from taskmanager import dbclock  # noqa: E402 - after the skip
 from taskmanager.models import DjangoTaskResult, Task, TaskCategory  # noqa: E402

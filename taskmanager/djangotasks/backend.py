@@ -1,7 +1,8 @@
 """The django.tasks backend: ``TASKS = {"default": {"BACKEND": "taskmanager.djangotasks.backend.SpoolerTaskBackend"}}``.
 
-Django 6.0+ only (it subclasses ``django.tasks.backends.base.BaseTaskBackend``;
-nothing else of the package imports this module). What it promises:
+On Django 6.0+ it subclasses ``django.tasks``' ``BaseTaskBackend``; on Django
+5.2 the ``django-tasks`` backport's (:mod:`.api` picks; the same ``TASKS``
+setting). Nothing else of the package imports this module. What it promises:
 
 * ``supports_defer`` (``run_after``), ``supports_priority`` (the claim takes
   the highest priority first), ``supports_get_result`` (from any process:
@@ -26,18 +27,21 @@ nothing else of the package imports this module). What it promises:
 import logging
 
 from django.db import transaction
-from django.tasks import TaskResult, TaskResultStatus
-from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.base import TaskError
-from django.tasks.exceptions import TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
-from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
 from .. import dbclock
 from ..db import write_db
 from ..models import DjangoTaskResult, Report
 from ..spooler import SpoolerUnavailable, get_backend
+from .api import (
+    BaseTaskBackend,
+    TaskError,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    normalize_json,
+    task_enqueued,
+)
 
 logger = logging.getLogger("taskmanager.spooler")
 

@@ -210,9 +210,9 @@ def fail_unfinished(pk: str, report_id: int) -> int:
 def send_finished(pk: str) -> None:
     """Send django.tasks' ``task_finished`` for the row; never raise."""
     try:
-        # Deferred: django.tasks exists on Django 6.0+ only, where such rows are made.
-        from django.tasks.signals import task_finished
-
+        # Deferred: the API exists only where django.tasks or its backport is installed,
+        # which is where such rows are made.
+        from .api import task_finished
         from .backend import to_task_result
 
         result = to_task_result(DjangoTaskResult.objects.get(pk=pk))

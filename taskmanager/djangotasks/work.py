@@ -40,12 +40,9 @@ def claimed_row(result_id: str) -> tuple[DjangoTaskResult, int]:
 def run_result(result_id: str) -> None:
     """Run the function of the claimed row ``result_id`` and store its outcome (see the module's docstring)."""
     row, report_id = claimed_row(result_id)
-    # Deferred: django.tasks exists on Django 6.0+ only, where such rows are made.
-    from django.tasks import TaskContext, TaskResultStatus
-    from django.tasks.base import TaskError
-    from django.tasks.signals import task_finished, task_started
-    from django.utils.json import normalize_json
-
+    # Deferred: the API exists only where django.tasks or its backport is installed,
+    # which is where such rows are made.
+    from .api import TaskContext, TaskError, TaskResultStatus, normalize_json, task_finished, task_started
     from .backend import to_task_result
 
     result = sender = None

@@ -1,4 +1,4 @@
-"""django.tasks from the tests (Django 6.0+ only): enqueue through a uWSGI web worker, wait for rows."""
+"""django.tasks from the tests (where it or its backport is installed): enqueue through a uWSGI web worker, wait for rows."""
 
 import json
 import urllib.parse

@@ -1,6 +1,6 @@
-"""The django.tasks functions of the tests (Django 6.0+ only: tests/test_django_tasks.py), and the
-view that enqueues one from a uWSGI web worker (``/tm-test/enqueue/``, added by tests/urls.py on
-Django 6.0+ only)."""
+"""The django.tasks functions of the tests (tests/test_django_tasks.py), and the view that enqueues
+one from a uWSGI web worker (``/tm-test/enqueue/``). Imported only where django.tasks or its
+backport is installed (tests/urls.py asks ``taskmanager.djangotasks.api``)."""
 
 import asyncio
 import datetime
@@ -11,8 +11,9 @@ import time
 
 from django.db import transaction
 from django.http import JsonResponse
-from django.tasks import default_task_backend, task
 from django.utils import timezone
+
+from taskmanager.djangotasks.api import task, task_backends
 
 logger = logging.getLogger("tests.djtasks")
 
@@ -103,6 +104,6 @@ def enqueue_view(request):
 
 def result_view(request):
     """``?id=<result id>``: the result as this web worker reads it (``get_result``), as JSON."""
-    result = default_task_backend.get_result(request.GET["id"])
+    result = task_backends["default"].get_result(request.GET["id"])
     value = result.return_value if result.status == "SUCCESSFUL" else None
     return JsonResponse({"status": result.status, "return_value": value, "task": result.task.module_path})

@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("arguments", nargs="*", help="each a JSON value")
 
     def handle(self, *args, **options):
-        # Deferred: django.tasks (and so the test functions) exist on Django 6.0+ only.
+        # Deferred: the test functions import django.tasks (or its backport), which may be missing.
         from tests.testapp.djtasks import FUNCTIONS
 
         result = FUNCTIONS[options["function"]].enqueue(*[json.loads(a) for a in options["arguments"]])
