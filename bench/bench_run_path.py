@@ -64,7 +64,8 @@ QUICK = {
     "floor": 30,
 }
 TARGETS = {
-    "start_latency_median_ms": 10.0,
+    # Issue 17's gate on the median (issue 8 asked for 10 ms); the p95 is issue 8's.
+    "start_latency_median_ms": 8.0,
     "start_latency_p95_ms": 25.0,
     "overhead_median_ms": 8.0,
     "runs_per_second_2_spoolers": 250.0,
@@ -180,6 +181,7 @@ def press_start(client, task) -> float:
     resp = client.post("/admin/taskmanager/task/%d/start/" % task.pk, follow=False)
     if resp.status != 302:
         raise RuntimeError("Start answered %s: %s" % (resp.status, resp.text[:1000]))
+    client.forget_messages()  # as the browser following the redirect would
     return sent
 
 

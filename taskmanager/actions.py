@@ -15,7 +15,20 @@ from django.db.models import BooleanField, Case, F, Value, When
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
-from . import arguments, audit, busy, datetimes, db, dbclock, forms, policy, redaction, schedule, spoolfiles
+from . import (
+    audit,
+    busy,
+    callargs,
+    datetimes,
+    db,
+    dbclock,
+    forms,
+    policy,
+    redaction,
+    schedule,
+    spoolfiles,
+    startsql,
+)
 from .audit_display import RUN_WITH_OTHER_ARGUMENTS
 from .conf import serves_queue, use_tz_problem
 from .models import Command, Report, Task, new_token
@@ -165,7 +178,7 @@ def not_allowed(
         reason = (policy.other_arguments_refusal(user, task) if user is not None else None) or (
             policy.command_refusal(task.command) or forms.arguments_error(task.command, other)
         )
-        argv = None if reason else arguments.parse_arguments(other)
+        argv = None if reason else callargs.argv_of(task.command, other)
     if reason is None:
         checks = checks or policy.RunChecks(user, check_user=user is not None)
         reason = checks.refusal(task, argv)
@@ -361,17 +374,10 @@ def _start(task: Task, user, version: int | None, requeue: bool) -> Outcome | No
 
     # The start and its audit entry commit together (the entry is spooled on commit).
     with transaction.atomic():
-        changed = (
-            startable()
-            .filter(pk=task.pk, version=task.version)
-            .update(
-                status=status,
-                run_token=token,
-                next_datetime=run_at,
-                scheduling=anchor,
-                **start_changes(backend, user, leave, requeue),
-            )
-        )
+        # UPDATE startable() WHERE pk and version SET ..., prepared once per process (startsql).
+        changes = {"status": status, "run_token": token, "next_datetime": run_at, "scheduling": anchor}
+        changes.update(start_changes(backend, user, leave, requeue))
+        changed = startsql.start(startable, task.pk, task.version, changes)
         error = None
         if changed == 1 and not leave:
             at = run_at if future else None

@@ -30,11 +30,14 @@ from . import (
     audit,
     audit_display,
     bulkstart,
+    callargs,
     dbclock,
     display,
     history,
     logviews,
     policy,
+    startsql,
+    taskfunctions,
 )
 from .admin_readonly import WrittenByTheAppMixin
 from .admin_runwith import OtherArgumentsMixin
@@ -105,8 +108,9 @@ class ApprovedArgumentsForm(forms.ModelForm):
 
     def clean_arguments(self):
         text = self.cleaned_data.get("arguments", "")
+        command = Command.objects.filter(pk=self.instance.command_id).first()
         try:
-            arguments.parse_arguments(text)
+            callargs.argv_of(command, text)  # a function's are JSON
         except arguments.ArgumentsError as exc:
             raise forms.ValidationError(str(exc)) from None
         return text
@@ -221,21 +225,31 @@ class TaskCountMixin:
 class CommandAdmin(AuditHistoryMixin, BusyDatabaseMixin, TaskCountMixin, admin.ModelAdmin):
     Media = TaskManagerMedia
     form = CommandForm
-    list_display = ["name", "app_name", "active", "runnable", "run_by", "task_count"]
+    list_display = ["name", "app_name", "kind", "active", "runnable", "run_by", "task_count"]
     list_display_links = ["name", "app_name"]
-    list_filter = ["active", "run_by", "locked_arguments", "app_name"]
+    list_filter = ["kind", "active", "run_by", "locked_arguments", "app_name"]
     search_fields = ["name", "app_name"]
     list_editable = []
     inlines = [ApprovedArgumentsInline]
     # Commands come from collect_commands (name and app are what it found):
     # people may only switch them on and off and, superusers, set who runs them.
-    fields = ["name", "app_name", "active", "runnable", "run_by", "groups", "locked_arguments", "syntax"]
+    fields = [
+        "name",
+        "app_name",
+        "kind",
+        "active",
+        "runnable",
+        "run_by",
+        "groups",
+        "locked_arguments",
+        "syntax",
+    ]
     filter_horizontal = ["groups"]
     #: Fields only superusers may change.
     SUPERUSER_FIELDS = ["run_by", "groups", "locked_arguments"]
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = ["name", "app_name", "runnable", "syntax"]
+        readonly = ["name", "app_name", "kind", "runnable", "syntax"]
         if not request.user.is_superuser:
             readonly += self.SUPERUSER_FIELDS
             if obj is not None and not obj.active:
@@ -290,7 +304,7 @@ class CommandAdmin(AuditHistoryMixin, BusyDatabaseMixin, TaskCountMixin, admin.M
             stopped = []
             for name, text in command.tasks.values_list("name", "arguments"):
                 try:
-                    argv = arguments.parse_arguments(text)
+                    argv = callargs.argv_of(command, text)
                 except arguments.ArgumentsError:
                     argv = None
                 if argv not in approved:
@@ -327,7 +341,7 @@ class CommandAdmin(AuditHistoryMixin, BusyDatabaseMixin, TaskCountMixin, admin.M
         if not obj.active:
             return format_html(
                 '<span class="tm-badge tm-idle" title="{}">{}</span>',
-                policy.inactive_reason(obj.app_name, obj.name),
+                policy.inactive_reason(obj.app_name, obj.name, obj.is_function),
                 _("inactive"),
             )
         if obj.locked_arguments and not obj.approved_arguments.exists():
@@ -342,7 +356,7 @@ class CommandAdmin(AuditHistoryMixin, BusyDatabaseMixin, TaskCountMixin, admin.M
     def syntax(self, obj):
         if not obj.pk:
             return display.EMPTY
-        return format_html('<pre class="tm-syntax">{}</pre>', arguments.command_usage(obj.app_name, obj.name))
+        return format_html('<pre class="tm-syntax">{}</pre>', taskfunctions.usage(obj))
 
     # A command still used by a task cannot be deleted: Task.command is a
     # PROTECT foreign key, so the admin's delete page and bulk action refuse
@@ -650,11 +664,16 @@ class TaskAdmin(
     @admin.display(description=_("task"), ordering="name")
     def task_name(self, obj):
         command = _("%(command)s (%(app)s)") % {"command": obj.command.name, "app": obj.command.app_name}
+        if obj.command.is_function:
+            command = _("%(function)s(), a task function of %(app)s") % {
+                "function": obj.command.name,
+                "app": obj.command.app_name,
+            }
         return format_html(
             '{}<span class="tm-sub" title="{}">{}{}</span>{}',
             obj.name,
             command,
-            obj.command.name,
+            "%s()" % obj.command.name if obj.command.is_function else obj.command.name,
             " · %s" % obj.category.name if obj.category_id else "",
             display.cannot_run(policy.command_refusal(obj.command)),
         )
@@ -696,13 +715,15 @@ class TaskAdmin(
         if obj is None or obj.command_id is None:
             return display.EMPTY
         try:
-            argv = arguments.parse_arguments(obj.arguments)
+            argv = callargs.argv_of(obj.command, obj.arguments)
         except arguments.ArgumentsError as exc:
             return format_html('<span class="errornote">{}</span>', exc)
         return format_html(
             '<code class="tm-command-line">{}</code><div class="tm-help">{}</div>',
-            arguments.command_line(obj.command.name, argv),
-            _("The exact command line the task runs (updated when the task is saved)."),
+            callargs.run_line(obj.command, argv),
+            _("The call the task makes (updated when the task is saved).")
+            if obj.command.is_function
+            else _("The exact command line the task runs (updated when the task is saved)."),
         )
 
     @admin.display(description=_("durations and results"))
@@ -864,11 +885,11 @@ class TaskAdmin(
             return HttpResponseNotAllowed(["POST"])
         if not _can_run(request):
             raise PermissionDenied
-        try:
-            task = Task.objects.select_related("command").get(pk=object_id)
-        except (Task.DoesNotExist, ValueError, ValidationError):
-            # A crafted id ("abc", "1.5") must be a 404, not a ValueError.
-            raise Http404(_("This task does not exist (any more).")) from None
+        # A crafted id ("abc", "1.5") must be a 404, not a ValueError. The
+        # read is prepared once per process (startsql: a press's hot path).
+        task = startsql.read_task(int(object_id)) if _is_pk(object_id) else None
+        if task is None:
+            raise Http404(_("This task does not exist (any more)."))
         if not _may_stop(request, task):
             # Start, Stop and Run now need the same rights on the task's command.
             raise PermissionDenied

@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 
-from . import actions, arguments, policy
+from . import actions, arguments, callargs, policy, taskfunctions
 from .forms import OtherArgumentsForm
 from .models import Task
 
@@ -68,7 +68,7 @@ class OtherArgumentsMixin:
         else:
             form = OtherArgumentsForm(initial={"arguments": task.arguments, "version": task.version}, task=task)
         try:
-            own = arguments.command_line(task.command.name, arguments.parse_arguments(task.arguments))
+            own = callargs.run_line(task.command, callargs.argv_of(task.command, task.arguments))
         except arguments.ArgumentsError:
             own = task.arguments
         refusal = policy.command_refusal(task.command)
@@ -83,6 +83,6 @@ class OtherArgumentsMixin:
             "change_url": change_url,
             "refusal": _("This task cannot run. %(reason)s") % {"reason": refusal} if refusal else "",
             # (the parser of a blocked or inactive command is not loaded)
-            "usage": "" if refusal else arguments.command_usage(task.command.app_name, task.command.name),
+            "usage": "" if refusal else taskfunctions.usage(task.command),
         }
         return TemplateResponse(request, self.other_arguments_template, context)

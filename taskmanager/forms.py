@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
-from . import arguments, datetimes, dbclock, policy, schedule
+from . import arguments, callargs, datetimes, dbclock, policy, schedule, taskfunctions
 from .conf import DEFAULT_QUEUE, app_settings, use_tz_problem
 from .models import Command, DjangoTaskResult, Task
 
@@ -24,17 +24,20 @@ RUN_FIELDS = (
 SCHEDULE_FIELDS = ("scheduling", "repetition_period", "repetition_rate")
 
 
-def arguments_error(command, text: str) -> str | None:
+def arguments_error(command, text: str, kind: str | None = None) -> str | None:
     """Why ``text`` may not be the arguments of a run of ``command``, or None.
 
     The one check of a task's save and of Run now with other arguments: the
-    size and the syntax, then the locked arguments (approved strings only)
-    and the command's own parser. ``command`` None (its rights were refused
-    already: nothing of it is loaded) checks the size and syntax only.
+    size and the syntax (``kind``'s, by default the command's: a function's
+    are JSON, :mod:`.callargs`), then the locked arguments (approved strings
+    only) and the command's own parser, or the function's signature (the
+    function is imported, never called). ``command`` None (its rights were
+    refused already: nothing of it is loaded) checks the size and syntax only.
     """
+    kind = kind or getattr(command, "kind", callargs.COMMAND)
     try:
         arguments.check_size(text, [])  # before splitting: a huge text is slow to split too
-        argv = arguments.parse_arguments(text)
+        argv = callargs.run_argv(kind, text)
         arguments.check_size(None, argv)
     except arguments.ArgumentsError as exc:
         return str(exc)
@@ -44,10 +47,32 @@ def arguments_error(command, text: str) -> str | None:
     if reason:
         return reason
     try:
-        arguments.validate_arguments(command.app_name, command.name, argv)
+        if kind == callargs.FUNCTION:
+            taskfunctions.validate(command.name, argv)
+        else:
+            arguments.validate_arguments(command.app_name, command.name, argv)
     except arguments.ArgumentsError as exc:
         return str(exc)
     return None
+
+
+def group_choices(field) -> None:
+    """Offer the commands and the ``@task`` functions of ``field`` (its queryset) in two groups of the select.
+
+    Lazily (read when the select is rendered, not when a post is checked);
+    one group only when no function is offered.
+    """
+
+    def choices():
+        rows = list(field.queryset)
+        commands = [(row.pk, field.label_from_instance(row)) for row in rows if not row.is_function]
+        functions = [(row.pk, field.label_from_instance(row)) for row in rows if row.is_function]
+        empty = [("", field.empty_label)] if field.empty_label is not None else []
+        if not functions:
+            return empty + commands
+        return [*empty, (_("Management commands"), commands), (_("Task functions"), functions)]
+
+    field.widget.choices = choices  # (the admin's related-field wrapper passes them to its select)
 
 
 class TaskForm(forms.ModelForm):
@@ -103,6 +128,7 @@ class TaskForm(forms.ModelForm):
             if current is not None:
                 queryset = queryset | Command.objects.filter(pk=current.pk)
             field.queryset = queryset.order_by("app_name", "name")
+            group_choices(field)
 
     def clean_name(self) -> str:
         """Not a carrier task's name (``django.tasks: <path>``): the spoolers make those, one per function."""
@@ -155,7 +181,8 @@ class TaskForm(forms.ModelForm):
             if reason:
                 self.add_error("command", reason)
                 rights_ok = False
-        error = arguments_error(command if rights_ok else None, cleaned.get("arguments", ""))
+        kind = command.kind if command is not None else None
+        error = arguments_error(command if rights_ok else None, cleaned.get("arguments", ""), kind)
         if error:
             self.add_error("arguments", error)
         problem = use_tz_problem()

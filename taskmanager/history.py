@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from . import prepared, retention
 from .conf import app_settings
 from .models import RunHistory, Task
 
@@ -25,10 +26,12 @@ def record_run(
 ) -> None:
     """Add the history row of a finished run and (with ``prune``) drop the task's oldest beyond the limit.
 
-    The runner prunes at the same runs as it prunes old reports (every
-    ``retention.PRUNE_EVERY``-th of a task in a spooler process): in between
-    a task has a few rows more than ``TASKMANAGER_HISTORY_KEPT``, which the
-    chart (:func:`last_runs`) does not show.
+    The runner prunes at the same runs as it prunes old reports (only where
+    no periodic pass does, at every ``retention.PRUNE_EVERY``-th run of a
+    task: ``retention.prune_due``), the periodic pass with
+    :func:`prune_over_limit`: in between a task has rows more than
+    ``TASKMANAGER_HISTORY_KEPT``, which the chart (:func:`last_runs`) does
+    not show.
 
     Also copy the duration (:func:`run_duration`) to ``Task.last_duration``
     (for the task list), unless ``update_task`` is False because the caller
@@ -38,8 +41,9 @@ def record_run(
     the run's closing transaction.
     """
     duration = run_duration(started, finished)
-    RunHistory.objects.create(
-        task_id=task_id, started=started, duration=duration, result=result, end_kind=end_kind
+    # RunHistory.objects.create(), its INSERT compiled once per process: every run's end writes one.
+    prepared.insert(
+        RunHistory(task_id=task_id, started=started, duration=duration, result=result, end_kind=end_kind)
     )
     if update_task:
         Task.objects.filter(pk=task_id).update(last_duration=duration)
@@ -63,6 +67,17 @@ def prune_history(task_id: int, keep: int | None = None) -> int:
     if old:
         RunHistory.objects.filter(pk__in=old).delete()
     return len(old)
+
+
+def prune_over_limit(keep: int | None = None) -> None:
+    """The periodic pass's step: prune the history of the tasks with more than ``keep`` rows.
+
+    One grouped query finds them (at most ``retention.BATCH`` tasks,
+    :func:`taskmanager.retention.tasks_over`), then :func:`prune_history` each. Returns None (a step of the pass).
+    """
+    keep = app_settings.HISTORY_KEPT if keep is None else keep
+    for task_id in retention.tasks_over(RunHistory.objects.all(), keep):
+        prune_history(task_id, keep)
 
 
 def last_runs(task_id: int, count: int | None = None) -> list[RunHistory]:

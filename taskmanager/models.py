@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from . import datetimes, dbclock, logcapture, schedule, spoolfiles
+from . import callargs, datetimes, dbclock, logcapture, schedule, spoolfiles
 from .conf import app_settings
 
 
@@ -54,9 +54,12 @@ def new_token() -> str:
 
 
 class Command(models.Model):
-    """A management command collected from an installed app.
+    """A management command, or a ``@task`` function, collected from an installed app.
 
-    Who may run it is decided here and in the settings (``taskmanager.policy``,
+    ``kind`` tells them apart: a command's ``name`` is its name, a function's
+    is its dotted path (``Task.module_path``, ``app.tasks.function``: never a
+    command's, which has no dot), and its tasks' arguments are JSON
+    (:mod:`taskmanager.callargs`). Who may run it is decided here and in the settings (``taskmanager.policy``,
     ``docs/security.rst``): ``active`` and the run rights are set by superusers
     (or by the settings at collection); anyone may only switch a command off.
     """
@@ -66,8 +69,15 @@ class Command(models.Model):
         GROUPS = "groups", _("superusers and the groups below")
         SUPERUSERS = "superusers", _("superusers only")
 
-    name = models.CharField(_("name"), max_length=100)
+    class Kind(models.TextChoices):
+        COMMAND = callargs.COMMAND, _("management command")
+        FUNCTION = callargs.FUNCTION, _("task function")
+
+    name = models.CharField(_("name"), max_length=300)
     app_name = models.CharField(_("app name"), max_length=200)
+    kind = models.CharField(
+        _("kind"), max_length=10, choices=Kind.choices, default=Kind.COMMAND, editable=False
+    )
     active = models.BooleanField(_("active"), default=True)
     run_by = models.CharField(
         _("who may run it"),
@@ -101,14 +111,20 @@ class Command(models.Model):
         ]
 
     def __str__(self):
+        if self.kind == Command.Kind.FUNCTION:
+            return f"{self.name}() ({self.app_name})"
         return f"{self.name} ({self.app_name})"
+
+    @property
+    def is_function(self) -> bool:
+        return self.kind == Command.Kind.FUNCTION
 
 
 class ApprovedArguments(models.Model):
     """An argument string a superuser approved for a command with locked arguments.
 
-    Compared after splitting (``arguments.parse_arguments``), so spacing and
-    quoting that give the same argv match.
+    Compared after splitting (``callargs.argv_of``), so spacing and
+    quoting that give the same argv match (a function's: the same call).
     """
 
     command = models.ForeignKey(
@@ -243,7 +259,8 @@ class Task(models.Model):
         help_text=_(
             "Separate arguments with commas and the values of one argument with spaces, "
             "e.g. <code>-f, --names alice bob, --mode=fast</code>. Quote values that contain "
-            "spaces or commas."
+            "spaces or commas. For a function: JSON, "
+            '<code>{"args": [1, "x"], "kwargs": {"name": "alice"}}</code> (both optional).'
         ),
     )
     category = models.ForeignKey(

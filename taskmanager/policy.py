@@ -14,6 +14,9 @@ behind it (``docs/security.rst`` explains them to users):
   ``TASKMANAGER_DANGEROUS_COMMANDS`` (shells, dumps, settings printers, code
   generators...) unless ``TASKMANAGER_ALLOWED_DANGEROUS_COMMANDS`` names them
   too.
+* **A ``@task`` function is a command of another kind** (``Command.kind``):
+  collected always inactive, then under the same rules; its arguments are
+  JSON (:mod:`.callargs`), compared as calls with approved strings.
 * **Activation and run rights are superuser acts** (the Command admin);
   anyone who may change commands may only switch them off.
 * **Every run is checked where it happens**: the buttons and actions
@@ -41,7 +44,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from . import arguments
+from . import arguments, callargs
 from .conf import app_settings
 from .models import Command, DjangoTaskResult, Report
 
@@ -173,11 +176,15 @@ def allowed_by_settings(app_name: str, name: str) -> bool:
     )
 
 
-def inactive_reason(app_name: str, name: str) -> str:
-    """Why collection adds this command inactive (for the Commands list and ``collect_commands -v2``)."""
+def inactive_reason(app_name: str, name: str, function: bool = False) -> str:
+    """Why collection adds this command (or ``function``) inactive (the Commands list, ``collect_commands -v2``)."""
     reason = blocked(app_name, name)
     if reason:
         return reason
+    if function:
+        return _(
+            "A @task function: collection always adds functions inactive, a superuser can activate it here."
+        )
     return _(
         "Not a command of the project's own apps: a superuser can activate it here, or "
         "TASKMANAGER_ALLOWED_COMMANDS can name it."
@@ -256,7 +263,7 @@ def approved_argvs(command) -> list[tuple[str, list[str]]]:
     found = []
     for text in command.approved_arguments.values_list("arguments", flat=True):
         try:
-            found.append((text, arguments.parse_arguments(text)))
+            found.append((text, callargs.argv_of(command, text)))
         except arguments.ArgumentsError:
             continue
     return found
@@ -321,7 +328,7 @@ class RunChecks:
             return self._commands[command.pk]
         if argv is None:  # the claim passes the argv it parsed already (one parse per run)
             try:
-                argv = arguments.parse_arguments(task.arguments)
+                argv = callargs.argv_of(command, task.arguments)
             except arguments.ArgumentsError as exc:
                 return str(exc)
         key = (command.pk, tuple(argv))
@@ -351,7 +358,7 @@ def claim_refusal(task, trigger: str, argv: list[str] | None = None) -> str | No
     other = trigger == Report.Trigger.RUN_NOW and task.run_now_arguments is not None
     if argv is None and other:  # one-off arguments: checked instead of the task's
         try:
-            argv = arguments.parse_arguments(task.run_now_arguments)
+            argv = callargs.argv_of(task.command, task.run_now_arguments)
         except arguments.ArgumentsError as exc:
             return str(exc)
     refusal = run_refusal(task, user, check_user=user is not None, argv=argv)

@@ -6,12 +6,17 @@ end of a run does it inside its own closing transaction, see
 rows, each chunk its own transaction, so that deleting a 1,000,000-line log
 never holds the database (SQLite's single writer lock above all) for long.
 
-When: not at every run's end. A spooler process prunes a task's old reports
-at the end of every PRUNE_EVERY-th run of that task it supervises
-(:func:`prune_due`), and the periodic pass (``TASKMANAGER_RECOVERY_SECONDS``)
-prunes every task that has more (:func:`prune_over_limit`). So between two
-passes a task may keep a few more finished reports than the limit; never
-fewer, and a running report is never deleted.
+When: not at a run's end. In a uWSGI spooler with the periodic pass on
+(``TASKMANAGER_RECOVERY_SECONDS`` above 0) the pass prunes every task that
+has more than the limit (:func:`prune_over_limit`, and the run history:
+:func:`taskmanager.history.prune_over_limit`), so a run's end issues no
+pruning query at all (issue 17: six statements per run, whichever run it
+is). Where there is no periodic pass (``TASKMANAGER_RECOVERY_SECONDS = 0``,
+or the runner outside a uWSGI spooler) a process prunes a task's old
+reports and history at the end of every PRUNE_EVERY-th run of that task it
+supervises (:func:`prune_due`). So between two passes a task may keep more
+finished reports than the limit (a busy one, up to a pass's worth of runs);
+never fewer, and a running report is never deleted.
 
 Each pruning that deletes reports writes one audit entry (actor "system",
 action "prune reports" on the task), in the transaction that deletes them:
@@ -32,7 +37,7 @@ import datetime
 from django.db import transaction
 from django.db.models import Count
 
-from . import audit, dbclock
+from . import audit, dbclock, uwsgi_runtime
 from .conf import app_settings
 from .db import write_db
 from .models import DjangoTaskResult, LogLine, Report, Task
@@ -40,8 +45,8 @@ from .models import DjangoTaskResult, LogLine, Report, Task
 #: Log lines deleted per statement, so SQLite is never locked for long. A
 #: report counting fewer lines than this is deleted with its log at once.
 CHUNK = 5000
-#: A spooler process prunes a task's reports at the end of every this many
-#: runs of it (the periodic pass prunes in between).
+#: Without a periodic pass, a process prunes a task's reports at the end of
+#: every this many runs of it.
 PRUNE_EVERY = 10
 #: Tasks the periodic pass prunes at most, and statements deleting old
 #: django.tasks results (the next pass takes the rest).
@@ -54,15 +59,29 @@ _runs_since_prune: dict[int, int] = {}
 def prune_due(task_id: int) -> bool:
     """Count a run's end of ``task_id`` in this process; return whether its old reports are pruned now.
 
-    True at every PRUNE_EVERY-th call for the task (no query: a count kept
-    in the process).
+    Never where the periodic pass prunes (:func:`periodic_pass_prunes`);
+    else True at every PRUNE_EVERY-th call for the task (no query: a count
+    kept in the process).
     """
+    if periodic_pass_prunes():
+        return False
     count = _runs_since_prune.get(task_id, 0) + 1
     if count >= PRUNE_EVERY:
         _runs_since_prune.pop(task_id, None)
         return True
     _runs_since_prune[task_id] = count
     return False
+
+
+def periodic_pass_prunes() -> bool:
+    """Tell whether this process's runs leave pruning to the periodic pass.
+
+    That is a uWSGI spooler process with ``TASKMANAGER_RECOVERY_SECONDS``
+    above 0: its node's master registered the pass's timer
+    (``spooler/uwsgi_handler.py``), which an idle spooler process of the
+    node runs.
+    """
+    return bool(app_settings.RECOVERY_SECONDS) and uwsgi_runtime.in_spooler()
 
 
 def prune_over_limit(keep: int | None = None) -> None:
@@ -73,16 +92,17 @@ def prune_over_limit(keep: int | None = None) -> None:
     the audit entry of each pruning says what went.
     """
     keep = app_settings.REPORTS_KEPT if keep is None else keep
-    over = (
-        Report.objects.finished()
-        .order_by()
-        .values("task_id")
-        .annotate(finished=Count("pk"))
-        .filter(finished__gt=keep)
-        .values_list("task_id", flat=True)[:BATCH]
-    )
-    for task_id in list(over):
+    for task_id in tasks_over(Report.objects.finished(), keep):
         prune_reports(task_id, keep)
+
+
+def tasks_over(rows, keep: int) -> list[int]:
+    """The ids of the tasks with more than ``keep`` of ``rows`` (a queryset of a model with a task), BATCH at most.
+
+    One grouped query; the periodic pass prunes them (the next pass takes the rest).
+    """
+    over = rows.order_by().values("task_id").annotate(rows=Count("pk")).filter(rows__gt=keep)
+    return list(over.values_list("task_id", flat=True)[:BATCH])
 
 
 def old_reports(task_id: int, keep: int | None = None) -> list[tuple[int, int]]:

@@ -31,9 +31,10 @@ def record(
     """Write the run's history and (with ``prune``) prune old small reports, inside the caller's transaction.
 
     Return whether old reports are left for :func:`after_commit` to prune.
-    The runner prunes at every :data:`taskmanager.retention.PRUNE_EVERY`-th
-    run of a task (:func:`taskmanager.retention.prune_due`), the periodic
-    pass in between (:func:`taskmanager.retention.prune_over_limit`).
+    The runner prunes only where no periodic pass does, at every
+    :data:`taskmanager.retention.PRUNE_EVERY`-th run of a task
+    (:func:`taskmanager.retention.prune_due`); else the periodic pass does
+    (:func:`taskmanager.retention.prune_over_limit`).
     Without ``savepoint`` the history row and the pruning go in the
     caller's transaction without a savepoint of their own: a failure
     raises, and the caller must roll back and record the end again with

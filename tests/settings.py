@@ -139,7 +139,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TASKS = {
     "default": {
         "BACKEND": "taskmanager.djangotasks.backend.SpoolerTaskBackend",
-        "QUEUES": ["default", "other"],
+        "QUEUES": ["default", "node-only"],
     }
 }
 

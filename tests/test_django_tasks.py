@@ -22,7 +22,7 @@ from taskmanager.djangotasks.api import TaskResultStatus  # noqa: E402 - after t
 from taskmanager.models import Command, DjangoTaskResult, LogLine  # noqa: E402
 from taskmanager.spooler import SpoolerUnavailable, get_backend  # noqa: E402
 
-from .support.djtasks import enqueue, finished_row  # noqa: E402
+from .support.djtasks import NODE_QUEUE, enqueue, finished_row  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.db_sensitive
@@ -111,18 +111,21 @@ def test_a_row_enqueued_where_no_spooler_is_runs_at_a_spoolers_periodic_pass(uws
     """Enqueued here (pytest, no uWSGI: no spool hint can be written), the row is run by a spooler
     serving its queue at its periodic pass (``recovery/results.py``), and its result read here;
     while the other spooler runs a long function, whose hint it holds (that hint is not work
-    still to come)."""
+    still to come). The calls are of a queue only this node serves: the session's server, another
+    live node on this database, must not take them at its own pass."""
     from tests.testapp import djtasks
 
-    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, login=False)
-    long_id = enqueue(node, "sleep", 600)
+    node = uwsgi_node(
+        settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_SERVE_QUEUES": [NODE_QUEUE]}, login=False
+    )
+    long_id = enqueue(node, "sleep", 600, queue=NODE_QUEUE)
     wait_for(
         lambda: DjangoTaskResult.objects.filter(pk=long_id, status="RUNNING").exists(),
         message="the long function to run",
     )
     with pytest.raises(SpoolerUnavailable):
         get_backend().ensure_available()  # this process writes no hint: only a pass can run the row
-    result = djtasks.add.enqueue(20, 22)
+    result = djtasks.add.using(queue_name=NODE_QUEUE).enqueue(20, 22)
     result = finished(djtasks.add.get_result(result.id))
     assert result.status == TaskResultStatus.SUCCESSFUL, result.errors
     assert result.return_value == 42

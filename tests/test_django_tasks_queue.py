@@ -19,7 +19,7 @@ if api.SOURCE is None:
 
 from taskmanager.models import DjangoTaskResult  # noqa: E402 - after the skip
 
-from .support.djtasks import enqueue, enqueue_many, finished_row, result_in_web_worker  # noqa: E402
+from .support.djtasks import NODE_QUEUE, enqueue, enqueue_many, finished_row, result_in_web_worker  # noqa: E402
 from .support.uwsgi_server import ROOT, node_env  # noqa: E402
 from .support.waits import recovery_ticks, wait_for  # noqa: E402
 
@@ -27,9 +27,8 @@ pytestmark = pytest.mark.db_sensitive
 
 #: A recovery interval no test waits for: what runs, runs without a periodic pass.
 NEVER = 3600
-#: A queue only the test's own node serves: the session's uWSGI serves ``default`` and its
-#: periodic pass would run (and its retention prune) the calls a test counts on its node.
-OWN = {"TASKMANAGER_SERVE_QUEUES": ["other"]}
+#: Only the test's own node serves NODE_QUEUE.
+OWN = {"TASKMANAGER_SERVE_QUEUES": [NODE_QUEUE]}
 
 
 def test_rows_stored_where_no_spooler_is_run_at_a_spoolers_start_highest_priority_first(uwsgi_node):
@@ -38,7 +37,7 @@ def test_rows_stored_where_no_spooler_is_run_at_a_spoolers_start_highest_priorit
     the oldest first among equals."""
     from tests.testapp import djtasks
 
-    add = djtasks.add.using(queue_name="other")
+    add = djtasks.add.using(queue_name=NODE_QUEUE)
     ids = [add.using(priority=p).enqueue(n, 0).id for n, p in enumerate([0, 10, -5, 10, 3])]
     node = uwsgi_node(
         settings={"TASKMANAGER_RECOVERY_SECONDS": NEVER, **OWN}, spooler_processes=1, http=False, login=False
@@ -62,20 +61,20 @@ def test_a_deferred_call_does_not_run_before_its_run_after(server):
 
 def test_a_node_runs_the_queues_it_serves_and_leaves_the_others(uwsgi_node):
     """Django's queue names are the app's: a node serving ``default`` runs that queue's calls and
-    leaves a call of ``other`` READY through its periodic passes; a node serving ``other`` runs it."""
+    leaves a call of another queue READY through its periodic passes; a node serving that one runs it."""
     default_node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, login=False)
-    other = enqueue(default_node, "add", 1, 1, queue="other")
+    other = enqueue(default_node, "add", 1, 1, queue=NODE_QUEUE)
     default = enqueue(default_node, "add", 2, 2)
     assert finished_row(default).status == "SUCCESSFUL"
     recovery_ticks(default_node, 3)
     assert DjangoTaskResult.objects.get(pk=other).status == "READY"
     other_node = uwsgi_node(
-        settings={"TASKMANAGER_RECOVERY_SECONDS": NEVER, "TASKMANAGER_SERVE_QUEUES": ["other"]},
+        settings={"TASKMANAGER_RECOVERY_SECONDS": NEVER, "TASKMANAGER_SERVE_QUEUES": [NODE_QUEUE]},
         http=False,
         login=False,
     )
     row = finished_row(other)
-    assert (row.status, row.return_value, row.queue_name) == ("SUCCESSFUL", 2, "other")
+    assert (row.status, row.return_value, row.queue_name) == ("SUCCESSFUL", 2, NODE_QUEUE)
     assert row.report.supervisor_pid in other_node.spooler_pids()
 
 
@@ -110,7 +109,7 @@ def test_a_thousand_quick_calls_each_run_once(uwsgi_node, tmp_path):
     the session's uWSGI prunes any task's reports to its own ``REPORTS_KEPT``."""
     node = uwsgi_node(settings={"TASKMANAGER_RUNS_PER_CHILD": 1000, **OWN}, login=False)
     runs = tmp_path / "runs"
-    ids = enqueue_many(node, "mark", str(runs), n=1000, queue="other")
+    ids = enqueue_many(node, "mark", str(runs), n=1000, queue=NODE_QUEUE)
     assert len(set(ids)) == 1000
     wait_for(
         lambda: DjangoTaskResult.objects.filter(status__in=["SUCCESSFUL", "FAILED"]).count() == 1000,

@@ -18,7 +18,7 @@ from taskmanager import dbclock  # noqa: E402 - after the skip
 from taskmanager.models import DjangoTaskResult, Task, TaskCategory  # noqa: E402
 
 from .support.adminclient import client_for  # noqa: E402
-from .support.djtasks import enqueue, finished_row  # noqa: E402
+from .support.djtasks import NODE_QUEUE, enqueue, finished_row  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.db_sensitive
@@ -45,11 +45,11 @@ def test_a_reused_child_serves_the_runs_of_one_function_only(uwsgi_node):
     Each function returns the pid of the child that ran it; one spooler process, so that each
     run may take the child the run before it left."""
     # A queue the session's uWSGI does not serve: its periodic pass would run some of these calls.
-    settings = {"TASKMANAGER_RUNS_PER_CHILD": 10, "TASKMANAGER_SERVE_QUEUES": ["other"]}
+    settings = {"TASKMANAGER_RUNS_PER_CHILD": 10, "TASKMANAGER_SERVE_QUEUES": [NODE_QUEUE]}
     node = uwsgi_node(settings=settings, spooler_processes=1, login=False)
     pids = {"pid_a": [], "pid_b": []}
     for name in ["pid_a", "pid_a", "pid_b", "pid_b", "pid_a", "pid_a", "pid_b", "pid_b"]:
-        row = finished_row(enqueue(node, name, queue="other"))
+        row = finished_row(enqueue(node, name, queue=NODE_QUEUE))
         assert row.status == "SUCCESSFUL", row.errors
         pids[name].append(row.return_value)
     assert not set(pids["pid_a"]) & set(pids["pid_b"]), pids

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from taskmanager import logcapture, logstore, logviews, retention
+from taskmanager import history, logcapture, logstore, logviews, retention
 from taskmanager.models import AuditEntry, LogLine, Report, RunHistory, Task
 from taskmanager.recovery import periodic_steps
 
@@ -561,6 +561,10 @@ def test_runs_prune_every_nth_run_and_the_periodic_pass_in_between(uwsgi_node, c
     retention.prune_over_limit(keep=keep)
     assert sorted(finished.values_list("pk", flat=True)) == ids[-keep:]
     assert prunes.count() == 1
+    # The pass prunes the run history too (a spooler with the pass prunes nothing at its runs' ends).
+    assert (history.prune_over_limit, ()) in periodic_steps()
+    history.prune_over_limit(keep=keep)
+    assert RunHistory.objects.filter(task=task).count() == keep
     while len(ids) < retention.PRUNE_EVERY - 1:
         run_once(node.admin, task, ids)
     # (The session's server, if running, may have pruned down to its 5 meanwhile.)

@@ -25,7 +25,7 @@ from taskmanager.models import Report, SpoolerHeartbeat, Task
 from .support.admin import TASK_URL, add_task, bulk_action, edit_task, press, task_form
 from .support.adminclient import AdminClient, client_for, form_errors
 from .support.objects import make_task
-from .support.scale import scaled
+from .support.scheduling import project_tz, schedule_fields, whole_seconds_ahead
 from .support.spool import entries_of, node_name, spool_entries, spool_paths, tokens_by_task
 from .support.waits import finished_reports, wait_for, wait_gone
 
@@ -33,37 +33,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_sensitive]
 
 
 # -- helpers ------------------------------------------------------------------------
-
-
-def project_tz():
-    return ZoneInfo(settings.TIME_ZONE)
-
-
-#: Seconds before any slot a test sets a few seconds ahead: the requests that add the task,
-#: press Start or edit it must be done before its time comes, also on a loaded machine (a
-#: slot 1 s ahead was passed before Start, and the run moved to the next slot of the grid).
-#: Those requests take 0.1-0.4 s under a load of 3 (with the tests' fast password hasher):
-#: 2 s, plus the second :func:`whole_seconds_ahead` adds, is their margin; a slower machine
-#: scales it with TM_TEST_TIMEOUT_SCALE. The tests wait for their slots: each second here
-#: costs a second in each of them.
-SETUP_LEAD = scaled(2)
-
-
-def whole_seconds_ahead(seconds):
-    """An aware UTC time ``seconds`` after :data:`SETUP_LEAD`, on a whole second (the admin
-    takes no microseconds)."""
-    return (timezone.now() + timedelta(seconds=SETUP_LEAD + seconds + 1)).replace(microsecond=0)
-
-
-def schedule_fields(when=None, period="", rate=""):
-    """The admin form values of the scheduling fields (local time in TIME_ZONE)."""
-    local = when.astimezone(project_tz()) if when else None
-    return {
-        "scheduling_0": local.strftime("%Y-%m-%d") if local else "",
-        "scheduling_1": local.strftime("%H:%M:%S") if local else "",
-        "repetition_period": period,
-        "repetition_rate": str(rate),
-    }
 
 
 def at_of(dt) -> str:

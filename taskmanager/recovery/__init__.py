@@ -23,9 +23,11 @@ at once (every change is a conditional UPDATE):
 * ``notify_overdue()`` (periodic only): pending tasks of any node whose next
   execution is more than ``TASKMANAGER_OVERDUE_GRACE`` late get one
   "overdue" notice.
-* ``retention.prune_over_limit()`` (periodic only): finished reports beyond
-  ``TASKMANAGER_REPORTS_KEPT`` per task are deleted (the end of a run
-  prunes only at every ``retention.PRUNE_EVERY``-th run of its task).
+* ``retention.prune_over_limit()`` and ``history.prune_over_limit()``
+  (periodic only): finished reports beyond ``TASKMANAGER_REPORTS_KEPT`` and
+  history rows beyond ``TASKMANAGER_HISTORY_KEPT`` per task are deleted (the
+  end of a run in a spooler with this pass prunes nothing; without it, at
+  every ``retention.PRUNE_EVERY``-th run of its task).
 * ``retention.prune_results()`` (periodic only): django.tasks results
   finished more than ``TASKMANAGER_RESULTS_DAYS`` ago are deleted.
 * ``audit.prune()`` (periodic only): audit entries older than
@@ -44,7 +46,7 @@ from datetime import datetime
 
 from django.db import close_old_connections
 
-from .. import audit, retention
+from .. import audit, history, retention
 from ..conf import app_settings
 from .interrupted import close_interrupted, interruption_evidence, kill_leftovers, recover_interrupted_runs
 from .overdue import notify_overdue
@@ -97,8 +99,9 @@ def periodic_steps(
     spool files read at most), and move aside its files no spooler can read
     (empty, broken) older than a minute.
     Last, always: notify the overdue tasks of any node (``notify_overdue``),
-    prune the reports beyond ``TASKMANAGER_REPORTS_KEPT`` per task, the
-    django.tasks results older than ``TASKMANAGER_RESULTS_DAYS``, and
+    prune the reports beyond ``TASKMANAGER_REPORTS_KEPT`` per task and the run history beyond
+    ``TASKMANAGER_HISTORY_KEPT``, the django.tasks results older than
+    ``TASKMANAGER_RESULTS_DAYS``, and
     delete the audit entries older than ``TASKMANAGER_AUDIT_DAYS``.
     """
     steps = [(recover_interrupted_runs, (supervising,))]
@@ -110,8 +113,10 @@ def periodic_steps(
         steps.append((sweep_superseded, (spool_dir, int(app_settings.SPOOL_SWEEP_BATCH))))
         steps.append((move_aside_unreadable, (spool_dir,)))
     steps.append((notify_overdue, ()))
-    # Old reports beyond TASKMANAGER_REPORTS_KEPT (the runs' ends prune only now and then).
+    # Old reports beyond TASKMANAGER_REPORTS_KEPT, history rows beyond TASKMANAGER_HISTORY_KEPT
+    # (a spooler's runs leave them to this pass: retention.periodic_pass_prunes).
     steps.append((retention.prune_over_limit, ()))
+    steps.append((history.prune_over_limit, ()))
     # django.tasks results finished more than TASKMANAGER_RESULTS_DAYS ago.
     steps.append((retention.prune_results, ()))
     # Audit entries older than TASKMANAGER_AUDIT_DAYS: one DELETE by date.

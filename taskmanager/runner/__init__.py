@@ -44,8 +44,8 @@ The run path is a package of small modules, in import order:
 * :mod:`.forkserver_main`: what runs inside a spooler's fork server;
 * :mod:`.forkserver`: the fork server's design, and the spooler's end of it;
 * :mod:`.child`: the supervisor's handle on the child (:class:`Child`);
-* :mod:`.sql`: prepared statements (compiled once per process, ``UPDATE ... RETURNING``);
-* :mod:`.statements`: the run path's hot statements, prepared by :mod:`.sql`;
+* :mod:`.statements`: the run path's hot statements, prepared by :mod:`taskmanager.prepared`
+  (compiled once per process, ``UPDATE ... RETURNING``);
 * :mod:`.reportlog`: the log on its way to the database (``ReportLog``);
 * :mod:`.reuse`: a child serving several runs of one command (``TASKMANAGER_RUNS_PER_CHILD``);
 * :mod:`.output`: reading what the child writes on its pipes (``ChildOutput``);

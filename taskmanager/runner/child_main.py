@@ -2,9 +2,9 @@
 
 Reset the signals uWSGI changed, redirect fds 0-2 to the capture pipes, drop
 the supervisor's database connections unused (:func:`abandon_connections`),
-install the log capture, import the command, wait for the supervisor's
-release (:func:`await_release`), run the command and leave through
-``os._exit``. Nothing here touches the database.
+install the log capture, import the command (:mod:`.target`: a command or a
+``@task`` function), wait for the supervisor's release (:func:`await_release`),
+run it and leave through ``os._exit``. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -13,29 +13,16 @@ import json
 import os
 import signal
 import sys
-from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connections
 
-from .. import logcapture, processes, progress
+from .. import callargs, logcapture, processes, progress
 from ..conf import app_settings
-from . import parsers
+from . import parsers, target
 from .failure import failure_text
 from .prefork import leave, print_exception
-
-
-class CommandName(NamedTuple):
-    """Which management command a run runs: its app and its name (``Command.app_name``, ``.name``)."""
-
-    app_name: str
-    name: str
-
-    @classmethod
-    def of(cls, task) -> CommandName:
-        """Return the command of ``task`` (a Task with its command loaded)."""
-        return cls(task.command.app_name, task.command.name)
-
+from .target import CommandName, load_command
 
 RESET_SIGNALS = (
     signal.SIGTERM,
@@ -248,17 +235,6 @@ def abandon_connections() -> None:
             _abandoned.append(pools.pop(conn.alias))
 
 
-def load_command(command: CommandName):
-    """Return an instance of ``command``, or the exception importing or instantiating it raised."""
-    # Deferred: Django's management package is only needed in the child.
-    from django.core.management import load_command_class
-
-    try:
-        return load_command_class(command.app_name, command.name)
-    except BaseException as exc:  # noqa: BLE001 - raised again by run_command, in the run
-        return exc
-
-
 def run_command(
     name: CommandName, argv: list[str], writer: logcapture.RecordWriter, loaded=None, reuse: bool = False
 ) -> int:
@@ -267,6 +243,10 @@ def run_command(
     As ``call_command`` would, with the parser built ahead if there is one
     (:mod:`.parsers`; ``reuse``: a reused child, which builds it at its first run).
     """
+    if name.kind == callargs.FUNCTION:  # a @task function: called, not run as a command (target.py)
+        return target.run_function(
+            load_command(name) if loaded is None else loaded, argv, writer, _EXIT_EXCEPTION
+        )
     out = logcapture.CommandOutput(writer, logcapture.STDOUT, logcapture.INFO)
     err = logcapture.CommandOutput(writer, logcapture.STDERR, logcapture.ERROR)
     command = None

@@ -14,12 +14,12 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F
 
-from .. import arguments, dbclock, policy, processes, redaction, schedule, spoolfiles
+from .. import arguments, callargs, dbclock, policy, prepared, processes, redaction, schedule, spoolfiles
 from ..conf import queue_name, serves_queue
 from ..db import write_db
 from ..models import Report, Task, new_token
 from ..spooler import get_backend
-from . import reuse, sql, statements
+from . import reuse, statements
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -140,7 +140,7 @@ def claim(task_id: int, token: str, trigger: str, prefork: bool = False):
     argv = runnable_argv(task, trigger)
     refusal = policy.claim_refusal(task, trigger, argv)
     # A refused run's report still shows what it would have run.
-    command_line = arguments.command_line(task.command.name, argv) if argv is not None else ""
+    command_line = callargs.run_line(task.command, argv) if argv is not None else ""
     if refusal is not None:
         argv = None
     marks["prepared"] = time.perf_counter()
@@ -208,14 +208,14 @@ def runnable_argv(task: Task, trigger: str = "") -> list[str] | None:
     if not task.command.active:
         return None
     try:
-        return arguments.parse_arguments(task.arguments_for(trigger))
+        return callargs.argv_of(task.command, task.arguments_for(trigger))
     except arguments.ArgumentsError:
         return None
 
 
 def _create_report(task: Task, trigger: str, now: datetime, redact, command_line: str, child) -> Report:
     run_now, other = trigger == Report.Trigger.RUN_NOW, task.run_now_arguments
-    # Report.objects.create(), its INSERT prepared once per process (sql.insert).
+    # Report.objects.create(), its INSERT prepared once per process (prepared.insert).
     report = Report(
         task=task,
         trigger=trigger if trigger in Report.Trigger.values else Report.Trigger.SCHEDULE,
@@ -232,7 +232,7 @@ def _create_report(task: Task, trigger: str, now: datetime, redact, command_line
         pid_started=child.started if child is not None else None,
         **processes.supervised_here(now),
     )
-    return sql.insert(report)
+    return prepared.insert(report)
 
 
 #: The task's fields :func:`respool_deferred` decides by (the end's UPDATE returns them).

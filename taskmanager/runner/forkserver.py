@@ -212,7 +212,10 @@ class ForkServer:
 def _active_commands() -> list[tuple[str, str]]:
     """Return (app_name, name) of the active commands, for the fork server to import; [] on a DB error."""
     try:
-        return list(Command.objects.filter(active=True).values_list("app_name", "name"))
+        # Commands only: a function's module is imported by its run's child (runner/function.py).
+        return list(
+            Command.objects.filter(active=True, kind=Command.Kind.COMMAND).values_list("app_name", "name")
+        )
     except DatabaseError:
         logger.warning("Could not read the active commands: the fork server imports none", exc_info=True)
         return []

@@ -26,10 +26,10 @@ from typing import NamedTuple
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists
 
-from .. import dbclock, history, logcapture, retention, runend
+from .. import dbclock, history, logcapture, prepared, retention, runend
 from ..db import write_db
 from ..models import EndKind, Report, Task
-from . import sql, statements
+from . import statements
 from .claim import DEFERRED_FIELDS, respool_deferred
 from .follow import ChildFollower, seconds_text
 from .reportlog import ReportLog
@@ -139,7 +139,7 @@ class RunEnd:
         # during the run fails the first query, and finish() retries.
         log = self.log
         reason = log.redact(end.reason)  # the notice reads it from self.report
-        returning = sql.returns_from_update(write_db())
+        returning = prepared.returns_from_update(write_db())
         if not returning:  # read first; else the report's UPDATE returns it
             self.note_skipped(Report.objects.filter(pk=self.report.pk).values_list("skipped_runs", flat=True))
         if end.failed:
@@ -225,9 +225,9 @@ class RunEnd:
         task_ended, self.deferred = statements.end_task(self.task.pk, values, DEFERRED_FIELDS)
         if not task_ended:
             Task.objects.filter(pk=self.task.pk).update(last_duration=duration)
-        # Old reports go at every retention.PRUNE_EVERY-th run of the task in
-        # this process, and at the periodic pass: not a DELETE and an audit
-        # entry at every run's end.
+        # Old reports and history rows go at the periodic pass (or, with
+        # none, at every retention.PRUNE_EVERY-th run of the task in this
+        # process): not a DELETE and an audit entry at a run's end.
         if self.prune is None:
             self.prune = retention.prune_due(self.task.pk)
         # No savepoint around the history row and the pruning unless they

@@ -35,6 +35,7 @@ from ..conf import app_settings
 from ..models import EndKind
 from . import orphans
 from .child import Child
+from .child_main import CommandName
 
 logger = logging.getLogger("taskmanager.runner")
 
@@ -49,7 +50,7 @@ def enabled() -> bool:
 
 def key(task) -> tuple:
     """What a reused child serves runs of: ``task``'s command; a django.tasks function's carrier task."""
-    return (task.command.app_name, task.command.name, task.pk if task.is_carrier else None)
+    return (CommandName.of(task), task.pk if task.is_carrier else None)
 
 
 def child_for(task, argv: list[str]):

@@ -1,19 +1,19 @@
-"""The run path's hot statements (issue 17), as querysets: prepared once per process by :mod:`.sql`.
+"""The run path's hot statements (issue 17), as querysets: prepared once per process by :mod:`taskmanager.prepared`.
 
 Each is written with the ORM, the rules staying in the models
 (``TaskQuerySet.pending``, ``TaskQuerySet.end_values``, ``dbclock.DbNow``),
-with a :class:`.sql.Slot` for each value of a run; :mod:`.sql` compiles it
+with a :class:`taskmanager.prepared.Slot` for each value of a run; :mod:`taskmanager.prepared` compiles it
 the first time and only binds the values afterwards. Per one-shot run: the
 claim's task read (:func:`read_task`, four joins: the costliest to compile)
 and UPDATE (:func:`claim_start`), the report's UPDATE of every log flush and
 of the end (:func:`update_report`), the task's UPDATE of the end
 (:func:`end_task`); the INSERTs of the report and of the history row are
-:func:`.sql.insert`.
+:func:`taskmanager.prepared.insert`.
 """
 
+from .. import prepared
 from ..dbclock import DbNow
 from ..models import Report, Task
-from . import sql
 
 
 def read_task(task_id: int):
@@ -23,7 +23,7 @@ def read_task(task_id: int):
         related = ("command", "started_by", "run_now_by", "definition_changed_by")
         return Task.objects.select_related(*related).filter(pk=slot("pk"))
 
-    return sql.select_one("claim-task", Task, build, {"pk": task_id})
+    return prepared.select_one("claim-task", Task, build, {"pk": task_id})
 
 
 def claim_start(**values) -> int:
@@ -41,7 +41,7 @@ def claim_start(**values) -> int:
             "payload_version": slot("payload_version"),
         }
 
-    return sql.update("claim-start", Task, build, values)[0]
+    return prepared.update("claim-start", Task, build, values)[0]
 
 
 def update_report(
@@ -66,7 +66,7 @@ def update_report(
         report = report.filter(finished_datetime__isnull=True) if running_only else report
         return report, {name: DbNow() if kind else slot(name) for name, kind in shape}
 
-    return sql.update(("report", running_only, shape), Report, build, {**values, "_pk": pk}, returning)
+    return prepared.update(("report", running_only, shape), Report, build, {**values, "_pk": pk}, returning)
 
 
 def end_task(pk: int, values: dict, returning: tuple = ()) -> tuple[int, dict | None]:
@@ -77,4 +77,4 @@ def end_task(pk: int, values: dict, returning: tuple = ()) -> tuple[int, dict | 
         running = Task.objects.filter(pk=slot("_pk"), status=Task.Status.STARTED)
         return running, Task.objects.end_values(**{name: slot(name) for name in names})
 
-    return sql.update(("end-task", names), Task, build, {**values, "_pk": pk}, returning)
+    return prepared.update(("end-task", names), Task, build, {**values, "_pk": pk}, returning)

@@ -10,7 +10,7 @@ claim did not, then wires the parts: the child's output goes through a
 import logging
 import time
 
-from .. import arguments, logcapture, policy
+from .. import arguments, callargs, logcapture, policy
 from ..conf import app_settings
 from ..models import EndKind, Report, Task
 from . import reuse
@@ -59,7 +59,7 @@ class Supervisor:
         child = getattr(self.report, "child", None)
         if child is None:
             try:
-                argv = arguments.parse_arguments(task.arguments_for(self.report.trigger))
+                argv = callargs.argv_of(task.command, task.arguments_for(self.report.trigger))
             except arguments.ArgumentsError as exc:
                 self.log.add_line(logcapture.ERROR, logcapture.SYSTEM, "Invalid arguments: %s" % exc)
                 return self.finish(End(EndKind.NOT_RUN, "invalid arguments"))

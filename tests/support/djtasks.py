@@ -9,6 +9,9 @@ from taskmanager.models import DjangoTaskResult
 from .waits import wait_for
 
 FINISHED = ["SUCCESSFUL", "FAILED"]
+#: A queue of tests/settings.py's TASKS that only the nodes a test starts serve (not the session's
+#: server, another live node on the test database: its periodic pass would run a test's calls too).
+NODE_QUEUE = "node-only"
 
 
 def enqueue(server, name: str, *args, **params) -> str:

@@ -85,13 +85,14 @@ FUNCTIONS = {f.name: f for f in (add, fail, sleep, give, greet, pid_a, pid_b, ma
 def enqueue_view(request):
     """Enqueue ``?task=<name>&args=<JSON list>`` inside a transaction; answer ``{"id": ..., "ids": [...]}``.
 
-    Optional: ``delay`` (seconds: ``run_after`` that far ahead), ``queue``, ``priority``, ``n`` (calls).
+    Optional: ``delay`` (seconds: ``run_after`` that far ahead), ``queue`` (blank: the task's), ``priority``,
+    ``n`` (calls).
     """
     function = FUNCTIONS[request.GET["task"]]
     options = {}
     if "delay" in request.GET:
         options["run_after"] = timezone.now() + datetime.timedelta(seconds=float(request.GET["delay"]))
-    if "queue" in request.GET:
+    if request.GET.get("queue"):
         options["queue_name"] = request.GET["queue"]
     if "priority" in request.GET:
         options["priority"] = int(request.GET["priority"])

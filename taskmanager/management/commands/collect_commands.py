@@ -1,10 +1,14 @@
-"""Register the management commands of the installed apps as Command rows."""
+"""Register the management commands and the ``@task`` functions of the installed apps as Command rows.
+
+Functions are found in the apps' ``tasks`` modules (``taskmanager.taskfunctions``)
+and always added inactive: a superuser activates each (``docs/task_functions.rst``).
+"""
 
 from django.core.management import get_commands
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from ... import audit, policy
+from ... import audit, policy, taskfunctions
 from ...models import Command as CommandModel
 
 # Apps whose commands --excludecore leaves out: Django's own.
@@ -15,11 +19,15 @@ ALIASES = {("taskmanager", "collectcommands")}
 
 
 def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
-    """Sync Command rows with the commands Django finds; return what changed.
+    """Sync Command rows with the commands and functions Django finds; return what changed.
 
     The result maps "added", "deactivated", "unchanged", "added_inactive" and
     "blocked_active" to lists of (app_name, name); the `ALIASES` are left out
-    (a row of one recorded by an earlier version is deactivated).
+    (a row of one recorded by an earlier version is deactivated). "functions"
+    is the :class:`taskmanager.taskfunctions.Discovery`: the ``@task``
+    functions are added inactive (kind "function"), always; those of an app
+    whose ``tasks`` module failed to import, and every function where the
+    django.tasks API is missing, are left as they are (not deactivated).
 
     Collection never activates what the project did not choose
     (``taskmanager.policy``): a new command is added active only when it
@@ -36,11 +44,16 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
         for name, app in get_commands().items()
         if not (exclude_core and (app == "django.core" or app.startswith(CORE_PREFIX)))
     } - ALIASES
+    discovery = taskfunctions.discover()
+    functions = discovery.found
+    found |= functions
     result = {"added": [], "added_inactive": [], "deactivated": [], "unchanged": [], "blocked_active": []}
+    result["functions"] = discovery
     existing = {(c.app_name, c.name): c for c in CommandModel.objects.all()}
     with transaction.atomic():
         for key in sorted(found - existing.keys()):
-            active = policy.collected_active(*key)
+            function = key in functions
+            active = not function and policy.collected_active(*key)
             result["added"].append(key)
             if not active:
                 result["added_inactive"].append(key)
@@ -48,8 +61,9 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
                 command = CommandModel.objects.create(
                     app_name=key[0],
                     name=key[1],
+                    kind=CommandModel.Kind.FUNCTION if function else CommandModel.Kind.COMMAND,
                     active=active,
-                    locked_arguments=policy.locked_by_default(*key),
+                    locked_arguments=not function and policy.locked_by_default(*key),
                 )
                 if active:
                     # Collection made it runnable: an activation, named as collection's.
@@ -61,7 +75,9 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
                         message="Added active by collection.",
                     )
         for key, command in sorted(existing.items()):
-            if key in found:
+            if command.is_function and not discovery.checked(command.app_name):
+                result["unchanged"].append(key)  # not looked for: nothing is known of it
+            elif key in found:
                 result["unchanged"].append(key)
                 if command.active and policy.blocked(*key):
                     result["blocked_active"].append(key)
@@ -75,7 +91,7 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
                         command,
                         actor=audit.COLLECTION,
                         changes={"active": [True, False]},
-                        message="Deactivated by collection: the command no longer exists.",
+                        message="Deactivated by collection: the %s no longer exists." % command.kind,
                     )
     return result
 
@@ -99,12 +115,25 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         result = collect(exclude_core=options["excludecore"], dry_run=options["dry_run"])
         verbosity = options["verbosity"]
+        discovery = result["functions"]
+        functions = discovery.found
+        if verbosity >= 2 and discovery.missing:
+            self.stdout.write("No @task functions collected: %s." % discovery.missing)
+        if verbosity >= 1:
+            for app, error in sorted(discovery.failed.items()):
+                self.stdout.write(
+                    self.style.WARNING(
+                        "The tasks module of %s could not be imported, its functions are left as they are: %s"
+                        % (app, error)
+                    )
+                )
         if verbosity >= 2:
             inactive = set(result["added_inactive"])
             for app, name in result["added"]:
                 if (app, name) in inactive:
                     self.stdout.write(
-                        "Added %s (%s), inactive: %s" % (name, app, policy.inactive_reason(app, name))
+                        "Added %s (%s), inactive: %s"
+                        % (name, app, policy.inactive_reason(app, name, (app, name) in functions))
                     )
                 else:
                     self.stdout.write("Added %s (%s)" % (name, app))

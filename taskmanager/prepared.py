@@ -1,4 +1,4 @@
-"""Prepared statements of the run path: compiled by Django once per process, then run with bound parameters.
+"""Prepared statements of the hot paths: compiled by Django once per process, then run with bound parameters.
 
 Why (issue 17): a run of a command that does nothing costs its spooler
 process a few milliseconds of CPU, and most of that used to be Django
@@ -155,7 +155,9 @@ class _Update:
         query = queryset.query.chain(UpdateQuery)
         query.get_initial_alias()
         if query.count_active_tables() != 1:
-            raise ValueError("sql.update() updates one table, not a join from %s" % queryset.model.__name__)
+            raise ValueError(
+                "prepared.update() updates one table, not a join from %s" % queryset.model.__name__
+            )
         meta = queryset.model._meta
         for name, value in values.items():
             if isinstance(value, Slot):
@@ -215,7 +217,7 @@ class _Insert:
         compiler.returning_fields = [meta.pk]
         [(self.sql, params)] = compiler.as_sql()
         if len(params) != len(self.fields):
-            raise ValueError("sql.insert(): %s has values that are SQL" % type(obj).__name__)
+            raise ValueError("prepared.insert(): %s has values that are SQL" % type(obj).__name__)
         self.returning_params = compiler.returning_params
         self.returns = connection.features.can_return_columns_from_insert
         self.converters = _converters(connection, [meta.pk.get_col(meta.db_table)])
