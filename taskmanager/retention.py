@@ -28,14 +28,17 @@ the function's carrier task has had ``REPORTS_KEPT`` more runs. The periodic
 pass deletes the finished ones (SUCCESSFUL, FAILED) that ended more than
 ``TASKMANAGER_RESULTS_DAYS`` days ago on the database's clock, CHUNK rows
 per statement (each its own transaction), at most BATCH statements a pass;
-READY and RUNNING rows stay whatever their age. Their reports go by the
-count above (a result whose report went keeps its value or errors).
+READY and RUNNING rows stay whatever their age. A result's report (its
+log) is kept as long as the result is: the count above leaves out the
+reports a result still names (:func:`prunable_reports`), so a function's
+carrier task keeps the reports of its kept results plus ``REPORTS_KEPT``
+others; once a result goes, its report is counted like any other.
 """
 
 import datetime
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 
 from . import audit, dbclock, uwsgi_runtime
 from .conf import app_settings
@@ -92,8 +95,18 @@ def prune_over_limit(keep: int | None = None) -> None:
     the audit entry of each pruning says what went.
     """
     keep = app_settings.REPORTS_KEPT if keep is None else keep
-    for task_id in tasks_over(Report.objects.finished(), keep):
+    for task_id in tasks_over(prunable_reports(), keep):
         prune_reports(task_id, keep)
+
+
+def prunable_reports():
+    """The finished reports the count may delete: not the report of a django.tasks result still kept.
+
+    A caller reads a result (and an operator its page, with the link to its
+    log) until the result goes by age (:func:`prune_results`): its log must
+    not go first because its function ran ``REPORTS_KEPT`` more times.
+    """
+    return Report.objects.finished().filter(~Exists(DjangoTaskResult.objects.filter(report_id=OuterRef("pk"))))
 
 
 def tasks_over(rows, keep: int) -> list[int]:
@@ -106,14 +119,14 @@ def tasks_over(rows, keep: int) -> list[int]:
 
 
 def old_reports(task_id: int, keep: int | None = None) -> list[tuple[int, int]]:
-    """Return ``(pk, lines)`` of the task's finished reports beyond the newest ``keep`` (one query).
+    """Return ``(pk, lines)`` of the task's prunable reports beyond the newest ``keep`` (one query).
 
     ``lines`` is the report's counted lines: its stored log rows are at most
     that many plus the app's own few notes (see ``Supervisor.add_line``).
     """
     keep = app_settings.REPORTS_KEPT if keep is None else keep
     return list(
-        Report.objects.finished()
+        prunable_reports()
         .filter(task_id=task_id)
         .order_by("-invocation_datetime", "-pk")
         .values_list("pk", "lines")[keep:]

@@ -15,10 +15,11 @@ if api.SOURCE is None:
     pytest.skip(api.MISSING, allow_module_level=True)
 
 from taskmanager import dbclock  # noqa: E402 - after the skip
-from taskmanager.models import DjangoTaskResult, Task, TaskCategory  # noqa: E402
+from taskmanager.models import DjangoTaskResult, Report, Task, TaskCategory  # noqa: E402
 
 from .support.adminclient import client_for  # noqa: E402
 from .support.djtasks import NODE_QUEUE, enqueue, finished_row  # noqa: E402
+from .support.objects import make_report, make_task  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.db_sensitive
@@ -81,6 +82,34 @@ def test_finished_results_older_than_results_days_are_pruned_by_the_periodic_pas
     )
     assert DjangoTaskResult.objects.filter(pk=recent.pk, status="SUCCESSFUL").exists()
     assert DjangoTaskResult.objects.filter(pk=running_id, status="RUNNING").exists()
+
+
+def test_a_kept_result_keeps_its_log_past_reports_kept_runs_of_its_function(uwsgi_node, commands):
+    """A result's page links its run's log: the log stays while the result does (kept by age),
+    however many runs its function has had since; once the result goes, its report is counted as
+    any other (``TASKMANAGER_REPORTS_KEPT``). A command task beside it shows the pass pruned."""
+    node = uwsgi_node(
+        settings={
+            "TASKMANAGER_RECOVERY_SECONDS": 1,
+            "TASKMANAGER_REPORTS_KEPT": 2,
+            "TASKMANAGER_RESULTS_DAYS": 2,
+            "TASKMANAGER_SERVE_QUEUES": [NODE_QUEUE],
+        },
+        login=False,
+    )
+    rows = [finished_row(enqueue(node, "add", n, n, queue=NODE_QUEUE)) for n in range(4)]
+    control = make_task(commands, "pruned beside the results")
+    for _n in range(4):
+        make_report(control)
+    wait_for(lambda: control.reports.count() == 2, message="the pass to prune the command task's reports")
+    carrier = rows[0].report.task
+    assert carrier.reports.count() == 4  # each kept result keeps its log
+    assert all(Report.objects.filter(pk=row.report_id).exists() for row in rows)
+    # Three results go by age: their reports are then counted, the newest 2 of them kept.
+    long_ago = dbclock.now() - datetime.timedelta(days=3)
+    DjangoTaskResult.objects.filter(pk__in=[row.pk for row in rows[:3]]).update(finished_at=long_ago)
+    wait_for(lambda: carrier.reports.count() == 3, message="the pass to prune the carrier's orphaned reports")
+    assert Report.objects.filter(pk=rows[3].report_id).exists()
 
 
 def test_carrier_tasks_are_left_out_of_the_command_and_category_task_lists_and_counts(server, superuser):
