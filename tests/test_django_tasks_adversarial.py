@@ -84,6 +84,14 @@ def test_a_return_value_that_cannot_be_stored_ends_failed_with_that_error(server
     assert "integer string conversion" in error["traceback"]
 
 
+def test_a_return_value_of_no_json_type_ends_failed_saying_it_is_the_return_value(server):
+    row = finished_row(enqueue(server, "give", "date"))
+    assert row.status == "FAILED"
+    (error,) = row.errors
+    assert error["exception_class_path"] == "builtins.TypeError", error
+    assert "The return value of tests.testapp.djtasks.give cannot be stored as JSON" in error["traceback"]
+
+
 def test_a_huge_exception_message_ends_failed_with_it(server, superuser):
     row = finished_row(enqueue(server, "give", "huge_error"))
     assert row.status == "FAILED"

@@ -44,9 +44,11 @@ def sleep(seconds):
 @task
 def give(kind):
     """Return or raise what is hard to store: ``bigint`` (an int JSON cannot write: over Python's
-    4300-digit limit), ``huge_error`` (raise a ValueError of 2 MB)."""
+    4300-digit limit), ``huge_error`` (raise a ValueError of 2 MB), ``date`` (no JSON type)."""
     if kind == "bigint":
         return 10**5000
+    if kind == "date":
+        return datetime.date(2026, 12, 6)
     if kind == "huge_error":
         raise ValueError("x" * 2_000_000)
     raise LookupError(kind)
