@@ -45,7 +45,16 @@ from .admin_schedule import SchedulingAdminMixin
 from .busy import BusyDatabaseMixin
 from .conf import app_settings
 from .forms import RUN_FIELDS, TaskForm
-from .models import ApprovedArguments, AuditEntry, Command, DjangoTaskResult, Report, Task, TaskCategory
+from .models import (
+    ApprovedArguments,
+    AuditEntry,
+    Command,
+    DjangoTaskResult,
+    Report,
+    Task,
+    TaskCategory,
+    carrier_tasks,
+)
 
 RUN_PERMISSION = policy.RUN_PERMISSION
 
@@ -64,19 +73,12 @@ def _is_waiting_or_running(task) -> bool:
     return task.status != Task.Status.IDLE or bool(task.run_now_token)
 
 
-def _is_carrier(task) -> bool:
-    """Whether ``task`` carries the runs of a django.tasks function (not a task anyone starts)."""
-    return task.command.app_name == policy.SELF and task.command.name == DjangoTaskResult.CARRIER_COMMAND
-
-
 class _TaskChangeList(ChangeList):
     """The task list without the carrier tasks of django.tasks functions (see TaskAdmin.changelist_view)."""
 
     def get_queryset(self, request, exclude_parameters=None):
         # From the root queryset: the list's total ("0 results (1 total)") must not count them either.
-        self.root_queryset = self.root_queryset.exclude(
-            command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND
-        )
+        self.root_queryset = self.root_queryset.offered()
         return super().get_queryset(request, exclude_parameters)
 
 
@@ -210,7 +212,9 @@ class TaskCountMixin:
     """A sortable "tasks" column: how many tasks the row has (commands, categories)."""
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_task_count=Count("tasks"))
+        # Not the carrier tasks of django.tasks functions (the Task list leaves them out too).
+        counted = Count("tasks", filter=~carrier_tasks("tasks__"))
+        return super().get_queryset(request).annotate(_task_count=counted)
 
     @admin.display(description=_("tasks"), ordering="_task_count")
     def task_count(self, obj):
@@ -395,7 +399,7 @@ class TaskInline(ReadOnlyInline):
     verbose_name_plural = _("tasks in this category")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("command")
+        return super().get_queryset(request).offered().select_related("command")
 
     @admin.display(description=_("status"))
     def status_badge(self, obj):
@@ -1003,21 +1007,17 @@ class TaskAdmin(
     def changelist_view(self, request, extra_context=None):
         # Said (and linked) only to who may see Task results: to others the link is a 403.
         results = self.admin_site.get_model_admin(DjangoTaskResult)
-        carriers = results.has_view_permission(request) and (
-            Task.objects.filter(
-                command__app_name=policy.SELF, command__name=DjangoTaskResult.CARRIER_COMMAND
-            ).count()
-        )
+        carriers = results.has_view_permission(request) and Task.objects.filter(carrier_tasks()).count()
         extra_context = {**(extra_context or {}), "carrier_tasks": carriers}
         return super().changelist_view(request, extra_context)
 
     def has_change_permission(self, request, obj=None):
-        if obj is not None and _is_carrier(obj):
+        if obj is not None and obj.is_carrier:
             return False
         return super().has_change_permission(request, obj)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        carrier = obj is not None and _is_carrier(obj)
+        carrier = obj is not None and obj.is_carrier
         context["is_carrier"] = carrier
         context["can_run_task"] = (
             not carrier and _can_run(request) and (obj is None or _may_stop(request, obj))

@@ -171,6 +171,7 @@ RULES: dict[str, Callable] = {
     "REPORTS_KEPT": int_at_least(1),
     "HISTORY_KEPT": int_at_least(1),
     "AUDIT_DAYS": number_at_least(0),
+    "RESULTS_DAYS": number_at_least(0),
     "ADMIN_POLL_MS": int_at_least(100),
     "REPORT_TAIL_LINES": int_at_least(1),
     "STOP_GRACE_SECONDS": number_at_least(0),

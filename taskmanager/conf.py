@@ -18,6 +18,10 @@ DEFAULTS = {
     # Days audit entries are kept (taskmanager.audit); older ones are deleted
     # by the periodic recovery pass. 0 keeps them for ever.
     "AUDIT_DAYS": 365,
+    # Days finished django.tasks results (SUCCESSFUL, FAILED) are kept after
+    # they ended; older ones are deleted by the periodic recovery pass
+    # (taskmanager.retention.prune_results). 0 keeps them for ever.
+    "RESULTS_DAYS": 7,
     # Milliseconds between two refreshes of status and progress in the admin pages.
     "ADMIN_POLL_MS": 2000,
     # Lines of the log shown as the tail of a report.

@@ -163,7 +163,25 @@ class TaskCategory(models.Model):
         return self.name
 
 
+def carrier_tasks(via: str = "") -> models.Q:
+    """The carrier tasks of django.tasks functions, as a filter on Task (``via``: ``"tasks__"`` from a Command or a TaskCategory).
+
+    A carrier task (one per function path, named ``CARRIER_PREFIX`` and the
+    path) holds the runs of a function, made by the spoolers; its command is
+    the internal ``CARRIER_COMMAND``. Nobody starts it: the admin leaves it out
+    of every list and count of tasks (the Task list, a command's and a
+    category's tasks). :attr:`Task.is_carrier` says it of one task.
+    """
+    return models.Q(
+        **{via + "command__app_name": "taskmanager", via + "command__name": DjangoTaskResult.CARRIER_COMMAND}
+    )
+
+
 class TaskQuerySet(models.QuerySet):
+    def offered(self):
+        """The tasks people start: all but the carrier tasks of django.tasks functions (:func:`carrier_tasks`)."""
+        return self.exclude(carrier_tasks())
+
     def pending(self):
         """Tasks waiting in a spool file for their next run (status in ``Task.PENDING``)."""
         return self.filter(status__in=Task.PENDING)
@@ -396,6 +414,11 @@ class Task(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_carrier(self) -> bool:
+        """Whether this task carries the runs of a django.tasks function (:func:`carrier_tasks`, of one task)."""
+        return (self.command.app_name, self.command.name) == ("taskmanager", DjangoTaskResult.CARRIER_COMMAND)
 
     @property
     def is_periodic(self) -> bool:

@@ -21,15 +21,29 @@ never fewer, and a running report is never deleted.
 Each pruning that deletes reports writes one audit entry (actor "system",
 action "prune reports" on the task), in the transaction that deletes them:
 one entry per prune, not per report.
+
+django.tasks results (:func:`prune_results`) are kept by age, not by count:
+a caller holds a result's id and may read it (``get_result``) long after
+the function's carrier task has had ``REPORTS_KEPT`` more runs. The periodic
+pass deletes the finished ones (SUCCESSFUL, FAILED) that ended more than
+``TASKMANAGER_RESULTS_DAYS`` days ago on the database's clock, CHUNK rows
+per statement (each its own transaction), at most BATCH statements a pass;
+READY and RUNNING rows stay whatever their age. A result's report (its
+log) is kept as long as the result is: the count above leaves out the
+reports a result still names (:func:`prunable_reports`), so a function's
+carrier task keeps the reports of its kept results plus ``REPORTS_KEPT``
+others; once a result goes, its report is counted like any other.
 """
 
-from django.db import transaction
-from django.db.models import Count
+import datetime
 
-from . import audit, uwsgi_runtime
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef
+
+from . import audit, dbclock, uwsgi_runtime
 from .conf import app_settings
 from .db import write_db
-from .models import LogLine, Report, Task
+from .models import DjangoTaskResult, LogLine, Report, Task
 
 #: Log lines deleted per statement, so SQLite is never locked for long. A
 #: report counting fewer lines than this is deleted with its log at once.
@@ -37,7 +51,8 @@ CHUNK = 5000
 #: Without a periodic pass, a process prunes a task's reports at the end of
 #: every this many runs of it.
 PRUNE_EVERY = 10
-#: Tasks the periodic pass prunes at most (the next pass takes the rest).
+#: Tasks the periodic pass prunes at most, and statements deleting old
+#: django.tasks results (the next pass takes the rest).
 BATCH = 100
 
 # Runs of each task ended in this process since its last pruning here.
@@ -80,8 +95,18 @@ def prune_over_limit(keep: int | None = None) -> None:
     the audit entry of each pruning says what went.
     """
     keep = app_settings.REPORTS_KEPT if keep is None else keep
-    for task_id in tasks_over(Report.objects.finished(), keep):
+    for task_id in tasks_over(prunable_reports(), keep):
         prune_reports(task_id, keep)
+
+
+def prunable_reports():
+    """The finished reports the count may delete: not the report of a django.tasks result still kept.
+
+    A caller reads a result (and an operator its page, with the link to its
+    log) until the result goes by age (:func:`prune_results`): its log must
+    not go first because its function ran ``REPORTS_KEPT`` more times.
+    """
+    return Report.objects.finished().filter(~Exists(DjangoTaskResult.objects.filter(report_id=OuterRef("pk"))))
 
 
 def tasks_over(rows, keep: int) -> list[int]:
@@ -94,14 +119,14 @@ def tasks_over(rows, keep: int) -> list[int]:
 
 
 def old_reports(task_id: int, keep: int | None = None) -> list[tuple[int, int]]:
-    """Return ``(pk, lines)`` of the task's finished reports beyond the newest ``keep`` (one query).
+    """Return ``(pk, lines)`` of the task's prunable reports beyond the newest ``keep`` (one query).
 
     ``lines`` is the report's counted lines: its stored log rows are at most
     that many plus the app's own few notes (see ``Supervisor.add_line``).
     """
     keep = app_settings.REPORTS_KEPT if keep is None else keep
     return list(
-        Report.objects.finished()
+        prunable_reports()
         .filter(task_id=task_id)
         .order_by("-invocation_datetime", "-pk")
         .values_list("pk", "lines")[keep:]
@@ -190,3 +215,26 @@ def delete_log(report_id: int) -> None:
                 LogLine.objects.filter(report_id=report_id).delete()
                 return
             LogLine.objects.filter(report_id=report_id, seq__lte=bound[0]).delete()
+
+
+def prune_results(now: datetime.datetime | None = None) -> int:
+    """The periodic pass's step: delete the django.tasks results finished over ``RESULTS_DAYS`` days ago.
+
+    0 (or less) keeps them for ever. Returns how many went.
+    """
+    days = float(app_settings.RESULTS_DAYS or 0)
+    if days <= 0:
+        return 0
+    cutoff = (now or dbclock.now()) - datetime.timedelta(days=days)
+    old = DjangoTaskResult.objects.filter(
+        status__in=[DjangoTaskResult.Status.SUCCESSFUL, DjangoTaskResult.Status.FAILED], finished_at__lt=cutoff
+    )
+    deleted = 0
+    for _batch in range(BATCH):
+        pks = list(old.order_by().values_list("pk", flat=True)[:CHUNK])
+        if not pks:
+            break
+        # By pk and status again: a row is never deleted but finished.
+        count, _per_model = old.filter(pk__in=pks).delete()
+        deleted += count
+    return deleted

@@ -11,9 +11,6 @@ envs through core). Where neither is installed the module is skipped,
 saying what is missing.
 """
 
-import json
-import urllib.request
-
 import pytest
 
 from taskmanager.djangotasks import api
@@ -25,21 +22,10 @@ from taskmanager.djangotasks.api import TaskResultStatus  # noqa: E402 - after t
 from taskmanager.models import Command, DjangoTaskResult, LogLine  # noqa: E402
 from taskmanager.spooler import SpoolerUnavailable, get_backend  # noqa: E402
 
+from .support.djtasks import NODE_QUEUE, enqueue, finished_row  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.db_sensitive
-
-#: A queue of tests/settings.py's TASKS that only the nodes a test starts serve (not the session's server).
-NODE_QUEUE = "node-only"
-
-
-def enqueue(server, name: str, *args, queue: str = "") -> str:
-    """Enqueue the test function ``name`` through a uWSGI web worker; return the result's id."""
-    query = "task=%s&args=%s&queue=%s" % (name, urllib.request.quote(json.dumps(list(args))), queue)
-    with urllib.request.urlopen("%s/tm-test/enqueue/?%s" % (server.url, query), timeout=30) as resp:
-        answer = json.loads(resp.read())
-    assert answer["status"] == TaskResultStatus.READY
-    return answer["id"]
 
 
 def finished(result):
@@ -51,14 +37,6 @@ def finished(result):
 
     wait_for(done, message="task result %s to finish" % result.id)
     return result
-
-
-def finished_row(result_id: str) -> DjangoTaskResult:
-    """Wait until the row ``result_id`` is SUCCESSFUL or FAILED; return it."""
-    return wait_for(
-        lambda: DjangoTaskResult.objects.filter(pk=result_id, status__in=["SUCCESSFUL", "FAILED"]).first(),
-        message="task result %s to finish" % result_id,
-    )
 
 
 def ended_report(result_id: str):

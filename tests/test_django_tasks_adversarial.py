@@ -6,10 +6,8 @@ the result FAILED with that error. Where django.tasks or its backport is install
 tests/test_django_tasks.py.
 """
 
-import json
 import os
 import signal
-import urllib.request
 
 import pytest
 
@@ -22,6 +20,7 @@ from taskmanager.models import DjangoTaskResult, Task  # noqa: E402 - after the 
 
 from .support.admin import task_form  # noqa: E402
 from .support.adminclient import client_for, form_errors  # noqa: E402
+from .support.djtasks import enqueue, finished_row  # noqa: E402
 from .support.procs import gone  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
@@ -30,21 +29,6 @@ pytestmark = pytest.mark.db_sensitive
 RESULTS_URL = "/admin/taskmanager/djangotaskresult/"
 #: A URL whose password the redaction rules replace (docs/security.rst, "Secrets in logs").
 SECRET = "hunter2-not-for-eyes"
-
-
-def enqueue(server, name: str, *args) -> str:
-    query = "task=%s&args=%s" % (name, urllib.request.quote(json.dumps(list(args))))
-    with urllib.request.urlopen("%s/tm-test/enqueue/?%s" % (server.url, query), timeout=30) as resp:
-        return json.loads(resp.read())["id"]
-
-
-def finished_row(result_id: str) -> DjangoTaskResult:
-    return wait_for(
-        lambda: DjangoTaskResult.objects.filter(
-            pk=result_id, status__in=["SUCCESSFUL", "FAILED"], report__finished_datetime__isnull=False
-        ).first(),
-        message="task result %s to finish" % result_id,
-    )
 
 
 def test_a_result_page_redacts_secrets_as_its_runs_log_does(server, superuser):
@@ -98,6 +82,14 @@ def test_a_return_value_that_cannot_be_stored_ends_failed_with_that_error(server
     (error,) = row.errors
     assert error["exception_class_path"] == "builtins.ValueError", error
     assert "integer string conversion" in error["traceback"]
+
+
+def test_a_return_value_of_no_json_type_ends_failed_saying_it_is_the_return_value(server):
+    row = finished_row(enqueue(server, "give", "date"))
+    assert row.status == "FAILED"
+    (error,) = row.errors
+    assert error["exception_class_path"] == "builtins.TypeError", error
+    assert "The return value of tests.testapp.djtasks.give cannot be stored as JSON" in error["traceback"]
 
 
 def test_a_huge_exception_message_ends_failed_with_it(server, superuser):

@@ -6,7 +6,10 @@ setting). Nothing else of the package imports this module. What it promises:
 
 * ``supports_defer`` (``run_after``), ``supports_priority`` (the claim takes
   the highest priority first), ``supports_get_result`` (from any process:
-  the row is in the database); not ``supports_async_task`` yet.
+  the row is in the database), ``supports_async_task`` (an ``async def``
+  function runs in the child through Django's ``Task.call``, which drives it
+  with ``async_to_sync``: an event loop for the run, its log captured,
+  Stop and the time-out as for any run).
 * :meth:`enqueue` validates the task as the base class does (raising
   Django's ``InvalidTask``), stores the call as a :class:`DjangoTaskResult`
   row (arguments as JSON: what JSON cannot carry raises ``TypeError`` or
@@ -53,7 +56,7 @@ class SpoolerTaskBackend(BaseTaskBackend):
     supports_defer = True
     supports_priority = True
     supports_get_result = True
-    supports_async_task = False
+    supports_async_task = True
 
     def __init__(self, alias, params):
         super().__init__(alias, params)

@@ -55,7 +55,13 @@ def run_result(result_id: str) -> None:
             value = task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
         else:
             value = task.call(*result.args, **result.kwargs)
-        value = normalize_json(value)
+        try:
+            value = normalize_json(value)
+        except (TypeError, ValueError) as exc:  # "Unsupported type: <class ...>" names no culprit
+            raise type(exc)(
+                "The return value of %s cannot be stored as JSON (%s): return dicts, lists, strings, "
+                "numbers, booleans or None." % (row.task_path, exc)
+            ) from exc
         # Stored in the try: a value JSON or the database refuses (an int past
         # Python's digit limit, a NUL in PostgreSQL's jsonb) ends the result
         # FAILED with that error, not as a run that ended before returning.

@@ -17,7 +17,7 @@ at once (every change is a conditional UPDATE):
   ``TASKMANAGER_TAKEOVER_GRACE`` on another node, in the queues this node
   serves, are taken (a token swap) and spooled here: the database is the
   queue of record, a spool file only a hint.
-* ``hint_waiting_results()`` (periodic only): django.tasks rows due in the
+* ``hint_waiting_results()`` (also at spooler start): django.tasks rows due in the
   queues this node serves that no waiting spool hint covers (enqueued where
   no spooler is, their hint consumed elsewhere or lost) get a hint here.
 * ``notify_overdue()`` (periodic only): pending tasks of any node whose next
@@ -28,6 +28,8 @@ at once (every change is a conditional UPDATE):
   history rows beyond ``TASKMANAGER_HISTORY_KEPT`` per task are deleted (the
   end of a run in a spooler with this pass prunes nothing; without it, at
   every ``retention.PRUNE_EVERY``-th run of its task).
+* ``retention.prune_results()`` (periodic only): django.tasks results
+  finished more than ``TASKMANAGER_RESULTS_DAYS`` ago are deleted.
 * ``audit.prune()`` (periodic only): audit entries older than
   ``TASKMANAGER_AUDIT_DAYS`` are deleted (one statement).
 
@@ -98,7 +100,8 @@ def periodic_steps(
     (empty, broken) older than a minute.
     Last, always: notify the overdue tasks of any node (``notify_overdue``),
     prune the reports beyond ``TASKMANAGER_REPORTS_KEPT`` per task and the run history beyond
-    ``TASKMANAGER_HISTORY_KEPT``, and
+    ``TASKMANAGER_HISTORY_KEPT``, the django.tasks results older than
+    ``TASKMANAGER_RESULTS_DAYS``, and
     delete the audit entries older than ``TASKMANAGER_AUDIT_DAYS``.
     """
     steps = [(recover_interrupted_runs, (supervising,))]
@@ -114,6 +117,8 @@ def periodic_steps(
     # (a spooler's runs leave them to this pass: retention.periodic_pass_prunes).
     steps.append((retention.prune_over_limit, ()))
     steps.append((history.prune_over_limit, ()))
+    # django.tasks results finished more than TASKMANAGER_RESULTS_DAYS ago.
+    steps.append((retention.prune_results, ()))
     # Audit entries older than TASKMANAGER_AUDIT_DAYS: one DELETE by date.
     steps.append((audit.prune, ()))
     return steps
@@ -152,10 +157,15 @@ def on_spooler_start(
 
     ``supervising`` as for :func:`recover_interrupted_runs`; with ``spool_dir``
     (and ``spool``, ``node``) the node's lost entries are respooled too
-    (:func:`respool_missing`).
+    (:func:`respool_missing`), the pending rows of no node taken over, and the
+    due django.tasks rows no waiting hint covers hinted
+    (:func:`hint_waiting_results`: rows enqueued where no spooler was would
+    otherwise wait a whole ``TASKMANAGER_RECOVERY_SECONDS``).
     """
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
         steps.append((respool_missing, (spool_dir, spool, node)))
         steps.append((take_over, (spool, node)))
+        # Rows stored where no spooler was run now, not a recovery interval later.
+        steps.append((hint_waiting_results, (spool_dir, spool)))
     _run(steps)

@@ -83,6 +83,8 @@ class Child:
         #: The command it runs, and how many runs it was released for.
         self.command_key: CommandName | None = None
         self.runs = 0
+        #: What it serves runs of (:func:`.reuse.key`; set by :func:`.reuse.child_for`).
+        self.reuse_key: tuple | None = None
 
     @classmethod
     def spawn(cls, task, argv: list[str], reuse: bool = False) -> "Child":

@@ -5,7 +5,10 @@ it and gone at its end. Above 1, a child whose run ended cleanly stays, its
 pipes open, waiting for the next release (:func:`.child_main.end_run` tidies
 the process between runs), and the next run of the **same command** in this
 spooler process takes it (:func:`take`) instead of forking: no fork, no exit,
-no import of the command. Each run keeps its own report, marker, log
+no import of the command. "The same command" is :func:`key`: for the runs of
+django.tasks functions, which all run the one internal command
+``_run_task_result``, the same *function* (its carrier task): a child serves
+the runs of one function only, as it would of one command. Each run keeps its own report, marker, log
 capture, Stop and time-out: only the process is shared.
 
 A child is replaced, not reused (:func:`after_run`), after a run that
@@ -45,17 +48,26 @@ def enabled() -> bool:
     return app_settings.RUNS_PER_CHILD > 1
 
 
+def key(task) -> tuple:
+    """What a reused child serves runs of: ``task``'s command; a django.tasks function's carrier task."""
+    return (CommandName.of(task), task.pk if task.is_carrier else None)
+
+
 def child_for(task, argv: list[str]):
     """Return the child for a run of ``task`` with ``argv``: this process's waiting one, or a new one."""
-    return take(task) or Child.spawn(task, argv, reuse=enabled())
+    child = take(task)
+    if child is None:
+        child = Child.spawn(task, argv, reuse=enabled())
+        child.reuse_key = key(task)
+    return child
 
 
 def take(task):
-    """Return this process's waiting child for ``task``'s command, or None (a child of another command retires)."""
+    """Return this process's waiting child for ``task``'s :func:`key`, or None (a child of another retires)."""
     child = _waiting.pop(os.getpid(), None)
     if child is None:
         return None
-    if child.command_key == CommandName.of(task) and processes.is_alive(child.pid):
+    if child.reuse_key == key(task) and processes.is_alive(child.pid):
         return child
     retire(child)
     return None

@@ -2,14 +2,18 @@
 one from a uWSGI web worker (``/tm-test/enqueue/``). Imported only where django.tasks or its
 backport is installed (tests/urls.py asks ``taskmanager.djangotasks.api``)."""
 
+import asyncio
+import datetime
 import json
 import logging
+import os
 import time
 
 from django.db import transaction
 from django.http import JsonResponse
+from django.utils import timezone
 
-from taskmanager.djangotasks.api import task
+from taskmanager.djangotasks.api import task, task_backends
 
 logger = logging.getLogger("tests.djtasks")
 
@@ -40,19 +44,69 @@ def sleep(seconds):
 @task
 def give(kind):
     """Return or raise what is hard to store: ``bigint`` (an int JSON cannot write: over Python's
-    4300-digit limit), ``huge_error`` (raise a ValueError of 2 MB)."""
+    4300-digit limit), ``huge_error`` (raise a ValueError of 2 MB), ``date`` (no JSON type)."""
     if kind == "bigint":
         return 10**5000
+    if kind == "date":
+        return datetime.date(2026, 12, 6)
     if kind == "huge_error":
         raise ValueError("x" * 2_000_000)
     raise LookupError(kind)
 
 
+@task
+async def greet(name):
+    """An ``async def`` function: awaits, logs, and returns whether it ran in an event loop."""
+    await asyncio.sleep(0)
+    logger.warning("greeting %s", name)
+    return {"greeting": "hello %s" % name, "in_loop": asyncio.get_running_loop().is_running()}
+
+
+@task
+def pid_a():
+    """Return the pid of the process it runs in (a reused child serves one function only)."""
+    return os.getpid()
+
+
+@task
+def pid_b():
+    """As pid_a, another function."""
+    return os.getpid()
+
+
+@task(takes_context=True)
+def mark(context, path):
+    """Append this call's result id to the file ``path`` (1,000 quick calls: each runs once)."""
+    with open(path, "a") as fh:  # one short O_APPEND write: lines of concurrent runs do not mix
+        fh.write(context.task_result.id + "\n")
+
+
+FUNCTIONS = {f.name: f for f in (add, fail, sleep, give, greet, pid_a, pid_b, mark)}
+
+
 def enqueue_view(request):
-    """Enqueue ``?task=<name>&args=<JSON list>[&queue=<name>]`` inside a transaction; answer ``{"id": ...}``."""
-    function = {"add": add, "fail": fail, "sleep": sleep, "give": give}[request.GET["task"]]
+    """Enqueue ``?task=<name>&args=<JSON list>`` inside a transaction; answer ``{"id": ..., "ids": [...]}``.
+
+    Optional: ``delay`` (seconds: ``run_after`` that far ahead), ``queue`` (blank: the task's), ``priority``,
+    ``n`` (calls).
+    """
+    function = FUNCTIONS[request.GET["task"]]
+    options = {}
+    if "delay" in request.GET:
+        options["run_after"] = timezone.now() + datetime.timedelta(seconds=float(request.GET["delay"]))
     if request.GET.get("queue"):
-        function = function.using(queue_name=request.GET["queue"])
+        options["queue_name"] = request.GET["queue"]
+    if "priority" in request.GET:
+        options["priority"] = int(request.GET["priority"])
+    function = function.using(**options)
+    args = json.loads(request.GET.get("args", "[]"))
     with transaction.atomic():
-        result = function.enqueue(*json.loads(request.GET.get("args", "[]")))
-    return JsonResponse({"id": result.id, "status": result.status})
+        results = [function.enqueue(*args) for _ in range(int(request.GET.get("n", 1)))]
+    return JsonResponse({"id": results[0].id, "ids": [r.id for r in results], "status": results[0].status})
+
+
+def result_view(request):
+    """``?id=<result id>``: the result as this web worker reads it (``get_result``), as JSON."""
+    result = task_backends["default"].get_result(request.GET["id"])
+    value = result.return_value if result.status == "SUCCESSFUL" else None
+    return JsonResponse({"status": result.status, "return_value": value, "task": result.task.module_path})
