@@ -49,14 +49,16 @@ def test_each_run_gets_a_fresh_child_from_the_spoolers_fork_server(uwsgi_node, c
     assert len(set(pids)) == 3
     assert len(set(servers)) == 1
     assert children(spooler) == servers[:1]
-    # A fork server that died between two runs is replaced at the next one.
+    # A fork server that died between two runs is replaced at the next one; its spare dies with it.
+    spare = wait_for(lambda: only_child(servers[0]), message="the fork server's spare child")
     os.kill(servers[0], signal.SIGKILL)
-    wait_for(lambda: gone(servers[0]), message="the fork server to die")
+    wait_for(lambda: gone(servers[0]) and gone(spare), message="the fork server and its spare to die")
     task, report = start_running(client, commands, "after-idle-death", "tm_sleep", "--seconds 60, --tick 0.1")
     assert fork_server_of(report) != servers[0]
     press(client, task, "stop")
     assert finished_report(task).end_reason.startswith("stopped by user")
     assert servers[0] not in children(spooler)
+    assert spare not in children(spooler)  # re-parented here (a subreaper), and reaped
 
 
 @pytest.mark.parametrize("setsid", [False, True], ids=["in-group", "setsid"])
