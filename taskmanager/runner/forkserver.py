@@ -32,6 +32,10 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   ``SCM_RIGHTS``: the write ends of its three capture pipes and its end of
   the release socket. The supervisor keeps the read ends and releases or
   cancels the child directly, as with a child of its own (:class:`.Child`).
+* **A spare child forked ahead** (:mod:`.spare`): the fork server forks
+  each run's child before its spawn request comes, once the previous run's
+  exit is reported; the request hands the run to it. The pid and start time
+  it answers are the spare's own.
 * **Exit status from the fork server**: it reaps the child and sends its
   wait status; that message, on the socket the supervisor's select loop
   watches, is also what wakes the loop (no pidfd needed).
