@@ -5,7 +5,8 @@ A spooler process has the runs' children forked by a fork server of its own
 server per spooler process. These tests drive real uWSGI nodes and kill its
 processes: the fork server mid-run (the run ends as crashed, nothing of it
 is left, the next run works through a new fork server) and the spooler (the
-fork server and the command die with it).
+fork server and the command die with it); and its spare child, forked before
+the run it gets (``taskmanager/runner/spare.py``).
 """
 
 import os
@@ -13,6 +14,7 @@ import signal
 
 import pytest
 
+from taskmanager import processes
 from taskmanager.models import EndKind, Report, Task
 
 from .support.admin import add_task, press, start_running
@@ -47,14 +49,16 @@ def test_each_run_gets_a_fresh_child_from_the_spoolers_fork_server(uwsgi_node, c
     assert len(set(pids)) == 3
     assert len(set(servers)) == 1
     assert children(spooler) == servers[:1]
-    # A fork server that died between two runs is replaced at the next one.
+    # A fork server that died between two runs is replaced at the next one; its spare dies with it.
+    spare = wait_for(lambda: only_child(servers[0]), message="the fork server's spare child")
     os.kill(servers[0], signal.SIGKILL)
-    wait_for(lambda: gone(servers[0]), message="the fork server to die")
+    wait_for(lambda: gone(servers[0]) and gone(spare), message="the fork server and its spare to die")
     task, report = start_running(client, commands, "after-idle-death", "tm_sleep", "--seconds 60, --tick 0.1")
     assert fork_server_of(report) != servers[0]
     press(client, task, "stop")
     assert finished_report(task).end_reason.startswith("stopped by user")
     assert servers[0] not in children(spooler)
+    assert spare not in children(spooler)  # re-parented here (a subreaper), and reaped
 
 
 @pytest.mark.parametrize("setsid", [False, True], ids=["in-group", "setsid"])
@@ -106,3 +110,60 @@ def test_spooler_killed_takes_its_fork_server_and_the_command_down(uwsgi_node, c
     other = add_task(client, commands, "after-spooler-killed", "tm_ok")
     press(client, other, "start")
     assert finished_report(other).result == "OK"
+
+
+def only_child(pid: int) -> int | None:
+    """The one child of ``pid``, or None while it has none or several."""
+    found = children(pid)
+    return found[0] if len(found) == 1 else None
+
+
+def run_with_an_orphan(client, commands, name: str, release) -> tuple[Report, int]:
+    """Start a run of ``tm_orphan`` that lingers until ``release`` exists; return its report and its orphan's pid."""
+    arguments = "--count 1, --linger 120, --until %s" % release
+    _task, report = start_running(client, commands, name, "tm_orphan", arguments)
+    wait_for(lambda: log_texts(report), message="the orphan's pid in the log")
+    return report, int(log_texts(report)[0].split()[-1])
+
+
+def ended_with_its_orphan_swept(report: Report, orphan: int, release) -> None:
+    release.touch()
+    report = finished_report(report.task)
+    assert (report.result, report.end_reason) == ("OK", "completed"), log_texts(report)
+    assert "1 process(es) started by the command outlived it and were killed." in log_texts(report)
+    assert gone(orphan)
+
+
+def test_a_run_goes_to_the_spare_child_forked_before_it_and_its_orphans_are_still_swept(
+    uwsgi_node, commands, tmp_path
+):
+    instance = uwsgi_node(spooler_processes=1)
+    client = instance.admin
+    (spooler,) = live_spooler_pids(instance)
+    server = wait_for(lambda: only_child(spooler), message="the spooler's fork server")
+    # Before any Start: the fork server's spare waits, already forked.
+    spare = wait_for(lambda: only_child(server), message="the fork server's spare child")
+    spare_started = processes.start_time(spare)
+
+    report, orphan = run_with_an_orphan(client, commands, "spare", tmp_path / "first")
+    # The run's child is that spare: its pid, and its own start time recorded as the run's identity.
+    assert (report.pid, report.pid_started) == (spare, spare_started)
+    assert parent_pid(report.pid) == server and children(server) == [spare]
+    ended_with_its_orphan_swept(report, orphan, tmp_path / "first")
+
+    # The next spare comes once the run's exit is reported (its orphan swept first), and is not killed as one.
+    spare = wait_for(lambda: only_child(server), message="the next spare child")
+    assert spare not in (report.pid, orphan)
+    report, orphan = run_with_an_orphan(client, commands, "spare-again", tmp_path / "second")
+    assert report.pid == spare
+    ended_with_its_orphan_swept(report, orphan, tmp_path / "second")
+
+    # A spare killed while it waits: the fork server reaps it, forks the next run's child on request.
+    spare = wait_for(lambda: only_child(server), message="the third spare child")
+    os.kill(spare, signal.SIGKILL)
+    wait_for(lambda: children(server) == [], message="the killed spare to be reaped")
+    report, orphan = run_with_an_orphan(client, commands, "spare-killed", tmp_path / "third")
+    assert report.pid != spare and parent_pid(report.pid) == server
+    ended_with_its_orphan_swept(report, orphan, tmp_path / "third")
+    wait_for(lambda: only_child(server), message="a spare after the run that had none")
+    assert only_child(spooler) == server

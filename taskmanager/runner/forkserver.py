@@ -32,6 +32,10 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   ``SCM_RIGHTS``: the write ends of its three capture pipes and its end of
   the release socket. The supervisor keeps the read ends and releases or
   cancels the child directly, as with a child of its own (:class:`.Child`).
+* **A spare child forked ahead** (:mod:`.spare`): the fork server forks
+  each run's child before its spawn request comes, once the previous run's
+  exit is reported; the request hands the run to it. The pid and start time
+  it answers are the spare's own.
 * **Exit status from the fork server**: it reaps the child and sends its
   wait status; that message, on the socket the supervisor's select loop
   watches, is also what wakes the loop (no pidfd needed).
@@ -46,7 +50,8 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   orphans, to the spooler (still a subreaper), which kills and reaps them
   (:class:`ForkServerLost` ends the run as crashed, "the supervisor
   failed"); the next run starts a new fork server (one found dead between
-  two runs is replaced the same way). A run the fork server cannot take (it
+  two runs is replaced the same way; its spare child, dead with it and
+  re-parented here, is reaped then). A run the fork server cannot take (it
   died during the request, or an argv too large for one datagram) is forked
   by the spooler itself, as outside a spooler.
 * **Started before the run's pipes exist** (:meth:`.child.Child.spawn` asks
@@ -77,6 +82,7 @@ from django.db import DatabaseError
 
 from .. import processes
 from ..models import Command
+from . import orphans
 from .child_main import CommandName
 from .forkserver_main import serve
 from .prefork import let_go_of_sqlite
@@ -120,6 +126,9 @@ class ForkServer:
                 pass
         if server is None or not server.alive or server.owner != os.getpid():
             server = cls._current = cls.start()
+        # A spare child (spare.py) dies with a fork server that died between two
+        # runs and re-parents here (a subreaper): reap it. No run's child lives now.
+        orphans.reap_exited(0)
         return server
 
     @classmethod

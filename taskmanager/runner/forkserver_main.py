@@ -8,12 +8,15 @@ spooler closes it or dies:
 
 * ``{"spawn": [app_name, name], "argv": [...]}`` with four file descriptors
   (the write ends of the child's fd 1, fd 2 and record pipes, and its end of
-  the release socket): fork the run's child, which runs
-  :func:`.child_main.child_main`; answer ``{"spawned": pid, "started": ticks}``.
+  the release socket): hand them to the waiting spare child (:mod:`.spare`),
+  else fork the run's child, which runs :func:`.child_main.child_main`;
+  answer ``{"spawned": pid, "started": ticks}``.
 * When a run's child exits: reap it, kill and reap its orphans (this process
   is their subreaper), and send ``{"exit": pid, "status": wait status,
   "swept": orphans killed}``; orphans that exit meanwhile are reaped as they
   exit (SIGCHLD wakes the loop). Nothing here touches the database.
+* When it starts serving, and after reporting a run's exit: fork the next
+  spare (:mod:`.spare`), never while a run's child lives.
 """
 
 import gc
@@ -29,11 +32,7 @@ from .. import processes
 from . import orphans, parsers
 from .child_main import RESET_SIGNALS, CommandName, abandon_connections, child_main, working_dir
 from .prefork import leave, print_exception, start_time_of_child, warm_up
-
-#: Largest request read (a spawn request carries the run's argv).
-REQUEST_BYTES = 1 << 20
-#: The file descriptors a spawn request carries.
-SPAWN_FDS = 4
+from .spare import REQUEST_BYTES, SPAWN_FDS, Spare
 
 
 def serve(sock: socket.socket, spooler: int, commands: list[tuple[str, str]]) -> None:
@@ -99,10 +98,19 @@ class _Server:
         self.inherited_chld = signal.getsignal(signal.SIGCHLD)
         signal.signal(signal.SIGCHLD, _ignore)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        #: The waiting spare child, and whether to fork one when no run's child lives (see spare.py).
+        self.spare: Spare | None = None
+        self.want_spare = True
 
     def loop(self) -> None:
         """Serve until the spooler closes its end (or dies: then PDEATHSIG ends this process)."""
         while True:
+            if self.want_spare and self.spare is None and not self.children:
+                self.want_spare = False
+                try:
+                    self.spare = Spare.fork(self.me, self.cwd, self.in_child)
+                except OSError:
+                    pass  # no fork now (EAGAIN, ENOMEM): the next run is forked on request
             ready, _, _ = select.select([self.sock, self.wake_r], [], [])
             if self.wake_r in ready:
                 try:
@@ -118,16 +126,37 @@ class _Server:
                     continue
                 if not data:
                     return
-                self.handle(json.loads(data), fds)
+                self.handle(data, fds)
 
-    def handle(self, request: dict, fds: list[int]) -> None:
+    def handle(self, data: bytes, fds: list[int]) -> None:
+        request = json.loads(data)
         if "spawn" in request and len(fds) == SPAWN_FDS:
-            pid, started = self.spawn(CommandName(*request["spawn"]), request["argv"], fds)
+            pid, started = self.hand_over(data, fds)
+            if pid is None:
+                pid, started = self.spawn(CommandName(*request["spawn"]), request["argv"], fds)
             self.send({"spawned": pid, "started": started})
         else:
             for fd in fds:
                 os.close(fd)
             self.send({"error": "unknown request"})
+
+    def hand_over(self, data: bytes, fds: list[int]) -> tuple[int | None, float | None]:
+        """Give the run to the spare, if one waits; return its pid and start time (None: fork it now)."""
+        spare, self.spare = self.spare, None
+        if spare is None or not spare.hand_over(data, fds):
+            return None, None
+        for fd in fds:
+            os.close(fd)
+        self.children[spare.pid] = spare.started
+        return spare.pid, spare.started
+
+    def in_child(self) -> None:
+        """In a child forked from here (a run's, a spare): drop the fork server's own ends and handlers."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, self.inherited_chld or signal.SIG_DFL)
+        self.sock.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
 
     def spawn(self, command: CommandName, argv: list[str], fds: list[int]) -> tuple[int, float | None]:
         """Fork the run's child; return its pid and start time."""
@@ -136,11 +165,7 @@ class _Server:
         pid = os.fork()
         after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         if pid == 0:  # pragma: no cover - runs in the child, which never returns
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, self.inherited_chld or signal.SIG_DFL)
-            self.sock.close()
-            os.close(self.wake_r)
-            os.close(self.wake_w)
+            self.in_child()
             child_main(command, argv, out_w, err_w, rec_w, parent=self.me, go=go, cwd=self.cwd)
         for fd in fds:
             os.close(fd)
@@ -165,6 +190,10 @@ class _Server:
                 started = self.children.pop(pid)
                 swept = self.sweep(pid, started) if started is not None and not self.children else 0
                 self.send({"exit": pid, "status": status, "swept": swept})
+                self.want_spare = True  # forked by loop() once no run's child lives
+            elif self.spare is not None and pid == self.spare.pid:
+                self.spare.sock.close()
+                self.spare = None  # died waiting: the next run is forked on request
 
     def sweep(self, pid: int, started: float) -> int:
         """Kill and reap the live children started since ``started`` (the orphans of the run of ``pid``); return how many.
