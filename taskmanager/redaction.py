@@ -27,13 +27,16 @@ name) cost about a tenth of a spooler's own Python per run, for the same
 answer every time: :func:`redactor` keeps the last one built and hands it
 out again while nothing it was built from can have changed, which is when
 
-* no setting changed: settings change at run time only through
+* no setting changed: settings change at run time through
   ``override_settings`` (and pytest-django's ``settings``), which send
   Django's ``setting_changed`` signal; every signal, whatever the setting
   (``TASKMANAGER_REDACT_SETTINGS`` may name any), drops the kept one, as
-  Django drops its own caches of settings. (Assigning ``settings.X`` by
-  hand, which Django's documentation forbids, sends nothing: Django's own
-  caches miss it too.)
+  Django drops its own caches of settings. Assigning ``settings.X`` by
+  hand, which Django's documentation forbids, sends nothing: so the kept
+  one also holds the very objects it read (each setting redaction reads,
+  whole) and is built again when one of them is another object (a few
+  microseconds). Only a value changed in place (an item of ``DATABASES``
+  edited inside the same dict) would go unseen until a signal.
 * the environment is the same: a process's environment changes only when
   its own code changes ``os.environ`` (a project's ``@spool`` function may),
   so the kept one is keyed on a copy of the environment, compared for
@@ -177,19 +180,36 @@ def redactor(environ: Mapping[str, str] | None = None) -> tuple[Callable[[str], 
     global _kept
     if environ is not None:
         return _build(environ)
-    generation, current = _settings_generation, _environ_data()
+    generation, current, read = _settings_generation, _environ_data(), _settings_read()
     kept = _kept
-    if kept is not None and kept[0] == generation and kept[1] == current:
-        return kept[2], list(kept[3])
-    # The copy is taken before the build: a change meanwhile differs from it.
+    if (
+        kept is not None
+        and kept[0] == generation
+        and kept[1] == current
+        and len(read) == len(kept[2])
+        and all(new is old for new, old in zip(read, kept[2], strict=True))
+    ):
+        return kept[3], list(kept[4])
+    # The copies are taken before the build: a change meanwhile differs from them.
     snapshot = dict(current)
     redact, errors = _build(os.environ)
-    _kept = (generation, snapshot, redact, tuple(errors))  # one assignment: another thread sees all or none
+    _kept = (generation, snapshot, read, redact, tuple(errors))  # one assignment: seen whole or not at all
     return redact, errors
 
 
-# (settings generation, copy of the environment, redact, errors) of the last
-# redactor() built from os.environ; dropped by any setting_changed signal.
+def _settings_read() -> tuple:
+    """The objects redaction reads from the settings (compared by identity with those it was built from)."""
+    names = app_settings.REDACT_SETTINGS
+    return (
+        names,
+        app_settings.REDACT_PATTERNS,
+        *(getattr(app_settings, name) for name in APP_SECRETS),
+        *(getattr(settings, name, None) for name in (*SECRET_SETTINGS, *NESTED_SETTINGS, *(names or ()))),
+    )
+
+
+# (settings generation, copy of the environment, settings read, redact, errors)
+# of the last redactor() built from os.environ; dropped by any setting_changed signal.
 _kept: tuple | None = None
 _settings_generation = 0
 

@@ -11,6 +11,7 @@ a spooler process's own code sets between two runs.
 import json
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import override_settings
 
 from taskmanager import redaction, spoolfiles
@@ -157,7 +158,7 @@ def test_a_pattern_that_is_no_regular_expression_is_a_settings_error(settings):
     assert not [m for m in checks.check_settings() if m.id == "taskmanager.E001"]
 
 
-def test_a_setting_changed_by_override_settings_is_redacted_at_once():
+def test_a_changed_setting_is_redacted_at_once():
     redact = redaction.redactor()[0]
     assert redaction.redactor()[0] is redact  # kept between runs
     with override_settings(SECRET_KEY="rotated-key-5150", TASKMANAGER_REDACT_SETTINGS=["PAYMENT_SECRET"]):
@@ -170,6 +171,10 @@ def test_a_setting_changed_by_override_settings_is_redacted_at_once():
             )
         assert redaction.redactor()[0]("p=pay-rotated-7788") == "p=pay-rotated-7788"
     assert redaction.redactor()[0]("k=rotated-key-5150") == "k=rotated-key-5150"
+    with override_settings():  # put back at its end
+        assert redaction.redactor()[0]("k=by-hand-key-4242") == "k=by-hand-key-4242"
+        django_settings.SECRET_KEY = "by-hand-key-4242"  # by hand, as Django forbids: no signal
+        assert redaction.redactor()[0]("k=by-hand-key-4242") == "k=[redacted]"
 
 
 def test_an_environment_variable_the_spooler_sets_between_runs_is_redacted(uwsgi_node, commands, tmp_path):
