@@ -477,7 +477,7 @@ def install_logging_capture(writer: RecordWriter, level: int = INFO) -> None:
     second copy. Other handlers of the project's LOGGING (files, mail) still
     run. Only for the forked child, which exits after the command.
     """
-    formatter = logging.Formatter()
+    formatter = _FORMATTER
     original_effective_level = logging.Logger.getEffectiveLevel
     original_call_handlers = logging.Logger.callHandlers
 
@@ -521,6 +521,11 @@ def install_logging_capture(writer: RecordWriter, level: int = INFO) -> None:
         return original_emit(self, record)
 
     logging.StreamHandler.emit = emit
+
+
+# Formats the tracebacks and stacks of captured records; built at import (in the
+# fork server, for all its children) rather than in each child.
+_FORMATTER = logging.Formatter()
 
 
 def _answer_afresh() -> None:

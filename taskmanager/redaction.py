@@ -21,6 +21,31 @@ Values shorter than :data:`MIN_SECRET_CHARS` are left alone: redacting "1"
 or "dev" would blank half the log and hide nothing. Everything becomes one
 compiled alternation (values longest first), searched only in a line that
 holds one of them: the common line costs a few substring tests.
+
+Building that (walking the settings, matching every environment variable's
+name) cost about a tenth of a spooler's own Python per run, for the same
+answer every time: :func:`redactor` keeps the last one built and hands it
+out again while nothing it was built from can have changed, which is when
+
+* no setting changed: settings change at run time through
+  ``override_settings`` (and pytest-django's ``settings``), which send
+  Django's ``setting_changed`` signal; every signal, whatever the setting
+  (``TASKMANAGER_REDACT_SETTINGS`` may name any), drops the kept one, as
+  Django drops its own caches of settings. Assigning ``settings.X`` by
+  hand, which Django's documentation forbids, sends nothing: so the kept
+  one also holds the very objects it read (each setting redaction reads,
+  whole) and is built again when one of them is another object (a few
+  microseconds). Only a value changed in place (an item of ``DATABASES``
+  edited inside the same dict) would go unseen until a signal.
+* the environment is the same: a process's environment changes only when
+  its own code changes ``os.environ`` (a project's ``@spool`` function may),
+  so the kept one is keyed on a copy of the environment, compared for
+  equality with the current one at each call (a dict comparison of the
+  encoded strings: about a microsecond, where matching every name costs a
+  hundred times that). A changed, added or removed variable builds it anew.
+  (``os.putenv`` bypasses ``os.environ``, which redaction never read.)
+
+An ``environ`` passed explicitly is never kept.
 """
 
 from __future__ import annotations
@@ -30,6 +55,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from .conf import app_settings
 
@@ -144,12 +170,66 @@ def valid_patterns(patterns: Iterable[str]) -> tuple[list[str], list[str]]:
 
 
 def redactor(environ: Mapping[str, str] | None = None) -> tuple[Callable[[str], str], list[str]]:
-    """Return ``(redact, errors)`` for this process's settings and environment (build it once per run).
+    """Return ``(redact, errors)`` for this process's settings and environment (once per run).
 
     ``redact(text) -> text``; ``errors`` says which ``TASKMANAGER_REDACT_PATTERNS``
     entries are no regular expression (left out; check taskmanager.E001 reports
-    them too).
+    them too). Without ``environ``, the last one built is returned again while
+    no setting changed and ``os.environ`` is the same (see the module's docstring).
     """
+    global _kept
+    if environ is not None:
+        return _build(environ)
+    generation, current, read = _settings_generation, _environ_data(), _settings_read()
+    kept = _kept
+    if (
+        kept is not None
+        and kept[0] == generation
+        and kept[1] == current
+        and len(read) == len(kept[2])
+        and all(new is old for new, old in zip(read, kept[2], strict=True))
+    ):
+        return kept[3], list(kept[4])
+    # The copies are taken before the build: a change meanwhile differs from them.
+    snapshot = dict(current)
+    redact, errors = _build(os.environ)
+    _kept = (generation, snapshot, read, redact, tuple(errors))  # one assignment: seen whole or not at all
+    return redact, errors
+
+
+def _settings_read() -> tuple:
+    """The objects redaction reads from the settings (compared by identity with those it was built from)."""
+    names = app_settings.REDACT_SETTINGS
+    return (
+        names,
+        app_settings.REDACT_PATTERNS,
+        *(getattr(app_settings, name) for name in APP_SECRETS),
+        *(getattr(settings, name, None) for name in (*SECRET_SETTINGS, *NESTED_SETTINGS, *(names or ()))),
+    )
+
+
+# (settings generation, copy of the environment, settings read, redact, errors)
+# of the last redactor() built from os.environ; dropped by any setting_changed signal.
+_kept: tuple | None = None
+_settings_generation = 0
+
+
+def _forget(**kwargs) -> None:
+    global _settings_generation, _kept
+    _settings_generation += 1
+    _kept = None
+
+
+setting_changed.connect(_forget, dispatch_uid="taskmanager.redaction")
+
+
+def _environ_data() -> Mapping:
+    """``os.environ``'s own dict of encoded names and values (compared without decoding), or a copy."""
+    data = getattr(os.environ, "_data", None)
+    return data if isinstance(data, dict) else dict(os.environ)
+
+
+def _build(environ: Mapping[str, str]) -> tuple[Callable[[str], str], list[str]]:
     patterns, errors = valid_patterns(app_settings.REDACT_PATTERNS)
     project = [re.compile(pattern) for pattern in patterns]
     values = tuple(sorted(secret_values(environ), key=lambda v: (-len(v), v)))  # longest first

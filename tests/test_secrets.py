@@ -3,20 +3,26 @@
 A command printing the project's secrets every way it can, run by a real
 uWSGI spooler: no secret is in a LogLine row, the report's fields, the
 viewer, the follow JSON, the download, the task page or the failure notice.
+The redaction a process keeps between runs (issue 17) follows a secret that
+changes: a setting changed by ``override_settings``, an environment variable
+a spooler process's own code sets between two runs.
 """
 
 import json
 
 import pytest
+from django.conf import settings as django_settings
+from django.test import override_settings
 
-from taskmanager import redaction
+from taskmanager import redaction, spoolfiles
 from taskmanager.models import LogLine
 
 from .support.admin import add_task, press
 from .support.objects import log_texts
 from .support.reading import read_report
 from .support.recorder import events
-from .support.waits import finished_report, wait_for
+from .support.spool import put_file
+from .support.waits import finished_report, finished_reports, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -150,3 +156,46 @@ def test_a_pattern_that_is_no_regular_expression_is_a_settings_error(settings):
     )
     settings.TASKMANAGER_REDACT_PATTERNS = [r"cust-\d+"]
     assert not [m for m in checks.check_settings() if m.id == "taskmanager.E001"]
+
+
+def test_a_changed_setting_is_redacted_at_once():
+    redact = redaction.redactor()[0]
+    assert redaction.redactor()[0] is redact  # kept between runs
+    with override_settings(SECRET_KEY="rotated-key-5150", TASKMANAGER_REDACT_SETTINGS=["PAYMENT_SECRET"]):
+        assert redaction.redactor()[0]("k=rotated-key-5150") == "k=[redacted]"
+        # A setting the project names, changed alone (not one of the app's).
+        with override_settings(PAYMENT_SECRET="pay-rotated-7788"):
+            assert (
+                redaction.redactor()[0]("p=pay-rotated-7788 k=rotated-key-5150")
+                == "p=[redacted] k=[redacted]"
+            )
+        assert redaction.redactor()[0]("p=pay-rotated-7788") == "p=pay-rotated-7788"
+    assert redaction.redactor()[0]("k=rotated-key-5150") == "k=rotated-key-5150"
+    with override_settings():  # put back at its end
+        assert redaction.redactor()[0]("k=by-hand-key-4242") == "k=by-hand-key-4242"
+        django_settings.SECRET_KEY = "by-hand-key-4242"  # by hand, as Django forbids: no signal
+        assert redaction.redactor()[0]("k=by-hand-key-4242") == "k=[redacted]"
+
+
+def test_an_environment_variable_the_spooler_sets_between_runs_is_redacted(uwsgi_node, commands, tmp_path):
+    secret = "rotated-env-token-6061"
+    node = uwsgi_node(spooler_processes=1)  # one spooler: it runs both runs and the project's function
+    task = add_task(node.admin, commands, "echo-env", "tm_echo", secret)
+    press(node.admin, task, "start")
+    assert secret in log_texts(finished_report(task))  # no secret yet: that redaction is kept
+    marker = tmp_path / "set"
+    entry = {
+        b"ud_spool_func": b"testapp_setenv",
+        b"name": b"TM_TEST_ROTATED_TOKEN",
+        b"value": secret.encode(),
+    }
+    entry.update({b"path": str(marker).encode(), b"ud_spool_ret": b"-2"})
+    put_file(node.spool_dir, "test_setenv", spoolfiles.encode(entry))
+    wait_for(
+        lambda: marker.exists() and marker.read_text() == "set", message="the variable set in the spooler"
+    )
+    press(node.admin, task, "start")
+    report = finished_reports(task, count=2)[-1]
+    texts = log_texts(report)
+    assert "[redacted]" in texts and not [text for text in texts if secret in text], texts
+    assert secret not in report.command_line

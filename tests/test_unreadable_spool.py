@@ -7,7 +7,6 @@ project's own ``uwsgidecorators`` ``@spool`` function (tests/testapp/spoolfuncs.
 """
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -15,21 +14,10 @@ import pytest
 from taskmanager import spoolfiles
 
 from .support.admin import add_task, press
+from .support.spool import put_file
 from .support.waits import finished_report, recovery_ticks, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def put(spool_dir: Path, name: str, data: bytes, age: float = 0) -> str:
-    """Write a spool file atomically (under a name the spooler ignores, then renamed); return its name."""
-    name = spoolfiles.PREFIX + name
-    tmp = spool_dir / (".tmp-" + name)
-    tmp.write_bytes(data)
-    if age:
-        stamp = time.time() - age
-        os.utime(tmp, (stamp, stamp))
-    os.rename(tmp, spool_dir / name)
-    return name
 
 
 def test_unreadable_spool_files_are_moved_aside_once(uwsgi_node, commands, tmp_path):
@@ -37,10 +25,12 @@ def test_unreadable_spool_files_are_moved_aside_once(uwsgi_node, commands, tmp_p
     spool = Path(node.spool_dir)
     ours = {b"ud_spool_func": spoolfiles.HANDLER_NAME.encode(), b"task": b"\xff\xfe", b"token": b"t\xe9"}
     bad = {
-        put(spool, "test_not_utf8", spoolfiles.encode(ours)): "not UTF-8",
-        put(spool, "test_unknown", spoolfiles.encode({b"ud_spool_func": b"no_such_function"})): "unknown",
-        put(spool, "test_no_handler", spoolfiles.encode({b"task": b"1"})): "no handler",
-        put(spool, "test_empty", b"", age=120): "empty",
+        put_file(spool, "test_not_utf8", spoolfiles.encode(ours)): "not UTF-8",
+        put_file(
+            spool, "test_unknown", spoolfiles.encode({b"ud_spool_func": b"no_such_function"})
+        ): "unknown",
+        put_file(spool, "test_no_handler", spoolfiles.encode({b"task": b"1"})): "no handler",
+        put_file(spool, "test_empty", b"", age=120): "empty",
     }
     aside = spool / "unreadable"
 
@@ -65,7 +55,7 @@ def test_unreadable_spool_files_are_moved_aside_once(uwsgi_node, commands, tmp_p
 
     # The spooler goes on: a project's own @spool function, then a task of the app.
     marker = tmp_path / "marker"
-    put(
+    put_file(
         spool,
         "test_project_function",
         spoolfiles.encode(

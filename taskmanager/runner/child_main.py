@@ -94,9 +94,11 @@ def child_main(
         sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
         sys.stdin = open(0, closefd=False)
-        _STREAMS[:] = [sys.stdout, sys.stderr, sys.stdin]
-        _PIPES[:], _UMASK[:] = processes.fd_identities(), [os.umask(0o022)]
-        os.umask(_UMASK[0])
+        reused = reuse and go is not None
+        if reused:  # what end_run puts back and checks; a fresh child's run is its last
+            _STREAMS[:] = [sys.stdout, sys.stderr, sys.stdin]
+            _PIPES[:], _UMASK[:] = processes.fd_identities(), [os.umask(0o022)]
+            os.umask(_UMASK[0])
         os.chdir(cwd or working_dir())
         # sys.executable is the uwsgi binary here: commands that start Python
         # (subprocess, multiprocessing "spawn") need the interpreter.
@@ -108,7 +110,7 @@ def child_main(
         # command modules in-process too, to check arguments); a failure is
         # reported once the run is released.
         loaded = load_command(command)
-        environ = dict(os.environ)  # restored before each run of a reused child
+        environ = dict(os.environ) if reused else None  # restored before each run of a reused child
         while True:
             if go is not None:
                 release = await_release(go, close=not reuse)
@@ -118,8 +120,8 @@ def child_main(
                 marker, argv = release[0], release[1] if release[1] is not None else argv
             if marker:
                 os.environ[processes.RUN_ENV] = marker
-            code = run_command(command, argv, writer, loaded, reuse=reuse and go is not None)
-            if not (reuse and go is not None) or processes.fd_identities() != _PIPES:
+            code = run_command(command, argv, writer, loaded, reuse=reused)
+            if not reused or processes.fd_identities() != _PIPES:
                 # Not reused, or the run pointed fd 0-2 elsewhere (closed or
                 # redirected them): the next run's output would not reach its log.
                 return

@@ -7,6 +7,7 @@ uWSGI there, so the tests read the files with the app's own decoder.
 
 import os
 import socket
+import time
 from pathlib import Path
 
 from taskmanager import spoolfiles
@@ -80,3 +81,18 @@ def spool_is_empty(directory, task_ids=None) -> bool:
     if task_ids is None:
         return not spool_paths(directory)
     return not any(int(e.get("task") or 0) in task_ids for e in spool_entries(directory).values())
+
+
+def put_file(spool_dir: Path, name: str, data: bytes, age: float = 0) -> str:
+    """Write a spool file atomically (under a name the spooler ignores, then renamed); return its name.
+
+    ``age``: seconds its modification time is set back by.
+    """
+    name = spoolfiles.PREFIX + name
+    tmp = Path(spool_dir) / (".tmp-" + name)
+    tmp.write_bytes(data)
+    if age:
+        stamp = time.time() - age
+        os.utime(tmp, (stamp, stamp))
+    os.rename(tmp, Path(spool_dir) / name)
+    return name

@@ -58,6 +58,7 @@ class _Counts:
     statements = 0
     run_commits = 0
     run_statements = 0
+    trace_base = None  # the directory of the trace files, when TM_SQL_TRACE is set
 
 
 _counts = _Counts()
@@ -98,6 +99,10 @@ def _save() -> None:
         _counts.role = _role()
         _counts.fd = None
         base = _base()
+        # Read once per process: the environment of a counted process does not
+        # change, and reading it at each statement cost the run path more than
+        # the counting itself (the benchmarks' CPU per run includes it).
+        _counts.trace_base = base if base is not None and os.environ.get(TRACE_ENV) else None
         if base is not None:
             (base / "counts").mkdir(parents=True, exist_ok=True)
             path = base / "counts" / ("%s-%d" % (_counts.role, pid))
@@ -121,8 +126,8 @@ def _in_run() -> bool:
 
 
 def _trace(sql: str, name: str = "commits") -> None:
-    base = _base()
-    if base is None or not os.environ.get(TRACE_ENV):
+    base = _counts.trace_base  # set by _save(), called first
+    if base is None:
         return
     with open(base / ("%s-%s.log" % (name, _counts.role)), "a") as fh:
         fh.write("%d %s\n" % (os.getpid(), " ".join(sql.split())[:160]))
