@@ -86,7 +86,12 @@ def test_a_function_that_raises_ends_failed_with_its_exception(server):
         result.return_value  # noqa: B018 - the property raises
     report = ended_report(result_id)
     assert report.result == "FAILED"
-    assert any("ValueError: boom" in text for text in report.log_lines.values_list("text", flat=True))
+    # Once: Django's own receiver logs the failure with its traceback (error monitoring tools
+    # see it), so the run path does not print it again; one exception, one error.
+    texts = list(report.log_lines.values_list("text", flat=True))
+    assert sum("ValueError: boom" in text for text in texts) == 1, texts
+    assert report.errors == 1, texts
+    assert report.end_kind == "crashed" and "ValueError" in report.end_reason, (report.end_kind, report.end_reason)
 
 
 def test_a_run_past_the_backends_time_out_ends_failed_with_timed_out(uwsgi_node):

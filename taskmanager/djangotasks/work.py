@@ -22,6 +22,7 @@ from django.core.management.base import CommandError
 
 from .. import dbclock, exceptions, processes
 from ..models import DjangoTaskResult
+from .failure import send_finished_failed
 
 
 def claimed_row(result_id: str) -> tuple[DjangoTaskResult, int]:
@@ -76,7 +77,7 @@ def run_result(result_id: str) -> None:
             object.__setattr__(result, "status", TaskResultStatus.FAILED)
             object.__setattr__(result, "finished_at", finished)
             result.errors.append(TaskError(**error))
-            task_finished.send(sender, task_result=result)
+            send_finished_failed(task_finished, sender, result, exc)
         raise
     object.__setattr__(result, "status", TaskResultStatus.SUCCESSFUL)
     object.__setattr__(result, "finished_at", finished)

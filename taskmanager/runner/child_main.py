@@ -271,8 +271,10 @@ def run_command(
         return 1
     except BaseException as exc:  # noqa: BLE001 - reported, then the child exits
         # On the command's stderr, at ERROR: a line of the command, counted
-        # as an error (as manage.py would print it).
-        writer.write(logcapture.ERROR, logcapture.STDERR, failure_text(exc, command, argv))
+        # as an error (as manage.py would print it); unless the log has it
+        # already (a django.tasks call's, logged by Django: djangotasks/failure.py).
+        if not getattr(exc, "taskmanager_logged", False):
+            writer.write(logcapture.ERROR, logcapture.STDERR, failure_text(exc, command, argv))
         writer.write(0, logcapture.OUTCOME_STREAM, "exception: %s" % type(exc).__name__)
         return _EXIT_EXCEPTION
     finally:
