@@ -1097,7 +1097,7 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         "trigger",
         "started_by_display",
         "defined_by_display",
-        "command_line",
+        "command_line_display",
         "arguments_display",
         "host",
         "pid",
@@ -1137,6 +1137,21 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         if not super().has_view_permission(request, obj):
             return False
         return obj is None or policy.may_read(request.user, obj.task.command)
+
+    @admin.display(description=_("command line"))
+    def command_line_display(self, obj):
+        """The command line; a django.tasks call's run links to its result's page (the result enforces its rights)."""
+        result = None
+        if obj.task.is_carrier:
+            result = DjangoTaskResult.objects.filter(report_id=obj.pk).values_list("pk", flat=True).first()
+        if result is None:
+            return obj.command_line or display.EMPTY
+        return format_html(
+            '{} <a href="{}">{}</a>',
+            obj.command_line,
+            reverse("admin:taskmanager_djangotaskresult_change", args=[result]),
+            _("its task result"),
+        )
 
     @admin.display(description=_("arguments"))
     def arguments_display(self, obj):
