@@ -254,6 +254,10 @@ class CommandAdmin(AuditHistoryMixin, BusyDatabaseMixin, TaskCountMixin, admin.M
             readonly += self.SUPERUSER_FIELDS
             if obj is not None and not obj.active:
                 readonly.append("active")  # they may only deactivate
+        if obj is not None and obj.is_carrier:
+            # Never a task of its own (policy.blocked): its flag and argument lock change
+            # nothing; who may run it is who may see and stop django.tasks results.
+            readonly += [f for f in ("active", "locked_arguments") if f not in readonly]
         return readonly
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -334,6 +338,15 @@ class CommandAdmin(AuditHistoryMixin, BusyDatabaseMixin, TaskCountMixin, admin.M
         if obj is None or not obj.pk:
             return display.EMPTY
         reason = policy.blocked(obj.app_name, obj.name)
+        if obj.is_carrier:
+            return format_html(
+                '<span class="tm-badge tm-idle" title="{}">{}</span>',
+                _(
+                    "Runs the django.tasks functions the code enqueues, never a task of its own. Who may "
+                    "run it decides who may see and stop their results."
+                ),
+                _("django.tasks calls"),
+            )
         if reason:
             return format_html(
                 '<span class="tm-badge tm-failed" title="{}">{}</span>', reason, _("blocked by settings")

@@ -119,6 +119,11 @@ class Command(models.Model):
     def is_function(self) -> bool:
         return self.kind == Command.Kind.FUNCTION
 
+    @property
+    def is_carrier(self) -> bool:
+        """Whether this is the internal command that runs django.tasks calls (see :func:`carrier_tasks`)."""
+        return (self.app_name, self.name) == ("taskmanager", DjangoTaskResult.CARRIER_COMMAND)
+
 
 class ApprovedArguments(models.Model):
     """An argument string a superuser approved for a command with locked arguments.
@@ -418,7 +423,7 @@ class Task(models.Model):
     @property
     def is_carrier(self) -> bool:
         """Whether this task carries the runs of a django.tasks function (:func:`carrier_tasks`, of one task)."""
-        return (self.command.app_name, self.command.name) == ("taskmanager", DjangoTaskResult.CARRIER_COMMAND)
+        return self.command.is_carrier
 
     @property
     def is_periodic(self) -> bool:

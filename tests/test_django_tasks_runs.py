@@ -131,3 +131,14 @@ def test_carrier_tasks_are_left_out_of_the_command_and_category_task_lists_and_c
     assert counts(categories.text) == ["0"]
     page = admin.get("/admin/taskmanager/taskcategory/%d/change/" % category.pk)
     assert page.status == 200 and carrier.name not in page.text
+
+
+def test_the_internal_commands_page_says_what_it_is_and_offers_nothing_without_effect(server, superuser):
+    """Its badge is not "blocked by settings" (its calls do run) and its active flag and argument
+    lock, which change nothing, are not offered; who may run it still is (the results' rights)."""
+    command = finished_row(enqueue(server, "add", 1, 2)).report.task.command
+    assert command.is_carrier
+    page = client_for(server.url, "admin").get("/admin/taskmanager/command/%d/change/" % command.pk).text
+    assert "django.tasks calls" in page and "blocked by settings" not in page
+    assert 'name="active"' not in page and 'name="locked_arguments"' not in page
+    assert 'name="run_by"' in page
