@@ -622,6 +622,14 @@ class TaskAdmin(
                 (title, {**options, "fields": [f for f in options["fields"] if f != "command_line_preview"]})
                 for title, options in fieldsets[: -self.ADD_HIDDEN_SECTIONS]
             ]
+        elif obj.is_carrier:
+            # A function's carrier task is never started nor edited (render_change_form says
+            # so): what it was last and its runs, not the fields and previews of a definition.
+            carrier_fields = {"name", "command", "note"}
+            fieldsets = [
+                (title, {**options, "fields": [f for f in options["fields"] if f in carrier_fields]})
+                for title, options in fieldsets[:1]
+            ] + list(fieldsets[2:])
         return fieldsets
 
     def get_inlines(self, request, obj):

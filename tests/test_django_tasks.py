@@ -233,6 +233,9 @@ def test_carrier_tasks_are_not_offered_as_tasks_to_start(server, superuser):
     for button in ("start", "stop", "run-now", "run-with-arguments"):
         assert "/admin/taskmanager/task/%d/%s/" % (carrier.pk, button) not in page.text
     assert 'name="_save"' not in page.text
+    # Nor a definition's fields and previews: "Next runs ... if the task is started now".
+    assert "field-schedule_preview" not in page.text and "field-arguments" not in page.text
+    assert "field-runs_chart" in page.text
     reports = carrier.reports.count()
     answer = admin.post("/admin/taskmanager/task/%d/start/" % carrier.pk)
     assert "never runs as a task of its own" in answer.text
