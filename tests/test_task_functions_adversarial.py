@@ -11,9 +11,19 @@ import pytest
 from taskmanager.djangotasks import api
 from taskmanager.models import Command, Task
 
-from .support.admin import TASK_URL, add_task, page_fields, press, task_form
-from .support.adminclient import form_errors
-from .support.security import shown_messages
+from .support.admin import (
+    TASK_URL,
+    add_task,
+    bulk_action,
+    change_page,
+    page_fields,
+    press,
+    run_to_end,
+    task_form,
+)
+from .support.adminclient import client_for, form_errors
+from .support.reading import REPORTS, download, read_report, report_urls, task_status
+from .support.security import finished_report, log_of, shown_messages
 
 if api.SOURCE is None:
     pytest.skip("@task functions need the django.tasks API: %s" % api.MISSING, allow_module_level=True)
@@ -21,6 +31,8 @@ if api.SOURCE is None:
 pytestmark = pytest.mark.db_sensitive
 
 GREET = "tests.testapp.tasks.greet"
+EXPLODE = "tests.testapp.tasks.explode"
+NAP = "tests.testapp.tasks.nap"
 COMMAND_URL = "/admin/taskmanager/command/%d/change/"
 
 
@@ -80,3 +92,85 @@ def test_a_lone_surrogate_in_json_arguments_is_refused(server, admin_http, comma
     assert page.status == 200 and "lone surrogate" in page.text, page.text[:500]
     assert "lone surrogate" in shown_messages(press(admin_http, task, "start"))
     assert not task.reports.exists()
+
+
+def test_a_secret_returned_or_raised_by_a_function_is_redacted(server, admin_http, commands, settings):
+    """Held: a function's return value and exception text are log lines, redacted as a command's output."""
+    activate(GREET, EXPLODE)
+    secret = settings.SECRET_KEY
+    _task, report = run_to_end(admin_http, commands, "leaky", GREET, '{"args": ["%s"]}' % secret)
+    _task, failed = run_to_end(admin_http, commands, "blurt", EXPLODE, '{"args": ["%s"]}' % secret)
+    assert "Returned: {'greeted': '[redacted]', 'times': 1}" in log_of(report), log_of(report)
+    assert failed.result == "FAILED" and any("ValueError: [redacted]" in line for line in log_of(failed))
+    for run in (report, failed):
+        run.refresh_from_db()
+        assert secret not in run.command_line and secret not in "\n".join(log_of(run))
+        assert secret not in download(admin_http, run)
+
+
+def test_a_view_only_user_reads_no_run_of_a_superusers_only_function(server, admin_http, commands, staff):
+    """Held: the read rights of a function's runs are its row's (run_by), as a command's are."""
+    activate(GREET, run_by=Command.RunBy.SUPERUSERS)
+    task, report = run_to_end(admin_http, commands, "private", GREET, '{"args": ["hidden-name"]}')
+    staff("view_task", "view_report", "view_command")
+    reader = client_for(server.url, "staff")
+    assert {name: r.status for name, r in read_report(reader, report).items()} == dict.fromkeys(
+        report_urls(report), 403
+    )
+    # The list, searched for the call's text or filtered by the function, does not show the report.
+    row = "%s%d/change/" % (REPORTS, report.pk)
+    assert row in admin_http.get(REPORTS + "?q=private").text  # (the superuser finds it so)
+    for query in ("?q=private", "?task__command__name=%s" % GREET, "?task__id__exact=%d" % task.pk):
+        listing = reader.get(REPORTS + query)
+        assert listing.status in (200, 400) and row not in listing.text, query
+    assert "hidden-name" not in task_status(reader, task)[str(task.pk)]["status_html"]
+
+
+def test_a_runner_gets_no_run_of_a_superusers_only_function_by_any_path(server, admin_http, commands, staff):
+    """Held: Save as new, the bulk actions, Run now (with other arguments) and a crafted edit all refuse."""
+    activate(GREET, run_by=Command.RunBy.SUPERUSERS)
+    activate(NAP)  # a function they may run: the task's command is not swapped for it either
+    task = add_task(admin_http, commands, "theirs", GREET, '{"args": ["ada"]}')
+    staff("view_task", "add_task", "change_task", "run_task", "view_report")
+    runner = client_for(server.url, "staff")
+    copy = {**change_page(runner, task), "name": "mine", "_saveasnew": "Save as new"}
+    answer = runner.post(TASK_URL + "%d/change/" % task.pk, {**copy, "command": commands[GREET].pk})
+    assert answer.status == 200 and not Task.objects.filter(name="mine").exists(), answer.url
+    for action in ("start_tasks", "run_tasks_now"):
+        bulk_action(runner, action, task)
+    for button in ("start", "run-now"):
+        press(runner, task, button, status=None)
+    url = TASK_URL + "%d/run-with-arguments/" % task.pk
+    answer = runner.post(url, {"arguments": '{"args": ["bob"]}', "version": task.version})
+    assert answer.status in (200, 403)
+    edit = {**change_page(runner, task), "command": commands[NAP].pk, "arguments": '{"args": [1]}'}
+    runner.post(TASK_URL + "%d/change/" % task.pk, {**edit, "_save": "Save"})
+    task.refresh_from_db()
+    assert (task.command_id, task.arguments, task.status) == (commands[GREET].pk, '{"args": ["ada"]}', "IDLE")
+    assert not task.reports.exists()
+
+
+def test_locked_arguments_compare_the_call_that_runs(server, admin_http, commands, staff):
+    """Held: another spelling is accepted only when it is the same call, and the run makes that call.
+
+    JSON keeps the last of duplicate keys, on save and at the run alike:
+    ``{"args": ["evil"], "args": ["ada"]}`` is the approved call and runs as it.
+    """
+    activate(GREET, locked_arguments=True)
+    commands[GREET].approved_arguments.create(arguments='{"args": ["ada"]}')
+    staff("view_task", "add_task", "change_task", "run_task", "view_report")
+    runner = client_for(server.url, "staff")
+    for number, text in enumerate(
+        [
+            '{"args": ["ada"], "kwargs": {"times": 1}}',  # the default, spelled: another argv
+            '{"kwargs": {"name": "ada"}}',
+            '{"args": ["ada"], "args": ["evil"]}',
+            '{"args": ["ad\\u0061 "]}',
+        ]
+    ):
+        answer = runner.post(TASK_URL + "add/", task_form(commands, "try %d" % number, GREET, text))
+        assert "are locked" in form_errors(answer), text
+    task = add_task(runner, commands, "same", GREET, '{"args": ["evil"], "args": ["\\u0061da"]}')
+    press(runner, task, "start")
+    report = finished_report(task)
+    assert report.command_line == '%s("ada")' % GREET and "hello ada" in log_of(report), log_of(report)
