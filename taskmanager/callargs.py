@@ -15,6 +15,15 @@ strings, the claim, the fork server, the child's release) carries that
   superuser's approved string matches however it is spaced or ordered
   (locked arguments, :mod:`.policy`).
 
+Two JSON values parse but cannot be carried: lists and objects nested
+deeper than :data:`MAX_DEPTH` (the json decoder and encoder, and the checks
+after them, recurse: a few thousand brackets, 6 kB, raise RecursionError,
+which was a 500 of the admin), and a lone surrogate (``"\\ud800"``, valid
+JSON but no Unicode text: the call shown on the task's page and stored as
+its report's command line cannot be encoded, by the response nor by the
+database). Both are refused here, so every path that reads a task's
+arguments (the form, the page, the approved strings, the claim) says why.
+
 A function's arguments are checked against its signature without calling
 it (:func:`check_call`: ``inspect.Signature.bind``, a context in first place
 for a function that takes one).
@@ -34,6 +43,8 @@ COMMAND = "command"
 FUNCTION = "function"
 #: The keys a function's arguments object may have.
 KEYS = ("args", "kwargs")
+#: How deep the lists and objects of a function's arguments may nest (see the module's docstring).
+MAX_DEPTH = 100
 
 
 def parse_call(text: str | None) -> tuple[list, dict]:
@@ -43,6 +54,8 @@ def parse_call(text: str | None) -> tuple[list, dict]:
         return [], {}
     try:
         value = json.loads(text)
+    except RecursionError:  # not a ValueError: nested beyond what the decoder's recursion allows
+        raise _too_deep() from None
     except ValueError as error:
         raise ArgumentsError(
             _(
@@ -59,6 +72,7 @@ def parse_call(text: str | None) -> tuple[list, dict]:
             )
             % {"kind": type(value).__name__}
         )
+    _check_carried(value)
     unknown = sorted(set(value) - set(KEYS))
     if unknown:
         raise ArgumentsError(
@@ -71,6 +85,39 @@ def parse_call(text: str | None) -> tuple[list, dict]:
     if not isinstance(kwargs, dict):
         raise ArgumentsError(_('"kwargs" must be a JSON object of the keyword arguments.'))
     return args, kwargs
+
+
+def _too_deep() -> ArgumentsError:
+    return ArgumentsError(
+        _("The arguments of a function are nested more than %(max)d levels deep (lists and objects).")
+        % {"max": MAX_DEPTH}
+    )
+
+
+def _check_carried(value) -> None:
+    """Raise `ArgumentsError` when ``value`` (parsed JSON) nests too deep or holds a lone surrogate.
+
+    Walked with a stack, not recursively: the point is to refuse what recursion cannot take.
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise ArgumentsError(
+                    _(
+                        "The arguments of a function hold a lone surrogate (%(escape)s): valid JSON, "
+                        "but no Unicode text."
+                    )
+                    % {"escape": json.dumps(error.object[error.start : error.end])}
+                ) from None
+        elif isinstance(item, (list, dict)):
+            if depth > MAX_DEPTH:
+                raise _too_deep()
+            items = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in items)
 
 
 def canonical(args: list, kwargs: dict) -> str:

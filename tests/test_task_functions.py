@@ -18,7 +18,6 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from taskmanager.djangotasks import api
 from taskmanager.models import AuditEntry, Command, LogLine, Task
 
 from .support.admin import (
@@ -32,25 +31,14 @@ from .support.admin import (
     task_form,
 )
 from .support.adminclient import client_for, form_errors
+from .support.functions import COMMAND_URL, EXPLODE, GREET, NAP, WHICH_RUN, activate, skip_without_api
 from .support.scheduling import schedule_fields, whole_seconds_ahead
 from .support.security import change_form
 from .support.waits import finished_report, finished_reports, running_report, wait_for
 
-if api.SOURCE is None:
-    pytest.skip("@task functions need the django.tasks API: %s" % api.MISSING, allow_module_level=True)
+skip_without_api()
 
 pytestmark = pytest.mark.db_sensitive
-
-GREET = "tests.testapp.tasks.greet"
-EXPLODE = "tests.testapp.tasks.explode"
-NAP = "tests.testapp.tasks.nap"
-WHICH_RUN = "tests.testapp.tasks.which_run"
-COMMAND_URL = "/admin/taskmanager/command/%d/change/"
-
-
-def activate(*names, **fields) -> None:
-    """Activate the collected functions ``names`` (a superuser's act, here straight in the database)."""
-    Command.objects.filter(name__in=names, kind=Command.Kind.FUNCTION).update(active=True, **fields)
 
 
 def log_lines(report) -> dict:
