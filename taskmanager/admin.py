@@ -563,7 +563,7 @@ class TaskAdmin(
         "last_run",
         "next_run",
     ]
-    list_filter = ["category", "status", "last_result", display.RepetitionFilter, "command__app_name"]
+    list_filter = ["category", "status", "last_result", display.RepetitionFilter, display.AppNameFilter]
     search_fields = ["name", "command__name", "note", "category__name"]
     list_select_related = ["command", "category"]
     ordering = ["name"]

@@ -162,6 +162,25 @@ class RepetitionFilter(admin.SimpleListFilter):
         return queryset
 
 
+class AppNameFilter(admin.SimpleListFilter):
+    """The task list's filter by its command's app: the apps of the tasks the list shows.
+
+    Django's filter of ``command__app_name`` offers the values of every task,
+    the carrier tasks of django.tasks functions too (app "taskmanager"),
+    which the list leaves out: a choice leading to an empty list.
+    """
+
+    title = gettext_lazy("app name")
+    parameter_name = "command__app_name"
+
+    def lookups(self, request, model_admin):
+        names = model_admin.model.objects.offered().values_list("command__app_name", flat=True)
+        return [(name, name) for name in names.order_by("command__app_name").distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(command__app_name=self.value()) if self.value() else queryset
+
+
 def counts(errors: int, warnings: int) -> str:
     """Return "errors / warnings" of a run for one narrow column, non-zero counts coloured."""
     title = "%s, %s" % (

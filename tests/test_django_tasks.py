@@ -227,6 +227,8 @@ def test_carrier_tasks_are_not_offered_as_tasks_to_start(server, superuser):
     assert "django.tasks function are not listed here" in listing.text and RESULTS_URL in listing.text
     # Not counted either: Django's "0 results (1 total)" shows when the two counts differ.
     assert " total</a>)" not in listing.text
+    # Nor offered as an app to filter by (the app of the internal command).
+    assert "?command__app_name=taskmanager" not in listing.text
     page = admin.get("/admin/taskmanager/task/%d/change/" % carrier.pk)
     assert page.status == 200
     assert "This task carries the runs of the django.tasks function tests.testapp.djtasks.add" in page.text
