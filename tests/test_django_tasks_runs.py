@@ -131,3 +131,15 @@ def test_carrier_tasks_are_left_out_of_the_command_and_category_task_lists_and_c
     assert counts(categories.text) == ["0"]
     page = admin.get("/admin/taskmanager/taskcategory/%d/change/" % category.pk)
     assert page.status == 200 and carrier.name not in page.text
+
+
+def test_a_functions_module_is_imported_by_the_fork_server_from_its_first_run_on(uwsgi_node):
+    """A fresh child finds the function's module imported by the fork server it is forked from:
+    the first run of a function no fork server imported gets a new one that does, and the later
+    runs are forked from it (no import per run)."""
+    node = uwsgi_node(settings={"TASKMANAGER_SERVE_QUEUES": [NODE_QUEUE]}, spooler_processes=1, login=False)
+    runs = [finished_row(enqueue(node, "imported_by", queue=NODE_QUEUE)).return_value for _ in range(2)]
+    for run in runs:
+        assert run["imported_by"] == run["parent"] != run["pid"], runs
+    assert runs[0]["parent"] == runs[1]["parent"], runs  # one fork server, not one per run
+    assert runs[0]["pid"] != runs[1]["pid"]
