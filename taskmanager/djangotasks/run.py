@@ -32,11 +32,11 @@ import time
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from .. import dbclock, exceptions, processes
+from .. import dbclock, exceptions, prepared, processes
 from ..conf import served_queues
 from ..db import write_db
-from ..models import Command, DjangoTaskResult, Report, Task
-from ..runner import Supervisor, drop_broken_connections, reuse
+from ..models import Command, DjangoTaskResult, EndKind, Report, Task
+from ..runner import Supervisor, drop_broken_connections, reuse, statements
 from ..spooler import get_backend
 
 logger = logging.getLogger("taskmanager.runner")
@@ -104,7 +104,7 @@ def claim_row(pk: str, path: str, workers: list, task: Task, alias: str, child) 
     worker = "%s#%d" % (get_backend().node(), os.getpid())
     using = write_db()
     with transaction.atomic(using=using):
-        report = Report.objects.create(
+        report = Report(
             task=task,
             trigger=Report.Trigger.ENQUEUE,
             invocation_datetime=now,
@@ -113,6 +113,7 @@ def claim_row(pk: str, path: str, workers: list, task: Task, alias: str, child) 
             pid_started=child.started,
             **processes.supervised_here(now),
         )
+        prepared.insert(report)  # Report.objects.create(), its INSERT compiled once per process
         claimed = DjangoTaskResult.objects.filter(pk=pk, status=DjangoTaskResult.Status.READY).update(
             status=DjangoTaskResult.Status.RUNNING,
             started_at=now,
@@ -163,7 +164,7 @@ def carrier_task(path: str) -> Task:
     Raises :class:`CarrierUnavailable` when a task of another command holds its name.
     """
     pk = _carriers.get(path)
-    task = Task.objects.select_related("command").filter(pk=pk).first() if pk else None
+    task = statements.read_task(pk) if pk else None  # a command claim's read, compiled once
     if task is None:
         command, _created = Command.objects.get_or_create(
             app_name="taskmanager", name=CARRIER_COMMAND, defaults={"run_by": Command.RunBy.SUPERUSERS}
@@ -209,9 +210,12 @@ def fail_unfinished(pk: str, report: Report) -> int:
 
     The error's class path says how the run ended (:mod:`taskmanager.exceptions`),
     its text is the report's end reason (as the supervisor recorded it, else
-    read). Then ``task_finished`` is sent.
+    read). Then ``task_finished`` is sent. Not for a child that exited 0: the
+    function returned and the child stored the row's end.
     """
     kind, reason = report.end_kind, report.end_reason
+    if kind == EndKind.COMPLETED and report.exit_code == 0:
+        return 0
     if not kind:  # the end was not recorded by this supervisor (it failed, or recovery closed it)
         kind, reason = Report.objects.filter(pk=report.pk).values_list("end_kind", "end_reason").first() or (
             "interrupted",
