@@ -18,7 +18,10 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   the fork (:func:`.prefork.let_go_of_sqlite`: a fork server outlives any
   run, and must hold nothing of SQLite's per-process state), the fork server
   drops the others unused (as a run's child does), imports the active commands' modules, builds
-  their argument parsers (:mod:`.parsers`), warms up Django's
+  their argument parsers (:mod:`.parsers`), imports the modules of the
+  django.tasks functions run before (:mod:`.forkserver_imports`; the first
+  run of a function it has not imported gets a new fork server,
+  :meth:`ForkServer.serving`), warms up Django's
   management machinery, calls ``gc.freeze()``, and serves
   (:mod:`.forkserver_main`). A spooler's death takes only its own run down.
 * **Death chained**: the fork server has PDEATHSIG=SIGKILL to its spooler,
