@@ -122,3 +122,29 @@ def test_a_thousand_quick_calls_each_run_once(uwsgi_node, tmp_path):
     assert {status for status, _workers in rows} == {"SUCCESSFUL"}
     assert all(len(workers) == 1 for _status, workers in rows)
     assert sorted(runs.read_text().split()) == sorted(ids)
+
+
+def test_a_call_enqueued_while_every_spooler_is_busy_runs_once_one_is_free(uwsgi_node):
+    """``uwsgi.spool()`` wakes idle spooler processes only: the enqueue wakes the busy one too, as Start does.
+
+    The call runs when the current one ends, not at the next directory scan
+    (every ``spooler-frequency`` seconds, 600 here; no periodic pass either).
+    """
+    node = uwsgi_node(
+        settings={"TASKMANAGER_RECOVERY_SECONDS": 0, **OWN},
+        spooler_processes=1,
+        drop_args=("--spooler-frequency",),
+        extra_args=["--spooler-frequency", "600"],
+        login=False,
+    )
+    busy = enqueue(node, "sleep", 3, queue=NODE_QUEUE)
+    wait_for(
+        lambda: DjangoTaskResult.objects.filter(pk=busy, status="RUNNING").exists(),
+        message="the long function to run",
+    )
+    waiting = enqueue(node, "add", 1, 2, queue=NODE_QUEUE)
+    # Hinted while the only spooler was busy (else this test proves nothing).
+    assert DjangoTaskResult.objects.get(pk=busy).status == "RUNNING"
+    row = finished_row(waiting, timeout=120)
+    assert (row.status, row.return_value) == ("SUCCESSFUL", 3)
+    assert row.started_at >= finished_row(busy).finished_at

@@ -142,3 +142,15 @@ def test_the_internal_commands_page_says_what_it_is_and_offers_nothing_without_e
     assert "django.tasks calls" in page and "blocked by settings" not in page
     assert 'name="active"' not in page and 'name="locked_arguments"' not in page
     assert 'name="run_by"' in page
+
+
+def test_a_functions_module_is_imported_by_the_fork_server_from_its_first_run_on(uwsgi_node):
+    """A fresh child finds the function's module imported by the fork server it is forked from:
+    the first run of a function no fork server imported gets a new one that does, and the later
+    runs are forked from it (no import per run)."""
+    node = uwsgi_node(settings={"TASKMANAGER_SERVE_QUEUES": [NODE_QUEUE]}, spooler_processes=1, login=False)
+    runs = [finished_row(enqueue(node, "imported_by", queue=NODE_QUEUE)).return_value for _ in range(2)]
+    for run in runs:
+        assert run["imported_by"] == run["parent"] != run["pid"], runs
+    assert runs[0]["parent"] == runs[1]["parent"], runs  # one fork server, not one per run
+    assert runs[0]["pid"] != runs[1]["pid"]

@@ -16,23 +16,21 @@ setting). Nothing else of the package imports this module. What it promises:
   ``ValueError`` before anything is stored), sends ``task_enqueued``, and
   once the row is committed (``transaction.on_commit``: an enqueue inside a
   transaction is seen by no spooler before the commit) writes a spool hint
-  through ``TASKMANAGER_BACKEND``. A process with no spooler to hint (a
-  shell, a web-only node) stores the row only: the row is the queue of
-  record, a hint only makes it run at once.
+  through ``TASKMANAGER_BACKEND``, and then wakes a busy spooler of this
+  node (:mod:`.hints`: once per transaction). A process with no spooler to
+  hint (a shell, a web-only node) stores the row only: the row is the queue
+  of record, a hint only makes it run at once.
 * :meth:`get_result` reads the row (``TaskResultDoesNotExist`` if none).
 
 ``OPTIONS``: ``TIMEOUT`` (seconds; default ``TASKMANAGER_DEFAULT_TIMEOUT``).
 """
 
-import logging
-
-from django.db import transaction
 from django.utils.module_loading import import_string
 
 from .. import dbclock
 from ..db import write_db
-from ..models import DjangoTaskResult, Report
-from ..spooler import SpoolerUnavailable, get_backend
+from ..models import DjangoTaskResult
+from . import hints
 from .api import (
     BaseTaskBackend,
     TaskError,
@@ -43,11 +41,8 @@ from .api import (
     task_enqueued,
 )
 
-logger = logging.getLogger("taskmanager.spooler")
-
-#: The trigger of a spool hint of a django.tasks row (``spoolfiles.make_entry``'s
-#: task id is 0, its token the row's id).
-HINT_TRIGGER = Report.Trigger.ENQUEUE
+#: The trigger of a spool hint of a django.tasks row (:mod:`.hints`).
+HINT_TRIGGER = hints.HINT_TRIGGER
 
 
 class SpoolerTaskBackend(BaseTaskBackend):
@@ -79,7 +74,7 @@ class SpoolerTaskBackend(BaseTaskBackend):
         row.save(using=using, force_insert=True)
         result = to_task_result(row, task)
         task_enqueued.send(type(self), task_result=result)
-        transaction.on_commit(lambda: hint(row.pk, row.run_after), using=using)
+        hints.after_commit(row.pk, row.run_after, using)
         return result
 
     def get_result(self, result_id):
@@ -87,14 +82,6 @@ class SpoolerTaskBackend(BaseTaskBackend):
         if row is None:
             raise TaskResultDoesNotExist(result_id)
         return to_task_result(row)
-
-
-def hint(result_id: str, run_after=None) -> None:
-    """Write the spool hint of a committed row; without a spooler here, leave the row to a node's pass."""
-    try:
-        get_backend().spool(0, result_id, HINT_TRIGGER, run_after)
-    except SpoolerUnavailable as exc:
-        logger.info("taskmanager: task result %s stored without a spool hint (%s).", result_id, exc)
 
 
 def to_task_result(row: DjangoTaskResult, task=None) -> TaskResult:

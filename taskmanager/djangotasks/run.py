@@ -32,11 +32,11 @@ import time
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from .. import dbclock, exceptions, processes
+from .. import dbclock, exceptions, prepared, processes
 from ..conf import served_queues
 from ..db import write_db
-from ..models import Command, DjangoTaskResult, Report, Task
-from ..runner import Supervisor, drop_broken_connections
+from ..models import Command, DjangoTaskResult, EndKind, Report, Task
+from ..runner import Supervisor, drop_broken_connections, reuse, statements
 from ..spooler import get_backend
 
 logger = logging.getLogger("taskmanager.runner")
@@ -51,67 +51,87 @@ CANDIDATES = 5
 def execute_hint(result_id: str) -> Report | None:
     """Claim and run the best due row for a spool hint; return its report, or None when none was left."""
     drop_broken_connections()
+    child = None
     try:
         candidates = list(
-            DjangoTaskResult.objects.due(served_queues()).values_list("pk", "task_path", "worker_ids")[
-                :CANDIDATES
-            ]
+            DjangoTaskResult.objects.due(served_queues()).values_list(
+                "pk", "task_path", "worker_ids", "backend"
+            )[:CANDIDATES]
         )
-        for pk, path, workers in candidates:
+        for pk, path, workers, alias in candidates:
             try:
-                run = claim_row(pk, path, workers)
+                task = carrier_task(path)
             except CarrierUnavailable as exc:
                 # Left READY it would be the head of its queue for ever: no
                 # row behind it would run.
                 refuse_row(pk, str(exc))
                 continue
-            if run is not None:
+            if child is not None and child.reuse_key != reuse.key(task):
+                child.cancel()  # forked for another function's row, which another spooler took
+                child = None
+            if child is None:
+                child = reuse.child_for(task, [pk])
+            report = claim_row(pk, path, workers, task, alias, child)
+            if report is not None:
                 break
         else:
             logger.debug("Spool hint of task result %s: no due row left to claim.", result_id)
             return None
-        task, report = run
+        child = None  # the run's now: the supervisor follows it and reaps it
         supervisor = FunctionSupervisor(task, report, [pk])
         try:
             supervisor.run()
         finally:
-            fail_unfinished(pk, report.pk)
+            fail_unfinished(pk, report)
         return report
     finally:
+        if child is not None:
+            child.cancel()  # it ran nothing: no row was claimed for it
         drop_broken_connections()
 
 
-def claim_row(pk: str, path: str, workers: list) -> tuple[Task, Report] | None:
-    """Turn the row RUNNING and insert its run's Report, in one transaction; None if another spooler won."""
-    task = carrier_task(path)
-    task.timeout = row_timeout(pk)
+def claim_row(pk: str, path: str, workers: list, task: Task, alias: str, child) -> Report | None:
+    """Turn the row RUNNING and insert its run's Report, in one transaction; None if another spooler won.
+
+    ``child`` (forked before the claim, as a command run's: it prepares itself
+    while the claim commits) is the report's process from its INSERT on, and is
+    released right after the commit. The Report is inserted first and the row's
+    conditional UPDATE points at it: a lost claim rolls both back.
+    """
+    task.timeout = row_timeout(alias)
     sent = time.monotonic()  # fencing counts from before the first heartbeat
     now = dbclock.now()
     worker = "%s#%d" % (get_backend().node(), os.getpid())
-    with transaction.atomic(using=write_db()):
+    using = write_db()
+    with transaction.atomic(using=using):
+        report = Report(
+            task=task,
+            trigger=Report.Trigger.ENQUEUE,
+            invocation_datetime=now,
+            command_line="%s (task result %s)" % (path, pk),
+            pid=child.pid,
+            pid_started=child.started,
+            **processes.supervised_here(now),
+        )
+        prepared.insert(report)  # Report.objects.create(), its INSERT compiled once per process
         claimed = DjangoTaskResult.objects.filter(pk=pk, status=DjangoTaskResult.Status.READY).update(
             status=DjangoTaskResult.Status.RUNNING,
             started_at=now,
             last_attempted_at=now,
             worker_ids=[*workers, worker],
+            report=report,
         )
         if claimed != 1:
+            transaction.set_rollback(True, using=using)
             return None
-        report = Report.objects.create(
-            task=task,
-            trigger=Report.Trigger.ENQUEUE,
-            invocation_datetime=now,
-            command_line="%s (task result %s)" % (path, pk),
-            **processes.supervised_here(now),
-        )
-        DjangoTaskResult.objects.filter(pk=pk).update(report=report)
+    child.release(report.run_marker(), [pk])
+    report.child = child
     report.heartbeat_sent = sent
-    return task, report
+    return report
 
 
-def row_timeout(pk: str) -> int | None:
+def row_timeout(alias: str) -> int | None:
     """The run's time-out in seconds: its backend's ``OPTIONS["TIMEOUT"]``, else None (the project's default)."""
-    alias = DjangoTaskResult.objects.filter(pk=pk).values_list("backend", flat=True).first()
     options = (getattr(settings, "TASKS", {}).get(alias) or {}).get("OPTIONS") or {}
     return options.get("TIMEOUT")
 
@@ -144,7 +164,7 @@ def carrier_task(path: str) -> Task:
     Raises :class:`CarrierUnavailable` when a task of another command holds its name.
     """
     pk = _carriers.get(path)
-    task = Task.objects.select_related("command").filter(pk=pk).first() if pk else None
+    task = statements.read_task(pk) if pk else None  # a command claim's read, compiled once
     if task is None:
         command, _created = Command.objects.get_or_create(
             app_name="taskmanager", name=CARRIER_COMMAND, defaults={"run_by": Command.RunBy.SUPERUSERS}
@@ -170,7 +190,7 @@ def carrier_task(path: str) -> Task:
 
 
 class FunctionSupervisor(Supervisor):
-    """The run path's supervisor for a claimed row: forks the child with the row's id as its argv."""
+    """The run path's supervisor for a claimed row, its child forked and released by the claim."""
 
     def __init__(self, task: Task, report: Report, argv: list[str]):
         super().__init__(task, report)
@@ -185,16 +205,22 @@ class FunctionSupervisor(Supervisor):
         return super()._run()
 
 
-def fail_unfinished(pk: str, report_id: int) -> int:
+def fail_unfinished(pk: str, report: Report) -> int:
     """After the run: FAIL the row if its function neither returned nor raised; return 1 if it did.
 
     The error's class path says how the run ended (:mod:`taskmanager.exceptions`),
-    its text is the report's end reason. Then ``task_finished`` is sent.
+    its text is the report's end reason (as the supervisor recorded it, else
+    read). Then ``task_finished`` is sent. Not for a child that exited 0: the
+    function returned and the child stored the row's end.
     """
-    kind, reason = Report.objects.filter(pk=report_id).values_list("end_kind", "end_reason").first() or (
-        "interrupted",
-        "its report was deleted",
-    )
+    kind, reason = report.end_kind, report.end_reason
+    if kind == EndKind.COMPLETED and report.exit_code == 0:
+        return 0
+    if not kind:  # the end was not recorded by this supervisor (it failed, or recovery closed it)
+        kind, reason = Report.objects.filter(pk=report.pk).values_list("end_kind", "end_reason").first() or (
+            "interrupted",
+            "its report was deleted",
+        )
     error = {
         "exception_class_path": exceptions.class_path(exceptions.for_end_kind(kind)),
         "traceback": "The run ended before the function returned: %s." % (reason or kind),

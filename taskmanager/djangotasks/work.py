@@ -22,6 +22,12 @@ from django.core.management.base import CommandError
 
 from .. import dbclock, exceptions, processes
 from ..models import DjangoTaskResult
+from . import api
+
+if api.SOURCE:
+    # Imported with this module, hence in the fork server that prepares
+    # ``_run_task_result`` (runner/forkserver_main.py), not in each run's child.
+    from . import backend
 from .failure import send_finished_failed
 
 
@@ -41,10 +47,11 @@ def claimed_row(result_id: str) -> tuple[DjangoTaskResult, int]:
 def run_result(result_id: str) -> None:
     """Run the function of the claimed row ``result_id`` and store its outcome (see the module's docstring)."""
     row, report_id = claimed_row(result_id)
-    # Deferred: the API exists only where django.tasks or its backport is installed,
-    # which is where such rows are made.
-    from .api import TaskContext, TaskError, TaskResultStatus, normalize_json, task_finished, task_started
-    from .backend import to_task_result
+    # Names from the API looked up here: it exists only where django.tasks or its
+    # backport is installed, which is where such rows are made.
+    TaskContext, TaskError, TaskResultStatus = api.TaskContext, api.TaskError, api.TaskResultStatus
+    normalize_json, task_finished, task_started = api.normalize_json, api.task_finished, api.task_started
+    to_task_result = backend.to_task_result
 
     result = sender = None
     try:

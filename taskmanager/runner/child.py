@@ -97,7 +97,7 @@ class Child:
         # Only for a spooler subreaper: should the fork server die, its orphans come
         # here. Found (or started) before the run's pipes exist: a fork server
         # started later would hold copies of their write ends for its whole life.
-        server = _fork_server() if become_subreaper() and fork_server_wanted() else None
+        server = _fork_server(task) if become_subreaper() and fork_server_wanted() else None
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         rec_r, rec_w = os.pipe()
@@ -249,10 +249,10 @@ def fork_server_wanted() -> bool:
     return app_settings.FORK_SERVER and app_settings.RUNS_PER_CHILD == 1
 
 
-def _fork_server() -> ForkServer | None:
-    """Return this spooler's fork server (started if it has none or it died), or None to fork here."""
+def _fork_server(task=None) -> ForkServer | None:
+    """Return this spooler's fork server for ``task`` (started if needed: :meth:`ForkServer.serving`), or None to fork here."""
     try:
-        return ForkServer.running()
+        return ForkServer.serving(task)
     except ForkServerNotNow:
         return None  # the caller's transaction covers a child forked here (let_go_of_sqlite)
     except Exception:  # noqa: BLE001 - no fork server (fork failed): the supervisor forks

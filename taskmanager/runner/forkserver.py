@@ -18,7 +18,10 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   the fork (:func:`.prefork.let_go_of_sqlite`: a fork server outlives any
   run, and must hold nothing of SQLite's per-process state), the fork server
   drops the others unused (as a run's child does), imports the active commands' modules, builds
-  their argument parsers (:mod:`.parsers`), warms up Django's
+  their argument parsers (:mod:`.parsers`), imports the modules of the
+  django.tasks functions run before (:mod:`.forkserver_imports`; the first
+  run of a function it has not imported gets a new fork server,
+  :meth:`ForkServer.serving`), warms up Django's
   management machinery, calls ``gc.freeze()``, and serves
   (:mod:`.forkserver_main`). A spooler's death takes only its own run down.
 * **Death chained**: the fork server has PDEATHSIG=SIGKILL to its spooler,
@@ -78,12 +81,10 @@ import signal
 import socket
 import sys
 
-from django.db import DatabaseError
-
 from .. import processes
-from ..models import Command
 from . import orphans
 from .child_main import CommandName
+from .forkserver_imports import active_commands, function_module, function_modules
 from .forkserver_main import serve
 from .prefork import let_go_of_sqlite
 
@@ -107,8 +108,13 @@ class ForkServer:
     #: The fork server of this process (a forked process starts its own).
     _current: "ForkServer | None" = None
 
-    def __init__(self, pid: int, sock: socket.socket):
+    #: Modules of functions a fork server was replaced for, in this process (once each: see serving()).
+    _renewed: set[str] = set()
+
+    def __init__(self, pid: int, sock: socket.socket, modules=()):
         self.pid = pid
+        #: The function modules it imported (:func:`.forkserver_imports.function_modules`).
+        self.modules = frozenset(modules)
         self.owner = os.getpid()
         self.sock = sock
         self.alive = True
@@ -132,9 +138,35 @@ class ForkServer:
         return server
 
     @classmethod
+    def serving(cls, task) -> "ForkServer":
+        """:meth:`running`, replaced first if ``task`` carries a function whose module it has not imported.
+
+        A fork server imports the modules of the functions run before it
+        started: the first run of a new function (its carrier task just made)
+        gets a new one, which imports it, and its later runs are forked with
+        it imported. Once per module and spooler process: a module that
+        fails to import does not replace it again. Called with no run's child
+        alive (a spooler runs one run at a time).
+        """
+        module = function_module(task)
+        server = cls._current
+        if (
+            module
+            and server is not None
+            and server.alive
+            and server.owner == os.getpid()
+            and module not in server.modules
+            and module not in cls._renewed
+        ):
+            cls._renewed.add(module)
+            server.retire()
+        return cls.running()
+
+    @classmethod
     def start(cls) -> "ForkServer":
         """Fork a fork server from this process (:func:`.forkserver_main.serve`)."""
-        commands = _active_commands()
+        commands = active_commands()
+        modules = function_modules()
         # The fork server outlives any run: it must inherit nothing of an SQLite file.
         if not let_go_of_sqlite():
             raise ForkServerNotNow("an SQLite transaction is open")
@@ -145,10 +177,10 @@ class ForkServer:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the fork server, which never returns
             mine.close()
-            serve(theirs, spooler, commands)
+            serve(theirs, spooler, commands, modules)
         theirs.close()
         logger.debug("Fork server %d started by spooler %d", pid, spooler)
-        return cls(pid, mine)
+        return cls(pid, mine, modules)
 
     def spawn(self, command: CommandName, argv: list[str], fds: list[int]) -> tuple[int, float | None]:
         """Have the fork server fork a run's child with ``fds``; return its pid and start time.
@@ -206,8 +238,13 @@ class ForkServer:
 
     def lost(self) -> None:
         """Forget a fork server that died; reap it (it is this process's child)."""
+        if self.retire():
+            logger.error("taskmanager: the fork server (pid %d) of spooler %d died", self.pid, self.owner)
+
+    def retire(self) -> bool:
+        """End and reap this fork server (SIGKILL: its waiting children die with it); False if it was already."""
         if not self.alive:
-            return
+            return False
         self.alive = False
         self.sock.close()
         processes.kill(self.pid, signal.SIGKILL)  # if it only broke its socket
@@ -215,16 +252,4 @@ class ForkServer:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
-        logger.error("taskmanager: the fork server (pid %d) of spooler %d died", self.pid, self.owner)
-
-
-def _active_commands() -> list[tuple[str, str]]:
-    """Return (app_name, name) of the active commands, for the fork server to import; [] on a DB error."""
-    try:
-        # Commands only: a function's module is imported by its run's child (runner/function.py).
-        return list(
-            Command.objects.filter(active=True, kind=Command.Kind.COMMAND).values_list("app_name", "name")
-        )
-    except DatabaseError:
-        logger.warning("Could not read the active commands: the fork server imports none", exc_info=True)
-        return []
+        return True

@@ -35,7 +35,9 @@ from .prefork import leave, print_exception, start_time_of_child, warm_up
 from .spare import REQUEST_BYTES, SPAWN_FDS, Spare
 
 
-def serve(sock: socket.socket, spooler: int, commands: list[tuple[str, str]]) -> None:
+def serve(
+    sock: socket.socket, spooler: int, commands: list[tuple[str, str]], modules: list[str] = ()
+) -> None:
     """Run the fork server of the spooler process ``spooler``; leave through ``os._exit``."""
     code = 1
     try:
@@ -51,7 +53,7 @@ def serve(sock: socket.socket, spooler: int, commands: list[tuple[str, str]]) ->
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         processes.set_child_subreaper()
         abandon_connections()
-        prepare(commands)
+        prepare(commands, modules)
         _Server(sock, os.getpid()).loop()
         code = 0
     except BaseException:  # noqa: BLE001 - the fork server must always leave through os._exit
@@ -60,11 +62,13 @@ def serve(sock: socket.socket, spooler: int, commands: list[tuple[str, str]]) ->
         leave(code)
 
 
-def prepare(commands: list[tuple[str, str]]) -> None:
-    """Import the modules of ``commands``, build their parsers, warm up Django's management machinery, freeze the heap.
+def prepare(commands: list[tuple[str, str]], modules: list[str] = ()) -> None:
+    """Import the modules of ``commands`` and ``modules``, build the commands' parsers, warm up Django's management machinery, freeze the heap.
 
     Every child forked from here finds them ready instead of importing them
-    again, or building the command's argument parser (:mod:`.parsers`). A module that fails to import is left to the child, which
+    again, or building the command's argument parser (:mod:`.parsers`).
+    ``modules`` are those of the django.tasks functions (their ``@task``
+    decorators made the ``Task`` objects a run imports by path). A module that fails to import is left to the child, which
     imports it again and reports the error in the run's log. ``gc.freeze()``
     moves every object made so far out of the collector's reach: a
     collection in a child then does not write on (and copy) the pages it
@@ -76,6 +80,11 @@ def prepare(commands: list[tuple[str, str]]) -> None:
         except BaseException:  # noqa: BLE001 - reported by the child of a run of it
             continue
         parsers.prebuild(CommandName(app_name, name))
+    for module in modules:
+        try:
+            import_module(module)
+        except BaseException:  # noqa: BLE001 - reported by the child of a run of its function
+            continue
     warm_up()
     gc.collect()
     gc.freeze()

@@ -186,7 +186,9 @@ class RunEnd:
             self.task.pk, more_to_prune, logger, task=self.task, report=self.report, marks=self.marks
         )
         try:
-            respool_deferred(self.task.pk, self.deferred)
+            # A carrier task (django.tasks) is never Started, spooled or run now: nothing is deferred.
+            if not self.task.is_carrier:
+                respool_deferred(self.task.pk, self.deferred)
         except Exception:  # noqa: BLE001 - logged; the periodic recovery re-spools lost entries
             logger.exception("Could not spool the deferred runs of task %s", self.task.pk)
 

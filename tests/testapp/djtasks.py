@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from taskmanager.djangotasks.api import task, task_backends
 
+from .djtasks_ahead import imported_by
+
 logger = logging.getLogger("tests.djtasks")
 
 
@@ -81,7 +83,7 @@ def mark(context, path):
         fh.write(context.task_result.id + "\n")
 
 
-FUNCTIONS = {f.name: f for f in (add, fail, sleep, give, greet, pid_a, pid_b, mark)}
+FUNCTIONS = {f.name: f for f in (add, fail, sleep, give, greet, pid_a, pid_b, mark, imported_by)}
 
 
 def enqueue_view(request):
