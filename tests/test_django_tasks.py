@@ -20,9 +20,8 @@ if api.SOURCE is None:
 
 from taskmanager.djangotasks.api import TaskResultStatus  # noqa: E402 - after the skip
 from taskmanager.models import Command, DjangoTaskResult, LogLine  # noqa: E402
-from taskmanager.spooler import SpoolerUnavailable, get_backend  # noqa: E402
 
-from .support.djtasks import NODE_QUEUE, enqueue, finished_row  # noqa: E402
+from .support.djtasks import NODE_QUEUE, enqueue, enqueue_elsewhere, finished_row  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.db_sensitive
@@ -113,8 +112,9 @@ def test_a_run_past_the_backends_time_out_ends_failed_with_timed_out(uwsgi_node)
 
 
 def test_a_row_enqueued_where_no_spooler_is_runs_at_a_spoolers_periodic_pass(uwsgi_node):
-    """Enqueued here (pytest, no uWSGI: no spool hint can be written), the row is run by a spooler
-    serving its queue at its periodic pass (``recovery/results.py``), and its result read here;
+    """Enqueued on another machine (no uWSGI, no local spooler node: no spool hint can be written),
+    the row is run by a spooler serving its queue at its periodic pass (``recovery/results.py``),
+    and its result read here;
     while the other spooler runs a long function, whose hint it holds (that hint is not work
     still to come). The calls are of a queue only this node serves: the session's server, another
     live node on this database, must not take them at its own pass."""
@@ -128,10 +128,8 @@ def test_a_row_enqueued_where_no_spooler_is_runs_at_a_spoolers_periodic_pass(uws
         lambda: DjangoTaskResult.objects.filter(pk=long_id, status="RUNNING").exists(),
         message="the long function to run",
     )
-    with pytest.raises(SpoolerUnavailable):
-        get_backend().ensure_available()  # this process writes no hint: only a pass can run the row
-    result = djtasks.add.using(queue_name=NODE_QUEUE).enqueue(20, 22)
-    result = finished(djtasks.add.get_result(result.id))
+    result_id = enqueue_elsewhere("add", 20, 22, queue=NODE_QUEUE)
+    result = finished(djtasks.add.get_result(result_id))
     assert result.status == TaskResultStatus.SUCCESSFUL, result.errors
     assert result.return_value == 42
     report = ended_report(result.id)

@@ -17,9 +17,10 @@ from taskmanager.djangotasks import api
 if api.SOURCE is None:
     pytest.skip(api.MISSING, allow_module_level=True)
 
-from taskmanager.models import DjangoTaskResult  # noqa: E402 - after the skip
+from taskmanager.models import DjangoTaskResult, SpoolerHeartbeat  # noqa: E402 - after the skip
 
 from .support.djtasks import NODE_QUEUE, enqueue, enqueue_many, finished_row, result_in_web_worker  # noqa: E402
+from .support.spool import node_name  # noqa: E402
 from .support.uwsgi_server import ROOT, node_env  # noqa: E402
 from .support.waits import recovery_ticks, wait_for  # noqa: E402
 
@@ -76,6 +77,21 @@ def test_a_node_runs_the_queues_it_serves_and_leaves_the_others(uwsgi_node):
     row = finished_row(other)
     assert (row.status, row.return_value, row.queue_name) == ("SUCCESSFUL", 2, NODE_QUEUE)
     assert row.report.supervisor_pid in other_node.spooler_pids()
+
+
+def test_a_call_enqueued_with_no_uwsgi_on_a_spoolers_machine_runs_at_once(uwsgi_node):
+    """Here (pytest: no uWSGI, the spooler's machine and user) the hint goes straight into the
+    spool directory of the live local node (``djangotasks/hints.py``): the call runs at the node's
+    next scan, not a recovery interval (an hour here) later."""
+    from tests.testapp import djtasks
+
+    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": NEVER, **OWN}, spooler_processes=1, login=False)
+    # Its one spooler has started (and hinted what was waiting): a call through its web worker ran.
+    assert finished_row(enqueue(node, "add", 1, 1, queue=NODE_QUEUE)).status == "SUCCESSFUL"
+    assert SpoolerHeartbeat.objects.filter(node=node_name(node.spool_dir)).exists()
+    row = finished_row(djtasks.add.using(queue_name=NODE_QUEUE).enqueue(2, 3).id)
+    assert row.status == "SUCCESSFUL" and row.return_value == 5
+    assert row.report.supervisor_pid in node.spooler_pids()
 
 
 def test_a_call_enqueued_by_a_management_command_runs_and_a_web_worker_reads_its_result(uwsgi_node):

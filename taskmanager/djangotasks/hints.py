@@ -22,16 +22,30 @@ uWSGI shape this module:
   their time. An admin Start wakes the spoolers the same way
   (``taskmanager/actions.py``).
 
-A process with no spooler to hint (a shell, a web-only node) writes nothing:
-a spooler node's periodic pass hints its rows (``recovery/results.py``).
+A process with no uWSGI to spool with (a shell, a cron job, a management
+command) writes the hint straight into the spool directory of each live
+spooler node **of this machine** it may write to (:func:`local_spool_dirs`;
+each, since which queues a node serves is its settings', not the database's:
+a node that serves none of the row's claims nothing, at one SELECT): the same
+host name and identity (boot and PID namespace, ``processes.node_identity``)
+as the node's last heartbeat, an absolute directory this process's user owns
+and may write (the spooler's user: a file of another user's it might not
+read). The spoolers find the file at their next scan (``spooler-frequency``,
+1 s as documented; no signal reaches them from here). Elsewhere (a web-only
+node, another machine, another user) it writes nothing: a spooler node's
+periodic pass hints its rows (``recovery/results.py``), within
+``TASKMANAGER_RECOVERY_SECONDS``.
 """
 
 import logging
+import os
+import socket
 import threading
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
-from ..models import Report
+from .. import dbclock, processes, spoolfiles
+from ..models import Report, SpoolerHeartbeat
 from ..spooler import SpoolerUnavailable, get_backend
 
 logger = logging.getLogger("taskmanager.spooler")
@@ -73,10 +87,43 @@ def after_commit(result_id: str, run_after, using: str) -> None:
 
 
 def hint(result_id: str, run_after=None) -> bool:
-    """Write the spool hint of a committed row; without a spooler here, leave the row to a node's pass."""
+    """Write the spool hint of a committed row; without a spooler here, into a local node's directory, else none.
+
+    Returns whether a spooler of this process's instance was given it (and may be woken).
+    """
     try:
         get_backend().spool(0, result_id, HINT_TRIGGER, run_after)
     except SpoolerUnavailable as exc:
-        logger.info("taskmanager: task result %s stored without a spool hint (%s).", result_id, exc)
+        at = dbclock.to_local(run_after) if run_after is not None else None
+        written = 0
+        for directory in local_spool_dirs():
+            try:
+                spoolfiles.write(directory, spoolfiles.make_entry(0, result_id, HINT_TRIGGER, at), at)
+                written += 1
+            except (OSError, spoolfiles.SpoolFileError) as write_exc:
+                logger.info("taskmanager: task result %s: no spool hint in %s (%s).", result_id, directory, write_exc)
+        if not written:
+            logger.info("taskmanager: task result %s stored without a spool hint (%s).", result_id, exc)
         return False
     return True
+
+
+def local_spool_dirs() -> list[str]:
+    """The spool directories of the live spooler nodes of this machine that this process may write into."""
+    host, identity = socket.gethostname(), processes.node_identity()
+    try:
+        nodes = list(SpoolerHeartbeat.objects.live().values_list("node", "identity"))
+    except DatabaseError:
+        return []
+    directories = []
+    for node, node_identity in sorted(nodes):
+        node_host, directory = spoolfiles.split_node(node)
+        if node_host != host or not identity or node_identity != identity or not os.path.isabs(directory):
+            continue
+        try:
+            owner = os.stat(directory).st_uid
+        except OSError:
+            continue
+        if owner == os.geteuid() and os.access(directory, os.W_OK | os.X_OK):
+            directories.append(directory)
+    return directories

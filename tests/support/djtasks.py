@@ -1,11 +1,18 @@
 """django.tasks from the tests (where it or its backport is installed): enqueue through a uWSGI web worker, wait for rows."""
 
 import json
+import os
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 
+import pytest
+
 from taskmanager.models import DjangoTaskResult
 
+from .hosts import SCRIPT, UNSHARE, namespaces_unavailable
+from .uwsgi_server import ROOT, node_env
 from .waits import wait_for
 
 FINISHED = ["SUCCESSFUL", "FAILED"]
@@ -47,3 +54,30 @@ def finished_row(result_id: str, timeout=60.0):
         return row if row is not None and (row.report is None or row.report.finished_datetime) else None
 
     return wait_for(done, timeout=timeout, message="task result %s to finish" % result_id)
+
+
+def enqueue_elsewhere(name: str, *args, queue: str = "") -> str:
+    """Enqueue ``name`` with ``manage.py tm_enqueue`` on "another machine" (a UTS + PID namespace of its
+    own, host ``elsewhere.invalid``: tests/support/hosts.py), with no uWSGI; return the result's id.
+
+    Such a process can write no spool hint, neither through uWSGI nor into a local node's directory
+    (``djangotasks/hints.py``: no node of its host name): only a spooler node's periodic pass runs it.
+    """
+    why = namespaces_unavailable()
+    if why:
+        pytest.skip("another machine cannot be simulated here: %s" % why)
+    command = [sys.executable, "-m", "django", "tm_enqueue", name, *(json.dumps(a) for a in args)]
+    if queue:
+        command += ["--queue", queue]
+    env = {**os.environ, **node_env(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [*UNSHARE, "sh", "-c", SCRIPT, "sh", "elsewhere.invalid", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
