@@ -21,7 +21,7 @@ if api.SOURCE is None:
 from taskmanager.djangotasks.api import TaskResultStatus  # noqa: E402 - after the skip
 from taskmanager.models import Command, DjangoTaskResult, LogLine  # noqa: E402
 
-from .support.djtasks import NODE_QUEUE, enqueue, enqueue_elsewhere, finished_row  # noqa: E402
+from .support.djtasks import NODE_QUEUE, enqueue, finished_row, tm_enqueue  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.db_sensitive
@@ -128,7 +128,7 @@ def test_a_row_enqueued_where_no_spooler_is_runs_at_a_spoolers_periodic_pass(uws
         lambda: DjangoTaskResult.objects.filter(pk=long_id, status="RUNNING").exists(),
         message="the long function to run",
     )
-    result_id = enqueue_elsewhere("add", 20, 22, queue=NODE_QUEUE)
+    result_id = tm_enqueue("add", 20, 22, queue=NODE_QUEUE, elsewhere=True)
     result = finished(djtasks.add.get_result(result_id))
     assert result.status == TaskResultStatus.SUCCESSFUL, result.errors
     assert result.return_value == 42

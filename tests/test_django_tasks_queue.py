@@ -6,9 +6,6 @@ reads them (a web worker's ``get_result``), and 1,000 quick calls each run once.
 Where django.tasks or its backport is installed, as tests/test_django_tasks.py.
 """
 
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -19,9 +16,15 @@ if api.SOURCE is None:
 
 from taskmanager.models import DjangoTaskResult, SpoolerHeartbeat  # noqa: E402 - after the skip
 
-from .support.djtasks import NODE_QUEUE, enqueue, enqueue_many, finished_row, result_in_web_worker  # noqa: E402
+from .support.djtasks import (  # noqa: E402
+    NODE_QUEUE,
+    enqueue,
+    enqueue_many,
+    finished_row,
+    result_in_web_worker,
+    tm_enqueue,
+)
 from .support.spool import node_name  # noqa: E402
-from .support.uwsgi_server import ROOT, node_env  # noqa: E402
 from .support.waits import recovery_ticks, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.db_sensitive
@@ -95,21 +98,11 @@ def test_a_call_enqueued_with_no_uwsgi_on_a_spoolers_machine_runs_at_once(uwsgi_
 
 
 def test_a_call_enqueued_by_a_management_command_runs_and_a_web_worker_reads_its_result(uwsgi_node):
-    """``manage.py tm_enqueue`` (its own process, no spooler) stores the call; a spooler node's
-    periodic pass runs it; a uWSGI web worker reads its result with ``get_result``."""
+    """``manage.py tm_enqueue`` (its own process, no uWSGI) stores the call; a spooler node runs it
+    (a local node from the hint written into its directory, else at a periodic pass); a uWSGI web
+    worker reads its result with ``get_result``."""
     node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, login=False)
-    env = {**os.environ, **node_env(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    done = subprocess.run(
-        [sys.executable, "-m", "django", "tm_enqueue", "add", "4", "5"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result_id = done.stdout.strip()
+    result_id = tm_enqueue("add", 4, 5)
     assert finished_row(result_id).status == "SUCCESSFUL"
     assert result_in_web_worker(node, result_id) == {
         "status": "SUCCESSFUL",

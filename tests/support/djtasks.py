@@ -56,28 +56,23 @@ def finished_row(result_id: str, timeout=60.0):
     return wait_for(done, timeout=timeout, message="task result %s to finish" % result_id)
 
 
-def enqueue_elsewhere(name: str, *args, queue: str = "") -> str:
-    """Enqueue ``name`` with ``manage.py tm_enqueue`` on "another machine" (a UTS + PID namespace of its
-    own, host ``elsewhere.invalid``: tests/support/hosts.py), with no uWSGI; return the result's id.
+def tm_enqueue(name: str, *args, queue: str = "", elsewhere: bool = False) -> str:
+    """Enqueue ``name`` with ``manage.py tm_enqueue`` (a process of its own, no uWSGI); return the result's id.
 
-    Such a process can write no spool hint, neither through uWSGI nor into a local node's directory
-    (``djangotasks/hints.py``: no node of its host name): only a spooler node's periodic pass runs it.
+    ``elsewhere``: on "another machine" (a UTS + PID namespace of its own, host ``elsewhere.invalid``:
+    tests/support/hosts.py), which can write no spool hint, neither through uWSGI nor into a local
+    node's directory (``djangotasks/hints.py``: no node of its host name), so that only a spooler
+    node's periodic pass runs the call. Skips the test where namespaces cannot be had.
     """
-    why = namespaces_unavailable()
-    if why:
-        pytest.skip("another machine cannot be simulated here: %s" % why)
     command = [sys.executable, "-m", "django", "tm_enqueue", name, *(json.dumps(a) for a in args)]
     if queue:
         command += ["--queue", queue]
+    if elsewhere:
+        why = namespaces_unavailable()
+        if why:
+            pytest.skip("another machine cannot be simulated here: %s" % why)
+        command = [*UNSHARE, "sh", "-c", SCRIPT, "sh", "elsewhere.invalid", *command]
     env = {**os.environ, **node_env(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    done = subprocess.run(
-        [*UNSHARE, "sh", "-c", SCRIPT, "sh", "elsewhere.invalid", *command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
