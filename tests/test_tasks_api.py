@@ -6,9 +6,11 @@ django.tasks tests run on 5.2 through it). Where neither is importable and
 ``TASKS`` names the backend, ``manage.py check`` fails with E020 saying what to
 install. A fresh process hides both modules with an import hook, the way a
 project without them would fail to import them. W016 (tasks of blocked
-commands) leaves out the carrier tasks of functions, whose calls do run.
+commands) leaves out the carrier tasks of functions, whose calls do run; collect_commands leaves
+their internal command alone.
 """
 
+import io
 import json
 import os
 import subprocess
@@ -16,6 +18,7 @@ import sys
 
 import django
 from django.core.checks import run_checks
+from django.core.management import call_command
 
 from taskmanager.djangotasks import api
 from taskmanager.djangotasks.run import carrier_task
@@ -83,3 +86,15 @@ def test_w016_names_tasks_of_blocked_commands_but_not_the_carriers_of_functions(
     [warning] = [m for m in run_checks(databases=["default"]) if m.id == "taskmanager.W016"]
     assert "'respool from the admin'" in warning.msg and warning.msg.startswith("1 task(s)")
     assert "django.tasks:" not in warning.msg and "_run_task_result" not in warning.msg
+
+
+def test_collect_commands_leaves_the_internal_command_of_function_calls_active(db):
+    # Django's get_commands() skips `_run_task_result` (a leading underscore): collection must not
+    # take it for a command that disappeared and deactivate it (what a user saw run it again).
+    command = carrier_task("tests.testapp.djtasks.add").command
+    Command.objects.filter(pk=command.pk).update(active=True)
+    out = io.StringIO()
+    call_command("collect_commands", verbosity=2, stdout=out)
+    command.refresh_from_db()
+    assert command.active, out.getvalue()
+    assert "Deactivated _run_task_result" not in out.getvalue()

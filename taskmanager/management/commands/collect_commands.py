@@ -77,6 +77,10 @@ def collect(exclude_core: bool = False, dry_run: bool = False) -> dict:
         for key, command in sorted(existing.items()):
             if command.is_function and not discovery.checked(command.app_name):
                 result["unchanged"].append(key)  # not looked for: nothing is known of it
+            elif command.is_carrier:
+                # The app's internal command of django.tasks calls: Django's get_commands()
+                # skips a module named with a leading underscore; it exists all the same.
+                result["unchanged"].append(key)
             elif key in found:
                 result["unchanged"].append(key)
                 if command.active and policy.blocked(*key):
