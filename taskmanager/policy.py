@@ -183,7 +183,8 @@ def inactive_reason(app_name: str, name: str, function: bool = False) -> str:
         return reason
     if function:
         return _(
-            "A @task function: collection always adds functions inactive, a superuser can activate it here."
+            "A @task function: collection always adds functions inactive, a superuser can activate it "
+            "here. Inactive only for tasks made of it in the admin: the code's .enqueue() calls run."
         )
     return _(
         "Not a command of the project's own apps: a superuser can activate it here, or "

@@ -26,7 +26,7 @@ def daily_report():
     from taskmanager.models import Report, Task
 
     logger.info("Counting the task manager's tasks and runs")
-    tasks = Task.objects.count()
+    tasks = Task.objects.offered().count()  # not the carrier tasks of django.tasks calls
     reports = Report.objects.count()
     logger.info("%d tasks, %d reports", tasks, reports)
     failed = Report.objects.filter(result=Task.Result.FAILED).count()
