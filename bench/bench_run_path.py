@@ -286,7 +286,7 @@ def bench_latency(env, server, client, runs: int) -> dict:
                 s["median"],
                 s["p95"],
                 s["max"],
-                "<=10 / p95 <=25",
+                "<=%g / p95 <=%g" % (TARGETS["start_latency_median_ms"], TARGETS["start_latency_p95_ms"]),
                 "%s/%s"
                 % (
                     verdict(s["median"], TARGETS["start_latency_median_ms"]),
