@@ -1118,7 +1118,7 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         "trigger",
         "started_by_display",
         "defined_by_display",
-        "command_line_display",
+        "command_line",
         "arguments_display",
         "host",
         "pid",
@@ -1130,7 +1130,14 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
         "log_tail",
         "log_link",
     ]
-    readonly_fields = fields
+    readonly_fields = [*fields, "task_result_link"]
+
+    def get_fields(self, request, obj=None):
+        """The report's fields; a django.tasks call's run links its task result after its command line."""
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and obj.task.is_carrier:
+            fields.insert(fields.index("command_line") + 1, "task_result_link")
+        return fields
 
     # -- read rights: who may see the command reads its reports (policy.may_read)
     def get_queryset(self, request):
@@ -1159,19 +1166,14 @@ class ReportAdmin(BusyDatabaseMixin, ReportColumnsMixin, admin.ModelAdmin):
             return False
         return obj is None or policy.may_read(request.user, obj.task.command)
 
-    @admin.display(description=_("command line"))
-    def command_line_display(self, obj):
-        """The command line; a django.tasks call's run links to its result's page (the result enforces its rights)."""
-        result = None
-        if obj.task.is_carrier:
-            result = DjangoTaskResult.objects.filter(report_id=obj.pk).values_list("pk", flat=True).first()
+    @admin.display(description=_("task result"))
+    def task_result_link(self, obj):
+        """The page of the django.tasks result this run ran (the result's page enforces its own rights)."""
+        result = DjangoTaskResult.objects.filter(report_id=obj.pk).values_list("pk", flat=True).first()
         if result is None:
-            return obj.command_line or display.EMPTY
+            return display.EMPTY
         return format_html(
-            '{} <a href="{}">{}</a>',
-            obj.command_line,
-            reverse("admin:taskmanager_djangotaskresult_change", args=[result]),
-            _("its task result"),
+            '<a href="{}">{}</a>', reverse("admin:taskmanager_djangotaskresult_change", args=[result]), result
         )
 
     @admin.display(description=_("arguments"))

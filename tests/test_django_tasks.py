@@ -163,7 +163,7 @@ def test_the_results_admin_lists_shows_and_escapes_a_result_and_links_its_log(se
     assert "boom" in admin.get("/admin/taskmanager/report/%d/log/" % report_id).text
     # And back: the run's report page links its result.
     report_page = admin.get("/admin/taskmanager/report/%d/change/" % report_id).text
-    assert 'href="%s%s/change/">its task result</a>' % (RESULTS_URL, failed_id) in report_page
+    assert 'href="%s%s/change/">%s</a>' % (RESULTS_URL, failed_id, failed_id) in report_page
     ok_page = admin.get(RESULTS_URL + "%s/change/" % ok_id).text
     assert '<pre class="tm-json">5</pre>' in ok_page
     # Read-only: no add page, no save, no delete.
