@@ -20,7 +20,7 @@ from taskmanager.models import DjangoTaskResult, Task  # noqa: E402 - after the 
 
 from .support.admin import task_form  # noqa: E402
 from .support.adminclient import client_for, form_errors  # noqa: E402
-from .support.djtasks import enqueue, finished_row  # noqa: E402
+from .support.djtasks import NODE_QUEUE, enqueue, finished_row  # noqa: E402
 from .support.procs import gone  # noqa: E402
 from .support.waits import wait_for  # noqa: E402
 
@@ -119,10 +119,14 @@ def test_a_spooler_killed_mid_function_leaves_its_result_failed_interrupted_neve
     """SIGKILL of the spooler running a function: its child dies with it (the death chain), the
     respawned spooler's recovery closes the run, and the result ends FAILED with
     ``taskmanager.exceptions.Interrupted``; the next call of the queue still runs."""
-    node = uwsgi_node(settings={"TASKMANAGER_RECOVERY_SECONDS": 1}, spooler_processes=1, login=False)
-    long_id = enqueue(node, "sleep", 600)
+    # A queue the session's uWSGI does not serve (its periodic pass could take the calls first).
+    settings = {"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_SERVE_QUEUES": [NODE_QUEUE]}
+    node = uwsgi_node(settings=settings, spooler_processes=1, login=False)
+    long_id = enqueue(node, "sleep", 600, queue=NODE_QUEUE)
     running = wait_for(
-        lambda: DjangoTaskResult.objects.filter(pk=long_id, status="RUNNING", report__pid__isnull=False).first(),
+        lambda: DjangoTaskResult.objects.filter(
+            pk=long_id, status="RUNNING", report__pid__isnull=False
+        ).first(),
         message="the long function to run",
     )
     spooler, child = running.report.supervisor_pid, running.report.pid
@@ -130,5 +134,7 @@ def test_a_spooler_killed_mid_function_leaves_its_result_failed_interrupted_neve
     wait_for(lambda: gone(child), message="the function's child to die with its spooler")
     row = finished_row(long_id)
     assert row.status == "FAILED"
-    assert [e["exception_class_path"] for e in row.errors] == ["taskmanager.exceptions.Interrupted"], row.errors
-    assert finished_row(enqueue(node, "add", 1, 2)).return_value == 3
+    assert [e["exception_class_path"] for e in row.errors] == ["taskmanager.exceptions.Interrupted"], (
+        row.errors
+    )
+    assert finished_row(enqueue(node, "add", 1, 2, queue=NODE_QUEUE)).return_value == 3

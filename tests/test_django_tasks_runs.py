@@ -61,14 +61,18 @@ def test_a_reused_child_serves_the_runs_of_one_function_only(uwsgi_node):
 def test_finished_results_older_than_results_days_are_pruned_by_the_periodic_pass(uwsgi_node):
     """``TASKMANAGER_RESULTS_DAYS``: a result that ended longer ago than that goes at a spooler's
     periodic pass; a recent one and one not finished stay."""
-    node = uwsgi_node(
-        settings={"TASKMANAGER_RECOVERY_SECONDS": 1, "TASKMANAGER_RESULTS_DAYS": 2}, login=False
-    )
+    # A queue the session's uWSGI does not serve: a 600 s call taken at its periodic pass would hold it.
+    settings = {
+        "TASKMANAGER_RECOVERY_SECONDS": 1,
+        "TASKMANAGER_RESULTS_DAYS": 2,
+        "TASKMANAGER_SERVE_QUEUES": [NODE_QUEUE],
+    }
+    node = uwsgi_node(settings=settings, login=False)
     old_ok, old_failed, recent = (
-        finished_row(enqueue(node, name, *args))
+        finished_row(enqueue(node, name, *args, queue=NODE_QUEUE))
         for name, args in (("add", (1, 2)), ("fail", ("old",)), ("add", (3, 4)))
     )
-    running_id = enqueue(node, "sleep", 600)
+    running_id = enqueue(node, "sleep", 600, queue=NODE_QUEUE)
     wait_for(
         lambda: DjangoTaskResult.objects.filter(pk=running_id, status="RUNNING").exists(),
         message="the long function to run",
