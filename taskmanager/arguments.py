@@ -253,6 +253,19 @@ class _CommandLoadError(Exception):
     """The command or its parser cannot be loaded; the message is the reason."""
 
 
+def load_failure(error: BaseException) -> str:
+    """``"<exception class>: <message>"`` of code that failed to load, redacted as a run's log is.
+
+    Shown on the admin's pages (a command's usage, a form's error) to whoever
+    may view the command: an import error can quote a setting or a URL with
+    its password (``docs/security.rst``, "Secrets in logs").
+    """
+    # Deferred: only a command or function that fails to load needs the redaction.
+    from .redaction import redactor
+
+    return redactor()[0]("%s: %s" % (type(error).__name__, error))
+
+
 def _load_parser(app_name: str, command_name: str) -> argparse.ArgumentParser:
     """Load the management command and return its argument parser, built as ``call_command`` does.
 
@@ -266,13 +279,12 @@ def _load_parser(app_name: str, command_name: str) -> argparse.ArgumentParser:
     try:
         command = load_command_class(app_name, command_name)
     except Exception as error:  # ImportError, AttributeError, errors in the module
-        raise _CommandLoadError(f"{type(error).__name__}: {error}") from error
+        raise _CommandLoadError(load_failure(error)) from error
     try:
         parser = command.create_parser("manage.py", command_name)
     except Exception as error:
         raise _CommandLoadError(
-            _("its arguments parser cannot be built: %(error)s")
-            % {"error": "%s: %s" % (type(error).__name__, error)}
+            _("its arguments parser cannot be built: %(error)s") % {"error": load_failure(error)}
         ) from error
     if hasattr(parser, "color"):  # Python >= 3.14: never emit ANSI colour codes
         parser.color = False
@@ -713,6 +725,4 @@ def command_usage(app_name: str, command_name: str) -> str:
         except _CommandLoadError as error:
             return _("This command can no longer be loaded: %(error)s") % {"error": error}
         except Exception as error:  # noqa: BLE001 - a broken custom parser's format_help()
-            return _("This command can no longer be loaded: %(error)s") % {
-                "error": "%s: %s" % (type(error).__name__, error)
-            }
+            return _("This command can no longer be loaded: %(error)s") % {"error": load_failure(error)}

@@ -27,7 +27,7 @@ from django.utils.module_loading import import_string, module_has_submodule
 from django.utils.translation import gettext as _
 
 from . import callargs
-from .arguments import ArgumentsError, command_usage
+from .arguments import ArgumentsError, command_usage, load_failure
 from .djangotasks import api
 
 #: The module of an app where its functions are found.
@@ -80,7 +80,7 @@ def load(path: str):
     except Exception as error:  # noqa: BLE001 - ImportError, or an error of the module's code
         raise ArgumentsError(
             _("The function %(function)s can no longer be loaded: %(error)s")
-            % {"function": path, "error": "%s: %s" % (type(error).__name__, error)}
+            % {"function": path, "error": load_failure(error)}
         ) from error
     if not isinstance(task, api.Task):
         raise ArgumentsError(_("%(function)s is no longer a @task function.") % {"function": path})

@@ -504,6 +504,15 @@ class BrokenParserCommand(BaseCommand):
         raise RuntimeError("parser setup failed")
 
 
+#: What a command that fails to load may quote: a URL with its password.
+LOAD_SECRET = "hunter2-load-secret"
+
+
+class SecretFailureCommand(BaseCommand):
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError("cannot reach postgres://app:%s@db/app" % LOAD_SECRET)
+
+
 @pytest.fixture
 def fake_app(monkeypatch):
     """Register an importable fake app ``fakeapp_args`` with a few commands, in memory."""
@@ -521,6 +530,7 @@ def fake_app(monkeypatch):
         "broken_parser": BrokenParserCommand,
         "other_openers": OtherOpenersCommand,
         "no_class": None,
+        "secret_failure": SecretFailureCommand,
     }
     for command_name, command_class in commands.items():
         module = types.ModuleType(f"fakeapp_args.management.commands.{command_name}")
@@ -589,6 +599,18 @@ def test_validate_fake_command_not_loadable(fake_app, command, reason, capfd):
         "This command can no longer be loaded: "
     )
     assert reason in command_usage(fake_app, command)
+    assert_nothing_printed(capfd)
+
+
+def test_a_load_failure_is_shown_redacted(fake_app, capfd):
+    """The reason a command cannot be loaded is on the admin's pages (its usage, a form's
+    error), for whoever may view the command: redacted as a run's log is."""
+    with pytest.raises(ArgumentsError, match="can no longer be loaded") as info:
+        validate_arguments(fake_app, "secret_failure", [])
+    usage = command_usage(fake_app, "secret_failure")
+    for text in (str(info.value), usage):
+        assert "RuntimeError: cannot reach postgres://app:" in text, text
+        assert LOAD_SECRET not in text and "[redacted]" in text, text
     assert_nothing_printed(capfd)
 
 

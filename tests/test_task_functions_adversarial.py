@@ -9,6 +9,8 @@ in a function's return value or exception, another spelling of a locked
 call. Helpers in tests/support/ (functions.py, admin.py, security.py).
 """
 
+import html
+
 import pytest
 
 from taskmanager.models import Command, Task
@@ -97,6 +99,17 @@ def test_a_secret_returned_or_raised_by_a_function_is_redacted(server, admin_htt
         run.refresh_from_db()
         assert secret not in run.command_line and secret not in "\n".join(log_of(run))
         assert secret not in download(admin_http, run)
+
+
+def test_the_import_error_of_a_function_is_shown_redacted_on_its_page(server, admin_http):
+    """Found after the review: a function whose module fails to import showed the error, a URL's
+    password and all, on its Commands page to whoever may view commands (a command's too)."""
+    function = Command.objects.create(
+        name="tests.testapp.failing_tasks.job", app_name="tests.testapp", kind=Command.Kind.FUNCTION
+    )
+    page = html.unescape(admin_http.get(COMMAND_URL % function.pk).text)
+    assert "can no longer be loaded: RuntimeError: cannot reach postgres://app:[redacted]@db/app" in page
+    assert "hunter2-import-secret" not in page
 
 
 def test_a_view_only_user_reads_no_run_of_a_superusers_only_function(server, admin_http, commands, staff):
