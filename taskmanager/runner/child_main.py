@@ -5,6 +5,13 @@ the supervisor's database connections unused (:func:`abandon_connections`),
 install the log capture, import the command (:mod:`.target`: a command or a
 ``@task`` function), wait for the supervisor's release (:func:`await_release`),
 run it and leave through ``os._exit``. Nothing here touches the database.
+
+The setup that needs no descriptor of the run (:func:`prepare_process`:
+signals, standard stream objects, working directory, log capture) is done
+by a fork server's spare child while it waits for a run (:mod:`.spare`):
+after the hand-over only the run's descriptors are put in place, so the
+child is ready for its release by the time the claim has committed (issue 17,
+the start latency). Any other child does it all at once, in the same order.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ def child_main(
     go: int | None = None,
     reuse: bool = False,
     cwd: str = "",
+    prepared: Prepared | None = None,
 ) -> None:
     """Run the command in the forked child and leave with ``os._exit``; never return.
 
@@ -70,42 +78,33 @@ def child_main(
     instead (:meth:`Child.cancel`). With ``reuse`` too, after each run say
     that it ended (:func:`end_run`) and wait for the next release, until the
     supervisor closes ``go`` (:mod:`.reuse`). ``cwd``: :func:`working_dir`, as
-    the fork server found it once (else read here).
+    the fork server found it once (else read here). ``prepared``: what
+    :func:`prepare_process` did in this process already (a spare child).
     """
     code = _EXIT_EXCEPTION
-    writer = None
     try:
         abandon_connections()
         os.setpgid(0, 0)
         processes.set_pdeathsig(signal.SIGKILL)
         if parent and os.getppid() != parent:
             os._exit(code)  # the supervisor died before PDEATHSIG was armed
-        # uWSGI catches or ignores these in its processes; the command gets
-        # the defaults a shell would give it (SIGSEGV must kill, not hang).
-        for sig in RESET_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
+        if prepared is None:
+            prepared = prepare_process(cwd)
+        # The run's descriptors: the objects of sys.stdout and sys.stderr
+        # write to fd 1 and fd 2, whatever file those designate.
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
-        for fd in (devnull, out_w, err_w):
+        for fd in (out_w, err_w):
             os.close(fd)
-        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
-        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
-        sys.stdin = open(0, closefd=False)
+        writer = prepared.writer
+        writer.fd = rec_w
+        if prepared.level_warning:
+            writer.write(logcapture.WARNING, logcapture.SYSTEM, prepared.level_warning)
         reused = reuse and go is not None
         if reused:  # what end_run puts back and checks; a fresh child's run is its last
             _STREAMS[:] = [sys.stdout, sys.stderr, sys.stdin]
             _PIPES[:], _UMASK[:] = processes.fd_identities(), [os.umask(0o022)]
             os.umask(_UMASK[0])
-        os.chdir(cwd or working_dir())
-        # sys.executable is the uwsgi binary here: commands that start Python
-        # (subprocess, multiprocessing "spawn") need the interpreter.
-        processes.use_python_executable()
-        writer = logcapture.RecordWriter(rec_w)
-        logcapture.install_logging_capture(writer, run_log_level(writer))
-        progress.attach(writer)
         # Imported while the supervisor commits the claim (the admin imports
         # command modules in-process too, to check arguments); a failure is
         # reported once the run is released.
@@ -133,23 +132,58 @@ def child_main(
         leave(code)
 
 
-def run_log_level(writer: logcapture.RecordWriter) -> int:
-    """Return the level ``TASKMANAGER_LOG_LEVEL`` names; INFO, said in the log, if it names none.
+class Prepared:
+    """What :func:`prepare_process` set up: the record writer (its fd not yet the run's) and a warning for the log."""
+
+    def __init__(self, writer: logcapture.RecordWriter, level_warning: str):
+        self.writer = writer
+        self.level_warning = level_warning
+
+
+def prepare_process(cwd: str = "") -> Prepared:
+    """The child's setup that needs no descriptor of the run; see the module docstring.
+
+    Signals as a shell would give them, fd 0 on ``/dev/null``, the standard
+    stream objects (on fd 0-2, which :func:`child_main` points at the run's
+    pipes), the working directory, the interpreter path, the log capture
+    with a record writer whose descriptor is set at the hand-over.
+    """
+    # uWSGI catches or ignores these in its processes; the command gets
+    # the defaults a shell would give it (SIGSEGV must kill, not hang).
+    for sig in RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+    sys.stdin = open(0, closefd=False)
+    os.chdir(cwd or working_dir())
+    # sys.executable is the uwsgi binary here: commands that start Python
+    # (subprocess, multiprocessing "spawn") need the interpreter.
+    processes.use_python_executable()
+    writer = logcapture.RecordWriter(-1)
+    level, warning = run_log_level()
+    logcapture.install_logging_capture(writer, level)
+    progress.attach(writer)
+    return Prepared(writer, warning)
+
+
+def run_log_level() -> tuple[int, str]:
+    """Return the level ``TASKMANAGER_LOG_LEVEL`` names, and "" ; INFO and a warning for the log if it names none.
 
     uWSGI runs no system checks (taskmanager.E001 reports the value in
-    ``manage.py check``): the run goes on, with a warning among its lines.
+    ``manage.py check``): the run goes on, with the warning among its lines.
     """
     value = app_settings.LOG_LEVEL
     level = logcapture.capture_level(value)
     if level is None:
-        writer.write(
-            logcapture.WARNING,
-            logcapture.SYSTEM,
+        return logcapture.INFO, (
             "TASKMANAGER_LOG_LEVEL is %r, which is no logging level: records are captured from INFO "
-            "(system check taskmanager.E001)." % (value,),
+            "(system check taskmanager.E001)." % (value,)
         )
-        return logcapture.INFO
-    return level
+    return level, ""
 
 
 def await_release(go: int, close: bool = True) -> tuple[str, list[str] | None] | None:

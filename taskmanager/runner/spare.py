@@ -19,7 +19,10 @@ The rules (``docs/lifecycle.rst``):
   run is forked on request, and the next spare follows that run's exit (no
   loop of forks).
 * **What it does before**: arms its death signal (PDEATHSIG=SIGKILL) to the
-  fork server and checks its parent, takes a process group of its own, and
+  fork server and checks its parent, takes a process group of its own, does
+  the part of a run's child setup that needs no descriptor of the run
+  (:func:`.child_main.prepare_process`: signals, stream objects, working
+  directory, log capture; done again after the hand-over if it failed), and
   waits on its end of a private socket pair. It holds no file of any run
   (the fork server holds none between runs) and no database connection (the
   fork server holds none: the spooler let go of SQLite before forking it,
@@ -48,7 +51,7 @@ import time
 from typing import NoReturn
 
 from .. import processes
-from .child_main import CommandName, child_main
+from .child_main import CommandName, child_main, prepare_process
 from .prefork import leave, print_exception, start_time_of_child
 
 #: Largest request read (a spawn request carries the run's argv).
@@ -102,6 +105,11 @@ def wait_for_run(sock: socket.socket, parent: int, cwd: str) -> NoReturn:
         if os.getppid() != parent:
             leave(1)  # the fork server died before PDEATHSIG was armed
         os.setpgid(0, 0)
+        try:
+            # The child's setup that needs no descriptor of a run, paid before the run comes.
+            prepared = prepare_process(cwd)
+        except Exception:  # noqa: BLE001 - done again after the hand-over, where a failure is the run's
+            prepared = None
         data, fds, _flags, _addr = socket.recv_fds(sock, REQUEST_BYTES, SPAWN_FDS)
         sock.close()
         if not data or len(fds) != SPAWN_FDS:
@@ -112,4 +120,4 @@ def wait_for_run(sock: socket.socket, parent: int, cwd: str) -> NoReturn:
         print_exception()
         leave(1)
     out_w, err_w, rec_w, go = fds
-    child_main(command, argv, out_w, err_w, rec_w, parent=parent, go=go, cwd=cwd)
+    child_main(command, argv, out_w, err_w, rec_w, parent=parent, go=go, cwd=cwd, prepared=prepared)
