@@ -9,6 +9,7 @@ fork server and the command die with it); and its spare child, forked before
 the run it gets (``taskmanager/runner/spare.py``).
 """
 
+import json
 import os
 import signal
 
@@ -167,3 +168,19 @@ def test_a_run_goes_to_the_spare_child_forked_before_it_and_its_orphans_are_stil
     ended_with_its_orphan_swept(report, orphan, tmp_path / "third")
     wait_for(lambda: only_child(server), message="a spare after the run that had none")
     assert only_child(spooler) == server
+
+
+def test_a_run_handed_to_a_spare_finds_its_standard_streams_on_its_pipes(uwsgi_node, commands):
+    """A spare sets up its stream objects before it gets a run (spare.py): they must be what a
+    child forked for the run would make, objects of a pipe (not seekable), not of the file the
+    fork server's fd 1 and 2 were (the uWSGI log) when they were made."""
+    instance = uwsgi_node(spooler_processes=1)
+    (spooler,) = live_spooler_pids(instance)
+    server = wait_for(lambda: only_child(spooler), message="the spooler's fork server")
+    spare = wait_for(lambda: only_child(server), message="the fork server's spare child")
+    task = add_task(instance.admin, commands, "streams", "tm_pidenv")
+    press(instance.admin, task, "start")
+    report = finished_report(task)
+    assert report.pid == spare
+    identity = json.loads(log_texts(report)[0])
+    assert identity["seekable"] == [False, False], identity

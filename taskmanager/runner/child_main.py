@@ -89,13 +89,9 @@ def child_main(
         if parent and os.getppid() != parent:
             os._exit(code)  # the supervisor died before PDEATHSIG was armed
         if prepared is None:
-            prepared = prepare_process(cwd)
-        # The run's descriptors: the objects of sys.stdout and sys.stderr
-        # write to fd 1 and fd 2, whatever file those designate.
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        for fd in (out_w, err_w):
-            os.close(fd)
+            prepared = prepare_process(cwd, out_w, err_w)
+        else:  # a spare's: its stream objects write to fd 1 and fd 2, now the run's pipes
+            _point_at(out_w, err_w)
         writer = prepared.writer
         writer.fd = rec_w
         if prepared.level_warning:
@@ -140,13 +136,18 @@ class Prepared:
         self.level_warning = level_warning
 
 
-def prepare_process(cwd: str = "") -> Prepared:
+def prepare_process(cwd: str = "", out_w: int | None = None, err_w: int | None = None) -> Prepared:
     """The child's setup that needs no descriptor of the run; see the module docstring.
 
-    Signals as a shell would give them, fd 0 on ``/dev/null``, the standard
-    stream objects (on fd 0-2, which :func:`child_main` points at the run's
-    pipes), the working directory, the interpreter path, the log capture
-    with a record writer whose descriptor is set at the hand-over.
+    Signals as a shell would give them, fd 0 on ``/dev/null``, fd 1 and 2 on
+    the run's pipes ``out_w`` and ``err_w`` (closed here), the standard
+    stream objects on fd 0-2, the working directory, the interpreter path,
+    the log capture with a record writer whose descriptor is set at the
+    hand-over. A spare, which has no run yet, gives no pipes: fd 1 and 2
+    then designate a pipe of its own until :func:`child_main` points them
+    at the run's, so that the stream objects are made on a pipe as a run's
+    are (Python asks a file whether it can seek, and where it is, once, when
+    the object is made: on the uWSGI log they would say "seekable").
     """
     # uWSGI catches or ignores these in its processes; the command gets
     # the defaults a shell would give it (SIGSEGV must kill, not hang).
@@ -156,6 +157,11 @@ def prepare_process(cwd: str = "") -> Prepared:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    if out_w is None or err_w is None:
+        placeholder_r, out_w = os.pipe()
+        os.close(placeholder_r)  # nothing is written before the run's pipes replace it
+        err_w = os.dup(out_w)
+    _point_at(out_w, err_w)
     sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
     sys.stdin = open(0, closefd=False)
@@ -168,6 +174,14 @@ def prepare_process(cwd: str = "") -> Prepared:
     logcapture.install_logging_capture(writer, level)
     progress.attach(writer)
     return Prepared(writer, warning)
+
+
+def _point_at(out_w: int, err_w: int) -> None:
+    """Make fd 1 and fd 2 the descriptors ``out_w`` and ``err_w``, and close those."""
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    for fd in (out_w, err_w):
+        os.close(fd)
 
 
 def run_log_level() -> tuple[int, str]:

@@ -36,6 +36,8 @@ class Command(BaseCommand):
                     "var": os.environ.get("TM_PIDENV_VAR"),
                     "cwd": os.getcwd(),
                     "umask": _umask(),
+                    # What the standard streams say of themselves: a run's are pipes.
+                    "seekable": [sys.stdout.seekable(), sys.stderr.seekable()],
                 }
             )
         )
