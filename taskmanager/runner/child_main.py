@@ -143,11 +143,12 @@ def prepare_process(cwd: str = "", out_w: int | None = None, err_w: int | None =
     the run's pipes ``out_w`` and ``err_w`` (closed here), the standard
     stream objects on fd 0-2, the working directory, the interpreter path,
     the log capture with a record writer whose descriptor is set at the
-    hand-over. A spare, which has no run yet, gives no pipes: fd 1 and 2
-    then designate a pipe of its own until :func:`child_main` points them
-    at the run's, so that the stream objects are made on a pipe as a run's
-    are (Python asks a file whether it can seek, and where it is, once, when
-    the object is made: on the uWSGI log they would say "seekable").
+    hand-over. A spare, which has no run yet, gives no pipes: its stream
+    objects are made while fd 1 and 2 designate a pipe of its own, as a
+    run's are made on its pipes (Python asks a file whether it can seek, and
+    where it is, once, when the object is made: on the uWSGI log they would
+    say "seekable"), then fd 1 and 2 are the fork server's again until
+    :func:`child_main` points them at the run's.
     """
     # uWSGI catches or ignores these in its processes; the command gets
     # the defaults a shell would give it (SIGSEGV must kill, not hang).
@@ -157,14 +158,18 @@ def prepare_process(cwd: str = "", out_w: int | None = None, err_w: int | None =
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    if out_w is None or err_w is None:
-        placeholder_r, out_w = os.pipe()
-        os.close(placeholder_r)  # nothing is written before the run's pipes replace it
-        err_w = os.dup(out_w)
-    _point_at(out_w, err_w)
-    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
-    sys.stdin = open(0, closefd=False)
+    if out_w is not None and err_w is not None:
+        _point_at(out_w, err_w)
+        _open_streams()
+    else:
+        kept = os.dup(1), os.dup(2)
+        placeholder_r, placeholder_w = os.pipe()
+        os.close(placeholder_r)
+        _point_at(placeholder_w, os.dup(placeholder_w))
+        _open_streams()
+        # Until the hand-over, fd 1 and 2 are the fork server's again: what the
+        # spare might print (an error before its run) reaches the uWSGI log.
+        _point_at(*kept)
     os.chdir(cwd or working_dir())
     # sys.executable is the uwsgi binary here: commands that start Python
     # (subprocess, multiprocessing "spawn") need the interpreter.
@@ -174,6 +179,13 @@ def prepare_process(cwd: str = "", out_w: int | None = None, err_w: int | None =
     logcapture.install_logging_capture(writer, level)
     progress.attach(writer)
     return Prepared(writer, warning)
+
+
+def _open_streams() -> None:
+    """The standard stream objects, on fd 0-2 (fd 1 and 2 must be pipes: see :func:`prepare_process`)."""
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+    sys.stdin = open(0, closefd=False)
 
 
 def _point_at(out_w: int, err_w: int) -> None:
