@@ -67,7 +67,7 @@ from django.db import InterfaceError, OperationalError, connections
 from .. import db
 from ..models import Report, Task
 from .child import Child, prepare_spooler
-from .child_main import working_dir
+from .childsetup import working_dir
 from .claim import claim, local_tz, process_start_time, runnable_argv
 from .supervisor import Supervisor, current_report_id
 

@@ -30,7 +30,8 @@ from importlib import import_module
 
 from .. import processes
 from . import orphans, parsers
-from .child_main import RESET_SIGNALS, CommandName, abandon_connections, child_main, working_dir
+from .child_main import CommandName, abandon_connections, child_main
+from .childsetup import RESET_SIGNALS, working_dir
 from .prefork import leave, print_exception, start_time_of_child, warm_up
 from .spare import REQUEST_BYTES, SPAWN_FDS, Spare
 

@@ -21,7 +21,7 @@ The rules (``docs/lifecycle.rst``):
 * **What it does before**: arms its death signal (PDEATHSIG=SIGKILL) to the
   fork server and checks its parent, takes a process group of its own, does
   the part of a run's child setup that needs no descriptor of the run
-  (:func:`.child_main.prepare_process`: signals, stream objects, working
+  (:func:`.childsetup.prepare_process`: signals, stream objects, working
   directory, log capture; done again after the hand-over if it failed), and
   waits on its end of a private socket pair. It holds no file of any run
   (the fork server holds none between runs) and no database connection (the
@@ -51,7 +51,8 @@ import time
 from typing import NoReturn
 
 from .. import processes
-from .child_main import CommandName, child_main, prepare_process
+from .child_main import CommandName, child_main
+from .childsetup import prepare_process
 from .prefork import leave, print_exception, start_time_of_child
 
 #: Largest request read (a spawn request carries the run's argv).
