@@ -184,3 +184,33 @@ def test_a_run_handed_to_a_spare_finds_its_standard_streams_on_its_pipes(uwsgi_n
     assert report.pid == spare
     identity = json.loads(log_texts(report)[0])
     assert identity["seekable"] == [False, False], identity
+
+
+def test_a_run_handed_to_a_spare_runs_in_the_working_directory_as_it_is_at_the_run(
+    uwsgi_node, commands, tmp_path
+):
+    """A spare prepared itself in the working directory long before its run (spare.py): a
+    directory replaced meanwhile (renamed away, made again) must be the run's, as for a child
+    forked for the run or a reused child (end_run), not the old one the spare sat in."""
+    work = tmp_path / "work"
+    work.mkdir()
+    instance = uwsgi_node(spooler_processes=1, settings={"TASKMANAGER_WORKING_DIR": str(work)})
+    (spooler,) = live_spooler_pids(instance)
+    server = wait_for(lambda: only_child(spooler), message="the spooler's fork server")
+    spare = wait_for(lambda: only_child(server), message="the fork server's spare child")
+    wait_for(lambda: set_up_and_waiting(spare), message="the spare's setup, then its wait for a run")
+    work.rename(tmp_path / "work-old")
+    work.mkdir()
+    task = add_task(instance.admin, commands, "replaced-dir", "tm_pidenv")
+    press(instance.admin, task, "start")
+    report = finished_report(task)
+    assert report.pid == spare
+    identity = json.loads(log_texts(report)[0])
+    assert identity["cwd"] == str(work), identity
+
+
+def set_up_and_waiting(pid: int) -> bool:
+    """Whether the spare ``pid`` did its setup ahead (fd 0 on /dev/null, its first step) and sleeps (on its socket)."""
+    with open("/proc/%d/stat" % pid) as stat:
+        state = stat.read().rsplit(")", 1)[1].split()[0]
+    return os.readlink("/proc/%d/fd/0" % pid) == os.devnull and state == "S"

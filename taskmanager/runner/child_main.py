@@ -64,9 +64,12 @@ def child_main(
         if parent and os.getppid() != parent:
             os._exit(code)  # the supervisor died before PDEATHSIG was armed
         if prepared is None:
-            prepared = prepare_process(cwd, out_w, err_w)
+            prepared = prepare_process(out_w, err_w)
         else:  # a spare's: its stream objects write to fd 1 and fd 2, now the run's pipes
             point_at(out_w, err_w)
+        # At the run, not ahead in a spare: the directory as it is now (one replaced
+        # since, renamed away and made again, is the new one), as end_run does.
+        os.chdir(cwd or working_dir())
         writer = prepared.writer
         writer.fd = rec_w
         if prepared.level_warning:

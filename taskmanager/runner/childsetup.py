@@ -1,13 +1,14 @@
 """A run's child's process setup, the part that needs no descriptor of the run (issue 17).
 
 Signals as a shell would give them, fd 0 on ``/dev/null``, the standard
-stream objects, the working directory the commands run in, the interpreter
-path, the log capture (a record writer whose descriptor is the run's record
+stream objects, the interpreter path, the log capture (a record writer whose descriptor is the run's record
 pipe once there is a run). A fork server's spare child does it while it
 waits (:mod:`.spare`), so that after the hand-over only the run's pipes are
 put in place (:func:`point_at`) and the child is ready for its release by
 the time the claim has committed (the start latency); a child forked for
-its run does it all at once (:func:`.child_main.child_main`). Nothing here
+its run does it all at once (:func:`.child_main.child_main`). The working
+directory is not part of it: its path is looked up at the run (a directory
+replaced while a spare waited is the run's, as for any child). Nothing here
 touches the database.
 """
 
@@ -54,12 +55,12 @@ class Prepared:
         self.level_warning = level_warning
 
 
-def prepare_process(cwd: str = "", out_w: int | None = None, err_w: int | None = None) -> Prepared:
+def prepare_process(out_w: int | None = None, err_w: int | None = None) -> Prepared:
     """The child's setup that needs no descriptor of the run; see the module docstring.
 
     Signals as a shell would give them, fd 0 on ``/dev/null``, fd 1 and 2 on
     the run's pipes ``out_w`` and ``err_w`` (closed here), the standard
-    stream objects on fd 0-2, the working directory, the interpreter path,
+    stream objects on fd 0-2, the interpreter path,
     the log capture with a record writer whose descriptor is set at the
     hand-over. A spare, which has no run yet, gives no pipes: its stream
     objects are made while fd 1 and 2 designate a pipe of its own, as a
@@ -88,7 +89,6 @@ def prepare_process(cwd: str = "", out_w: int | None = None, err_w: int | None =
         # Until the hand-over, fd 1 and 2 are the fork server's again: what the
         # spare might print (an error before its run) reaches the uWSGI log.
         point_at(*kept)
-    os.chdir(cwd or working_dir())
     # sys.executable is the uwsgi binary here: commands that start Python
     # (subprocess, multiprocessing "spawn") need the interpreter.
     processes.use_python_executable()

@@ -21,8 +21,9 @@ The rules (``docs/lifecycle.rst``):
 * **What it does before**: arms its death signal (PDEATHSIG=SIGKILL) to the
   fork server and checks its parent, takes a process group of its own, does
   the part of a run's child setup that needs no descriptor of the run
-  (:func:`.childsetup.prepare_process`: signals, stream objects, working
-  directory, log capture; done again after the hand-over if it failed), and
+  (:func:`.childsetup.prepare_process`: signals, stream objects, log
+  capture; done again after the hand-over if it failed; the working
+  directory is entered at the run, its path looked up then), and
   waits on its end of a private socket pair. It holds no file of any run
   (the fork server holds none between runs) and no database connection (the
   fork server holds none: the spooler let go of SQLite before forking it,
@@ -108,7 +109,7 @@ def wait_for_run(sock: socket.socket, parent: int, cwd: str) -> NoReturn:
         os.setpgid(0, 0)
         try:
             # The child's setup that needs no descriptor of a run, paid before the run comes.
-            prepared = prepare_process(cwd)
+            prepared = prepare_process()
         except Exception:  # noqa: BLE001 - done again after the hand-over, where a failure is the run's
             prepared = None
         data, fds, _flags, _addr = socket.recv_fds(sock, REQUEST_BYTES, SPAWN_FDS)
