@@ -37,10 +37,12 @@ periodic pass hints its rows (``recovery/results.py``), within
 ``TASKMANAGER_RECOVERY_SECONDS``.
 """
 
+import functools
 import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 
 from django.db import DatabaseError, transaction
 
@@ -66,8 +68,8 @@ class _Batch:
 
     def flush(self) -> None:
         rows, self.rows = self.rows, []
-        local: list = []  # the local spool directories, read once per batch (hint())
-        written = [run_after for pk, run_after in rows if hint(pk, run_after, local)]
+        directories = functools.cache(local_spool_dirs)  # read once per batch, at its first need
+        written = [run_after for pk, run_after in rows if hint(pk, run_after, directories)]
         if any(run_after is None for run_after in written):
             get_backend().wake()
 
@@ -87,25 +89,19 @@ def after_commit(result_id: str, run_after, using: str) -> None:
         batch.rows.append((result_id, run_after))
 
 
-def hint(result_id: str, run_after=None, local: list | None = None) -> bool:
+def hint(result_id: str, run_after=None, directories: Callable[[], list[str]] | None = None) -> bool:
     """Write the spool hint of a committed row; without a spooler here, into a local node's directory, else none.
 
     Returns whether a spooler of this process's instance was given it (and may be woken).
-    ``local``: a list the caller keeps across a batch's hints, so that the local spool
-    directories are read once a batch, not once a row (filled here at the first need).
+    ``directories``: what lists the local spool directories (:func:`local_spool_dirs`, by
+    default), memoized by a batch's caller so that they are read once a batch, not once a row.
     """
     try:
         get_backend().spool(0, result_id, HINT_TRIGGER, run_after)
     except SpoolerUnavailable as exc:
         at = dbclock.to_local(run_after) if run_after is not None else None
         written = 0
-        if local is None or not local:
-            directories = local_spool_dirs()
-            if local is not None:
-                local.append(directories)
-        else:
-            directories = local[0]
-        for directory in directories:
+        for directory in (directories or local_spool_dirs)():
             try:
                 spoolfiles.write(directory, spoolfiles.make_entry(0, result_id, HINT_TRIGGER, at), at)
                 written += 1
