@@ -130,7 +130,8 @@ class DjangoTaskResultAdmin(WrittenByTheAppMixin, BusyDatabaseMixin, admin.Model
 
         The row keeps the values as the function got and returned them (the
         API's); what a page shows of them is redacted, as their log lines are.
-        Built at each use (about 0.1 ms): a settings change is seen at once.
+        Asked for at each use (the process keeps it while no setting and no
+        environment variable changed): a settings change is seen at once.
         """
         return redaction.redactor()[0]
 
