@@ -8,10 +8,13 @@ import pytest
 
 from .support.adminclient import PASSWORD, client_for
 from .support.browser import CHROMIUM, chromium, unavailable
+from .support.dbflush import retry_deadlocked_flushes
 from .support.hosts import Host, namespaces_unavailable
 from .support.objects import make_superuser
 from .support.recorder import Recorder, slack_api
 from .support.uwsgi_server import ROOT, UwsgiServer, node_env
+
+retry_deadlocked_flushes()  # the flush between tests may meet a live spooler's transaction
 
 # -- uWSGI -------------------------------------------------------------------------
 
