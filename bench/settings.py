@@ -7,6 +7,11 @@ On top of ``tests.settings`` (database chosen by ``TM_TEST_DB`` and
   backend, so the run path runs with the app's defaults (forked child,
   retention, notifications as shipped); a bench that needs other values
   says so in ``TM_TEST_SETTINGS`` (as the tests do), and those apply;
+* the web workers' database connections kept between requests, as the README
+  and the demo configure them (``CONN_MAX_AGE`` 60, ``CONN_HEALTH_CHECKS``;
+  the tests keep Django's default, 0): a Start press otherwise opens one, about
+  1 ms of it on this kind of machine. ``TM_TEST_SETTINGS`` with
+  ``CONN_MAX_AGE`` measures another value (``0``: Django's default);
 * the bench-only app ``bench.benchapp`` (floor spool function, commit
   counters) and its URL; django-tasks-db's app and a ``"db"`` django.tasks
   backend where it is installed (``bench_tasks.py``);
@@ -28,6 +33,9 @@ for _name in dir(_test_settings):
 for _name, _value in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}").items():
     if _name.startswith("TASKMANAGER_"):
         globals()[_name] = _value
+
+if "CONN_MAX_AGE" not in json.loads(os.environ.get("TM_TEST_SETTINGS") or "{}"):
+    DATABASES["default"].update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)  # noqa: F405 - from tests.settings
 
 INSTALLED_APPS = [*_test_settings.INSTALLED_APPS, "bench.benchapp"]
 

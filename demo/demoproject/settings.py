@@ -98,10 +98,16 @@ TEMPLATES = [
 #   begins instead of failing at once with "database is locked" when it first
 #   writes after a read;
 # - a busy timeout (seconds), so that a writer waits for the lock instead of failing.
+# Whatever the database, the web workers keep their connection between requests
+# (CONN_MAX_AGE, seconds): opening one is otherwise part of every request, about
+# 1 ms of a Start press on a small machine. CONN_HEALTH_CHECKS makes Django replace a
+# connection the database dropped (a restart) before a request uses it.
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": VAR_DIR / "demo.sqlite3",
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
