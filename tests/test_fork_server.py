@@ -214,3 +214,29 @@ def set_up_and_waiting(pid: int) -> bool:
     with open("/proc/%d/stat" % pid) as stat:
         state = stat.read().rsplit(")", 1)[1].split()[0]
     return os.readlink("/proc/%d/fd/0" % pid) == os.devnull and state == "S"
+
+
+def test_a_run_is_handed_to_the_spare_without_waiting_for_the_fork_server(uwsgi_node, commands, tmp_path):
+    """The spooler hands the run to the announced spare itself and only tells the fork server
+    (spare.py): a run starts, and its child even exits, while the fork server is stopped. Resumed,
+    the fork server reaps the child before it reads that notice, and still reports the run's exit
+    with its orphan swept, as for a run it saw begin."""
+    instance = uwsgi_node(spooler_processes=1)
+    (spooler,) = live_spooler_pids(instance)
+    server = wait_for(lambda: only_child(spooler), message="the spooler's fork server")
+    spare = wait_for(lambda: only_child(server), message="the fork server's spare child")
+    release = tmp_path / "release"
+    os.kill(server, signal.SIGSTOP)
+    try:
+        report, orphan = run_with_an_orphan(instance.admin, commands, "told-not-asked", release)
+        assert report.pid == spare
+        release.touch()
+        wait_for(lambda: gone(spare), message="the run's child to exit while its fork server is stopped")
+        assert not gone(orphan) and Report.objects.get(pk=report.pk).finished_datetime is None
+    finally:
+        os.kill(server, signal.SIGCONT)
+    ended_with_its_orphan_swept(report, orphan, release)
+    spare = wait_for(lambda: only_child(server), message="the next spare child")
+    report, orphan = run_with_an_orphan(instance.admin, commands, "told-again", tmp_path / "again")
+    assert report.pid == spare
+    ended_with_its_orphan_swept(report, orphan, tmp_path / "again")

@@ -29,14 +29,21 @@ The rules (``docs/lifecycle.rst``):
   fork server holds none: the spooler let go of SQLite before forking it,
   and it abandoned the others, :func:`.prefork.let_go_of_sqlite`); the
   fork server's modules, parsers and frozen heap are its own.
-* **The hand-over**: the fork server sends the spawn request (command and
-  argv) with the run's four file descriptors (``SCM_RIGHTS``) on the
-  spare's socket, closes its copies, records the spare as the run's child
-  with the spare's *own* start time (what ``/proc`` shows: the run's process
-  identity, ``pid_started``) and answers ``spawned``. The spare then runs
+* **Announced**: once forked, the fork server sends the spooler the spare's
+  pid, its *own* start time (what ``/proc`` shows: the run's process
+  identity, ``pid_started``) and its end of the spare's socket
+  (``SCM_RIGHTS``), and keeps no copy of that end.
+* **The hand-over, told, not asked**: the spooler sends the spawn request
+  (command and argv) with the run's four file descriptors on the spare's
+  socket itself, closes it, and then tells the fork server ``took`` without
+  waiting for an answer: no round trip through the fork server sits between
+  the spool entry and the claim. The fork server records the spare as the
+  run's child at that notice; a spare it reaped before the notice came (the
+  run was that short, or the spare died) is reported then, as any run's
+  child's exit, its orphans swept. The spare runs
   :func:`.child_main.child_main` as a freshly forked child would. A spare
-  found gone at the hand-over (its socket is closed: EPIPE) is forgotten
-  and the run's child forked on the spot.
+  found gone at the hand-over (its socket is closed: EPIPE) is forgotten,
+  and the spooler asks the fork server to fork the run's child instead.
 * **Ends**: the socket reads EOF (the fork server closed it or died) and
   the spare leaves; PDEATHSIG takes it with a fork server that is killed.
 * **Where not**: the reused child (``TASKMANAGER_RUNS_PER_CHILD`` > 1) and a
@@ -63,7 +70,7 @@ SPAWN_FDS = 4
 
 
 class Spare:
-    """The fork server's end of its spare: pid, start time, socket."""
+    """A spare: pid, start time and a socket to it (the fork server's until announced, then the spooler's)."""
 
     def __init__(self, pid: int, started: float | None, sock: socket.socket):
         self.pid = pid
@@ -88,8 +95,18 @@ class Spare:
             pass  # the spare did it first
         return cls(pid, start_time_of_child(pid, before, after), mine)
 
+    def announce(self, sock: socket.socket) -> None:
+        """In the fork server: send the spooler on ``sock`` this spare and its socket; keep no copy of it."""
+        message = json.dumps({"spare": self.pid, "started": self.started}).encode()
+        try:
+            socket.send_fds(sock, [message], [self.sock.fileno()], socket.MSG_NOSIGNAL)
+        except OSError:
+            pass  # the spooler is gone (PDEATHSIG ends this process); the spare reads EOF and leaves
+        finally:
+            self.sock.close()
+
     def hand_over(self, data: bytes, fds: list[int]) -> bool:
-        """Send the spawn request and its fds to the spare; False if it is gone (forget it then)."""
+        """In the spooler: send the spawn request and its fds to the spare; False if it is gone (forget it then)."""
         try:
             # MSG_NOSIGNAL: SIGPIPE has its default action in the fork server.
             socket.send_fds(self.sock, [data], fds, socket.MSG_NOSIGNAL)
