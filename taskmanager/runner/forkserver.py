@@ -211,6 +211,9 @@ class ForkServer:
         while True:
             message = self._receive(block=True)
             if "spawned" in message:
+                if self.spare is not None and self.spare.pid == message["spawned"]:
+                    self.spare.sock.close()  # announced meanwhile, and given this run by the fork server
+                    self.spare = None
                 return message["spawned"], message["started"]
             if "error" in message:
                 raise RuntimeError("the fork server refused the request: %s" % message["error"])

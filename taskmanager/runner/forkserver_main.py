@@ -15,9 +15,10 @@ spooler closes it or dies:
   reported at once, its orphans swept). No answer.
 * ``{"spawn": [app_name, name], "argv": [...]}`` with four file descriptors
   (the write ends of the child's fd 1, fd 2 and record pipes, and its end of
-  the release socket): a run the spooler had no live spare for. Fork the
-  run's child, which runs :func:`.child_main.child_main`; answer
-  ``{"spawned": pid, "started": ticks}``.
+  the release socket): a run the spooler held no spare for (it had not read
+  the announcement yet, or its spare had died). Hand it to the spare if one
+  waits, else fork the run's child, which runs
+  :func:`.child_main.child_main`; answer ``{"spawned": pid, "started": ticks}``.
 * When a run's child exits: reap it, kill and reap its orphans (this process
   is their subreaper), and send ``{"exit": pid, "status": wait status,
   "swept": orphans killed}``; orphans that exit meanwhile are reaped as they
@@ -152,16 +153,34 @@ class _Server:
         if "took" in request and not fds:
             self.taken(request["took"])
         elif "spawn" in request and len(fds) == SPAWN_FDS:
-            pid, started = self.spawn(CommandName(*request["spawn"]), request["argv"], fds)
+            pid, started = self.hand_over(data, fds)
+            if pid is None:
+                pid, started = self.spawn(CommandName(*request["spawn"]), request["argv"], fds)
             self.send({"spawned": pid, "started": started})
         else:
             for fd in fds:
                 os.close(fd)
             self.send({"error": "unknown request"})
 
+    def hand_over(self, data: bytes, fds: list[int]) -> tuple[int | None, float | None]:
+        """Give a requested run to the spare, if one waits; return its pid and start time (None: fork it now).
+
+        The spooler asks only when it holds no spare: this one's announcement
+        is still on its way to it, and it learns from the answer that the
+        spare is taken (:meth:`.forkserver.ForkServer.spawn`).
+        """
+        spare, self.spare = self.spare, None
+        if spare is None or not spare.hand_over(data, fds):
+            return None, None
+        for fd in fds:
+            os.close(fd)
+        self.children[spare.pid] = spare.started
+        return spare.pid, spare.started
+
     def taken(self, pid: int) -> None:
         """The spooler handed a run to the spare ``pid``: it is the run's child now (reported at once if it exited)."""
         if self.spare is not None and self.spare.pid == pid:
+            self.spare.sock.close()
             self.children[pid] = self.spare.started
             self.spare = None
         elif self.dead_spare is not None and self.dead_spare[0] == pid:
@@ -211,6 +230,7 @@ class _Server:
             elif self.spare is not None and pid == self.spare.pid:
                 # Died waiting (the next run is forked on request), unless the
                 # spooler handed it a run whose notice is still on its way.
+                self.spare.sock.close()
                 self.dead_spare = (pid, self.spare.started, status)
                 self.spare = None
 
