@@ -36,10 +36,9 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   the release socket. The supervisor keeps the read ends and releases or
   cancels the child directly, as with a child of its own (:class:`.Child`).
 * **A spare child forked ahead** (:mod:`.spare`): the fork server forks
-  each run's child before the run comes, once the previous run's exit is
-  reported, and announces it to the spooler with a socket to it; the
-  spooler hands the run to the spare itself and tells the fork server, which
-  answers nothing. The pid and start time of the run's child are the spare's own.
+  each run's child before its spawn request comes, once the previous run's
+  exit is reported; the request hands the run to it. The pid and start time
+  it answers are the spare's own.
 * **Exit status from the fork server**: it reaps the child and sends its
   wait status; that message, on the socket the supervisor's select loop
   watches, is also what wakes the loop (no pidfd needed).
@@ -75,7 +74,6 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   rare, and it is no child subreaper.
 """
 
-import array
 import json
 import logging
 import os
@@ -89,19 +87,11 @@ from .child_main import CommandName
 from .forkserver_imports import active_commands, function_module, function_modules
 from .forkserver_main import serve
 from .prefork import let_go_of_sqlite
-from .spare import Spare
 
 logger = logging.getLogger("taskmanager.runner")
 
 #: Largest message read from the fork server (its messages are a few dozen bytes).
 _MESSAGE_BYTES = 4096
-#: The size of one file descriptor in SCM_RIGHTS ancillary data (a C int).
-_FD_SIZE = array.array("i").itemsize
-
-
-def _fds(raw: bytes) -> list[int]:
-    """The file descriptors of an SCM_RIGHTS ancillary message."""
-    return list(array.array("i", raw[: len(raw) - len(raw) % _FD_SIZE]))
 
 
 class ForkServerLost(Exception):
@@ -130,8 +120,6 @@ class ForkServer:
         self.alive = True
         #: pid -> exit message of the children whose exit came before it was asked for.
         self.exits: dict[int, dict] = {}
-        #: The spare child it announced last (:mod:`.spare`), not handed a run yet.
-        self.spare: Spare | None = None
 
     @classmethod
     def running(cls) -> "ForkServer":
@@ -139,8 +127,7 @@ class ForkServer:
         server = cls._current
         if server is not None and server.alive and server.owner == os.getpid():
             try:
-                while server._receive(block=False) is not None:
-                    pass  # a spare announced since the last run; EOF if it died since
+                server._receive(block=False)  # one syscall: EOF if it died since the last run
             except ForkServerLost:
                 pass
         if server is None or not server.alive or server.owner != os.getpid():
@@ -196,34 +183,24 @@ class ForkServer:
         return cls(pid, mine, modules)
 
     def spawn(self, command: CommandName, argv: list[str], fds: list[int]) -> tuple[int, float | None]:
-        """Hand the run to the announced spare, else have the fork server fork its child; return its pid and start time.
+        """Have the fork server fork a run's child with ``fds``; return its pid and start time.
 
         Raise ForkServerLost if the fork server is gone (before or during the
         request), OSError if the request cannot be sent (EMSGSIZE: an argv
-        larger than a datagram; the spare then reads EOF and leaves).
+        larger than a datagram).
         """
         request = json.dumps({"spawn": list(command), "argv": argv}).encode()
-        spare, self.spare = self.spare, None  # announced before the run (read by running())
-        if spare is not None and spare.hand_over(request, fds):
-            self._send(json.dumps({"took": spare.pid}).encode(), [])  # no answer awaited
-            return spare.pid, spare.started
-        self._send(request, fds)  # no live spare: the fork server forks the run's child
-        while True:
-            message = self._receive(block=True)
-            if "spawned" in message:
-                if self.spare is not None and self.spare.pid == message["spawned"]:
-                    self.spare.sock.close()  # announced meanwhile, and given this run by the fork server
-                    self.spare = None
-                return message["spawned"], message["started"]
-            if "error" in message:
-                raise RuntimeError("the fork server refused the request: %s" % message["error"])
-
-    def _send(self, data: bytes, fds: list[int]) -> None:
         try:
-            socket.send_fds(self.sock, [data], fds)
+            socket.send_fds(self.sock, [request], fds)
         except ConnectionError as exc:  # EPIPE, ECONNRESET: its end is closed
             self.lost()
             raise ForkServerLost("the fork server (pid %d) is gone: %s" % (self.pid, exc)) from exc
+        while True:
+            message = self._receive(block=True)
+            if "spawned" in message:
+                return message["spawned"], message["started"]
+            if "error" in message:
+                raise RuntimeError("the fork server refused the request: %s" % message["error"])
 
     def fileno(self) -> int:
         """The socket to watch: readable when a message (a child's exit) or EOF (death) arrives."""
@@ -243,13 +220,9 @@ class ForkServer:
         return self.exits.pop(pid)
 
     def _receive(self, block: bool) -> dict | None:
-        """Read one message; keep an exit message in ``exits``, a spare. None: nothing to read (``block`` False)."""
+        """Read one message; keep an exit message in ``exits``. None: nothing to read (``block`` False)."""
         try:
-            # recvmsg, not socket.recv_fds: that one ignores its flags argument (MSG_DONTWAIT; Python 3.11-3.13).
-            data, ancillary, _flags, _addr = self.sock.recvmsg(
-                _MESSAGE_BYTES, socket.CMSG_SPACE(_FD_SIZE), 0 if block else socket.MSG_DONTWAIT
-            )
-            fds = [fd for level, kind, raw in ancillary if kind == socket.SCM_RIGHTS for fd in _fds(raw)]
+            data = self.sock.recv(_MESSAGE_BYTES, 0 if block else socket.MSG_DONTWAIT)
         except BlockingIOError:
             return None
         except OSError as exc:
@@ -261,12 +234,6 @@ class ForkServer:
         message = json.loads(data)
         if "exit" in message:
             self.exits[message["exit"]] = message
-        elif "spare" in message and fds:
-            if self.spare is not None:
-                self.spare.sock.close()
-            self.spare = Spare(message["spare"], message["started"], socket.socket(fileno=fds.pop()))
-        for fd in fds:
-            os.close(fd)
         return message
 
     def lost(self) -> None:
@@ -280,9 +247,6 @@ class ForkServer:
             return False
         self.alive = False
         self.sock.close()
-        if self.spare is not None:
-            self.spare.sock.close()  # the spare dies with the fork server (PDEATHSIG)
-            self.spare = None
         processes.kill(self.pid, signal.SIGKILL)  # if it only broke its socket
         try:
             os.waitpid(self.pid, 0)

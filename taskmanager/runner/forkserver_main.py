@@ -6,23 +6,17 @@ active commands imported, Django's management machinery warmed up,
 ``gc.freeze()``), then answers the spooler's requests on its socket until the
 spooler closes it or dies:
 
-* When it starts serving, and after reporting a run's exit: fork the next
-  spare (:mod:`.spare`), never while a run's child lives, and send the
-  spooler ``{"spare": pid, "started": ticks}`` with the spare's socket; the
-  spooler hands the next run to the spare itself.
-* ``{"took": pid}``: the spooler handed a run to the spare ``pid``; it is
-  that run's child from now on (one that exited before this notice came is
-  reported at once, its orphans swept). No answer.
 * ``{"spawn": [app_name, name], "argv": [...]}`` with four file descriptors
   (the write ends of the child's fd 1, fd 2 and record pipes, and its end of
-  the release socket): a run the spooler held no spare for (it had not read
-  the announcement yet, or its spare had died). Hand it to the spare if one
-  waits, else fork the run's child, which runs
-  :func:`.child_main.child_main`; answer ``{"spawned": pid, "started": ticks}``.
+  the release socket): hand them to the waiting spare child (:mod:`.spare`),
+  else fork the run's child, which runs :func:`.child_main.child_main`;
+  answer ``{"spawned": pid, "started": ticks}``.
 * When a run's child exits: reap it, kill and reap its orphans (this process
   is their subreaper), and send ``{"exit": pid, "status": wait status,
   "swept": orphans killed}``; orphans that exit meanwhile are reaped as they
   exit (SIGCHLD wakes the loop). Nothing here touches the database.
+* When it starts serving, and after reporting a run's exit: fork the next
+  spare (:mod:`.spare`), never while a run's child lives.
 """
 
 import gc
@@ -117,8 +111,6 @@ class _Server:
         #: The waiting spare child, and whether to fork one when no run's child lives (see spare.py).
         self.spare: Spare | None = None
         self.want_spare = True
-        #: (pid, start time, wait status) of the last spare reaped before a notice that it was taken.
-        self.dead_spare: tuple[int, float | None, int] | None = None
 
     def loop(self) -> None:
         """Serve until the spooler closes its end (or dies: then PDEATHSIG ends this process)."""
@@ -129,8 +121,6 @@ class _Server:
                     self.spare = Spare.fork(self.me, self.cwd, self.in_child)
                 except OSError:
                     pass  # no fork now (EAGAIN, ENOMEM): the next run is forked on request
-                else:
-                    self.spare.announce(self.sock)
             ready, _, _ = select.select([self.sock, self.wake_r], [], [])
             if self.wake_r in ready:
                 try:
@@ -150,9 +140,7 @@ class _Server:
 
     def handle(self, data: bytes, fds: list[int]) -> None:
         request = json.loads(data)
-        if "took" in request and not fds:
-            self.taken(request["took"])
-        elif "spawn" in request and len(fds) == SPAWN_FDS:
+        if "spawn" in request and len(fds) == SPAWN_FDS:
             pid, started = self.hand_over(data, fds)
             if pid is None:
                 pid, started = self.spawn(CommandName(*request["spawn"]), request["argv"], fds)
@@ -163,12 +151,7 @@ class _Server:
             self.send({"error": "unknown request"})
 
     def hand_over(self, data: bytes, fds: list[int]) -> tuple[int | None, float | None]:
-        """Give a requested run to the spare, if one waits; return its pid and start time (None: fork it now).
-
-        The spooler asks only when it holds no spare: this one's announcement
-        is still on its way to it, and it learns from the answer that the
-        spare is taken (:meth:`.forkserver.ForkServer.spawn`).
-        """
+        """Give the run to the spare, if one waits; return its pid and start time (None: fork it now)."""
         spare, self.spare = self.spare, None
         if spare is None or not spare.hand_over(data, fds):
             return None, None
@@ -176,18 +159,6 @@ class _Server:
             os.close(fd)
         self.children[spare.pid] = spare.started
         return spare.pid, spare.started
-
-    def taken(self, pid: int) -> None:
-        """The spooler handed a run to the spare ``pid``: it is the run's child now (reported at once if it exited)."""
-        if self.spare is not None and self.spare.pid == pid:
-            self.spare.sock.close()
-            self.children[pid] = self.spare.started
-            self.spare = None
-        elif self.dead_spare is not None and self.dead_spare[0] == pid:
-            # It ran and exited before this notice: reaped as a spare that
-            # died waiting. Reported now, as a run's child, its orphans swept.
-            (pid, started, status), self.dead_spare = self.dead_spare, None
-            self.exited(pid, started, status)
 
     def in_child(self) -> None:
         """In a child forked from here (a run's, a spare): drop the fork server's own ends and handlers."""
@@ -226,19 +197,13 @@ class _Server:
             if not pid:
                 return
             if pid in self.children:
-                self.exited(pid, self.children.pop(pid), status)
+                started = self.children.pop(pid)
+                swept = self.sweep(pid, started) if started is not None and not self.children else 0
+                self.send({"exit": pid, "status": status, "swept": swept})
+                self.want_spare = True  # forked by loop() once no run's child lives
             elif self.spare is not None and pid == self.spare.pid:
-                # Died waiting (the next run is forked on request), unless the
-                # spooler handed it a run whose notice is still on its way.
                 self.spare.sock.close()
-                self.dead_spare = (pid, self.spare.started, status)
-                self.spare = None
-
-    def exited(self, pid: int, started: float | None, status: int) -> None:
-        """Report the exit of a run's child, after killing its orphans."""
-        swept = self.sweep(pid, started) if started is not None and not self.children else 0
-        self.send({"exit": pid, "status": status, "swept": swept})
-        self.want_spare = True  # forked by loop() once no run's child lives
+                self.spare = None  # died waiting: the next run is forked on request
 
     def sweep(self, pid: int, started: float) -> int:
         """Kill and reap the live children started since ``started`` (the orphans of the run of ``pid``); return how many.

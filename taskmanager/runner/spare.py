@@ -29,26 +29,14 @@ The rules (``docs/lifecycle.rst``):
   fork server holds none: the spooler let go of SQLite before forking it,
   and it abandoned the others, :func:`.prefork.let_go_of_sqlite`); the
   fork server's modules, parsers and frozen heap are its own.
-* **Announced**: once forked, the fork server sends the spooler the spare's
-  pid, its *own* start time (what ``/proc`` shows: the run's process
-  identity, ``pid_started``) and a copy of its end of the spare's socket
-  (``SCM_RIGHTS``).
-* **The hand-over, told, not asked**: the spooler sends the spawn request
-  (command and argv) with the run's four file descriptors on the spare's
-  socket itself, closes it, and then tells the fork server ``took`` without
-  waiting for an answer: no round trip through the fork server sits between
-  the spool entry and the claim. The fork server records the spare as the
-  run's child at that notice, and closes its copy; a spare it reaped before
-  the notice came (the run was that short, or the spare died) is reported
-  then, as any run's child's exit, its orphans swept. The spare runs
-  :func:`.child_main.child_main` as a freshly forked child would.
-* **Asked, when the spooler holds no spare**: its announcement not read yet
-  (a run right after the last one's end), or its spare found gone at the
-  hand-over (its socket is closed: EPIPE). The spooler then sends the spawn
-  request to the fork server, which hands it to its spare if one waits (the
-  spooler drops the announced spare named in the answer), else forks the
-  run's child. So a spare never waits while a run's child lives: the sweep
-  at a run's end would take it for an orphan.
+* **The hand-over**: the fork server sends the spawn request (command and
+  argv) with the run's four file descriptors (``SCM_RIGHTS``) on the
+  spare's socket, closes its copies, records the spare as the run's child
+  with the spare's *own* start time (what ``/proc`` shows: the run's process
+  identity, ``pid_started``) and answers ``spawned``. The spare then runs
+  :func:`.child_main.child_main` as a freshly forked child would. A spare
+  found gone at the hand-over (its socket is closed: EPIPE) is forgotten
+  and the run's child forked on the spot.
 * **Ends**: the socket reads EOF (the fork server closed it or died) and
   the spare leaves; PDEATHSIG takes it with a fork server that is killed.
 * **Where not**: the reused child (``TASKMANAGER_RUNS_PER_CHILD`` > 1) and a
@@ -75,7 +63,7 @@ SPAWN_FDS = 4
 
 
 class Spare:
-    """A spare: pid, start time and a socket to it (the fork server's until announced, then the spooler's)."""
+    """The fork server's end of its spare: pid, start time, socket."""
 
     def __init__(self, pid: int, started: float | None, sock: socket.socket):
         self.pid = pid
@@ -100,16 +88,8 @@ class Spare:
             pass  # the spare did it first
         return cls(pid, start_time_of_child(pid, before, after), mine)
 
-    def announce(self, sock: socket.socket) -> None:
-        """In the fork server: send the spooler on ``sock`` this spare and a copy of its socket."""
-        message = json.dumps({"spare": self.pid, "started": self.started}).encode()
-        try:
-            socket.send_fds(sock, [message], [self.sock.fileno()], socket.MSG_NOSIGNAL)
-        except OSError:
-            pass  # the spooler is gone: PDEATHSIG ends this process
-
     def hand_over(self, data: bytes, fds: list[int]) -> bool:
-        """In the spooler: send the spawn request and its fds to the spare; False if it is gone (forget it then)."""
+        """Send the spawn request and its fds to the spare; False if it is gone (forget it then)."""
         try:
             # MSG_NOSIGNAL: SIGPIPE has its default action in the fork server.
             socket.send_fds(self.sock, [data], fds, socket.MSG_NOSIGNAL)
