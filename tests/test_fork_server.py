@@ -20,7 +20,7 @@ from taskmanager.models import EndKind, Report, Task
 
 from .support.admin import add_task, bulk_action, press, start_running
 from .support.objects import log_texts
-from .support.procs import children, gone, live_spooler_pids, parent_pid
+from .support.procs import children, gone, live_spooler_pids, parent_pid, state
 from .support.waits import finished_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -211,9 +211,7 @@ def test_a_run_handed_to_a_spare_runs_in_the_working_directory_as_it_is_at_the_r
 
 def set_up_and_waiting(pid: int) -> bool:
     """Whether the spare ``pid`` did its setup ahead (fd 0 on /dev/null, its first step) and sleeps (on its socket)."""
-    with open("/proc/%d/stat" % pid) as stat:
-        state = stat.read().rsplit(")", 1)[1].split()[0]
-    return os.readlink("/proc/%d/fd/0" % pid) == os.devnull and state == "S"
+    return os.readlink("/proc/%d/fd/0" % pid) == os.devnull and state(pid) == b"S"
 
 
 def test_runs_in_a_row_keep_their_spares_and_none_is_killed_as_an_orphan(uwsgi_node, commands):

@@ -15,21 +15,10 @@ flush is tried again: it is one transaction, rolled back whole by the deadlock.
 from django.core.management.base import CommandError
 from django.test import TransactionTestCase
 
+from taskmanager.busy import is_deadlock
+
 #: Attempts of a flush before its error stands (each deadlock costs the deadlock timeout).
 ATTEMPTS = 10
-#: The SQLSTATE of a deadlock (PostgreSQL 40P01, MySQL/MariaDB 40001 with error 1213).
-DEADLOCK_SQLSTATES = {"40P01", "40001"}
-
-
-def is_deadlock(error: BaseException | None) -> bool:
-    """Whether ``error``, or an error it was raised from, is the database's deadlock error."""
-    while error is not None:
-        if getattr(error, "sqlstate", None) in DEADLOCK_SQLSTATES:  # psycopg 3
-            return True
-        if getattr(error, "args", None) and error.args[0] == 1213:  # mysqlclient's ER_LOCK_DEADLOCK
-            return True
-        error = error.__cause__
-    return False
 
 
 def retry_deadlocked_flushes() -> None:
@@ -42,7 +31,7 @@ def retry_deadlocked_flushes() -> None:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return flush(self)
-            except CommandError as exc:
+            except CommandError as exc:  # flush's, raised from the database's OperationalError
                 if attempt == ATTEMPTS or not is_deadlock(exc.__cause__):
                     raise
 

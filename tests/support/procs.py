@@ -4,14 +4,18 @@ import os
 import socket
 
 
-def gone(pid: int) -> bool:
-    """Whether ``pid`` is no longer a live process (a zombie counts as gone)."""
+def state(pid: int) -> bytes | None:
+    """The state letter of ``pid`` in /proc (b"S" sleeping, b"Z" zombie, ...), or None if there is no such process."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
+            return fh.read().rsplit(b")", 1)[1].split()[0]
     except OSError:
-        return True
-    return state in (b"Z", b"X")
+        return None
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` is no longer a live process (a zombie counts as gone)."""
+    return state(pid) in (None, b"Z", b"X")
 
 
 def _stats() -> dict[int, list[bytes]]:
