@@ -12,6 +12,8 @@ the run it gets (``taskmanager/runner/spare.py``).
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -20,7 +22,15 @@ from taskmanager.models import EndKind, Report, Task
 
 from .support.admin import add_task, bulk_action, press, start_running
 from .support.objects import log_texts
-from .support.procs import children, gone, live_spooler_pids, parent_pid, state
+from .support.procs import (
+    children,
+    gone,
+    heap_in_huge_pages_kib,
+    live_spooler_pids,
+    no_huge_page_collapse,
+    parent_pid,
+    state,
+)
 from .support.waits import finished_report, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -232,3 +242,42 @@ def test_runs_in_a_row_keep_their_spares_and_none_is_killed_as_an_orphan(uwsgi_n
     for spooler in live_spooler_pids(instance):
         server = only_child(spooler)
         wait_for(lambda server=server: only_child(server), message="the spare of fork server %s" % server)
+
+
+def test_collapse_heap_moves_a_processs_heap_into_huge_pages():
+    """``hugepages.collapse_heap`` in a process of its own, its heap grown by 20 MB (Django set up: the package needs it)."""
+    reason = no_huge_page_collapse()
+    if reason:
+        pytest.skip(reason)
+    code = (
+        "import django, re\n"
+        "django.setup()\n"
+        "from taskmanager.runner.hugepages import collapse_heap\n"
+        "heap = [bytearray(1000) for _ in range(20000)]\n"
+        "huge = lambda: int(re.search(r'AnonHugePages:\\s+(\\d+)', open('/proc/self/smaps_rollup').read())[1])\n"
+        "before = huge()\n"
+        "print(before, collapse_heap(), huge())\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    before, collapsed, after = (int(field) for field in out.stdout.split())
+    assert collapsed >= 8 << 20, out.stdout  # 20 MB of heap: several aligned 2 MiB regions
+    assert after - before >= collapsed >> 10, out.stdout
+
+
+def test_the_fork_server_and_the_runs_child_share_its_heap_in_huge_pages(uwsgi_node, commands):
+    """The fork server collapses its heap before it forks (``taskmanager/runner/hugepages.py``): the
+    run's child shares its huge pages, which Linux forks and unmaps in batches (or as one entry per
+    2 MiB, where neither process wrote on it)."""
+    reason = no_huge_page_collapse() or (os.geteuid() != 0 and "reading /proc/kpageflags needs root")
+    if reason:
+        pytest.skip(reason)
+    instance = uwsgi_node(spooler_processes=1)
+    task, report = start_running(instance.admin, commands, "huge", "tm_sleep", "--seconds 60, --tick 0.1")
+    server = fork_server_of(report)
+    for pid, who in ((server, "the fork server"), (report.pid, "the run's child")):
+        kib = heap_in_huge_pages_kib(pid)
+        assert kib >= 8192, "%s has %s KiB of its heap in huge pages" % (who, kib)
+    press(instance.admin, task, "stop")
+    assert finished_report(task).end_reason.startswith("stopped by user")

@@ -41,6 +41,7 @@ The run path is a package of small modules, in import order:
 * :mod:`.child_main`: what runs inside the forked child;
 * :mod:`.prefork`: what a forking process does around the fork;
 * :mod:`.orphans`: the run's orphans, reaped when they exit, killed at the end;
+* :mod:`.hugepages`: the fork server's heap in huge pages (a cheaper fork and exit per child);
 * :mod:`.forkserver_main`: what runs inside a spooler's fork server;
 * :mod:`.forkserver`: the fork server's design, and the spooler's end of it;
 * :mod:`.child`: the supervisor's handle on the child (:class:`Child`);

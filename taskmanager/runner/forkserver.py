@@ -22,8 +22,9 @@ The design, and the guarantees it keeps (``docs/lifecycle.rst``):
   django.tasks functions run before (:mod:`.forkserver_imports`; the first
   run of a function it has not imported gets a new fork server,
   :meth:`ForkServer.serving`), warms up Django's
-  management machinery, calls ``gc.freeze()``, and serves
-  (:mod:`.forkserver_main`). A spooler's death takes only its own run down.
+  management machinery, calls ``gc.freeze()``, moves its heap into huge
+  pages (:mod:`.hugepages`: a cheaper fork and exit for each child), and
+  serves (:mod:`.forkserver_main`). A spooler's death takes only its own run down.
 * **Death chained**: the fork server has PDEATHSIG=SIGKILL to its spooler,
   each child PDEATHSIG=SIGKILL to the fork server (each checks its parent
   after arming it): a spooler that dies (SIGKILL, a reload, a stop) takes

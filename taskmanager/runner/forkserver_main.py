@@ -3,8 +3,9 @@
 :func:`serve` prepares the process once (death signal, own process group,
 child subreaper, the spooler's database connections dropped unused, the
 active commands imported, Django's management machinery warmed up,
-``gc.freeze()``), then answers the spooler's requests on its socket until the
-spooler closes it or dies:
+``gc.freeze()``, the heap moved into huge pages by :mod:`.hugepages`), then
+answers the spooler's requests on its socket until the spooler closes it or
+dies:
 
 * ``{"spawn": [app_name, name], "argv": [...]}`` with four file descriptors
   (the write ends of the child's fd 1, fd 2 and record pipes, and its end of
@@ -29,7 +30,7 @@ import time
 from importlib import import_module
 
 from .. import processes
-from . import orphans, parsers
+from . import hugepages, orphans, parsers
 from .child_main import CommandName, abandon_connections, child_main
 from .childsetup import RESET_SIGNALS, working_dir
 from .prefork import leave, print_exception, start_time_of_child, warm_up
@@ -73,7 +74,8 @@ def prepare(commands: list[tuple[str, str]], modules: list[str] = ()) -> None:
     imports it again and reports the error in the run's log. ``gc.freeze()``
     moves every object made so far out of the collector's reach: a
     collection in a child then does not write on (and copy) the pages it
-    shares with this process.
+    shares with this process. Then the heap goes into huge pages
+    (:mod:`.hugepages`): each child's fork and exit cost less.
     """
     for app_name, name in commands:
         try:
@@ -89,6 +91,7 @@ def prepare(commands: list[tuple[str, str]], modules: list[str] = ()) -> None:
     warm_up()
     gc.collect()
     gc.freeze()
+    hugepages.collapse_heap()
 
 
 class _Server:

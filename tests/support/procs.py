@@ -1,7 +1,9 @@
 """Processes as Linux shows them in /proc, and a free port."""
 
 import os
+import re
 import socket
+import struct
 
 
 def state(pid: int) -> bytes | None:
@@ -105,3 +107,46 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def heap_in_huge_pages_kib(pid) -> int:
+    """How much of ``pid``'s private anonymous memory lies in transparent huge pages, KiB (root only).
+
+    ``AnonHugePages`` counts only what a process maps with one 2 MiB entry;
+    a huge page its process (or a child sharing it) wrote on stays one page,
+    mapped by 4 KiB entries since (which Linux still forks and unmaps in
+    batches). Counted page by page: the frame of each present page
+    (``/proc/<pid>/pagemap``) and whether it is part of a huge page (flag
+    ``THP`` in ``/proc/kpageflags``).
+    """
+    kib = 0
+    with open("/proc/%s/maps" % pid) as maps:
+        regions = [line.split() for line in maps]
+    with open("/proc/%s/pagemap" % pid, "rb") as pagemap, open("/proc/kpageflags", "rb") as flags:
+        for fields in regions:
+            if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
+                continue
+            low, high = (int(address, 16) for address in fields[0].split("-"))
+            pagemap.seek(low // 4096 * 8)
+            entries = pagemap.read((high - low) // 4096 * 8)
+            for (entry,) in struct.iter_unpack("<Q", entries):
+                if entry >> 63 and entry & ((1 << 55) - 1):  # present, with its frame (root)
+                    flags.seek((entry & ((1 << 55) - 1)) * 8)
+                    if struct.unpack("<Q", flags.read(8))[0] >> 22 & 1:  # KPF_THP
+                        kib += 4
+    return kib
+
+
+def no_huge_page_collapse() -> str | None:
+    """Why this machine cannot collapse memory into huge pages (``MADV_COLLAPSE``), or None when it can."""
+    release = tuple(int(part) for part in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+    if release < (6, 1):
+        return "Linux %s has no MADV_COLLAPSE (6.1 and later)" % os.uname().release
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+            setting = fh.read()
+    except OSError:
+        return "this kernel has no transparent huge pages"
+    if "[never]" in setting:
+        return "transparent huge pages are turned off on this machine"
+    return None
