@@ -204,6 +204,7 @@ RULES: dict[str, Callable] = {
     "ALLOW_UNSAFE_COMMANDS": boolean,
     "WORKING_DIR": optional_path,
     "FORK_SERVER": boolean,
+    "FORK_SERVER_HUGE_PAGES": boolean,
     "NOTIFY_ON": results,
     "NOTIFY_RECOVERED": boolean,
     "NOTIFY_EMAIL_RECIPIENTS": optional_list_of_text,

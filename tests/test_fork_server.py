@@ -28,6 +28,7 @@ from .support.procs import (
     heap_in_huge_pages_kib,
     live_spooler_pids,
     no_huge_page_collapse,
+    page_frames_unreadable,
     parent_pid,
     state,
 )
@@ -270,7 +271,7 @@ def test_the_fork_server_and_the_runs_child_share_its_heap_in_huge_pages(uwsgi_n
     """The fork server collapses its heap before it forks (``taskmanager/runner/hugepages.py``): the
     run's child shares its huge pages, which Linux forks and unmaps in batches (or as one entry per
     2 MiB, where neither process wrote on it)."""
-    reason = no_huge_page_collapse() or (os.geteuid() != 0 and "reading /proc/kpageflags needs root")
+    reason = no_huge_page_collapse() or page_frames_unreadable()
     if reason:
         pytest.skip(reason)
     instance = uwsgi_node(spooler_processes=1)
@@ -279,5 +280,17 @@ def test_the_fork_server_and_the_runs_child_share_its_heap_in_huge_pages(uwsgi_n
     for pid, who in ((server, "the fork server"), (report.pid, "the run's child")):
         kib = heap_in_huge_pages_kib(pid)
         assert kib >= 8192, "%s has %s KiB of its heap in huge pages" % (who, kib)
+    press(instance.admin, task, "stop")
+    assert finished_report(task).end_reason.startswith("stopped by user")
+
+
+def test_the_fork_server_leaves_its_heap_alone_when_the_setting_says_so(uwsgi_node, commands):
+    """``TASKMANAGER_FORK_SERVER_HUGE_PAGES = False``: no huge page in the fork server (the memory it costs is a choice)."""
+    reason = no_huge_page_collapse() or page_frames_unreadable()
+    if reason:
+        pytest.skip(reason)
+    instance = uwsgi_node(settings={"TASKMANAGER_FORK_SERVER_HUGE_PAGES": False}, spooler_processes=1)
+    task, report = start_running(instance.admin, commands, "no-huge", "tm_sleep", "--seconds 60, --tick 0.1")
+    assert heap_in_huge_pages_kib(fork_server_of(report)) == 0
     press(instance.admin, task, "stop")
     assert finished_report(task).end_reason.startswith("stopped by user")

@@ -269,3 +269,36 @@ def test_a_started_entry_due_now_is_found_by_its_token(commands, tmp_path):
     assert Task.objects.get(pk=waiting.pk).run_token == "tok1"
     lost.refresh_from_db()
     assert lost.run_token != "tok2" and spoolfiles.is_live(lost.spooler_id, spool_dir)
+
+
+def test_an_entry_handed_over_while_the_pass_looks_is_not_respooled(commands, tmp_path, monkeypatch):
+    """Start commits the row, then writes its spool entry: a pass at a spooler's start that read the
+    row in between finds no entry at its first look. It looks again (up to a second) before it
+    respools: else the Start's own entry runs nothing (stale) and its run says "recovery"
+    (seen in ``test_atomic_requests.py``, a spooler starting while the list's Start action handed over)."""
+    from taskmanager import recovery
+
+    spool_dir = str(tmp_path)
+    node = spoolfiles.node_id(spool_dir)
+
+    def spool(task_id, token, trigger, at):
+        return spoolfiles.write(spool_dir, spoolfiles.make_entry(task_id, token, trigger, at), at)
+
+    handed = Task.objects.create(
+        name="handed over", command=commands["tm_ok"], status="SPOOLED", run_token="tok3", spooler_node=node
+    )
+    looks = []
+    first_look = spoolfiles.due_tokens
+
+    def look(directory, not_after):
+        tokens = first_look(directory, not_after)
+        if not looks:  # the Start's write on commit lands right after the pass's first look
+            spool(handed.pk, "tok3", Report.Trigger.START, None)
+        looks.append(tokens)
+        return tokens
+
+    monkeypatch.setattr(spoolfiles, "due_tokens", look)
+    assert recovery.respool(spool_dir, spool) == []
+    assert len(looks) >= 2
+    assert Task.objects.get(pk=handed.pk).run_token == "tok3"
+    assert [entry["trigger"] for _path, entry in spoolfiles.due_entries(spool_dir, math.inf)] == ["start"]

@@ -112,6 +112,9 @@ def respool(
         task with no entry recorded (``spooler_id`` "", an entry being handed
         over by Start, an edit or a respool right now) is respooled only when
         the previous such pass of this process saw it so with the same token.
+        Without it (at a spooler's start, ``respool_tasks``) such a task is
+        respooled once its entry has not appeared within
+        :data:`HANDOVER_SECONDS` (:func:`_handed_over_meanwhile`).
     :returns: the tasks respooled (or that would be, with ``dry_run``).
     """
     node = node or spoolfiles.node_id(spool_dir)
@@ -119,7 +122,7 @@ def respool(
     now = dbclock.now()
     # A task of a queue this node does not serve is left to the nodes serving it.
     candidates = Task.objects.queued().filter(queue__in=served_queues()).order_by("pk")
-    done = []
+    missing = []
     unrecorded = set()
     due = None
     newer = 0
@@ -144,38 +147,14 @@ def respool(
             unrecorded.add((task.pk, task.run_token))
             if (task.pk, task.run_token) not in _unrecorded:
                 continue  # maybe being handed over: the next pass decides
-        try:
-            at = due_time(task, now)
-        except schedule.ScheduleError as exc:
-            logger.error("Task %s cannot be respooled: %s", task.pk, exc)
-            continue
-        item = Respooled(task.pk, task.name, task.status, at)
-        if dry_run:
+        missing.append(task)
+    if not settle:
+        missing = _handed_over_meanwhile(missing, spool_dir)
+    done = []
+    for task in missing:
+        item = _respool_one(task, now, spool, node, dry_run)
+        if item is not None:
             done.append(item)
-            continue
-        token = new_token()
-        won = unchanged(task).update(
-            run_token=token,
-            next_datetime=at,
-            spooler_node=node,
-            spooler_id="",
-            payload_version=spoolfiles.PAYLOAD_VERSION,
-        )
-        if not won:
-            continue  # another process recovered, claimed, stopped or edited it meanwhile
-        try:
-            item.path = spool(task.pk, token, Report.Trigger.RECOVERY, at if at > now else None)
-        except Exception:  # noqa: BLE001 - the next recovery retries (entry still missing)
-            logger.exception("Could not respool task %s", task.pk)
-            continue
-        Task.objects.filter(pk=task.pk, run_token=token).update(spooler_id=item.path)
-        logger.warning(
-            "taskmanager recovery: task %s (%s) had no spool entry; respooled for %s.",
-            task.pk,
-            task.name,
-            at.isoformat() if at > now else "now",
-        )
-        done.append(item)
     if newer:
         logger.warning(
             "taskmanager recovery: left %s pending task(s) of a newer payload version than this node's (%s).",
@@ -186,3 +165,63 @@ def respool(
         _unrecorded.clear()
         _unrecorded.update(unrecorded)
     return done
+
+
+#: Seconds a pass that cannot wait for the next one (:func:`respool` without
+#: ``settle``) gives entries being handed over to appear (see below).
+HANDOVER_SECONDS = 1.0
+
+
+def _handed_over_meanwhile(tasks: list[Task], spool_dir: str) -> list[Task]:
+    """The ``tasks`` whose entry is still missing once those being handed over right now have appeared.
+
+    Start (and an edit, a respool) commits the row first and writes its spool
+    entry on commit: a pass that read the row between the two finds no entry
+    for it. The periodic pass waits for its next pass to decide
+    (``settle``); the pass at a spooler's start, which should not leave a
+    lost entry a whole period, looks again at the spool directory for at
+    most :data:`HANDOVER_SECONDS`, as long as an entry with no file recorded
+    is missing (else a Start's run would be respooled, its first entry
+    consumed as stale, and its report would say "recovery").
+    """
+    deadline = time.monotonic() + HANDOVER_SECONDS
+    while any(not task.spooler_id for task in tasks) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        due = spoolfiles.due_tokens(spool_dir, time.time() + 1)
+        tasks = [task for task in tasks if task.spooler_id or (task.pk, task.run_token) not in due]
+    return tasks
+
+
+def _respool_one(task: Task, now: datetime, spool, node: str, dry_run: bool) -> Respooled | None:
+    """Give ``task`` a new token and a new entry (see :func:`respool`); None when it cannot or another process did."""
+    try:
+        at = due_time(task, now)
+    except schedule.ScheduleError as exc:
+        logger.error("Task %s cannot be respooled: %s", task.pk, exc)
+        return None
+    item = Respooled(task.pk, task.name, task.status, at)
+    if dry_run:
+        return item
+    token = new_token()
+    won = unchanged(task).update(
+        run_token=token,
+        next_datetime=at,
+        spooler_node=node,
+        spooler_id="",
+        payload_version=spoolfiles.PAYLOAD_VERSION,
+    )
+    if not won:
+        return None  # another process recovered, claimed, stopped or edited it meanwhile
+    try:
+        item.path = spool(task.pk, token, Report.Trigger.RECOVERY, at if at > now else None)
+    except Exception:  # noqa: BLE001 - the next recovery retries (entry still missing)
+        logger.exception("Could not respool task %s", task.pk)
+        return None
+    Task.objects.filter(pk=task.pk, run_token=token).update(spooler_id=item.path)
+    logger.warning(
+        "taskmanager recovery: task %s (%s) had no spool entry; respooled for %s.",
+        task.pk,
+        task.name,
+        at.isoformat() if at > now else "now",
+    )
+    return item

@@ -30,6 +30,7 @@ import time
 from importlib import import_module
 
 from .. import processes
+from ..conf import app_settings
 from . import hugepages, orphans, parsers
 from .child_main import CommandName, abandon_connections, child_main
 from .childsetup import RESET_SIGNALS, working_dir
@@ -75,7 +76,8 @@ def prepare(commands: list[tuple[str, str]], modules: list[str] = ()) -> None:
     moves every object made so far out of the collector's reach: a
     collection in a child then does not write on (and copy) the pages it
     shares with this process. Then the heap goes into huge pages
-    (:mod:`.hugepages`): each child's fork and exit cost less.
+    (:mod:`.hugepages`, unless ``TASKMANAGER_FORK_SERVER_HUGE_PAGES`` is
+    False): each child's fork and exit cost less.
     """
     for app_name, name in commands:
         try:
@@ -91,7 +93,8 @@ def prepare(commands: list[tuple[str, str]], modules: list[str] = ()) -> None:
     warm_up()
     gc.collect()
     gc.freeze()
-    hugepages.collapse_heap()
+    if app_settings.FORK_SERVER_HUGE_PAGES:
+        hugepages.collapse_heap()
 
 
 class _Server:

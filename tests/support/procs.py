@@ -1,5 +1,7 @@
 """Processes as Linux shows them in /proc, and a free port."""
 
+import ctypes
+import mmap
 import os
 import re
 import socket
@@ -110,15 +112,16 @@ def free_port() -> int:
 
 
 def heap_in_huge_pages_kib(pid) -> int:
-    """How much of ``pid``'s private anonymous memory lies in transparent huge pages, KiB (root only).
+    """How much of ``pid``'s private anonymous memory lies in transparent huge pages, KiB (see :func:`page_frames_unreadable`).
 
-    ``AnonHugePages`` counts only what a process maps with one 2 MiB entry;
-    a huge page its process (or a child sharing it) wrote on stays one page,
-    mapped by 4 KiB entries since (which Linux still forks and unmaps in
-    batches). Counted page by page: the frame of each present page
+    ``AnonHugePages`` counts only what a process maps with one entry per huge
+    page; a huge page its process (or a child sharing it) wrote on stays one
+    page, mapped by 4 KiB entries since (which Linux still forks and unmaps
+    in batches). Counted page by page: the frame of each present page
     (``/proc/<pid>/pagemap``) and whether it is part of a huge page (flag
     ``THP`` in ``/proc/kpageflags``).
     """
+    page = mmap.PAGESIZE
     kib = 0
     with open("/proc/%s/maps" % pid) as maps:
         regions = [line.split() for line in maps]
@@ -127,21 +130,35 @@ def heap_in_huge_pages_kib(pid) -> int:
             if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
                 continue
             low, high = (int(address, 16) for address in fields[0].split("-"))
-            pagemap.seek(low // 4096 * 8)
-            entries = pagemap.read((high - low) // 4096 * 8)
+            pagemap.seek(low // page * 8)
+            entries = pagemap.read((high - low) // page * 8)
             for (entry,) in struct.iter_unpack("<Q", entries):
-                if entry >> 63 and entry & ((1 << 55) - 1):  # present, with its frame (root)
-                    flags.seek((entry & ((1 << 55) - 1)) * 8)
+                frame = entry & ((1 << 55) - 1)
+                if entry >> 63 and frame:  # present, and its frame shown
+                    flags.seek(frame * 8)
                     if struct.unpack("<Q", flags.read(8))[0] >> 22 & 1:  # KPF_THP
-                        kib += 4
+                        kib += page // 1024
     return kib
 
 
+def page_frames_unreadable() -> str | None:
+    """Why this process cannot read page frames in ``/proc`` (CAP_SYS_ADMIN), or None when it can."""
+    probe = bytearray(mmap.PAGESIZE)  # one present page of this process
+    address = ctypes.addressof((ctypes.c_char * len(probe)).from_buffer(probe)) // mmap.PAGESIZE
+    try:
+        with open("/proc/self/pagemap", "rb") as pagemap, open("/proc/kpageflags", "rb"):
+            pagemap.seek(address * 8)
+            (entry,) = struct.unpack("<Q", pagemap.read(8))
+    except OSError as exc:
+        return "cannot read page frames: %s" % exc
+    return None if entry & ((1 << 55) - 1) else "page frames read as 0: reading them needs CAP_SYS_ADMIN"
+
+
 def no_huge_page_collapse() -> str | None:
-    """Why this machine cannot collapse memory into huge pages (``MADV_COLLAPSE``), or None when it can."""
+    """Why this machine cannot collapse memory into huge pages as ``runner/hugepages.py`` does, or None when it can."""
     release = tuple(int(part) for part in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
-    if release < (6, 1):
-        return "Linux %s has no MADV_COLLAPSE (6.1 and later)" % os.uname().release
+    if release < (6, 9):
+        return "Linux %s: the fork server collapses its heap on 6.9 and later" % os.uname().release
     try:
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
             setting = fh.read()
