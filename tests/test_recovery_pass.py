@@ -24,7 +24,7 @@ from taskmanager.recovery import runnow
 
 from .support.admin import add_task, edit_task, press, start_running
 from .support.objects import log_texts
-from .support.spool import entries_of, make_due, spool_entries
+from .support.spool import entries_of, file_writer, make_due, spool_entries
 from .support.waits import finished_report, finished_reports, recovery_ticks, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -253,10 +253,7 @@ def test_a_started_entry_due_now_is_found_by_its_token(commands, tmp_path):
 
     spool_dir = str(tmp_path)
     node = spoolfiles.node_id(spool_dir)
-
-    def spool(task_id, token, trigger, at):
-        return spoolfiles.write(spool_dir, spoolfiles.make_entry(task_id, token, trigger, at), at)
-
+    spool = file_writer(spool_dir)
     waiting = Task.objects.create(
         name="waiting", command=commands["tm_ok"], status="SPOOLED", run_token="tok1", spooler_node=node
     )
@@ -280,10 +277,7 @@ def test_an_entry_handed_over_while_the_pass_looks_is_not_respooled(commands, tm
 
     spool_dir = str(tmp_path)
     node = spoolfiles.node_id(spool_dir)
-
-    def spool(task_id, token, trigger, at):
-        return spoolfiles.write(spool_dir, spoolfiles.make_entry(task_id, token, trigger, at), at)
-
+    spool = file_writer(spool_dir)
     handed = Task.objects.create(
         name="handed over", command=commands["tm_ok"], status="SPOOLED", run_token="tok3", spooler_node=node
     )

@@ -96,3 +96,12 @@ def put_file(spool_dir: Path, name: str, data: bytes, age: float = 0) -> str:
         os.utime(tmp, (stamp, stamp))
     os.rename(tmp, Path(spool_dir) / name)
     return name
+
+
+def file_writer(spool_dir: str):
+    """A ``spool(task_id, token, trigger, at)`` function writing entries into ``spool_dir`` (as ``respool_tasks`` does)."""
+
+    def spool(task_id, token, trigger, at):
+        return spoolfiles.write(spool_dir, spoolfiles.make_entry(task_id, token, trigger, at), at)
+
+    return spool
