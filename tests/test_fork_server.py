@@ -245,11 +245,16 @@ def test_runs_in_a_row_keep_their_spares_and_none_is_killed_as_an_orphan(uwsgi_n
         wait_for(lambda server=server: only_child(server), message="the spare of fork server %s" % server)
 
 
-def test_collapse_heap_moves_a_processs_heap_into_huge_pages():
-    """``hugepages.collapse_heap`` in a process of its own, its heap grown by 20 MB (Django set up: the package needs it)."""
-    reason = no_huge_page_collapse()
+def skip_without_huge_pages(frames: bool = False) -> None:
+    """Skip, saying why, where the fork server collapses nothing (or, with ``frames``, page frames cannot be read)."""
+    reason = no_huge_page_collapse() or (page_frames_unreadable() if frames else None)
     if reason:
         pytest.skip(reason)
+
+
+def test_collapse_heap_moves_a_processs_heap_into_huge_pages():
+    """``hugepages.collapse_heap`` in a process of its own, its heap grown by 20 MB (Django set up: the package needs it)."""
+    skip_without_huge_pages()
     code = (
         "import django, re\n"
         "django.setup()\n"
@@ -271,9 +276,7 @@ def test_the_fork_server_and_the_runs_child_share_its_heap_in_huge_pages(uwsgi_n
     """The fork server collapses its heap before it forks (``taskmanager/runner/hugepages.py``): the
     run's child shares its huge pages, which Linux forks and unmaps in batches (or as one entry per
     2 MiB, where neither process wrote on it)."""
-    reason = no_huge_page_collapse() or page_frames_unreadable()
-    if reason:
-        pytest.skip(reason)
+    skip_without_huge_pages(frames=True)
     instance = uwsgi_node(spooler_processes=1)
     task, report = start_running(instance.admin, commands, "huge", "tm_sleep", "--seconds 60, --tick 0.1")
     server = fork_server_of(report)
@@ -286,9 +289,7 @@ def test_the_fork_server_and_the_runs_child_share_its_heap_in_huge_pages(uwsgi_n
 
 def test_the_fork_server_leaves_its_heap_alone_when_the_setting_says_so(uwsgi_node, commands):
     """``TASKMANAGER_FORK_SERVER_HUGE_PAGES = False``: no huge page in the fork server (the memory it costs is a choice)."""
-    reason = no_huge_page_collapse() or page_frames_unreadable()
-    if reason:
-        pytest.skip(reason)
+    skip_without_huge_pages(frames=True)
     instance = uwsgi_node(settings={"TASKMANAGER_FORK_SERVER_HUGE_PAGES": False}, spooler_processes=1)
     task, report = start_running(instance.admin, commands, "no-huge", "tm_sleep", "--seconds 60, --tick 0.1")
     assert heap_in_huge_pages_kib(fork_server_of(report)) == 0

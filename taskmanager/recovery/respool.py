@@ -138,7 +138,7 @@ def respool(
             # entry claimed meanwhile has a row that the UPDATE below misses).
             if due is None:
                 due = spoolfiles.due_tokens(spool_dir, time.time() + 1)
-            if (task.pk, task.run_token) in due:
+            if _entry_due(task, due):
                 continue
         if task.payload_version > spoolfiles.PAYLOAD_VERSION:
             newer += 1  # queued by a newer node (rolling deploys): left to a node that knows its version
@@ -188,8 +188,13 @@ def _handed_over_meanwhile(tasks: list[Task], spool_dir: str) -> list[Task]:
     while any(not task.spooler_id for task in tasks) and time.monotonic() < deadline:
         time.sleep(0.02)
         due = spoolfiles.due_tokens(spool_dir, time.time() + 1)
-        tasks = [task for task in tasks if task.spooler_id or (task.pk, task.run_token) not in due]
+        tasks = [task for task in tasks if task.spooler_id or not _entry_due(task, due)]
     return tasks
+
+
+def _entry_due(task: Task, due: set[tuple[int, str]]) -> bool:
+    """Whether a file among ``due`` (:func:`taskmanager.spoolfiles.due_tokens`) carries the task's queued run."""
+    return (task.pk, task.run_token) in due
 
 
 def _respool_one(task: Task, now: datetime, spool, node: str, dry_run: bool) -> Respooled | None:
