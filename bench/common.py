@@ -17,10 +17,12 @@ loading ``bench.settings`` instead of ``tests.settings``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -90,6 +92,10 @@ def shipped_spooler_frequency() -> tuple[int, str]:
     return DEFAULT_SPOOLER_FREQUENCY, "default (tests' value; no demo ini sets it)"
 
 
+#: "0" in a server's environment: no timing log (``bench/settings.py``).
+TIMING_ENV = "TM_BENCH_TIMING"
+
+
 class BenchEnv:
     """A fresh database (migrated, commands collected, a superuser) and a work directory.
 
@@ -115,20 +121,45 @@ class BenchEnv:
         User.objects.create_superuser("bench", "bench@example.com", PASSWORD)
         self.servers: list[UwsgiServer] = []
 
-    def server_env(self) -> dict:
-        return {
+    def server_env(self, instrumented: bool = True) -> dict:
+        """The environment of the bench's servers; ``instrumented``: with the statement counters and the timing log.
+
+        Both cost the processes they count a little CPU (a Python execute
+        wrapper around every statement, a JSON line per run): a bench that
+        reads neither (``bench_throughput.py``, whose figure is the CPU a
+        user's deployment pays per run) starts its servers without them.
+        """
+        env = {
             "DJANGO_SETTINGS_MODULE": SETTINGS,
             "TM_TEST_DB": self.db,
             "TM_TEST_SERVER_DB": self.name,
             "TM_BENCH_DIR": str(self.dir),
             "TM_SQL_COUNT_DIR": str(self.dir),
         }
+        if not instrumented:
+            env["TM_SQL_COUNT_DIR"] = ""  # tests/testapp/apps.py installs no counter
+            env[TIMING_ENV] = "0"  # bench/settings.py configures no timing log
+        return env
 
-    def start_server(self, spooler_processes: int = 2, spooler_frequency: int | None = None) -> UwsgiServer:
-        """Start a uWSGI (2 workers, ``spooler_processes`` spoolers) on the bench database."""
+    def start_server(
+        self,
+        spooler_processes: int = 2,
+        spooler_frequency: int | None = None,
+        instrumented: bool = True,
+        spool_base: str | None = None,
+    ) -> UwsgiServer:
+        """Start a uWSGI (2 workers, ``spooler_processes`` spoolers) on the bench database (see :meth:`server_env`).
+
+        ``spool_base``: the directory in which its spool directory is made
+        (removed with the server), instead of the server's temporary directory.
+        """
         frequency = spooler_frequency or shipped_spooler_frequency()[0]
+        spool_dir = tempfile.mkdtemp(prefix="tm-bench-spool-", dir=spool_base) if spool_base else None
+        if spool_dir:
+            atexit.register(shutil.rmtree, spool_dir, True)
         server = UwsgiServer(
-            env=self.server_env(),
+            spool_dir=spool_dir,
+            env=self.server_env(instrumented),
             spooler_processes=spooler_processes,
             # As the shipped demo/uwsgi.ini: no log line per request.
             extra_args=["--spooler-frequency", str(frequency), "--disable-logging", "--log-4xx", "--log-5xx"],
@@ -183,12 +214,43 @@ class BenchEnv:
         if self.keep:
             print("kept: database %s, work directory %s" % (self.name, self.dir), file=sys.stderr)
             return
-        import shutil
-
         import _benchdb
 
         _benchdb.teardown(self.db, self.name)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def filesystem_type(path) -> str:
+    """The type of the file system ``path`` lies on (``ext4``, ``tmpfs``...), from ``/proc/self/mounts``."""
+    path, best, kind = os.path.realpath(path), "", "?"
+    try:
+        with open("/proc/self/mounts") as mounts:
+            for line in mounts:
+                fields = line.split()
+                point = fields[1].replace("\\040", " ")
+                if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+                    best, kind = point, fields[2]
+    except OSError:
+        pass
+    return kind
+
+
+def file_cost_us(directory, count: int = 300) -> float:
+    """CPU microseconds to create, write (200 bytes), close and delete one file in ``directory``, as a spool entry does.
+
+    On most file systems some microseconds; on ext4 without a journal
+    (this kind of virtual machine's root) the creation skips every inode
+    deleted in the last 30 seconds, and costs up to a millisecond while
+    runs delete their spool files by the thousand.
+    """
+    names = [os.path.join(directory, ".tm-bench-probe-%d-%d" % (os.getpid(), i)) for i in range(count)]
+    started = time.process_time()
+    for name in names:
+        fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.write(fd, b"x" * 200)
+        os.close(fd)
+        os.unlink(name)
+    return (time.process_time() - started) * 1e6 / count
 
 
 WORKER_RE = re.compile(r"spawned uWSGI worker \d+ \(pid: (\d+)")

@@ -16,7 +16,8 @@ On top of ``tests.settings`` (database chosen by ``TM_TEST_DB`` and
   counters) and its URL; django-tasks-db's app and a ``"db"`` django.tasks
   backend where it is installed (``bench_tasks.py``);
 * the logger ``taskmanager.runner.timing`` (one JSON line per run with the
-  end time of each phase) goes to ``$TM_BENCH_DIR/timing.log``.
+  end time of each phase) goes to ``$TM_BENCH_DIR/timing.log``, unless
+  ``TM_BENCH_TIMING`` is ``0`` (a bench that reads no timing log).
 """
 
 import json
@@ -48,7 +49,8 @@ if find_spec("django.tasks") and find_spec("django_tasks_db"):
 ROOT_URLCONF = "bench.urls"
 
 _bench_dir = os.environ.get("TM_BENCH_DIR")
-if _bench_dir:
+# TM_BENCH_TIMING=0: a server whose bench reads no timing log (bench/common.py).
+if _bench_dir and os.environ.get("TM_BENCH_TIMING") != "0":
     LOGGING = {
         **_test_settings.LOGGING,
         "formatters": {"bare": {"format": "%(message)s"}},

@@ -6,5 +6,5 @@ It adds what a benchmark needs beside the shipped app, without touching it:
   spools it, so that the run path is measured beside what uWSGI alone costs in
   the same server;
 * a count of the durable commits and of the SQL statements of each process
-  (see :mod:`tests.support.sqlcount`).
+  (see :mod:`tests.support.sqlcount`), where ``TM_SQL_COUNT_DIR`` is set.
 """
