@@ -485,7 +485,7 @@ def bench_overhead(env, server, client, runs: int, periodic_runs: int, floor_run
 
 
 # -- 3. throughput -------------------------------------------------------------------------
-def bench_throughput(env, count: int, spooler_counts=(1, 2, 4)) -> dict:
+def bench_throughput(env, count: int, spooler_counts=(1, 2, 4), spool_base: str | None = None) -> dict:
     from django.db.models import Count, Max, Min
 
     from taskmanager.models import Report, Task
@@ -493,7 +493,7 @@ def bench_throughput(env, count: int, spooler_counts=(1, 2, 4)) -> dict:
     tasks = new_tasks("bench-throughput", count, "tm_noop")
     results = {}
     for spoolers in spooler_counts:
-        server = env.start_server(spoolers)
+        server = env.start_server(spoolers, spool_base=spool_base)
         try:
             client = env.admin(server)
             # Floor: the bare spool function, the same number of entries spooled by one request.
@@ -750,6 +750,7 @@ def main(argv=None) -> dict:
         default=2,
         help="spooler processes of the server of the latency, overhead and scheduling sections (default 2)",
     )
+    common.add_spool_dir_option(options)
     args = options.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     counts = QUICK if args.quick else FULL
@@ -762,7 +763,7 @@ def main(argv=None) -> dict:
     )
     try:
         if {"latency", "overhead", "scheduling"} & set(sections):
-            server = env.start_server(args.spoolers)
+            server = env.start_server(args.spoolers, spool_base=args.spool_dir)
             client = env.admin(server)
             if "latency" in sections:
                 results["latency"] = bench_latency(env, server, client, counts["latency"])
@@ -776,7 +777,7 @@ def main(argv=None) -> dict:
                 )
             env.stop_server(server)
         if "throughput" in sections:
-            results["throughput"] = bench_throughput(env, counts["throughput"])
+            results["throughput"] = bench_throughput(env, counts["throughput"], spool_base=args.spool_dir)
     finally:
         env.close()
     results["targets"] = TARGETS

@@ -275,11 +275,7 @@ def main(argv=None) -> dict:
         default=1,
         help="TASKMANAGER_RUNS_PER_CHILD of the server (default 1, the shipped fresh child per run)",
     )
-    options.add_argument(
-        "--spool-dir",
-        metavar="DIR",
-        help="make each server's spool directory in DIR (e.g. a tmpfs such as /dev/shm) instead of its temporary directory",
-    )
+    common.add_spool_dir_option(options)
     args = options.parse_args(argv)
     if args.runs_per_child != 1:
         os.environ["TM_TEST_SETTINGS"] = json.dumps({"TASKMANAGER_RUNS_PER_CHILD": args.runs_per_child})

@@ -58,6 +58,16 @@ def parser(description: str) -> argparse.ArgumentParser:
     return result
 
 
+def add_spool_dir_option(options: argparse.ArgumentParser) -> None:
+    """``--spool-dir DIR``: the servers' spool directories made in DIR (see :meth:`BenchEnv.start_server`)."""
+    options.add_argument(
+        "--spool-dir",
+        metavar="DIR",
+        help="make each server's spool directory in DIR (e.g. a tmpfs such as /dev/shm) "
+        "instead of its temporary directory",
+    )
+
+
 def log_parser(description: str) -> argparse.ArgumentParser:
     """Return an ArgumentParser with the options of the in-process log benches (capture, viewer).
 

@@ -2,7 +2,9 @@
 
 Item 1: a "run now" token whose spool entry is gone is spooled again by the
 periodic pass, at its first pass once the token is older than the margin
-for an entry being written (one pass called directly counts the passes). Item 2: a next run that could not be spooled, or an entry lost from disk, is
+for an entry being written (one pass called directly counts the passes),
+and by the pass at a spooler's start (a spool directory emptied while uWSGI
+was down, as a reboot empties a tmpfs). Item 2: a next run that could not be spooled, or an entry lost from disk, is
 spooled again by the periodic pass within one recovery period, and the
 recovered run says so in its log. Item 6: Stop and edits delete the
 superseded future entry on this node, and the periodic pass sweeps the
@@ -12,6 +14,7 @@ others, a bounded batch (``TASKMANAGER_SPOOL_SWEEP_BATCH``) per pass.
 import math
 import os
 import re
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -185,6 +188,36 @@ def test_run_now_whose_entry_was_lost_is_respooled_by_the_periodic_pass(uwsgi_no
     assert "had no spool entry for its run now; respooled" in node.log()
     assert "will run now" in press(node.admin, task, "run-now").text
     assert len(finished_reports(task, count=2)) == 2
+
+
+@pytest.mark.db_sensitive
+def test_a_run_now_a_restart_lost_is_respooled_when_the_spooler_starts(uwsgi_node, commands):
+    """A spool directory on a tmpfs is emptied by a reboot (docs/deploy.rst): a queued Run now in it
+    runs when the spoolers start again, as the Scheduled and Spooled tasks do.
+
+    Before: only the periodic pass respooled it, a recovery period later, and
+    never with ``TASKMANAGER_RECOVERY_SECONDS = 0`` ("already queued" for ever).
+    """
+    settings = {"TASKMANAGER_RECOVERY_SECONDS": 0}
+    node = uwsgi_node(settings=settings, spooler_processes=1)
+    start_running(node.admin, commands, "restart-blocker")  # keeps the Run now's entry waiting
+    task = add_task(node.admin, commands, "restart-run-now", "tm_ok")
+    assert "will run now" in press(node.admin, task, "run-now").text
+    wait_for(lambda: run_now_entries(node, task), message="the run-now entry")
+    spool_dir = node.spool_dir
+    node.stop()
+    shutil.rmtree(spool_dir)  # the whole directory, as a reboot leaves a tmpfs
+    # Pressed long enough ago that no entry can still be on its way to the directory.
+    Task.objects.filter(pk=task.pk).update(run_now_at=Now() - runnow.WRITE_MARGIN - timedelta(seconds=1))
+
+    node = uwsgi_node(settings=settings, spooler_processes=1, spool_dir=spool_dir)
+    report = finished_report(task)
+    assert report.trigger == Report.Trigger.RUN_NOW and report.result == "OK"
+    assert "had no spool entry for its run now; respooled" in node.log()
+    wait_for(
+        lambda: Task.objects.filter(pk=task.pk, status="IDLE", run_now_token="").exists(),
+        message="the run-now token cleared",
+    )
 
 
 def test_a_lost_run_now_is_respooled_at_the_first_pass_past_the_write_margin(commands, tmp_path):

@@ -157,7 +157,10 @@ def on_spooler_start(
 
     ``supervising`` as for :func:`recover_interrupted_runs`; with ``spool_dir``
     (and ``spool``, ``node``) the node's lost entries are respooled too
-    (:func:`respool_missing`), the pending rows of no node taken over, and the
+    (:func:`respool_missing`, and the queued "run now" ones:
+    :func:`respool_run_now`; a spool directory on a tmpfs loses them all at a
+    reboot, and with ``TASKMANAGER_RECOVERY_SECONDS = 0`` no periodic pass
+    would), the pending rows of no node taken over, and the
     due django.tasks rows no waiting hint covers hinted
     (:func:`hint_waiting_results`: rows enqueued where no spooler was would
     otherwise wait a whole ``TASKMANAGER_RECOVERY_SECONDS``).
@@ -165,6 +168,7 @@ def on_spooler_start(
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
         steps.append((respool_missing, (spool_dir, spool, node)))
+        steps.append((respool_run_now, (spool_dir, spool, node)))
         steps.append((take_over, (spool, node)))
         # Rows stored where no spooler was run now, not a recovery interval later.
         steps.append((hint_waiting_results, (spool_dir, spool)))

@@ -6,12 +6,13 @@ web process (its backend's ``node()``); the claim clears the token, or
 leaves it while the task runs and the run's end spools the entry again
 (``runner.claim.respool_deferred``; the end's UPDATE sets ``run_now_at``
 again, ``TaskQuerySet.end_run``). When the entry is lost (a deleted file, a
-failed spool at the run's end), nothing else would run it and every later
-Run now would answer "already queued": the periodic pass spools it again
-(:func:`respool_run_now`) at its first pass once the token is older than
-:data:`WRITE_MARGIN`, so "already queued" lasts at most one recovery period
-(plus that margin, when the entry was lost within it). Imports neither the
-runner nor a backend.
+failed spool at the run's end, a spool directory emptied while uWSGI was
+down), nothing else would run it and every later Run now would answer
+"already queued": the periodic pass spools it again (:func:`respool_run_now`)
+at its first pass once the token is older than :data:`WRITE_MARGIN`, so
+"already queued" lasts at most one recovery period (plus that margin, when
+the entry was lost within it); the pass at a spooler's start does it too.
+Imports neither the runner nor a backend.
 """
 
 import logging
