@@ -764,6 +764,7 @@ def main(argv=None) -> dict:
     try:
         if {"latency", "overhead", "scheduling"} & set(sections):
             server = env.start_server(args.spoolers, spool_base=args.spool_dir)
+            results["spool"] = common.spool_line(server)
             client = env.admin(server)
             if "latency" in sections:
                 results["latency"] = bench_latency(env, server, client, counts["latency"])

@@ -58,14 +58,37 @@ def parser(description: str) -> argparse.ArgumentParser:
     return result
 
 
+def _writable_dir(value: str) -> str:
+    """``--spool-dir``'s value as an absolute path (uWSGI runs in another directory), if a writable directory."""
+    path = os.path.abspath(value) if value else ""
+    if not path or not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError("%r is not a directory this user can write in" % value)
+    return path
+
+
 def add_spool_dir_option(options: argparse.ArgumentParser) -> None:
     """``--spool-dir DIR``: the servers' spool directories made in DIR (see :meth:`BenchEnv.start_server`)."""
     options.add_argument(
         "--spool-dir",
         metavar="DIR",
+        type=_writable_dir,
         help="make each server's spool directory in DIR (e.g. a tmpfs such as /dev/shm) "
         "instead of its temporary directory",
     )
+
+
+def spool_line(server: UwsgiServer) -> dict:
+    """Where the server's spool directory is, its file system, and what a file costs there: print and return it."""
+    spool = {
+        "dir": str(server.spool_dir),
+        "filesystem": filesystem_type(server.spool_dir),
+        "file_cost_us": round(file_cost_us(server.spool_dir), 1),
+    }
+    print(
+        "spool directory %(dir)s (%(filesystem)s): a file created, written and deleted there costs"
+        " %(file_cost_us).0f us of CPU" % spool
+    )
+    return spool
 
 
 def log_parser(description: str) -> argparse.ArgumentParser:
@@ -166,7 +189,7 @@ class BenchEnv:
         frequency = spooler_frequency or shipped_spooler_frequency()[0]
         spool_dir = tempfile.mkdtemp(prefix="tm-bench-spool-", dir=spool_base) if spool_base else None
         if spool_dir:
-            atexit.register(shutil.rmtree, spool_dir, True)
+            atexit.register(shutil.rmtree, spool_dir, True)  # if the bench ends without stop_server()
         server = UwsgiServer(
             spool_dir=spool_dir,
             env=self.server_env(instrumented),
@@ -185,6 +208,8 @@ class BenchEnv:
         server.stop()
         if server in self.servers:
             self.servers.remove(server)
+        if server.spool_dir.name.startswith("tm-bench-spool-"):  # made by start_server(spool_base=...)
+            shutil.rmtree(server.spool_dir, ignore_errors=True)
 
     def admin(self, server: UwsgiServer) -> AdminClient:
         client = AdminClient(server.url)
@@ -219,8 +244,7 @@ class BenchEnv:
 
     def close(self) -> None:
         for server in list(self.servers):
-            server.stop()
-        self.servers.clear()
+            self.stop_server(server)
         if self.keep:
             print("kept: database %s, work directory %s" % (self.name, self.dir), file=sys.stderr)
             return
