@@ -764,7 +764,6 @@ def main(argv=None) -> dict:
     try:
         if {"latency", "overhead", "scheduling"} & set(sections):
             server = env.start_server(args.spoolers, spool_base=args.spool_dir)
-            results["spool"] = common.spool_line(server)
             client = env.admin(server)
             if "latency" in sections:
                 results["latency"] = bench_latency(env, server, client, counts["latency"])
@@ -776,6 +775,7 @@ def main(argv=None) -> dict:
                 results["scheduling"] = bench_scheduling(
                     env, server, client, counts["scheduled"], counts["long"], args.spoolers, frequency
                 )
+            results["spool"] = common.spool_line(server)  # after: see spool_line
             env.stop_server(server)
         if "throughput" in sections:
             results["throughput"] = bench_throughput(env, counts["throughput"], spool_base=args.spool_dir)

@@ -203,9 +203,7 @@ def run_batch(env, server, client, tasks) -> dict:
 def bench_series(env, tasks, spoolers: int, batches: int, spool_base: str | None = None) -> dict:
     # Neither statement counters nor timing log: the CPU measured is what a deployment pays.
     server = env.start_server(spoolers, instrumented=False, spool_base=spool_base)
-    spool = {"dir": str(server.spool_dir), "filesystem": common.filesystem_type(server.spool_dir)}
     try:
-        spool["file_cost_us_before"] = common.file_cost_us(server.spool_dir)
         client = env.admin(server)
         wanted = len(floor_lines(env)) + len(tasks)
         before = wanted - len(tasks)
@@ -226,7 +224,9 @@ def bench_series(env, tasks, spoolers: int, batches: int, spool_base: str | None
             )
             row["spooler_rss_kib"] = [sum(v or 0 for v in pids[:1]) for pids in memory[-1].values()]
             rows.append(row)
-        spool["file_cost_us_after"] = common.file_cost_us(server.spool_dir)
+        # After the batches: the probe's own deleted files would slow the next
+        # 30 s of spool files on ext4 without a journal (bench/README.md).
+        spool = common.spool_line(server, "   ")
     finally:
         env.stop_server(server)
     rates = [r["runs_per_s_first_claim_to_last_report"] for r in rows]
@@ -374,16 +374,6 @@ def main(argv=None) -> dict:
         print(
             "   resident memory (KiB) per spooler [and processes under it], after the first and the last batch:"
             " %s -> %s" % (s["rss_kib_first"], s["rss_kib_last"])
-        )
-        print(
-            "   spool directory %s (%s): a file created, written and deleted there costs %.0f us of CPU"
-            " before the batches, %.0f us after (a Start's spool file, and its deletion by the spooler)"
-            % (
-                s["spool"]["dir"],
-                s["spool"]["filesystem"],
-                s["spool"]["file_cost_us_before"],
-                s["spool"]["file_cost_us_after"],
-            )
         )
     print_table(
         "CPU ms per run by process (median of the batches; the rest: master, web workers),"

@@ -77,16 +77,20 @@ def add_spool_dir_option(options: argparse.ArgumentParser) -> None:
     )
 
 
-def spool_line(server: UwsgiServer) -> dict:
-    """Where the server's spool directory is, its file system, and what a file costs there: print and return it."""
+def spool_line(server: UwsgiServer, indent: str = "") -> dict:
+    """Where the server's spool directory is, its file system, and what a file costs there: print and return it.
+
+    Call it after what it measures: on ext4 without a journal the probe's
+    deleted files slow the creation of the next ones for 30 seconds.
+    """
     spool = {
         "dir": str(server.spool_dir),
         "filesystem": filesystem_type(server.spool_dir),
         "file_cost_us": round(file_cost_us(server.spool_dir), 1),
     }
     print(
-        "spool directory %(dir)s (%(filesystem)s): a file created, written and deleted there costs"
-        " %(file_cost_us).0f us of CPU" % spool
+        indent + "spool directory %(dir)s (%(filesystem)s): a file created, written and deleted there"
+        " costs %(file_cost_us).0f us of CPU (as a Start's spool file, deleted by the spooler)" % spool
     )
     return spool
 
@@ -125,6 +129,8 @@ def shipped_spooler_frequency() -> tuple[int, str]:
     return DEFAULT_SPOOLER_FREQUENCY, "default (tests' value; no demo ini sets it)"
 
 
+#: The names of the spool directories start_server(spool_base=...) makes (and stop_server() removes).
+SPOOL_PREFIX = "tm-bench-spool-"
 #: "0" in a server's environment: no timing log (``bench/settings.py``).
 TIMING_ENV = "TM_BENCH_TIMING"
 
@@ -187,7 +193,7 @@ class BenchEnv:
         (removed with the server), instead of the server's temporary directory.
         """
         frequency = spooler_frequency or shipped_spooler_frequency()[0]
-        spool_dir = tempfile.mkdtemp(prefix="tm-bench-spool-", dir=spool_base) if spool_base else None
+        spool_dir = tempfile.mkdtemp(prefix=SPOOL_PREFIX, dir=spool_base) if spool_base else None
         if spool_dir:
             atexit.register(shutil.rmtree, spool_dir, True)  # if the bench ends without stop_server()
         server = UwsgiServer(
@@ -208,7 +214,7 @@ class BenchEnv:
         server.stop()
         if server in self.servers:
             self.servers.remove(server)
-        if server.spool_dir.name.startswith("tm-bench-spool-"):  # made by start_server(spool_base=...)
+        if server.spool_dir.name.startswith(SPOOL_PREFIX):  # made by start_server(spool_base=...)
             shutil.rmtree(server.spool_dir, ignore_errors=True)
 
     def admin(self, server: UwsgiServer) -> AdminClient:

@@ -21,7 +21,7 @@ import pytest
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from taskmanager import spoolfiles
+from taskmanager import dbclock, spoolfiles
 from taskmanager.models import Report, Task
 from taskmanager.recovery import runnow
 
@@ -207,8 +207,7 @@ def test_a_run_now_a_restart_lost_is_respooled_when_the_spooler_starts(uwsgi_nod
     spool_dir = node.spool_dir
     node.stop()
     shutil.rmtree(spool_dir)  # the whole directory, as a reboot leaves a tmpfs
-    # Pressed long enough ago that no entry can still be on its way to the directory.
-    Task.objects.filter(pk=task.pk).update(run_now_at=Now() - runnow.WRITE_MARGIN - timedelta(seconds=1))
+    pressed_long_ago(task)
 
     node = uwsgi_node(settings=settings, spooler_processes=1, spool_dir=spool_dir)
     report = finished_report(task)
@@ -218,6 +217,45 @@ def test_a_run_now_a_restart_lost_is_respooled_when_the_spooler_starts(uwsgi_nod
         lambda: Task.objects.filter(pk=task.pk, status="IDLE", run_now_token="").exists(),
         message="the run-now token cleared",
     )
+    wait_for(lambda: not run_now_entries(node, task), message="no entry left")
+    assert Report.objects.filter(task=task, trigger=Report.Trigger.RUN_NOW).count() == 1
+
+
+def pressed_long_ago(task):
+    """Date the task's Run now back past the margin for an entry on its way (the press was just now)."""
+    margin = runnow.WRITE_MARGIN + timedelta(seconds=1)
+    Task.objects.filter(pk=task.pk).update(run_now_at=dbclock.DbNow() - margin)
+
+
+@pytest.mark.db_sensitive
+def test_a_run_now_deferred_behind_a_run_a_restart_cut_runs_when_the_spooler_starts(uwsgi_node, commands):
+    """A Run now pressed while its task runs is deferred behind the run (its entry consumed, the
+    token kept: the run's end spools it again). uWSGI stopped mid-run: the spooler's start closes
+    the run as interrupted and runs the Run now, also with no periodic pass.
+
+    Before: closing the run restarted the Run now's wait as a run's end does (``run_now_at``), for
+    an entry that no end would write; the start pass took it for one on its way and left it.
+    """
+    settings = {"TASKMANAGER_RECOVERY_SECONDS": 0}
+    node = uwsgi_node(settings=settings, spooler_processes=1)
+    task, cut = start_running(node.admin, commands, "deferred-run-now", arguments="--seconds 30, --tick 0.2")
+    # The row a deferral leaves (runner/claim.py: a Run now whose entry a spooler
+    # claimed while the task ran): the token kept, no entry. Written here: the
+    # deferral itself needs a Run now pressed on a pending task whose run
+    # another spooler starts first, which no test can order.
+    Task.objects.filter(pk=task.pk).update(run_now_token="deferred-token")
+    spool_dir = node.spool_dir
+    node.stop()
+    pressed_long_ago(task)
+
+    node = uwsgi_node(settings=settings, spool_dir=spool_dir)
+    cut = finished_report(task)  # the run uWSGI's stop cut, closed by the start's recovery
+    assert cut.trigger == Report.Trigger.START and cut.result == "FAILED"
+    wait_for(
+        lambda: Report.objects.filter(task=task, trigger=Report.Trigger.RUN_NOW).exists(),
+        message="the Run now's run",
+    )
+    assert "had no spool entry for its run now; respooled" in node.log()
 
 
 def test_a_lost_run_now_is_respooled_at_the_first_pass_past_the_write_margin(commands, tmp_path):

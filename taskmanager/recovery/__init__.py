@@ -168,8 +168,10 @@ def on_spooler_start(
     steps = [(recover_interrupted_runs, (supervising,))]
     if spool_dir is not None:
         steps.append((respool_missing, (spool_dir, spool, node)))
-        steps.append((respool_run_now, (spool_dir, spool, node)))
         steps.append((take_over, (spool, node)))
+        # After the take-over, as in the periodic pass: a row of no node it
+        # took has a new token and entry, and respool_run_now leaves it alone.
+        steps.append((respool_run_now, (spool_dir, spool, node)))
         # Rows stored where no spooler was run now, not a recovery interval later.
         steps.append((hint_waiting_results, (spool_dir, spool)))
     _run(steps)

@@ -16,13 +16,21 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import BooleanField, Case, Exists, Max, OuterRef, Q, When
+from django.db.models import BooleanField, Case, Exists, F, Max, OuterRef, Q, When
 
 from .. import dbclock, exceptions, fencing, logcapture, processes, runend
 from ..db import write_db
 from ..models import DjangoTaskResult, EndKind, LogLine, Report, Task
 
 logger = logging.getLogger("taskmanager.recovery")
+
+#: What a run closed here sets in its task besides ``end_values``: ``run_now_at``
+#: kept. A run's own end restarts the wait of a "run now" deferred behind it,
+#: because it writes that entry right after (``runner.claim.respool_deferred``);
+#: a run closed by recovery writes none, so the entry is lost at once, and
+#: ``recovery.runnow`` must not take it for one on its way (it would skip it
+#: for ``WRITE_MARGIN``, and for ever where no periodic pass runs).
+NO_ENTRY_ON_ITS_WAY = {"run_now_at": F("run_now_at")}
 
 
 def recover_interrupted_runs(supervising: Callable[[], int | None] | None = None) -> int:
@@ -67,7 +75,7 @@ def recover_interrupted_runs(supervising: Callable[[], int | None] | None = None
         fixed += close_interrupted(report, why, dbclock.now())
     running = Report.objects.running().filter(task=OuterRef("pk"))
     released = Task.objects.filter(status=Task.Status.STARTED).exclude(Exists(running))
-    count = released.end_run()
+    count = released.end_run(**NO_ENTRY_ON_ITS_WAY)
     if count:
         logger.warning("taskmanager recovery: %d task(s) were STARTED without a running report.", count)
     return fixed + count
@@ -183,6 +191,7 @@ def close_interrupted(report, why: str, now) -> int:
             ],
         )
         Task.objects.filter(pk=report.task_id, status=Task.Status.STARTED).end_run(
+            **NO_ENTRY_ON_ITS_WAY,
             last_datetime=report.invocation_datetime,
             last_result=Task.Result.FAILED,
             last_end_kind=EndKind.INTERRUPTED,
