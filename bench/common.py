@@ -36,6 +36,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(1, str(BENCH_DIR))
 
+from tests.support import sqlcount  # noqa: E402
 from tests.support.adminclient import AdminClient  # noqa: E402
 from tests.support.uwsgi_server import UwsgiServer  # noqa: E402
 
@@ -176,7 +177,7 @@ class BenchEnv:
             "TM_SQL_COUNT_DIR": str(self.dir),
         }
         if not instrumented:
-            env["TM_SQL_COUNT_DIR"] = ""  # tests/testapp/apps.py installs no counter
+            env[sqlcount.DIR_ENV] = ""  # neither app (tests/testapp, bench/benchapp) installs a counter
             env[TIMING_ENV] = "0"  # bench/settings.py configures no timing log
         return env
 

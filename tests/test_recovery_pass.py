@@ -221,10 +221,18 @@ def test_a_run_now_a_restart_lost_is_respooled_when_the_spooler_starts(uwsgi_nod
     assert Report.objects.filter(task=task, trigger=Report.Trigger.RUN_NOW).count() == 1
 
 
+#: Longer ago than an entry may still be on its way to the spool directory.
+LONG_AGO = runnow.WRITE_MARGIN + timedelta(seconds=1)
+
+
+def waiting_since(task, ago):
+    """Date the task's Run now (``run_now_at``) ``ago`` back, on the database's clock."""
+    Task.objects.filter(pk=task.pk).update(run_now_at=dbclock.DbNow() - ago)
+
+
 def pressed_long_ago(task):
     """Date the task's Run now back past the margin for an entry on its way (the press was just now)."""
-    margin = runnow.WRITE_MARGIN + timedelta(seconds=1)
-    Task.objects.filter(pk=task.pk).update(run_now_at=dbclock.DbNow() - margin)
+    waiting_since(task, LONG_AGO)
 
 
 @pytest.mark.db_sensitive
@@ -274,10 +282,7 @@ def test_a_lost_run_now_is_respooled_at_the_first_pass_past_the_write_margin(com
     def one_pass():
         return runnow.respool_run_now(spool_dir, spool, "this-host:%s" % spool_dir)
 
-    def waiting_since(task, ago):
-        Task.objects.filter(pk=task.pk).update(run_now_at=Now() - ago)
-
-    old = runnow.WRITE_MARGIN + timedelta(seconds=1)
+    old = LONG_AGO
     # A queued Run now older than the margin whose entry is gone: the first
     # pass that looks respools it.
     task = Task.objects.create(name="lost-run-now", command=commands["tm_ok"], run_now_token="tok1")
